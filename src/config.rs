@@ -1,0 +1,655 @@
+//! Configuration: command-line flags, their `SSEHUB_*` environment twins, and validation.
+//!
+//! Raw values (strings from flags and the environment) are kept apart from the validated
+//! [`Config`]: [`Config::from_args`] turns the first into the second or names the flag
+//! that is wrong. A flag wins over its environment twin; either wins over the default.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use crate::http::parse::{DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_HEADERS, DEFAULT_MAX_REQUEST_LINE};
+use crate::hub::HubLimits;
+
+/// Default listen address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Default heartbeat interval. **Unit:** seconds. Why: under the 30–60 s idle timeouts of
+/// common proxies and load balancers, rare enough to cost nothing.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+/// Default per-write deadline. **Unit:** seconds. Why: a client whose kernel buffer stays
+/// full this long is not reading; its queue may not fill if events are rare.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default deadline for a whole request head. **Unit:** seconds. Why: bounds slowloris.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default shutdown grace period. **Unit:** seconds.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// Default cap on concurrent connections. Why: stays under the usual 20,000-descriptor
+/// limit with room for the listener and logs.
+pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
+/// Default cap on a request body. **Unit:** bytes.
+pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
+/// Default `retry:` sent to each subscriber. **Unit:** milliseconds.
+pub const DEFAULT_RETRY_MS: u32 = 3000;
+/// Default bounds of the demo producer's random interval. **Unit:** milliseconds.
+pub const DEFAULT_MIN_INTERVAL_MS: u64 = 500;
+/// See [`DEFAULT_MIN_INTERVAL_MS`].
+pub const DEFAULT_MAX_INTERVAL_MS: u64 = 2000;
+
+/// Limits on what a client may send. Each is enforced before memory grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest request line. **Unit:** bytes. Over it: `414`.
+    pub max_request_line: usize,
+    /// Longest request head (request line and headers). **Unit:** bytes. Over it: `431`.
+    pub max_head_bytes: usize,
+    /// Most header fields in one request. Over it: `431`.
+    pub max_headers: usize,
+    /// Largest request body. **Unit:** bytes. Over it: `413`.
+    pub max_body: usize,
+    /// Time to receive a whole request head (and body). Over it: `408`, close.
+    pub header_timeout: Duration,
+    /// Time one write to a subscriber may take. Over it: the subscriber is evicted.
+    pub write_timeout: Duration,
+    /// Most concurrent connections. Over it: `503` with `Retry-After`, close.
+    pub max_clients: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_line: DEFAULT_MAX_REQUEST_LINE,
+            max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
+            max_body: DEFAULT_MAX_BODY,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            max_clients: DEFAULT_MAX_CLIENTS,
+        }
+    }
+}
+
+/// Validated configuration of a server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Request and connection limits.
+    pub limits: Limits,
+    /// Queue and history sizes.
+    pub hub: HubLimits,
+    /// Heartbeat interval; `None` turns the heartbeat off.
+    pub heartbeat: Option<Duration>,
+    /// Run the demo event producer.
+    pub demo: bool,
+    /// Demo producer interval bounds, in milliseconds.
+    pub demo_interval_ms: (u64, u64),
+    /// Executor threads.
+    pub threads: usize,
+    /// How long shutdown waits for streams to flush.
+    pub grace: Duration,
+    /// Log nothing.
+    pub quiet: bool,
+    /// Bearer token for `POST /publish`; `None`: publishing is off.
+    pub publish_token: Option<String>,
+    /// The `retry:` value sent to subscribers (jittered ±20% per client).
+    pub retry_ms: u32,
+    /// Publish each line of standard input.
+    pub stdin: bool,
+    /// With `stdin`: each line is a JSON object in the `POST /publish` form.
+    pub stdin_json: bool,
+    /// Origins allowed by CORS (`*` for any); empty: no CORS headers.
+    pub cors_origins: Vec<String>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("limits", &self.limits)
+            .field("hub", &self.hub)
+            .field("heartbeat", &self.heartbeat)
+            .field("demo", &self.demo)
+            .field("threads", &self.threads)
+            .field("grace", &self.grace)
+            // Never print the token.
+            .field("publish_token", &self.publish_token.as_ref().map(|_| ".."))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: DEFAULT_BIND.parse().expect("valid constant"),
+            limits: Limits::default(),
+            hub: HubLimits::default(),
+            heartbeat: Some(DEFAULT_HEARTBEAT),
+            demo: true,
+            demo_interval_ms: (DEFAULT_MIN_INTERVAL_MS, DEFAULT_MAX_INTERVAL_MS),
+            threads: default_threads(),
+            grace: DEFAULT_GRACE,
+            quiet: false,
+            publish_token: None,
+            retry_ms: DEFAULT_RETRY_MS,
+            stdin: false,
+            stdin_json: false,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A configuration error: names the flag and what was expected. Exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    /// Run the server.
+    Run(Box<Config>),
+    /// Print the help text and exit 0.
+    Help,
+    /// Print the version and exit 0.
+    Version,
+}
+
+/// One flag: its name, whether it takes a value, and its help line.
+struct Opt {
+    name: &'static str,
+    value: Option<&'static str>,
+    help: &'static str,
+}
+
+const OPTS: &[Opt] = &[
+    Opt {
+        name: "bind",
+        value: Some("ADDR"),
+        help: "listen address [127.0.0.1:8080]",
+    },
+    Opt {
+        name: "queue",
+        value: Some("N"),
+        help: "frames queued per client before it is evicted [100]",
+    },
+    Opt {
+        name: "heartbeat",
+        value: Some("SECS"),
+        help: "heartbeat comment interval, 0 = off [15]",
+    },
+    Opt {
+        name: "no-demo",
+        value: None,
+        help: "do not run the demo event producer",
+    },
+    Opt {
+        name: "min-interval-ms",
+        value: Some("MS"),
+        help: "demo producer: shortest pause [500]",
+    },
+    Opt {
+        name: "max-interval-ms",
+        value: Some("MS"),
+        help: "demo producer: longest pause [2000]",
+    },
+    Opt {
+        name: "max-clients",
+        value: Some("N"),
+        help: "concurrent connections; over it 503 [10000]",
+    },
+    Opt {
+        name: "threads",
+        value: Some("N"),
+        help: "executor threads [number of cores]",
+    },
+    Opt {
+        name: "grace",
+        value: Some("SECS"),
+        help: "shutdown grace period [5]",
+    },
+    Opt {
+        name: "write-timeout",
+        value: Some("SECS"),
+        help: "deadline of one write to a client [10]",
+    },
+    Opt {
+        name: "header-timeout",
+        value: Some("SECS"),
+        help: "deadline to receive a request head [10]",
+    },
+    Opt {
+        name: "max-request-line",
+        value: Some("BYTES"),
+        help: "longest request line; over it 414 [8192]",
+    },
+    Opt {
+        name: "max-head-bytes",
+        value: Some("BYTES"),
+        help: "longest request head; over it 431 [8192]",
+    },
+    Opt {
+        name: "max-headers",
+        value: Some("N"),
+        help: "most header fields; over it 431 [32]",
+    },
+    Opt {
+        name: "max-body",
+        value: Some("BYTES"),
+        help: "largest request body; over it 413 [65536]",
+    },
+    Opt {
+        name: "publish-token",
+        value: Some("TOKEN"),
+        help: "bearer token for POST /publish; unset = publishing off",
+    },
+    Opt {
+        name: "history",
+        value: Some("N"),
+        help: "events kept for Last-Event-ID replay, 0 = off [1000]",
+    },
+    Opt {
+        name: "history-bytes",
+        value: Some("BYTES"),
+        help: "byte cap of the replay history [8388608]",
+    },
+    Opt {
+        name: "retry-ms",
+        value: Some("MS"),
+        help: "reconnect delay sent to clients, jittered ±20% [3000]",
+    },
+    Opt {
+        name: "stdin",
+        value: None,
+        help: "publish each line of standard input as an event",
+    },
+    Opt {
+        name: "stdin-json",
+        value: None,
+        help: "with --stdin: each line is a JSON object like POST /publish",
+    },
+    Opt {
+        name: "cors-origin",
+        value: Some("ORIGIN"),
+        help: "allow this origin (repeatable, or *)",
+    },
+    Opt {
+        name: "quiet",
+        value: None,
+        help: "log nothing",
+    },
+];
+
+/// The help text.
+pub fn help() -> String {
+    let mut out = format!(
+        "ssehub {} — a small Server-Sent Events broadcast hub\n\n\
+         Usage: ssehub [OPTIONS]\n\nOptions (each also read from SSEHUB_<NAME>, e.g. SSEHUB_BIND):\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for o in OPTS {
+        let left = match o.value {
+            Some(v) => format!("--{} {v}", o.name),
+            None => format!("--{}", o.name),
+        };
+        out.push_str(&format!("  {left:<26} {}\n", o.help));
+    }
+    out.push_str("  --help                     print this help\n  --version                  print the version\n");
+    out
+}
+
+/// Environment variable twin of a flag: `max-clients` → `SSEHUB_MAX_CLIENTS`.
+pub fn env_name(flag: &str) -> String {
+    format!("SSEHUB_{}", flag.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// Raw values: flag name → values as given (flags override the environment).
+#[derive(Debug, Default)]
+struct Raw(Vec<(&'static str, Vec<String>)>);
+
+impl Raw {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.all(name).last().map(String::as_str)
+    }
+    fn all(&self, name: &str) -> &[String] {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+    fn set(&mut self, name: &'static str, values: Vec<String>) {
+        self.0.retain(|(n, _)| *n != name);
+        self.0.push((name, values));
+    }
+}
+
+impl Config {
+    /// Parses flags (without the program name) and environment variables.
+    ///
+    /// `env` looks a variable up; pass `|k| std::env::var(k).ok()` for the real one.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] with a one-line message naming the flag.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ssehub::config::{Command, Config};
+    /// let cmd = Config::from_args(["--queue", "5", "--no-demo"], |_| None).unwrap();
+    /// let Command::Run(cfg) = cmd else { panic!() };
+    /// assert_eq!(cfg.hub.queue_len, 5);
+    /// assert!(!cfg.demo);
+    /// assert!(Config::from_args(["--queue", "0"], |_| None).is_err());
+    /// ```
+    pub fn from_args<I, S>(
+        args: I,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Command, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut raw = Raw::default();
+        for o in OPTS {
+            if let Some(v) = env(&env_name(o.name)) {
+                let values = if o.name == "cors-origin" {
+                    v.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                } else {
+                    vec![v]
+                };
+                raw.set(o.name, values);
+            }
+        }
+        let mut from_flags: Vec<(&'static str, Vec<String>)> = Vec::new();
+        let mut args = args.into_iter().map(Into::into);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "-h" | "--help" => return Ok(Command::Help),
+                "-V" | "--version" => return Ok(Command::Version),
+                _ => {}
+            }
+            let Some(body) = arg.strip_prefix("--") else {
+                return Err(ConfigError(format!(
+                    "unexpected argument '{arg}' (see --help)"
+                )));
+            };
+            let (name, inline) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_owned())),
+                None => (body, None),
+            };
+            let Some(opt) = OPTS.iter().find(|o| o.name == name) else {
+                return Err(ConfigError(format!("unknown flag '--{name}' (see --help)")));
+            };
+            let value = match (opt.value, inline) {
+                (None, None) => "true".to_owned(),
+                (None, Some(v)) => v,
+                (Some(_), Some(v)) => v,
+                (Some(kind), None) => args
+                    .next()
+                    .ok_or_else(|| ConfigError(format!("--{name} needs a value ({kind})")))?,
+            };
+            match from_flags.iter_mut().find(|(n, _)| *n == opt.name) {
+                Some((_, v)) => v.push(value),
+                None => from_flags.push((opt.name, vec![value])),
+            }
+        }
+        for (name, values) in from_flags {
+            raw.set(name, values);
+        }
+        Config::from_raw(&raw).map(|c| Command::Run(Box::new(c)))
+    }
+
+    fn from_raw(raw: &Raw) -> Result<Config, ConfigError> {
+        let d = Config::default();
+        let bind = match raw.get("bind") {
+            None => d.bind,
+            Some(v) => parse_addr(v)?,
+        };
+        let limits = Limits {
+            max_request_line: int(
+                raw,
+                "max-request-line",
+                d.limits.max_request_line,
+                64,
+                1 << 20,
+            )?,
+            max_head_bytes: int(raw, "max-head-bytes", d.limits.max_head_bytes, 256, 1 << 20)?,
+            max_headers: int(raw, "max-headers", d.limits.max_headers, 1, 1000)?,
+            max_body: int(raw, "max-body", d.limits.max_body, 0, 64 << 20)?,
+            header_timeout: secs(raw, "header-timeout", d.limits.header_timeout, false)?
+                .unwrap_or(d.limits.header_timeout),
+            write_timeout: secs(raw, "write-timeout", d.limits.write_timeout, false)?
+                .unwrap_or(d.limits.write_timeout),
+            max_clients: int(raw, "max-clients", d.limits.max_clients, 1, 1_000_000)?,
+        };
+        let hub = HubLimits {
+            queue_len: int(raw, "queue", d.hub.queue_len, 1, 1_000_000)?,
+            history_events: int(raw, "history", d.hub.history_events, 0, 10_000_000)?,
+            history_bytes: int(raw, "history-bytes", d.hub.history_bytes, 0, 1 << 34)?,
+        };
+        let min = int(raw, "min-interval-ms", d.demo_interval_ms.0, 1, 86_400_000)?;
+        let max = int(raw, "max-interval-ms", d.demo_interval_ms.1, 1, 86_400_000)?;
+        if min > max {
+            return Err(ConfigError(format!(
+                "--min-interval-ms ({min}) must not exceed --max-interval-ms ({max})"
+            )));
+        }
+        let publish_token = raw.get("publish-token").map(str::to_owned);
+        if publish_token
+            .as_deref()
+            .is_some_and(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(ConfigError(
+                "--publish-token: must be non-empty visible ASCII without spaces".into(),
+            ));
+        }
+        let cors_origins: Vec<String> = raw.all("cors-origin").to_vec();
+        for o in &cors_origins {
+            if o != "*" && !(o.starts_with("http://") || o.starts_with("https://"))
+                || o.bytes().any(|b| !b.is_ascii_graphic())
+            {
+                return Err(ConfigError(format!(
+                    "--cors-origin: expected * or an origin like https://example.com, got '{o}'"
+                )));
+            }
+        }
+        let stdin = flag(raw, "stdin")?;
+        let stdin_json = flag(raw, "stdin-json")?;
+        Ok(Config {
+            bind,
+            limits,
+            hub,
+            heartbeat: secs(raw, "heartbeat", d.heartbeat.unwrap_or_default(), true)?,
+            demo: !flag(raw, "no-demo")?,
+            demo_interval_ms: (min, max),
+            threads: int(raw, "threads", d.threads, 1, 1024)?,
+            grace: secs(raw, "grace", d.grace, true)?.unwrap_or_default(),
+            quiet: flag(raw, "quiet")?,
+            publish_token,
+            retry_ms: int(raw, "retry-ms", d.retry_ms, 0, 86_400_000)?,
+            stdin: stdin || stdin_json,
+            stdin_json,
+            cors_origins,
+        })
+    }
+}
+
+fn parse_addr(v: &str) -> Result<SocketAddr, ConfigError> {
+    let err = || {
+        ConfigError(format!(
+            "--bind: expected HOST:PORT like 127.0.0.1:8080, got '{v}'"
+        ))
+    };
+    if let Ok(a) = v.parse() {
+        return Ok(a);
+    }
+    v.to_socket_addrs()
+        .map_err(|_| err())?
+        .next()
+        .ok_or_else(err)
+}
+
+fn int<T>(raw: &Raw, name: &str, default: T, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(v) = raw.get(name) else {
+        return Ok(default);
+    };
+    match v.trim().parse::<T>() {
+        Ok(n) if n >= min && n <= max => Ok(n),
+        _ => Err(ConfigError(format!(
+            "--{name}: expected a whole number from {min} to {max}, got '{v}'"
+        ))),
+    }
+}
+
+/// Seconds, decimals allowed. With `zero_is_off`, `0` means `None`.
+fn secs(
+    raw: &Raw,
+    name: &str,
+    default: Duration,
+    zero_is_off: bool,
+) -> Result<Option<Duration>, ConfigError> {
+    let Some(v) = raw.get(name) else {
+        return Ok(Some(default));
+    };
+    let n: f64 = v.trim().parse().unwrap_or(f64::NAN);
+    let lowest = if zero_is_off { 0.0 } else { 0.001 };
+    if !(n >= lowest && n <= 86_400.0) {
+        return Err(ConfigError(format!(
+            "--{name}: expected seconds from {lowest} to 86400, got '{v}'"
+        )));
+    }
+    if n == 0.0 {
+        return Ok(None);
+    }
+    Ok(Some(Duration::from_secs_f64(n)))
+}
+
+fn flag(raw: &Raw, name: &str) -> Result<bool, ConfigError> {
+    match raw.get(name).map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(false),
+        Some("" | "1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(v) => Err(ConfigError(format!(
+            "--{name}: expected true or false, got '{v}'"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match Config::from_args(args.iter().copied(), |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })? {
+            Command::Run(c) => Ok(*c),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let c = run(&[], &[]).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.hub.queue_len, 100);
+        assert_eq!(c.heartbeat, Some(Duration::from_secs(15)));
+        assert_eq!(c.demo_interval_ms, (500, 2000));
+        assert_eq!(c.limits.write_timeout, Duration::from_secs(10));
+        assert_eq!(c.grace, Duration::from_secs(5));
+        assert!(c.demo && !c.quiet && c.publish_token.is_none());
+    }
+
+    #[test]
+    fn flag_beats_env_and_env_beats_default() {
+        let c = run(
+            &["--queue", "7"],
+            &[("SSEHUB_QUEUE", "9"), ("SSEHUB_HEARTBEAT", "2.5")],
+        )
+        .unwrap();
+        assert_eq!(c.hub.queue_len, 7);
+        assert_eq!(c.heartbeat, Some(Duration::from_millis(2500)));
+        let c = run(&["--queue=8"], &[]).unwrap();
+        assert_eq!(c.hub.queue_len, 8);
+        let c = run(&[], &[("SSEHUB_NO_DEMO", "1")]).unwrap();
+        assert!(!c.demo);
+    }
+
+    #[test]
+    fn heartbeat_zero_turns_it_off() {
+        assert_eq!(run(&["--heartbeat", "0"], &[]).unwrap().heartbeat, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        for (args, needle) in [
+            (&["--queue", "0"][..], "--queue"),
+            (&["--queue", "x"][..], "--queue"),
+            (&["--heartbeat", "-1"][..], "--heartbeat"),
+            (&["--bind", "nope"][..], "--bind"),
+            (
+                &["--min-interval-ms", "10", "--max-interval-ms", "5"][..],
+                "--min-interval-ms",
+            ),
+            (&["--frobnicate"][..], "--frobnicate"),
+            (&["--queue"][..], "--queue"),
+            (&["--write-timeout", "0"][..], "--write-timeout"),
+            (&["--cors-origin", "example.com"][..], "--cors-origin"),
+            (&["stray"][..], "stray"),
+        ] {
+            let e = run(args, &[]).unwrap_err();
+            assert!(e.0.contains(needle), "{args:?} -> {e}");
+            assert!(!e.0.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn help_and_version_are_commands() {
+        assert!(matches!(
+            Config::from_args(["--help"], |_| None),
+            Ok(Command::Help)
+        ));
+        assert!(matches!(
+            Config::from_args(["-V"], |_| None),
+            Ok(Command::Version)
+        ));
+        assert!(help().contains("--max-clients"));
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let c = run(&["--publish-token", "s3cret"], &[]).unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn cors_origins_repeat() {
+        let c = run(
+            &["--cors-origin", "http://a.test", "--cors-origin", "*"],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.cors_origins, ["http://a.test", "*"]);
+    }
+}

@@ -1,0 +1,190 @@
+//! Reading a request head (and body) from a stream: bounded in bytes and in time.
+//!
+//! This is the only I/O of the HTTP layer. The byte limit holds while reading: the buffer
+//! never grows past the head limit plus one read, whatever the client sends, because the
+//! parser is asked after every read and reports an oversized head while it is still
+//! partial.
+
+use std::fmt;
+use std::io;
+use std::time::Instant;
+
+use async_io::Timer;
+use futures_lite::{AsyncRead, AsyncReadExt, FutureExt};
+
+use super::error::ParseError;
+use super::parse::{BodyKind, ChunkedDecoder, EMPTY_HEADER, HeadLimits, Status, parse_head};
+
+/// Bytes asked of the socket per read.
+pub const READ_CHUNK: usize = 2048;
+
+/// Why a connection stopped before a request was complete.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConnError {
+    /// The peer closed the connection before sending any byte of a request.
+    Closed,
+    /// The socket failed (reset, broken pipe…) or closed in the middle of a request.
+    Io(io::Error),
+    /// The request is malformed or over a limit.
+    Parse(ParseError),
+    /// The deadline passed; `partial` says whether some bytes of the request had arrived.
+    Timeout {
+        /// Whether part of a request had been received.
+        partial: bool,
+    },
+}
+
+impl fmt::Display for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnError::Closed => f.write_str("connection closed"),
+            ConnError::Io(e) => write!(f, "i/o error: {e}"),
+            ConnError::Parse(e) => write!(f, "bad request: {e}"),
+            ConnError::Timeout { .. } => f.write_str("request timed out"),
+        }
+    }
+}
+
+impl std::error::Error for ConnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnError::Io(e) => Some(e),
+            ConnError::Parse(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ParseError> for ConnError {
+    fn from(e: ParseError) -> Self {
+        ConnError::Parse(e)
+    }
+}
+
+/// Whether an I/O error is an ordinary disconnect (not worth logging as a failure).
+pub fn is_disconnect(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof | NotConnected
+    )
+}
+
+/// Reads once into the spare room of `buf` (at most `max` new bytes), by `deadline`.
+/// Returns the number of bytes read (0 at end of stream).
+pub async fn read_some<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    max: usize,
+    deadline: Instant,
+) -> Result<usize, ConnError> {
+    let start = buf.len();
+    buf.resize(start + max.max(1), 0);
+    let partial = start > 0;
+    let res = async { stream.read(&mut buf[start..]).await.map_err(ConnError::Io) }
+        .or(async {
+            Timer::at(deadline).await;
+            Err(ConnError::Timeout { partial })
+        })
+        .await;
+    let n = *res.as_ref().unwrap_or(&0);
+    buf.truncate(start + n);
+    res
+}
+
+/// Reads until `buf` starts with a complete request head, or fails.
+///
+/// `buf` may already hold bytes (a pipelined request). On success the head is
+/// `buf[..len]`, returned; parse it again with [`parse_head`] to borrow it (cheap: at most
+/// `max_head_bytes`). The buffer never holds more than `max_head_bytes + READ_CHUNK`.
+///
+/// # Errors
+///
+/// [`ConnError::Closed`] on a clean end of stream before any byte, [`ConnError::Parse`]
+/// as soon as the bytes so far are invalid or over a limit, [`ConnError::Timeout`] at the
+/// deadline, [`ConnError::Io`] otherwise.
+pub async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    limits: HeadLimits,
+    max_headers: usize,
+    deadline: Instant,
+) -> Result<usize, ConnError> {
+    loop {
+        if !buf.is_empty() {
+            if let Some(len) = head_len(buf, max_headers, limits)? {
+                return Ok(len);
+            }
+        }
+        let room = (limits.max_head_bytes + 1)
+            .saturating_sub(buf.len())
+            .clamp(1, READ_CHUNK);
+        let n = read_some(stream, buf, room, deadline).await?;
+        if n == 0 {
+            return Err(if buf.is_empty() {
+                ConnError::Closed
+            } else {
+                ConnError::Io(io::ErrorKind::UnexpectedEof.into())
+            });
+        }
+    }
+}
+
+fn head_len(
+    buf: &[u8],
+    max_headers: usize,
+    limits: HeadLimits,
+) -> Result<Option<usize>, ParseError> {
+    let mut headers = vec![EMPTY_HEADER; max_headers];
+    Ok(match parse_head(buf, &mut headers, limits)? {
+        Status::Complete(head) => Some(head.len),
+        Status::Partial => None,
+    })
+}
+
+/// Reads a request body framed by `kind` from `buf` (bytes already read) and the stream,
+/// by `deadline`. Bytes after the body stay in `buf` (a pipelined request).
+///
+/// # Errors
+///
+/// [`ParseError::BodyTooLarge`] past `max_body`, [`ParseError::InvalidChunk`] for bad
+/// chunked framing, a timeout or an I/O error.
+pub async fn read_body<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    kind: BodyKind,
+    max_body: usize,
+    deadline: Instant,
+) -> Result<Vec<u8>, ConnError> {
+    match kind {
+        BodyKind::None => Ok(Vec::new()),
+        BodyKind::Length(n) => {
+            let n = usize::try_from(n).map_err(|_| ParseError::BodyTooLarge { limit: max_body })?;
+            if n > max_body {
+                return Err(ParseError::BodyTooLarge { limit: max_body }.into());
+            }
+            while buf.len() < n {
+                let want = (n - buf.len()).min(64 * 1024);
+                if read_some(stream, buf, want, deadline).await? == 0 {
+                    return Err(ConnError::Io(io::ErrorKind::UnexpectedEof.into()));
+                }
+            }
+            Ok(buf.drain(..n).collect())
+        }
+        BodyKind::Chunked => {
+            let mut decoder = ChunkedDecoder::new(max_body);
+            let mut out = Vec::new();
+            loop {
+                let (used, done) = decoder.decode(buf, &mut out)?;
+                buf.drain(..used);
+                if done {
+                    return Ok(out);
+                }
+                if read_some(stream, buf, READ_CHUNK, deadline).await? == 0 {
+                    return Err(ConnError::Io(io::ErrorKind::UnexpectedEof.into()));
+                }
+            }
+        }
+    }
+}

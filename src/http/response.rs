@@ -1,0 +1,183 @@
+//! Bytes of responses: short responses with a body, and the SSE stream preamble.
+
+use std::fmt::Write as _;
+
+/// The reason phrase of a status code.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+/// The interim response sent before reading a body the client holds back.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// A short (non-streaming) response.
+///
+/// # Examples
+///
+/// ```
+/// use ssehub::http::response::Response;
+/// let bytes = Response::text(404, "no route for /x").close().to_bytes(false);
+/// assert_eq!(
+///     String::from_utf8(bytes).unwrap(),
+///     "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n\
+///      Content-Length: 16\r\nConnection: close\r\n\r\nno route for /x\n"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Extra header fields (name, value); values never hold CR or LF.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The content type of the body.
+    pub content_type: &'static str,
+    /// Close the connection after this response.
+    pub close: bool,
+}
+
+impl Response {
+    /// A one-line plain-text response (a newline is appended).
+    pub fn text(status: u16, message: &str) -> Response {
+        let mut body = Vec::with_capacity(message.len() + 1);
+        body.extend_from_slice(message.as_bytes());
+        body.push(b'\n');
+        Response::with_body(status, "text/plain; charset=utf-8", body)
+    }
+
+    /// A JSON response.
+    pub fn json(status: u16, value: &serde_json::Value) -> Response {
+        let mut body = value.to_string().into_bytes();
+        body.push(b'\n');
+        Response::with_body(status, "application/json", body)
+    }
+
+    /// A response with the given body and content type.
+    pub fn with_body(status: u16, content_type: &'static str, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body,
+            content_type,
+            close: false,
+        }
+    }
+
+    /// Adds a header field. CR and LF in `value` are replaced by spaces.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        let value: String = value
+            .into()
+            .chars()
+            .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+            .collect();
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Marks the response as the last on its connection.
+    pub fn close(mut self) -> Response {
+        self.close = true;
+        self
+    }
+
+    /// The bytes on the wire; `head_only` for a `HEAD` request (same headers, no body).
+    pub fn to_bytes(&self, head_only: bool) -> Vec<u8> {
+        let mut head = String::with_capacity(128);
+        let _ = write!(
+            head,
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+            self.status,
+            reason(self.status),
+            self.content_type,
+            self.body.len()
+        );
+        for (name, value) in &self.headers {
+            let _ = write!(head, "{name}: {value}\r\n");
+        }
+        if self.close {
+            head.push_str("Connection: close\r\n");
+        }
+        head.push_str("\r\n");
+        let mut out = head.into_bytes();
+        if !head_only {
+            out.extend_from_slice(&self.body);
+        }
+        out
+    }
+}
+
+/// The head of an SSE response: `200`, `text/event-stream`, no caching, no proxy
+/// buffering, no `Content-Length`: the body ends when the connection closes.
+pub fn stream_head(extra: &[(&'static str, String)]) -> Vec<u8> {
+    let mut head = String::from(
+        "HTTP/1.1 200 OK\r\n\
+         Content-Type: text/event-stream\r\n\
+         Cache-Control: no-cache, no-transform\r\n\
+         X-Accel-Buffering: no\r\n\
+         Connection: close\r\n",
+    );
+    for (name, value) in extra {
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_only_keeps_content_length_and_drops_body() {
+        let r = Response::text(200, "ok");
+        let s = String::from_utf8(r.to_bytes(true)).unwrap();
+        assert!(s.contains("Content-Length: 3\r\n"));
+        assert!(s.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn header_values_cannot_inject_lines() {
+        let r = Response::text(200, "").header("X-A", "a\r\nSet-Cookie: x");
+        let s = String::from_utf8(r.to_bytes(false)).unwrap();
+        assert!(s.contains("X-A: a  Set-Cookie: x\r\n"));
+    }
+
+    #[test]
+    fn stream_head_exact() {
+        assert_eq!(
+            stream_head(&[]),
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+              Cache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\n\
+              Connection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn every_error_status_has_a_reason() {
+        for s in crate::stats::COUNTED_STATUSES {
+            assert_ne!(reason(s), "Unknown", "{s}");
+        }
+    }
+}

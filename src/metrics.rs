@@ -1,0 +1,250 @@
+//! `/stats` (JSON) and `/metrics` (Prometheus text exposition format 0.0.4).
+//!
+//! Both render one [`Snapshot`](crate::stats::Snapshot) of the lock-free counters, plus a
+//! few figures read from the hub (per-topic subscribers, history size).
+
+use std::fmt::Write as _;
+
+use serde_json::{Map, Value, json};
+
+use crate::server::Ctx;
+use crate::stats::{COUNTED_STATUSES, Reason, Snapshot};
+
+/// The `/stats` document.
+pub fn stats_json(ctx: &Ctx) -> Value {
+    let s = ctx.stats.snapshot();
+    let mut ended = Map::new();
+    for r in Reason::ALL {
+        ended.insert(r.label().into(), json!(s.ended[index(r)]));
+    }
+    let mut rejected = Map::new();
+    for (status, n) in statuses(&s) {
+        rejected.insert(status.into(), json!(n));
+    }
+    let topics: Map<String, Value> = ctx
+        .hub
+        .topic_counts()
+        .into_iter()
+        .map(|(t, n)| (t, json!(n)))
+        .collect();
+    let cfg = &ctx.config;
+    json!({
+        "uptime_secs": s.uptime_secs,
+        "clients": s.clients,
+        "peak_clients": s.peak_clients,
+        "connections_open": ctx.connections(),
+        "connections_total": s.connections,
+        "topics": topics,
+        "events_published": s.events_published,
+        "frames_queued": s.frames_queued,
+        "frames_written": s.frames_written,
+        "bytes_written": s.bytes_written,
+        "write_calls": s.write_calls,
+        "streams_ended": ended,
+        "rejected": rejected,
+        "history": {"events": ctx.hub.history_len(), "last_id": ctx.hub.last_id()},
+        "config": {
+            "queue": cfg.hub.queue_len,
+            "history": cfg.hub.history_events,
+            "history_bytes": cfg.hub.history_bytes,
+            "heartbeat_secs": cfg.heartbeat.map_or(0.0, |d| d.as_secs_f64()),
+            "write_timeout_secs": cfg.limits.write_timeout.as_secs_f64(),
+            "header_timeout_secs": cfg.limits.header_timeout.as_secs_f64(),
+            "max_clients": cfg.limits.max_clients,
+            "max_head_bytes": cfg.limits.max_head_bytes,
+            "max_headers": cfg.limits.max_headers,
+            "max_body": cfg.limits.max_body,
+            "publishing": cfg.publish_token.is_some(),
+            "threads": cfg.threads,
+        },
+    })
+}
+
+fn index(r: Reason) -> usize {
+    Reason::ALL.iter().position(|&x| x == r).unwrap_or(0)
+}
+
+/// Rejected-request counters as (status label, count), "other" last.
+fn statuses(s: &Snapshot) -> impl Iterator<Item = (String, u64)> + '_ {
+    COUNTED_STATUSES
+        .iter()
+        .map(|c| c.to_string())
+        .chain(std::iter::once("other".to_owned()))
+        .zip(s.rejected.iter().copied())
+}
+
+/// The `/metrics` text.
+pub fn prometheus(ctx: &Ctx) -> String {
+    let s = ctx.stats.snapshot();
+    let mut out = String::with_capacity(4096);
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP ssehub_{name} {help}");
+        let _ = writeln!(out, "# TYPE ssehub_{name} {kind}");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "ssehub_{name}{labels} {v}");
+        }
+    };
+    let one = |v: u64| [(String::new(), v)];
+    metric(
+        "uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+        &one(s.uptime_secs),
+    );
+    metric(
+        "clients",
+        "gauge",
+        "Subscribers connected now.",
+        &one(s.clients),
+    );
+    metric(
+        "clients_peak",
+        "gauge",
+        "Most subscribers connected at once.",
+        &one(s.peak_clients),
+    );
+    metric(
+        "connections_open",
+        "gauge",
+        "TCP connections open now.",
+        &one(ctx.connections() as u64),
+    );
+    metric(
+        "connections_accepted_total",
+        "counter",
+        "TCP connections accepted.",
+        &one(s.connections),
+    );
+    metric(
+        "events_published_total",
+        "counter",
+        "Events published (each got an id).",
+        &one(s.events_published),
+    );
+    metric(
+        "frames_queued_total",
+        "counter",
+        "Frames handed to subscriber queues.",
+        &one(s.frames_queued),
+    );
+    metric(
+        "frames_written_total",
+        "counter",
+        "Frames written to subscriber sockets.",
+        &one(s.frames_written),
+    );
+    metric(
+        "bytes_written_total",
+        "counter",
+        "Bytes written to subscriber sockets.",
+        &one(s.bytes_written),
+    );
+    metric(
+        "write_calls_total",
+        "counter",
+        "Vectored write calls made by subscriber writers.",
+        &one(s.write_calls),
+    );
+    let ended: Vec<(String, u64)> = Reason::ALL
+        .iter()
+        .map(|r| (format!("{{reason=\"{}\"}}", r.label()), s.ended[index(*r)]))
+        .collect();
+    metric(
+        "streams_ended_total",
+        "counter",
+        "Subscriber streams ended, by reason.",
+        &ended,
+    );
+    let rejected: Vec<(String, u64)> = statuses(&s)
+        .map(|(st, n)| (format!("{{status=\"{st}\"}}"), n))
+        .collect();
+    metric(
+        "requests_rejected_total",
+        "counter",
+        "Requests refused, by status.",
+        &rejected,
+    );
+    metric(
+        "history_events",
+        "gauge",
+        "Events kept for replay.",
+        &one(ctx.hub.history_len() as u64),
+    );
+    metric(
+        "last_event_id",
+        "gauge",
+        "Id of the last event published.",
+        &one(ctx.hub.last_id()),
+    );
+    let topics: Vec<(String, u64)> = ctx
+        .hub
+        .topic_counts()
+        .into_iter()
+        .map(|(t, n)| (format!("{{topic=\"{}\"}}", escape_label(&t)), n as u64))
+        .collect();
+    metric(
+        "topic_subscribers",
+        "gauge",
+        "Subscribers per requested topic (* = all topics).",
+        &topics,
+    );
+    out
+}
+
+/// Escapes a label value: backslash, double quote and newline.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::hub::{Topic, Topics};
+    use crate::log::Log;
+    use crate::shutdown::Shutdown;
+    use crate::sse::Event;
+
+    #[test]
+    fn both_encodings_show_the_same_counts() {
+        let ctx = Ctx::new(Config::default(), Log::silent(), Shutdown::new());
+        let _a = ctx
+            .hub
+            .subscribe(
+                Topics::Only(vec![Topic::new("x").unwrap()].into()),
+                None,
+                None,
+            )
+            .unwrap();
+        let _b = ctx.hub.subscribe(Topics::All, None, None).unwrap();
+        ctx.hub
+            .publish(&Topic::new("x").unwrap(), &Event::new("d").unwrap());
+        ctx.stats.rejected(404);
+        let j = stats_json(&ctx);
+        assert_eq!(j["clients"], 2);
+        assert_eq!(j["events_published"], 1);
+        assert_eq!(j["frames_queued"], 2);
+        assert_eq!(j["rejected"]["404"], 1);
+        assert_eq!(j["topics"]["x"], 1);
+        assert_eq!(j["topics"]["*"], 1);
+        let p = prometheus(&ctx);
+        for line in [
+            "ssehub_clients 2",
+            "ssehub_events_published_total 1",
+            "ssehub_frames_queued_total 2",
+            "ssehub_requests_rejected_total{status=\"404\"} 1",
+            "ssehub_streams_ended_total{reason=\"queue_full\"} 0",
+            "ssehub_topic_subscribers{topic=\"x\"} 1",
+            "# TYPE ssehub_events_published_total counter",
+        ] {
+            assert!(p.lines().any(|l| l == line), "missing {line:?} in\n{p}");
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

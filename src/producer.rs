@@ -1,0 +1,247 @@
+//! The producers: smol tasks owned by the server's lifespan.
+//!
+//! - the **demo event producer** publishes a JSON `tick` event at random intervals;
+//! - the **heartbeat** broadcasts a comment frame every interval; going through each
+//!   subscriber's bounded queue, it also finds subscribers that stopped reading;
+//! - the **stdin producer** (`--stdin`) publishes each line of standard input.
+//!
+//! Dropping [`Producers`] cancels them all.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_executor::{Executor, Task};
+use async_io::Timer;
+use futures_lite::io::BufReader;
+use futures_lite::{AsyncBufReadExt, AsyncRead, AsyncReadExt, StreamExt};
+use serde_json::json;
+
+use crate::hub::{Hub, Topic};
+use crate::log::Log;
+use crate::publish;
+use crate::server::Ctx;
+use crate::sse::{Event, heartbeat};
+
+/// The topic of the demo producer's events.
+pub const DEMO_TOPIC: &str = "demo";
+
+/// The running producer tasks. Dropping this value cancels them.
+#[derive(Debug)]
+pub struct Producers {
+    _tasks: Vec<Task<()>>,
+}
+
+impl Producers {
+    /// Spawns the producers that `ctx.config` turns on.
+    pub fn spawn(ex: &Executor<'static>, ctx: &Arc<Ctx>) -> Producers {
+        let mut tasks = Vec::new();
+        let cfg = &ctx.config;
+        if cfg.demo {
+            let (min, max) = cfg.demo_interval_ms;
+            tasks.push(ex.spawn(demo(ctx.hub.clone(), min, max)));
+        }
+        if let Some(every) = cfg.heartbeat {
+            tasks.push(ex.spawn(heartbeats(ctx.hub.clone(), every)));
+        }
+        if cfg.stdin {
+            let input = smol::Unblock::new(io::stdin());
+            tasks.push(ex.spawn(lines(
+                input,
+                ctx.hub.clone(),
+                cfg.stdin_json,
+                cfg.limits.max_body,
+                ctx.log.clone(),
+            )));
+        }
+        Producers { _tasks: tasks }
+    }
+}
+
+/// Publishes `{"seq":N,"ts":unix_ms,"value":x}` as `event: tick` on [`DEMO_TOPIC`], pausing
+/// a random `min_ms..=max_ms` before each.
+pub async fn demo(hub: Hub, min_ms: u64, max_ms: u64) {
+    let topic = Topic::new(DEMO_TOPIC).expect("valid constant");
+    for seq in 1u64.. {
+        Timer::after(Duration::from_millis(fastrand::u64(min_ms..=max_ms))).await;
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let value = (fastrand::f64() * 1000.0).round() / 1000.0;
+        let data = json!({"seq": seq, "ts": ts, "value": value}).to_string();
+        if let Ok(event) = Event::new(data).and_then(|e| e.with_name("tick")) {
+            hub.publish(&topic, &event);
+        }
+    }
+}
+
+/// Broadcasts the heartbeat frame every `every`.
+pub async fn heartbeats(hub: Hub, every: Duration) {
+    let frame = heartbeat();
+    let mut ticks = Timer::interval(every);
+    while ticks.next().await.is_some() {
+        hub.broadcast(&frame);
+    }
+}
+
+/// Publishes each line of `input` (without its line ending) as one event; with `json`,
+/// each line is an object in the `POST /publish` form. Lines longer than `max_line`
+/// bytes, and lines that fail the checks, are skipped and logged. End of input ends this
+/// producer, not the server.
+pub async fn lines<R: AsyncRead + Unpin>(
+    input: R,
+    hub: Hub,
+    json: bool,
+    max_line: usize,
+    log: Log,
+) {
+    let mut reader = BufReader::new(input);
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        let limit = max_line as u64 + 2;
+        let n = match (&mut reader).take(limit).read_until(b'\n', &mut line).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                log.line(format_args!("stdin: read failed: {e}"));
+                break;
+            }
+        };
+        number += 1;
+        if !line.ends_with(b"\n") && n as u64 == limit {
+            log.line(format_args!(
+                "stdin: line {number} exceeds {max_line} bytes, skipped"
+            ));
+            skip_rest_of_line(&mut reader).await;
+            continue;
+        }
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        let parsed = if json {
+            publish::from_json(&line)
+        } else {
+            publish::from_text(&line, None, None, None)
+        };
+        match parsed {
+            Ok(p) => {
+                hub.publish(&p.topic, &p.event);
+            }
+            Err(e) => log.line(format_args!("stdin: line {number} skipped: {e}")),
+        }
+    }
+    log.line(format_args!("stdin: end of input; still serving"));
+}
+
+async fn skip_rest_of_line<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) {
+    loop {
+        let buf = match reader.fill_buf().await {
+            Ok([]) | Err(_) => return,
+            Ok(buf) => buf,
+        };
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return;
+            }
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{HubLimits, Topics};
+    use crate::stats::Stats;
+
+    fn hub() -> Hub {
+        Hub::new(HubLimits::default(), Arc::new(Stats::new()))
+    }
+
+    fn drain(sub: &crate::hub::Subscription) -> Vec<String> {
+        std::iter::from_fn(|| sub.receiver().try_recv().ok())
+            .map(|f| String::from_utf8(f.as_bytes().to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn stdin_lines_become_events_and_bad_lines_are_skipped() {
+        let h = hub();
+        let sub = h.subscribe(Topics::All, None, None).unwrap();
+        let input: &[u8] = b"one\r\ntwo\nbad\0nul\nlast-without-newline";
+        futures_lite::future::block_on(lines(input, h.clone(), false, 64, Log::silent()));
+        assert_eq!(
+            drain(&sub),
+            [
+                "id: 1\ndata: one\n\n",
+                "id: 2\ndata: two\n\n",
+                "id: 3\ndata: last-without-newline\n\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn stdin_json_lines_and_overlong_lines() {
+        let h = hub();
+        let sub = h.subscribe(Topics::All, None, None).unwrap();
+        let long = format!("{{\"data\":\"{}\"}}\n", "x".repeat(100));
+        let input =
+            format!("{{\"data\":\"a\",\"event\":\"e\"}}\n{long}not json\n{{\"data\":\"b\"}}\n");
+        futures_lite::future::block_on(lines(input.as_bytes(), h.clone(), true, 64, Log::silent()));
+        assert_eq!(
+            drain(&sub),
+            ["id: 1\nevent: e\ndata: a\n\n", "id: 2\ndata: b\n\n"]
+        );
+    }
+
+    #[test]
+    fn heartbeat_reaches_subscribers() {
+        let h = hub();
+        let sub = h.subscribe(Topics::All, None, None).unwrap();
+        futures_lite::future::block_on(async {
+            heartbeats(h.clone(), Duration::from_millis(5))
+                .or(async {
+                    Timer::after(Duration::from_millis(60)).await;
+                })
+                .await
+        });
+        let got = drain(&sub);
+        assert!(got.len() >= 2, "{got:?}");
+        assert!(got.iter().all(|f| f == ": heartbeat\n\n"));
+    }
+
+    #[test]
+    fn demo_publishes_tick_events_with_json() {
+        let h = hub();
+        let sub = h.subscribe(Topics::All, None, None).unwrap();
+        futures_lite::future::block_on(async {
+            demo(h.clone(), 1, 2)
+                .or(async {
+                    Timer::after(Duration::from_millis(50)).await;
+                })
+                .await
+        });
+        let got = drain(&sub);
+        assert!(!got.is_empty());
+        let first = &got[0];
+        assert!(first.starts_with("id: 1\nevent: tick\ndata: {"), "{first}");
+        let json: serde_json::Value = serde_json::from_str(
+            first
+                .lines()
+                .nth(2)
+                .unwrap()
+                .strip_prefix("data: ")
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json["seq"], 1);
+    }
+
+    use futures_lite::FutureExt;
+}

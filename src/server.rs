@@ -1,0 +1,894 @@
+//! The server: accept loop, per-connection task, routing, and the SSE writer loop.
+//!
+//! Each accepted connection gets one task. It reads request heads (bounded in bytes and
+//! time), answers the short routes on the same connection (keep-alive, pipelining), and
+//! for `GET /stream` turns into the subscriber's writer: it frees the request buffer,
+//! writes the preamble and the replay backlog, then waits for frames from its bounded
+//! queue, drains whatever else is already queued and writes the batch with one vectored
+//! write under the write deadline. While it waits it also watches the read side, so a
+//! client that hangs up is removed at once.
+
+use std::fmt;
+use std::io::{self, IoSlice};
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use async_executor::Executor;
+use async_io::Timer;
+use async_net::{TcpListener, TcpStream};
+use futures_lite::future::poll_fn;
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::http::ParseError;
+use crate::http::parse::{
+    BodyKind, EMPTY_HEADER, Framing, HeadLimits, Status, framing, parse_head,
+};
+use crate::http::read::{ConnError, is_disconnect, read_body, read_head};
+use crate::http::response::{CONTINUE, Response, stream_head};
+use crate::http::target::{parse_target, query_pairs};
+use crate::hub::{Hub, Subscription, Topic, Topics};
+use crate::log::Log;
+use crate::producer::Producers;
+use crate::publish;
+use crate::shutdown::{Guard, Shutdown};
+use crate::sse::{Frame, push_comment};
+use crate::stats::{Reason, Snapshot, Stats};
+
+/// Most frames handed to the kernel in one vectored write.
+pub const MAX_WRITE_BATCH: usize = 64;
+
+/// A start-up or run-time failure of the server.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The listen address could not be bound.
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Bind { source, .. } => Some(source),
+        }
+    }
+}
+
+/// A byte stream the connection handler can serve: a TCP stream, or an in-memory stream
+/// in tests and fuzz targets.
+pub trait Conn: AsyncRead + AsyncWrite + Clone + Unpin + Send + Sync + 'static {
+    /// Shuts both directions down, so that a task blocked on the stream wakes up.
+    fn shut_down(&self);
+}
+
+impl Conn for TcpStream {
+    fn shut_down(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The validated configuration.
+    pub config: Config,
+    /// The stream manager.
+    pub hub: Hub,
+    /// The counters.
+    pub stats: Arc<Stats>,
+    /// Where log lines go.
+    pub log: Log,
+    /// Fires when the server starts shutting down.
+    pub shutdown: Shutdown,
+    connections: AtomicUsize,
+    stopping: AtomicBool,
+}
+
+impl Ctx {
+    /// Shared state for a server with `config`.
+    pub fn new(config: Config, log: Log, shutdown: Shutdown) -> Arc<Ctx> {
+        let stats = Arc::new(Stats::new());
+        let hub = Hub::with_log(config.hub, stats.clone(), log.clone());
+        Arc::new(Ctx {
+            config,
+            hub,
+            stats,
+            log,
+            shutdown,
+            connections: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Open connections now.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+/// A bound server, not yet serving.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    addr: SocketAddr,
+    ctx: Arc<Ctx>,
+}
+
+impl Server {
+    /// Binds the listen address of `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] when the address is in use or not available.
+    pub fn bind(config: Config, log: Log, shutdown: Shutdown) -> Result<Server, Error> {
+        let addr = config.bind;
+        let bind_err = |source| Error::Bind { addr, source };
+        let std = StdListener::bind(addr).map_err(bind_err)?;
+        let local = std.local_addr().map_err(bind_err)?;
+        let listener = TcpListener::try_from(std).map_err(bind_err)?;
+        Ok(Server {
+            listener,
+            addr: local,
+            ctx: Ctx::new(config, log, shutdown),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The hub, e.g. to publish from the embedding program.
+    pub fn hub(&self) -> &Hub {
+        &self.ctx.hub
+    }
+
+    /// The shared state.
+    pub fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
+    /// Serves until the shutdown signal fires, then stops accepting, stops the producers,
+    /// lets every stream flush what it has queued, and returns the final counters once all
+    /// connections are closed or the grace period is over.
+    pub async fn run(self, ex: Arc<Executor<'static>>) -> Snapshot {
+        let ctx = self.ctx.clone();
+        let producers = Producers::spawn(&ex, &ctx);
+        let (guard, all_done) = Guard::new();
+        ctx.log.line(format_args!("listening on {}", self.addr));
+        accept_loop(&self.listener, &ex, &ctx, &guard).await;
+        drop(self.listener);
+        ctx.stopping.store(true, Ordering::SeqCst);
+        ctx.log.line(format_args!(
+            "shutting down: {} clients, grace {:?}",
+            ctx.hub.len(),
+            ctx.config.grace
+        ));
+        drop(producers);
+        ctx.hub.close();
+        drop(guard);
+        let finished = async {
+            all_done.wait_all_dropped().await;
+            true
+        }
+        .or(async {
+            Timer::after(ctx.config.grace).await;
+            false
+        })
+        .await;
+        if !finished {
+            ctx.log.line(format_args!(
+                "grace period over: cancelling {} connections",
+                all_done.alive()
+            ));
+        }
+        ctx.stats.snapshot()
+    }
+
+    /// Runs the server on an executor with `config.threads` threads (the calling thread
+    /// is one of them) until shutdown completes.
+    pub fn run_threaded(self) -> Snapshot {
+        let ex = Arc::new(Executor::new());
+        let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+        let threads: Vec<_> = (1..self.ctx.config.threads)
+            .filter_map(|i| {
+                let ex = ex.clone();
+                let stop = stop_rx.clone();
+                std::thread::Builder::new()
+                    .name(format!("ssehub-{i}"))
+                    .spawn(move || futures_lite::future::block_on(ex.run(stop.recv())))
+                    .ok()
+            })
+            .collect();
+        let snapshot = futures_lite::future::block_on(ex.run(self.run(ex.clone())));
+        stop_tx.close();
+        for t in threads {
+            let _ = t.join();
+        }
+        // Dropping the executor cancels whatever is left.
+        drop(ex);
+        snapshot
+    }
+}
+
+/// Accepts until shutdown. Accept errors (e.g. out of descriptors) back off from 10 ms to
+/// 1 s and never stop the loop; they are logged once per burst.
+async fn accept_loop(
+    listener: &TcpListener,
+    ex: &Arc<Executor<'static>>,
+    ctx: &Arc<Ctx>,
+    guard: &Guard,
+) {
+    let mut backoff = Duration::ZERO;
+    loop {
+        let accepted = async { Some(listener.accept().await) }
+            .or(async {
+                ctx.shutdown.wait().await;
+                None
+            })
+            .await;
+        let Some(accepted) = accepted else { return };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff = Duration::ZERO;
+                ctx.stats.connection_accepted();
+                let _ = stream.set_nodelay(true);
+                let slot = Slot::take(ctx);
+                let ctx = ctx.clone();
+                let guard = guard.clone();
+                if slot.over_cap {
+                    ex.spawn(async move {
+                        reject_over_capacity(stream, &ctx).await;
+                        drop((slot, guard));
+                    })
+                    .detach();
+                } else {
+                    ex.spawn(async move {
+                        serve_connection(stream, peer, &ctx).await;
+                        drop((slot, guard));
+                    })
+                    .detach();
+                }
+            }
+            Err(e) => {
+                if backoff.is_zero() {
+                    ctx.log
+                        .line(format_args!("accept failed: {e}; backing off"));
+                }
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                Timer::after(backoff)
+                    .or(async {
+                        ctx.shutdown.wait().await;
+                        Instant::now()
+                    })
+                    .await;
+            }
+        }
+    }
+}
+
+/// One open connection, counted against `max_clients` for as long as it lives.
+struct Slot {
+    ctx: Arc<Ctx>,
+    over_cap: bool,
+}
+
+impl Slot {
+    fn take(ctx: &Arc<Ctx>) -> Slot {
+        let before = ctx.connections.fetch_add(1, Ordering::AcqRel);
+        Slot {
+            ctx: ctx.clone(),
+            over_cap: before >= ctx.config.limits.max_clients,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.ctx.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn reject_over_capacity<S: Conn>(mut stream: S, ctx: &Ctx) {
+    ctx.stats.rejected(503);
+    let msg = format!(
+        "server is at its limit of {} connections, retry later",
+        ctx.config.limits.max_clients
+    );
+    let bytes = Response::text(503, &msg)
+        .header("Retry-After", "1")
+        .close()
+        .to_bytes(false);
+    let _ = write_timed(&mut stream, &bytes, Duration::from_secs(1)).await;
+}
+
+/// Writes all of `bytes` within `timeout`.
+async fn write_timed<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    timeout: Duration,
+) -> io::Result<()> {
+    stream
+        .write_all(bytes)
+        .or(async {
+            Timer::after(timeout).await;
+            Err(io::ErrorKind::TimedOut.into())
+        })
+        .await
+}
+
+/// A parsed request, copied out of the read buffer.
+#[derive(Debug)]
+struct Request {
+    method: String,
+    path: String,
+    query: Option<String>,
+    framing: Framing,
+    headers: Vec<(String, String)>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn params(
+        &self,
+    ) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> {
+        query_pairs(self.query.as_deref().unwrap_or(""))
+    }
+
+    fn param(&self, name: &str) -> Option<String> {
+        self.params()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    fn is_head(&self) -> bool {
+        self.method == "HEAD"
+    }
+}
+
+/// Parses the head at the start of `buf` into an owned [`Request`] and removes it.
+fn take_request(buf: &mut Vec<u8>, ctx: &Ctx, len_hint: usize) -> Result<Request, ParseError> {
+    let limits = head_limits(ctx);
+    let mut headers = vec![EMPTY_HEADER; ctx.config.limits.max_headers];
+    let head = match parse_head(buf, &mut headers, limits)? {
+        Status::Complete(head) => head,
+        // read_head saw it complete; the same bytes parse the same way.
+        Status::Partial => return Err(ParseError::HeadTooLarge { limit: len_hint }),
+    };
+    let framing = framing(&head, ctx.config.limits.max_body)?;
+    let target = parse_target(head.target)?;
+    if target.asterisk && head.method != "OPTIONS" {
+        return Err(ParseError::InvalidTarget);
+    }
+    let req = Request {
+        method: head.method.to_owned(),
+        path: if target.asterisk {
+            "*".to_owned()
+        } else {
+            target.path.to_owned()
+        },
+        query: target.query.map(str::to_owned),
+        framing,
+        headers: head
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect(),
+    };
+    let len = head.len;
+    buf.drain(..len);
+    Ok(req)
+}
+
+fn head_limits(ctx: &Ctx) -> HeadLimits {
+    HeadLimits {
+        max_request_line: ctx.config.limits.max_request_line,
+        max_head_bytes: ctx.config.limits.max_head_bytes,
+    }
+}
+
+/// Serves one connection: requests until close, or a stream.
+pub async fn serve_connection<S: Conn>(mut stream: S, peer: SocketAddr, ctx: &Arc<Ctx>) {
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut served = 0u32;
+    loop {
+        let deadline = Instant::now() + ctx.config.limits.header_timeout;
+        let read = read_head(
+            &mut stream,
+            &mut buf,
+            head_limits(ctx),
+            ctx.config.limits.max_headers,
+            deadline,
+        );
+        // At shutdown, a connection waiting for a head closes; `or` polls the read first,
+        // so a request already in the buffer is still answered.
+        let got = async { Some(read.await) }
+            .or(async {
+                ctx.shutdown.wait().await;
+                None
+            })
+            .await;
+        let Some(result) = got else { return };
+        let req = match result
+            .and_then(|len| take_request(&mut buf, ctx, len).map_err(ConnError::from))
+        {
+            Ok(req) => req,
+            Err(e) => return refuse(&mut stream, ctx, e, served == 0).await,
+        };
+        served += 1;
+        match plan(ctx, &req) {
+            Plan::Respond(resp) => {
+                let resp = if req.framing.body == BodyKind::None {
+                    resp
+                } else {
+                    resp.close()
+                };
+                if !send(&mut stream, ctx, &req, resp).await {
+                    return;
+                }
+            }
+            Plan::Publish => {
+                let resp = match receive_body(&mut stream, &mut buf, ctx, &req).await {
+                    Ok(body) => publish(ctx, &req, &body),
+                    Err(e) => return refuse(&mut stream, ctx, e, false).await,
+                };
+                if !send(&mut stream, ctx, &req, resp).await {
+                    return;
+                }
+            }
+            Plan::Stream { topics, last_id } => {
+                drop(buf);
+                return stream_events(stream, peer, ctx, topics, last_id, req.is_head()).await;
+            }
+        }
+    }
+}
+
+/// Writes a short response; false when the connection must close.
+async fn send<S: Conn>(stream: &mut S, ctx: &Ctx, req: &Request, resp: Response) -> bool {
+    if resp.status >= 400 {
+        ctx.stats.rejected(resp.status);
+    }
+    let close = resp.close || !req.framing.keep_alive || ctx.shutdown.is_triggered();
+    let resp = if close { resp.close() } else { resp };
+    let bytes = resp.to_bytes(req.is_head());
+    write_timed(stream, &bytes, ctx.config.limits.write_timeout)
+        .await
+        .is_ok()
+        && !close
+}
+
+/// Answers a request that failed before routing, then the connection closes.
+async fn refuse<S: Conn>(stream: &mut S, ctx: &Ctx, e: ConnError, first: bool) {
+    let resp = match e {
+        ConnError::Parse(p) => Response::text(p.status(), &p.to_string()),
+        ConnError::Timeout { partial } if partial || first => {
+            Response::text(408, "request head not received in time")
+        }
+        ConnError::Io(ref io) if !is_disconnect(io) => {
+            ctx.log.line(format_args!("connection error: {io}"));
+            return;
+        }
+        _ => return,
+    };
+    ctx.stats.rejected(resp.status);
+    let bytes = resp.close().to_bytes(false);
+    let _ = write_timed(stream, &bytes, ctx.config.limits.write_timeout).await;
+    // Let the peer read the answer before the close: stop writing, then close.
+    let _ = stream.close().await;
+}
+
+/// What a request leads to once its head has been checked.
+enum Plan {
+    Respond(Response),
+    Publish,
+    Stream {
+        topics: Topics,
+        last_id: Option<u64>,
+    },
+}
+
+/// Methods this server knows; any other gets `501`.
+const KNOWN_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// Routes a request by path and method, checking everything that needs no body.
+fn plan(ctx: &Ctx, req: &Request) -> Plan {
+    if !KNOWN_METHODS.contains(&req.method.as_str()) {
+        return Plan::Respond(Response::text(
+            501,
+            &format!("method {} is not implemented", truncate(&req.method)),
+        ));
+    }
+    let allow = match req.path.as_str() {
+        "/stream" | "/health" | "/stats" | "/metrics" | "/" => "GET, HEAD, OPTIONS",
+        "/publish" => "POST, OPTIONS",
+        "*" => "GET, HEAD, POST, OPTIONS",
+        _ => {
+            return Plan::Respond(Response::text(
+                404,
+                &format!("no route for {}", truncate(&req.path)),
+            ));
+        }
+    };
+    let allowed = allow.split(", ").any(|m| m == req.method);
+    if !allowed {
+        return Plan::Respond(
+            Response::text(
+                405,
+                &format!(
+                    "{} is not allowed on {}; allowed: {allow}",
+                    req.method, req.path
+                ),
+            )
+            .header("Allow", allow),
+        );
+    }
+    if req.method == "OPTIONS" {
+        return Plan::Respond(
+            Response::with_body(204, "text/plain", Vec::new()).header("Allow", allow),
+        );
+    }
+    match req.path.as_str() {
+        "/stream" => plan_stream(req),
+        "/publish" => plan_publish(ctx, req),
+        "/health" => Plan::Respond(health(ctx)),
+        "/stats" => Plan::Respond(Response::json(200, &crate::metrics::stats_json(ctx))),
+        "/metrics" => Plan::Respond(Response::with_body(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::prometheus(ctx).into_bytes(),
+        )),
+        _ => Plan::Respond(Response::with_body(
+            200,
+            "text/html; charset=utf-8",
+            crate::page::HTML.as_bytes().to_vec(),
+        )),
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn health(ctx: &Ctx) -> Response {
+    if ctx.stopping.load(Ordering::SeqCst) || ctx.shutdown.is_triggered() {
+        Response::json(
+            503,
+            &json!({"status": "shutting_down", "clients": ctx.hub.len()}),
+        )
+    } else {
+        Response::json(
+            200,
+            &json!({"status": "ok", "clients": ctx.hub.len(), "uptime_secs": ctx.stats.snapshot().uptime_secs}),
+        )
+    }
+}
+
+fn plan_stream(req: &Request) -> Plan {
+    if req.framing.body != BodyKind::None && req.framing.body != BodyKind::Length(0) {
+        return Plan::Respond(Response::text(400, "GET /stream takes no request body").close());
+    }
+    let mut topics = Vec::new();
+    for (k, v) in req.params() {
+        if k == "topic" {
+            match Topic::new(&v) {
+                Ok(t) if topics.len() < 64 => topics.push(t),
+                Ok(_) => return Plan::Respond(Response::text(400, "at most 64 topics per stream")),
+                Err(e) => return Plan::Respond(Response::text(400, &e.to_string())),
+            }
+        }
+    }
+    let topics = if topics.is_empty() {
+        Topics::All
+    } else {
+        Topics::Only(topics.into())
+    };
+    // A browser cannot set the header on its first connect, hence the query twin. Not a
+    // number (another server's id): treated as no id.
+    let last_id = req
+        .header("Last-Event-ID")
+        .map(str::to_owned)
+        .or_else(|| req.param("lastEventId"))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    Plan::Stream { topics, last_id }
+}
+
+fn plan_publish(ctx: &Ctx, req: &Request) -> Plan {
+    let Some(token) = &ctx.config.publish_token else {
+        return Plan::Respond(
+            Response::text(403, "publishing is off: start ssehub with --publish-token TOKEN (or SSEHUB_PUBLISH_TOKEN)")
+                .close(),
+        );
+    };
+    let given = req
+        .header("Authorization")
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    match given {
+        Some(g) if publish::constant_time_eq(g.as_bytes(), token.as_bytes()) => Plan::Publish,
+        Some(_) => Plan::Respond(
+            Response::text(401, "wrong bearer token")
+                .header("WWW-Authenticate", "Bearer")
+                .close(),
+        ),
+        None => Plan::Respond(
+            Response::text(401, "missing Authorization: Bearer <token>")
+                .header("WWW-Authenticate", "Bearer")
+                .close(),
+        ),
+    }
+}
+
+/// Reads the body of an accepted request, after `100 Continue` when the client waits.
+async fn receive_body<S: Conn>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Vec<u8>, ConnError> {
+    if req.framing.expect_continue && req.framing.body != BodyKind::None && buf.is_empty() {
+        write_timed(stream, CONTINUE, ctx.config.limits.write_timeout)
+            .await
+            .map_err(ConnError::Io)?;
+    }
+    let deadline = Instant::now() + ctx.config.limits.header_timeout;
+    read_body(
+        stream,
+        buf,
+        req.framing.body,
+        ctx.config.limits.max_body,
+        deadline,
+    )
+    .await
+}
+
+fn publish(ctx: &Ctx, req: &Request, body: &[u8]) -> Response {
+    let is_json = req.header("Content-Type").is_some_and(|ct| {
+        ct.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+    });
+    let parsed = if is_json {
+        publish::from_json(body)
+    } else {
+        publish::from_text(
+            body,
+            req.param("event").as_deref(),
+            req.param("topic").as_deref(),
+            req.param("retry").as_deref(),
+        )
+    };
+    match parsed {
+        Ok(p) => {
+            let published = ctx.hub.publish(&p.topic, &p.event);
+            Response::json(
+                200,
+                &json!({"id": published.id, "delivered_to": published.delivery.sent}),
+            )
+        }
+        Err(e) => Response::text(400, &e.to_string()),
+    }
+}
+
+/// The writer loop of one subscriber.
+async fn stream_events<S: Conn>(
+    mut stream: S,
+    peer: SocketAddr,
+    ctx: &Arc<Ctx>,
+    topics: Topics,
+    last_id: Option<u64>,
+    head_only: bool,
+) {
+    let head = stream_head(&crate::cors::headers(ctx, None));
+    if head_only {
+        let _ = write_timed(&mut stream, &head, ctx.config.limits.write_timeout).await;
+        return;
+    }
+    let closer = stream.clone();
+    let mut sub =
+        match ctx
+            .hub
+            .subscribe(topics, last_id, Some(Box::new(move || closer.shut_down())))
+        {
+            Ok(sub) => sub,
+            Err(e) => {
+                let bytes = Response::text(503, &e.to_string()).close().to_bytes(false);
+                ctx.stats.rejected(503);
+                let _ = write_timed(&mut stream, &bytes, ctx.config.limits.write_timeout).await;
+                return;
+            }
+        };
+    ctx.log
+        .line(format_args!("client {} connected from {peer}", sub.id()));
+    let mut preamble = head;
+    let retry = jittered(ctx.config.retry_ms);
+    preamble.extend_from_slice(format!("retry: {retry}\n").as_bytes());
+    push_comment(&mut preamble, &format!("connected, client {}", sub.id()));
+    preamble.push(b'\n');
+    let reason = match write_timed(&mut stream, &preamble, ctx.config.limits.write_timeout).await {
+        Ok(()) => pump(&mut stream, &mut sub, ctx).await,
+        Err(e) => write_failure(&e),
+    };
+    if reason == Reason::Shutdown {
+        let _ = stream.close().await;
+    }
+    sub.end(reason);
+}
+
+/// `ms` ±20%, so that a restart does not bring every client back in the same instant.
+fn jittered(ms: u32) -> u32 {
+    let spread = ms / 5;
+    if spread == 0 {
+        return ms;
+    }
+    ms - spread + fastrand::u32(0..=2 * spread)
+}
+
+fn write_failure(e: &io::Error) -> Reason {
+    if e.kind() == io::ErrorKind::TimedOut {
+        Reason::WriteTimeout
+    } else {
+        Reason::HungUp
+    }
+}
+
+/// What ends a wait for the next frame.
+enum Next {
+    Frame(Frame),
+    Closed,
+    HungUp,
+}
+
+/// Moves frames from the queue to the socket until the stream ends; returns why.
+async fn pump<S: Conn>(stream: &mut S, sub: &mut Subscription, ctx: &Ctx) -> Reason {
+    let timeout = ctx.config.limits.write_timeout;
+    let mut batch = sub.take_backlog();
+    loop {
+        if batch.is_empty() {
+            match next_frame(stream, sub).await {
+                Next::Frame(f) => batch.push(f),
+                Next::Closed => {
+                    return if ctx.hub.is_closed() {
+                        Reason::Shutdown
+                    } else {
+                        Reason::QueueFull
+                    };
+                }
+                Next::HungUp => return Reason::HungUp,
+            }
+        }
+        while batch.len() < MAX_WRITE_BATCH {
+            match sub.receiver().try_recv() {
+                Ok(f) => batch.push(f),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = write_frames(stream, &batch, timeout, &ctx.stats).await {
+            return write_failure(&e);
+        }
+        batch.clear();
+        if batch.capacity() > MAX_WRITE_BATCH {
+            // A large replay backlog must not stay allocated for the life of the stream.
+            batch.shrink_to(MAX_WRITE_BATCH);
+        }
+    }
+}
+
+/// Waits for a frame, watching the read side: end of stream or an error is a hang-up.
+/// Bytes a client sends after its request are read and ignored.
+async fn next_frame<S: Conn>(stream: &mut S, sub: &Subscription) -> Next {
+    let rx = sub.receiver();
+    async {
+        match rx.recv().await {
+            Ok(f) => Next::Frame(f),
+            Err(_) => Next::Closed,
+        }
+    }
+    .or(async {
+        let mut sink = [0u8; 32];
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return Next::HungUp,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+}
+
+/// Writes `frames` with vectored writes of up to [`MAX_WRITE_BATCH`] frames each. Each
+/// call must make progress within `timeout`.
+async fn write_frames<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    frames: &[Frame],
+    timeout: Duration,
+    stats: &Stats,
+) -> io::Result<()> {
+    let (mut idx, mut off) = (0usize, 0usize);
+    while idx < frames.len() {
+        let rest = &frames[idx..];
+        let written = write_some(stream, rest, off)
+            .or(async {
+                Timer::after(timeout).await;
+                Err(io::ErrorKind::TimedOut.into())
+            })
+            .await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let mut left = off + written;
+        let mut done = 0u64;
+        while idx < frames.len() && left >= frames[idx].len() {
+            left -= frames[idx].len();
+            idx += 1;
+            done += 1;
+        }
+        off = left;
+        stats.wrote(done, written as u64);
+    }
+    Ok(())
+}
+
+/// One vectored write of the frames (the first from `off`), building the slices on the
+/// stack inside `poll` so the task's state stays small.
+async fn write_some<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    frames: &[Frame],
+    off: usize,
+) -> io::Result<usize> {
+    poll_fn(|cx| {
+        let mut slices = [IoSlice::new(&[]); MAX_WRITE_BATCH];
+        let mut n = 0;
+        for (slot, frame) in slices.iter_mut().zip(frames) {
+            let bytes = frame.as_bytes();
+            *slot = IoSlice::new(if n == 0 {
+                bytes.get(off..).unwrap_or(&[])
+            } else {
+                bytes
+            });
+            n += 1;
+        }
+        match Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..n]) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}

@@ -1,0 +1,227 @@
+//! Counters updated on the hot path with relaxed atomics, never under a lock.
+//!
+//! [`Stats`] is shared (`Arc`) by the hub, the connection tasks and the producers. Reading
+//! a [`Snapshot`] is a handful of atomic loads; `/stats` and `/metrics` render one.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+/// Why a subscriber's stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// Its bounded queue was full when the hub tried to hand it a frame: it was too slow.
+    QueueFull,
+    /// One write to its socket did not complete within the write timeout.
+    WriteTimeout,
+    /// The client closed the connection, or the socket failed.
+    HungUp,
+    /// The server shut down.
+    Shutdown,
+}
+
+impl Reason {
+    /// Every reason, in a fixed order (the order of the counters).
+    pub const ALL: [Reason; 4] = [
+        Reason::QueueFull,
+        Reason::WriteTimeout,
+        Reason::HungUp,
+        Reason::Shutdown,
+    ];
+
+    /// The label used in logs, `/stats` and `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::QueueFull => "queue_full",
+            Reason::WriteTimeout => "write_timeout",
+            Reason::HungUp => "hung_up",
+            Reason::Shutdown => "shutdown",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Reason::QueueFull => 0,
+            Reason::WriteTimeout => 1,
+            Reason::HungUp => 2,
+            Reason::Shutdown => 3,
+        }
+    }
+}
+
+/// The error statuses counted one by one; anything else lands in the last slot.
+pub const COUNTED_STATUSES: [u16; 16] = [
+    400, 401, 403, 404, 405, 408, 411, 413, 414, 415, 417, 431, 500, 501, 503, 505,
+];
+
+/// The server's counters. All methods take `&self` and are lock-free.
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    clients: AtomicU64,
+    peak_clients: AtomicU64,
+    connections: AtomicU64,
+    events_published: AtomicU64,
+    frames_queued: AtomicU64,
+    frames_written: AtomicU64,
+    bytes_written: AtomicU64,
+    write_calls: AtomicU64,
+    ended: [AtomicU64; 4],
+    rejected: [AtomicU64; COUNTED_STATUSES.len() + 1],
+}
+
+/// A point-in-time copy of [`Stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Seconds since the server started.
+    pub uptime_secs: u64,
+    /// Subscribers connected now.
+    pub clients: u64,
+    /// Most subscribers connected at once.
+    pub peak_clients: u64,
+    /// TCP connections accepted.
+    pub connections: u64,
+    /// Events published (each one got an id).
+    pub events_published: u64,
+    /// Frames handed to subscriber queues (events, replays and heartbeats).
+    pub frames_queued: u64,
+    /// Frames fully written to subscriber sockets.
+    pub frames_written: u64,
+    /// Bytes written to subscriber sockets.
+    pub bytes_written: u64,
+    /// Write system calls made by subscriber writers (several frames per call where queued).
+    pub write_calls: u64,
+    /// Ended streams by reason, in [`Reason::ALL`] order.
+    pub ended: [u64; 4],
+    /// Rejected requests by status, in [`COUNTED_STATUSES`] order, then "other".
+    pub rejected: [u64; COUNTED_STATUSES.len() + 1],
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::new()
+    }
+}
+
+impl Stats {
+    /// Fresh counters; uptime starts now.
+    pub fn new() -> Stats {
+        Stats {
+            started: Instant::now(),
+            clients: AtomicU64::new(0),
+            peak_clients: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            events_published: AtomicU64::new(0),
+            frames_queued: AtomicU64::new(0),
+            frames_written: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            write_calls: AtomicU64::new(0),
+            ended: Default::default(),
+            rejected: Default::default(),
+        }
+    }
+
+    /// A subscriber joined.
+    pub fn client_joined(&self) {
+        let now = self.clients.fetch_add(1, Relaxed) + 1;
+        self.peak_clients.fetch_max(now, Relaxed);
+    }
+
+    /// A subscriber's stream ended for `reason`.
+    pub fn client_left(&self, reason: Reason) {
+        self.clients.fetch_sub(1, Relaxed);
+        self.ended[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    /// A TCP connection was accepted.
+    pub fn connection_accepted(&self) {
+        self.connections.fetch_add(1, Relaxed);
+    }
+
+    /// An event was published.
+    pub fn event_published(&self) {
+        self.events_published.fetch_add(1, Relaxed);
+    }
+
+    /// `n` frames were handed to subscriber queues.
+    pub fn frames_queued(&self, n: u64) {
+        self.frames_queued.fetch_add(n, Relaxed);
+    }
+
+    /// One write call put `frames` whole frames and `bytes` bytes on a socket.
+    pub fn wrote(&self, frames: u64, bytes: u64) {
+        self.write_calls.fetch_add(1, Relaxed);
+        self.frames_written.fetch_add(frames, Relaxed);
+        self.bytes_written.fetch_add(bytes, Relaxed);
+    }
+
+    /// A request was refused with `status`.
+    pub fn rejected(&self, status: u16) {
+        let i = COUNTED_STATUSES
+            .iter()
+            .position(|&s| s == status)
+            .unwrap_or(COUNTED_STATUSES.len());
+        self.rejected[i].fetch_add(1, Relaxed);
+    }
+
+    /// Subscribers connected now.
+    pub fn clients(&self) -> u64 {
+        self.clients.load(Relaxed)
+    }
+
+    /// Copies every counter.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            uptime_secs: self.started.elapsed().as_secs(),
+            clients: self.clients.load(Relaxed),
+            peak_clients: self.peak_clients.load(Relaxed),
+            connections: self.connections.load(Relaxed),
+            events_published: self.events_published.load(Relaxed),
+            frames_queued: self.frames_queued.load(Relaxed),
+            frames_written: self.frames_written.load(Relaxed),
+            bytes_written: self.bytes_written.load(Relaxed),
+            write_calls: self.write_calls.load(Relaxed),
+            ended: std::array::from_fn(|i| self.ended[i].load(Relaxed)),
+            rejected: std::array::from_fn(|i| self.rejected[i].load(Relaxed)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_tracks_the_maximum() {
+        let s = Stats::new();
+        s.client_joined();
+        s.client_joined();
+        s.client_left(Reason::HungUp);
+        s.client_joined();
+        let snap = s.snapshot();
+        assert_eq!(snap.clients, 2);
+        assert_eq!(snap.peak_clients, 2);
+        assert_eq!(snap.ended, [0, 0, 1, 0]);
+    }
+
+    #[test]
+    fn rejected_statuses_land_in_their_slot() {
+        let s = Stats::new();
+        s.rejected(431);
+        s.rejected(431);
+        s.rejected(999);
+        let snap = s.snapshot();
+        let i = COUNTED_STATUSES.iter().position(|&x| x == 431).unwrap();
+        assert_eq!(snap.rejected[i], 2);
+        assert_eq!(snap.rejected[COUNTED_STATUSES.len()], 1);
+    }
+
+    #[test]
+    fn reason_labels_are_distinct() {
+        let labels: std::collections::HashSet<_> = Reason::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(labels.len(), Reason::ALL.len());
+        for r in Reason::ALL {
+            assert_eq!(Reason::ALL[r.index()], r);
+        }
+    }
+}
