@@ -4,6 +4,7 @@
 //! another origin cannot read the stream. With `*`, any origin may; with a list, the
 //! request's `Origin` is echoed back when it is on the list (with `Vary: Origin`).
 
+use crate::http::response::Response;
 use crate::server::Ctx;
 
 /// Header fields to add for a request whose `Origin` header is `origin`.
@@ -21,5 +22,84 @@ pub fn headers(ctx: &Ctx, origin: Option<&str>) -> Vec<(&'static str, String)> {
             ("Vary", "Origin".to_owned()),
         ],
         _ => vec![("Vary", "Origin".to_owned())],
+    }
+}
+
+/// How long a browser may cache a preflight answer. **Unit:** seconds.
+pub const PREFLIGHT_MAX_AGE: u32 = 600;
+
+/// The answer to `OPTIONS`: `204` with `Allow`, and, when CORS is on and the origin is
+/// allowed, the preflight fields a browser needs before `POST /publish`.
+pub fn preflight(ctx: &Ctx, origin: Option<&str>, allow: &str) -> Response {
+    let mut resp = Response::with_body(204, "text/plain", Vec::new()).header("Allow", allow);
+    let cors = headers(ctx, origin);
+    if cors
+        .iter()
+        .any(|(n, _)| *n == "Access-Control-Allow-Origin")
+    {
+        resp = resp
+            .header("Access-Control-Allow-Methods", allow)
+            .header(
+                "Access-Control-Allow-Headers",
+                "Authorization, Content-Type, Last-Event-ID",
+            )
+            .header("Access-Control-Max-Age", PREFLIGHT_MAX_AGE.to_string());
+    }
+    // `send` adds the origin fields themselves, as for every short response.
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Log, Shutdown};
+
+    fn ctx(origins: &[&str]) -> std::sync::Arc<Ctx> {
+        let config = Config {
+            cors_origins: origins.iter().map(|s| s.to_string()).collect(),
+            ..Config::default()
+        };
+        Ctx::new(config, Log::silent(), Shutdown::new())
+    }
+
+    #[test]
+    fn no_origins_configured_means_no_headers() {
+        assert!(headers(&ctx(&[]), Some("http://a.test")).is_empty());
+        let r = preflight(&ctx(&[]), Some("http://a.test"), "POST, OPTIONS");
+        assert!(
+            !r.headers
+                .iter()
+                .any(|(n, _)| n.starts_with("Access-Control"))
+        );
+    }
+
+    #[test]
+    fn listed_origin_is_echoed_and_others_are_not() {
+        let c = ctx(&["http://a.test"]);
+        assert_eq!(
+            headers(&c, Some("http://a.test")),
+            [
+                ("Access-Control-Allow-Origin", "http://a.test".to_owned()),
+                ("Vary", "Origin".to_owned())
+            ]
+        );
+        assert_eq!(
+            headers(&c, Some("http://b.test")),
+            [("Vary", "Origin".to_owned())]
+        );
+        let r = preflight(&c, Some("http://a.test"), "POST, OPTIONS");
+        assert!(
+            r.headers
+                .iter()
+                .any(|(n, v)| *n == "Access-Control-Allow-Headers" && v.contains("Authorization"))
+        );
+    }
+
+    #[test]
+    fn star_allows_any_origin() {
+        assert_eq!(
+            headers(&ctx(&["*"]), None),
+            [("Access-Control-Allow-Origin", "*".to_owned())]
+        );
     }
 }

@@ -593,10 +593,8 @@ impl State {
         let mut delivery = Delivery::default();
         let mut gone: Vec<(ClientId, Reason)> = Vec::new();
         for (id, client) in &self.clients {
-            if let Some(t) = topic {
-                if !client.topics.matches(t) {
-                    continue;
-                }
+            if topic.is_some_and(|t| !client.topics.matches(t)) {
+                continue;
             }
             match client.tx.try_send(frame.clone()) {
                 Ok(()) => delivery.sent += 1,

@@ -20,7 +20,10 @@ use std::sync::Arc;
 /// assert_eq!(lines.lock().unwrap()[0], "connected 1");
 /// ```
 #[derive(Clone, Default)]
-pub struct Log(Option<Arc<dyn Fn(&fmt::Arguments<'_>) + Send + Sync>>);
+pub struct Log(Option<Arc<Sink>>);
+
+/// The function behind a [`Log`].
+type Sink = dyn Fn(&fmt::Arguments<'_>) + Send + Sync;
 
 impl Log {
     /// A sink that calls `f` for every line.

@@ -19,7 +19,7 @@ pub fn stats_json(ctx: &Ctx) -> Value {
     }
     let mut rejected = Map::new();
     for (status, n) in statuses(&s) {
-        rejected.insert(status.into(), json!(n));
+        rejected.insert(status, json!(n));
     }
     let topics: Map<String, Value> = ctx
         .hub

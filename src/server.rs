@@ -467,7 +467,13 @@ pub async fn serve_connection<S: Conn>(mut stream: S, peer: SocketAddr, ctx: &Ar
             }
             Plan::Stream { topics, last_id } => {
                 drop(buf);
-                return stream_events(stream, peer, ctx, topics, last_id, req.is_head()).await;
+                let open = OpenStream {
+                    topics,
+                    last_id,
+                    head: stream_head(&crate::cors::headers(ctx, req.header("Origin"))),
+                    head_only: req.is_head(),
+                };
+                return stream_events(stream, peer, ctx, open).await;
             }
         }
     }
@@ -479,7 +485,9 @@ async fn send<S: Conn>(stream: &mut S, ctx: &Ctx, req: &Request, resp: Response)
         ctx.stats.rejected(resp.status);
     }
     let close = resp.close || !req.framing.keep_alive || ctx.shutdown.is_triggered();
-    let resp = if close { resp.close() } else { resp };
+    let mut resp = if close { resp.close() } else { resp };
+    resp.headers
+        .extend(crate::cors::headers(ctx, req.header("Origin")));
     let bytes = resp.to_bytes(req.is_head());
     write_timed(stream, &bytes, ctx.config.limits.write_timeout)
         .await
@@ -555,9 +563,7 @@ fn plan(ctx: &Ctx, req: &Request) -> Plan {
         );
     }
     if req.method == "OPTIONS" {
-        return Plan::Respond(
-            Response::with_body(204, "text/plain", Vec::new()).header("Allow", allow),
-        );
+        return Plan::Respond(crate::cors::preflight(ctx, req.header("Origin"), allow));
     }
     match req.path.as_str() {
         "/stream" => plan_stream(req),
@@ -707,16 +713,24 @@ fn publish(ctx: &Ctx, req: &Request, body: &[u8]) -> Response {
     }
 }
 
-/// The writer loop of one subscriber.
-async fn stream_events<S: Conn>(
-    mut stream: S,
-    peer: SocketAddr,
-    ctx: &Arc<Ctx>,
+/// A checked `GET /stream` request.
+struct OpenStream {
     topics: Topics,
     last_id: Option<u64>,
+    /// The response head, CORS fields included.
+    head: Vec<u8>,
+    /// A `HEAD` request: send the head only.
     head_only: bool,
-) {
-    let head = stream_head(&crate::cors::headers(ctx, None));
+}
+
+/// The writer loop of one subscriber.
+async fn stream_events<S: Conn>(mut stream: S, peer: SocketAddr, ctx: &Arc<Ctx>, open: OpenStream) {
+    let OpenStream {
+        topics,
+        last_id,
+        head,
+        head_only,
+    } = open;
     if head_only {
         let _ = write_timed(&mut stream, &head, ctx.config.limits.write_timeout).await;
         return;

@@ -112,10 +112,10 @@ pub async fn read_head<S: AsyncRead + Unpin>(
     deadline: Instant,
 ) -> Result<usize, ConnError> {
     loop {
-        if !buf.is_empty() {
-            if let Some(len) = head_len(buf, max_headers, limits)? {
-                return Ok(len);
-            }
+        if !buf.is_empty()
+            && let Some(len) = head_len(buf, max_headers, limits)?
+        {
+            return Ok(len);
         }
         let room = (limits.max_head_bytes + 1)
             .saturating_sub(buf.len())
