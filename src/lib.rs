@@ -79,6 +79,7 @@ pub mod server;
 pub mod shutdown;
 pub mod sse;
 pub mod stats;
+pub mod testing;
 
 pub use config::Config;
 pub use hub::Hub;

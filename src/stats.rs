@@ -83,7 +83,8 @@ pub struct Snapshot {
     pub connections: u64,
     /// Events published (each one got an id).
     pub events_published: u64,
-    /// Frames handed to subscriber queues (events, replays and heartbeats).
+    /// Frames handed to subscriber queues (live events and heartbeats; replays go straight
+    /// to the writer).
     pub frames_queued: u64,
     /// Frames fully written to subscriber sockets.
     pub frames_written: u64,
