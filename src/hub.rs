@@ -44,6 +44,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_channel::{Receiver, Sender, TrySendError};
@@ -294,7 +295,7 @@ impl fmt::Debug for Hub {
 /// [`Subscription::end`] named another reason first).
 pub struct Subscription {
     id: ClientId,
-    rx: Receiver<Frame>,
+    rx: Pin<Box<Receiver<Frame>>>,
     backlog: Vec<Frame>,
     hub: Hub,
     ended: bool,
@@ -320,6 +321,12 @@ impl Subscription {
     /// then reports closed once what was queued has been taken.
     pub fn receiver(&self) -> &Receiver<Frame> {
         &self.rx
+    }
+
+    /// The live queue, pinned, for polling it as a `Stream` (which keeps its listener
+    /// inside the receiver, so waiting allocates nothing new).
+    pub fn receiver_mut(&mut self) -> Pin<&mut Receiver<Frame>> {
+        self.rx.as_mut()
     }
 
     /// Takes the replay backlog (events retained after the requested id, plus a comment if
@@ -480,7 +487,7 @@ impl Hub {
         self.inner.stats.client_joined();
         Ok(Subscription {
             id,
-            rx,
+            rx: Box::pin(rx),
             backlog,
             hub: self.clone(),
             ended: false,

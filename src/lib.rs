@@ -80,6 +80,7 @@ pub mod shutdown;
 pub mod sse;
 pub mod stats;
 pub mod testing;
+pub mod writer;
 
 pub use config::Config;
 pub use hub::Hub;

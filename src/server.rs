@@ -14,14 +14,13 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_executor::Executor;
-use async_io::Timer;
+use async_io::{Async, Timer};
 use async_net::{TcpListener, TcpStream};
-use futures_lite::future::poll_fn;
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, FutureExt};
 use serde_json::json;
 
 use crate::config::Config;
@@ -32,16 +31,14 @@ use crate::http::parse::{
 use crate::http::read::{ConnError, is_disconnect, read_body, read_head};
 use crate::http::response::{CONTINUE, Response, stream_head};
 use crate::http::target::{parse_target, query_pairs};
-use crate::hub::{Hub, Subscription, Topic, Topics};
+use crate::hub::{CloseHook, Hub, Subscription, Topic, Topics};
 use crate::log::Log;
 use crate::producer::Producers;
 use crate::publish;
 use crate::shutdown::{Guard, Shutdown};
 use crate::sse::{Frame, push_comment};
 use crate::stats::{Reason, Snapshot, Stats};
-
-/// Most frames handed to the kernel in one vectored write.
-pub const MAX_WRITE_BATCH: usize = 64;
+use crate::writer::Writer;
 
 /// A start-up or run-time failure of the server.
 #[derive(Debug)]
@@ -79,9 +76,56 @@ pub trait Conn: AsyncRead + AsyncWrite + Clone + Unpin + Send + Sync + 'static {
     fn shut_down(&self);
 }
 
-impl Conn for TcpStream {
+/// A TCP connection as the handler holds it: one pointer. (`async_net::TcpStream` also
+/// caches two readiness futures, 120 bytes, and every subscriber's task holds its stream.)
+#[derive(Debug, Clone)]
+pub struct TcpConn(Arc<Async<std::net::TcpStream>>);
+
+impl From<TcpStream> for TcpConn {
+    fn from(stream: TcpStream) -> TcpConn {
+        TcpConn(stream.into())
+    }
+}
+
+impl AsyncRead for TcpConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TcpConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.0).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.0).poll_close(cx)
+    }
+}
+
+impl Conn for TcpConn {
     fn shut_down(&self) {
-        let _ = self.shutdown(std::net::Shutdown::Both);
+        let _ = self.0.get_ref().shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -251,6 +295,7 @@ async fn accept_loop(
                 backoff = Duration::ZERO;
                 ctx.stats.connection_accepted();
                 let _ = stream.set_nodelay(true);
+                let stream = TcpConn::from(stream);
                 let slot = Slot::take(ctx);
                 let ctx = ctx.clone();
                 let guard = guard.clone();
@@ -418,12 +463,30 @@ fn head_limits(ctx: &Ctx) -> HeadLimits {
 
 /// Serves one connection: requests until close, or a stream.
 pub async fn serve_connection<S: Conn>(mut stream: S, peer: SocketAddr, ctx: &Arc<Ctx>) {
+    // The request phase is boxed: its buffer and futures are freed before a stream
+    // starts, so a long-lived subscriber's task holds only the writer's state.
+    if let Some((mut sub, preamble)) = Box::pin(serve_requests(&mut stream, peer, ctx)).await {
+        let reason = Writer::new(&mut stream, &mut sub, preamble, ctx).await;
+        if reason == Reason::Shutdown {
+            // Stop writing so the client sees a clean end after the last frame.
+            let _ = stream.close().await;
+        }
+        sub.end(reason);
+    }
+}
+
+/// Answers requests until the connection closes (`None`) or becomes a stream.
+async fn serve_requests<S: Conn>(
+    stream: &mut S,
+    peer: SocketAddr,
+    ctx: &Arc<Ctx>,
+) -> Option<(Subscription, Frame)> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut served = 0u32;
     loop {
         let deadline = Instant::now() + ctx.config.limits.header_timeout;
         let read = read_head(
-            &mut stream,
+            stream,
             &mut buf,
             head_limits(ctx),
             ctx.config.limits.max_headers,
@@ -437,12 +500,15 @@ pub async fn serve_connection<S: Conn>(mut stream: S, peer: SocketAddr, ctx: &Ar
                 None
             })
             .await;
-        let Some(result) = got else { return };
+        let result = got?;
         let req = match result
             .and_then(|len| take_request(&mut buf, ctx, len).map_err(ConnError::from))
         {
             Ok(req) => req,
-            Err(e) => return refuse(&mut stream, ctx, e, served == 0).await,
+            Err(e) => {
+                refuse(stream, ctx, e, served == 0).await;
+                return None;
+            }
         };
         served += 1;
         match plan(ctx, &req) {
@@ -452,17 +518,20 @@ pub async fn serve_connection<S: Conn>(mut stream: S, peer: SocketAddr, ctx: &Ar
                 } else {
                     resp.close()
                 };
-                if !send(&mut stream, ctx, &req, resp).await {
-                    return;
+                if !send(stream, ctx, &req, resp).await {
+                    return None;
                 }
             }
             Plan::Publish => {
-                let resp = match receive_body(&mut stream, &mut buf, ctx, &req).await {
+                let resp = match receive_body(stream, &mut buf, ctx, &req).await {
                     Ok(body) => publish(ctx, &req, &body),
-                    Err(e) => return refuse(&mut stream, ctx, e, false).await,
+                    Err(e) => {
+                        refuse(stream, ctx, e, false).await;
+                        return None;
+                    }
                 };
-                if !send(&mut stream, ctx, &req, resp).await {
-                    return;
+                if !send(stream, ctx, &req, resp).await {
+                    return None;
                 }
             }
             Plan::Stream { topics, last_id } => {
@@ -473,7 +542,7 @@ pub async fn serve_connection<S: Conn>(mut stream: S, peer: SocketAddr, ctx: &Ar
                     head: stream_head(&crate::cors::headers(ctx, req.header("Origin"))),
                     head_only: req.is_head(),
                 };
-                return stream_events(stream, peer, ctx, open).await;
+                return open_stream(stream, peer, ctx, open).await;
             }
         }
     }
@@ -723,47 +792,37 @@ struct OpenStream {
     head_only: bool,
 }
 
-/// The writer loop of one subscriber.
-async fn stream_events<S: Conn>(mut stream: S, peer: SocketAddr, ctx: &Arc<Ctx>, open: OpenStream) {
-    let OpenStream {
-        topics,
-        last_id,
-        head,
-        head_only,
-    } = open;
-    if head_only {
-        let _ = write_timed(&mut stream, &head, ctx.config.limits.write_timeout).await;
-        return;
+/// Registers the subscriber and builds its first frame (response head, `retry:` and a
+/// comment). `None` when the request was answered without a stream (HEAD, shutdown).
+async fn open_stream<S: Conn>(
+    stream: &mut S,
+    peer: SocketAddr,
+    ctx: &Ctx,
+    open: OpenStream,
+) -> Option<(Subscription, Frame)> {
+    if open.head_only {
+        let _ = write_timed(stream, &open.head, ctx.config.limits.write_timeout).await;
+        return None;
     }
     let closer = stream.clone();
-    let mut sub =
-        match ctx
-            .hub
-            .subscribe(topics, last_id, Some(Box::new(move || closer.shut_down())))
-        {
-            Ok(sub) => sub,
-            Err(e) => {
-                let bytes = Response::text(503, &e.to_string()).close().to_bytes(false);
-                ctx.stats.rejected(503);
-                let _ = write_timed(&mut stream, &bytes, ctx.config.limits.write_timeout).await;
-                return;
-            }
-        };
+    let hook: CloseHook = Box::new(move || closer.shut_down());
+    let sub = match ctx.hub.subscribe(open.topics, open.last_id, Some(hook)) {
+        Ok(sub) => sub,
+        Err(e) => {
+            ctx.stats.rejected(503);
+            let bytes = Response::text(503, &e.to_string()).close().to_bytes(false);
+            let _ = write_timed(stream, &bytes, ctx.config.limits.write_timeout).await;
+            return None;
+        }
+    };
     ctx.log
         .line(format_args!("client {} connected from {peer}", sub.id()));
-    let mut preamble = head;
+    let mut preamble = open.head;
     let retry = jittered(ctx.config.retry_ms);
     preamble.extend_from_slice(format!("retry: {retry}\n").as_bytes());
     push_comment(&mut preamble, &format!("connected, client {}", sub.id()));
     preamble.push(b'\n');
-    let reason = match write_timed(&mut stream, &preamble, ctx.config.limits.write_timeout).await {
-        Ok(()) => pump(&mut stream, &mut sub, ctx).await,
-        Err(e) => write_failure(&e),
-    };
-    if reason == Reason::Shutdown {
-        let _ = stream.close().await;
-    }
-    sub.end(reason);
+    Some((sub, Frame::from_encoded(preamble)))
 }
 
 /// `ms` ±20%, so that a restart does not bring every client back in the same instant.
@@ -773,136 +832,4 @@ fn jittered(ms: u32) -> u32 {
         return ms;
     }
     ms - spread + fastrand::u32(0..=2 * spread)
-}
-
-fn write_failure(e: &io::Error) -> Reason {
-    if e.kind() == io::ErrorKind::TimedOut {
-        Reason::WriteTimeout
-    } else {
-        Reason::HungUp
-    }
-}
-
-/// What ends a wait for the next frame.
-enum Next {
-    Frame(Frame),
-    Closed,
-    HungUp,
-}
-
-/// Moves frames from the queue to the socket until the stream ends; returns why.
-async fn pump<S: Conn>(stream: &mut S, sub: &mut Subscription, ctx: &Ctx) -> Reason {
-    let timeout = ctx.config.limits.write_timeout;
-    let mut batch = sub.take_backlog();
-    loop {
-        if batch.is_empty() {
-            match next_frame(stream, sub).await {
-                Next::Frame(f) => batch.push(f),
-                Next::Closed => {
-                    return if ctx.hub.is_closed() {
-                        Reason::Shutdown
-                    } else {
-                        Reason::QueueFull
-                    };
-                }
-                Next::HungUp => return Reason::HungUp,
-            }
-        }
-        while batch.len() < MAX_WRITE_BATCH {
-            match sub.receiver().try_recv() {
-                Ok(f) => batch.push(f),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = write_frames(stream, &batch, timeout, &ctx.stats).await {
-            return write_failure(&e);
-        }
-        batch.clear();
-        if batch.capacity() > MAX_WRITE_BATCH {
-            // A large replay backlog must not stay allocated for the life of the stream.
-            batch.shrink_to(MAX_WRITE_BATCH);
-        }
-    }
-}
-
-/// Waits for a frame, watching the read side: end of stream or an error is a hang-up.
-/// Bytes a client sends after its request are read and ignored.
-async fn next_frame<S: Conn>(stream: &mut S, sub: &Subscription) -> Next {
-    let rx = sub.receiver();
-    async {
-        match rx.recv().await {
-            Ok(f) => Next::Frame(f),
-            Err(_) => Next::Closed,
-        }
-    }
-    .or(async {
-        let mut sink = [0u8; 32];
-        loop {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => return Next::HungUp,
-                Ok(_) => continue,
-            }
-        }
-    })
-    .await
-}
-
-/// Writes `frames` with vectored writes of up to [`MAX_WRITE_BATCH`] frames each. Each
-/// call must make progress within `timeout`.
-async fn write_frames<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    frames: &[Frame],
-    timeout: Duration,
-    stats: &Stats,
-) -> io::Result<()> {
-    let (mut idx, mut off) = (0usize, 0usize);
-    while idx < frames.len() {
-        let rest = &frames[idx..];
-        let written = write_some(stream, rest, off)
-            .or(async {
-                Timer::after(timeout).await;
-                Err(io::ErrorKind::TimedOut.into())
-            })
-            .await?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        let mut left = off + written;
-        let mut done = 0u64;
-        while idx < frames.len() && left >= frames[idx].len() {
-            left -= frames[idx].len();
-            idx += 1;
-            done += 1;
-        }
-        off = left;
-        stats.wrote(done, written as u64);
-    }
-    Ok(())
-}
-
-/// One vectored write of the frames (the first from `off`), building the slices on the
-/// stack inside `poll` so the task's state stays small.
-async fn write_some<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    frames: &[Frame],
-    off: usize,
-) -> io::Result<usize> {
-    poll_fn(|cx| {
-        let mut slices = [IoSlice::new(&[]); MAX_WRITE_BATCH];
-        let mut n = 0;
-        for (slot, frame) in slices.iter_mut().zip(frames) {
-            let bytes = frame.as_bytes();
-            *slot = IoSlice::new(if n == 0 {
-                bytes.get(off..).unwrap_or(&[])
-            } else {
-                bytes
-            });
-            n += 1;
-        }
-        match Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..n]) {
-            Poll::Ready(r) => Poll::Ready(r),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
 }

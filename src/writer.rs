@@ -1,0 +1,204 @@
+//! The subscriber's writer: moves frames from its bounded queue to its socket.
+//!
+//! One [`Writer`] runs per subscriber, inside that connection's task. It is a hand-written
+//! future because it lives as long as the stream and every byte of its state is paid once
+//! per subscriber: the state is a few pointers, the batch, a cursor and one timer.
+//!
+//! # States
+//!
+//! - **Waiting**: polls the queue for a frame and, in the same poll, the socket's read
+//!   side. A client that sends end of stream or fails is gone at once ([`Reason::HungUp`]),
+//!   not at the next heartbeat. Bytes a client sends after its request are read and
+//!   dropped.
+//! - **Writing**: once a frame arrives, everything else already queued (up to
+//!   [`MAX_WRITE_BATCH`] frames) joins the batch, and the batch goes out in vectored
+//!   writes, the slices built on the stack inside `poll`. A write that completes at once
+//!   costs no timer; one that has to wait arms the write deadline, and if no byte moves
+//!   before it passes, the subscriber is evicted ([`Reason::WriteTimeout`]).
+//! - **Done**: the queue reports closed once drained (hub shutdown, or eviction on a full
+//!   queue), a write failed, or the deadline passed; the future returns the [`Reason`].
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use async_channel::Receiver;
+use async_io::Timer;
+use futures_lite::{AsyncRead, AsyncWrite, Stream};
+
+use crate::hub::Subscription;
+use crate::server::Ctx;
+use crate::sse::Frame;
+use crate::stats::Reason;
+
+/// Most frames handed to the kernel in one vectored write.
+pub const MAX_WRITE_BATCH: usize = 64;
+
+/// Bytes read (and dropped) per poll of the read side while waiting.
+const SINK_BYTES: usize = 64;
+
+/// The writer loop of one subscriber, as a future that yields why the stream ended.
+#[derive(Debug)]
+pub struct Writer<'a, S> {
+    stream: &'a mut S,
+    rx: Pin<&'a mut Receiver<Frame>>,
+    ctx: &'a Ctx,
+    /// Frames to write; `batch[idx..]` are still owed, the first from byte `off`.
+    batch: Vec<Frame>,
+    idx: usize,
+    off: usize,
+    /// The write deadline, armed only while a write waits.
+    deadline: Timer,
+    armed: bool,
+}
+
+impl<'a, S: AsyncRead + AsyncWrite + Unpin> Writer<'a, S> {
+    /// A writer that first writes `preamble`, then the subscriber's replay backlog, then
+    /// whatever arrives on its queue.
+    pub fn new(
+        stream: &'a mut S,
+        sub: &'a mut Subscription,
+        preamble: Frame,
+        ctx: &'a Ctx,
+    ) -> Self {
+        let backlog = sub.take_backlog();
+        let mut batch = Vec::with_capacity(backlog.len() + 1);
+        batch.push(preamble);
+        batch.extend(backlog);
+        Writer {
+            stream,
+            rx: sub.receiver_mut(),
+            ctx,
+            batch,
+            idx: 0,
+            off: 0,
+            deadline: Timer::never(),
+            armed: false,
+        }
+    }
+
+    /// Writes what is owed until done or the socket would block.
+    fn poll_write_batch(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Reason>> {
+        while self.idx < self.batch.len() {
+            let mut slices = [IoSlice::new(&[]); MAX_WRITE_BATCH];
+            let mut n = 0;
+            for (slot, frame) in slices.iter_mut().zip(&self.batch[self.idx..]) {
+                let bytes = frame.as_bytes();
+                *slot = IoSlice::new(if n == 0 {
+                    bytes.get(self.off..).unwrap_or(&[])
+                } else {
+                    bytes
+                });
+                n += 1;
+            }
+            match Pin::new(&mut *self.stream).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(Reason::HungUp)),
+                Poll::Ready(Ok(written)) => {
+                    self.advance(written);
+                    self.armed = false;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(failure(&e))),
+                Poll::Pending => {
+                    if !self.armed {
+                        self.deadline
+                            .set_at(Instant::now() + self.ctx.config.limits.write_timeout);
+                        self.armed = true;
+                    }
+                    return match Pin::new(&mut self.deadline).poll(cx) {
+                        Poll::Ready(_) => Poll::Ready(Err(Reason::WriteTimeout)),
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+            }
+        }
+        self.batch.clear();
+        if self.batch.capacity() > MAX_WRITE_BATCH {
+            // A large replay backlog must not stay allocated for the life of the stream.
+            self.batch.shrink_to(MAX_WRITE_BATCH);
+        }
+        (self.idx, self.off) = (0, 0);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Moves the cursor past `written` bytes and counts the frames completed.
+    fn advance(&mut self, written: usize) {
+        let mut left = self.off + written;
+        let mut done = 0u64;
+        while let Some(frame) = self.batch.get(self.idx) {
+            if left < frame.len() {
+                break;
+            }
+            left -= frame.len();
+            self.idx += 1;
+            done += 1;
+        }
+        self.off = left;
+        self.ctx.stats.wrote(done, written as u64);
+    }
+
+    /// Waits for frames; `Ready(Err)` when the stream must end.
+    fn poll_fill_batch(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Reason>> {
+        match self.rx.as_mut().poll_next(cx) {
+            Poll::Ready(Some(frame)) => {
+                self.batch.push(frame);
+                while self.batch.len() < MAX_WRITE_BATCH {
+                    match self.rx.try_recv() {
+                        Ok(f) => self.batch.push(f),
+                        Err(_) => break,
+                    }
+                }
+                return Poll::Ready(Ok(()));
+            }
+            Poll::Ready(None) => {
+                let reason = if self.ctx.hub.is_closed() {
+                    Reason::Shutdown
+                } else {
+                    Reason::QueueFull
+                };
+                return Poll::Ready(Err(reason));
+            }
+            Poll::Pending => {}
+        }
+        let mut sink = [0u8; SINK_BYTES];
+        loop {
+            match Pin::new(&mut *self.stream).poll_read(cx, &mut sink) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    return Poll::Ready(Err(Reason::HungUp));
+                }
+                Poll::Ready(Ok(_)) => continue,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for Writer<'_, S> {
+    type Output = Reason;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reason> {
+        let this = self.get_mut();
+        loop {
+            let step = if this.idx < this.batch.len() {
+                this.poll_write_batch(cx)
+            } else {
+                this.poll_fill_batch(cx)
+            };
+            match step {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(reason)) => return Poll::Ready(reason),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// A failed write: the client is gone (or its socket was shut down by an eviction).
+fn failure(e: &io::Error) -> Reason {
+    if e.kind() == io::ErrorKind::TimedOut {
+        Reason::WriteTimeout
+    } else {
+        Reason::HungUp
+    }
+}
