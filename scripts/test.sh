@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of ssehub on a fresh Debian machine: installs the real clients the
-# tests drive (curl, nc) when they are missing, then runs the unit, integration and
-# doc tests. Usage: scripts/test.sh
+# tests drive (curl, nc, Chromium) when they are missing, then runs the unit,
+# integration, doc and browser tests. Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,3 +25,6 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
 cargo test --all-targets
 cargo test --doc
+
+# The live page in headless Chromium (installs chromium and playwright-core if missing).
+scripts/browser-test.sh

@@ -235,7 +235,11 @@ test("live page: connects, shows events, stats, publishes, reconnects", { timeou
 
     await t.test("screenshots: laptop, dark, phone (no horizontal scroll at 375 px)", async () => {
       await page.evaluate(() => document.activeElement?.blur());
-      await page.waitForTimeout(1000); // let the fresh-event highlight fade
+      // Let the next /stats poll catch up with everything published, and the highlight fade.
+      const published = await page.evaluate(async () => (await (await fetch("stats")).json()).events_published);
+      await page.waitForFunction((n) => document.getElementById("stat-published").textContent === n.toLocaleString(),
+        published, { timeout: WAIT });
+      await page.waitForTimeout(1000);
       await page.screenshot({ path: join(OUT, "page.png") });
 
       const dark = await browser.newContext({ viewport: { width: 1100, height: 900 }, colorScheme: "dark" });
