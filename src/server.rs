@@ -526,7 +526,8 @@ async fn serve_requests<S: Conn>(
                 let resp = match receive_body(stream, &mut buf, ctx, &req).await {
                     Ok(body) => publish(ctx, &req, &body),
                     Err(e) => {
-                        refuse(stream, ctx, e, false).await;
+                        // The head has arrived: a stalled body is a request timeout.
+                        refuse(stream, ctx, e, true).await;
                         return None;
                     }
                 };
@@ -553,7 +554,9 @@ async fn send<S: Conn>(stream: &mut S, ctx: &Ctx, req: &Request, resp: Response)
     if resp.status >= 400 {
         ctx.stats.rejected(resp.status);
     }
-    let close = resp.close || !req.framing.keep_alive || ctx.shutdown.is_triggered();
+    // Every refused request ends its connection, as a malformed one must.
+    let close =
+        resp.close || resp.status >= 400 || !req.framing.keep_alive || ctx.shutdown.is_triggered();
     let mut resp = if close { resp.close() } else { resp };
     resp.headers
         .extend(crate::cors::headers(ctx, req.header("Origin")));
@@ -565,10 +568,12 @@ async fn send<S: Conn>(stream: &mut S, ctx: &Ctx, req: &Request, resp: Response)
 }
 
 /// Answers a request that failed before routing, then the connection closes.
-async fn refuse<S: Conn>(stream: &mut S, ctx: &Ctx, e: ConnError, first: bool) {
+/// A timeout gets `408` when `in_request` (part of a request had arrived, or this was the
+/// connection's first request); an idle keep-alive connection just closes.
+async fn refuse<S: Conn>(stream: &mut S, ctx: &Ctx, e: ConnError, in_request: bool) {
     let resp = match e {
         ConnError::Parse(p) => Response::text(p.status(), &p.to_string()),
-        ConnError::Timeout { partial } if partial || first => {
+        ConnError::Timeout { partial } if partial || in_request => {
             Response::text(408, "request head not received in time")
         }
         ConnError::Io(ref io) if !is_disconnect(io) => {

@@ -7,9 +7,14 @@
 //! # States
 //!
 //! - **Waiting**: polls the queue for a frame and, in the same poll, the socket's read
-//!   side. A client that sends end of stream or fails is gone at once ([`Reason::HungUp`]),
-//!   not at the next heartbeat. Bytes a client sends after its request are read and
-//!   dropped.
+//!   side, so a client that hangs up is noticed at once, not at the next heartbeat. Bytes
+//!   a client sends after its request are read and dropped; a read error is a hang-up
+//!   ([`Reason::HungUp`]). End of stream is a hang-up or a half-close (`nc -q`,
+//!   `shutdown(SHUT_WR)`: the client still reads), and TCP cannot tell them apart without
+//!   writing: the writer sends a probe (an empty comment line, which SSE clients ignore)
+//!   and another after [`PROBE_DELAY`]. A peer that is gone answers the first with a
+//!   reset, so the second fails and the subscriber is removed; a half-closed client takes
+//!   both and keeps its stream.
 //! - **Writing**: once a frame arrives, everything else already queued (up to
 //!   [`MAX_WRITE_BATCH`] frames) joins the batch, and the batch goes out in vectored
 //!   writes, the slices built on the stack inside `poll`. A write that completes at once
@@ -39,6 +44,23 @@ pub const MAX_WRITE_BATCH: usize = 64;
 /// Bytes read (and dropped) per poll of the read side while waiting.
 const SINK_BYTES: usize = 64;
 
+/// Time between the two probes sent when the read side reaches end of stream.
+pub const PROBE_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// A comment line with no text: SSE clients ignore it.
+const PROBE: &[u8] = b":\n";
+
+/// Where the writer stands on the client's read side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadSide {
+    /// Still open: watch it.
+    Open,
+    /// End of stream seen, first probe sent; the second goes out when the timer fires.
+    Probing,
+    /// Half-closed and still reading: stop watching.
+    HalfClosed,
+}
+
 /// The writer loop of one subscriber, as a future that yields why the stream ended.
 #[derive(Debug)]
 pub struct Writer<'a, S> {
@@ -52,6 +74,7 @@ pub struct Writer<'a, S> {
     /// The write deadline, armed only while a write waits.
     deadline: Timer,
     armed: bool,
+    read_side: ReadSide,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Writer<'a, S> {
@@ -76,6 +99,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Writer<'a, S> {
             off: 0,
             deadline: Timer::never(),
             armed: false,
+            read_side: ReadSide::Open,
         }
     }
 
@@ -161,12 +185,32 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Writer<'a, S> {
             }
             Poll::Pending => {}
         }
+        match self.read_side {
+            ReadSide::Open => self.poll_read_side(cx),
+            ReadSide::Probing => match Pin::new(&mut self.deadline).poll(cx) {
+                Poll::Ready(_) => {
+                    self.read_side = ReadSide::HalfClosed;
+                    self.batch.push(Frame::from_encoded(PROBE.to_vec()));
+                    Poll::Ready(Ok(()))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            ReadSide::HalfClosed => Poll::Pending,
+        }
+    }
+
+    /// Drains and drops what the client sends; at end of stream, starts probing.
+    fn poll_read_side(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Reason>> {
         let mut sink = [0u8; SINK_BYTES];
         loop {
             match Pin::new(&mut *self.stream).poll_read(cx, &mut sink) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
-                    return Poll::Ready(Err(Reason::HungUp));
+                Poll::Ready(Ok(0)) => {
+                    self.read_side = ReadSide::Probing;
+                    self.deadline.set_after(PROBE_DELAY);
+                    self.batch.push(Frame::from_encoded(PROBE.to_vec()));
+                    return Poll::Ready(Ok(()));
                 }
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(Reason::HungUp)),
                 Poll::Ready(Ok(_)) => continue,
                 Poll::Pending => return Poll::Pending,
             }

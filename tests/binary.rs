@@ -1,0 +1,231 @@
+//! The `ssehub` binary: exit codes and messages for flags, graceful shutdown on SIGTERM
+//! and SIGINT, and the `--stdin` producers.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::support::{Client, SHORT, SseClient, get, run_binary, spawn_binary};
+
+fn signal_stops_gracefully(signal: &str) {
+    let mut bin = spawn_binary(&[
+        "--heartbeat",
+        "0",
+        "--grace",
+        "2",
+        "--min-interval-ms",
+        "20",
+        "--max-interval-ms",
+        "40",
+    ]);
+    let mut a = SseClient::open(bin.addr, "/stream");
+    let mut b = SseClient::open(bin.addr, "/stream");
+    a.expect_event();
+    b.expect_event();
+    let sent = Instant::now();
+    bin.signal(signal);
+    for s in [&mut a, &mut b] {
+        assert!(s.wait_eof(Duration::from_secs(3)), "stream still open");
+    }
+    let status = bin
+        .wait_exit(Duration::from_secs(3))
+        .expect("exited after the signal");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        sent.elapsed() < Duration::from_millis(2500),
+        "took {:?}, grace is 2 s",
+        sent.elapsed()
+    );
+    assert!(
+        TcpStream::connect_timeout(&bin.addr, SHORT).is_err(),
+        "still accepting"
+    );
+    assert!(bin.stderr_has("received", SHORT), "{:?}", bin.stderr);
+}
+
+#[test]
+fn sigterm_ends_every_stream_and_exits_0_within_grace() {
+    signal_stops_gracefully("TERM");
+}
+
+#[test]
+fn sigint_ends_every_stream_and_exits_0_within_grace() {
+    signal_stops_gracefully("INT");
+}
+
+#[test]
+fn zero_queue_is_a_usage_error_with_exit_2_naming_the_flag() {
+    let out = run_binary(&["--queue", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{:?}", out.stderr);
+    assert!(out.stderr.contains("--queue"), "{:?}", out.stderr);
+}
+
+#[test]
+fn unknown_flag_and_bad_values_are_usage_errors() {
+    for args in [
+        &["--frobnicate"][..],
+        &["--heartbeat", "soon"],
+        &["--bind", "nowhere"],
+        &["--min-interval-ms", "50", "--max-interval-ms", "10"],
+        &["--queue"],
+    ] {
+        let out = run_binary(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {:?}", out.stderr);
+    }
+}
+
+#[test]
+fn port_in_use_exits_1_with_one_line() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run_binary(&["--bind", &addr]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{:?}", out.stderr);
+    assert!(out.stderr.contains(&addr), "{:?}", out.stderr);
+}
+
+#[test]
+fn help_exits_0_and_lists_the_flags() {
+    let out = run_binary(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    for flag in [
+        "--bind",
+        "--queue",
+        "--heartbeat",
+        "--publish-token",
+        "--stdin",
+    ] {
+        assert!(out.stdout.contains(flag), "{flag} missing from help");
+    }
+    assert!(out.stderr.is_empty(), "{:?}", out.stderr);
+}
+
+#[test]
+fn version_exits_0_and_prints_the_version() {
+    let out = run_binary(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        out.stdout.trim(),
+        format!("ssehub {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn stdin_lines_become_events_and_end_of_input_keeps_serving() {
+    let mut bin = spawn_binary(&["--stdin", "--no-demo", "--heartbeat", "0"]);
+    let mut s = SseClient::open(bin.addr, "/stream");
+    let mut input = bin.child.stdin.take().expect("stdin pipe");
+    input.write_all(b"first line\nsecond: line\r\n").unwrap();
+    input.flush().unwrap();
+    let got: Vec<String> = s.expect_events(2).into_iter().map(|e| e.data).collect();
+    assert_eq!(got, ["first line", "second: line"]);
+    drop(input);
+    assert!(
+        bin.stderr_has("end of input", SHORT),
+        "{:?}",
+        bin.stderr.lock().unwrap()
+    );
+    let r = Client::connect(bin.addr).request(&get("/health"));
+    assert_eq!(r.status, 200);
+    assert!(bin.child.try_wait().unwrap().is_none(), "server exited");
+    // The stream is still open, too.
+    s.assert_no_event(Duration::from_millis(50));
+    assert!(!s.eof);
+}
+
+#[test]
+fn stdin_json_lines_carry_event_and_topic() {
+    let mut bin = spawn_binary(&["--stdin-json", "--no-demo", "--heartbeat", "0"]);
+    let mut t = SseClient::open(bin.addr, "/stream?topic=t");
+    let mut input = bin.child.stdin.take().expect("stdin pipe");
+    input
+        .write_all(
+            b"{\"data\":\"skip me\",\"topic\":\"other\"}\nnot json\n\
+              {\"data\":{\"x\":1},\"event\":\"e\",\"topic\":\"t\"}\n",
+        )
+        .unwrap();
+    input.flush().unwrap();
+    let ev = t.expect_event();
+    assert_eq!(ev.event, "e");
+    assert_eq!(ev.id, "2", "the bad line must not take an id");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&ev.data).unwrap(),
+        serde_json::json!({"x": 1})
+    );
+    assert!(bin.stderr_has("skipped", SHORT));
+}
+
+#[test]
+fn shutdown_with_a_stuck_subscriber_ends_within_the_grace_period() {
+    let mut bin = spawn_binary(&[
+        "--no-demo",
+        "--heartbeat",
+        "0",
+        "--grace",
+        "1",
+        "--queue",
+        "1000",
+        "--publish-token",
+        "k",
+    ]);
+    // Never reads: whatever is queued for it can never be flushed.
+    let mut stuck = Client::connect(bin.addr);
+    stuck.send(&get("/stream"));
+    let body = vec![b'z'; 60_000];
+    let mut publisher = Client::connect(bin.addr);
+    for _ in 0..120 {
+        let r = publisher.request(&crate::support::post_publish(
+            "",
+            Some("k"),
+            "text/plain",
+            &body,
+        ));
+        assert_eq!(r.status, 200);
+    }
+    let sent = Instant::now();
+    bin.signal("TERM");
+    let status = bin.wait_exit(Duration::from_secs(4)).expect("exited");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        sent.elapsed() < Duration::from_millis(2500),
+        "took {:?} with a 1 s grace",
+        sent.elapsed()
+    );
+    assert!(stuck.drain_to_end(Duration::from_secs(5)));
+}
+
+#[test]
+fn environment_twin_of_a_flag_is_validated_too() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ssehub"))
+        .env("SSEHUB_QUEUE", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run ssehub");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.contains("queue"), "{err:?}");
+}
+
+#[test]
+fn overlong_stdin_line_is_skipped_and_the_next_one_published() {
+    let mut bin = spawn_binary(&[
+        "--stdin",
+        "--no-demo",
+        "--heartbeat",
+        "0",
+        "--max-body",
+        "64",
+    ]);
+    let mut s = SseClient::open(bin.addr, "/stream");
+    let mut input = bin.child.stdin.take().expect("stdin pipe");
+    let mut lines = "L".repeat(5000).into_bytes();
+    lines.extend_from_slice(b"\nshort\n");
+    input.write_all(&lines).unwrap();
+    input.flush().unwrap();
+    let ev = s.expect_event();
+    assert_eq!((ev.id.as_str(), ev.data.as_str()), ("1", "short"));
+    assert!(bin.stderr_has("exceeds", SHORT));
+}

@@ -1,0 +1,195 @@
+//! Fan-out end to end: every subscriber gets the same events in the same order, and a
+//! subscriber that stops reading is evicted (queue full, or write timeout) without
+//! costing the others a single event.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::support::{Client, SHORT, SseClient, get, publish_json, start, wait_for};
+
+#[test]
+fn two_subscribers_get_the_same_events_in_the_same_order() {
+    let srv = start(&["--no-demo", "--heartbeat", "0"]);
+    let mut a = SseClient::open(srv.addr, "/stream");
+    let mut b = SseClient::open(srv.addr, "/stream");
+    srv.wait_subscribers(2, SHORT);
+    for i in 0..50 {
+        srv.publish("default", Some("n"), &format!("event {i}"));
+    }
+    let ea = a.expect_events(50);
+    let eb = b.expect_events(50);
+    assert_eq!(ea, eb);
+    for (i, ev) in ea.iter().enumerate() {
+        assert_eq!(ev.data, format!("event {i}"));
+        assert_eq!(ev.num_id(), i as u64 + 1);
+        assert_eq!(ev.event, "n");
+    }
+}
+
+#[test]
+fn post_publish_reaches_every_subscriber_in_order() {
+    let srv = start(&["--no-demo", "--heartbeat", "0", "--publish-token", "s3cret"]);
+    let mut a = SseClient::open(srv.addr, "/stream");
+    let mut b = SseClient::open(srv.addr, "/stream");
+    srv.wait_subscribers(2, SHORT);
+    for i in 0..10 {
+        let r = publish_json(srv.addr, "s3cret", &serde_json::json!({"data": i}));
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.json()["delivered_to"], 2);
+    }
+    let ea = a.expect_events(10);
+    assert_eq!(ea, b.expect_events(10));
+    let data: Vec<String> = ea.into_iter().map(|e| e.data).collect();
+    assert_eq!(data, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
+}
+
+#[test]
+fn slow_subscriber_is_evicted_when_queue_is_full_while_a_reader_misses_nothing() {
+    const EVENTS: u64 = 200;
+    let srv = start(&["--no-demo", "--heartbeat", "0", "--queue", "8"]);
+    let mut fast = SseClient::open(srv.addr, "/stream");
+    fast.keep_raw = false;
+    // The slow subscriber asks for the stream and never reads a byte.
+    let mut slow = Client::connect(srv.addr);
+    slow.send(&get("/stream"));
+    srv.wait_subscribers(2, SHORT);
+
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for _ in 0..EVENTS {
+            match fast.next_event(Duration::from_secs(5)) {
+                Some(ev) => {
+                    if tx.send((ev.num_id(), ev.data.len())).is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        // Still connected: hand the stream back.
+        fast
+    });
+    let big = "x".repeat(64 * 1024);
+    for _ in 0..EVENTS {
+        let id = srv.publish("default", None, &big);
+        // Lockstep with the reader: its queue never holds more than one frame.
+        let (got, len) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("reader missed event {id}"));
+        assert_eq!(got, id, "reader saw a gap or a duplicate");
+        assert_eq!(len, big.len());
+    }
+    let _fast = reader.join().unwrap();
+    assert_eq!(srv.hub.len(), 1, "slow subscriber still registered");
+    let stats = Client::connect(srv.addr).request(&get("/stats")).json();
+    assert!(
+        stats["streams_ended"]["queue_full"].as_u64() >= Some(1),
+        "{stats}"
+    );
+    // Its socket is closed: after what the kernel buffered, end of stream (or reset).
+    assert!(
+        slow.drain_to_end(Duration::from_secs(10)),
+        "slow socket still open"
+    );
+}
+
+#[test]
+fn stuck_subscriber_is_evicted_by_write_timeout_before_its_queue_fills() {
+    let srv = start(&[
+        "--no-demo",
+        "--heartbeat",
+        "0",
+        "--queue",
+        "1000",
+        "--write-timeout",
+        "0.5",
+    ]);
+    let mut stuck = Client::connect(srv.addr);
+    stuck.send(&get("/stream"));
+    srv.wait_subscribers(1, SHORT);
+    // 12.5 MiB: more than loopback's kernel buffers hold, in far fewer frames than the queue.
+    let big = "y".repeat(128 * 1024);
+    for _ in 0..100 {
+        srv.publish("default", None, &big);
+    }
+    let published = Instant::now();
+    wait_for(Duration::from_secs(4), || srv.hub.is_empty()).expect("stuck subscriber evicted");
+    assert!(published.elapsed() < Duration::from_secs(3));
+    let snap = srv.ctx.stats.snapshot();
+    assert_eq!(snap.ended[1], 1, "write_timeout not counted: {snap:?}");
+    assert_eq!(snap.ended[0], 0, "counted as queue_full: {snap:?}");
+    assert!(
+        stuck.drain_to_end(Duration::from_secs(10)),
+        "stuck socket still open"
+    );
+}
+
+#[test]
+fn library_shutdown_ends_every_stream_and_run_returns() {
+    let srv = start(&["--no-demo", "--heartbeat", "0", "--grace", "2"]);
+    let mut a = SseClient::open(srv.addr, "/stream");
+    let mut b = SseClient::open(srv.addr, "/stream");
+    srv.wait_subscribers(2, SHORT);
+    srv.publish("default", None, "last words");
+    let stopped = Instant::now();
+    let addr = srv.addr;
+    let hub = srv.hub.clone();
+    let snap = srv
+        .stop(Duration::from_secs(3))
+        .expect("run returned within grace");
+    assert!(stopped.elapsed() < Duration::from_secs(2));
+    assert_eq!(snap.ended[3], 2, "{snap:?}");
+    // What was queued is flushed before the end of stream.
+    for s in [&mut a, &mut b] {
+        assert_eq!(s.expect_event().data, "last words");
+        assert!(s.wait_eof(SHORT));
+    }
+    assert!(hub.is_closed());
+    assert!(std::net::TcpStream::connect_timeout(&addr, SHORT).is_err());
+}
+
+#[test]
+fn concurrent_publishers_give_every_subscriber_one_global_order() {
+    let srv = start(&[
+        "--no-demo",
+        "--heartbeat",
+        "0",
+        "--threads",
+        "2",
+        "--queue",
+        "1000",
+    ]);
+    let mut a = SseClient::open(srv.addr, "/stream");
+    let mut b = SseClient::open(srv.addr, "/stream?topic=p0&topic=p1");
+    srv.wait_subscribers(2, SHORT);
+    let publishers: Vec<_> = (0..2)
+        .map(|p| {
+            let hub = srv.hub.clone();
+            std::thread::spawn(move || {
+                let topic = ssehub::hub::Topic::new(&format!("p{p}")).unwrap();
+                for i in 0..200 {
+                    hub.publish(
+                        &topic,
+                        &ssehub::sse::Event::new(format!("{p}-{i}")).unwrap(),
+                    );
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    let ea = a.expect_events(400);
+    assert_eq!(ea, b.expect_events(400));
+    let ids: Vec<u64> = ea.iter().map(|e| e.num_id()).collect();
+    assert_eq!(ids, (1..=400).collect::<Vec<_>>());
+    for p in 0..2 {
+        let mine: Vec<&str> = ea
+            .iter()
+            .filter(|e| e.data.starts_with(&format!("{p}-")))
+            .map(|e| e.data.as_str())
+            .collect();
+        let want: Vec<String> = (0..200).map(|i| format!("{p}-{i}")).collect();
+        assert_eq!(mine, want);
+    }
+}

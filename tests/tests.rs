@@ -1,0 +1,20 @@
+//! Black-box integration tests of ssehub, in one binary so they link once.
+//! Run with `cargo test --test tests`.
+
+// Test harness: in-process server, the real binary, raw client, SSE parser.
+mod support;
+
+// Stream head, demo events, heartbeats, hang-ups, keep-alive, pipelining, client cap.
+mod server;
+// Fan-out through the hub: same events in order, slow-subscriber and write-timeout eviction.
+mod hub_e2e;
+// POST /publish: auth, JSON and text bodies, limits, multi-line data, topics.
+mod publish;
+// Last-Event-ID replay from the history.
+mod replay;
+// The ssehub binary: flags, exit codes, signals, stdin mode.
+mod binary;
+// Malformed and oversized requests, and attacks: each answered precisely, others unharmed.
+mod hardening;
+// Real clients: curl and nc.
+mod clients;
