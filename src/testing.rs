@@ -13,7 +13,9 @@ use crate::server::Conn;
 /// A stream whose read side yields fixed input (in pieces of at most `piece` bytes) and
 /// then end of stream, and whose write side records everything written.
 ///
-/// Reads and writes never wait, so a handler driven by it always finishes.
+/// The peer behaves like one that sent its input and closed: once the read side has
+/// reported end of stream, writes fail with `BrokenPipe`. Reads and writes never wait, so a handler driven
+/// by it always finishes.
 ///
 /// # Examples
 ///
@@ -38,6 +40,8 @@ struct Inner {
     piece: usize,
     output: Vec<u8>,
     shut: bool,
+    /// Whether the read side has reported end of stream.
+    eof: bool,
 }
 
 /// Most bytes a `MemStream` records (it drops the rest), so a long stream cannot grow it
@@ -59,6 +63,7 @@ impl MemStream {
                 piece: piece.max(1),
                 output: Vec::new(),
                 shut: false,
+                eof: false,
             })),
         }
     }
@@ -87,6 +92,9 @@ impl AsyncRead for MemStream {
         let n = buf.len().min(g.piece).min(g.input.len() - start);
         buf[..n].copy_from_slice(&g.input[start..start + n]);
         g.pos += n;
+        if n == 0 && !buf.is_empty() {
+            g.eof = true;
+        }
         Poll::Ready(Ok(n))
     }
 }
@@ -98,7 +106,7 @@ impl AsyncWrite for MemStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let mut g = self.lock();
-        if g.shut {
+        if g.shut || g.eof {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
         let room = MAX_RECORDED.saturating_sub(g.output.len()).min(buf.len());

@@ -45,7 +45,7 @@ pub const MAX_WRITE_BATCH: usize = 64;
 const SINK_BYTES: usize = 64;
 
 /// Time between the two probes sent when the read side reaches end of stream.
-pub const PROBE_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+pub const PROBE_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A comment line with no text: SSE clients ignore it.
 const PROBE: &[u8] = b":\n";
