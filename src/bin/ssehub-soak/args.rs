@@ -1,0 +1,509 @@
+//! Hand-parsed command-line flags, validated into a [`Config`].
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::http::{BaseUrl, parse_url};
+
+/// The event type the tool publishes and recognises as its own.
+pub const EVENT_NAME: &str = "soak";
+/// Largest `--body-size`. **Unit:** bytes.
+pub const MAX_BODY_SIZE: usize = 1 << 20;
+/// Shortest `--duration`: the run needs room for its drain phase. **Unit:** seconds.
+pub const MIN_DURATION_SECS: f64 = 3.0;
+
+/// The help text.
+pub fn help() -> &'static str {
+    "ssehub-soak: soak and load test an SSE server on this machine (loopback only)
+
+USAGE: ssehub-soak --duration SECS [FLAGS]
+
+Target
+  --url URL               base URL, http:// on 127.0.0.0/8 or [::1] only
+                          (default http://127.0.0.1:8080)
+  --sources K             spread connections over K destination addresses
+                          127.0.0.x, x = URL's last octet .. +K-1 (default 1);
+                          the server must listen on 0.0.0.0 or those addresses
+  --server-pid PID        sample the server's RSS, CPU time and open fds
+
+Subscribers
+  --clients N             subscribers that stay connected (default 100)
+  --topic T               subscribe to topic T (repeatable; none: all topics)
+  --connect-rate R        new connections per second, 0 = unlimited (default 0)
+  --slow K                clients that never read; they must be evicted (default 0)
+  --churn R               clients per second that connect, read briefly, hang up
+  --reconnect R           clients per second that hang up and resume with
+                          Last-Event-ID; they must see no gap
+
+Publishing (one keep-alive connection, POST /publish)
+  --publish-rate R|max    events per second, or back to back (default 100)
+  --token T               bearer token for /publish
+  --body-size BYTES       pad each event's data to this size (default 0)
+  --publish-topic T       topic to publish to (default: first --topic, or soak)
+  --no-publish            do not publish: listen to an existing producer and
+                          check event ids only
+
+Run
+  --duration SECS         run time, also the hard cap (required, at least 3)
+  --progress SECS         progress line on stderr every SECS, 0 = off (default 5)
+  --max-rss-growth-kib N  fail if the server's RSS grew by more than N KiB
+  --max-fd-growth N       fail if the server's open fds grew by more than N
+                          (both compared with the sample taken once all
+                          initial clients were connected)
+  -h, --help              this text
+
+Output: a JSON report on stdout. Exit status: 0 all checks passed, 1 a check
+failed, 2 bad usage.
+"
+}
+
+/// How fast to publish.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rate {
+    /// Events per second.
+    PerSec(f64),
+    /// The next request as soon as the previous answer arrived.
+    Max,
+}
+
+/// Publisher settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Publish {
+    /// Publish rate.
+    pub rate: Rate,
+    /// Bearer token (not serialized).
+    #[serde(skip)]
+    pub token: Option<String>,
+    /// Pad each event's data to this many bytes.
+    pub body_size: usize,
+    /// Topic to publish to.
+    pub topic: String,
+}
+
+/// A validated run configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    /// The URL as given.
+    pub url: String,
+    /// The parsed base URL.
+    #[serde(skip)]
+    pub base: BaseUrl,
+    /// Destination addresses, used round-robin.
+    #[serde(skip)]
+    pub dests: Vec<SocketAddr>,
+    /// Steady subscribers.
+    pub clients: usize,
+    /// Subscribed topics (empty: all).
+    pub topics: Vec<String>,
+    /// New connections per second (0: unlimited).
+    pub connect_rate: f64,
+    /// Destination addresses to spread over.
+    pub sources: u8,
+    /// Run time and hard cap.
+    #[serde(serialize_with = "secs")]
+    pub duration: Duration,
+    /// Progress interval; zero: off.
+    #[serde(serialize_with = "secs")]
+    pub progress: Duration,
+    /// Publisher settings; `None` with `--no-publish`.
+    pub publish: Option<Publish>,
+    /// Clients that never read.
+    pub slow: usize,
+    /// Churn clients per second.
+    pub churn: f64,
+    /// Reconnecting clients per second.
+    pub reconnect: f64,
+    /// Server process to sample.
+    pub server_pid: Option<u32>,
+    /// RSS growth threshold. **Unit:** KiB.
+    pub max_rss_growth_kib: Option<u64>,
+    /// Open fd growth threshold.
+    pub max_fd_growth: Option<u64>,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Run a soak test.
+    Run(Box<Config>),
+    /// Print the help text.
+    Help,
+}
+
+/// A usage error, shown as one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn num<T: std::str::FromStr>(name: &str, v: &str, what: &str) -> Result<T, UsageError> {
+    v.parse()
+        .map_err(|_| UsageError(format!("--{name}: expected {what}, got '{v}'")))
+}
+
+fn rate(name: &str, v: &str) -> Result<f64, UsageError> {
+    let r: f64 = num(name, v, "a rate per second (a number >= 0)")?;
+    if !r.is_finite() || !(0.0..=1e6).contains(&r) {
+        return Err(UsageError(format!(
+            "--{name}: expected a rate from 0 to 1000000, got '{v}'"
+        )));
+    }
+    Ok(r)
+}
+
+fn seconds(name: &str, v: &str) -> Result<Duration, UsageError> {
+    let s: f64 = num(name, v, "seconds")?;
+    if !s.is_finite() || !(0.0..=86_400.0).contains(&s) {
+        return Err(UsageError(format!(
+            "--{name}: expected seconds from 0 to 86400, got '{v}'"
+        )));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+/// Parses the arguments (without the program name).
+pub fn parse<I, S>(args: I) -> Result<Command, UsageError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut url = "http://127.0.0.1:8080".to_string();
+    let mut clients = 100usize;
+    let mut topics = Vec::new();
+    let mut connect_rate = 0.0;
+    let mut sources = 1u8;
+    let mut duration = None;
+    let mut progress = Duration::from_secs(5);
+    let mut publish_rate = None;
+    let mut token = None;
+    let mut body_size = 0usize;
+    let mut publish_topic = None;
+    let mut no_publish = false;
+    let mut slow = 0usize;
+    let mut churn = 0.0;
+    let mut reconnect = 0.0;
+    let mut server_pid = None;
+    let mut max_rss_growth_kib = None;
+    let mut max_fd_growth = None;
+
+    let mut args = args.into_iter().map(Into::into);
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            return Ok(Command::Help);
+        }
+        let Some(body) = arg.strip_prefix("--") else {
+            return Err(UsageError(format!(
+                "unexpected argument '{arg}' (see --help)"
+            )));
+        };
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (body.to_string(), None),
+        };
+        if name == "no-publish" {
+            if inline.is_some() {
+                return Err(UsageError("--no-publish takes no value".into()));
+            }
+            no_publish = true;
+            continue;
+        }
+        const KNOWN: &[&str] = &[
+            "url",
+            "clients",
+            "topic",
+            "connect-rate",
+            "sources",
+            "duration",
+            "progress",
+            "publish-rate",
+            "token",
+            "body-size",
+            "publish-topic",
+            "slow",
+            "churn",
+            "reconnect",
+            "server-pid",
+            "max-rss-growth-kib",
+            "max-fd-growth",
+        ];
+        if !KNOWN.contains(&name.as_str()) {
+            return Err(UsageError(format!("unknown flag --{name} (see --help)")));
+        }
+        let v = match inline.or_else(|| args.next()) {
+            Some(v) => v,
+            None => return Err(UsageError(format!("--{name} needs a value"))),
+        };
+        let n = name.as_str();
+        match n {
+            "url" => url = v,
+            "clients" => clients = num(n, &v, "a whole number")?,
+            "topic" => {
+                if v.is_empty() || v.len() > 128 {
+                    return Err(UsageError(format!(
+                        "--topic: expected 1 to 128 characters, got '{v}'"
+                    )));
+                }
+                topics.push(v);
+            }
+            "connect-rate" => connect_rate = rate(n, &v)?,
+            "sources" => {
+                sources = num(n, &v, "a whole number from 1 to 254")?;
+                if sources == 0 || sources == 255 {
+                    return Err(UsageError(format!(
+                        "--sources: expected a whole number from 1 to 254, got '{v}'"
+                    )));
+                }
+            }
+            "duration" => duration = Some(seconds(n, &v)?),
+            "progress" => progress = seconds(n, &v)?,
+            "publish-rate" => {
+                publish_rate = Some(if v == "max" {
+                    Rate::Max
+                } else {
+                    let r = rate(n, &v)?;
+                    if r == 0.0 {
+                        return Err(UsageError(
+                            "--publish-rate: must be above 0 (or use --no-publish)".into(),
+                        ));
+                    }
+                    Rate::PerSec(r)
+                })
+            }
+            "token" => token = Some(v),
+            "body-size" => {
+                body_size = num(n, &v, "a size in bytes")?;
+                if body_size > MAX_BODY_SIZE {
+                    return Err(UsageError(format!(
+                        "--body-size: at most {MAX_BODY_SIZE} bytes, got '{v}'"
+                    )));
+                }
+            }
+            "publish-topic" => publish_topic = Some(v),
+            "slow" => slow = num(n, &v, "a whole number")?,
+            "churn" => churn = rate(n, &v)?,
+            "reconnect" => reconnect = rate(n, &v)?,
+            "server-pid" => server_pid = Some(num(n, &v, "a process id")?),
+            "max-rss-growth-kib" => max_rss_growth_kib = Some(num(n, &v, "KiB")?),
+            "max-fd-growth" => max_fd_growth = Some(num(n, &v, "a whole number")?),
+            _ => unreachable!("checked against KNOWN"),
+        }
+    }
+
+    let duration = duration.ok_or_else(|| UsageError("--duration is required".into()))?;
+    if duration.as_secs_f64() < MIN_DURATION_SECS {
+        return Err(UsageError(format!(
+            "--duration: at least {MIN_DURATION_SECS} seconds"
+        )));
+    }
+    if clients > 1_000_000 || slow > 1_000_000 {
+        return Err(UsageError("--clients/--slow: at most 1000000".into()));
+    }
+    let base = parse_url(&url).map_err(|e| UsageError(e.to_string()))?;
+    let dests = destinations(&base, sources)?;
+    let publish = if no_publish {
+        if publish_rate.is_some() || publish_topic.is_some() || token.is_some() || body_size > 0 {
+            return Err(UsageError(
+                "--no-publish conflicts with --publish-rate/--publish-topic/--token/--body-size"
+                    .into(),
+            ));
+        }
+        None
+    } else {
+        let topic = publish_topic
+            .or_else(|| topics.first().cloned())
+            .unwrap_or_else(|| "soak".to_string());
+        if !topics.is_empty() && !topics.contains(&topic) {
+            return Err(UsageError(format!(
+                "--publish-topic {topic} is not among the subscribed --topic values: subscribers would see nothing"
+            )));
+        }
+        Some(Publish {
+            rate: publish_rate.unwrap_or(Rate::PerSec(100.0)),
+            token,
+            body_size,
+            topic,
+        })
+    };
+    Ok(Command::Run(Box::new(Config {
+        url,
+        base,
+        dests,
+        clients,
+        topics,
+        connect_rate,
+        sources,
+        duration,
+        progress,
+        publish,
+        slow,
+        churn,
+        reconnect,
+        server_pid,
+        max_rss_growth_kib,
+        max_fd_growth,
+    })))
+}
+
+/// The destination addresses for `--sources K`: the URL's address and the next K-1
+/// addresses of 127.0.0.0/8 (IPv4 loopback only).
+fn destinations(base: &BaseUrl, sources: u8) -> Result<Vec<SocketAddr>, UsageError> {
+    if sources == 1 {
+        return Ok(vec![base.addr]);
+    }
+    let IpAddr::V4(v4) = base.addr.ip() else {
+        return Err(UsageError(
+            "--sources above 1 needs an IPv4 loopback --url".into(),
+        ));
+    };
+    let [a, b, c, d] = v4.octets();
+    if u16::from(d) + u16::from(sources) - 1 > 254 {
+        return Err(UsageError(format!(
+            "--sources {sources}: {v4} + {} leaves 127.0.0.0/8's .254",
+            sources - 1
+        )));
+    }
+    Ok((0..sources)
+        .map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(a, b, c, d + i)), base.addr.port()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config, UsageError> {
+        match parse(args.iter().copied())? {
+            Command::Run(c) => Ok(*c),
+            Command::Help => panic!("help"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let c = run(&["--duration", "10"]).unwrap();
+        assert_eq!(c.clients, 100);
+        assert_eq!(c.duration, Duration::from_secs(10));
+        assert_eq!(c.dests, vec!["127.0.0.1:8080".parse().unwrap()]);
+        let p = c.publish.unwrap();
+        assert_eq!((p.rate, p.topic.as_str()), (Rate::PerSec(100.0), "soak"));
+
+        let c = run(&[
+            "--duration=15",
+            "--clients",
+            "200",
+            "--topic",
+            "a",
+            "--topic=b",
+            "--publish-rate",
+            "max",
+            "--token",
+            "t",
+            "--body-size",
+            "8192",
+            "--slow",
+            "5",
+            "--churn",
+            "2.5",
+            "--reconnect",
+            "1",
+            "--server-pid",
+            "77",
+            "--max-fd-growth",
+            "3",
+            "--sources",
+            "3",
+            "--url",
+            "http://127.0.0.1:9000",
+        ])
+        .unwrap();
+        assert_eq!(c.topics, vec!["a", "b"]);
+        let p = c.publish.unwrap();
+        assert_eq!(p.rate, Rate::Max);
+        assert_eq!(p.topic, "a");
+        assert_eq!(p.token.as_deref(), Some("t"));
+        assert_eq!((c.slow, c.churn, c.reconnect), (5, 2.5, 1.0));
+        assert_eq!((c.server_pid, c.max_fd_growth), (Some(77), Some(3)));
+        assert_eq!(c.dests.len(), 3);
+        assert_eq!(c.dests[2], "127.0.0.3:9000".parse().unwrap());
+    }
+
+    #[test]
+    fn no_publish_and_help() {
+        let c = run(&["--duration", "5", "--no-publish"]).unwrap();
+        assert!(c.publish.is_none());
+        assert_eq!(parse(["--clients", "1", "--help"]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn errors_are_one_line_and_name_the_flag() {
+        for (args, flag) in [
+            (&["--clients", "5"][..], "--duration"),
+            (&["--duration", "1"][..], "--duration"),
+            (&["--duration", "x"][..], "--duration"),
+            (&["--duration", "5", "--clients"][..], "--clients"),
+            (&["--duration", "5", "--clients", "-1"][..], "--clients"),
+            (&["--duration", "5", "--frob"][..], "--frob"),
+            (&["--duration", "5", "stray"][..], "stray"),
+            (
+                &["--duration", "5", "--url", "http://10.1.2.3:80"][..],
+                "--url",
+            ),
+            (
+                &["--duration", "5", "--publish-rate", "0"][..],
+                "--publish-rate",
+            ),
+            (&["--duration", "5", "--churn", "-2"][..], "--churn"),
+            (
+                &["--duration", "5", "--no-publish", "--token", "t"][..],
+                "--no-publish",
+            ),
+            (
+                &["--duration", "5", "--topic", "a", "--publish-topic", "b"][..],
+                "--publish-topic",
+            ),
+            (&["--duration", "5", "--sources", "0"][..], "--sources"),
+            (
+                &[
+                    "--duration",
+                    "5",
+                    "--url",
+                    "http://[::1]:1",
+                    "--sources",
+                    "2",
+                ][..],
+                "--sources",
+            ),
+            (
+                &[
+                    "--duration",
+                    "5",
+                    "--url",
+                    "http://127.0.0.250:1",
+                    "--sources",
+                    "9",
+                ][..],
+                "--sources",
+            ),
+            (
+                &["--duration", "5", "--body-size", "99999999"][..],
+                "--body-size",
+            ),
+        ] {
+            let e = run(args).unwrap_err().0;
+            assert!(e.contains(flag), "{args:?}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! `ssehub-soak`: the soak and load tool of ssehub. It works against any SSE server on
+//! this machine's loopback: many subscribers (plus slow, churning and reconnecting ones)
+//! check every event with a WHATWG event-stream parser while one keep-alive publisher
+//! posts numbered events, and a JSON report says whether the server kept up.
+//!
+//! Exit status: 0 when every check passed, 1 when one failed, 2 for bad usage.
+//!
+//! The tool does not use the ssehub library: these files can move to
+//! `src/bin/ssehub-soak/` of ssehub unchanged.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, rust_2018_idioms)]
+
+mod args;
+mod check;
+mod histogram;
+mod http;
+mod procfs;
+mod report;
+mod run;
+mod sse;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_executor::Executor;
+
+use crate::args::Command;
+use crate::run::Rt;
+
+fn main() -> ExitCode {
+    let cfg = match args::parse(std::env::args().skip(1)) {
+        Ok(Command::Run(c)) => *c,
+        Ok(Command::Help) => {
+            print!("{}", args::help());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("ssehub-soak: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let needed = (cfg.clients + cfg.slow) as u64 + 64;
+    if let Some(limit) = procfs::open_files_limit().filter(|&l| l < needed) {
+        eprintln!(
+            "ssehub-soak: warning: open files limit is {limit}, this run needs about {needed} (raise it with ulimit -n)"
+        );
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rt = Arc::new(Rt::new(cfg));
+    let ex = Arc::new(Executor::new());
+    let (done_tx, done_rx) = async_channel::bounded::<()>(1);
+    let workers: Vec<_> = (1..threads)
+        .filter_map(|i| {
+            let ex = ex.clone();
+            let done = done_rx.clone();
+            std::thread::Builder::new()
+                .name(format!("soak-{i}"))
+                .spawn(move || futures_lite::future::block_on(ex.run(done.recv())))
+                .ok()
+        })
+        .collect();
+    // The run ends by itself at --duration; the extra second only guards against a bug.
+    let hard_cap = rt.end_at + Duration::from_secs(1);
+    let tail = futures_lite::future::block_on(ex.run(async {
+        futures_lite::FutureExt::or(
+            async { Some(run::run(rt.clone(), ex.clone()).await) },
+            async {
+                async_io::Timer::at(hard_cap).await;
+                None
+            },
+        )
+        .await
+    }));
+    rt.stop.fire();
+    rt.active.fire();
+    let tail = tail.unwrap_or_else(|| {
+        eprintln!("ssehub-soak: the run overran its hard cap; reporting what was seen");
+        run::Tail::default()
+    });
+    let report = report::build(&rt, tail, threads);
+    done_tx.close();
+    for w in workers {
+        let _ = w.join();
+    }
+    match serde_json::to_string_pretty(&report) {
+        Ok(json) => println!("{json}"),
+        Err(e) => {
+            eprintln!("ssehub-soak: cannot write the report: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("ssehub-soak: FAILED: {}", report.failed_checks.join("; "));
+        ExitCode::from(1)
+    }
+}

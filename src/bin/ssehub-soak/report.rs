@@ -1,0 +1,418 @@
+//! The final JSON report and the pass/fail decision.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use crate::args::Config;
+use crate::procfs::{self, Sample};
+use crate::run::{PerRole, Rt, Tail};
+
+/// Client counts.
+#[derive(Debug, Serialize)]
+pub struct Clients {
+    /// Steady subscribers asked for.
+    pub requested: usize,
+    /// Steady subscribers that got their stream.
+    pub connected: u64,
+    /// Steady subscribers that could not connect.
+    pub connect_failures: u64,
+    /// Steady subscribers whose stream the server closed during the run.
+    pub dropped_by_server: u64,
+    /// Steady subscribers connected at the end.
+    pub connected_at_end: u64,
+}
+
+/// Event counts.
+#[derive(Debug, Serialize)]
+pub struct Events {
+    /// Events published and acknowledged (0 with `--no-publish`).
+    pub published: u64,
+    /// `published` per second of the active phase.
+    pub publish_rate_achieved: f64,
+    /// Failed publish requests.
+    pub publish_errors: u64,
+    /// Sum of the server's `delivered_to` answers.
+    pub server_delivered_to: u64,
+    /// The last acknowledged sequence number.
+    pub final_seq: u64,
+    /// Events received by steady and churn subscribers (own events when publishing).
+    pub received: u64,
+    /// `received` per second of the active phase.
+    pub delivered_per_sec: f64,
+    /// Events that were not the tool's own (other producers, other event types).
+    pub foreign: u64,
+    /// Comment lines (heartbeats, greetings).
+    pub comments: u64,
+    /// Events whose id is not a decimal number (`--no-publish`: not checked).
+    pub non_numeric_ids: u64,
+    /// Body bytes read by subscribers.
+    pub bytes_received: u64,
+}
+
+/// Ordering checks of steady and churn subscribers.
+#[derive(Debug, Serialize)]
+pub struct Checks {
+    /// Whether gaps are checked (not for server ids with a topic filter).
+    pub gaps_checked: bool,
+    /// Missing events within what a subscriber should have seen, including `tail_missing`.
+    pub gaps: u64,
+    /// Of those: events published before the end that connected steady clients never got.
+    pub tail_missing: u64,
+    /// Steady clients that had not caught up with the last event at the end.
+    pub clients_behind_at_end: u64,
+    /// Seconds after publishing stopped until every steady client had the last event.
+    pub caught_up_after_secs: Option<f64>,
+    /// Events seen twice.
+    pub duplicates: u64,
+    /// Events older than one already seen.
+    pub out_of_order: u64,
+}
+
+/// Publish → receive latency. **Unit:** milliseconds.
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+/// Slow clients.
+#[derive(Debug, Serialize)]
+pub struct Slow {
+    /// Asked for.
+    pub requested: usize,
+    /// Connected and sent their request.
+    pub connected: u64,
+    /// Could not connect or got no `200`.
+    pub failed: u64,
+    /// Closed by the server before the end.
+    pub evicted: u64,
+    /// Still served at the end.
+    pub not_evicted: u64,
+    /// Bytes they drained at the check.
+    pub drained_bytes: u64,
+}
+
+/// Churn sessions.
+#[derive(Debug, Serialize)]
+pub struct Churn {
+    /// Sessions per second asked for.
+    pub rate: f64,
+    /// Sessions that got a stream.
+    pub sessions: u64,
+    /// Sessions that could not connect.
+    pub failed: u64,
+    /// Sessions the server closed early.
+    pub dropped_by_server: u64,
+    /// Gaps seen by churn clients (included in `checks.gaps`).
+    pub gaps: u64,
+}
+
+/// Reconnect sessions.
+#[derive(Debug, Serialize)]
+pub struct Reconnect {
+    /// Sessions per second asked for.
+    pub rate: f64,
+    /// Sessions started.
+    pub sessions: u64,
+    /// Reconnections with `Last-Event-ID`.
+    pub reconnects: u64,
+    /// Reconnections followed by at least one event (continuity checked).
+    pub checked: u64,
+    /// Sessions without any event before the hang-up (nothing to resume from).
+    pub no_event_before_hangup: u64,
+    /// Sessions that failed to connect or were closed by the server.
+    pub failed: u64,
+    /// Missing events across or after a reconnect.
+    pub gaps: u64,
+    /// Events seen twice.
+    pub duplicates: u64,
+    /// Events out of order.
+    pub out_of_order: u64,
+    /// `: missed events` comments (the history did not reach back far enough).
+    pub missed_events_comments: u64,
+}
+
+/// Server resource samples.
+#[derive(Debug, Serialize)]
+pub struct Server {
+    /// The process id.
+    pub pid: u32,
+    /// At start.
+    pub start: Option<Sample>,
+    /// Once all initial clients were connected.
+    pub baseline: Option<Sample>,
+    /// Seconds from start to the baseline sample.
+    pub baseline_at_secs: Option<f64>,
+    /// Whether all initial clients were connected (or failed) at the baseline.
+    pub baseline_complete: bool,
+    /// At the end (after churn).
+    pub end: Option<Sample>,
+    /// Highest RSS sampled. **Unit:** KiB.
+    pub peak_rss_kib: Option<u64>,
+    /// End minus baseline. **Unit:** KiB.
+    pub rss_growth_kib: Option<i64>,
+    /// End minus baseline.
+    pub fd_growth: Option<i64>,
+    /// CPU time used between start and end. **Unit:** seconds.
+    pub cpu_secs: Option<f64>,
+    /// How CPU ticks were converted.
+    pub cpu_ticks_per_sec_assumed: f64,
+}
+
+/// The tool's own resources.
+#[derive(Debug, Serialize)]
+pub struct Tool {
+    /// CPU time used. **Unit:** seconds.
+    pub cpu_secs: Option<f64>,
+    /// Resident memory at the end. **Unit:** KiB.
+    pub rss_kib: Option<u64>,
+    /// Executor threads.
+    pub threads: usize,
+}
+
+/// The whole report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The run's configuration.
+    pub config: Config,
+    /// Wall time of the run. **Unit:** seconds.
+    pub elapsed_secs: f64,
+    /// Length of the active phase. **Unit:** seconds.
+    pub active_secs: f64,
+    /// Steady clients.
+    pub clients: Clients,
+    /// Events.
+    pub events: Events,
+    /// Ordering checks.
+    pub checks: Checks,
+    /// Latency.
+    pub latency_ms: Latency,
+    /// Slow clients.
+    pub slow: Slow,
+    /// Churn.
+    pub churn: Churn,
+    /// Reconnects.
+    pub reconnect: Reconnect,
+    /// Server samples, with `--server-pid`.
+    pub server: Option<Server>,
+    /// The tool itself.
+    pub tool: Tool,
+    /// The first errors seen.
+    pub errors: Vec<String>,
+    /// Whether every check passed.
+    pub ok: bool,
+    /// The checks that failed.
+    pub failed_checks: Vec<String>,
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn diff(a: u64, b: u64) -> i64 {
+    a as i64 - b as i64
+}
+
+/// Builds the report from the run's state and decides pass or fail.
+pub fn build(rt: &Rt, tail: Tail, threads: usize) -> Report {
+    let c = &rt.c;
+    let [steady, churn, reconnect]: &[PerRole; 3] = &c.roles;
+    let active_secs = (rt.active_end - rt.t0).as_secs_f64();
+    let received = get(&c.received);
+    let publishing = rt.cfg.publish.is_some();
+    let gaps_checked = publishing || rt.cfg.topics.is_empty();
+    let checks = Checks {
+        gaps_checked,
+        gaps: get(&steady.gaps) + get(&churn.gaps) + tail.missing,
+        tail_missing: tail.missing,
+        clients_behind_at_end: tail.behind,
+        caught_up_after_secs: tail.caught_up_after_secs,
+        duplicates: get(&steady.duplicates) + get(&churn.duplicates),
+        out_of_order: get(&steady.out_of_order) + get(&churn.out_of_order),
+    };
+    let samples = *rt.samples.lock().unwrap_or_else(|e| e.into_inner());
+    let server = rt.cfg.server_pid.map(|pid| Server {
+        pid,
+        start: samples.start,
+        baseline: samples.baseline,
+        baseline_at_secs: samples.baseline_at_secs,
+        baseline_complete: samples.baseline_complete,
+        end: samples.end,
+        peak_rss_kib: samples.peak_rss_kib,
+        rss_growth_kib: samples
+            .end
+            .zip(samples.baseline)
+            .map(|(e, b)| diff(e.rss_kib, b.rss_kib)),
+        fd_growth: samples
+            .end
+            .zip(samples.baseline)
+            .map(|(e, b)| diff(e.fds, b.fds)),
+        cpu_secs: samples
+            .end
+            .zip(samples.start)
+            .map(|(e, s)| ((e.cpu_secs - s.cpu_secs) * 100.0).round() / 100.0),
+        cpu_ticks_per_sec_assumed: procfs::TICKS_PER_SEC,
+    });
+    let own = procfs::sample("self").ok();
+    let mut report = Report {
+        config: rt.cfg.clone(),
+        elapsed_secs: (rt.t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        active_secs,
+        clients: Clients {
+            requested: rt.cfg.clients,
+            connected: get(&c.connected),
+            connect_failures: get(&c.connect_failures),
+            dropped_by_server: get(&c.dropped),
+            connected_at_end: tail.connected_at_end,
+        },
+        events: Events {
+            published: get(&c.published),
+            publish_rate_achieved: (get(&c.published) as f64 / active_secs * 10.0).round() / 10.0,
+            publish_errors: get(&c.publish_errors),
+            server_delivered_to: get(&c.delivered_to),
+            final_seq: tail.final_seq,
+            received,
+            delivered_per_sec: (received as f64 / active_secs).round(),
+            foreign: get(&c.foreign),
+            comments: get(&c.comments),
+            non_numeric_ids: get(&c.non_numeric_ids),
+            bytes_received: get(&c.bytes),
+        },
+        checks,
+        latency_ms: Latency {
+            count: rt.latency.count(),
+            p50: ms(rt.latency.quantile(0.50)),
+            p90: ms(rt.latency.quantile(0.90)),
+            p99: ms(rt.latency.quantile(0.99)),
+            max: ms(rt.latency.max()),
+        },
+        slow: Slow {
+            requested: rt.cfg.slow,
+            connected: get(&c.slow_connected),
+            failed: get(&c.slow_failed),
+            evicted: get(&c.slow_evicted),
+            not_evicted: get(&c.slow_not_evicted),
+            drained_bytes: get(&c.slow_drained_bytes),
+        },
+        churn: Churn {
+            rate: rt.cfg.churn,
+            sessions: get(&c.churn_sessions),
+            failed: get(&c.churn_failed),
+            dropped_by_server: get(&c.churn_dropped),
+            gaps: get(&churn.gaps),
+        },
+        reconnect: Reconnect {
+            rate: rt.cfg.reconnect,
+            sessions: get(&c.reconnect_sessions),
+            reconnects: get(&c.reconnects),
+            checked: get(&c.reconnects_checked),
+            no_event_before_hangup: get(&c.reconnect_no_id),
+            failed: get(&c.reconnect_failed),
+            gaps: get(&reconnect.gaps),
+            duplicates: get(&reconnect.duplicates),
+            out_of_order: get(&reconnect.out_of_order),
+            missed_events_comments: get(&c.missed_comments),
+        },
+        server,
+        tool: Tool {
+            cpu_secs: procfs::own_cpu_secs(),
+            rss_kib: own.map(|s| s.rss_kib),
+            threads,
+        },
+        errors: rt.errors.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        ok: false,
+        failed_checks: Vec::new(),
+    };
+    report.failed_checks = failed_checks(&report, &rt.cfg);
+    report.ok = report.failed_checks.is_empty();
+    report
+}
+
+/// The names (with the numbers) of the checks that failed.
+pub fn failed_checks(r: &Report, cfg: &Config) -> Vec<String> {
+    let mut failed = Vec::new();
+    let mut check = |bad: bool, what: String| {
+        if bad {
+            failed.push(what);
+        }
+    };
+    check(
+        r.clients.connect_failures > 0,
+        format!("clients_not_connected: {}", r.clients.connect_failures),
+    );
+    check(
+        r.clients.dropped_by_server > 0,
+        format!("clients_dropped_by_server: {}", r.clients.dropped_by_server),
+    );
+    check(r.checks.gaps > 0, format!("gaps: {}", r.checks.gaps));
+    check(
+        r.checks.duplicates > 0,
+        format!("duplicates: {}", r.checks.duplicates),
+    );
+    check(
+        r.checks.out_of_order > 0,
+        format!("out_of_order: {}", r.checks.out_of_order),
+    );
+    check(
+        r.events.publish_errors > 0,
+        format!("publish_errors: {}", r.events.publish_errors),
+    );
+    check(
+        cfg.clients > 0 && r.events.received == 0,
+        "nothing_received".to_string(),
+    );
+    check(
+        r.slow.failed > 0,
+        format!("slow_not_connected: {}", r.slow.failed),
+    );
+    check(
+        r.slow.not_evicted > 0,
+        format!("slow_not_evicted: {}", r.slow.not_evicted),
+    );
+    check(
+        r.churn.failed + r.churn.dropped_by_server > 0,
+        format!(
+            "churn_failures: {}",
+            r.churn.failed + r.churn.dropped_by_server
+        ),
+    );
+    check(
+        r.reconnect.failed > 0,
+        format!("reconnect_failures: {}", r.reconnect.failed),
+    );
+    let rc = &r.reconnect;
+    check(
+        rc.gaps + rc.duplicates + rc.out_of_order + rc.missed_events_comments > 0,
+        format!(
+            "reconnect_continuity: gaps {} duplicates {} out_of_order {} missed_comments {}",
+            rc.gaps, rc.duplicates, rc.out_of_order, rc.missed_events_comments
+        ),
+    );
+    check(
+        cfg.reconnect > 0.0 && rc.checked == 0,
+        "reconnect_unchecked: no reconnect saw an event after resuming".to_string(),
+    );
+    if let Some(s) = &r.server {
+        check(s.end.is_none(), "server_not_sampled_at_end".to_string());
+        if let (Some(max), Some(g)) = (cfg.max_rss_growth_kib, s.rss_growth_kib) {
+            check(g > max as i64, format!("rss_growth_kib: {g} > {max}"));
+        }
+        if let (Some(max), Some(g)) = (cfg.max_fd_growth, s.fd_growth) {
+            check(g > max as i64, format!("fd_growth: {g} > {max}"));
+        }
+    }
+    failed
+}
