@@ -18,3 +18,5 @@ mod binary;
 mod hardening;
 // Real clients: curl and nc.
 mod clients;
+// /stats and /metrics after real traffic, checked with a Prometheus parser; HEAD.
+mod metrics;
