@@ -74,6 +74,13 @@ impl std::error::Error for Error {
 pub trait Conn: AsyncRead + AsyncWrite + Clone + Unpin + Send + Sync + 'static {
     /// Shuts both directions down, so that a task blocked on the stream wakes up.
     fn shut_down(&self);
+
+    /// Whether a read may make progress, without reading: lets an idle subscriber's
+    /// writer watch its read side without a `read` system call on every wake-up.
+    /// `Ready` may be spurious; the default is always `Ready`.
+    fn poll_readable(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
 }
 
 /// A TCP connection as the handler holds it: one pointer. (`async_net::TcpStream` also
@@ -126,6 +133,10 @@ impl AsyncWrite for TcpConn {
 impl Conn for TcpConn {
     fn shut_down(&self) {
         let _ = self.0.get_ref().shutdown(std::net::Shutdown::Both);
+    }
+
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_readable(cx)
     }
 }
 

@@ -31,10 +31,10 @@ use std::time::Instant;
 
 use async_channel::Receiver;
 use async_io::Timer;
-use futures_lite::{AsyncRead, AsyncWrite, Stream};
+use futures_lite::Stream;
 
 use crate::hub::Subscription;
-use crate::server::Ctx;
+use crate::server::{Conn, Ctx};
 use crate::sse::Frame;
 use crate::stats::Reason;
 
@@ -75,9 +75,11 @@ pub struct Writer<'a, S> {
     deadline: Timer,
     armed: bool,
     read_side: ReadSide,
+    /// Frames arrived and the writer yielded once before writing them (see `poll`).
+    deferred: bool,
 }
 
-impl<'a, S: AsyncRead + AsyncWrite + Unpin> Writer<'a, S> {
+impl<'a, S: Conn> Writer<'a, S> {
     /// A writer that first writes `preamble`, then the subscriber's replay backlog, then
     /// whatever arrives on its queue.
     pub fn new(
@@ -100,6 +102,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Writer<'a, S> {
             deadline: Timer::never(),
             armed: false,
             read_side: ReadSide::Open,
+            deferred: false,
         }
     }
 
@@ -162,16 +165,29 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Writer<'a, S> {
         self.ctx.stats.wrote(done, written as u64);
     }
 
+    /// Adds what is already queued to the batch, up to [`MAX_WRITE_BATCH`].
+    fn top_up(&mut self) {
+        while self.batch.len() < MAX_WRITE_BATCH {
+            match self.rx.try_recv() {
+                Ok(f) => self.batch.push(f),
+                Err(_) => break,
+            }
+        }
+    }
+
     /// Waits for frames; `Ready(Err)` when the stream must end.
     fn poll_fill_batch(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Reason>> {
         match self.rx.as_mut().poll_next(cx) {
             Poll::Ready(Some(frame)) => {
                 self.batch.push(frame);
-                while self.batch.len() < MAX_WRITE_BATCH {
-                    match self.rx.try_recv() {
-                        Ok(f) => self.batch.push(f),
-                        Err(_) => break,
-                    }
+                self.top_up();
+                if self.batch.len() < MAX_WRITE_BATCH {
+                    // Yield once before writing: under load, the tasks queued ahead of
+                    // this one (publishers among them) add frames meanwhile, and one
+                    // write carries them all; when idle, the yield costs one poll.
+                    self.deferred = true;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
                 return Poll::Ready(Ok(()));
             }
@@ -201,6 +217,12 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Writer<'a, S> {
 
     /// Drains and drops what the client sends; at end of stream, starts probing.
     fn poll_read_side(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Reason>> {
+        // Ask the reactor first: an idle client costs no read call per wake-up.
+        match self.stream.poll_readable(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(_)) => return Poll::Ready(Err(Reason::HungUp)),
+            Poll::Ready(Ok(())) => {}
+        }
         let mut sink = [0u8; SINK_BYTES];
         loop {
             match Pin::new(&mut *self.stream).poll_read(cx, &mut sink) {
@@ -218,13 +240,16 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Writer<'a, S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Future for Writer<'_, S> {
+impl<S: Conn> Future for Writer<'_, S> {
     type Output = Reason;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reason> {
         let this = self.get_mut();
         loop {
             let step = if this.idx < this.batch.len() {
+                if std::mem::take(&mut this.deferred) {
+                    this.top_up();
+                }
                 this.poll_write_batch(cx)
             } else {
                 this.poll_fill_batch(cx)

@@ -28,6 +28,8 @@ Target
                           127.0.0.x, x = URL's last octet .. +K-1 (default 1);
                           the server must listen on 0.0.0.0 or those addresses
   --server-pid PID        sample the server's RSS, CPU time and open fds
+  --subscribe-path PATH   subscribers GET this path under the URL's prefix
+                          (default /stream)
 
 Subscribers
   --clients N             subscribers that stay connected (default 100)
@@ -45,6 +47,16 @@ Publishing (one keep-alive connection, POST /publish)
   --publish-topic T       topic to publish to (default: first --topic, or soak)
   --no-publish            do not publish: listen to an existing producer and
                           check event ids only
+  --publish-url URL       publish to this URL (loopback only; default: --url
+                          with the path /publish)
+  --publish-style S       ssehub: a JSON publish object with a bearer token,
+                          answered 200 {\"id\":..}; nchan: the event data as the
+                          raw body, any 2xx answer accepted, events named soak
+                          or unnamed are the tool's own (default ssehub)
+  --wait-connected        start publishing only once every initial client has
+                          connected (and the server baseline was sampled)
+  --idle                  connect the clients, publish nothing, expect nothing:
+                          for memory per idle subscriber (implies --no-publish)
 
 Run
   --duration SECS         run time, also the hard cap (required, at least 3)
@@ -70,6 +82,16 @@ pub enum Rate {
     Max,
 }
 
+/// How events are published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Style {
+    /// ssehub's `POST /publish` with a JSON object and a bearer token; answers `200`.
+    Ssehub,
+    /// nchan's publisher location: the data as the raw body; any `2xx` is accepted.
+    Nchan,
+}
+
 /// Publisher settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Publish {
@@ -82,6 +104,22 @@ pub struct Publish {
     pub body_size: usize,
     /// Topic to publish to.
     pub topic: String,
+    /// Where to publish (the URL as given or derived from `--url`).
+    pub url: String,
+    /// Connection address of `--publish-url`; `None`: the next `--url`/`--sources`
+    /// destination, as for subscribers.
+    #[serde(skip)]
+    pub addr: Option<SocketAddr>,
+    /// `Host` header of `url`.
+    #[serde(skip)]
+    pub host: String,
+    /// Request target of `url`.
+    #[serde(skip)]
+    pub target: String,
+    /// Request format.
+    pub style: Style,
+    /// Publishing starts once every initial client connected.
+    pub wait_connected: bool,
 }
 
 /// A validated run configuration.
@@ -123,6 +161,10 @@ pub struct Config {
     pub max_rss_growth_kib: Option<u64>,
     /// Open fd growth threshold.
     pub max_fd_growth: Option<u64>,
+    /// Path subscribers request (under the URL's prefix).
+    pub subscribe_path: String,
+    /// Idle mode: no publishing, no event expected.
+    pub idle: bool,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -197,6 +239,11 @@ where
     let mut server_pid = None;
     let mut max_rss_growth_kib = None;
     let mut max_fd_growth = None;
+    let mut subscribe_path = "/stream".to_string();
+    let mut publish_url = None;
+    let mut style = None;
+    let mut wait_connected = false;
+    let mut idle = false;
 
     let mut args = args.into_iter().map(Into::into);
     while let Some(arg) = args.next() {
@@ -212,11 +259,18 @@ where
             Some((n, v)) => (n.to_string(), Some(v.to_string())),
             None => (body.to_string(), None),
         };
-        if name == "no-publish" {
+        if let Some(switch) = [
+            ("no-publish", &mut no_publish),
+            ("wait-connected", &mut wait_connected),
+            ("idle", &mut idle),
+        ]
+        .into_iter()
+        .find_map(|(n, v)| (n == name).then_some(v))
+        {
             if inline.is_some() {
-                return Err(UsageError("--no-publish takes no value".into()));
+                return Err(UsageError(format!("--{name} takes no value")));
             }
-            no_publish = true;
+            *switch = true;
             continue;
         }
         const KNOWN: &[&str] = &[
@@ -237,6 +291,9 @@ where
             "server-pid",
             "max-rss-growth-kib",
             "max-fd-growth",
+            "subscribe-path",
+            "publish-url",
+            "publish-style",
         ];
         if !KNOWN.contains(&name.as_str()) {
             return Err(UsageError(format!("unknown flag --{name} (see --help)")));
@@ -297,6 +354,30 @@ where
             "server-pid" => server_pid = Some(num(n, &v, "a process id")?),
             "max-rss-growth-kib" => max_rss_growth_kib = Some(num(n, &v, "KiB")?),
             "max-fd-growth" => max_fd_growth = Some(num(n, &v, "a whole number")?),
+            "subscribe-path" => {
+                let ok = v.starts_with('/')
+                    && v.len() <= 1024
+                    && v.bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'#' && b != b'?');
+                if !ok {
+                    return Err(UsageError(format!(
+                        "--subscribe-path: expected a path starting with / (no query), got '{v}'"
+                    )));
+                }
+                subscribe_path = v;
+            }
+            "publish-url" => publish_url = Some(v),
+            "publish-style" => {
+                style = Some(match v.as_str() {
+                    "ssehub" => Style::Ssehub,
+                    "nchan" => Style::Nchan,
+                    _ => {
+                        return Err(UsageError(format!(
+                            "--publish-style: expected ssehub or nchan, got '{v}'"
+                        )));
+                    }
+                })
+            }
             _ => unreachable!("checked against KNOWN"),
         }
     }
@@ -312,12 +393,19 @@ where
     }
     let base = parse_url(&url).map_err(|e| UsageError(e.to_string()))?;
     let dests = destinations(&base, sources)?;
-    let publish = if no_publish {
-        if publish_rate.is_some() || publish_topic.is_some() || token.is_some() || body_size > 0 {
-            return Err(UsageError(
-                "--no-publish conflicts with --publish-rate/--publish-topic/--token/--body-size"
-                    .into(),
-            ));
+    let publish = if no_publish || idle {
+        let flag = if idle { "--idle" } else { "--no-publish" };
+        if publish_rate.is_some()
+            || publish_topic.is_some()
+            || token.is_some()
+            || body_size > 0
+            || publish_url.is_some()
+            || style.is_some()
+            || wait_connected
+        {
+            return Err(UsageError(format!(
+                "{flag} conflicts with --publish-rate/--publish-topic/--token/--body-size/--publish-url/--publish-style/--wait-connected"
+            )));
         }
         None
     } else {
@@ -329,11 +417,25 @@ where
                 "--publish-topic {topic} is not among the subscribed --topic values: subscribers would see nothing"
             )));
         }
+        let explicit = publish_url.is_some();
+        let url = publish_url.unwrap_or_else(|| format!("{}/publish", url.trim_end_matches('/')));
+        let target =
+            parse_url(&url).map_err(|e| UsageError(e.0.replacen("--url", "--publish-url", 1)))?;
         Some(Publish {
             rate: publish_rate.unwrap_or(Rate::PerSec(100.0)),
             token,
             body_size,
             topic,
+            addr: explicit.then_some(target.addr),
+            host: target.host,
+            target: if target.prefix.is_empty() {
+                "/".to_string()
+            } else {
+                target.prefix
+            },
+            url,
+            style: style.unwrap_or(Style::Ssehub),
+            wait_connected,
         })
     };
     Ok(Command::Run(Box::new(Config {
@@ -353,6 +455,8 @@ where
         server_pid,
         max_rss_growth_kib,
         max_fd_growth,
+        subscribe_path,
+        idle,
     })))
 }
 
@@ -447,6 +551,44 @@ mod tests {
     }
 
     #[test]
+    fn nchan_publishing_and_idle() {
+        let c = run(&[
+            "--duration",
+            "5",
+            "--url",
+            "http://127.0.0.1:9000",
+            "--subscribe-path",
+            "/sub",
+            "--publish-url",
+            "http://127.0.0.1:9001/pub",
+            "--publish-style=nchan",
+            "--wait-connected",
+        ])
+        .unwrap();
+        assert_eq!(c.subscribe_path, "/sub");
+        let p = c.publish.unwrap();
+        assert_eq!(p.addr, Some("127.0.0.1:9001".parse().unwrap()));
+        assert_eq!(
+            (p.host.as_str(), p.target.as_str()),
+            ("127.0.0.1:9001", "/pub")
+        );
+        assert_eq!(p.style, Style::Nchan);
+        assert!(p.wait_connected);
+
+        // Defaults: ssehub's /publish under the URL, on the subscribers' destinations.
+        let c = run(&["--duration", "5", "--url", "http://127.0.0.1:9000/hub/"]).unwrap();
+        assert_eq!(c.subscribe_path, "/stream");
+        assert!(!c.idle);
+        let p = c.publish.unwrap();
+        assert_eq!((p.addr, p.target.as_str()), (None, "/hub/publish"));
+        assert_eq!((p.style, p.wait_connected), (Style::Ssehub, false));
+
+        let c = run(&["--duration", "5", "--idle", "--clients", "7"]).unwrap();
+        assert!(c.idle && c.publish.is_none());
+        assert_eq!(c.clients, 7);
+    }
+
+    #[test]
     fn errors_are_one_line_and_name_the_flag() {
         for (args, flag) in [
             (&["--clients", "5"][..], "--duration"),
@@ -500,6 +642,28 @@ mod tests {
                 &["--duration", "5", "--body-size", "99999999"][..],
                 "--body-size",
             ),
+            (
+                &["--duration", "5", "--publish-style", "redis"][..],
+                "--publish-style",
+            ),
+            (
+                &["--duration", "5", "--publish-url", "http://10.0.0.1/pub"][..],
+                "--publish-url",
+            ),
+            (
+                &["--duration", "5", "--subscribe-path", "sub"][..],
+                "--subscribe-path",
+            ),
+            (
+                &["--duration", "5", "--subscribe-path", "/s?x=1"][..],
+                "--subscribe-path",
+            ),
+            (&["--duration", "5", "--idle", "--token", "t"][..], "--idle"),
+            (
+                &["--duration", "5", "--no-publish", "--wait-connected"][..],
+                "--no-publish",
+            ),
+            (&["--duration", "5", "--idle=1"][..], "--idle"),
         ] {
             let e = run(args).unwrap_err().0;
             assert!(e.contains(flag), "{args:?}: {e}");

@@ -97,8 +97,14 @@ pub fn encode_component(s: &str) -> String {
 }
 
 /// The request target for `GET /stream` with `topics`.
+#[cfg(test)]
 pub fn stream_target(prefix: &str, topics: &[String]) -> String {
-    let mut t = format!("{prefix}/stream");
+    stream_target_at(prefix, "/stream", topics)
+}
+
+/// The request target for `GET {prefix}{path}` with `topics`.
+pub fn stream_target_at(prefix: &str, path: &str, topics: &[String]) -> String {
+    let mut t = format!("{prefix}{path}");
     for (i, topic) in topics.iter().enumerate() {
         t.push(if i == 0 { '?' } else { '&' });
         t.push_str("topic=");
@@ -365,6 +371,11 @@ mod tests {
         assert_eq!(
             stream_target("/p", &["a b".into(), "x&y".into()]),
             "/p/stream?topic=a%20b&topic=x%26y"
+        );
+        assert_eq!(stream_target_at("", "/sub", &[]), "/sub");
+        assert_eq!(
+            stream_target_at("/p", "/sub", &["t".into()]),
+            "/p/sub?topic=t"
         );
         let r = stream_request("/stream", "h:1", Some(b"42"));
         assert!(

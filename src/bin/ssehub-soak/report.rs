@@ -40,6 +40,11 @@ pub struct Events {
     pub received: u64,
     /// `received` per second of the active phase.
     pub delivered_per_sec: f64,
+    /// Seconds from the first publish request to the end of the active phase.
+    pub publish_secs: Option<f64>,
+    /// `received` per second of `publish_secs` (with `--wait-connected`, every own
+    /// event arrives in that window).
+    pub delivered_per_publish_sec: Option<f64>,
     /// Events that were not the tool's own (other producers, other event types).
     pub foreign: u64,
     /// Comment lines (heartbeats, greetings).
@@ -164,6 +169,12 @@ pub struct Server {
     pub fd_growth: Option<i64>,
     /// CPU time used between start and end. **Unit:** seconds.
     pub cpu_secs: Option<f64>,
+    /// CPU time used between the baseline and the end (excludes connecting the
+    /// initial clients). **Unit:** seconds.
+    pub cpu_secs_since_baseline: Option<f64>,
+    /// `cpu_secs_since_baseline` per own event received by a subscriber.
+    /// **Unit:** microseconds.
+    pub cpu_us_per_delivered_event: Option<f64>,
     /// How CPU ticks were converted.
     pub cpu_ticks_per_sec_assumed: f64,
 }
@@ -222,6 +233,11 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
+/// `cpu_secs` spread over `events`, in microseconds (rounded to 0.001).
+fn per_event_us(cpu_secs: f64, events: u64) -> f64 {
+    (cpu_secs * 1e6 / events.max(1) as f64 * 1000.0).round() / 1000.0
+}
+
 fn diff(a: u64, b: u64) -> i64 {
     a as i64 - b as i64
 }
@@ -264,9 +280,24 @@ pub fn build(rt: &Rt, tail: Tail, threads: usize) -> Report {
             .end
             .zip(samples.start)
             .map(|(e, s)| ((e.cpu_secs - s.cpu_secs) * 100.0).round() / 100.0),
+        cpu_secs_since_baseline: samples
+            .end
+            .zip(samples.baseline)
+            .map(|(e, b)| ((e.cpu_secs - b.cpu_secs) * 100.0).round() / 100.0),
+        cpu_us_per_delivered_event: samples
+            .end
+            .zip(samples.baseline)
+            .filter(|_| publishing && received > 0)
+            .map(|(e, b)| per_event_us(e.cpu_secs - b.cpu_secs, received)),
         cpu_ticks_per_sec_assumed: procfs::TICKS_PER_SEC,
     });
     let own = procfs::sample("self").ok();
+    let publish_secs = rt
+        .publish_started
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .map(|s| rt.active_end.saturating_duration_since(s).as_secs_f64())
+        .filter(|&s| s > 0.0);
     let mut report = Report {
         config: rt.cfg.clone(),
         elapsed_secs: (rt.t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
@@ -286,6 +317,8 @@ pub fn build(rt: &Rt, tail: Tail, threads: usize) -> Report {
             final_seq: tail.final_seq,
             received,
             delivered_per_sec: (received as f64 / active_secs).round(),
+            publish_secs: publish_secs.map(|s| (s * 1000.0).round() / 1000.0),
+            delivered_per_publish_sec: publish_secs.map(|s| (received as f64 / s).round()),
             foreign: get(&c.foreign),
             comments: get(&c.comments),
             non_numeric_ids: get(&c.non_numeric_ids),
@@ -371,7 +404,7 @@ pub fn failed_checks(r: &Report, cfg: &Config) -> Vec<String> {
         format!("publish_errors: {}", r.events.publish_errors),
     );
     check(
-        cfg.clients > 0 && r.events.received == 0,
+        cfg.clients > 0 && !cfg.idle && r.events.received == 0,
         "nothing_received".to_string(),
     );
     check(
@@ -415,4 +448,16 @@ pub fn failed_checks(r: &Report, cfg: &Config) -> Vec<String> {
         }
     }
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_per_event() {
+        assert_eq!(per_event_us(2.0, 1_000_000), 2.0);
+        assert_eq!(per_event_us(0.01, 3), 3333.333);
+        assert_eq!(per_event_us(1.0, 0), 1e6);
+    }
 }

@@ -23,7 +23,7 @@ use async_net::TcpStream;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, Future, FutureExt};
 use serde::{Deserialize, Serialize};
 
-use crate::args::{Config, EVENT_NAME, Rate};
+use crate::args::{Config, EVENT_NAME, Rate, Style};
 use crate::check::{SeqChecker, Verdict, numeric_id, payload};
 use crate::histogram::Histogram;
 use crate::http::{self, Dechunker, Framing};
@@ -254,6 +254,10 @@ pub struct Rt {
     pub active: Signal,
     /// Fires when everything must stop.
     pub stop: Signal,
+    /// Fires once the initial clients are connected and the baseline was sampled.
+    pub baseline_taken: Signal,
+    /// When the first publish request was sent.
+    pub publish_started: Mutex<Option<Instant>>,
     /// Server samples.
     pub samples: Mutex<Samples>,
     /// The first error messages.
@@ -265,7 +269,6 @@ pub struct Rt {
     /// The hard end of the run.
     pub end_at: Instant,
     stream_target: String,
-    publish_target: String,
     next_dest: AtomicUsize,
     handshakes: (Sender<()>, Receiver<()>),
 }
@@ -276,8 +279,8 @@ impl Rt {
         let t0 = Instant::now();
         let d = cfg.duration;
         let tail = (d / 10).clamp(Duration::from_millis(1500), Duration::from_secs(5));
-        let stream_target = http::stream_target(&cfg.base.prefix, &cfg.topics);
-        let publish_target = format!("{}/publish", cfg.base.prefix);
+        let stream_target =
+            http::stream_target_at(&cfg.base.prefix, &cfg.subscribe_path, &cfg.topics);
         Rt {
             slots: (0..cfg.clients).map(|_| Slot::default()).collect(),
             c: Counters::default(),
@@ -286,13 +289,14 @@ impl Rt {
             acked_seq: AtomicU64::new(0),
             active: Signal::default(),
             stop: Signal::default(),
+            baseline_taken: Signal::default(),
+            publish_started: Mutex::new(None),
             samples: Mutex::new(Samples::default()),
             errors: Mutex::new(Vec::new()),
             t0,
             active_end: t0 + d - tail,
             end_at: t0 + d,
             stream_target,
-            publish_target,
             next_dest: AtomicUsize::new(0),
             handshakes: async_channel::bounded(MAX_HANDSHAKES),
             cfg,
@@ -302,6 +306,18 @@ impl Rt {
     /// Whether the tool publishes (own events carry `seq`).
     fn publishing(&self) -> bool {
         self.cfg.publish.is_some()
+    }
+
+    /// Whether an event with this type is one of the tool's own: named `soak`, or, when
+    /// publishing to nchan (which may not name its events), unnamed.
+    fn own_event_name(&self, event: &[u8]) -> bool {
+        event == EVENT_NAME.as_bytes()
+            || (event.is_empty()
+                && self
+                    .cfg
+                    .publish
+                    .as_ref()
+                    .is_some_and(|p| p.style == Style::Nchan))
     }
 
     /// Whether a gap in what a subscriber sees is an error: always for own events; for
@@ -346,7 +362,11 @@ impl Rt {
 
 /// Connects to the next destination, with the handshake limit and [`IO_TIMEOUT`].
 async fn connect(rt: &Rt, stop: &Signal) -> io::Result<TcpStream> {
-    let dest = rt.dest();
+    connect_to(rt, rt.dest(), stop).await
+}
+
+/// Connects to `dest`, with the handshake limit and [`IO_TIMEOUT`].
+async fn connect_to(rt: &Rt, dest: SocketAddr, stop: &Signal) -> io::Result<TcpStream> {
     let deadline = Instant::now() + IO_TIMEOUT;
     let gone = || io::Error::new(io::ErrorKind::Interrupted, "stopped");
     until(rt.handshakes.0.send(()), stop, Some(deadline))
@@ -431,7 +451,7 @@ impl Handler<'_> {
             }
             Item::Event(e) => {
                 let n = if self.rt.publishing() {
-                    match payload(e.data).filter(|_| e.event == EVENT_NAME.as_bytes()) {
+                    match payload(e.data).filter(|_| self.rt.own_event_name(e.event)) {
                         Some(p) => {
                             if self.role != Role::Reconnect {
                                 add(&c.received, 1);
@@ -890,6 +910,7 @@ async fn connector(rt: Arc<Rt>, ex: Arc<Executor<'static>>) {
         s.baseline_at_secs = Some(rt.secs());
         s.baseline_complete = complete;
     }
+    rt.baseline_taken.fire();
     if rt.active.fired() {
         return;
     }
@@ -1001,6 +1022,14 @@ async fn exchange(
     ))
 }
 
+/// Whether a publish answer with `status` means the event was published.
+fn accepted(style: Style, status: u16) -> bool {
+    match style {
+        Style::Ssehub => status == 200,
+        Style::Nchan => (200..300).contains(&status),
+    }
+}
+
 /// The publisher: one keep-alive connection, one request at a time, at the set rate.
 async fn publisher(rt: Arc<Rt>) {
     let Some(p) = rt.cfg.publish.clone() else {
@@ -1011,6 +1040,18 @@ async fn publisher(rt: Arc<Rt>) {
     let mut seq = 1u64;
     let start = Instant::now();
     let mut attempts = 0u64;
+    if p.wait_connected {
+        until(rt.baseline_taken.wait(), &rt.active, None).await;
+        if rt.active.fired() {
+            return;
+        }
+    }
+    let start = if p.wait_connected {
+        Instant::now()
+    } else {
+        start
+    };
+    *rt.publish_started.lock().unwrap_or_else(|e| e.into_inner()) = Some(start);
     while !rt.active.fired() {
         if let Rate::PerSec(r) = p.rate {
             let due = start + Duration::from_secs_f64(attempts as f64 / r);
@@ -1021,7 +1062,10 @@ async fn publisher(rt: Arc<Rt>) {
         attempts += 1;
         let stream = match &mut conn {
             Some(s) => s,
-            None => match connect(&rt, &rt.active).await {
+            None => match match p.addr {
+                Some(addr) => connect_to(&rt, addr, &rt.active).await,
+                None => connect(&rt, &rt.active).await,
+            } {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
                     buf.clear();
@@ -1039,18 +1083,16 @@ async fn publisher(rt: Arc<Rt>) {
         };
         rt.sent_seq.store(seq, Ordering::SeqCst);
         let data = event_data(seq, unix_us(), p.body_size);
-        let body = serde_json::to_vec(&PublishBody {
-            data: &data,
-            event: EVENT_NAME,
-            topic: &p.topic,
-        })
-        .unwrap_or_default();
-        let req = http::post_json(
-            &rt.publish_target,
-            &rt.cfg.base.host,
-            p.token.as_deref(),
-            &body,
-        );
+        let body = match p.style {
+            Style::Ssehub => serde_json::to_vec(&PublishBody {
+                data: &data,
+                event: EVENT_NAME,
+                topic: &p.topic,
+            })
+            .unwrap_or_default(),
+            Style::Nchan => data.into_bytes(),
+        };
+        let req = http::post_json(&p.target, &p.host, p.token.as_deref(), &body);
         // The request in flight is finished even when the phase ends (bounded by the
         // timeout), so that the acknowledged sequence number is exact.
         let answer = exchange(stream, &mut buf, &req)
@@ -1060,7 +1102,7 @@ async fn publisher(rt: Arc<Rt>) {
             })
             .await;
         match answer {
-            Ok((200, body, close)) => {
+            Ok((status, body, close)) if accepted(p.style, status) => {
                 add(&rt.c.published, 1);
                 rt.acked_seq.store(seq, Ordering::SeqCst);
                 if let Ok(a) = serde_json::from_slice::<Answer>(&body) {
@@ -1075,7 +1117,8 @@ async fn publisher(rt: Arc<Rt>) {
                 // Not published: the same seq is used again.
                 add(&rt.c.publish_errors, 1);
                 rt.error(format!(
-                    "publisher: POST /publish answered {status}: {}",
+                    "publisher: POST {} answered {status}: {}",
+                    p.target,
                     String::from_utf8_lossy(&body).trim()
                 ));
                 if close {
@@ -1253,5 +1296,33 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&d).unwrap();
         assert_eq!(v["seq"], 7);
         assert_eq!(payload(d.as_bytes()).unwrap().sent_us, 123);
+    }
+
+    #[test]
+    fn publish_answers_and_own_events() {
+        assert!(accepted(Style::Ssehub, 200));
+        assert!(!accepted(Style::Ssehub, 202));
+        assert!(accepted(Style::Nchan, 201) && accepted(Style::Nchan, 202));
+        assert!(!accepted(Style::Nchan, 403) && !accepted(Style::Nchan, 199));
+
+        let rt = |args: &[&str]| match crate::args::parse(args.iter().copied()) {
+            Ok(crate::args::Command::Run(c)) => Rt::new(*c),
+            other => panic!("{other:?}"),
+        };
+        let ssehub = rt(&["--duration", "5"]);
+        assert!(ssehub.own_event_name(b"soak"));
+        assert!(!ssehub.own_event_name(b"") && !ssehub.own_event_name(b"tick"));
+        assert_eq!(ssehub.stream_target, "/stream");
+        let nchan = rt(&[
+            "--duration",
+            "5",
+            "--publish-style",
+            "nchan",
+            "--subscribe-path",
+            "/sub",
+        ]);
+        assert!(nchan.own_event_name(b"soak") && nchan.own_event_name(b""));
+        assert!(!nchan.own_event_name(b"tick"));
+        assert_eq!(nchan.stream_target, "/sub");
     }
 }
