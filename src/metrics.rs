@@ -1,6 +1,6 @@
 //! `/stats` (JSON) and `/metrics` (Prometheus text exposition format 0.0.4).
 //!
-//! Both render one [`Snapshot`](crate::stats::Snapshot) of the lock-free counters, plus a
+//! Both render one `Snapshot` of the lock-free counters, plus a
 //! few figures read from the hub (per-topic subscribers, history size).
 
 use std::fmt::Write as _;

@@ -4,7 +4,7 @@
 //! that nobody ever sends on, and every clone waiting in [`Shutdown::wait`] wakes up.
 //!
 //! A [`Guard`] tracks completion: every task holds a clone, and
-//! [`Guard::wait_all_dropped`] finishes when the last clone is gone (the channel's last
+//! [`GuardWait::wait_all_dropped`] finishes when the last clone is gone (the channel's last
 //! sender dropped), without counting anything by hand.
 
 use async_channel::{Receiver, Sender};
