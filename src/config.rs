@@ -83,7 +83,8 @@ pub struct Config {
     pub demo: bool,
     /// Demo producer interval bounds, in milliseconds.
     pub demo_interval_ms: (u64, u64),
-    /// Executor threads.
+    /// Threads of the stream executor (the subscribers' writers); the request executor
+    /// (accept, short routes, publishing, producers) runs on one more.
     pub threads: usize,
     /// How long shutdown waits for streams to flush.
     pub grace: Duration,
@@ -211,7 +212,7 @@ const OPTS: &[Opt] = &[
     Opt {
         name: "threads",
         value: Some("N"),
-        help: "executor threads [number of cores]",
+        help: "threads writing to subscribers [number of cores]",
     },
     Opt {
         name: "grace",
@@ -261,7 +262,7 @@ const OPTS: &[Opt] = &[
     Opt {
         name: "history-bytes",
         value: Some("BYTES"),
-        help: "byte cap of the replay history [8388608]",
+        help: "byte cap of the replay history [4194304]",
     },
     Opt {
         name: "retry-ms",

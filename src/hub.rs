@@ -58,7 +58,7 @@ pub const DEFAULT_CLIENT_QUEUE_LEN: usize = 100;
 /// The default number of events kept for replay.
 pub const DEFAULT_HISTORY_EVENTS: usize = 1000;
 /// The default byte cap of the replay history (encoded frames).
-pub const DEFAULT_HISTORY_BYTES: usize = 8 * 1024 * 1024;
+pub const DEFAULT_HISTORY_BYTES: usize = 4 * 1024 * 1024;
 /// The longest topic name, in bytes.
 pub const MAX_TOPIC_BYTES: usize = 128;
 /// The topic of events published without one.
@@ -186,6 +186,34 @@ pub struct Delivery {
     pub dropped_full: usize,
     /// Subscribers removed because their receiver was already gone.
     pub dropped_closed: usize,
+    /// Of those that took the frame, how many now hold half a queue or more: they are
+    /// falling behind. See [`Delivery::congested`].
+    pub behind: usize,
+}
+
+impl Delivery {
+    /// Whether most subscribers are falling behind: the publisher is outpacing them.
+    pub fn congested(&self) -> bool {
+        self.sent > 0 && self.behind * 2 > self.sent
+    }
+}
+
+/// The state of all queues at one instant (see [`Hub::backlog`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Subscribers registered.
+    pub subscribers: usize,
+    /// Of those, how many hold half a queue or more.
+    pub behind: usize,
+    /// Frames queued, all subscribers together.
+    pub queued: usize,
+}
+
+impl Backlog {
+    /// Whether most subscribers are falling behind.
+    pub fn congested(&self) -> bool {
+        self.behind * 2 > self.subscribers
+    }
 }
 
 /// The result of [`Hub::publish`].
@@ -253,6 +281,8 @@ struct Inner {
 
 struct State {
     clients: HashMap<ClientId, Client>,
+    /// Capacity of each queue (copied from the limits for the fan-out loop).
+    queue_len: usize,
     next_client: u64,
     last_id: u64,
     history: History,
@@ -369,6 +399,7 @@ impl Hub {
         assert!(limits.queue_len > 0, "queue_len must be at least 1");
         let state = State {
             clients: HashMap::new(),
+            queue_len: limits.queue_len,
             next_client: 1,
             last_id: 0,
             history: History {
@@ -420,6 +451,23 @@ impl Hub {
     /// The id of the last event published (0: none yet).
     pub fn last_id(&self) -> u64 {
         self.lock().last_id
+    }
+
+    /// How far behind the subscribers are: a consistent look at every queue.
+    pub fn backlog(&self) -> Backlog {
+        let state = self.lock();
+        let mut b = Backlog {
+            subscribers: state.clients.len(),
+            ..Backlog::default()
+        };
+        for c in state.clients.values() {
+            let len = c.tx.len();
+            b.queued += len;
+            if len * 2 >= state.queue_len {
+                b.behind += 1;
+            }
+        }
+        b
     }
 
     /// Events retained for replay now.
@@ -604,7 +652,12 @@ impl State {
                 continue;
             }
             match client.tx.try_send(frame.clone()) {
-                Ok(()) => delivery.sent += 1,
+                Ok(()) => {
+                    delivery.sent += 1;
+                    if client.tx.len() * 2 >= self.queue_len {
+                        delivery.behind += 1;
+                    }
+                }
                 Err(TrySendError::Full(_)) => {
                     delivery.dropped_full += 1;
                     gone.push((*id, Reason::QueueFull));
@@ -733,7 +786,8 @@ mod tests {
             Delivery {
                 sent: 1,
                 dropped_full: 1,
-                dropped_closed: 0
+                dropped_closed: 0,
+                behind: 0
             }
         );
         assert!(hook_ran.load(std::sync::atomic::Ordering::SeqCst));
@@ -840,6 +894,40 @@ mod tests {
         }
         // Each frame is 24 bytes: only one fits under 40.
         assert_eq!(h.history_len(), 1);
+    }
+
+    #[test]
+    fn backlog_counts_subscribers_at_half_a_queue_or_more() {
+        let h = hub(4, 0);
+        let lagging = h.subscribe(Topics::All, None, None).unwrap();
+        let reading = h.subscribe(Topics::All, None, None).unwrap();
+        let p = h.publish(&Topic::default_topic(), &ev("1"));
+        assert_eq!(p.delivery.behind, 0);
+        let p = h.publish(&Topic::default_topic(), &ev("2"));
+        // Both hold 2 of 4 now: at half a queue, both count as behind.
+        assert_eq!(p.delivery.behind, 2);
+        assert!(p.delivery.congested());
+        while reading.receiver().try_recv().is_ok() {}
+        let b = h.backlog();
+        assert_eq!(
+            b,
+            Backlog {
+                subscribers: 2,
+                behind: 1,
+                queued: 2
+            }
+        );
+        // One of two is not a majority.
+        assert!(!b.congested());
+        drop(lagging);
+        assert_eq!(
+            h.backlog(),
+            Backlog {
+                subscribers: 1,
+                behind: 0,
+                queued: 0
+            }
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@
 //! | connections | 10,000 | `503` + `Retry-After`, close |
 //! | queue per subscriber | 100 frames | evicted (`queue_full`) |
 //! | one write to a subscriber | 10 s | evicted (`write_timeout`) |
-//! | replay history | 1,000 events / 8 MiB | oldest dropped; a comment tells the client |
+//! | replay history | 1,000 events / 4 MiB | oldest dropped; a comment tells the client |
 //!
 //! # Example
 //!

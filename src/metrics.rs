@@ -40,6 +40,7 @@ pub fn stats_json(ctx: &Ctx) -> Value {
         "frames_written": s.frames_written,
         "bytes_written": s.bytes_written,
         "write_calls": s.write_calls,
+        "publishes_paced": s.publishes_paced,
         "streams_ended": ended,
         "rejected": rejected,
         "history": {"events": ctx.hub.history_len(), "last_id": ctx.hub.last_id()},
@@ -144,6 +145,12 @@ pub fn prometheus(ctx: &Ctx) -> String {
         "counter",
         "Vectored write calls made by subscriber writers.",
         &one(s.write_calls),
+    );
+    metric(
+        "publishes_paced_total",
+        "counter",
+        "Publish answers held while most subscribers were falling behind.",
+        &one(s.publishes_paced),
     );
     let ended: Vec<(String, u64)> = Reason::ALL
         .iter()

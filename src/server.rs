@@ -40,6 +40,9 @@ use crate::sse::{Frame, push_comment};
 use crate::stats::{Reason, Snapshot, Stats};
 use crate::writer::Writer;
 
+/// Connections the kernel queues for `accept`.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
 /// A start-up or run-time failure of the server.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -197,6 +200,10 @@ impl Server {
         let addr = config.bind;
         let bind_err = |source| Error::Bind { addr, source };
         let std = StdListener::bind(addr).map_err(bind_err)?;
+        // std listens with a backlog of 128: too few for thousands of subscribers
+        // reconnecting at once after a restart. Listening again raises it (the kernel
+        // caps it at net.core.somaxconn); if that fails, the old backlog stays.
+        let _ = rustix::net::listen(&std, LISTEN_BACKLOG);
         let local = std.local_addr().map_err(bind_err)?;
         let listener = TcpListener::try_from(std).map_err(bind_err)?;
         Ok(Server {
@@ -224,12 +231,22 @@ impl Server {
     /// Serves until the shutdown signal fires, then stops accepting, stops the producers,
     /// lets every stream flush what it has queued, and returns the final counters once all
     /// connections are closed or the grace period is over.
-    pub async fn run(self, ex: Arc<Executor<'static>>) -> Snapshot {
+    ///
+    /// `ex` runs the accept loop, the request phase of every connection and the producers;
+    /// `streams` runs the subscribers' writers. They may be one executor. Kept apart (as
+    /// [`Server::run_threaded`] does), publishers and new connections never queue behind
+    /// thousands of writers: publishing stays fast under fan-out load, and the writers,
+    /// woken less often per event, carry more frames per write.
+    pub async fn run(
+        self,
+        ex: Arc<Executor<'static>>,
+        streams: Arc<Executor<'static>>,
+    ) -> Snapshot {
         let ctx = self.ctx.clone();
         let producers = Producers::spawn(&ex, &ctx);
         let (guard, all_done) = Guard::new();
         ctx.log.line(format_args!("listening on {}", self.addr));
-        accept_loop(&self.listener, &ex, &ctx, &guard).await;
+        accept_loop(&self.listener, &ex, &streams, &ctx, &guard).await;
         drop(self.listener);
         ctx.stopping.store(true, Ordering::SeqCst);
         ctx.log.line(format_args!(
@@ -258,14 +275,15 @@ impl Server {
         ctx.stats.snapshot()
     }
 
-    /// Runs the server on an executor with `config.threads` threads (the calling thread
-    /// is one of them) until shutdown completes.
+    /// Runs the server until shutdown completes: the request executor on the calling
+    /// thread, the stream executor on `config.threads` threads of its own.
     pub fn run_threaded(self) -> Snapshot {
         let ex = Arc::new(Executor::new());
+        let streams = Arc::new(Executor::new());
         let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
-        let threads: Vec<_> = (1..self.ctx.config.threads)
+        let threads: Vec<_> = (0..self.ctx.config.threads)
             .filter_map(|i| {
-                let ex = ex.clone();
+                let ex = streams.clone();
                 let stop = stop_rx.clone();
                 std::thread::Builder::new()
                     .name(format!("ssehub-{i}"))
@@ -273,13 +291,14 @@ impl Server {
                     .ok()
             })
             .collect();
-        let snapshot = futures_lite::future::block_on(ex.run(self.run(ex.clone())));
+        let snapshot =
+            futures_lite::future::block_on(ex.run(self.run(ex.clone(), streams.clone())));
         stop_tx.close();
         for t in threads {
             let _ = t.join();
         }
-        // Dropping the executor cancels whatever is left.
-        drop(ex);
+        // Dropping the executors cancels whatever is left.
+        drop((ex, streams));
         snapshot
     }
 }
@@ -289,6 +308,7 @@ impl Server {
 async fn accept_loop(
     listener: &TcpListener,
     ex: &Arc<Executor<'static>>,
+    streams: &Arc<Executor<'static>>,
     ctx: &Arc<Ctx>,
     guard: &Guard,
 ) {
@@ -317,9 +337,19 @@ async fn accept_loop(
                     })
                     .detach();
                 } else {
+                    let streams = streams.clone();
                     ex.spawn(async move {
-                        serve_connection(stream, peer, &ctx).await;
-                        drop((slot, guard));
+                        let mut stream = stream;
+                        let opened = Box::pin(serve_requests(&mut stream, peer, &ctx)).await;
+                        if let Some((sub, preamble)) = opened {
+                            // The writer moves to the stream executor; this task ends.
+                            streams
+                                .spawn(async move {
+                                    write_stream(stream, sub, preamble, &ctx).await;
+                                    drop((slot, guard));
+                                })
+                                .detach();
+                        }
                     })
                     .detach();
                 }
@@ -476,14 +506,19 @@ fn head_limits(ctx: &Ctx) -> HeadLimits {
 pub async fn serve_connection<S: Conn>(mut stream: S, peer: SocketAddr, ctx: &Arc<Ctx>) {
     // The request phase is boxed: its buffer and futures are freed before a stream
     // starts, so a long-lived subscriber's task holds only the writer's state.
-    if let Some((mut sub, preamble)) = Box::pin(serve_requests(&mut stream, peer, ctx)).await {
-        let reason = Writer::new(&mut stream, &mut sub, preamble, ctx).await;
-        if reason == Reason::Shutdown {
-            // Stop writing so the client sees a clean end after the last frame.
-            let _ = stream.close().await;
-        }
-        sub.end(reason);
+    if let Some((sub, preamble)) = Box::pin(serve_requests(&mut stream, peer, ctx)).await {
+        write_stream(stream, sub, preamble, ctx).await;
     }
+}
+
+/// The stream phase: the writer, then the subscriber's end, counted with its reason.
+async fn write_stream<S: Conn>(mut stream: S, mut sub: Subscription, preamble: Frame, ctx: &Ctx) {
+    let reason = Writer::new(&mut stream, &mut sub, preamble, ctx).await;
+    if reason == Reason::Shutdown {
+        // Stop writing so the client sees a clean end after the last frame.
+        let _ = stream.close().await;
+    }
+    sub.end(reason);
 }
 
 /// Answers requests until the connection closes (`None`) or becomes a stream.
@@ -535,7 +570,13 @@ async fn serve_requests<S: Conn>(
             }
             Plan::Publish => {
                 let resp = match receive_body(stream, &mut buf, ctx, &req).await {
-                    Ok(body) => publish(ctx, &req, &body),
+                    Ok(body) => {
+                        let (resp, congested) = publish(ctx, &req, &body);
+                        if congested {
+                            pace_publisher(ctx).await;
+                        }
+                        resp
+                    }
                     Err(e) => {
                         // The head has arrived: a stalled body is a request timeout.
                         refuse(stream, ctx, e, true).await;
@@ -770,7 +811,34 @@ async fn receive_body<S: Conn>(
     .await
 }
 
-fn publish(ctx: &Ctx, req: &Request, body: &[u8]) -> Response {
+/// Longest a publish answer waits for subscribers to catch up.
+pub const MAX_PUBLISH_PACE: Duration = Duration::from_millis(50);
+
+/// Holds a publisher's answer while most subscribers are falling behind and their
+/// queues are draining, checking every millisecond, for at most [`MAX_PUBLISH_PACE`].
+///
+/// A publisher that sends its next event after the answer (as HTTP clients do) then
+/// slows to what the subscribers absorb, instead of filling every queue and getting
+/// every subscriber evicted. Subscribers that have stopped reading cannot hold it back:
+/// when a millisecond passes with nothing drained, the answer goes out, and stuck
+/// subscribers fill their queues and are evicted as usual. Nothing else waits: the hub
+/// and other connections go on.
+async fn pace_publisher(ctx: &Ctx) {
+    ctx.stats.publish_paced();
+    let deadline = Instant::now() + MAX_PUBLISH_PACE;
+    let mut before = ctx.hub.backlog();
+    while Instant::now() < deadline && !ctx.shutdown.is_triggered() {
+        Timer::after(Duration::from_millis(1)).await;
+        let now = ctx.hub.backlog();
+        if !now.congested() || now.queued >= before.queued {
+            return;
+        }
+        before = now;
+    }
+}
+
+/// Publishes a request's event; the answer, and whether the subscribers are congested.
+fn publish(ctx: &Ctx, req: &Request, body: &[u8]) -> (Response, bool) {
     let is_json = req.header("Content-Type").is_some_and(|ct| {
         ct.trim_start()
             .to_ascii_lowercase()
@@ -789,12 +857,13 @@ fn publish(ctx: &Ctx, req: &Request, body: &[u8]) -> Response {
     match parsed {
         Ok(p) => {
             let published = ctx.hub.publish(&p.topic, &p.event);
-            Response::json(
+            let resp = Response::json(
                 200,
                 &json!({"id": published.id, "delivered_to": published.delivery.sent}),
-            )
+            );
+            (resp, published.delivery.congested())
         }
-        Err(e) => Response::text(400, &e.to_string()),
+        Err(e) => (Response::text(400, &e.to_string()), false),
     }
 }
 

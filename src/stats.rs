@@ -66,6 +66,7 @@ pub struct Stats {
     frames_written: AtomicU64,
     bytes_written: AtomicU64,
     write_calls: AtomicU64,
+    publishes_paced: AtomicU64,
     ended: [AtomicU64; 4],
     rejected: [AtomicU64; COUNTED_STATUSES.len() + 1],
 }
@@ -92,6 +93,8 @@ pub struct Snapshot {
     pub bytes_written: u64,
     /// Write system calls made by subscriber writers (several frames per call where queued).
     pub write_calls: u64,
+    /// Publish answers held because most subscribers were falling behind.
+    pub publishes_paced: u64,
     /// Ended streams by reason, in [`Reason::ALL`] order.
     pub ended: [u64; 4],
     /// Rejected requests by status, in [`COUNTED_STATUSES`] order, then "other".
@@ -117,6 +120,7 @@ impl Stats {
             frames_written: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             write_calls: AtomicU64::new(0),
+            publishes_paced: AtomicU64::new(0),
             ended: Default::default(),
             rejected: Default::default(),
         }
@@ -156,6 +160,11 @@ impl Stats {
         self.bytes_written.fetch_add(bytes, Relaxed);
     }
 
+    /// A publish answer was held for congested subscribers.
+    pub fn publish_paced(&self) {
+        self.publishes_paced.fetch_add(1, Relaxed);
+    }
+
     /// A request was refused with `status`.
     pub fn rejected(&self, status: u16) {
         let i = COUNTED_STATUSES
@@ -182,6 +191,7 @@ impl Stats {
             frames_written: self.frames_written.load(Relaxed),
             bytes_written: self.bytes_written.load(Relaxed),
             write_calls: self.write_calls.load(Relaxed),
+            publishes_paced: self.publishes_paced.load(Relaxed),
             ended: std::array::from_fn(|i| self.ended[i].load(Relaxed)),
             rejected: std::array::from_fn(|i| self.rejected[i].load(Relaxed)),
         }

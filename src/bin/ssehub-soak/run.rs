@@ -369,10 +369,18 @@ async fn connect(rt: &Rt, stop: &Signal) -> io::Result<TcpStream> {
 async fn connect_to(rt: &Rt, dest: SocketAddr, stop: &Signal) -> io::Result<TcpStream> {
     let deadline = Instant::now() + IO_TIMEOUT;
     let gone = || io::Error::new(io::ErrorKind::Interrupted, "stopped");
-    until(rt.handshakes.0.send(()), stop, Some(deadline))
-        .await
-        .ok_or_else(gone)?
-        .map_err(|_| gone())?;
+    match until(rt.handshakes.0.send(()), stop, Some(deadline)).await {
+        Some(Ok(())) => {}
+        None if !stop.fired() => {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "connect {dest}: no handshake slot within 5 s ({MAX_HANDSHAKES} connections still in their handshake)"
+                ),
+            ));
+        }
+        _ => return Err(gone()),
+    }
     let r = until(TcpStream::connect(dest), stop, Some(deadline)).await;
     let _ = rt.handshakes.1.try_recv();
     match r {
