@@ -1,0 +1,416 @@
+#!/usr/bin/env python3
+"""Builds BENCHMARKS.md (on stdout) from the raw data scripts/bench.sh left in DIR:
+machine.txt, footprint.txt, commands.txt and reports/KIND-WORKLOAD-RUN.json (the
+ssehub-soak reports) with their .meta.json. Only numbers measured in that run."""
+
+import glob
+import json
+import os
+import statistics
+import sys
+
+out = sys.argv[1]
+KINDS = ("ssehub", "nchan")
+
+
+def kv(path):
+    d = {}
+    for line in open(path):
+        line = line.rstrip("\n")
+        if " " in line:
+            k, v = line.split(" ", 1)
+            d[k] = v
+    return d
+
+
+machine = kv(os.path.join(out, "machine.txt"))
+runs_n = int(machine["runs"])
+
+# footprint.txt: "size dynamic N", "start_rss static R KIB", ...
+sizes, start_rss, linkage = {}, {}, ""
+for line in open(os.path.join(out, "footprint.txt")):
+    f = line.split()
+    if f[0] == "size":
+        sizes[f[1]] = int(f[2])
+    elif f[0] == "start_rss":
+        start_rss.setdefault(f[1], []).append(int(f[3]))
+    elif f[0] == "linkage":
+        linkage = " ".join(f[2:])
+
+reports = {}  # (kind, workload) -> [report with "_meta"]
+for path in sorted(glob.glob(os.path.join(out, "reports", "*.json"))):
+    if path.endswith(".meta.json"):
+        continue
+    meta = json.load(open(path[: -len(".json")] + ".meta.json"))
+    try:
+        r = json.load(open(path))
+    except (ValueError, OSError):
+        r = {}
+    r["_meta"] = meta
+    reports.setdefault((meta["kind"], meta["workload"]), []).append(r)
+
+
+def dig(r, *keys):
+    for k in keys:
+        if r is None:
+            return None
+        r = r.get(k) if isinstance(r, dict) else None
+    return r
+
+
+def values(kind, w, fn):
+    vs = []
+    for r in reports.get((kind, w), []):
+        try:
+            v = fn(r)
+        except (TypeError, KeyError, ZeroDivisionError):
+            v = None
+        if v is not None:
+            vs.append(v)
+    return vs
+
+
+def med(vs):
+    return statistics.median(vs) if vs else None
+
+
+def fmt(v, digits=None):
+    if v is None:
+        return "–"
+    if digits is None:
+        a = abs(v)
+        digits = 0 if a >= 100 else 1 if a >= 10 else 2 if a >= 0.1 else 3
+    return f"{v:,.{digits}f}"
+
+
+def cell(vs, digits=None):
+    if not vs:
+        return "–"
+    m = fmt(med(vs), digits)
+    if len(vs) == 1:
+        return m
+    return f"{m} ({fmt(min(vs), digits)}–{fmt(max(vs), digits)})"
+
+
+def ratio(a, b):
+    a, b = med(a), med(b)
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.2f}"
+
+
+# ---- metrics per workload: (label, function of a report, digits) ------------------------
+def start_kib(r):
+    return r["server"]["start"]["rss_kib"]
+
+
+def end_kib(r):
+    return r["server"]["end"]["rss_kib"]
+
+
+def per_sub(n):
+    return lambda r: (end_kib(r) - start_kib(r)) / n
+
+
+def publish_rate(r):
+    return r["events"]["published"] / r["events"]["publish_secs"]
+
+
+def tool_cpu(r):
+    return r["tool"]["cpu_secs"]
+
+
+def server_cpu(r):
+    return r["server"]["cpu_secs_since_baseline"]
+
+
+def peak_growth(r):
+    return r["server"]["peak_rss_kib"] - r["server"]["baseline"]["rss_kib"]
+
+
+METRICS = {
+    "W1a": [
+        ("server RSS at start, KiB", start_kib, 0),
+        ("server RSS with 1,000 idle subscribers, KiB", end_kib, 0),
+        ("KiB per idle subscriber (1,000)", per_sub(1000), 2),
+        ("subscribers connected", lambda r: r["clients"]["connected"], 0),
+        ("load tool CPU, s", tool_cpu, 2),
+    ],
+    "W1b": [
+        ("server RSS at start, KiB", start_kib, 0),
+        ("server RSS with 10,000 idle subscribers, KiB", end_kib, 0),
+        ("KiB per idle subscriber (10,000)", per_sub(10000), 2),
+        ("subscribers connected", lambda r: r["clients"]["connected"], 0),
+        ("load tool CPU, s", tool_cpu, 2),
+    ],
+    "W2": [
+        ("delivered events/s", lambda r: r["events"]["delivered_per_publish_sec"], 0),
+        ("published events/s", publish_rate, 0),
+        ("server CPU-µs per delivered event", lambda r: r["server"]["cpu_us_per_delivered_event"], 3),
+        ("server CPU, s", server_cpu, 2),
+        ("publishing window, s", lambda r: r["events"]["publish_secs"], 1),
+        ("latency p50, ms", lambda r: r["latency_ms"]["p50"], None),
+        ("latency p99, ms", lambda r: r["latency_ms"]["p99"], None),
+        ("gaps", lambda r: r["checks"]["gaps"], 0),
+        ("subscribers dropped by the server", lambda r: r["clients"]["dropped_by_server"], 0),
+        ("load tool CPU, s", tool_cpu, 2),
+    ],
+    "W3": [
+        ("latency p50, ms", lambda r: r["latency_ms"]["p50"], None),
+        ("latency p99, ms", lambda r: r["latency_ms"]["p99"], None),
+        ("latency max, ms", lambda r: r["latency_ms"]["max"], None),
+        ("gaps", lambda r: r["checks"]["gaps"], 0),
+        ("server CPU-µs per delivered event", lambda r: r["server"]["cpu_us_per_delivered_event"], 3),
+        ("delivered events", lambda r: r["events"]["received"], 0),
+        ("subscribers connected", lambda r: r["clients"]["connected"], 0),
+        ("subscribers dropped by the server", lambda r: r["clients"]["dropped_by_server"], 0),
+        ("publishing window, s", lambda r: r["events"]["publish_secs"], 1),
+        ("load tool CPU, s", tool_cpu, 2),
+    ],
+    "W4": [
+        ("slow clients evicted (of 100)", lambda r: r["slow"]["evicted"], 0),
+        ("gaps at the 100 readers", lambda r: r["checks"]["gaps"], 0),
+        ("server RSS growth (end − baseline), KiB", lambda r: r["server"]["rss_growth_kib"], 0),
+        ("server RSS peak − baseline, KiB", peak_growth, 0),
+        ("server RSS at baseline, KiB", lambda r: r["server"]["baseline"]["rss_kib"], 0),
+        ("latency p99 at readers, ms", lambda r: r["latency_ms"]["p99"], None),
+        ("readers dropped by the server", lambda r: r["clients"]["dropped_by_server"], 0),
+        ("bytes slow clients drained at the end, MiB", lambda r: r["slow"]["drained_bytes"] / 1048576, 1),
+        ("load tool CPU, s", tool_cpu, 2),
+    ],
+    "W5": [
+        ("latency p50, ms", lambda r: r["latency_ms"]["p50"], None),
+        ("latency p99, ms", lambda r: r["latency_ms"]["p99"], None),
+        ("latency max, ms", lambda r: r["latency_ms"]["max"], None),
+        ("gaps", lambda r: r["checks"]["gaps"], 0),
+        ("server CPU-µs per delivered event", lambda r: r["server"]["cpu_us_per_delivered_event"], 3),
+        ("published events/s", publish_rate, 0),
+        ("load tool CPU, s", tool_cpu, 2),
+    ],
+}
+
+TITLES = {
+    "W1a": "W1 idle footprint — 1,000 idle subscribers",
+    "W1b": "W1 idle footprint — 10,000 idle subscribers",
+    "W2": "W2 fan-out — 1,000 subscribers, ~100-byte events back to back (one publisher connection)",
+    "W3": "W3 latency — 10,000 subscribers, 10 events/s",
+    "W4": "W4 slow clients — 100 readers + 100 never-reading clients, 100 events/s of 8 KiB",
+    "W5": "W5 light load — 100 subscribers, 100 events/s of 8 KiB",
+}
+
+present = [w for w in METRICS if any((k, w) in reports for k in KINDS)]
+
+
+def m(kind, w, label):
+    for lab, fn, _ in METRICS[w]:
+        if lab == label:
+            return values(kind, w, fn)
+    raise KeyError(label)
+
+
+# ---- targets ---------------------------------------------------------------------------
+def verdict(value, limit, better, unit="", digits=2):
+    """'met'/'missed' with the margin; better is 'le' or 'ge'."""
+    if value is None:
+        return ("–", "not measured")
+    ok = value <= limit if better == "le" else value >= limit
+    if limit == 0:
+        how = "" if ok else f" by {fmt(value, digits)}{unit}"
+    elif better == "le":
+        how = f" ({value / limit:.2f}× the limit)" if not ok else f" ({value / limit:.0%} of the limit)"
+    else:
+        how = f" ({value / limit:.2f}× the target)"
+    return (f"{fmt(value, digits)}{unit}", ("met" if ok else "**missed**") + how)
+
+
+targets = []
+mib = 1048576
+if "static" in sizes:
+    targets.append(("stripped binary (static) ≤ 2 MiB", *verdict(sizes["static"] / mib, 2, "le", " MiB", 2)))
+if "dynamic" in sizes:
+    targets.append(("stripped binary (dynamic, for reference) ≤ 2 MiB", *verdict(sizes["dynamic"] / mib, 2, "le", " MiB", 2)))
+if start_rss.get("static"):
+    targets.append(("RSS at start (static) ≤ 2 MiB", *verdict(med(start_rss["static"]) / 1024, 2, "le", " MiB", 2)))
+if start_rss.get("dynamic"):
+    targets.append(("RSS at start (dynamic, for reference) ≤ 2 MiB", *verdict(med(start_rss["dynamic"]) / 1024, 2, "le", " MiB", 2)))
+for w, n in (("W1a", "1,000"), ("W1b", "10,000")):
+    if w in present:
+        v = med(m("ssehub", w, f"KiB per idle subscriber ({n})"))
+        targets.append((f"W1 ≤ 4 KiB per idle subscriber ({n})", *verdict(v, 4, "le", " KiB", 2)))
+if "W2" in present:
+    v = med(m("ssehub", "W2", "server CPU-µs per delivered event"))
+    targets.append(("W2 ≤ 0.4 server CPU-µs per delivered event", *verdict(v, 0.4, "le", " µs", 3)))
+    a, b = med(m("ssehub", "W2", "delivered events/s")), med(m("nchan", "W2", "delivered events/s"))
+    if a is not None and b:
+        targets.append(("W2 ≥ 5× nchan's delivered events/s", *verdict(a / b, 5, "ge", "×", 2)))
+if "W3" in present:
+    targets.append(("W3 p99 ≤ 60 ms", *verdict(med(m("ssehub", "W3", "latency p99, ms")), 60, "le", " ms", 1)))
+    g = m("ssehub", "W3", "gaps")
+    targets.append(("W3 no gap (worst run)", *verdict(max(g) if g else None, 0, "le", "", 0)))
+    targets.append(("W3 ≤ 5.5 server CPU-µs per delivered event", *verdict(med(m("ssehub", "W3", "server CPU-µs per delivered event")), 5.5, "le", " µs", 2)))
+if "W4" in present:
+    e = m("ssehub", "W4", "slow clients evicted (of 100)")
+    targets.append(("W4 100 of 100 slow clients evicted (worst run)", *verdict(min(e) if e else None, 100, "ge", "", 0)))
+    g = m("ssehub", "W4", "gaps at the 100 readers")
+    targets.append(("W4 0 gaps at readers (worst run)", *verdict(max(g) if g else None, 0, "le", "", 0)))
+    gr = m("ssehub", "W4", "server RSS growth (end − baseline), KiB")
+    targets.append(("W4 RSS growth ≤ 8 MiB (worst run)", *verdict(max(gr) / 1024 if gr else None, 8, "le", " MiB", 2)))
+if "W5" in present:
+    targets.append(("W5 p99 ≤ 1 ms", *verdict(med(m("ssehub", "W5", "latency p99, ms")), 1, "le", " ms", 3)))
+
+# ---- the document ----------------------------------------------------------------------
+p = print
+p("# Benchmarks: ssehub vs nchan")
+p()
+p("Written by `scripts/bench.sh` from the run below; every number on this page was measured")
+p("by that run. Regenerate with `scripts/bench.sh` (about a quarter of an hour); try it out")
+p("with `scripts/bench.sh --quick` or `--only W2`.")
+if machine.get("quick") == "1":
+    p()
+    p("**This is a `--quick` run: 1 run each, shorter durations. Not for comparison.**")
+p()
+p("## Setup")
+p()
+p("| | |")
+p("|---|---|")
+p(f"| machine | {machine['nproc']} CPUs ({machine['cpu']}), {machine['memory']} RAM, {machine['kernel']} |")
+p(f"| ssehub | git {machine['ssehub_rev']}, the static release binary ({linkage or 'static'}); `--threads` default (= cores) |")
+p(f"| nchan | nginx {machine['nginx']}, libnginx-mod-nchan {machine['nchan']} (Debian), 1 worker process |")
+p(f"| rustc | {machine['rustc']} |")
+p(f"| run | {machine['date']}, {runs_n} run(s) per workload and server, total wall time {int(machine['wall_secs']) // 60} min {int(machine['wall_secs']) % 60} s |")
+p()
+p("Both servers and the load tool (`ssehub-soak`) share the same "
+  f"{machine['nproc']} CPUs over loopback, so the load tool's own CPU time is given beside")
+p("each figure: where it is near the wall time, the tool, not the server, may be the limit.")
+p()
+p("How it runs:")
+p()
+p("- Every workload runs on a **freshly started server**, alternating ssehub and nchan "
+  "(ssehub W1, nchan W1, ssehub W2, nchan W2, …), and the whole sequence is repeated; "
+  "figures are the **median of the runs with min–max** in brackets; ratio = ssehub median / "
+  "nchan median.")
+p("- ssehub: `ssehub --bind 127.0.0.1:PORT --no-demo --publish-token bench --heartbeat 0 "
+  "--quiet --queue 100 --max-clients 12000`.")
+p("- nchan: `nginx -p DIR -c DIR/nginx.conf -g 'daemon off;'` with `bench/nginx.conf.in`: "
+  "`worker_processes 1`, `worker_connections 20000`, `worker_rlimit_nofile 20000`, "
+  "publisher `location = /pub` (`nchan_message_buffer_length 1000`), EventSource subscriber "
+  "`location = /sub` (`nchan_eventsource_event soak`, `nchan_subscriber_first_message newest`), "
+  "one channel, `access_log off`. nchan's publisher answers `201`/`202`; any 2xx counts as published.")
+p("- **Server memory and CPU are those of one process**: ssehub, and the nginx **worker** "
+  "(the master only forwards signals; its RSS is given in W1). nchan keeps messages and "
+  "channels in a shared-memory zone; the pages of it the worker touched count in its RSS.")
+p("- `ulimit -n 20000` for servers and tool. Publishing starts once every subscriber is "
+  "connected (`--wait-connected`); CPU per delivered event = server CPU from that moment "
+  "(the tool's baseline sample) to the end, over the events subscribers received. CPU "
+  "times come from `/proc/PID/stat` in 10 ms ticks.")
+p("- Latency = receive wall clock − the publisher's wall clock written in the event "
+  "(`sent_us`), so it includes the publish request. Gaps are checked with the publisher's "
+  "`seq` in the data, never the SSE id (nchan's ids are its own strings).")
+p()
+p("Exact load commands of the first run (`PORT` and the server pid differ per run):")
+p()
+p("```sh")
+seen = set()
+for line in open(os.path.join(out, "commands.txt")):
+    head, cmd = line.rstrip("\n").split(": ", 1)
+    kind, w = head.split()[:2]
+    if (kind, w) in seen:
+        continue
+    seen.add((kind, w))
+    p(f"# {kind} {w}")
+    p(cmd)
+p("```")
+p()
+
+p("## Summary (ssehub vs nchan, medians)")
+p()
+p("| workload | figure | ssehub | nchan | ssehub/nchan |")
+p("|---|---|---|---|---|")
+HEADLINE = [
+    ("W1a", "KiB per idle subscriber (1,000)"),
+    ("W1b", "KiB per idle subscriber (10,000)"),
+    ("W2", "delivered events/s"),
+    ("W2", "server CPU-µs per delivered event"),
+    ("W3", "latency p50, ms"),
+    ("W3", "latency p99, ms"),
+    ("W3", "gaps"),
+    ("W3", "server CPU-µs per delivered event"),
+    ("W4", "slow clients evicted (of 100)"),
+    ("W4", "gaps at the 100 readers"),
+    ("W4", "server RSS growth (end − baseline), KiB"),
+    ("W5", "latency p50, ms"),
+    ("W5", "latency p99, ms"),
+]
+for w, label in HEADLINE:
+    if w not in present:
+        continue
+    digits = next(d for lab, _, d in METRICS[w] if lab == label)
+    a, b = m("ssehub", w, label), m("nchan", w, label)
+    p(f"| {w[:2]} | {label} | {fmt(med(a), digits)} | {fmt(med(b), digits)} | {ratio(a, b)} |")
+if start_rss:
+    p(f"| W1 | server RSS at start, KiB (static ssehub / nchan worker) | "
+      f"{fmt(med(start_rss.get('static', [])), 0)} | {fmt(med(start_rss.get('nchan_worker', [])), 0)} | "
+      f"{ratio(start_rss.get('static', []), start_rss.get('nchan_worker', []))} |")
+p()
+
+p("## Targets (ssehub, from the issue)")
+p()
+p("| target | measured | verdict |")
+p("|---|---|---|")
+for name, value, v in targets:
+    p(f"| {name} | {value} | {v} |")
+p()
+p("Medians unless marked \"worst run\".")
+p()
+
+p("## Binary and memory at start")
+p()
+p("| | size (stripped) | RSS at start, KiB |")
+p("|---|---|---|")
+for build, label in (("static", "ssehub, static (`x86_64-unknown-linux-gnu`, `+crt-static`, `relocation-model=static`)"),
+                     ("dynamic", "ssehub, default release build (glibc, dynamic)")):
+    if build in sizes:
+        p(f"| {label} | {sizes[build]:,} B ({sizes[build] / mib:.2f} MiB) | {cell(start_rss.get(build, []), 0)} |")
+if start_rss.get("nchan_worker"):
+    mw = [a + b for a, b in zip(start_rss["nchan_worker"], start_rss["nchan_master"])]
+    p(f"| nginx + nchan worker | (packages) | {cell(start_rss['nchan_worker'], 0)} |")
+    p(f"| nginx + nchan master + worker | | {cell(mw, 0)} |")
+p()
+p("RSS at start: `VmRSS` 0.5 s after `/health` first answered 200, nothing else connected.")
+p()
+
+for w in present:
+    p(f"## {TITLES[w]}")
+    p()
+    p("| figure | ssehub | nchan | ssehub/nchan |")
+    p("|---|---|---|---|")
+    for label, fn, digits in METRICS[w]:
+        a, b = values("ssehub", w, fn), values("nchan", w, fn)
+        p(f"| {label} | {cell(a, digits)} | {cell(b, digits)} | {ratio(a, b)} |")
+    if w.startswith("W1"):
+        mr = [r["_meta"]["master_rss_kib"] for r in reports.get(("nchan", w), [])]
+        if mr:
+            p(f"| nginx master RSS (not included above), KiB | | {cell(mr, 0)} | |")
+    fails = {}
+    for kind in KINDS:
+        for r in reports.get((kind, w), []):
+            for f in r.get("failed_checks", []):
+                fails.setdefault((kind, f.split(":")[0]), []).append(f)
+            if not r.get("config"):
+                fails.setdefault((kind, "no report"), []).append(f"run {r['_meta']['run']}: no report (exit {r['_meta']['exit']})")
+    if fails:
+        p()
+        p("Failed soak checks: " + "; ".join(
+            f"{kind}: {', '.join(v)}" for (kind, _), v in sorted(fails.items())) + ".")
+    p()
+
+p("## Notes")
+p()
+p("- KiB per idle subscriber = (RSS with N subscribers − RSS at start) / N, both sampled "
+  "by the tool in the same run (the end sample is taken with every subscriber still connected).")
+p("- W2's delivered events/s = events received by all subscribers / publishing window. "
+  "W4's slow clients are checked at the end of the run: each drains its socket for up to "
+  "2 s and counts as evicted when the server has closed the connection.")
+p("- The tool samples the server's RSS, CPU and fds at start, once every subscriber is "
+  "connected (baseline), every second (the peak) and at the end.")
+p("- Raw JSON reports, server and tool logs: `test-output/bench/` (not committed).")

@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: ssehub (the static release binary) against nginx + nchan
+# (Debian's packages), on loopback, with ssehub-soak as the load tool.
+#
+# Every workload runs on a freshly started server, alternating ssehub and nchan
+# (rep 1: ssehub W1, nchan W1, ssehub W2, nchan W2, ...; then rep 2, rep 3), and
+# BENCHMARKS.md is written from the JSON reports of this run only.
+#
+# Usage: scripts/bench.sh [--quick] [--only W2[,W3...]] [--runs N] [--out FILE]
+#   --quick   1 run each, shorter durations (for trying it out)
+#   --only    run only these workloads (W1..W5, comma separated)
+#   --runs N  runs per workload and server (default 3, --quick: 1)
+#   --out     the Markdown file to write (default BENCHMARKS.md; --quick and --only
+#             default to test-output/bench/BENCHMARKS.md so a full run's file stays)
+# Raw reports, server logs and the commands: test-output/bench/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+quick=0
+only="W1,W2,W3,W4,W5"
+runs=""
+outfile=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --quick) quick=1 ;;
+    --only) only=$2; shift ;;
+    --only=*) only=${1#--only=} ;;
+    --runs) runs=$2; shift ;;
+    --runs=*) runs=${1#--runs=} ;;
+    --out) outfile=$2; shift ;;
+    --out=*) outfile=${1#--out=} ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+only=$(echo "$only" | tr 'a-z' 'A-Z' | tr ',' ' ')
+for w in $only; do
+    case "$w" in W1 | W2 | W3 | W4 | W5) ;; *) echo "bench: unknown workload $w" >&2; exit 2 ;; esac
+done
+[ -n "$runs" ] || runs=$([ "$quick" = 1 ] && echo 1 || echo 3)
+if [ -z "$outfile" ]; then
+    if [ "$quick" = 1 ] || [ "$only" != "W1 W2 W3 W4 W5" ]; then
+        outfile=test-output/bench/BENCHMARKS.md
+    else
+        outfile=BENCHMARKS.md
+    fi
+fi
+
+bench_start=$(date +%s)
+out=test-output/bench
+rm -rf "$out"
+mkdir -p "$out/reports" "$out/logs"
+cmds="$out/commands.txt"
+: >"$cmds"
+
+# 10,000 subscribers need more than the default 1024 open files, in the server and the
+# tool (both inherit this shell's limit).
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+echo "bench: open files limit $(ulimit -n)"
+
+# --- nginx + nchan ----------------------------------------------------------------------
+nchan_so=/usr/lib/nginx/modules/ngx_nchan_module.so
+if ! command -v nginx >/dev/null || [ ! -f "$nchan_so" ]; then
+    echo "bench: installing nginx and libnginx-mod-nchan" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-nchan >/dev/null
+fi
+
+# --- builds -------------------------------------------------------------------------------
+# Rebuilt every run: the server changes, and the bench measures the current one.
+echo "bench: building (release, and the static release binary)"
+cargo build --release --quiet --bins
+target=${CARGO_TARGET_DIR:-target}
+RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+    cargo build --release --quiet --target x86_64-unknown-linux-gnu --bin ssehub
+# The revision that was built (the tree may change while the bench runs).
+built_rev="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ' (with uncommitted changes)')"
+soak="$root/$target/release/ssehub-soak"
+dyn_bin="$root/$target/release/ssehub"
+static_bin="$root/$target/x86_64-unknown-linux-gnu/release/ssehub"
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_health() { # URL PID LOG
+    for _ in $(seq 100); do
+        if ! kill -0 "$2" 2>/dev/null; then
+            echo "bench: server exited at start:" >&2
+            cat "$3" >&2
+            return 1
+        fi
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" = 200 ] && return 0
+        sleep 0.05
+    done
+    echo "bench: server did not answer $1" >&2
+    return 1
+}
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# Starts a server; sets srv_pid (the process to stop), srv_sample_pid (the process to
+# measure: ssehub itself, nginx's worker), port, srv_master_rss.
+start_server() { # KIND LOGNAME [BINARY]
+    local kind=$1 log="$out/logs/$2.log"
+    port=$(free_port)
+    if [ "$kind" = ssehub ]; then
+        local bin=${3:-$static_bin}
+        "$bin" --bind "127.0.0.1:$port" --no-demo --publish-token bench --heartbeat 0 \
+            --quiet --queue 100 --max-clients 12000 >"$log" 2>&1 &
+        srv_pid=$!
+        wait_health "http://127.0.0.1:$port/health" "$srv_pid" "$log"
+        srv_sample_pid=$srv_pid
+        srv_master_rss=0
+    else
+        local dir
+        dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-nginx.XXXXXX")
+        sed -e "s#@DIR@#$dir#g" -e "s#@PORT@#$port#g" bench/nginx.conf.in >"$dir/nginx.conf"
+        nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' >"$log" 2>&1 &
+        srv_pid=$!
+        srv_dir=$dir
+        wait_health "http://127.0.0.1:$port/health" "$srv_pid" "$log"
+        srv_sample_pid=""
+        for _ in $(seq 50); do
+            srv_sample_pid=$(pgrep -P "$srv_pid" | head -n1 || true)
+            [ -n "$srv_sample_pid" ] && break
+            sleep 0.05
+        done
+        [ -n "$srv_sample_pid" ] || { echo "bench: no nginx worker" >&2; return 1; }
+        srv_master_rss=$(rss_kib "$srv_pid")
+    fi
+}
+
+stop_server() {
+    kill -TERM "$srv_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$srv_pid" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$srv_pid" 2>/dev/null || true
+    wait "$srv_pid" 2>/dev/null || true
+    if [ -n "${srv_dir:-}" ]; then rm -rf "$srv_dir"; srv_dir=""; fi
+    srv_pid=""
+}
+srv_pid=""
+srv_dir=""
+trap '[ -n "$srv_pid" ] && stop_server' EXIT
+
+# --- footprint: binary sizes and RSS at start of both builds ------------------------------
+footprint="$out/footprint.txt"
+{
+    echo "size dynamic $(stat -c %s "$dyn_bin")"
+    echo "size static $(stat -c %s "$static_bin")"
+    echo "stripped dynamic $(file -b "$dyn_bin" | grep -c 'stripped' || true)"
+    echo "stripped static $(file -b "$static_bin" | grep -c 'stripped' || true)"
+    echo "linkage static $(file -b "$static_bin" | grep -o 'statically linked' || echo dynamic)"
+} >"$footprint"
+for r in $(seq "$runs"); do
+    for build in dynamic static; do
+        bin=$([ "$build" = static ] && echo "$static_bin" || echo "$dyn_bin")
+        start_server ssehub "start-$build-$r" "$bin"
+        sleep 0.5
+        echo "start_rss $build $r $(rss_kib "$srv_sample_pid")" >>"$footprint"
+        stop_server
+    done
+    start_server nchan "start-nchan-$r"
+    sleep 0.5
+    echo "start_rss nchan_worker $r $(rss_kib "$srv_sample_pid")" >>"$footprint"
+    echo "start_rss nchan_master $r $(rss_kib "$srv_pid")" >>"$footprint"
+    stop_server
+done
+
+# --- workloads ----------------------------------------------------------------------------
+if [ "$quick" = 1 ]; then
+    d_w1a=4 d_w1b=6 d_w2=6 d_w3=12 d_w4=8 d_w5=6
+else
+    # Durations include connecting (publishing starts once all clients are connected,
+    # --wait-connected) and the tool's tail (max(duration/10, 1.5 s)), so that the
+    # publishing window is about 10 s (W2) and 20 s (W3, W4, W5).
+    d_w1a=6 d_w1b=10 d_w2=13 d_w3=28 d_w4=24 d_w5=24
+fi
+
+# workload_args W -> the tool's flags for that workload (server independent)
+workload_args() {
+    case "$1" in
+    W1a) echo "--idle --clients 1000 --duration $d_w1a" ;;
+    W1b) echo "--idle --clients 10000 --duration $d_w1b" ;;
+    W2) echo "--clients 1000 --publish-rate max --body-size 100 --wait-connected --duration $d_w2" ;;
+    W3) echo "--clients 10000 --publish-rate 10 --wait-connected --duration $d_w3" ;;
+    W4) echo "--clients 100 --slow 100 --publish-rate 100 --body-size 8192 --wait-connected --duration $d_w4" ;;
+    W5) echo "--clients 100 --publish-rate 100 --body-size 8192 --wait-connected --duration $d_w5" ;;
+    esac
+}
+
+server_args() { # KIND IDLE(0/1)
+    local base="--url http://127.0.0.1:$port --server-pid $srv_sample_pid --progress 1"
+    if [ "$1" = ssehub ]; then
+        [ "$2" = 1 ] && echo "$base" || echo "$base --token bench"
+    else
+        [ "$2" = 1 ] && echo "$base --subscribe-path /sub" ||
+            echo "$base --subscribe-path /sub --publish-url http://127.0.0.1:$port/pub --publish-style nchan"
+    fi
+}
+
+run_one() { # KIND SUBWORKLOAD REP
+    local kind=$1 w=$2 r=$3 idle=0
+    case "$w" in W1*) idle=1 ;; esac
+    start_server "$kind" "$kind-$w-$r"
+    local args
+    args="$(server_args "$kind" "$idle") $(workload_args "$w")"
+    echo "$kind $w run $r: ssehub-soak $args" | tee -a "$cmds"
+    local rep="$out/reports/$kind-$w-$r.json"
+    local t0 status=0
+    t0=$(date +%s%N)
+    # shellcheck disable=SC2086
+    "$soak" $args >"$rep" 2>"$out/logs/soak-$kind-$w-$r.log" || status=$?
+    echo "{\"kind\":\"$kind\",\"workload\":\"$w\",\"run\":$r,\"exit\":$status,\"master_rss_kib\":$srv_master_rss,\"wall_ms\":$((($(date +%s%N) - t0) / 1000000))}" \
+        >"$out/reports/$kind-$w-$r.meta.json"
+    [ "$status" = 0 ] || echo "  (ssehub-soak exit $status: $(tail -n1 "$out/logs/soak-$kind-$w-$r.log"))"
+    stop_server
+}
+
+for r in $(seq "$runs"); do
+    for w in $only; do
+        subs=$w
+        [ "$w" = W1 ] && subs="W1a W1b"
+        for kind in ssehub nchan; do
+            for s in $subs; do run_one "$kind" "$s" "$r"; done
+        done
+    done
+done
+
+# --- the report ---------------------------------------------------------------------------
+bench_end=$(date +%s)
+{
+    echo "nproc $(nproc)"
+    echo "cpu $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+    echo "kernel $(uname -sr)"
+    echo "memory $(awk '/^MemTotal:/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    echo "ssehub_rev $built_rev"
+    echo "nginx $(nginx -v 2>&1 | sed 's/^nginx version: //')"
+    echo "nchan $(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo unknown)"
+    echo "rustc $(rustc -V)"
+    echo "runs $runs"
+    echo "quick $quick"
+    echo "only $only"
+    echo "wall_secs $((bench_end - bench_start))"
+    echo "date $(date -u +%Y-%m-%dT%H:%MZ)"
+} >"$out/machine.txt"
+mkdir -p "$(dirname "$outfile")"
+python3 bench/summarize.py "$out" >"$outfile"
+echo "bench: wrote $outfile in $((bench_end - bench_start)) s (raw data: $out/)"
