@@ -41,6 +41,10 @@ use crate::stats::Reason;
 /// Most frames handed to the kernel in one vectored write.
 pub const MAX_WRITE_BATCH: usize = 64;
 
+/// A writer whose last write was this recent is busy: it yields once before its next
+/// write to gather more frames into it.
+pub const BUSY_WITHIN: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Bytes read (and dropped) per poll of the read side while waiting.
 const SINK_BYTES: usize = 64;
 
@@ -77,6 +81,8 @@ pub struct Writer<'a, S> {
     read_side: ReadSide,
     /// Frames arrived and the writer yielded once before writing them (see `poll`).
     deferred: bool,
+    /// When the last batch went out.
+    last_write: Option<Instant>,
 }
 
 impl<'a, S: Conn> Writer<'a, S> {
@@ -103,6 +109,7 @@ impl<'a, S: Conn> Writer<'a, S> {
             armed: false,
             read_side: ReadSide::Open,
             deferred: false,
+            last_write: None,
         }
     }
 
@@ -141,6 +148,7 @@ impl<'a, S: Conn> Writer<'a, S> {
             }
         }
         self.batch.clear();
+        self.last_write = Some(Instant::now());
         if self.batch.capacity() > MAX_WRITE_BATCH {
             // A large replay backlog must not stay allocated for the life of the stream.
             self.batch.shrink_to(MAX_WRITE_BATCH);
@@ -181,10 +189,11 @@ impl<'a, S: Conn> Writer<'a, S> {
             Poll::Ready(Some(frame)) => {
                 self.batch.push(frame);
                 self.top_up();
-                if self.batch.len() < MAX_WRITE_BATCH {
-                    // Yield once before writing: under load, the tasks queued ahead of
-                    // this one (publishers among them) add frames meanwhile, and one
-                    // write carries them all; when idle, the yield costs one poll.
+                let busy = self.last_write.is_some_and(|t| t.elapsed() < BUSY_WITHIN);
+                if busy && self.batch.len() < MAX_WRITE_BATCH {
+                    // Frames are coming fast: yield once before writing, so that what
+                    // the tasks queued ahead of this one publish meanwhile goes out in
+                    // the same write. After a quiet spell, write at once (latency).
                     self.deferred = true;
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
