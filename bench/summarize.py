@@ -414,3 +414,11 @@ p("- W2's delivered events/s = events received by all subscribers / publishing w
 p("- The tool samples the server's RSS, CPU and fds at start, once every subscriber is "
   "connected (baseline), every second (the peak) and at the end.")
 p("- Raw JSON reports, server and tool logs: `test-output/bench/` (not committed).")
+
+# Hand-written analysis of the targets this build misses (kept beside the script, so a
+# regenerated page keeps it; its figures come from the profiles it names, not this run).
+analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
+if os.path.exists(analysis):
+    p()
+    with open(analysis) as f:
+        p(f.read().rstrip())
