@@ -457,13 +457,17 @@ impl Request {
 }
 
 /// Parses the head at the start of `buf` into an owned [`Request`] and removes it.
-fn take_request(buf: &mut Vec<u8>, ctx: &Ctx, len_hint: usize) -> Result<Request, ParseError> {
+fn take_request(buf: &mut Vec<u8>, ctx: &Ctx) -> Result<Request, ParseError> {
     let limits = head_limits(ctx);
     let mut headers = vec![EMPTY_HEADER; ctx.config.limits.max_headers];
     let head = match parse_head(buf, &mut headers, limits)? {
         Status::Complete(head) => head,
-        // read_head saw it complete; the same bytes parse the same way.
-        Status::Partial => return Err(ParseError::HeadTooLarge { limit: len_hint }),
+        // Not reached: read_head saw a complete head in these same bytes.
+        Status::Partial => {
+            return Err(ParseError::HeadTooLarge {
+                limit: limits.max_head_bytes,
+            });
+        }
     };
     let framing = framing(&head, ctx.config.limits.max_body)?;
     let target = parse_target(head.target)?;
@@ -547,9 +551,7 @@ async fn serve_requests<S: Conn>(
             })
             .await;
         let result = got?;
-        let req = match result
-            .and_then(|len| take_request(&mut buf, ctx, len).map_err(ConnError::from))
-        {
+        let req = match result.and_then(|_| take_request(&mut buf, ctx).map_err(ConnError::from)) {
             Ok(req) => req,
             Err(e) => {
                 refuse(stream, ctx, e, served == 0).await;
