@@ -580,36 +580,35 @@ impl Hub {
     fn finish_delivery(&self, delivery: &Delivery, evicted: Vec<(ClientId, Client, Reason)>) {
         self.inner.stats.frames_queued(delivery.sent as u64);
         for (id, client, reason) in evicted {
-            self.evicted(id, client, reason);
+            self.retire(id, client, reason, true);
         }
     }
 
-    fn evicted(&self, id: ClientId, client: Client, reason: Reason) {
+    /// Takes a removed subscriber out of service: closes its queue, runs its close hook
+    /// when the hub is the one ending it (`shut`), counts and logs it. Outside the lock.
+    fn retire(&self, id: ClientId, client: Client, reason: Reason, shut: bool) {
         client.tx.close();
-        if let Some(hook) = client.on_evict {
+        if shut && let Some(hook) = client.on_evict {
             hook();
         }
         self.inner.stats.client_left(reason);
-        self.inner
-            .log
-            .line(format_args!("client {id} evicted: {}", reason.label()));
+        match reason {
+            Reason::HungUp => self
+                .inner
+                .log
+                .line(format_args!("client {id} disconnected")),
+            _ => self
+                .inner
+                .log
+                .line(format_args!("client {id} evicted: {}", reason.label())),
+        }
     }
 
     /// Removes a subscriber (if still registered) and counts it under `reason`.
     fn remove(&self, id: ClientId, reason: Reason) {
         let removed = self.lock().clients.remove(&id);
         if let Some(client) = removed {
-            client.tx.close();
-            self.inner.stats.client_left(reason);
-            if reason != Reason::HungUp {
-                self.inner
-                    .log
-                    .line(format_args!("client {id} evicted: {}", reason.label()));
-            } else {
-                self.inner
-                    .log
-                    .line(format_args!("client {id} disconnected"));
-            }
+            self.retire(id, client, reason, false);
         }
     }
 
@@ -622,12 +621,7 @@ impl Hub {
             state.clients.drain().collect()
         };
         for (id, client) in clients {
-            client.tx.close();
-            self.inner.stats.client_left(Reason::Shutdown);
-            self.inner.log.line(format_args!(
-                "client {id} closed: {}",
-                Reason::Shutdown.label()
-            ));
+            self.retire(id, client, Reason::Shutdown, false);
         }
     }
 

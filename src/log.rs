@@ -51,11 +51,6 @@ impl Log {
             f(&args);
         }
     }
-
-    /// Whether lines go anywhere (lets callers skip building expensive messages).
-    pub fn is_enabled(&self) -> bool {
-        self.0.is_some()
-    }
 }
 
 impl fmt::Debug for Log {

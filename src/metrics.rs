@@ -15,7 +15,7 @@ pub fn stats_json(ctx: &Ctx) -> Value {
     let s = ctx.stats.snapshot();
     let mut ended = Map::new();
     for r in Reason::ALL {
-        ended.insert(r.label().into(), json!(s.ended[index(r)]));
+        ended.insert(r.label().into(), json!(s.ended[r.index()]));
     }
     let mut rejected = Map::new();
     for (status, n) in statuses(&s) {
@@ -59,10 +59,6 @@ pub fn stats_json(ctx: &Ctx) -> Value {
             "threads": cfg.threads,
         },
     })
-}
-
-fn index(r: Reason) -> usize {
-    Reason::ALL.iter().position(|&x| x == r).unwrap_or(0)
 }
 
 /// Rejected-request counters as (status label, count), "other" last.
@@ -154,7 +150,7 @@ pub fn prometheus(ctx: &Ctx) -> String {
     );
     let ended: Vec<(String, u64)> = Reason::ALL
         .iter()
-        .map(|r| (format!("{{reason=\"{}\"}}", r.label()), s.ended[index(*r)]))
+        .map(|r| (format!("{{reason=\"{}\"}}", r.label()), s.ended[r.index()]))
         .collect();
     metric(
         "streams_ended_total",

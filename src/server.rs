@@ -13,7 +13,7 @@ use std::io::{self, IoSlice};
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -157,7 +157,6 @@ pub struct Ctx {
     /// Fires when the server starts shutting down.
     pub shutdown: Shutdown,
     connections: AtomicUsize,
-    stopping: AtomicBool,
 }
 
 impl Ctx {
@@ -172,7 +171,6 @@ impl Ctx {
             log,
             shutdown,
             connections: AtomicUsize::new(0),
-            stopping: AtomicBool::new(false),
         })
     }
 
@@ -248,7 +246,6 @@ impl Server {
         ctx.log.line(format_args!("listening on {}", self.addr));
         accept_loop(&self.listener, &ex, &streams, &ctx, &guard).await;
         drop(self.listener);
-        ctx.stopping.store(true, Ordering::SeqCst);
         ctx.log.line(format_args!(
             "shutting down: {} clients, grace {:?}",
             ctx.hub.len(),
@@ -719,7 +716,7 @@ fn truncate(s: &str) -> &str {
 }
 
 fn health(ctx: &Ctx) -> Response {
-    if ctx.stopping.load(Ordering::SeqCst) || ctx.shutdown.is_triggered() {
+    if ctx.shutdown.is_triggered() {
         Response::json(
             503,
             &json!({"status": "shutting_down", "clients": ctx.hub.len()}),

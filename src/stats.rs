@@ -39,7 +39,8 @@ impl Reason {
         }
     }
 
-    fn index(self) -> usize {
+    /// Position of this reason in [`Reason::ALL`] and in [`Snapshot::ended`].
+    pub fn index(self) -> usize {
         match self {
             Reason::QueueFull => 0,
             Reason::WriteTimeout => 1,
