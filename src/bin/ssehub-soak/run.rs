@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::args::{Config, EVENT_NAME, Rate, Style};
 use crate::check::{SeqChecker, Verdict, numeric_id, payload};
-use crate::histogram::Histogram;
+use crate::histogram::{Histogram, Sum};
 use crate::http::{self, Dechunker, Framing};
 use crate::procfs::{self, Sample};
 use crate::sse::{Caps, Item, Parser};
@@ -151,13 +151,13 @@ pub struct Counters {
     /// Initial (steady and slow) clients that connected or failed.
     pub initial_resolved: AtomicU64,
     /// Own events received by steady and churn clients.
-    pub received: AtomicU64,
+    pub received: Sum,
     /// Events received by all subscribers that were not the tool's own.
-    pub foreign: AtomicU64,
+    pub foreign: Sum,
     /// Comment lines received (heartbeats and others).
-    pub comments: AtomicU64,
+    pub comments: Sum,
     /// Body bytes received by subscribers.
-    pub bytes: AtomicU64,
+    pub bytes: Sum,
     /// Events whose id was not a decimal number (`--no-publish` checks).
     pub non_numeric_ids: AtomicU64,
     /// Events published (answered 200).
@@ -208,8 +208,10 @@ fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
 
-/// State of a steady subscriber, visible to the tail check.
+/// State of a steady subscriber, visible to the tail check. On a cache line of its own:
+/// the slots of subscribers served by different threads do not share one.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub struct Slot {
     /// 0 pending, 1 connected, 2 failed, 3 closed by the server, 4 stopped.
     pub state: AtomicU8,
@@ -800,9 +802,15 @@ impl<'a> Tally<'a> {
             (&c.received, self.received),
             (&c.foreign, self.foreign),
             (&c.comments, self.comments),
+            (&c.bytes, self.bytes),
+        ] {
+            if n > 0 {
+                counter.add(n);
+            }
+        }
+        for (counter, n) in [
             (&c.missed_comments, self.missed_comments),
             (&c.non_numeric_ids, self.non_numeric_ids),
-            (&c.bytes, self.bytes),
         ] {
             if n > 0 {
                 add(counter, n);
@@ -1313,7 +1321,7 @@ async fn progress(rt: Arc<Rt>) {
             return;
         }
         let c = &rt.c;
-        let (published, received) = (get(&c.published), get(&c.received));
+        let (published, received) = (get(&c.published), c.received.get());
         let secs = every.as_secs_f64();
         let roles = |f: fn(&PerRole) -> &AtomicU64| c.roles.iter().map(|r| get(f(r))).sum::<u64>();
         let server = rt
