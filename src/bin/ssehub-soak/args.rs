@@ -61,6 +61,8 @@ Publishing (one keep-alive connection, POST /publish)
 Run
   --duration SECS         run time, also the hard cap (required, at least 3)
   --progress SECS         progress line on stderr every SECS, 0 = off (default 5)
+  --threads N             executor threads of the tool (default: the number of
+                          CPUs); fewer leave more CPU to a server on this machine
   --max-rss-growth-kib N  fail if the server's RSS grew by more than N KiB
   --max-fd-growth N       fail if the server's open fds grew by more than N
                           (both compared with the sample taken once all
@@ -165,6 +167,10 @@ pub struct Config {
     pub subscribe_path: String,
     /// Idle mode: no publishing, no event expected.
     pub idle: bool,
+    /// Executor threads; `None`: one per CPU. (The report's `tool.threads` says how many
+    /// ran.)
+    #[serde(skip)]
+    pub threads: Option<usize>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -244,6 +250,7 @@ where
     let mut style = None;
     let mut wait_connected = false;
     let mut idle = false;
+    let mut threads = None;
 
     let mut args = args.into_iter().map(Into::into);
     while let Some(arg) = args.next() {
@@ -294,6 +301,7 @@ where
             "subscribe-path",
             "publish-url",
             "publish-style",
+            "threads",
         ];
         if !KNOWN.contains(&name.as_str()) {
             return Err(UsageError(format!("unknown flag --{name} (see --help)")));
@@ -367,6 +375,15 @@ where
                 subscribe_path = v;
             }
             "publish-url" => publish_url = Some(v),
+            "threads" => {
+                let t: usize = num(n, &v, "a whole number from 1 to 256")?;
+                if !(1..=256).contains(&t) {
+                    return Err(UsageError(format!(
+                        "--threads: expected a whole number from 1 to 256, got '{v}'"
+                    )));
+                }
+                threads = Some(t);
+            }
             "publish-style" => {
                 style = Some(match v.as_str() {
                     "ssehub" => Style::Ssehub,
@@ -457,6 +474,7 @@ where
         max_fd_growth,
         subscribe_path,
         idle,
+        threads,
     })))
 }
 
@@ -530,6 +548,8 @@ mod tests {
             "3",
             "--url",
             "http://127.0.0.1:9000",
+            "--threads",
+            "1",
         ])
         .unwrap();
         assert_eq!(c.topics, vec!["a", "b"]);
@@ -541,6 +561,14 @@ mod tests {
         assert_eq!((c.server_pid, c.max_fd_growth), (Some(77), Some(3)));
         assert_eq!(c.dests.len(), 3);
         assert_eq!(c.dests[2], "127.0.0.3:9000".parse().unwrap());
+        assert_eq!(c.threads, Some(1));
+        assert_eq!(run(&["--duration", "5"]).unwrap().threads, None);
+        for bad in ["0", "257", "x"] {
+            assert!(
+                run(&["--duration", "5", "--threads", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

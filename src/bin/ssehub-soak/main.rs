@@ -47,7 +47,9 @@ fn main() -> ExitCode {
             "ssehub-soak: warning: open files limit is {limit}, this run needs about {needed} (raise it with ulimit -n)"
         );
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cfg
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let rt = Arc::new(Rt::new(cfg));
     let ex = Arc::new(Executor::new());
     let (done_tx, done_rx) = async_channel::bounded::<()>(1);
@@ -57,13 +59,13 @@ fn main() -> ExitCode {
             let done = done_rx.clone();
             std::thread::Builder::new()
                 .name(format!("soak-{i}"))
-                .spawn(move || futures_lite::future::block_on(ex.run(done.recv())))
+                .spawn(move || async_io::block_on(ex.run(done.recv())))
                 .ok()
         })
         .collect();
     // The run ends by itself at --duration; the extra second only guards against a bug.
     let hard_cap = rt.end_at + Duration::from_secs(1);
-    let tail = futures_lite::future::block_on(ex.run(async {
+    let tail = async_io::block_on(ex.run(async {
         futures_lite::FutureExt::or(
             async { Some(run::run(rt.clone(), ex.clone()).await) },
             async {

@@ -247,7 +247,7 @@ pub fn build(rt: &Rt, tail: Tail, threads: usize) -> Report {
     let c = &rt.c;
     let [steady, churn, reconnect]: &[PerRole; 3] = &c.roles;
     let active_secs = (rt.active_end - rt.t0).as_secs_f64();
-    let received = get(&c.received);
+    let received = c.received.get();
     let publishing = rt.cfg.publish.is_some();
     let gaps_checked = publishing || rt.cfg.topics.is_empty();
     let checks = Checks {
@@ -319,10 +319,10 @@ pub fn build(rt: &Rt, tail: Tail, threads: usize) -> Report {
             delivered_per_sec: (received as f64 / active_secs).round(),
             publish_secs: publish_secs.map(|s| (s * 1000.0).round() / 1000.0),
             delivered_per_publish_sec: publish_secs.map(|s| (received as f64 / s).round()),
-            foreign: get(&c.foreign),
-            comments: get(&c.comments),
+            foreign: c.foreign.get(),
+            comments: c.comments.get(),
             non_numeric_ids: get(&c.non_numeric_ids),
-            bytes_received: get(&c.bytes),
+            bytes_received: c.bytes.get(),
         },
         checks,
         latency_ms: Latency {

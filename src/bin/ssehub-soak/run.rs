@@ -10,27 +10,30 @@
 //!    them; steady clients get until the tail's end to receive the last published event;
 //!    then the server is sampled once more and the report is built.
 
-use std::io;
+use std::cell::RefCell;
+use std::io::{self, Read};
 use std::net::SocketAddr;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_channel::{Receiver, Sender};
 use async_executor::Executor;
-use async_io::Timer;
+use async_io::{Async, Timer};
 use async_net::TcpStream;
-use futures_lite::{AsyncReadExt, AsyncWriteExt, Future, FutureExt};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, Future, FutureExt, future};
 use serde::{Deserialize, Serialize};
 
 use crate::args::{Config, EVENT_NAME, Rate, Style};
 use crate::check::{SeqChecker, Verdict, numeric_id, payload};
-use crate::histogram::Histogram;
+use crate::histogram::{Histogram, Sum};
 use crate::http::{self, Dechunker, Framing};
 use crate::procfs::{self, Sample};
 use crate::sse::{Caps, Item, Parser};
 
-/// Read buffer per subscriber. **Unit:** bytes.
+/// Buffer for a response head (and a slow client's drain). **Unit:** bytes.
 pub const READ_BUF: usize = 4096;
 /// Deadline for a TCP connect, a request write, or a response head.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -148,13 +151,13 @@ pub struct Counters {
     /// Initial (steady and slow) clients that connected or failed.
     pub initial_resolved: AtomicU64,
     /// Own events received by steady and churn clients.
-    pub received: AtomicU64,
+    pub received: Sum,
     /// Events received by all subscribers that were not the tool's own.
-    pub foreign: AtomicU64,
+    pub foreign: Sum,
     /// Comment lines received (heartbeats and others).
-    pub comments: AtomicU64,
+    pub comments: Sum,
     /// Body bytes received by subscribers.
-    pub bytes: AtomicU64,
+    pub bytes: Sum,
     /// Events whose id was not a decimal number (`--no-publish` checks).
     pub non_numeric_ids: AtomicU64,
     /// Events published (answered 200).
@@ -205,8 +208,10 @@ fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
 
-/// State of a steady subscriber, visible to the tail check.
+/// State of a steady subscriber, visible to the tail check. On a cache line of its own:
+/// the slots of subscribers served by different threads do not share one.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub struct Slot {
     /// 0 pending, 1 connected, 2 failed, 3 closed by the server, 4 stopped.
     pub state: AtomicU8,
@@ -421,7 +426,6 @@ pub struct StreamState {
     role: Role,
     parser: Parser,
     checker: SeqChecker,
-    buf: Vec<u8>,
     /// Own events (or, without publishing, events) seen in the current session.
     events_seen: u64,
 }
@@ -432,29 +436,28 @@ impl StreamState {
             role,
             parser: Parser::new(Caps::SMALL),
             checker: SeqChecker::new(count_gaps),
-            buf: vec![0; READ_BUF],
             events_seen: 0,
         }
     }
 }
 
 /// Handles what the parser reports for one subscriber.
-struct Handler<'a> {
+struct Handler<'a, 's> {
     rt: &'a Rt,
     role: Role,
     checker: &'a mut SeqChecker,
     events_seen: &'a mut u64,
-    slot: Option<&'a Slot>,
+    tally: &'a mut Tally<'s>,
 }
 
-impl Handler<'_> {
+impl Handler<'_, '_> {
     fn on(&mut self, item: Item<'_>) {
         let c = &self.rt.c;
         match item {
             Item::Comment(text) => {
-                add(&c.comments, 1);
+                self.tally.comments += 1;
                 if text.trim_ascii_start().starts_with(b"missed") && self.role == Role::Reconnect {
-                    add(&c.missed_comments, 1);
+                    self.tally.missed_comments += 1;
                 }
             }
             Item::Event(e) => {
@@ -462,24 +465,26 @@ impl Handler<'_> {
                     match payload(e.data).filter(|_| self.rt.own_event_name(e.event)) {
                         Some(p) => {
                             if self.role != Role::Reconnect {
-                                add(&c.received, 1);
-                                self.rt.latency.record(unix_us().saturating_sub(p.sent_us));
+                                self.tally.received += 1;
+                                self.rt
+                                    .latency
+                                    .record(self.tally.now_us.saturating_sub(p.sent_us));
                             }
                             p.seq
                         }
                         None => {
-                            add(&c.foreign, 1);
+                            self.tally.foreign += 1;
                             return;
                         }
                     }
                 } else {
                     if self.role != Role::Reconnect {
-                        add(&c.received, 1);
+                        self.tally.received += 1;
                     }
                     match numeric_id(e.id) {
                         Some(id) => id,
                         None => {
-                            add(&c.non_numeric_ids, 1);
+                            self.tally.non_numeric_ids += 1;
                             return;
                         }
                     }
@@ -506,9 +511,7 @@ impl Handler<'_> {
                         }
                     }
                 }
-                if let Some(slot) = self.slot {
-                    slot.last_seq.fetch_max(n, Ordering::Relaxed);
-                }
+                self.tally.max_seq = self.tally.max_seq.max(n);
             }
         }
     }
@@ -547,15 +550,16 @@ async fn session(
     }
     // Read the response head.
     let deadline = Instant::now() + IO_TIMEOUT;
+    let mut head_buf = vec![0; READ_BUF];
     let mut filled = 0;
     let head_len = loop {
-        if let Some(n) = http::head_len(&st.buf[..filled]) {
+        if let Some(n) = http::head_len(&head_buf[..filled]) {
             break n;
         }
-        if filled == st.buf.len() {
+        if filled == head_buf.len() {
             return End::Failed("response head larger than the read buffer".into());
         }
-        match until(stream.read(&mut st.buf[filled..]), stop, Some(deadline)).await {
+        match until(stream.read(&mut head_buf[filled..]), stop, Some(deadline)).await {
             Some(Ok(0)) => return End::Failed("connection closed before a response".into()),
             Some(Ok(n)) => filled += n,
             Some(Err(e)) => return End::Failed(format!("reading the response: {e}")),
@@ -563,7 +567,7 @@ async fn session(
             None => return End::Failed("no response head within 5 s".into()),
         }
     };
-    let head = match http::parse_head(&st.buf[..head_len]) {
+    let head = match http::parse_head(&head_buf[..head_len]) {
         Ok(h) => h,
         Err(e) => return End::Failed(e),
     };
@@ -572,7 +576,7 @@ async fn session(
         .as_deref()
         .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"));
     if head.status != 200 || !is_sse {
-        let body = String::from_utf8_lossy(&st.buf[head_len..filled]);
+        let body = String::from_utf8_lossy(&head_buf[head_len..filled]);
         return End::Failed(format!(
             "GET /stream answered {} ({}): {}",
             head.status,
@@ -595,67 +599,225 @@ async fn session(
     let min_until = plan.min_dwell.map(|d| connected_at + d);
     let hard = plan.max_dwell.map(|d| connected_at + d);
 
-    let mut dechunker = Dechunker::default();
-    let mut length_left = match head.framing {
-        Framing::Length(n) => Some(n),
-        _ => None,
+    let mut body = Body {
+        framing: head.framing,
+        dechunker: Dechunker::default(),
+        length_left: match head.framing {
+            Framing::Length(n) => n,
+            _ => 0,
+        },
     };
-    let mut start = head_len;
-    loop {
-        if start < filled {
-            let bytes = &st.buf[start..filled];
-            add(&rt.c.bytes, bytes.len() as u64);
-            let mut h = Handler {
-                rt,
-                role: st.role,
-                checker: &mut st.checker,
-                events_seen: &mut st.events_seen,
-                slot,
+    if head_len < filled {
+        let mut tally = Tally::new(slot);
+        let end = tally.feed(rt, st, &mut body, &head_buf[head_len..filled]);
+        tally.flush(rt);
+        if let Some(end) = end {
+            return end;
+        }
+    }
+    drop(head_buf);
+    let stream: Arc<Async<std::net::TcpStream>> = stream.into();
+    // The stop signal's listener is registered once per session (and again only if
+    // the task's waker changes); the deadline timer exists only when the plan has one.
+    let mut stop_wait = pin!(stop.wait());
+    let mut stop_waker: Option<Waker> = None;
+    let mut timer: Option<(Timer, Instant)> = None;
+    future::poll_fn(|cx| {
+        loop {
+            // Read while the reactor says the socket is readable: one read syscall per
+            // wake-up when it drains the socket (a short read), into the thread's scratch
+            // buffer; the parser keeps what spans reads.
+            loop {
+                match stream.poll_readable(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(Err(_)) => return Poll::Ready(End::ServerClosed),
+                    Poll::Ready(Ok(())) => {}
+                }
+                let r = SCRATCH.with_borrow_mut(|buf| -> Result<(), End> {
+                    loop {
+                        let n = match stream.get_ref().read(buf) {
+                            Ok(0) => return Err(End::ServerClosed),
+                            Ok(n) => n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                            Err(_) => return Err(End::ServerClosed),
+                        };
+                        let mut tally = Tally::new(slot);
+                        let end = tally.feed(rt, st, &mut body, &buf[..n]);
+                        tally.flush(rt);
+                        if let Some(end) = end {
+                            return Err(end);
+                        }
+                        if n < buf.len() {
+                            return Ok(());
+                        }
+                    }
+                });
+                if let Err(end) = r {
+                    return Poll::Ready(end);
+                }
+            }
+            // Decide how long to wait for more.
+            let wait_until = if min_until.is_none() && hard.is_none() {
+                None
+            } else {
+                let now = Instant::now();
+                let wait_until = match min_until {
+                    Some(m) if now >= m => {
+                        if !plan.need_event || st.events_seen > 0 {
+                            return Poll::Ready(End::Deadline);
+                        }
+                        hard
+                    }
+                    Some(m) => Some(m),
+                    None => hard,
+                };
+                if hard.is_some_and(|h| now >= h) {
+                    return Poll::Ready(End::Deadline);
+                }
+                wait_until
             };
-            let parser = &mut st.parser;
-            let mut sink = |item: Item<'_>| h.on(item);
-            match head.framing {
-                Framing::Chunked => {
-                    if let Err(e) = dechunker.feed(bytes, |piece| parser.feed(piece, &mut sink)) {
-                        return End::Failed(format!("bad chunked body: {e}"));
-                    }
-                    if dechunker.is_done() {
-                        return End::ServerClosed;
-                    }
-                }
-                Framing::Length(_) => {
-                    let left = length_left.unwrap_or(0);
-                    let n = bytes.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                    parser.feed(&bytes[..n], &mut sink);
-                    length_left = Some(left - n as u64);
-                    if left == n as u64 {
-                        return End::ServerClosed;
-                    }
-                }
-                Framing::Close => parser.feed(bytes, &mut sink),
+            if stop.fired() {
+                return Poll::Ready(End::Stopped);
             }
+            if !stop_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                if stop_wait.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(End::Stopped);
+                }
+                stop_waker = Some(cx.waker().clone());
+            }
+            let Some(at) = wait_until else {
+                return Poll::Pending;
+            };
+            let (t, t_at) = timer.get_or_insert_with(|| (Timer::at(at), at));
+            if *t_at != at {
+                t.set_at(at);
+                *t_at = at;
+            }
+            if Pin::new(t).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // The timer fired: the loop decides again (and re-arms it if need be).
+            timer = None;
         }
-        start = 0;
-        // Decide how long to wait for more.
-        let now = Instant::now();
-        let wait_until = match min_until {
-            Some(m) if now >= m => {
-                if !plan.need_event || st.events_seen > 0 {
-                    return End::Deadline;
-                }
-                hard
-            }
-            Some(m) => Some(m),
-            None => hard,
+    })
+    .await
+}
+
+/// Per-thread read buffer of the subscribers: parsing works straight from it, so a
+/// subscriber keeps no read buffer of its own. **Unit:** bytes.
+const SCRATCH_LEN: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_LEN]);
+}
+
+/// How a stream's body is framed, and how far it got.
+struct Body {
+    framing: Framing,
+    dechunker: Dechunker,
+    /// Bytes left with `Framing::Length`.
+    length_left: u64,
+}
+
+/// What the subscriber saw in one batch of bytes, added to the shared counters once.
+struct Tally<'a> {
+    slot: Option<&'a Slot>,
+    /// When the batch was read. **Unit:** microseconds since the Unix epoch.
+    now_us: u64,
+    received: u64,
+    foreign: u64,
+    comments: u64,
+    missed_comments: u64,
+    non_numeric_ids: u64,
+    bytes: u64,
+    /// Highest sequence number seen in the batch.
+    max_seq: u64,
+}
+
+impl<'a> Tally<'a> {
+    fn new(slot: Option<&'a Slot>) -> Tally<'a> {
+        Tally {
+            slot,
+            now_us: unix_us(),
+            received: 0,
+            foreign: 0,
+            comments: 0,
+            missed_comments: 0,
+            non_numeric_ids: 0,
+            bytes: 0,
+            max_seq: 0,
+        }
+    }
+
+    /// Feeds body bytes to the parser and checks what it reports; `Some` when the body
+    /// ended (or was malformed).
+    fn feed(
+        &mut self,
+        rt: &Rt,
+        st: &mut StreamState,
+        body: &mut Body,
+        bytes: &[u8],
+    ) -> Option<End> {
+        self.bytes += bytes.len() as u64;
+        let mut h = Handler {
+            rt,
+            role: st.role,
+            checker: &mut st.checker,
+            events_seen: &mut st.events_seen,
+            tally: self,
         };
-        if hard.is_some_and(|h| now >= h) {
-            return End::Deadline;
+        let parser = &mut st.parser;
+        let mut sink = |item: Item<'_>| h.on(item);
+        match body.framing {
+            Framing::Chunked => {
+                if let Err(e) = body
+                    .dechunker
+                    .feed(bytes, |piece| parser.feed(piece, &mut sink))
+                {
+                    return Some(End::Failed(format!("bad chunked body: {e}")));
+                }
+                if body.dechunker.is_done() {
+                    return Some(End::ServerClosed);
+                }
+            }
+            Framing::Length(_) => {
+                let left = body.length_left;
+                let n = bytes.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                parser.feed(&bytes[..n], &mut sink);
+                body.length_left = left - n as u64;
+                if left == n as u64 {
+                    return Some(End::ServerClosed);
+                }
+            }
+            Framing::Close => parser.feed(bytes, &mut sink),
         }
-        match until(stream.read(&mut st.buf), stop, wait_until).await {
-            Some(Ok(0)) | Some(Err(_)) => return End::ServerClosed,
-            Some(Ok(n)) => filled = n,
-            None if stop.fired() => return End::Stopped,
-            None => filled = 0,
+        None
+    }
+
+    /// Adds the batch to the shared counters.
+    fn flush(&self, rt: &Rt) {
+        let c = &rt.c;
+        for (counter, n) in [
+            (&c.received, self.received),
+            (&c.foreign, self.foreign),
+            (&c.comments, self.comments),
+            (&c.bytes, self.bytes),
+        ] {
+            if n > 0 {
+                counter.add(n);
+            }
+        }
+        for (counter, n) in [
+            (&c.missed_comments, self.missed_comments),
+            (&c.non_numeric_ids, self.non_numeric_ids),
+        ] {
+            if n > 0 {
+                add(counter, n);
+            }
+        }
+        if let Some(slot) = self.slot.filter(|_| self.max_seq > 0) {
+            slot.last_seq.fetch_max(self.max_seq, Ordering::Relaxed);
         }
     }
 }
@@ -1159,7 +1321,7 @@ async fn progress(rt: Arc<Rt>) {
             return;
         }
         let c = &rt.c;
-        let (published, received) = (get(&c.published), get(&c.received));
+        let (published, received) = (get(&c.published), c.received.get());
         let secs = every.as_secs_f64();
         let roles = |f: fn(&PerRole) -> &AtomicU64| c.roles.iter().map(|r| get(f(r))).sum::<u64>();
         let server = rt
