@@ -29,9 +29,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use async_channel::Receiver;
 use async_io::Timer;
-use futures_lite::Stream;
 
 use crate::hub::Subscription;
 use crate::server::{Conn, Ctx};
@@ -69,7 +67,7 @@ enum ReadSide {
 #[derive(Debug)]
 pub struct Writer<'a, S> {
     stream: &'a mut S,
-    rx: Pin<&'a mut Receiver<Frame>>,
+    sub: &'a Subscription,
     ctx: &'a Ctx,
     /// Frames to write; `batch[idx..]` are still owed, the first from byte `off`.
     batch: Vec<Frame>,
@@ -95,12 +93,13 @@ impl<'a, S: Conn> Writer<'a, S> {
         ctx: &'a Ctx,
     ) -> Self {
         let backlog = sub.take_backlog();
+        let sub = &*sub;
         let mut batch = Vec::with_capacity(backlog.len() + 1);
         batch.push(preamble);
         batch.extend(backlog);
         Writer {
             stream,
-            rx: sub.receiver_mut(),
+            sub,
             ctx,
             batch,
             idx: 0,
@@ -176,16 +175,16 @@ impl<'a, S: Conn> Writer<'a, S> {
     /// Adds what is already queued to the batch, up to [`MAX_WRITE_BATCH`].
     fn top_up(&mut self) {
         while self.batch.len() < MAX_WRITE_BATCH {
-            match self.rx.try_recv() {
-                Ok(f) => self.batch.push(f),
-                Err(_) => break,
+            match self.sub.try_recv() {
+                Some(f) => self.batch.push(f),
+                None => break,
             }
         }
     }
 
     /// Waits for frames; `Ready(Err)` when the stream must end.
     fn poll_fill_batch(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Reason>> {
-        match self.rx.as_mut().poll_next(cx) {
+        match self.sub.poll_recv(cx) {
             Poll::Ready(Some(frame)) => {
                 self.batch.push(frame);
                 self.top_up();
