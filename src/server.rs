@@ -838,23 +838,35 @@ async fn receive_body<S: Conn>(
 /// Longest a publish answer waits for subscribers to catch up.
 pub const MAX_PUBLISH_PACE: Duration = Duration::from_millis(50);
 
+/// How long the queues may go without draining before a paced publish answer goes out.
+pub const PACE_STALL: Duration = Duration::from_millis(5);
+
 /// Holds a publisher's answer while most subscribers are falling behind and their
 /// queues are draining, checking every millisecond, for at most [`MAX_PUBLISH_PACE`].
 ///
 /// A publisher that sends its next event after the answer (as HTTP clients do) then
 /// slows to what the subscribers absorb, instead of filling every queue and getting
 /// every subscriber evicted. Subscribers that have stopped reading cannot hold it back:
-/// when a millisecond passes with nothing drained, the answer goes out, and stuck
-/// subscribers fill their queues and are evicted as usual. Nothing else waits: the hub
+/// when [`PACE_STALL`] passes with nothing drained, the answer goes out, and stuck
+/// subscribers fill their queues and are evicted as usual. (One millisecond was too
+/// short: a writer thread preempted for a few milliseconds on a busy machine let the
+/// publisher run on, and healthy subscribers were evicted.) Nothing else waits: the hub
 /// and other connections go on.
 async fn pace_publisher(ctx: &Ctx) {
     ctx.stats.publish_paced();
-    let deadline = Instant::now() + MAX_PUBLISH_PACE;
+    let start = Instant::now();
+    let deadline = start + MAX_PUBLISH_PACE;
     let mut before = ctx.hub.backlog();
+    let mut drained_at = start;
     while Instant::now() < deadline && !ctx.shutdown.is_triggered() {
         Timer::after(Duration::from_millis(1)).await;
         let now = ctx.hub.backlog();
-        if !now.congested() || now.queued >= before.queued {
+        if !now.congested() {
+            return;
+        }
+        if now.queued < before.queued {
+            drained_at = Instant::now();
+        } else if drained_at.elapsed() >= PACE_STALL {
             return;
         }
         before = now;
