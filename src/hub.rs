@@ -188,15 +188,17 @@ pub struct Delivery {
     pub dropped_full: usize,
     /// Subscribers removed because their receiver was already gone.
     pub dropped_closed: usize,
-    /// Of those that took the frame, how many now hold half a queue or more: they are
-    /// falling behind. See [`Delivery::congested`].
+    /// Of those that took the frame, how many now hold half a queue or more while their
+    /// socket still takes data: the server's writers, not the clients, are behind. See
+    /// [`Delivery::congested`].
     pub behind: usize,
 }
 
 impl Delivery {
-    /// Whether most subscribers are falling behind: the publisher is outpacing them.
+    /// Whether the publisher is outpacing the server's own writers: some subscriber that
+    /// is still reading holds half a queue or more.
     pub fn congested(&self) -> bool {
-        self.sent > 0 && self.behind * 2 > self.sent
+        self.behind > 0
     }
 }
 
@@ -205,16 +207,16 @@ impl Delivery {
 pub struct Backlog {
     /// Subscribers registered.
     pub subscribers: usize,
-    /// Of those, how many hold half a queue or more.
+    /// Of those, how many hold half a queue or more while their socket takes data.
     pub behind: usize,
     /// Frames queued, all subscribers together.
     pub queued: usize,
 }
 
 impl Backlog {
-    /// Whether most subscribers are falling behind.
+    /// Whether the server's writers are behind for some subscriber that is reading.
     pub fn congested(&self) -> bool {
-        self.behind * 2 > self.subscribers
+        self.behind > 0
     }
 }
 
@@ -306,10 +308,14 @@ struct Client {
 /// channel itself would allocate and register an `event_listener` entry, under the
 /// channel's listener lock, on every wait, and every `try_send` would take that lock to
 /// notify it: with 10,000 subscribers that was about 5 % of the server's CPU.
+///
+/// It also carries the writer's word on its socket (`socket_full`), so publish pacing can
+/// tell a subscriber the server is late for from one that stopped reading.
 #[derive(Debug, Default)]
 struct Wake {
     armed: AtomicBool,
     waker: Mutex<Option<Waker>>,
+    socket_full: AtomicBool,
 }
 
 impl Wake {
@@ -431,6 +437,14 @@ impl Subscription {
         }
     }
 
+    /// Tells the hub whether this subscriber's socket is full (its writer waits for the
+    /// client to read). Such a subscriber does not count as one the server is behind
+    /// for (see [`Delivery::behind`]): pacing never waits for a client that stopped
+    /// reading; its queue fills and it is evicted.
+    pub fn set_socket_full(&self, full: bool) {
+        self.wake.socket_full.store(full, Ordering::Relaxed);
+    }
+
     /// Takes the next queued frame if there is one, without waiting.
     pub fn try_recv(&self) -> Option<Frame> {
         self.rx.try_recv().ok()
@@ -540,7 +554,7 @@ impl Hub {
         for c in state.clients.values() {
             let len = c.tx.len();
             b.queued += len;
-            if len * 2 >= state.queue_len {
+            if len * 2 >= state.queue_len && !c.wake.socket_full.load(Ordering::Relaxed) {
                 b.behind += 1;
             }
         }
@@ -730,7 +744,9 @@ impl State {
                 Ok(()) => {
                     client.wake.wake();
                     delivery.sent += 1;
-                    if client.tx.len() * 2 >= self.queue_len {
+                    if client.tx.len() * 2 >= self.queue_len
+                        && !client.wake.socket_full.load(Ordering::Relaxed)
+                    {
                         delivery.behind += 1;
                     }
                 }
@@ -993,15 +1009,22 @@ mod tests {
                 queued: 2
             }
         );
-        // One of two is not a majority.
-        assert!(!b.congested());
+        // The lagging one still takes data: the server is behind for it.
+        assert!(b.congested());
+        // Once its writer reports a full socket, the client is the slow one: no pacing.
+        lagging.set_socket_full(true);
+        assert!(!h.backlog().congested());
+        let p = h.publish(&Topic::default_topic(), &ev("3"));
+        assert_eq!(p.delivery.behind, 0);
+        lagging.set_socket_full(false);
+        assert!(h.backlog().congested());
         drop(lagging);
         assert_eq!(
             h.backlog(),
             Backlog {
                 subscribers: 1,
                 behind: 0,
-                queued: 0
+                queued: 1
             }
         );
     }

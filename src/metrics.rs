@@ -145,7 +145,7 @@ pub fn prometheus(ctx: &Ctx) -> String {
     metric(
         "publishes_paced_total",
         "counter",
-        "Publish answers held while most subscribers were falling behind.",
+        "Publish answers held while the writers were behind subscribers that still read.",
         &one(s.publishes_paced),
     );
     let ended: Vec<(String, u64)> = Reason::ALL

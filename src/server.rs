@@ -841,13 +841,15 @@ pub const MAX_PUBLISH_PACE: Duration = Duration::from_millis(50);
 /// How long the queues may go without draining before a paced publish answer goes out.
 pub const PACE_STALL: Duration = Duration::from_millis(5);
 
-/// Holds a publisher's answer while most subscribers are falling behind and their
-/// queues are draining, checking every millisecond, for at most [`MAX_PUBLISH_PACE`].
+/// Holds a publisher's answer while the server's writers are behind (some subscriber
+/// whose socket still takes data holds half a queue or more) and the queues are
+/// draining, checking every millisecond, for at most [`MAX_PUBLISH_PACE`].
 ///
 /// A publisher that sends its next event after the answer (as HTTP clients do) then
-/// slows to what the subscribers absorb, instead of filling every queue and getting
-/// every subscriber evicted. Subscribers that have stopped reading cannot hold it back:
-/// when [`PACE_STALL`] passes with nothing drained, the answer goes out, and stuck
+/// slows to what the server can write, instead of filling queues and getting readers
+/// evicted for the server's own lateness. Subscribers that have stopped reading cannot
+/// hold it back: their writers report a full socket and do not count, and when
+/// [`PACE_STALL`] passes with nothing drained the answer goes out anyway; stuck
 /// subscribers fill their queues and are evicted as usual. (One millisecond was too
 /// short: a writer thread preempted for a few milliseconds on a busy machine let the
 /// publisher run on, and healthy subscribers were evicted.) Nothing else waits: the hub

@@ -94,7 +94,7 @@ pub struct Snapshot {
     pub bytes_written: u64,
     /// Write system calls made by subscriber writers (several frames per call where queued).
     pub write_calls: u64,
-    /// Publish answers held because most subscribers were falling behind.
+    /// Publish answers held because the writers were behind subscribers that still read.
     pub publishes_paced: u64,
     /// Ended streams by reason, in [`Reason::ALL`] order.
     pub ended: [u64; 4],

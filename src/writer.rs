@@ -130,7 +130,10 @@ impl<'a, S: Conn> Writer<'a, S> {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(Reason::HungUp)),
                 Poll::Ready(Ok(written)) => {
                     self.advance(written);
-                    self.armed = false;
+                    if self.armed {
+                        self.armed = false;
+                        self.sub.set_socket_full(false);
+                    }
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(failure(&e))),
                 Poll::Pending => {
@@ -138,6 +141,7 @@ impl<'a, S: Conn> Writer<'a, S> {
                         self.deadline
                             .set_at(Instant::now() + self.ctx.config.limits.write_timeout);
                         self.armed = true;
+                        self.sub.set_socket_full(true);
                     }
                     return match Pin::new(&mut self.deadline).poll(cx) {
                         Poll::Ready(_) => Poll::Ready(Err(Reason::WriteTimeout)),
