@@ -142,8 +142,8 @@ impl Default for Config {
 /// One writer thread per core but the one the request executor takes (at least one):
 /// with the request thread, one busy thread per core. A thread more than cores costs
 /// context switches and splits the writers' batches: with two writer threads on two
-/// cores, back-to-back publishing to 1,000 subscribers cost 0.83–1.21 CPU-µs per
-/// delivered event (6–7 frames per write) against 0.59–0.81 (12–13 frames) with one.
+/// cores, back-to-back publishing to 1,000 subscribers cost 0.83–1.33 CPU-µs per
+/// delivered event (6–7 frames per write) against 0.59–0.97 (12–13 frames) with one.
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }

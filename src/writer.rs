@@ -18,8 +18,10 @@
 //! - **Writing**: once a frame arrives, everything else already queued (up to
 //!   [`MAX_WRITE_BATCH`] frames) joins the batch, and the batch goes out in vectored
 //!   writes, the slices built on the stack inside `poll`. A write that completes at once
-//!   costs no timer; one that has to wait arms the write deadline, and if no byte moves
-//!   before it passes, the subscriber is evicted ([`Reason::WriteTimeout`]).
+//!   costs no timer; one that has to wait arms the write deadline and tells the hub the
+//!   client's socket is full (publish pacing then does not wait for this subscriber),
+//!   and if no byte moves before the deadline passes, the subscriber is evicted
+//!   ([`Reason::WriteTimeout`]).
 //! - **Done**: the queue reports closed once drained (hub shutdown, or eviction on a full
 //!   queue), a write failed, or the deadline passed; the future returns the [`Reason`].
 
