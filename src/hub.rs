@@ -44,7 +44,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -380,7 +379,7 @@ impl fmt::Debug for Hub {
 /// [`Subscription::end`] named another reason first).
 pub struct Subscription {
     id: ClientId,
-    rx: Pin<Box<Receiver<Frame>>>,
+    rx: Receiver<Frame>,
     wake: Arc<Wake>,
     backlog: Vec<Frame>,
     hub: Hub,
@@ -404,15 +403,10 @@ impl Subscription {
     }
 
     /// The live queue. It yields frames until the hub evicts the subscriber or closes,
-    /// then reports closed once what was queued has been taken.
+    /// then reports closed once what was queued has been taken. To wait for a frame,
+    /// [`Subscription::poll_recv`] is cheaper than the channel's own `recv`.
     pub fn receiver(&self) -> &Receiver<Frame> {
         &self.rx
-    }
-
-    /// The live queue, pinned, for polling it as a `Stream`. [`Subscription::poll_recv`]
-    /// is the cheaper way to wait for it.
-    pub fn receiver_mut(&mut self) -> Pin<&mut Receiver<Frame>> {
-        self.rx.as_mut()
     }
 
     /// Takes the next queued frame, or registers `cx` to be woken when the hub queues
@@ -628,7 +622,7 @@ impl Hub {
         self.inner.stats.client_joined();
         Ok(Subscription {
             id,
-            rx: Box::pin(rx),
+            rx,
             wake,
             backlog,
             hub: self.clone(),
