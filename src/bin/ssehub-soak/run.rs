@@ -1392,11 +1392,44 @@ fn behind(rt: &Rt, final_seq: u64) -> (u64, u64) {
     (missing, clients)
 }
 
+/// Runs the publisher on a thread of its own and returns a future that completes when it
+/// has finished. On the executor it shared a queue with every subscriber's reader, so with
+/// 1,000 subscribers "publish again as soon as the answer arrives" waited behind the
+/// readers woken by the previous event: the tool, not the server, set the pace. (Should the
+/// thread not start, it runs on the executor as before.)
+fn spawn_publisher(rt: Arc<Rt>) -> impl Future<Output = ()> + Send + 'static {
+    let (done_tx, done_rx) = async_channel::bounded::<()>(1);
+    let thread_rt = rt.clone();
+    let started = std::thread::Builder::new()
+        .name("soak-publisher".into())
+        .spawn(move || {
+            async_io::block_on(publisher(thread_rt));
+            drop(done_tx);
+        });
+    let fallback = match started {
+        Ok(_) => None,
+        Err(e) => {
+            rt.error(format!(
+                "publisher thread: {e}; publishing from the executor"
+            ));
+            Some(publisher(rt))
+        }
+    };
+    async move {
+        match fallback {
+            Some(fut) => fut.await,
+            None => {
+                let _ = done_rx.recv().await;
+            }
+        }
+    }
+}
+
 /// Runs the whole soak test; returns the tail findings.
 pub async fn run(rt: Arc<Rt>, ex: Arc<Executor<'static>>) -> Tail {
     let start = rt.sample_server();
     rt.samples.lock().unwrap_or_else(|e| e.into_inner()).start = start;
-    let publisher = ex.spawn(publisher(rt.clone()));
+    let publisher = spawn_publisher(rt.clone());
     ex.spawn(progress(rt.clone())).detach();
     let connector = ex.spawn(connector(rt.clone(), ex.clone()));
 
