@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 """Builds BENCHMARKS.md (on stdout) from the raw data scripts/bench.sh left in DIR:
-machine.txt, footprint.txt, commands.txt and reports/KIND-WORKLOAD-RUN.json (the
-ssehub-soak reports) with their .meta.json. Only numbers measured in that run."""
+machine.txt, footprint.txt, commands.txt, reports/KIND-WORKLOAD-RUN.json (the
+ssehub-soak reports) with their .meta.json, and logs/floor-WORKLOAD-RUN.log (the cost
+floor's own frames_per_write count). Only numbers measured in that run. The floor
+(bench/floor.c) is a third column wherever it has reports; without any, the page is
+ssehub vs nchan only."""
 
 import glob
 import json
 import os
+import re
 import statistics
 import sys
 
 out = sys.argv[1]
-KINDS = ("ssehub", "nchan")
+KINDS = ("ssehub", "nchan", "floor")
 
 
 def kv(path):
@@ -48,6 +52,23 @@ for path in sorted(glob.glob(os.path.join(out, "reports", "*.json"))):
         r = {}
     r["_meta"] = meta
     reports.setdefault((meta["kind"], meta["workload"]), []).append(r)
+
+
+def has_floor(w):
+    return ("floor", w) in reports
+
+
+any_floor = any(k == "floor" for k, _ in reports)
+
+# The floor prints "floor: frames_written N write_calls N frames_per_write X" on SIGTERM.
+floor_fpw = {}  # workload -> [frames per write, one per run that printed it]
+for path in sorted(glob.glob(os.path.join(out, "logs", "floor-*.log"))):
+    name = os.path.basename(path)[len("floor-"): -len(".log")]
+    w = name.rsplit("-", 1)[0]
+    with open(path, errors="replace") as f:
+        found = re.findall(r"frames_per_write ([0-9.]+)", f.read())
+    if found:
+        floor_fpw.setdefault(w, []).append(float(found[-1]))
 
 
 def dig(r, *keys):
@@ -223,7 +244,7 @@ def verdict(value, limit, better, unit="", digits=2):
     return (f"{fmt(value, digits)}{unit}", ("met" if ok else "**missed**") + how)
 
 
-targets = []
+targets = []  # (target, measured, verdict, floor's median on this machine)
 mib = 1048576
 if "static" in sizes:
     targets.append(("stripped binary (static) ≤ 2 MiB", *verdict(sizes["static"] / mib, 2, "le", " MiB", 2)))
@@ -237,17 +258,28 @@ for w, n in (("W1a", "1,000"), ("W1b", "10,000")):
     if w in present:
         v = med(m("ssehub", w, f"KiB per idle subscriber ({n})"))
         targets.append((f"W1 ≤ 4 KiB per idle subscriber ({n})", *verdict(v, 4, "le", " KiB", 2)))
+
+
+def floor_at(w, label, unit, digits):
+    """The floor's median of that figure, formatted like the target's measured value."""
+    v = med(m("floor", w, label)) if has_floor(w) else None
+    return "–" if v is None else f"{fmt(v, digits)}{unit}"
+
+
 if "W2" in present:
     v = med(m("ssehub", "W2", "server CPU-µs per delivered event"))
-    targets.append(("W2 ≤ 0.4 server CPU-µs per delivered event", *verdict(v, 0.4, "le", " µs", 3)))
+    targets.append(("W2 ≤ 0.4 server CPU-µs per delivered event", *verdict(v, 0.4, "le", " µs", 3),
+                    floor_at("W2", "server CPU-µs per delivered event", " µs", 3)))
     a, b = med(m("ssehub", "W2", "delivered events/s")), med(m("nchan", "W2", "delivered events/s"))
     if a is not None and b:
         targets.append(("W2 ≥ 5× nchan's delivered events/s", *verdict(a / b, 5, "ge", "×", 2)))
 if "W3" in present:
-    targets.append(("W3 p99 ≤ 60 ms", *verdict(med(m("ssehub", "W3", "latency p99, ms")), 60, "le", " ms", 1)))
+    targets.append(("W3 p99 ≤ 60 ms", *verdict(med(m("ssehub", "W3", "latency p99, ms")), 60, "le", " ms", 1),
+                    floor_at("W3", "latency p99, ms", " ms", 1)))
     g = m("ssehub", "W3", "gaps")
     targets.append(("W3 no gap (worst run)", *verdict(max(g) if g else None, 0, "le", "", 0)))
-    targets.append(("W3 ≤ 5.5 server CPU-µs per delivered event", *verdict(med(m("ssehub", "W3", "server CPU-µs per delivered event")), 5.5, "le", " µs", 2)))
+    targets.append(("W3 ≤ 5.5 server CPU-µs per delivered event", *verdict(med(m("ssehub", "W3", "server CPU-µs per delivered event")), 5.5, "le", " µs", 2),
+                    floor_at("W3", "server CPU-µs per delivered event", " µs", 2)))
 if "W4" in present:
     e = m("ssehub", "W4", "slow clients evicted (of 100)")
     targets.append(("W4 100 of 100 slow clients evicted (worst run)", *verdict(min(e) if e else None, 100, "ge", "", 0)))
@@ -256,7 +288,8 @@ if "W4" in present:
     gr = m("ssehub", "W4", "server RSS growth (end − baseline), KiB")
     targets.append(("W4 RSS growth ≤ 8 MiB (worst run)", *verdict(max(gr) / 1024 if gr else None, 8, "le", " MiB", 2)))
 if "W5" in present:
-    targets.append(("W5 p99 ≤ 1 ms", *verdict(med(m("ssehub", "W5", "latency p99, ms")), 1, "le", " ms", 3)))
+    targets.append(("W5 p99 ≤ 1 ms", *verdict(med(m("ssehub", "W5", "latency p99, ms")), 1, "le", " ms", 3),
+                    floor_at("W5", "latency p99, ms", " ms", 3)))
 
 # ---- the document ----------------------------------------------------------------------
 p = print
@@ -276,6 +309,9 @@ p("|---|---|")
 p(f"| machine | {machine['nproc']} CPUs ({machine['cpu']}), {machine['memory']} RAM, {machine['kernel']} |")
 p(f"| ssehub | git {machine['ssehub_rev']}, the static release binary ({linkage or 'static'}); `--threads` default (= cores − 1, plus the request thread) |")
 p(f"| nchan | nginx {machine['nginx']}, libnginx-mod-nchan {machine['nchan']} (Debian), 1 worker process |")
+if any_floor:
+    p(f"| floor | `bench/floor.c`, {machine.get('floor_cc', 'gcc')} `-O2 -Wall`, run as `floor PORT 64`; "
+      "W2, W3 and W5 only |")
 p(f"| rustc | {machine['rustc']} |")
 p(f"| run | {machine['date']}, {runs_n} run(s) per workload and server, total wall time {int(machine['wall_secs']) // 60} min {int(machine['wall_secs']) % 60} s |")
 p()
@@ -296,6 +332,18 @@ p("- nchan: `nginx -p DIR -c DIR/nginx.conf -g 'daemon off;'` with `bench/nginx.
   "publisher `location = /pub` (`nchan_message_buffer_length 1000`), EventSource subscriber "
   "`location = /sub` (`nchan_eventsource_event soak`, `nchan_subscriber_first_message newest`), "
   "one channel, `access_log off`. nchan's publisher answers `201`/`202`; any 2xx counts as published.")
+if any_floor:
+    p("- floor (the cost floor, W2, W3 and W5 only, run after nchan: ssehub W2, nchan W2, floor W2, …): "
+      "`floor PORT 64`, built from `bench/floor.c` with `gcc -O2 -Wall`, driven with the same "
+      "flags as nchan (`--subscribe-path /sub`, `--publish-style nchan`). A bare SSE broadcast "
+      "server in C: one thread, one epoll set; each published body becomes one frame, allocated "
+      "once and shared by reference count; each subscriber is written with one `writev` of what "
+      "it is owed (up to 64 frames), at most 64 subscribers written per loop turn before it takes "
+      "in new requests; `TCP_NODELAY`; a queue bound of 100 frames per subscriber, with eviction "
+      "(a subscriber whose queue is full is closed). **Not a product**: what the kernel's loopback "
+      "path costs with next to nothing in user space, on this machine, with this tool. "
+      "ssehub/floor = ssehub median / floor median; \"frames per write\" is the floor's own count "
+      "(frames written / `writev` calls), printed when it exits.")
 p("- **Server memory and CPU are those of one process**: ssehub, and the nginx **worker** "
   "(the master only forwards signals; its RSS is given in W1). nchan keeps messages and "
   "channels in a shared-memory zone; the pages of it the worker touched count in its RSS.")
@@ -324,8 +372,12 @@ p()
 
 p("## Summary (ssehub vs nchan, medians)")
 p()
-p("| workload | figure | ssehub | nchan | ssehub/nchan |")
-p("|---|---|---|---|---|")
+if any_floor:
+    p("| workload | figure | ssehub | nchan | ssehub/nchan | floor | ssehub/floor |")
+    p("|---|---|---|---|---|---|---|")
+else:
+    p("| workload | figure | ssehub | nchan | ssehub/nchan |")
+    p("|---|---|---|---|---|")
 HEADLINE = [
     ("W1a", "KiB per idle subscriber (1,000)"),
     ("W1b", "KiB per idle subscriber (10,000)"),
@@ -346,19 +398,27 @@ for w, label in HEADLINE:
         continue
     digits = next(d for lab, _, d in METRICS[w] if lab == label)
     a, b = m("ssehub", w, label), m("nchan", w, label)
-    p(f"| {w[:2]} | {label} | {fmt(med(a), digits)} | {fmt(med(b), digits)} | {ratio(a, b)} |")
+    row = f"| {w[:2]} | {label} | {fmt(med(a), digits)} | {fmt(med(b), digits)} | {ratio(a, b)} |"
+    if any_floor:
+        c = m("floor", w, label)
+        row += f" {fmt(med(c), digits)} | {ratio(a, c)} |"
+    p(row)
 if start_rss:
     p(f"| W1 | server RSS at start, KiB (static ssehub / nchan worker) | "
       f"{fmt(med(start_rss.get('static', [])), 0)} | {fmt(med(start_rss.get('nchan_worker', [])), 0)} | "
-      f"{ratio(start_rss.get('static', []), start_rss.get('nchan_worker', []))} |")
+      f"{ratio(start_rss.get('static', []), start_rss.get('nchan_worker', []))} |" + (" – | – |" if any_floor else ""))
 p()
 
 p("## Targets (ssehub, from the issue)")
 p()
-p("| target | measured | verdict |")
-p("|---|---|---|")
-for name, value, v in targets:
-    p(f"| {name} | {value} | {v} |")
+if any_floor:
+    p("| target | measured | verdict | floor on this machine |")
+    p("|---|---|---|---|")
+else:
+    p("| target | measured | verdict |")
+    p("|---|---|---|")
+for name, value, v, *fl in targets:
+    p(f"| {name} | {value} | {v} |" + (f" {fl[0] if fl else '–'} |" if any_floor else ""))
 p()
 p("Medians unless marked \"worst run\".")
 p()
@@ -382,11 +442,22 @@ p()
 for w in present:
     p(f"## {TITLES[w]}")
     p()
-    p("| figure | ssehub | nchan | ssehub/nchan |")
-    p("|---|---|---|---|")
+    fl = has_floor(w)
+    if fl:
+        p("| figure | ssehub | nchan | ssehub/nchan | floor | ssehub/floor |")
+        p("|---|---|---|---|---|---|")
+    else:
+        p("| figure | ssehub | nchan | ssehub/nchan |")
+        p("|---|---|---|---|")
     for label, fn, digits in METRICS[w]:
         a, b = values("ssehub", w, fn), values("nchan", w, fn)
-        p(f"| {label} | {cell(a, digits)} | {cell(b, digits)} | {ratio(a, b)} |")
+        row = f"| {label} | {cell(a, digits)} | {cell(b, digits)} | {ratio(a, b)} |"
+        if fl:
+            c = values("floor", w, fn)
+            row += f" {cell(c, digits)} | {ratio(a, c)} |"
+        p(row)
+    if fl:
+        p(f"| frames per write (floor's own count) | | | | {cell(floor_fpw.get(w, []), 2)} | |")
     if w.startswith("W1"):
         mr = [r["_meta"]["master_rss_kib"] for r in reports.get(("nchan", w), [])]
         if mr:

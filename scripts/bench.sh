@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: ssehub (the static release binary) against nginx + nchan
-# (Debian's packages), on loopback, with ssehub-soak as the load tool.
+# (Debian's packages), on loopback, with ssehub-soak as the load tool; for W2, W3 and
+# W5 also against the cost floor, bench/floor.c (a bare single-threaded epoll SSE
+# broadcast server in C, built here with gcc: what the kernel's loopback path costs
+# with next to nothing in user space).
 #
-# Every workload runs on a freshly started server, alternating ssehub and nchan
-# (rep 1: ssehub W1, nchan W1, ssehub W2, nchan W2, ...; then rep 2, rep 3), and
-# BENCHMARKS.md is written from the JSON reports of this run only.
+# Every workload runs on a freshly started server, alternating ssehub and nchan, and
+# the floor after nchan in W2, W3 and W5 (rep 1: ssehub W1, nchan W1, ssehub W2, nchan
+# W2, floor W2, ...; then rep 2, rep 3), and BENCHMARKS.md is written from the JSON
+# reports of this run only.
 #
 # Usage: scripts/bench.sh [--quick] [--only W2[,W3...]] [--runs N] [--out FILE]
 #   --quick   1 run each, shorter durations (for trying it out)
@@ -12,7 +16,9 @@
 #   --runs N  runs per workload and server (default 3, --quick: 1)
 #   --out     the Markdown file to write (default BENCHMARKS.md; --quick and --only
 #             default to test-output/bench/BENCHMARKS.md so a full run's file stays)
-# Raw reports, server logs and the commands: test-output/bench/.
+# Needs gcc (for the floor, when W2, W3 or W5 runs). Raw reports, server logs (the
+# floor's ends with its frames_per_write count), the floor binary and the commands:
+# test-output/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -30,7 +36,7 @@ while [ $# -gt 0 ]; do
     --runs=*) runs=${1#--runs=} ;;
     --out) outfile=$2; shift ;;
     --out=*) outfile=${1#--out=} ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -38,6 +44,12 @@ done
 only=$(echo "$only" | tr 'a-z' 'A-Z' | tr ',' ' ')
 for w in $only; do
     case "$w" in W1 | W2 | W3 | W4 | W5) ;; *) echo "bench: unknown workload $w" >&2; exit 2 ;; esac
+done
+# The workloads the floor (bench/floor.c) runs in, after nchan.
+floor_workloads="W2 W3 W5"
+floor_runs=0
+for w in $only; do
+    case " $floor_workloads " in *" $w "*) floor_runs=1 ;; esac
 done
 [ -n "$runs" ] || runs=$([ "$quick" = 1 ] && echo 1 || echo 3)
 if [ -z "$outfile" ]; then
@@ -76,6 +88,17 @@ RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
     cargo build --release --quiet --target x86_64-unknown-linux-gnu --bin ssehub
 # The revision that was built (the tree may change while the bench runs).
 built_rev="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ' (with uncommitted changes)')"
+# The cost floor: bench/floor.c, built once (only when a workload it runs in is selected).
+floor_bin="$root/$out/floor"
+if [ "$floor_runs" = 1 ]; then
+    if ! command -v gcc >/dev/null; then
+        echo "bench: gcc not found; it is needed to build the cost floor bench/floor.c for" \
+            "W2, W3 and W5 (install gcc, or run only --only W1,W4)" >&2
+        exit 1
+    fi
+    echo "bench: building the floor (gcc -O2 -Wall bench/floor.c)"
+    gcc -O2 -Wall -o "$floor_bin" bench/floor.c
+fi
 soak="$root/$target/release/ssehub-soak"
 dyn_bin="$root/$target/release/ssehub"
 static_bin="$root/$target/x86_64-unknown-linux-gnu/release/ssehub"
@@ -100,12 +123,22 @@ wait_health() { # URL PID LOG
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# Starts a server; sets srv_pid (the process to stop), srv_sample_pid (the process to
-# measure: ssehub itself, nginx's worker), port, srv_master_rss.
+# Starts a server (KIND ssehub, nchan or floor); sets srv_pid (the process to stop),
+# srv_sample_pid (the process to measure: ssehub itself, nginx's worker, the floor),
+# port, srv_master_rss, srv_kind, srv_log.
 start_server() { # KIND LOGNAME [BINARY]
     local kind=$1 log="$out/logs/$2.log"
     port=$(free_port)
-    if [ "$kind" = ssehub ]; then
+    srv_kind=$kind
+    srv_log=$log
+    if [ "$kind" = floor ]; then
+        # stderr (with the frames_per_write line it prints on SIGTERM) goes to the log.
+        "$floor_bin" "$port" 64 >"$log" 2>&1 &
+        srv_pid=$!
+        wait_health "http://127.0.0.1:$port/health" "$srv_pid" "$log"
+        srv_sample_pid=$srv_pid
+        srv_master_rss=0
+    elif [ "$kind" = ssehub ]; then
         local bin=${3:-$static_bin}
         "$bin" --bind "127.0.0.1:$port" --no-demo --publish-token bench --heartbeat 0 \
             --quiet --queue 100 --max-clients 12000 >"$log" 2>&1 &
@@ -138,10 +171,17 @@ stop_server() {
     kill -KILL "$srv_pid" 2>/dev/null || true
     wait "$srv_pid" 2>/dev/null || true
     if [ -n "${srv_dir:-}" ]; then rm -rf "$srv_dir"; srv_dir=""; fi
+    # The floor prints its frames_per_write count when it exits on SIGTERM; without it
+    # (killed, crashed) that figure is missing for this run.
+    if [ "$srv_kind" = floor ] && ! grep -q frames_per_write "$srv_log"; then
+        echo "  (floor did not report frames_per_write: $(tail -n1 "$srv_log"))" >&2
+    fi
     srv_pid=""
 }
 srv_pid=""
 srv_dir=""
+srv_kind=""
+srv_log=""
 trap '[ -n "$srv_pid" ] && stop_server' EXIT
 
 # --- footprint: binary sizes and RSS at start of both builds ------------------------------
@@ -192,12 +232,13 @@ workload_args() {
 
 server_args() { # KIND IDLE(0/1)
     local base="--url http://127.0.0.1:$port --server-pid $srv_sample_pid --progress 1"
-    if [ "$1" = ssehub ]; then
-        [ "$2" = 1 ] && echo "$base" || echo "$base --token bench"
-    else
+    case "$1" in
+    ssehub)
+        [ "$2" = 1 ] && echo "$base" || echo "$base --token bench" ;;
+    nchan | floor) # the floor speaks nchan's paths and publish style (never idle: not in W1)
         [ "$2" = 1 ] && echo "$base --subscribe-path /sub" ||
-            echo "$base --subscribe-path /sub --publish-url http://127.0.0.1:$port/pub --publish-style nchan"
-    fi
+            echo "$base --subscribe-path /sub --publish-url http://127.0.0.1:$port/pub --publish-style nchan" ;;
+    esac
 }
 
 run_one() { # KIND SUBWORKLOAD REP
@@ -222,7 +263,9 @@ for r in $(seq "$runs"); do
     for w in $only; do
         subs=$w
         [ "$w" = W1 ] && subs="W1a W1b"
-        for kind in ssehub nchan; do
+        kinds="ssehub nchan"
+        case " $floor_workloads " in *" $w "*) kinds="ssehub nchan floor" ;; esac
+        for kind in $kinds; do
             for s in $subs; do run_one "$kind" "$s" "$r"; done
         done
     done
@@ -239,6 +282,7 @@ bench_end=$(date +%s)
     echo "nginx $(nginx -v 2>&1 | sed 's/^nginx version: //')"
     echo "nchan $(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo unknown)"
     echo "rustc $(rustc -V)"
+    if [ "$floor_runs" = 1 ]; then echo "floor_cc $(gcc --version | head -n1)"; fi
     echo "runs $runs"
     echo "quick $quick"
     echo "only $only"
