@@ -37,6 +37,21 @@
 //! backlog, taken under the same lock that publishing holds: no event can fall between the
 //! backlog and the live queue, and none can be in both.
 //!
+//! # Direct writes
+//!
+//! A subscriber whose writer waits with an empty queue has nothing to batch: the next
+//! frame would wake its task only for that task to write one frame. When the subscriber
+//! registered a [`DirectSink`] (its socket, see [`Subscription::set_direct_sink`]) and the
+//! hub has a runner ([`Hub::set_direct_runner`]), a publish that finds **every** writer
+//! waiting (none is behind) takes those sockets for one frame instead: the fan-out marks
+//! each one, outside the lock the runner writes the frame to each in a tight loop (the
+//! server runs that on its writer threads), and hands each socket back. A socket that does
+//! not take the whole frame hands the rest to its writer, which goes on from there; frames
+//! published meanwhile are queued as usual and the writer is woken for them when the
+//! socket is handed back, so order is kept and a subscriber still falls behind, and is
+//! evicted, through its bounded queue. When any writer is busy, every frame is queued, so
+//! a fast publisher still gets frames batched into one write per subscriber.
+//!
 //! # One place to publish
 //!
 //! Every event goes through [`Hub::publish`]: the seam where a broker-backed publish path
@@ -44,8 +59,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering, fence};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
@@ -280,6 +296,7 @@ struct Inner {
     limits: HubLimits,
     stats: Arc<Stats>,
     log: Log,
+    runner: OnceLock<DirectRunner>,
 }
 
 struct State {
@@ -290,6 +307,8 @@ struct State {
     last_id: u64,
     history: History,
     closed: bool,
+    /// Whether the last fan-out found every writer waiting (see "Direct writes").
+    writers_idle: bool,
 }
 
 struct Client {
@@ -297,55 +316,225 @@ struct Client {
     wake: Arc<Wake>,
     topics: Topics,
     on_evict: Option<CloseHook>,
+    sink: Option<Arc<dyn DirectSink>>,
 }
 
-/// How the hub wakes a subscriber's writer: a flag and a waker slot beside the queue.
+/// How the hub wakes a subscriber's writer, and who may write its socket: a small state
+/// word and a waker slot beside the queue.
 ///
 /// The writer takes frames with `try_recv`; when the queue is empty it stores its waker
-/// here, arms the flag and looks at the queue once more. After each `try_send` (and after
-/// closing the queue) the hub wakes the writer only if the flag is armed. Waiting on the
+/// here and moves the state from `IDLE` to `ARMED`, which fails if a frame was queued
+/// since its last look (`QUEUED`), so it looks again. After each `try_send` (and after
+/// closing the queue) the hub wakes the writer only if it is armed. Waiting on the
 /// channel itself would allocate and register an `event_listener` entry, under the
 /// channel's listener lock, on every wait, and every `try_send` would take that lock to
 /// notify it: with 10,000 subscribers that was about 5 % of the server's CPU.
+///
+/// `ARMED` means the queue is empty (only the writer arms, right after finding it empty,
+/// and a frame queued after that disarms it), so the hub may take an armed writer's
+/// socket for one direct write (`DIRECT`, see the module docs). The writer neither takes
+/// frames nor writes while the state is `DIRECT`; the direct write gives the socket back
+/// (`ARMED` again, or `IDLE` and a wake-up when frames were queued meanwhile) or, when the
+/// socket did not take the whole frame, leaves the rest in `handoff` (`HANDOFF`).
 ///
 /// It also carries the writer's word on its socket (`socket_full`), so publish pacing can
 /// tell a subscriber the server is late for from one that stopped reading.
 #[derive(Debug, Default)]
 struct Wake {
-    armed: AtomicBool,
+    state: AtomicU8,
     waker: Mutex<Option<Waker>>,
     socket_full: AtomicBool,
+    handoff: Mutex<Option<(Frame, usize)>>,
 }
 
+/// `Wake::state`: the writer runs, or will run (not waiting).
+const IDLE: u8 = 0;
+/// The writer waits; its queue is empty.
+const ARMED: u8 = 1;
+/// A direct write holds the socket; the writer waits.
+const DIRECT: u8 = 2;
+/// The two bits above.
+const MODE: u8 = 3;
+/// Flag: a frame was queued (or the queue closed, or the writer asked to be woken) while
+/// the writer was not armed.
+const QUEUED: u8 = 4;
+/// Flag: a direct write left the rest of its frame in `Wake::handoff`.
+const HANDOFF: u8 = 8;
+
 impl Wake {
-    /// Stores `waker` and arms the flag; the caller then checks the queue again.
-    fn arm(&self, waker: &Waker) {
-        {
-            let mut slot = self.waker.lock().unwrap_or_else(|p| p.into_inner());
-            if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                *slot = Some(waker.clone());
-            }
-        }
-        self.armed.store(true, Ordering::SeqCst);
-        // Pairs with the fence in `wake`: either the writer's next look at the queue sees
-        // the frame, or the hub sees the flag armed.
-        fence(Ordering::SeqCst);
+    fn load(&self) -> u8 {
+        self.state.load(Ordering::SeqCst)
     }
 
-    fn disarm(&self) {
-        self.armed.store(false, Ordering::Relaxed);
+    fn cas(&self, from: u8, to: u8) -> Result<u8, u8> {
+        self.state
+            .compare_exchange(from, to, Ordering::SeqCst, Ordering::SeqCst)
     }
 
-    /// Wakes the writer if it is waiting. Called after a frame is queued or the queue is
-    /// closed.
-    fn wake(&self) {
-        fence(Ordering::SeqCst);
-        if self.armed.load(Ordering::Relaxed) && self.armed.swap(false, Ordering::AcqRel) {
-            let slot = self.waker.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(w) = slot.as_ref() {
-                w.wake_by_ref();
+    /// Keeps `waker` as the one to wake.
+    fn store_waker(&self, waker: &Waker) {
+        let mut slot = self.waker.lock().unwrap_or_else(|p| p.into_inner());
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    fn wake_writer(&self) {
+        let slot = self.waker.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = slot.as_ref() {
+            w.wake_by_ref();
+        }
+    }
+
+    /// Called by the hub after it queued a frame or closed the queue: wakes an armed
+    /// writer, otherwise leaves the `QUEUED` flag for the writer or the direct write.
+    fn notify(&self) {
+        let mut s = self.load();
+        loop {
+            let (to, wake) = if s & MODE == ARMED {
+                (IDLE, true)
+            } else {
+                (s | QUEUED, false)
+            };
+            if to == s {
+                return;
+            }
+            match self.cas(s, to) {
+                Ok(_) => {
+                    if wake {
+                        self.wake_writer();
+                    }
+                    return;
+                }
+                Err(now) => s = now,
             }
         }
+    }
+
+    /// Called by the hub under its lock: takes an armed writer's socket for a direct
+    /// write.
+    fn claim(&self) -> bool {
+        self.cas(ARMED, DIRECT).is_ok()
+    }
+
+    /// Called when a direct write put the whole frame out: the socket goes back to the
+    /// writer, which is woken if frames were queued meanwhile.
+    fn release(&self) {
+        let mut s = self.load();
+        loop {
+            let queued = s & QUEUED != 0;
+            match self.cas(s, if queued { IDLE } else { ARMED }) {
+                Ok(_) => {
+                    if queued {
+                        self.wake_writer();
+                    }
+                    return;
+                }
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Called when a direct write put out only `written` bytes of `frame` (or failed):
+    /// the writer is woken to write the rest, then what was queued.
+    fn hand_off(&self, frame: Frame, written: usize) {
+        *self.handoff.lock().unwrap_or_else(|p| p.into_inner()) = Some((frame, written));
+        let mut s = self.load();
+        loop {
+            match self.cas(s, IDLE | HANDOFF) {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        self.wake_writer();
+    }
+}
+
+/// A subscriber's socket as a direct write sees it (see the module docs on direct
+/// writes). The server's TCP streams implement it.
+pub trait DirectSink: Send + Sync {
+    /// Writes as much of `bytes` as the socket takes now, without waiting: the count, or
+    /// `WouldBlock` when it takes nothing, or the error.
+    ///
+    /// # Errors
+    ///
+    /// The socket's error (`WouldBlock` when it is full).
+    fn try_write(&self, bytes: &[u8]) -> io::Result<usize>;
+}
+
+/// A subscriber taken for a direct write: its wake state and its socket.
+type DirectTarget = (Arc<Wake>, Arc<dyn DirectSink>);
+
+/// Runs [`DirectJob`]s; see [`Hub::set_direct_runner`].
+pub type DirectRunner = Box<dyn Fn(DirectJob) + Send + Sync>;
+
+/// One frame to write directly to the sockets of subscribers whose writers were waiting.
+/// Run it with [`DirectJob::run`] (on any thread; it never waits).
+pub struct DirectJob {
+    frame: Frame,
+    targets: Vec<DirectTarget>,
+    stats: Arc<Stats>,
+}
+
+impl fmt::Debug for DirectJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirectJob")
+            .field("frame_len", &self.frame.len())
+            .field("targets", &self.targets.len())
+            .finish()
+    }
+}
+
+impl DirectJob {
+    /// Subscribers this job writes to.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Whether the job has no subscriber to write to.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Splits the job into at most `parts` jobs of about equal size (to run them on
+    /// several threads).
+    pub fn split(mut self, parts: usize) -> Vec<DirectJob> {
+        let parts = parts.clamp(1, self.targets.len().max(1));
+        let size = self.targets.len().div_ceil(parts);
+        let mut out = Vec::with_capacity(parts);
+        while self.targets.len() > size {
+            let rest = self.targets.split_off(size);
+            out.push(DirectJob {
+                frame: self.frame.clone(),
+                targets: std::mem::replace(&mut self.targets, rest),
+                stats: self.stats.clone(),
+            });
+        }
+        out.push(self);
+        out
+    }
+
+    /// Writes the frame to each socket once, without waiting, and hands each socket back
+    /// to its writer (with the rest of the frame when the socket did not take it all).
+    pub fn run(self) {
+        let bytes = self.frame.as_bytes();
+        let (mut frames, mut written_total) = (0u64, 0u64);
+        let calls = self.targets.len() as u64;
+        for (wake, sink) in self.targets {
+            match sink.try_write(bytes) {
+                Ok(n) if n == bytes.len() => {
+                    frames += 1;
+                    written_total += n as u64;
+                    wake.release();
+                }
+                Ok(n) => {
+                    written_total += n as u64;
+                    wake.hand_off(self.frame.clone(), n);
+                }
+                Err(_) => wake.hand_off(self.frame.clone(), 0),
+            }
+        }
+        self.stats.wrote_direct(calls, frames, written_total);
     }
 }
 
@@ -413,21 +602,88 @@ impl Subscription {
     /// one (or closes the queue). `Ready(None)` once the queue is closed and empty.
     ///
     /// Waiting this way costs no allocation and no lock on the channel: see the hub's
-    /// wake flag. Only one task may wait on a subscription at a time.
+    /// wake flag. Only one task may wait on a subscription at a time. A subscription with
+    /// a [`DirectSink`] must use [`Subscription::poll_next`] instead.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
-        match self.rx.try_recv() {
-            Ok(frame) => return Poll::Ready(Some(frame)),
-            Err(TryRecvError::Closed) => return Poll::Ready(None),
-            Err(TryRecvError::Empty) => {}
-        }
-        self.wake.arm(cx.waker());
-        match self.rx.try_recv() {
-            Ok(frame) => {
-                self.wake.disarm();
-                Poll::Ready(Some(frame))
+        self.poll_next(cx).map(|next| next.map(|(frame, _)| frame))
+    }
+
+    /// Like [`Subscription::poll_recv`], for a writer that registered a [`DirectSink`]:
+    /// yields each frame with the number of its bytes already written (non-zero only
+    /// for the rest of a direct write the socket did not take whole), and waits while a
+    /// direct write holds the socket.
+    pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<(Frame, usize)>> {
+        let w = &*self.wake;
+        loop {
+            let s = w.load();
+            if s & MODE != IDLE {
+                // Waiting (armed: the queue is empty), or a direct write holds the socket:
+                // the hub or the direct write wakes us.
+                w.store_waker(cx.waker());
+                if w.load() == s {
+                    return Poll::Pending;
+                }
+                continue;
             }
-            Err(TryRecvError::Closed) => Poll::Ready(None),
-            Err(TryRecvError::Empty) => Poll::Pending,
+            if s & HANDOFF != 0 {
+                let rest = w.handoff.lock().unwrap_or_else(|p| p.into_inner()).take();
+                w.state.fetch_and(!HANDOFF, Ordering::SeqCst);
+                if let Some(rest) = rest {
+                    return Poll::Ready(Some(rest));
+                }
+                continue;
+            }
+            if s & QUEUED != 0 {
+                // Clear first: a frame queued after this sets it again.
+                let _ = w.cas(s, s & !QUEUED);
+                continue;
+            }
+            match self.rx.try_recv() {
+                Ok(frame) => return Poll::Ready(Some((frame, 0))),
+                Err(TryRecvError::Closed) => return Poll::Ready(None),
+                Err(TryRecvError::Empty) => {}
+            }
+            w.store_waker(cx.waker());
+            // Fails if a frame was queued (or the queue closed) since the look above.
+            if w.cas(IDLE, ARMED).is_ok() {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Makes sure no direct write holds the socket before the caller writes to it
+    /// itself (e.g. a probe). `Pending` while one does; the caller is woken when it
+    /// gives the socket back.
+    pub fn poll_own(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let w = &*self.wake;
+        loop {
+            let s = w.load();
+            match s & MODE {
+                IDLE => return Poll::Ready(()),
+                ARMED => {
+                    // The queue is empty: stop waiting, so no direct write starts.
+                    if w.cas(s, IDLE).is_ok() {
+                        return Poll::Ready(());
+                    }
+                }
+                _ => {
+                    w.store_waker(cx.waker());
+                    // Ask to be woken when the socket is handed back.
+                    if w.cas(s, s | QUEUED).is_ok() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lets the hub write frames straight to this subscriber's socket while its writer
+    /// waits (see the module docs on direct writes). The writer must then take frames
+    /// with [`Subscription::poll_next`] and call [`Subscription::poll_own`] before any
+    /// write of its own.
+    pub fn set_direct_sink(&self, sink: Arc<dyn DirectSink>) {
+        if let Some(client) = self.hub.lock().clients.get_mut(&self.id) {
+            client.sink = Some(sink);
         }
     }
 
@@ -439,8 +695,12 @@ impl Subscription {
         self.wake.socket_full.store(full, Ordering::Relaxed);
     }
 
-    /// Takes the next queued frame if there is one, without waiting.
+    /// Takes the next queued frame if there is one, without waiting. (Nothing while a
+    /// direct write holds the socket: frames queued meanwhile come after its frame.)
     pub fn try_recv(&self) -> Option<Frame> {
+        if self.wake.load() & MODE == DIRECT {
+            return None;
+        }
         self.rx.try_recv().ok()
     }
 
@@ -493,6 +753,7 @@ impl Hub {
                 dropped_upto: 0,
             },
             closed: false,
+            writers_idle: true,
         };
         Hub {
             inner: Arc::new(Inner {
@@ -500,6 +761,7 @@ impl Hub {
                 limits,
                 stats,
                 log,
+                runner: OnceLock::new(),
             }),
         }
     }
@@ -616,6 +878,7 @@ impl Hub {
                 wake: wake.clone(),
                 topics,
                 on_evict,
+                sink: None,
             },
         );
         drop(state);
@@ -648,9 +911,17 @@ impl Hub {
             },
             self.inner.limits,
         );
-        let delivery = state.fan_out(&frame, Some(topic), &mut evicted);
+        let mut direct = Vec::new();
+        let go_direct = state.writers_idle && self.inner.runner.get().is_some();
+        let delivery = state.fan_out(
+            &frame,
+            Some(topic),
+            &mut evicted,
+            go_direct.then_some(&mut direct),
+        );
         drop(state);
         self.inner.stats.event_published();
+        self.run_direct(frame, direct);
         self.finish_delivery(&delivery, evicted);
         Published { id, delivery }
     }
@@ -659,9 +930,37 @@ impl Hub {
     /// without keeping it for replay. Never waits.
     pub fn broadcast(&self, frame: &Frame) -> Delivery {
         let mut evicted = Vec::new();
-        let delivery = self.lock().fan_out(frame, None, &mut evicted);
+        let mut direct = Vec::new();
+        let delivery = {
+            let mut state = self.lock();
+            let go_direct = state.writers_idle && self.inner.runner.get().is_some();
+            state.fan_out(frame, None, &mut evicted, go_direct.then_some(&mut direct))
+        };
+        self.run_direct(frame.clone(), direct);
         self.finish_delivery(&delivery, evicted);
         delivery
+    }
+
+    /// Sets how direct writes run (once; later calls are ignored): the server hands each
+    /// [`DirectJob`] to its writer threads. Without a runner every frame is queued.
+    pub fn set_direct_runner(&self, runner: impl Fn(DirectJob) + Send + Sync + 'static) {
+        let _ = self.inner.runner.set(Box::new(runner));
+    }
+
+    /// Hands the sockets a fan-out took for `frame` to the runner, outside the lock.
+    fn run_direct(&self, frame: Frame, targets: Vec<DirectTarget>) {
+        if targets.is_empty() {
+            return;
+        }
+        let job = DirectJob {
+            frame,
+            targets,
+            stats: self.inner.stats.clone(),
+        };
+        match self.inner.runner.get() {
+            Some(run) => run(job),
+            None => job.run(),
+        }
     }
 
     /// Counts and logs evictions and runs their close hooks, outside the lock.
@@ -676,7 +975,7 @@ impl Hub {
     /// when the hub is the one ending it (`shut`), counts and logs it. Outside the lock.
     fn retire(&self, id: ClientId, client: Client, reason: Reason, shut: bool) {
         client.tx.close();
-        client.wake.wake();
+        client.wake.notify();
         if shut && let Some(hook) = client.on_evict {
             hook();
         }
@@ -721,22 +1020,40 @@ impl Hub {
 }
 
 impl State {
-    /// `try_send`s `frame` to each matching subscriber; collects the ones to evict.
+    /// `try_send`s `frame` to each matching subscriber; collects the ones to evict. With
+    /// `direct`, the sockets of waiting writers are taken for a direct write instead (see
+    /// the module docs); either way it notes whether every writer was waiting.
     fn fan_out(
         &mut self,
         frame: &Frame,
         topic: Option<&Topic>,
         evicted: &mut Vec<(ClientId, Client, Reason)>,
+        mut direct: Option<&mut Vec<DirectTarget>>,
     ) -> Delivery {
         let mut delivery = Delivery::default();
         let mut gone: Vec<(ClientId, Reason)> = Vec::new();
+        let mut busy = 0usize;
         for (id, client) in &self.clients {
             if topic.is_some_and(|t| !client.topics.matches(t)) {
                 continue;
             }
+            if let (Some(targets), Some(sink)) = (direct.as_deref_mut(), &client.sink)
+                && client.wake.claim()
+            {
+                targets.push((client.wake.clone(), sink.clone()));
+                delivery.sent += 1;
+                continue;
+            }
+            // A writer that is not waiting is busy, unless it waits for a client that
+            // stopped reading (that one is the client's problem, not the server's).
+            if client.wake.load() & MODE != ARMED
+                && !client.wake.socket_full.load(Ordering::Relaxed)
+            {
+                busy += 1;
+            }
             match client.tx.try_send(frame.clone()) {
                 Ok(()) => {
-                    client.wake.wake();
+                    client.wake.notify();
                     delivery.sent += 1;
                     if client.tx.len() * 2 >= self.queue_len
                         && !client.wake.socket_full.load(Ordering::Relaxed)
@@ -754,6 +1071,7 @@ impl State {
                 }
             }
         }
+        self.writers_idle = busy == 0;
         for (id, reason) in gone {
             if let Some(client) = self.clients.remove(&id) {
                 evicted.push((id, client, reason));
@@ -1092,5 +1410,334 @@ mod tests {
         assert!(s.receiver().try_recv().is_err());
         assert!(s.receiver().is_closed());
         assert_eq!(h.stats().snapshot().ended[3], 1);
+    }
+
+    /// A socket that takes up to `room` bytes per write and records what it took.
+    struct FakeSink {
+        took: Mutex<Vec<u8>>,
+        room: std::sync::atomic::AtomicUsize,
+    }
+
+    impl FakeSink {
+        fn new(room: usize) -> Arc<FakeSink> {
+            Arc::new(FakeSink {
+                took: Mutex::new(Vec::new()),
+                room: std::sync::atomic::AtomicUsize::new(room),
+            })
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8(self.took.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl DirectSink for FakeSink {
+        fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+            let n = bytes.len().min(self.room.load(Ordering::SeqCst));
+            if n == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.took.lock().unwrap().extend_from_slice(&bytes[..n]);
+            Ok(n)
+        }
+    }
+
+    /// A hub whose direct jobs are kept for the test to run.
+    fn direct_hub(queue: usize) -> (Hub, Arc<Mutex<Vec<DirectJob>>>) {
+        let h = hub(queue, 0);
+        let jobs = Arc::new(Mutex::new(Vec::new()));
+        let keep = jobs.clone();
+        h.set_direct_runner(move |job| keep.lock().unwrap().push(job));
+        (h, jobs)
+    }
+
+    fn run_jobs(jobs: &Mutex<Vec<DirectJob>>) -> usize {
+        let taken: Vec<DirectJob> = std::mem::take(&mut *jobs.lock().unwrap());
+        let n = taken.len();
+        for job in taken {
+            job.run();
+        }
+        n
+    }
+
+    fn data_of(frame: &Frame) -> String {
+        String::from_utf8_lossy(frame.as_bytes()).into_owned()
+    }
+
+    #[test]
+    fn waiting_writer_gets_a_direct_write_and_stays_waiting() {
+        let (h, jobs) = direct_hub(4);
+        let s = h.subscribe(Topics::All, None, None).unwrap();
+        let sink = FakeSink::new(usize::MAX);
+        s.set_direct_sink(sink.clone());
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(s.poll_next(&mut cx).is_pending());
+        let p = h.publish(&Topic::default_topic(), &ev("a"));
+        assert_eq!(p.delivery.sent, 1);
+        assert_eq!(run_jobs(&jobs), 1);
+        assert_eq!(sink.text(), "id: 1\ndata: a\n\n");
+        // The writer was not woken and still waits with an empty queue.
+        assert_eq!(woken(&count), 0);
+        assert!(s.poll_next(&mut cx).is_pending());
+        assert_eq!(s.receiver().len(), 0);
+        let st = h.stats().snapshot();
+        assert_eq!(
+            (st.direct_writes, st.frames_written, st.write_calls),
+            (1, 1, 1)
+        );
+        // Again: the socket was handed back, so the next frame goes direct too.
+        h.publish(&Topic::default_topic(), &ev("b"));
+        assert_eq!(run_jobs(&jobs), 1);
+        assert_eq!(sink.text(), "id: 1\ndata: a\n\nid: 2\ndata: b\n\n");
+    }
+
+    #[test]
+    fn frames_published_during_a_direct_write_follow_it_in_order() {
+        let (h, jobs) = direct_hub(4);
+        let s = h.subscribe(Topics::All, None, None).unwrap();
+        let sink = FakeSink::new(usize::MAX);
+        s.set_direct_sink(sink.clone());
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(s.poll_next(&mut cx).is_pending());
+        h.publish(&Topic::default_topic(), &ev("a"));
+        // The direct write of "a" has not run yet: "b" and "c" are queued behind it.
+        h.publish(&Topic::default_topic(), &ev("b"));
+        h.publish(&Topic::default_topic(), &ev("c"));
+        assert_eq!(jobs.lock().unwrap().len(), 1);
+        assert_eq!(s.receiver().len(), 2);
+        // The writer may not take them, nor write, while the direct write holds the socket.
+        assert!(s.try_recv().is_none());
+        assert!(s.poll_next(&mut cx).is_pending());
+        assert!(s.poll_own(&mut cx).is_pending());
+        assert_eq!(woken(&count), 0);
+        run_jobs(&jobs);
+        // Handed back with frames queued: the writer is woken and takes them next.
+        assert_eq!(woken(&count), 1);
+        assert_eq!(sink.text(), "id: 1\ndata: a\n\n");
+        let Poll::Ready(Some((b, 0))) = s.poll_next(&mut cx) else {
+            panic!("expected b");
+        };
+        assert_eq!(data_of(&b), "id: 2\ndata: b\n\n");
+        assert_eq!(
+            s.try_recv().map(|f| data_of(&f)).unwrap(),
+            "id: 3\ndata: c\n\n"
+        );
+        // A busy writer was seen: the next publish queues instead of writing directly.
+        h.publish(&Topic::default_topic(), &ev("d"));
+        assert!(jobs.lock().unwrap().is_empty());
+        assert_eq!(
+            s.try_recv().map(|f| data_of(&f)).unwrap(),
+            "id: 4\ndata: d\n\n"
+        );
+    }
+
+    #[test]
+    fn a_partial_direct_write_hands_the_rest_to_the_writer() {
+        let (h, jobs) = direct_hub(4);
+        let s = h.subscribe(Topics::All, None, None).unwrap();
+        let sink = FakeSink::new(5);
+        s.set_direct_sink(sink.clone());
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(s.poll_next(&mut cx).is_pending());
+        h.publish(&Topic::default_topic(), &ev("hello"));
+        run_jobs(&jobs);
+        assert_eq!(sink.text(), "id: 1");
+        assert_eq!(woken(&count), 1);
+        let Poll::Ready(Some((frame, 5))) = s.poll_next(&mut cx) else {
+            panic!("expected the rest of the frame from byte 5");
+        };
+        assert_eq!(&frame.as_bytes()[5..], b"\ndata: hello\n\n");
+        let st = h.stats().snapshot();
+        assert_eq!(
+            (st.direct_writes, st.frames_written, st.bytes_written),
+            (1, 0, 5)
+        );
+        // A socket that takes nothing hands the whole frame over.
+        sink.room.store(0, Ordering::SeqCst);
+        assert!(s.poll_next(&mut cx).is_pending());
+        h.publish(&Topic::default_topic(), &ev("x"));
+        run_jobs(&jobs);
+        assert!(matches!(s.poll_next(&mut cx), Poll::Ready(Some((_, 0)))));
+    }
+
+    #[test]
+    fn own_write_waits_for_a_direct_write_and_takes_back_an_idle_socket() {
+        let (h, jobs) = direct_hub(4);
+        let s = h.subscribe(Topics::All, None, None).unwrap();
+        s.set_direct_sink(FakeSink::new(usize::MAX));
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(s.poll_next(&mut cx).is_pending());
+        h.publish(&Topic::default_topic(), &ev("a"));
+        assert!(s.poll_own(&mut cx).is_pending());
+        run_jobs(&jobs);
+        assert_eq!(woken(&count), 1);
+        assert!(s.poll_own(&mut cx).is_ready());
+        // Owned by the writer (not waiting): the next publish is queued for it.
+        h.publish(&Topic::default_topic(), &ev("b"));
+        assert!(jobs.lock().unwrap().is_empty());
+        assert!(s.try_recv().is_some());
+    }
+
+    #[test]
+    fn eviction_during_a_direct_write_reaches_the_writer_after_it() {
+        let (h, jobs) = direct_hub(4);
+        let s = h.subscribe(Topics::All, None, None).unwrap();
+        s.set_direct_sink(FakeSink::new(usize::MAX));
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(s.poll_next(&mut cx).is_pending());
+        h.publish(&Topic::default_topic(), &ev("a"));
+        h.close();
+        assert_eq!(woken(&count), 0);
+        run_jobs(&jobs);
+        assert_eq!(woken(&count), 1);
+        assert!(matches!(s.poll_next(&mut cx), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn subscribers_without_a_sink_are_always_queued() {
+        let (h, jobs) = direct_hub(4);
+        let plain = h.subscribe(Topics::All, None, None).unwrap();
+        let direct = h.subscribe(Topics::All, None, None).unwrap();
+        direct.set_direct_sink(FakeSink::new(usize::MAX));
+        let (_count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(plain.poll_recv(&mut cx).is_pending());
+        assert!(direct.poll_next(&mut cx).is_pending());
+        let p = h.publish(&Topic::default_topic(), &ev("a"));
+        assert_eq!(p.delivery.sent, 2);
+        assert_eq!(jobs.lock().unwrap()[0].len(), 1);
+        assert!(matches!(plain.poll_recv(&mut cx), Poll::Ready(Some(_))));
+    }
+
+    #[test]
+    fn split_keeps_every_target_once() {
+        let (h, jobs) = direct_hub(4);
+        let subs: Vec<_> = (0..5)
+            .map(|_| {
+                let s = h.subscribe(Topics::All, None, None).unwrap();
+                s.set_direct_sink(FakeSink::new(usize::MAX));
+                s
+            })
+            .collect();
+        let (_count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        for s in &subs {
+            assert!(s.poll_next(&mut cx).is_pending());
+        }
+        h.publish(&Topic::default_topic(), &ev("a"));
+        let job = jobs.lock().unwrap().pop().unwrap();
+        let parts = job.split(2);
+        assert_eq!(parts.iter().map(DirectJob::len).collect::<Vec<_>>(), [3, 2]);
+        for p in parts {
+            p.run();
+        }
+        assert_eq!(h.stats().snapshot().direct_writes, 5);
+        assert_eq!(
+            DirectJob::split(
+                DirectJob {
+                    frame: Frame::from_encoded(Vec::new()),
+                    targets: Vec::new(),
+                    stats: h.stats().clone()
+                },
+                3
+            )
+            .len(),
+            1
+        );
+    }
+
+    /// A socket shared by the direct writes and the writer thread, taking a random number
+    /// of bytes per write (sometimes none): what reaches it must be every frame, whole,
+    /// once and in order, whichever of the two wrote it.
+    struct RandomSink(Arc<Mutex<Vec<u8>>>);
+
+    impl DirectSink for RandomSink {
+        fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+            let n = match fastrand::u8(0..4) {
+                0 => 0,
+                1 => fastrand::usize(0..=bytes.len()),
+                _ => bytes.len(),
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.0.lock().unwrap().extend_from_slice(&bytes[..n]);
+            Ok(n)
+        }
+    }
+
+    struct Unpark(std::thread::Thread);
+
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    #[test]
+    fn direct_writes_and_the_writer_keep_order_under_concurrency() {
+        const EVENTS: usize = 20_000;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let h = hub(1 << 16, 0);
+        let (job_tx, job_rx) = std::sync::mpsc::channel::<DirectJob>();
+        let job_tx = Mutex::new(job_tx);
+        h.set_direct_runner(move |job| {
+            let _ = job_tx.lock().unwrap().send(job);
+        });
+        let runner = std::thread::spawn(move || {
+            while let Ok(job) = job_rx.recv() {
+                job.run();
+            }
+        });
+        let socket = Arc::new(Mutex::new(Vec::new()));
+        let s = h.subscribe(Topics::All, None, None).unwrap();
+        s.set_direct_sink(Arc::new(RandomSink(socket.clone())));
+        let writer_socket = socket.clone();
+        let writer = std::thread::spawn(move || {
+            let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+            let mut cx = Context::from_waker(&waker);
+            loop {
+                assert!(std::time::Instant::now() < deadline, "writer timed out");
+                match s.poll_next(&mut cx) {
+                    Poll::Ready(Some((frame, off))) => {
+                        assert!(s.poll_own(&mut cx).is_ready());
+                        writer_socket
+                            .lock()
+                            .unwrap()
+                            .extend_from_slice(&frame.as_bytes()[off..]);
+                    }
+                    Poll::Ready(None) => return,
+                    Poll::Pending => {
+                        std::thread::park_timeout(std::time::Duration::from_millis(50))
+                    }
+                }
+            }
+        });
+        for i in 0..EVENTS {
+            let p = h.publish(&Topic::default_topic(), &ev(&i.to_string()));
+            assert_eq!(p.delivery.dropped_full, 0);
+            if fastrand::u8(0..16) == 0 {
+                std::thread::yield_now();
+            }
+        }
+        // The writer drains the queue after the last direct write and ends.
+        h.close();
+        writer.join().unwrap();
+        let st = h.stats().snapshot();
+        drop(h);
+        runner.join().unwrap();
+        let got = String::from_utf8(socket.lock().unwrap().clone()).unwrap();
+        let want: String = (0..EVENTS)
+            .map(|i| format!("id: {}\ndata: {i}\n\n", i + 1))
+            .collect();
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "frames out of order or torn");
+        // Both paths were taken: direct writes (whole or handed over) and the queue.
+        assert!(st.direct_writes > 0 && st.direct_writes < EVENTS as u64);
     }
 }

@@ -40,6 +40,7 @@ pub fn stats_json(ctx: &Ctx) -> Value {
         "frames_written": s.frames_written,
         "bytes_written": s.bytes_written,
         "write_calls": s.write_calls,
+        "direct_writes": s.direct_writes,
         "publishes_paced": s.publishes_paced,
         "streams_ended": ended,
         "rejected": rejected,
@@ -139,8 +140,14 @@ pub fn prometheus(ctx: &Ctx) -> String {
     metric(
         "write_calls_total",
         "counter",
-        "Vectored write calls made by subscriber writers.",
+        "Write calls made to subscriber sockets.",
         &one(s.write_calls),
+    );
+    metric(
+        "direct_writes_total",
+        "counter",
+        "Writes of one frame made directly while the subscriber's writer waited.",
+        &one(s.direct_writes),
     );
     metric(
         "publishes_paced_total",

@@ -31,7 +31,7 @@ use crate::http::parse::{
 use crate::http::read::{ConnError, is_disconnect, read_body, read_head};
 use crate::http::response::{CONTINUE, Response, stream_head};
 use crate::http::target::{parse_target, query_pairs};
-use crate::hub::{CloseHook, Hub, Subscription, Topic, Topics};
+use crate::hub::{CloseHook, DirectSink, Hub, Subscription, Topic, Topics};
 use crate::log::Log;
 use crate::producer::Producers;
 use crate::publish;
@@ -83,6 +83,12 @@ pub trait Conn: AsyncRead + AsyncWrite + Clone + Unpin + Send + Sync + 'static {
     /// `Ready` may be spurious; the default is always `Ready`.
     fn poll_readable(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+
+    /// The socket as the hub may write it directly while the subscriber's writer waits
+    /// (see the hub's "Direct writes"); `None` (the default) keeps every frame queued.
+    fn direct_sink(&self) -> Option<Arc<dyn DirectSink>> {
+        None
     }
 }
 
@@ -165,6 +171,31 @@ impl Conn for TcpConn {
 
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_readable(cx)
+    }
+
+    fn direct_sink(&self) -> Option<Arc<dyn DirectSink>> {
+        Some(self.0.clone())
+    }
+}
+
+/// One `send` (`MSG_NOSIGNAL | MSG_DONTWAIT`), for direct writes. The sink is the
+/// connection's own `Arc`, so the descriptor stays open while a direct write holds it
+/// even if the writer has ended.
+impl DirectSink for Async<std::net::TcpStream> {
+    fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        use rustix::io::Errno;
+        use rustix::net::SendFlags;
+        loop {
+            match rustix::net::send(
+                self.get_ref(),
+                bytes,
+                SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+            ) {
+                Ok(n) => return Ok(n),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }
 
@@ -266,6 +297,19 @@ impl Server {
         streams: Arc<Executor<'static>>,
     ) -> Snapshot {
         let ctx = self.ctx.clone();
+        // Direct writes run on the writer threads, split among them. (A weak handle: the
+        // hub lives in tasks of that executor.)
+        let writers = Arc::downgrade(&streams);
+        let parts = ctx.config.threads.max(1);
+        ctx.hub
+            .set_direct_runner(move |job| match writers.upgrade() {
+                Some(ex) => {
+                    for part in job.split(parts) {
+                        ex.spawn(async move { part.run() }).detach();
+                    }
+                }
+                None => job.run(),
+            });
         let producers = Producers::spawn(&ex, &ctx);
         let (guard, all_done) = Guard::new();
         ctx.log.line(format_args!("listening on {}", self.addr));
@@ -938,6 +982,9 @@ async fn open_stream<S: Conn>(
             return None;
         }
     };
+    if let Some(sink) = stream.direct_sink() {
+        sub.set_direct_sink(sink);
+    }
     ctx.log
         .line(format_args!("client {} connected from {peer}", sub.id()));
     let mut preamble = open.head;

@@ -67,6 +67,7 @@ pub struct Stats {
     frames_written: AtomicU64,
     bytes_written: AtomicU64,
     write_calls: AtomicU64,
+    direct_writes: AtomicU64,
     publishes_paced: AtomicU64,
     ended: [AtomicU64; 4],
     rejected: [AtomicU64; COUNTED_STATUSES.len() + 1],
@@ -85,15 +86,18 @@ pub struct Snapshot {
     pub connections: u64,
     /// Events published (each one got an id).
     pub events_published: u64,
-    /// Frames handed to subscriber queues (live events and heartbeats; replays go straight
-    /// to the writer).
+    /// Frames handed to subscribers, queued or written directly (live events and
+    /// heartbeats; replays go straight to the writer).
     pub frames_queued: u64,
     /// Frames fully written to subscriber sockets.
     pub frames_written: u64,
     /// Bytes written to subscriber sockets.
     pub bytes_written: u64,
-    /// Write system calls made by subscriber writers (several frames per call where queued).
+    /// Write system calls made to subscriber sockets (several frames per call where queued).
     pub write_calls: u64,
+    /// Of those, writes of one frame made directly while the subscriber's writer waited
+    /// (see the hub's "Direct writes").
+    pub direct_writes: u64,
     /// Publish answers held because the writers were behind subscribers that still read.
     pub publishes_paced: u64,
     /// Ended streams by reason, in [`Reason::ALL`] order.
@@ -121,6 +125,7 @@ impl Stats {
             frames_written: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             write_calls: AtomicU64::new(0),
+            direct_writes: AtomicU64::new(0),
             publishes_paced: AtomicU64::new(0),
             ended: Default::default(),
             rejected: Default::default(),
@@ -161,6 +166,15 @@ impl Stats {
         self.bytes_written.fetch_add(bytes, Relaxed);
     }
 
+    /// A direct write job made `calls` writes (one per subscriber), putting out `frames`
+    /// whole frames and `bytes` bytes.
+    pub fn wrote_direct(&self, calls: u64, frames: u64, bytes: u64) {
+        self.write_calls.fetch_add(calls, Relaxed);
+        self.frames_written.fetch_add(frames, Relaxed);
+        self.bytes_written.fetch_add(bytes, Relaxed);
+        self.direct_writes.fetch_add(calls, Relaxed);
+    }
+
     /// A publish answer was held for congested subscribers.
     pub fn publish_paced(&self) {
         self.publishes_paced.fetch_add(1, Relaxed);
@@ -192,6 +206,7 @@ impl Stats {
             frames_written: self.frames_written.load(Relaxed),
             bytes_written: self.bytes_written.load(Relaxed),
             write_calls: self.write_calls.load(Relaxed),
+            direct_writes: self.direct_writes.load(Relaxed),
             publishes_paced: self.publishes_paced.load(Relaxed),
             ended: std::array::from_fn(|i| self.ended[i].load(Relaxed)),
             rejected: std::array::from_fn(|i| self.rejected[i].load(Relaxed)),

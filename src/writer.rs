@@ -22,6 +22,11 @@
 //!   client's socket is full (publish pacing then does not wait for this subscriber),
 //!   and if no byte moves before the deadline passes, the subscriber is evicted
 //!   ([`Reason::WriteTimeout`]).
+//! - **Direct writes**: while the writer waits with an empty queue, the hub may write a
+//!   frame to the socket itself (see the hub's "Direct writes"). The writer then takes
+//!   frames with [`Subscription::poll_next`], which also yields the rest of a frame such a
+//!   write could not put out whole, and before writing anything checks with
+//!   [`Subscription::poll_own`] that no direct write holds the socket.
 //! - **Done**: the queue reports closed once drained (hub shutdown, or eviction on a full
 //!   queue), a write failed, or the deadline passed; the future returns the [`Reason`].
 
@@ -190,9 +195,11 @@ impl<'a, S: Conn> Writer<'a, S> {
 
     /// Waits for frames; `Ready(Err)` when the stream must end.
     fn poll_fill_batch(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Reason>> {
-        match self.sub.poll_recv(cx) {
-            Poll::Ready(Some(frame)) => {
+        match self.sub.poll_next(cx) {
+            Poll::Ready(Some((frame, written))) => {
+                // `written` > 0: the rest of a frame a direct write could not put out whole.
                 self.batch.push(frame);
+                self.off = written;
                 self.top_up();
                 let busy = self.last_write.is_some_and(|t| t.elapsed() < BUSY_WITHIN);
                 if busy && self.batch.len() < MAX_WRITE_BATCH {
@@ -261,6 +268,11 @@ impl<S: Conn> Future for Writer<'_, S> {
         let this = self.get_mut();
         loop {
             let step = if this.idx < this.batch.len() {
+                // The socket is ours unless a direct write holds it (only possible for
+                // frames of our own, such as a probe, made while the writer waited).
+                if this.sub.poll_own(cx).is_pending() {
+                    return Poll::Pending;
+                }
                 if std::mem::take(&mut this.deferred) {
                     this.top_up();
                 }

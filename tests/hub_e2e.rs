@@ -193,3 +193,45 @@ fn concurrent_publishers_give_every_subscriber_one_global_order() {
         assert_eq!(mine, want);
     }
 }
+
+#[test]
+fn waiting_subscribers_get_direct_writes_and_bursts_stay_in_order() {
+    let srv = start(&["--no-demo", "--heartbeat", "0", "--queue", "1000"]);
+    let mut a = SseClient::open(srv.addr, "/stream");
+    let mut b = SseClient::open(srv.addr, "/stream");
+    srv.wait_subscribers(2, SHORT);
+    // Paced: each event finds both writers waiting and goes out by a direct write
+    // (half of them is enough to pass: a loaded machine may be late to re-arm one).
+    for i in 0..20 {
+        srv.publish("default", None, &format!("slow {i}"));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Back to back: the writers are busy, so most of these are queued and batched.
+    for i in 0..300 {
+        srv.publish("default", None, &format!("fast {i}"));
+    }
+    let ea = a.expect_events(320);
+    assert_eq!(ea, b.expect_events(320));
+    let data: Vec<String> = ea.into_iter().map(|e| e.data).collect();
+    let want: Vec<String> = (0..20)
+        .map(|i| format!("slow {i}"))
+        .chain((0..300).map(|i| format!("fast {i}")))
+        .collect();
+    assert_eq!(data, want);
+    let stats = srv.stop(Duration::from_secs(10)).expect("server stops");
+    assert!(
+        stats.direct_writes >= 10 && stats.direct_writes < 640,
+        "direct writes: {}",
+        stats.direct_writes
+    );
+    assert!(
+        stats.write_calls < 640,
+        "write calls: {}",
+        stats.write_calls
+    );
+    assert_eq!(
+        stats.frames_written,
+        640 + 2,
+        "every frame plus the two preambles"
+    );
+}
