@@ -45,7 +45,8 @@
 //! hub has a runner ([`Hub::set_direct_runner`]), a publish that finds **every** writer
 //! waiting (none is behind) takes those sockets for one frame instead: the fan-out marks
 //! each one, outside the lock the runner writes the frame to each in a tight loop (the
-//! server runs that on its writer threads), and hands each socket back. A socket that does
+//! server splits that over its writer threads and the publishing thread), and hands each
+//! socket back. A socket that does
 //! not take the whole frame hands the rest to its writer, which goes on from there; frames
 //! published meanwhile are queued as usual and the writer is woken for them when the
 //! socket is handed back, so order is kept and a subscriber still falls behind, and is

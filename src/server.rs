@@ -297,15 +297,21 @@ impl Server {
         streams: Arc<Executor<'static>>,
     ) -> Snapshot {
         let ctx = self.ctx.clone();
-        // Direct writes run on the writer threads, split among them. (A weak handle: the
-        // hub lives in tasks of that executor.)
+        // A direct write job is split in one part per writer thread plus one that the
+        // publishing thread writes itself, so the burst is spread over every core. (A
+        // weak handle: the hub lives in tasks of that executor.)
         let writers = Arc::downgrade(&streams);
-        let parts = ctx.config.threads.max(1);
+        let parts = ctx.config.threads.max(1) + 1;
         ctx.hub
             .set_direct_runner(move |job| match writers.upgrade() {
                 Some(ex) => {
-                    for part in job.split(parts) {
+                    let mut split = job.split(parts);
+                    let mine = split.pop();
+                    for part in split {
                         ex.spawn(async move { part.run() }).detach();
+                    }
+                    if let Some(mine) = mine {
+                        mine.run();
                     }
                 }
                 None => job.run(),
