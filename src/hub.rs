@@ -46,12 +46,12 @@
 //! waiting (none is behind) takes those sockets for one frame instead: the fan-out marks
 //! each one, outside the lock the runner writes the frame to each in a tight loop (the
 //! server splits that over its writer threads and the publishing thread), and hands each
-//! socket back. A socket that does
-//! not take the whole frame hands the rest to its writer, which goes on from there; frames
-//! published meanwhile are queued as usual and the writer is woken for them when the
-//! socket is handed back, so order is kept and a subscriber still falls behind, and is
-//! evicted, through its bounded queue. When any writer is busy, every frame is queued, so
-//! a fast publisher still gets frames batched into one write per subscriber.
+//! socket back. A socket that does not take the whole frame hands the rest to its writer,
+//! which goes on from there; frames published meanwhile are queued as usual and the
+//! writer is woken for them when the socket is handed back, so order is kept and a
+//! subscriber still falls behind, and is evicted, through its bounded queue. When any
+//! writer is busy, every frame is queued, so a fast publisher still gets frames batched
+//! into one write per subscriber. No lock is held while a direct write runs.
 //!
 //! # One place to publish
 //!
