@@ -1556,6 +1556,7 @@ mod tests {
             (st.direct_writes, st.frames_written, st.bytes_written),
             (1, 0, 5)
         );
+        assert_eq!(st.direct_handoffs, 1);
         // A socket that takes nothing hands the whole frame over.
         sink.room.store(0, Ordering::SeqCst);
         assert!(s.poll_next(&mut cx).is_pending());

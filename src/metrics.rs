@@ -41,6 +41,7 @@ pub fn stats_json(ctx: &Ctx) -> Value {
         "bytes_written": s.bytes_written,
         "write_calls": s.write_calls,
         "direct_writes": s.direct_writes,
+        "direct_handoffs": s.direct_handoffs,
         "publishes_paced": s.publishes_paced,
         "streams_ended": ended,
         "rejected": rejected,
@@ -148,6 +149,12 @@ pub fn prometheus(ctx: &Ctx) -> String {
         "counter",
         "Writes of one frame made directly while the subscriber's writer waited.",
         &one(s.direct_writes),
+    );
+    metric(
+        "direct_handoffs_total",
+        "counter",
+        "Direct writes the socket did not take whole; the writer wrote the rest.",
+        &one(s.direct_handoffs),
     );
     metric(
         "publishes_paced_total",

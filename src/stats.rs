@@ -68,6 +68,7 @@ pub struct Stats {
     bytes_written: AtomicU64,
     write_calls: AtomicU64,
     direct_writes: AtomicU64,
+    direct_handoffs: AtomicU64,
     publishes_paced: AtomicU64,
     ended: [AtomicU64; 4],
     rejected: [AtomicU64; COUNTED_STATUSES.len() + 1],
@@ -98,6 +99,8 @@ pub struct Snapshot {
     /// Of those, writes of one frame made directly while the subscriber's writer waited
     /// (see the hub's "Direct writes").
     pub direct_writes: u64,
+    /// Of those, how many the socket did not take whole: the rest went to the writer.
+    pub direct_handoffs: u64,
     /// Publish answers held because the writers were behind subscribers that still read.
     pub publishes_paced: u64,
     /// Ended streams by reason, in [`Reason::ALL`] order.
@@ -126,6 +129,7 @@ impl Stats {
             bytes_written: AtomicU64::new(0),
             write_calls: AtomicU64::new(0),
             direct_writes: AtomicU64::new(0),
+            direct_handoffs: AtomicU64::new(0),
             publishes_paced: AtomicU64::new(0),
             ended: Default::default(),
             rejected: Default::default(),
@@ -167,12 +171,13 @@ impl Stats {
     }
 
     /// A direct write job made `calls` writes (one per subscriber), putting out `frames`
-    /// whole frames and `bytes` bytes.
+    /// whole frames and `bytes` bytes; the others handed the rest to their writers.
     pub fn wrote_direct(&self, calls: u64, frames: u64, bytes: u64) {
         self.write_calls.fetch_add(calls, Relaxed);
         self.frames_written.fetch_add(frames, Relaxed);
         self.bytes_written.fetch_add(bytes, Relaxed);
         self.direct_writes.fetch_add(calls, Relaxed);
+        self.direct_handoffs.fetch_add(calls - frames, Relaxed);
     }
 
     /// A publish answer was held for congested subscribers.
@@ -207,6 +212,7 @@ impl Stats {
             bytes_written: self.bytes_written.load(Relaxed),
             write_calls: self.write_calls.load(Relaxed),
             direct_writes: self.direct_writes.load(Relaxed),
+            direct_handoffs: self.direct_handoffs.load(Relaxed),
             publishes_paced: self.publishes_paced.load(Relaxed),
             ended: std::array::from_fn(|i| self.ended[i].load(Relaxed)),
             rejected: std::array::from_fn(|i| self.rejected[i].load(Relaxed)),

@@ -235,3 +235,50 @@ fn waiting_subscribers_get_direct_writes_and_bursts_stay_in_order() {
         "every frame plus the two preambles"
     );
 }
+
+#[test]
+fn direct_writes_larger_than_the_socket_buffer_arrive_whole_and_in_order() {
+    // Each event is far larger than what a loopback socket takes at once, so a direct
+    // write puts out only part of it and hands the rest to the subscriber's writer.
+    const EVENTS: usize = 6;
+    const SIZE: usize = 3 << 20;
+    let srv = start(&["--no-demo", "--heartbeat", "0", "--history", "0"]);
+    let mut sub = SseClient::open(srv.addr, "/stream");
+    sub.keep_raw = false;
+    srv.wait_subscribers(1, SHORT);
+    let body = |i: usize| {
+        format!(
+            "{i}:{}",
+            char::from(b'a' + i as u8).to_string().repeat(SIZE)
+        )
+    };
+    let reader = std::thread::spawn(move || {
+        // Start reading late, so the socket is full when the first direct write runs.
+        std::thread::sleep(Duration::from_millis(200));
+        (0..EVENTS)
+            .map(|_| sub.next_event(Duration::from_secs(10)).map(|e| e.data))
+            .collect::<Vec<_>>()
+    });
+    for i in 0..EVENTS {
+        srv.publish("default", None, &body(i));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = reader.join().expect("reader");
+    for (i, data) in got.into_iter().enumerate() {
+        let data = data.unwrap_or_else(|| panic!("event {i} did not arrive"));
+        assert!(data == body(i), "event {i} arrived torn or out of order");
+    }
+    let stats = srv.stop(Duration::from_secs(10)).expect("server stops");
+    assert!(
+        stats.direct_handoffs >= 1 && stats.direct_writes >= stats.direct_handoffs,
+        "direct writes: {}, handed over: {}",
+        stats.direct_writes,
+        stats.direct_handoffs
+    );
+    // The preamble and every event; plus the end-of-stream probe once the reader hung up.
+    assert!(
+        (EVENTS as u64 + 1..=EVENTS as u64 + 3).contains(&stats.frames_written),
+        "frames written: {}",
+        stats.frames_written
+    );
+}

@@ -160,6 +160,17 @@ fn stats_and_metrics_agree_with_real_traffic() {
         value("ssehub_frames_written_total", None) >= stats["frames_written"].as_f64().unwrap()
     );
     assert!(value("ssehub_bytes_written_total", None) >= stats["bytes_written"].as_f64().unwrap());
+    // Direct writes are a part of all writes; those handed over a part of direct writes.
+    let (calls, direct, handed) = (
+        value("ssehub_write_calls_total", None),
+        value("ssehub_direct_writes_total", None),
+        value("ssehub_direct_handoffs_total", None),
+    );
+    assert!(
+        handed <= direct && direct <= calls,
+        "{handed} {direct} {calls}"
+    );
+    assert!(stats["direct_writes"].as_f64().unwrap() <= direct);
     assert!(matches!(
         scrape
             .samples
