@@ -238,31 +238,35 @@ fn waiting_subscribers_get_direct_writes_and_bursts_stay_in_order() {
 
 #[test]
 fn direct_writes_larger_than_the_socket_buffer_arrive_whole_and_in_order() {
-    // Each event is far larger than what a loopback socket takes at once, so a direct
-    // write puts out only part of it and hands the rest to the subscriber's writer.
-    const EVENTS: usize = 6;
-    const SIZE: usize = 3 << 20;
+    // The first event goes out by a direct write (the writer waits) to a client that does
+    // not read yet, and is larger than its socket can take (send buffer at most 4 MiB
+    // plus an unread receive buffer): the socket takes part of it and the writer writes
+    // the rest. The others queue behind it. The client reads once all are published.
+    const EVENTS: usize = 4;
+    const SIZE: usize = 8 << 20;
     let srv = start(&["--no-demo", "--heartbeat", "0", "--history", "0"]);
     let mut sub = SseClient::open(srv.addr, "/stream");
     sub.keep_raw = false;
     srv.wait_subscribers(1, SHORT);
+    // The head arrived, so the writer has written it; give it time to start waiting.
+    std::thread::sleep(Duration::from_millis(100));
     let body = |i: usize| {
         format!(
             "{i}:{}",
             char::from(b'a' + i as u8).to_string().repeat(SIZE)
         )
     };
+    let (go, wait) = mpsc::channel::<()>();
     let reader = std::thread::spawn(move || {
-        // Start reading late, so the socket is full when the first direct write runs.
-        std::thread::sleep(Duration::from_millis(200));
+        let _ = wait.recv_timeout(Duration::from_secs(30));
         (0..EVENTS)
-            .map(|_| sub.next_event(Duration::from_secs(10)).map(|e| e.data))
+            .map(|_| sub.next_event(Duration::from_secs(20)).map(|e| e.data))
             .collect::<Vec<_>>()
     });
     for i in 0..EVENTS {
         srv.publish("default", None, &body(i));
-        std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = go.send(());
     let got = reader.join().expect("reader");
     for (i, data) in got.into_iter().enumerate() {
         let data = data.unwrap_or_else(|| panic!("event {i} did not arrive"));
