@@ -372,7 +372,15 @@ impl Client {
         self.stream
             .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
         let mut chunk = [0u8; 64 * 1024];
-        match self.stream.read(&mut chunk) {
+        let read = loop {
+            // A signal that lands in this process (a test signals its children) may
+            // interrupt the read: read again.
+            match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match read {
             Ok(n) => {
                 self.buf.extend_from_slice(&chunk[..n]);
                 Ok(n)
