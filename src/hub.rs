@@ -1461,19 +1461,22 @@ mod tests {
         n
     }
 
-    fn data_of(frame: &Frame) -> String {
-        String::from_utf8_lossy(frame.as_bytes()).into_owned()
+    /// A subscriber with `sink` whose writer (woken through the returned waker) waits
+    /// with an empty queue, so the next publish may write to it directly.
+    fn waiting_with(h: &Hub, sink: Arc<dyn DirectSink>) -> (Subscription, Arc<Count>, Waker) {
+        let s = h.subscribe(Topics::All, None, None).unwrap();
+        s.set_direct_sink(sink);
+        let (count, waker) = counting();
+        assert!(s.poll_next(&mut Context::from_waker(&waker)).is_pending());
+        (s, count, waker)
     }
 
     #[test]
     fn waiting_writer_gets_a_direct_write_and_stays_waiting() {
         let (h, jobs) = direct_hub(4);
-        let s = h.subscribe(Topics::All, None, None).unwrap();
         let sink = FakeSink::new(usize::MAX);
-        s.set_direct_sink(sink.clone());
-        let (count, waker) = counting();
+        let (s, count, waker) = waiting_with(&h, sink.clone());
         let mut cx = Context::from_waker(&waker);
-        assert!(s.poll_next(&mut cx).is_pending());
         let p = h.publish(&Topic::default_topic(), &ev("a"));
         assert_eq!(p.delivery.sent, 1);
         assert_eq!(run_jobs(&jobs), 1);
@@ -1496,12 +1499,9 @@ mod tests {
     #[test]
     fn frames_published_during_a_direct_write_follow_it_in_order() {
         let (h, jobs) = direct_hub(4);
-        let s = h.subscribe(Topics::All, None, None).unwrap();
         let sink = FakeSink::new(usize::MAX);
-        s.set_direct_sink(sink.clone());
-        let (count, waker) = counting();
+        let (s, count, waker) = waiting_with(&h, sink.clone());
         let mut cx = Context::from_waker(&waker);
-        assert!(s.poll_next(&mut cx).is_pending());
         h.publish(&Topic::default_topic(), &ev("a"));
         // The direct write of "a" has not run yet: "b" and "c" are queued behind it.
         h.publish(&Topic::default_topic(), &ev("b"));
@@ -1520,29 +1520,20 @@ mod tests {
         let Poll::Ready(Some((b, 0))) = s.poll_next(&mut cx) else {
             panic!("expected b");
         };
-        assert_eq!(data_of(&b), "id: 2\ndata: b\n\n");
-        assert_eq!(
-            s.try_recv().map(|f| data_of(&f)).unwrap(),
-            "id: 3\ndata: c\n\n"
-        );
+        assert_eq!(texts(&[b]), ["id: 2\ndata: b\n\n"]);
+        assert_eq!(texts(&[s.try_recv().unwrap()]), ["id: 3\ndata: c\n\n"]);
         // A busy writer was seen: the next publish queues instead of writing directly.
         h.publish(&Topic::default_topic(), &ev("d"));
         assert!(jobs.lock().unwrap().is_empty());
-        assert_eq!(
-            s.try_recv().map(|f| data_of(&f)).unwrap(),
-            "id: 4\ndata: d\n\n"
-        );
+        assert_eq!(texts(&[s.try_recv().unwrap()]), ["id: 4\ndata: d\n\n"]);
     }
 
     #[test]
     fn a_partial_direct_write_hands_the_rest_to_the_writer() {
         let (h, jobs) = direct_hub(4);
-        let s = h.subscribe(Topics::All, None, None).unwrap();
         let sink = FakeSink::new(5);
-        s.set_direct_sink(sink.clone());
-        let (count, waker) = counting();
+        let (s, count, waker) = waiting_with(&h, sink.clone());
         let mut cx = Context::from_waker(&waker);
-        assert!(s.poll_next(&mut cx).is_pending());
         h.publish(&Topic::default_topic(), &ev("hello"));
         run_jobs(&jobs);
         assert_eq!(sink.text(), "id: 1");
@@ -1568,11 +1559,8 @@ mod tests {
     #[test]
     fn own_write_waits_for_a_direct_write_and_takes_back_an_idle_socket() {
         let (h, jobs) = direct_hub(4);
-        let s = h.subscribe(Topics::All, None, None).unwrap();
-        s.set_direct_sink(FakeSink::new(usize::MAX));
-        let (count, waker) = counting();
+        let (s, count, waker) = waiting_with(&h, FakeSink::new(usize::MAX));
         let mut cx = Context::from_waker(&waker);
-        assert!(s.poll_next(&mut cx).is_pending());
         h.publish(&Topic::default_topic(), &ev("a"));
         assert!(s.poll_own(&mut cx).is_pending());
         run_jobs(&jobs);
@@ -1587,11 +1575,8 @@ mod tests {
     #[test]
     fn eviction_during_a_direct_write_reaches_the_writer_after_it() {
         let (h, jobs) = direct_hub(4);
-        let s = h.subscribe(Topics::All, None, None).unwrap();
-        s.set_direct_sink(FakeSink::new(usize::MAX));
-        let (count, waker) = counting();
+        let (s, count, waker) = waiting_with(&h, FakeSink::new(usize::MAX));
         let mut cx = Context::from_waker(&waker);
-        assert!(s.poll_next(&mut cx).is_pending());
         h.publish(&Topic::default_topic(), &ev("a"));
         h.close();
         assert_eq!(woken(&count), 0);
