@@ -19,13 +19,14 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 /// Default per-write deadline. **Unit:** seconds. Why: a client whose kernel buffer stays
 /// full this long is not reading; its queue may not fill if events are rare.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default deadline for a whole request head. **Unit:** seconds. Why: bounds slowloris.
-pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default deadline to receive a whole request, head and body. **Unit:** seconds. Why:
+/// bounds slowloris (a client trickling its request to hold a connection).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default shutdown grace period. **Unit:** seconds.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
-/// Default cap on concurrent connections. Why: stays under the usual 20,000-descriptor
-/// limit with room for the listener and logs.
-pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
+/// Default cap on concurrent TCP connections (subscribers and requests alike). Why:
+/// stays under the usual 20,000-descriptor limit with room for the listener and logs.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default cap on a request body. **Unit:** bytes.
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 /// Default `retry:` sent to each subscriber. **Unit:** milliseconds.
@@ -46,12 +47,12 @@ pub struct Limits {
     pub max_headers: usize,
     /// Largest request body. **Unit:** bytes. Over it: `413`.
     pub max_body: usize,
-    /// Time to receive a whole request head (and body). Over it: `408`, close.
-    pub header_timeout: Duration,
+    /// Time to receive a whole request, head and body. Over it: `408`, close.
+    pub request_timeout: Duration,
     /// Time one write to a subscriber may take. Over it: the subscriber is evicted.
     pub write_timeout: Duration,
-    /// Most concurrent connections. Over it: `503` with `Retry-After`, close.
-    pub max_clients: usize,
+    /// Most concurrent TCP connections. Over it: `503` with `Retry-After`, close.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -61,9 +62,9 @@ impl Default for Limits {
             max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
             max_body: DEFAULT_MAX_BODY,
-            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
-            max_clients: DEFAULT_MAX_CLIENTS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -176,6 +177,8 @@ struct Opt {
     name: &'static str,
     value: Option<&'static str>,
     help: &'static str,
+    /// An older name still accepted (flag and environment twin).
+    alias: Option<&'static str>,
 }
 
 const OPTS: &[Opt] = &[
@@ -183,116 +186,139 @@ const OPTS: &[Opt] = &[
         name: "bind",
         value: Some("ADDR"),
         help: "listen address [127.0.0.1:8080]",
+        alias: None,
     },
     Opt {
         name: "queue",
         value: Some("N"),
         help: "frames queued per client before it is evicted [100]",
+        alias: None,
     },
     Opt {
         name: "heartbeat",
         value: Some("SECS"),
         help: "heartbeat comment interval, 0 = off [15]",
+        alias: None,
     },
     Opt {
         name: "no-demo",
         value: None,
         help: "do not run the demo event producer",
+        alias: None,
     },
     Opt {
         name: "min-interval-ms",
         value: Some("MS"),
         help: "demo producer: shortest pause [500]",
+        alias: None,
     },
     Opt {
         name: "max-interval-ms",
         value: Some("MS"),
         help: "demo producer: longest pause [2000]",
+        alias: None,
     },
     Opt {
-        name: "max-clients",
+        name: "max-connections",
         value: Some("N"),
-        help: "concurrent connections; over it 503 [10000]",
+        help: "concurrent TCP connections; over it 503 [10000]",
+        alias: Some("max-clients"),
     },
     Opt {
         name: "threads",
         value: Some("N"),
         help: "threads writing to subscribers [cores - 1, at least 1]",
+        alias: None,
     },
     Opt {
         name: "grace",
         value: Some("SECS"),
         help: "shutdown grace period [5]",
+        alias: None,
     },
     Opt {
         name: "write-timeout",
         value: Some("SECS"),
         help: "deadline of one write to a client [10]",
+        alias: None,
     },
     Opt {
-        name: "header-timeout",
+        name: "request-timeout",
         value: Some("SECS"),
-        help: "deadline to receive a request head [10]",
+        help: "deadline to receive a request, head and body; over it 408 [10]",
+        alias: Some("header-timeout"),
     },
     Opt {
         name: "max-request-line",
         value: Some("BYTES"),
         help: "longest request line; over it 414 [8192]",
+        alias: None,
     },
     Opt {
         name: "max-head-bytes",
         value: Some("BYTES"),
         help: "longest request head; over it 431 [8192]",
+        alias: None,
     },
     Opt {
         name: "max-headers",
         value: Some("N"),
         help: "most header fields; over it 431 [32]",
+        alias: None,
     },
     Opt {
         name: "max-body",
         value: Some("BYTES"),
         help: "largest request body; over it 413 [65536]",
+        alias: None,
     },
     Opt {
         name: "publish-token",
         value: Some("TOKEN"),
         help: "bearer token for POST /publish; unset = publishing off",
+        alias: None,
     },
     Opt {
         name: "history",
         value: Some("N"),
         help: "events kept for Last-Event-ID replay, 0 = off [1000]",
+        alias: None,
     },
     Opt {
         name: "history-bytes",
         value: Some("BYTES"),
         help: "byte cap of the replay history [4194304]",
+        alias: None,
     },
     Opt {
         name: "retry-ms",
         value: Some("MS"),
         help: "reconnect delay sent to clients, jittered ±20% [3000]",
+        alias: None,
     },
     Opt {
         name: "stdin",
         value: None,
         help: "publish each line of standard input as an event",
+        alias: None,
     },
     Opt {
         name: "stdin-json",
         value: None,
         help: "with --stdin: each line is a JSON object like POST /publish",
+        alias: None,
     },
     Opt {
         name: "cors-origin",
         value: Some("ORIGIN"),
         help: "allow this origin (repeatable, or *)",
+        alias: None,
     },
     Opt {
         name: "quiet",
         value: None,
         help: "log nothing",
+        alias: None,
     },
 ];
 
@@ -309,6 +335,12 @@ pub fn help() -> String {
             None => format!("--{}", o.name),
         };
         out.push_str(&format!("  {left:<26} {}\n", o.help));
+        if let Some(old) = o.alias {
+            out.push_str(&format!(
+                "  {:<26} (older name --{old}, still accepted)\n",
+                ""
+            ));
+        }
     }
     out.push_str("  --help                     print this help\n  --version                  print the version\n");
     out
@@ -368,7 +400,8 @@ impl Config {
     {
         let mut raw = Raw::default();
         for o in OPTS {
-            if let Some(v) = env(&env_name(o.name)) {
+            let value = env(&env_name(o.name)).or_else(|| o.alias.and_then(|a| env(&env_name(a))));
+            if let Some(v) = value {
                 let values = if o.name == "cors-origin" {
                     v.split(',')
                         .map(|s| s.trim().to_owned())
@@ -397,7 +430,10 @@ impl Config {
                 Some((n, v)) => (n, Some(v.to_owned())),
                 None => (body, None),
             };
-            let Some(opt) = OPTS.iter().find(|o| o.name == name) else {
+            let Some(opt) = OPTS
+                .iter()
+                .find(|o| o.name == name || o.alias == Some(name))
+            else {
                 return Err(ConfigError(format!("unknown flag '--{name}' (see --help)")));
             };
             let value = match (opt.value, inline) {
@@ -436,11 +472,17 @@ impl Config {
             max_head_bytes: int(raw, "max-head-bytes", d.limits.max_head_bytes, 256, 1 << 20)?,
             max_headers: int(raw, "max-headers", d.limits.max_headers, 1, 1000)?,
             max_body: int(raw, "max-body", d.limits.max_body, 0, 64 << 20)?,
-            header_timeout: secs(raw, "header-timeout", d.limits.header_timeout, false)?
-                .unwrap_or(d.limits.header_timeout),
+            request_timeout: secs(raw, "request-timeout", d.limits.request_timeout, false)?
+                .unwrap_or(d.limits.request_timeout),
             write_timeout: secs(raw, "write-timeout", d.limits.write_timeout, false)?
                 .unwrap_or(d.limits.write_timeout),
-            max_clients: int(raw, "max-clients", d.limits.max_clients, 1, 1_000_000)?,
+            max_connections: int(
+                raw,
+                "max-connections",
+                d.limits.max_connections,
+                1,
+                1_000_000,
+            )?,
         };
         let hub = HubLimits {
             queue_len: int(raw, "queue", d.hub.queue_len, 1, 1_000_000)?,
@@ -641,6 +683,21 @@ mod tests {
             Ok(Command::Version)
         ));
         assert!(help().contains("--max-clients"));
+    }
+
+    #[test]
+    fn old_flag_names_are_aliases() {
+        let c = run(&["--max-clients", "7", "--header-timeout", "2"], &[]).unwrap();
+        assert_eq!(c.limits.max_connections, 7);
+        assert_eq!(c.limits.request_timeout, Duration::from_secs(2));
+        let c = run(&[], &[("SSEHUB_MAX_CLIENTS", "8")]).unwrap();
+        assert_eq!(c.limits.max_connections, 8);
+        // The new name wins over the old one in the environment.
+        let env = [("SSEHUB_MAX_CLIENTS", "8"), ("SSEHUB_MAX_CONNECTIONS", "9")];
+        assert_eq!(run(&[], &env).unwrap().limits.max_connections, 9);
+        let e = run(&["--max-clients", "0"], &[]).unwrap_err();
+        assert!(e.0.contains("--max-connections"), "{e}");
+        assert!(help().contains("--request-timeout") && help().contains("--header-timeout"));
     }
 
     #[test]

@@ -21,19 +21,31 @@
 //!                                                  Full ──▶ evict, shut the socket down
 //! ```
 //!
-//! 1. The accept loop takes a connection, or answers `503` with `Retry-After` at the
-//!    connection cap. Accept errors back off (10 ms to 1 s) and never stop the loop.
-//! 2. [`http::read::read_head`] reads the request head within the byte limit and the
-//!    deadline; [`http::parse`] parses it (pure code, no I/O).
-//! 3. Short routes answer and keep the connection (keep-alive, pipelining); `GET /stream`
-//!    frees the request buffer and becomes the subscriber's writer loop.
-//! 4. The writer waits for a frame while watching the read side (a hang-up is noticed at
-//!    once), drains what else is queued, and writes the batch with one vectored write
-//!    under the write deadline.
-//! 5. [`Hub::publish`] assigns the id, encodes, stores the frame in the replay history and
-//!    `try_send`s it: `Full` evicts (queue full), `Closed` prunes (hung up).
-//! 6. The heartbeat is a constant comment frame broadcast through the same queues, so a
-//!    client that stops reading fills up on heartbeats and is evicted.
+//! # The files, in the order an event passes through them
+//!
+//! A published event enters as a request and leaves as bytes on each subscriber's socket:
+//!
+//! 1. `server/accept.rs`: the accept loop takes the publisher's connection (or answers
+//!    `503` with `Retry-After` at the connection cap; accept errors back off).
+//! 2. `server/connection.rs` with `http/` (`read.rs`, `parse.rs`, `target.rs`): the head
+//!    is read within its byte limit and deadline and parsed; `server/router.rs` maps
+//!    method × path to a route.
+//! 3. `server/publish.rs`: the bearer token is checked, the body read; `publish.rs`
+//!    turns it into a [`Topic`] and an [`Event`] (`topic.rs`, `sse.rs`).
+//! 4. `hub/mod.rs`: [`Hub::publish`] assigns the id, encodes the event once (`sse.rs`),
+//!    keeps the frame in `hub/history.rs`, and `try_send`s it to every matching
+//!    subscriber: `Full` evicts. When every writer waits, `hub/direct.rs` writes the
+//!    frame to their sockets at once instead; `hub/writer_state.rs` is the protocol.
+//! 5. `server/writer.rs` (started by `server/stream.rs`): each subscriber's writer takes
+//!    what is queued (`hub/subscription.rs`) and writes it in one `sendmsg`
+//!    (`server/socket.rs`).
+//!
+//! Around them: `config.rs` (flags), `producer.rs` (demo, heartbeat, stdin), `stats.rs`
+//! (counters, shown by `server/status.rs`), `log.rs`, `shutdown.rs`, `page.rs`.
+//! Dependencies point one way: the leaves (`http/`, `topic`, `sse`, `log`, `stats`,
+//! `shutdown`, `page`) import nothing above them; `publish` uses leaves; `hub/` uses
+//! leaves; `producer` uses the hub; `server/` uses everything below it (a test reads the
+//! `use crate::` lines and fails on a cycle).
 //!
 //! # Limits
 //!
@@ -67,26 +79,29 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub mod config;
-pub mod cors;
+#[doc(hidden)]
 pub mod http;
 pub mod hub;
 pub mod log;
-pub mod metrics;
-pub mod page;
-pub mod producer;
+mod page;
+mod producer;
 pub mod publish;
 pub mod server;
 pub mod shutdown;
 pub mod sse;
 pub mod stats;
+#[doc(hidden)]
 pub mod testing;
-pub mod writer;
+pub mod topic;
 
 pub use config::Config;
 pub use hub::Hub;
 pub use log::Log;
 pub use server::Server;
 pub use shutdown::Shutdown;
+pub use sse::{Event, Frame};
+pub use stats::Snapshot;
+pub use topic::{Topic, Topics};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

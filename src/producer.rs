@@ -8,7 +8,6 @@
 //! Dropping [`Producers`] cancels them all.
 
 use std::io;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_executor::{Executor, Task};
@@ -17,11 +16,12 @@ use futures_lite::io::BufReader;
 use futures_lite::{AsyncBufReadExt, AsyncRead, AsyncReadExt, StreamExt};
 use serde_json::json;
 
-use crate::hub::{Hub, Topic};
+use crate::config::Config;
+use crate::hub::Hub;
 use crate::log::Log;
 use crate::publish;
-use crate::server::Ctx;
 use crate::sse::{Event, heartbeat};
+use crate::topic::Topic;
 
 /// The topic of the demo producer's events.
 pub const DEMO_TOPIC: &str = "demo";
@@ -33,25 +33,24 @@ pub struct Producers {
 }
 
 impl Producers {
-    /// Spawns the producers that `ctx.config` turns on.
-    pub fn spawn(ex: &Executor<'static>, ctx: &Arc<Ctx>) -> Producers {
+    /// Spawns the producers that `cfg` turns on, publishing to `hub`.
+    pub fn spawn(ex: &Executor<'static>, cfg: &Config, hub: &Hub, log: &Log) -> Producers {
         let mut tasks = Vec::new();
-        let cfg = &ctx.config;
         if cfg.demo {
             let (min, max) = cfg.demo_interval_ms;
-            tasks.push(ex.spawn(demo(ctx.hub.clone(), min, max)));
+            tasks.push(ex.spawn(demo(hub.clone(), min, max)));
         }
         if let Some(every) = cfg.heartbeat {
-            tasks.push(ex.spawn(heartbeats(ctx.hub.clone(), every)));
+            tasks.push(ex.spawn(heartbeats(hub.clone(), every)));
         }
         if cfg.stdin {
             let input = smol::Unblock::new(io::stdin());
             tasks.push(ex.spawn(lines(
                 input,
-                ctx.hub.clone(),
+                hub.clone(),
                 cfg.stdin_json,
                 cfg.limits.max_body,
-                ctx.log.clone(),
+                log.clone(),
             )));
         }
         Producers { _tasks: tasks }
@@ -157,8 +156,10 @@ async fn skip_rest_of_line<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::{HubLimits, Topics};
+    use crate::hub::HubLimits;
     use crate::stats::Stats;
+    use crate::topic::Topics;
+    use std::sync::Arc;
 
     fn hub() -> Hub {
         Hub::new(HubLimits::default(), Arc::new(Stats::new()))

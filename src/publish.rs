@@ -10,8 +10,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::hub::{Topic, TopicError};
 use crate::sse::{Event, FieldError};
+use crate::topic::{Topic, TopicError};
 
 /// A checked publish request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -86,6 +86,33 @@ pub fn heartbeat() -> Frame {
     Frame::from_encoded(b": heartbeat\n\n".to_vec())
 }
 
+/// The first frame of every stream: the response `head`, a `retry:` line with the
+/// reconnect delay `retry_ms` and a comment naming the `client`, flushed at once so
+/// that the client (and any proxy) sees the stream open before the first event.
+pub fn preamble(head: Vec<u8>, retry_ms: u32, client: impl fmt::Display) -> Frame {
+    let mut buf = head;
+    push_field(&mut buf, b"retry", &retry_ms.to_string());
+    push_comment(&mut buf, &format!("connected, client {client}"));
+    buf.push(b'\n');
+    Frame::from_encoded(buf)
+}
+
+/// An empty comment line, which SSE clients ignore: the writer's probe of a
+/// half-closed connection.
+pub const PROBE: &[u8] = b":\n";
+
+/// The notice at the start of a resumed stream whose history no longer reaches back to
+/// the client's `last` id: the oldest id kept is `oldest`.
+pub(crate) fn missed_events(oldest: u64, last: u64) -> Frame {
+    let mut buf = Vec::new();
+    push_comment(
+        &mut buf,
+        &format!("missed events: history starts at id {oldest}, last seen id was {last}"),
+    );
+    buf.push(b'\n');
+    Frame::from_encoded(buf)
+}
+
 /// Why a field value was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -294,6 +321,19 @@ mod tests {
             ev = ev.with_name(n).unwrap();
         }
         encode(&ev, id).as_bytes().to_vec()
+    }
+
+    #[test]
+    fn preamble_and_notices_exact_bytes() {
+        let p = preamble(b"HEAD\r\n\r\n".to_vec(), 2500, "#7");
+        assert_eq!(
+            p.as_bytes(),
+            b"HEAD\r\n\r\nretry: 2500\n: connected, client #7\n\n"
+        );
+        assert_eq!(
+            missed_events(4, 1).as_bytes(),
+            b": missed events: history starts at id 4, last seen id was 1\n\n"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! An in-memory stream for driving [`serve_connection`](crate::server::serve_connection)
-//! without a socket: in tests, fuzz targets and seeded mutation loops.
+//! An in-memory stream, and a harness that serves it with the real connection handler,
+//! without a socket: for tests, fuzz targets and seeded mutation loops. Not part of the
+//! supported API.
 
 use std::io;
 use std::pin::Pin;
@@ -8,7 +9,11 @@ use std::task::{Context, Poll};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 
-use crate::server::Conn;
+use crate::config::Config;
+use crate::hub::{DirectSink, Hub};
+use crate::log::Log;
+use crate::server::{Conn, Ctx, serve_connection};
+use crate::shutdown::Shutdown;
 
 /// A stream whose read side yields fixed input (in pieces of at most `piece` bytes) and
 /// then end of stream, and whose write side records everything written.
@@ -20,12 +25,11 @@ use crate::server::Conn;
 /// # Examples
 ///
 /// ```
-/// use ssehub::testing::MemStream;
-/// use ssehub::{server::{serve_connection, Ctx}, Config, Log, Shutdown};
+/// use ssehub::testing::{Harness, MemStream};
 ///
-/// let ctx = Ctx::new(Config::default(), Log::silent(), Shutdown::new());
+/// let h = Harness::new(ssehub::Config::default());
 /// let s = MemStream::new(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n".to_vec());
-/// futures_lite::future::block_on(serve_connection(s.clone(), "127.0.0.1:1".parse().unwrap(), &ctx));
+/// futures_lite::future::block_on(h.serve(s.clone()));
 /// assert!(s.written().starts_with(b"HTTP/1.1 200 OK\r\n"));
 /// ```
 #[derive(Debug, Clone)]
@@ -42,6 +46,11 @@ struct Inner {
     shut: bool,
     /// Whether the read side has reported end of stream.
     eof: bool,
+    /// Once the input is read: wait forever (a client that keeps its connection open)
+    /// instead of reporting end of stream.
+    hold_open: bool,
+    /// Offer the hub a direct sink (see [`MemStream::with_direct_sink`]).
+    direct: bool,
 }
 
 /// Most bytes a `MemStream` records (it drops the rest), so a long stream cannot grow it
@@ -64,8 +73,24 @@ impl MemStream {
                 output: Vec::new(),
                 shut: false,
                 eof: false,
+                hold_open: false,
+                direct: false,
             })),
         }
+    }
+
+    /// A stream that, once its input is read, stays open (reads wait forever) rather
+    /// than reporting end of stream: a subscriber that keeps listening.
+    pub fn held_open(self) -> MemStream {
+        self.lock().hold_open = true;
+        self
+    }
+
+    /// A stream that offers the hub a direct sink, so that publishes reach it through
+    /// direct writes (recorded like any other write) while its writer waits.
+    pub fn with_direct_sink(self) -> MemStream {
+        self.lock().direct = true;
+        self
     }
 
     /// Everything written so far (up to [`MAX_RECORDED`] bytes).
@@ -92,6 +117,9 @@ impl AsyncRead for MemStream {
         let n = buf.len().min(g.piece).min(g.input.len() - start);
         buf[..n].copy_from_slice(&g.input[start..start + n]);
         g.pos += n;
+        if n == 0 && g.hold_open {
+            return Poll::Pending;
+        }
         if n == 0 && !buf.is_empty() {
             g.eof = true;
         }
@@ -105,13 +133,7 @@ impl AsyncWrite for MemStream {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let mut g = self.lock();
-        if g.shut || g.eof {
-            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-        }
-        let room = MAX_RECORDED.saturating_sub(g.output.len()).min(buf.len());
-        g.output.extend_from_slice(&buf[..room]);
-        Poll::Ready(Ok(buf.len()))
+        Poll::Ready(self.record(buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -123,9 +145,70 @@ impl AsyncWrite for MemStream {
     }
 }
 
+impl MemStream {
+    /// Records `buf` as written; fails once the peer is gone.
+    fn record(&self, buf: &[u8]) -> io::Result<usize> {
+        let mut g = self.lock();
+        if g.shut || g.eof {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let room = MAX_RECORDED.saturating_sub(g.output.len()).min(buf.len());
+        g.output.extend_from_slice(&buf[..room]);
+        Ok(buf.len())
+    }
+}
+
 impl Conn for MemStream {
     fn shut_down(&self) {
         self.lock().shut = true;
+    }
+
+    fn direct_sink(&self) -> Option<Arc<dyn DirectSink>> {
+        if self.lock().direct {
+            Some(Arc::new(self.clone()))
+        } else {
+            None
+        }
+    }
+}
+
+impl DirectSink for MemStream {
+    fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        self.record(bytes)
+    }
+}
+
+/// The real connection handler, with its own hub, for in-memory streams. Direct writes
+/// run at once on the publishing thread.
+#[derive(Debug)]
+pub struct Harness {
+    ctx: Arc<Ctx>,
+}
+
+impl Harness {
+    /// A handler configured by `config`, logging nothing.
+    pub fn new(config: Config) -> Harness {
+        let ctx = Ctx::new(config, Log::silent(), Shutdown::new());
+        ctx.hub.set_direct_runner(|job| job.run());
+        Harness { ctx }
+    }
+
+    /// The hub, to publish to the streams being served.
+    pub fn hub(&self) -> &Hub {
+        &self.ctx.hub
+    }
+
+    /// Shuts down as the server does: connections waiting for a request close, the hub
+    /// closes every stream after what it has queued.
+    pub fn shutdown(&self) {
+        self.ctx.shutdown.trigger();
+        self.ctx.hub.close();
+    }
+
+    /// Serves `stream` as one connection, until it closes (or becomes a stream that
+    /// ends).
+    pub async fn serve(&self, stream: MemStream) {
+        serve_connection(stream, "127.0.0.1:1".parse().expect("address"), &self.ctx).await;
     }
 }
 
@@ -133,8 +216,6 @@ impl Conn for MemStream {
 mod tests {
     use super::*;
     use crate::config::Command;
-    use crate::server::{Ctx, serve_connection};
-    use crate::{Config, Log, Shutdown};
 
     const CORPUS: &[&[u8]] = &[
         b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -145,13 +226,13 @@ mod tests {
         b"OPTIONS * HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
     ];
 
-    fn ctx() -> std::sync::Arc<Ctx> {
+    fn harness() -> Harness {
         let Ok(Command::Run(c)) =
             Config::from_args(["--publish-token", "t", "--no-demo"], |_| None)
         else {
             panic!("flags")
         };
-        Ctx::new(*c, Log::silent(), Shutdown::new())
+        Harness::new(*c)
     }
 
     fn mutate(rng: &mut fastrand::Rng, input: &[u8]) -> Vec<u8> {
@@ -180,17 +261,13 @@ mod tests {
     /// panic, and whatever it writes must start with a status line.
     #[test]
     fn mutated_requests_never_panic_and_always_get_a_status_line() {
-        let ctx = ctx();
+        let h = harness();
         for seed in 0..20_000u64 {
             let mut rng = fastrand::Rng::with_seed(seed);
             let base = CORPUS[rng.usize(0..CORPUS.len())];
             let input = mutate(&mut rng, base);
             let s = MemStream::with_piece(input.clone(), rng.usize(1..64));
-            futures_lite::future::block_on(serve_connection(
-                s.clone(),
-                "127.0.0.1:1".parse().unwrap(),
-                &ctx,
-            ));
+            futures_lite::future::block_on(h.serve(s.clone()));
             let out = s.written();
             assert!(
                 out.is_empty() || out.starts_with(b"HTTP/1.1 "),
@@ -203,14 +280,10 @@ mod tests {
 
     #[test]
     fn corpus_requests_are_answered() {
-        let ctx = ctx();
+        let h = harness();
         for input in CORPUS {
             let s = MemStream::with_piece(input.to_vec(), 7);
-            futures_lite::future::block_on(serve_connection(
-                s.clone(),
-                "127.0.0.1:1".parse().unwrap(),
-                &ctx,
-            ));
+            futures_lite::future::block_on(h.serve(s.clone()));
             let out = String::from_utf8_lossy(&s.written()).into_owned();
             assert!(
                 out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.1 204"),
@@ -218,5 +291,33 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
+    }
+
+    #[test]
+    fn a_held_stream_gets_direct_writes_through_the_handler() {
+        let h = harness();
+        let s = MemStream::new(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n".to_vec())
+            .held_open()
+            .with_direct_sink();
+        let driver = async {
+            // Let the handler subscribe, write its preamble and park its writer.
+            for _ in 0..1000 {
+                if h.hub().len() == 1 && !s.written().is_empty() {
+                    break;
+                }
+                futures_lite::future::yield_now().await;
+            }
+            for _ in 0..10 {
+                futures_lite::future::yield_now().await;
+            }
+            let topic = crate::topic::Topic::new("t").unwrap();
+            h.hub()
+                .publish(&topic, &crate::sse::Event::new("hi").unwrap());
+            h.shutdown();
+        };
+        futures_lite::future::block_on(futures_lite::future::zip(h.serve(s.clone()), driver));
+        let out = String::from_utf8_lossy(&s.written()).into_owned();
+        assert!(out.ends_with("id: 1\ndata: hi\n\n"), "{out:?}");
+        assert_eq!(h.ctx.stats.snapshot().direct_writes, 1);
     }
 }

@@ -251,7 +251,7 @@ fn connect_and_vanish_churn_leaves_the_server_serving() {
         drop(std::net::TcpStream::connect(srv.addr).unwrap());
     }
     assert_healthy(srv.addr);
-    crate::support::wait_for(SHORT, || srv.ctx.connections() == 0).expect("slots released");
+    crate::support::wait_for(SHORT, || srv.handle.connections() == 0).expect("slots released");
 }
 
 fn token_server() -> TestServer {

@@ -115,7 +115,7 @@ fn stuck_subscriber_is_evicted_by_write_timeout_before_its_queue_fills() {
     let published = Instant::now();
     wait_for(Duration::from_secs(4), || srv.hub.is_empty()).expect("stuck subscriber evicted");
     assert!(published.elapsed() < Duration::from_secs(3));
-    let snap = srv.ctx.stats.snapshot();
+    let snap = srv.handle.snapshot();
     assert_eq!(snap.ended[1], 1, "write_timeout not counted: {snap:?}");
     assert_eq!(snap.ended[0], 0, "counted as queue_full: {snap:?}");
     assert!(
@@ -166,7 +166,7 @@ fn concurrent_publishers_give_every_subscriber_one_global_order() {
         .map(|p| {
             let hub = srv.hub.clone();
             std::thread::spawn(move || {
-                let topic = ssehub::hub::Topic::new(&format!("p{p}")).unwrap();
+                let topic = ssehub::Topic::new(&format!("p{p}")).unwrap();
                 for i in 0..200 {
                     hub.publish(
                         &topic,

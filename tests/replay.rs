@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ssehub::hub::Topic;
+use ssehub::Topic;
 use ssehub::sse::Event;
 
 use crate::support::{SHORT, SseClient, start};

@@ -99,7 +99,7 @@ fn hung_up_subscriber_leaves_the_hub_at_once() {
     drop(s);
     srv.wait_subscribers(0, SHORT);
     assert!(closed.elapsed() < Duration::from_secs(1));
-    let snap = srv.ctx.stats.snapshot();
+    let snap = srv.handle.snapshot();
     assert_eq!(snap.ended[2], 1, "hung_up not counted: {snap:?}");
 }
 
@@ -192,7 +192,7 @@ fn connection_over_max_clients_gets_503_with_retry_after() {
     // A freed slot is usable again.
     drop(a);
     srv.wait_subscribers(1, SHORT);
-    wait_for(SHORT, || srv.ctx.connections() <= 1).expect("slots released");
+    wait_for(SHORT, || srv.handle.connections() <= 1).expect("slots released");
     let _again = SseClient::open(srv.addr, "/stream");
 }
 

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use ssehub::Topic;
 use ssehub::config::Command as Cmd;
-use ssehub::hub::Topic;
-use ssehub::server::Ctx;
+use ssehub::server::Handle;
 use ssehub::sse::Event;
 use ssehub::stats::Snapshot;
 use ssehub::{Config, Hub, Log, Server, Shutdown};
@@ -32,7 +32,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub shutdown: Shutdown,
     pub hub: Hub,
-    pub ctx: Arc<Ctx>,
+    pub handle: Handle,
     pub log: Arc<Mutex<Vec<String>>>,
     join: Option<JoinHandle<Snapshot>>,
 }
@@ -53,7 +53,7 @@ pub fn start(args: &[&str]) -> TestServer {
     let server = Server::bind(config, log, shutdown.clone()).expect("bind 127.0.0.1:0");
     let addr = server.local_addr();
     let hub = server.hub().clone();
-    let ctx = server.ctx().clone();
+    let handle = server.handle();
     let join = std::thread::Builder::new()
         .name("test-server".into())
         .spawn(move || server.run_threaded())
@@ -62,7 +62,7 @@ pub fn start(args: &[&str]) -> TestServer {
         addr,
         shutdown,
         hub,
-        ctx,
+        handle,
         log: lines,
         join: Some(join),
     }

@@ -38,10 +38,10 @@ use std::time::Instant;
 
 use async_io::Timer;
 
+use super::socket::Conn;
 use crate::hub::Subscription;
-use crate::server::{Conn, Ctx};
-use crate::sse::Frame;
-use crate::stats::Reason;
+use crate::sse::{Frame, PROBE};
+use crate::stats::{Reason, Stats};
 
 /// Most frames handed to the kernel in one vectored write.
 pub const MAX_WRITE_BATCH: usize = 64;
@@ -56,9 +56,6 @@ const SINK_BYTES: usize = 64;
 /// Time between the two probes sent when the read side reaches end of stream.
 pub const PROBE_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// A comment line with no text: SSE clients ignore it.
-const PROBE: &[u8] = b":\n";
-
 /// Where the writer stands on the client's read side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReadSide {
@@ -72,10 +69,12 @@ enum ReadSide {
 
 /// The writer loop of one subscriber, as a future that yields why the stream ended.
 #[derive(Debug)]
-pub struct Writer<'a, S> {
+pub(super) struct Writer<'a, S> {
     stream: &'a mut S,
     sub: &'a Subscription,
-    ctx: &'a Ctx,
+    stats: &'a Stats,
+    /// How long one write may wait for the socket.
+    write_timeout: std::time::Duration,
     /// Frames to write; `batch[idx..]` are still owed, the first from byte `off`.
     batch: Vec<Frame>,
     idx: usize,
@@ -93,11 +92,12 @@ pub struct Writer<'a, S> {
 impl<'a, S: Conn> Writer<'a, S> {
     /// A writer that first writes `preamble`, then the subscriber's replay backlog, then
     /// whatever arrives on its queue.
-    pub fn new(
+    pub(super) fn new(
         stream: &'a mut S,
         sub: &'a mut Subscription,
         preamble: Frame,
-        ctx: &'a Ctx,
+        stats: &'a Stats,
+        write_timeout: std::time::Duration,
     ) -> Self {
         let backlog = sub.take_backlog();
         let sub = &*sub;
@@ -107,7 +107,8 @@ impl<'a, S: Conn> Writer<'a, S> {
         Writer {
             stream,
             sub,
-            ctx,
+            stats,
+            write_timeout,
             batch,
             idx: 0,
             off: 0,
@@ -145,8 +146,7 @@ impl<'a, S: Conn> Writer<'a, S> {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(failure(&e))),
                 Poll::Pending => {
                     if !self.armed {
-                        self.deadline
-                            .set_at(Instant::now() + self.ctx.config.limits.write_timeout);
+                        self.deadline.set_at(Instant::now() + self.write_timeout);
                         self.armed = true;
                         self.sub.set_socket_full(true);
                     }
@@ -180,7 +180,7 @@ impl<'a, S: Conn> Writer<'a, S> {
             done += 1;
         }
         self.off = left;
-        self.ctx.stats.wrote(done, written as u64);
+        self.stats.wrote(done, written as u64);
     }
 
     /// Adds what is already queued to the batch, up to [`MAX_WRITE_BATCH`].
@@ -213,7 +213,7 @@ impl<'a, S: Conn> Writer<'a, S> {
                 return Poll::Ready(Ok(()));
             }
             Poll::Ready(None) => {
-                let reason = if self.ctx.hub.is_closed() {
+                let reason = if self.sub.hub_closed() {
                     Reason::Shutdown
                 } else {
                     Reason::QueueFull

@@ -1,17 +1,47 @@
-//! `/stats` (JSON) and `/metrics` (Prometheus text exposition format 0.0.4).
+//! `/health`, `/stats` (JSON) and `/metrics` (Prometheus text exposition format 0.0.4).
 //!
-//! Both render one `Snapshot` of the lock-free counters, plus a
-//! few figures read from the hub (per-topic subscribers, history size).
+//! `/stats` and `/metrics` render one `Snapshot` of the lock-free counters, plus a few
+//! figures read from the hub (per-topic subscribers, history size).
 
 use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 
-use crate::server::Ctx;
+use super::Ctx;
+use crate::http::response::Response;
 use crate::stats::{COUNTED_STATUSES, Reason, Snapshot};
 
+/// `GET /health`: `200` while serving, `503` while shutting down.
+pub(super) fn health(ctx: &Ctx) -> Response {
+    if ctx.shutdown.is_triggered() {
+        Response::json(
+            503,
+            &json!({"status": "shutting_down", "clients": ctx.hub.len()}),
+        )
+    } else {
+        Response::json(
+            200,
+            &json!({"status": "ok", "clients": ctx.hub.len(), "uptime_secs": ctx.stats.snapshot().uptime_secs}),
+        )
+    }
+}
+
+/// `GET /stats`.
+pub(super) fn stats(ctx: &Ctx) -> Response {
+    Response::json(200, &stats_json(ctx))
+}
+
+/// `GET /metrics`.
+pub(super) fn metrics(ctx: &Ctx) -> Response {
+    Response::with_body(
+        200,
+        "text/plain; version=0.0.4; charset=utf-8",
+        prometheus(ctx).into_bytes(),
+    )
+}
+
 /// The `/stats` document.
-pub fn stats_json(ctx: &Ctx) -> Value {
+fn stats_json(ctx: &Ctx) -> Value {
     let s = ctx.stats.snapshot();
     let mut ended = Map::new();
     for r in Reason::ALL {
@@ -52,8 +82,8 @@ pub fn stats_json(ctx: &Ctx) -> Value {
             "history_bytes": cfg.hub.history_bytes,
             "heartbeat_secs": cfg.heartbeat.map_or(0.0, |d| d.as_secs_f64()),
             "write_timeout_secs": cfg.limits.write_timeout.as_secs_f64(),
-            "header_timeout_secs": cfg.limits.header_timeout.as_secs_f64(),
-            "max_clients": cfg.limits.max_clients,
+            "header_timeout_secs": cfg.limits.request_timeout.as_secs_f64(),
+            "max_clients": cfg.limits.max_connections,
             "max_head_bytes": cfg.limits.max_head_bytes,
             "max_headers": cfg.limits.max_headers,
             "max_body": cfg.limits.max_body,
@@ -73,7 +103,7 @@ fn statuses(s: &Snapshot) -> impl Iterator<Item = (String, u64)> + '_ {
 }
 
 /// The `/metrics` text.
-pub fn prometheus(ctx: &Ctx) -> String {
+fn prometheus(ctx: &Ctx) -> String {
     let s = ctx.stats.snapshot();
     let mut out = String::with_capacity(4096);
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
@@ -219,10 +249,10 @@ fn escape_label(v: &str) -> String {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::hub::{Topic, Topics};
     use crate::log::Log;
     use crate::shutdown::Shutdown;
     use crate::sse::Event;
+    use crate::topic::{Topic, Topics};
 
     #[test]
     fn both_encodings_show_the_same_counts() {

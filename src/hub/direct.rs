@@ -1,0 +1,104 @@
+//! Direct writes: one frame written straight to the sockets of subscribers whose
+//! writers wait with an empty queue.
+//!
+//! A waiting writer has nothing to batch: the next frame would wake its task only for
+//! that task to write one frame. When the subscriber registered a [`DirectSink`] (its
+//! socket) and the hub has a [`DirectRunner`], a publish that finds **every** writer
+//! waiting (none is behind) lends those sockets for that one frame instead (row 3 of
+//! the writer state table): the fan-out marks each one, outside the lock the runner
+//! writes the frame to each in a tight loop (the server splits that over its writer
+//! threads and the publishing thread), and gives each socket back (rows 4–5). A socket
+//! that does not take the whole frame hands the rest to its writer (row 6), which goes
+//! on from there; frames published meanwhile are queued as usual and the writer is
+//! woken for them when the socket is given back, so order is kept and a subscriber
+//! still falls behind, and is evicted, through its bounded queue. When any writer is
+//! busy, every frame is queued, so a fast publisher still gets frames batched into one
+//! write per subscriber. No lock is held while a direct write runs.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use super::writer_state::WriterState;
+use crate::sse::Frame;
+use crate::stats::Stats;
+
+/// A subscriber's socket as a direct write sees it. The server's TCP streams implement
+/// it.
+pub(crate) trait DirectSink: Send + Sync {
+    /// Writes as much of `bytes` as the socket takes now, without waiting: the count, or
+    /// `WouldBlock` when it takes nothing, or the error.
+    fn try_write(&self, bytes: &[u8]) -> io::Result<usize>;
+}
+
+/// A subscriber lent for a direct write: its state word and its socket.
+pub(crate) type DirectTarget = (Arc<WriterState>, Arc<dyn DirectSink>);
+
+/// Runs [`DirectJob`]s; see [`Hub::set_direct_runner`](super::Hub::set_direct_runner).
+pub(crate) type DirectRunner = Box<dyn Fn(DirectJob) + Send + Sync>;
+
+/// One frame to write directly to the sockets of subscribers whose writers were waiting.
+/// Run it with [`DirectJob::run`] (on any thread; it never waits).
+pub(crate) struct DirectJob {
+    pub(super) frame: Frame,
+    pub(super) targets: Vec<DirectTarget>,
+    pub(super) stats: Arc<Stats>,
+}
+
+impl fmt::Debug for DirectJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirectJob")
+            .field("frame_len", &self.frame.len())
+            .field("targets", &self.targets.len())
+            .finish()
+    }
+}
+
+impl DirectJob {
+    /// Subscribers this job writes to.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Splits the job into at most `parts` jobs of about equal size (to run them on
+    /// several threads).
+    pub(crate) fn split(mut self, parts: usize) -> Vec<DirectJob> {
+        let parts = parts.clamp(1, self.targets.len().max(1));
+        let size = self.targets.len().div_ceil(parts);
+        let mut out = Vec::with_capacity(parts);
+        while self.targets.len() > size {
+            let rest = self.targets.split_off(size);
+            out.push(DirectJob {
+                frame: self.frame.clone(),
+                targets: std::mem::replace(&mut self.targets, rest),
+                stats: self.stats.clone(),
+            });
+        }
+        out.push(self);
+        out
+    }
+
+    /// Writes the frame to each socket once, without waiting, and gives each socket back
+    /// to its writer (with the rest of the frame when the socket did not take it all).
+    pub(crate) fn run(self) {
+        let bytes = self.frame.as_bytes();
+        let (mut frames, mut written_total) = (0u64, 0u64);
+        let calls = self.targets.len() as u64;
+        for (state, sink) in self.targets {
+            match sink.try_write(bytes) {
+                Ok(n) if n == bytes.len() => {
+                    frames += 1;
+                    written_total += n as u64;
+                    state.give_back();
+                }
+                Ok(n) => {
+                    written_total += n as u64;
+                    state.hand_off(self.frame.clone(), n);
+                }
+                Err(_) => state.hand_off(self.frame.clone(), 0),
+            }
+        }
+        self.stats.wrote_direct(calls, frames, written_total);
+    }
+}

@@ -1,0 +1,128 @@
+//! A subscriber's end of the hub: its queue, its replay backlog, its writer state, and
+//! its place in the registry.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_channel::Receiver;
+
+use super::direct::DirectSink;
+use super::writer_state::WriterState;
+use super::{ClientId, Hub};
+use crate::sse::Frame;
+use crate::stats::Reason;
+
+/// A subscriber's end: its queue, its replay backlog, and its place in the registry.
+///
+/// Dropping it removes the subscriber from the hub (counted as [`Reason::HungUp`] unless
+/// [`Subscription::end`] named another reason first).
+pub struct Subscription {
+    pub(super) id: ClientId,
+    pub(super) rx: Receiver<Frame>,
+    pub(super) state: Arc<WriterState>,
+    pub(super) backlog: Vec<Frame>,
+    pub(super) hub: Hub,
+    pub(super) ended: bool,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .field("queued", &self.rx.len())
+            .field("backlog", &self.backlog.len())
+            .finish()
+    }
+}
+
+impl Subscription {
+    /// This subscriber's id.
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// The live queue. It yields frames until the hub evicts the subscriber or closes,
+    /// then reports closed once what was queued has been taken. To wait for a frame,
+    /// [`Subscription::poll_recv`] is cheaper than the channel's own `recv`.
+    pub fn receiver(&self) -> &Receiver<Frame> {
+        &self.rx
+    }
+
+    /// Takes the next queued frame, or registers `cx` to be woken when the hub queues
+    /// one (or closes the queue). `Ready(None)` once the queue is closed and empty.
+    ///
+    /// Waiting this way costs no allocation and no lock on the channel (see the writer
+    /// state word). Only one task may wait on a subscription at a time.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+        self.poll_next(cx).map(|next| next.map(|(frame, _)| frame))
+    }
+
+    /// Like [`Subscription::poll_recv`], for a writer that registered a direct sink:
+    /// yields each frame with the number of its bytes already written (non-zero only
+    /// for the rest of a direct write the socket did not take whole), and waits while a
+    /// direct write holds the socket.
+    pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<(Frame, usize)>> {
+        self.state.poll_next(cx, || self.rx.try_recv())
+    }
+
+    /// Makes sure no direct write holds the socket before the caller writes to it
+    /// itself (e.g. a probe). `Pending` while one does; the caller is woken when it
+    /// gives the socket back.
+    pub(crate) fn poll_own(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.state.poll_own(cx)
+    }
+
+    /// Lets the hub write frames straight to this subscriber's socket while its writer
+    /// waits (see the hub's direct writes). The writer must then take frames with
+    /// [`Subscription::poll_next`] and call [`Subscription::poll_own`] before any write
+    /// of its own.
+    pub(crate) fn set_direct_sink(&self, sink: Arc<dyn DirectSink>) {
+        if let Some(client) = self.hub.lock().clients.get_mut(&self.id) {
+            client.sink = Some(sink);
+        }
+    }
+
+    /// Tells the hub whether this subscriber's socket is full (its writer waits for the
+    /// client to read). Such a subscriber does not count as one the server is behind
+    /// for (see [`Delivery::behind`](super::Delivery::behind)): pacing never waits for a
+    /// client that stopped reading; its queue fills and it is evicted.
+    pub fn set_socket_full(&self, full: bool) {
+        self.state.set_socket_full(full);
+    }
+
+    /// Takes the next queued frame if there is one, without waiting. (Nothing while a
+    /// direct write holds the socket: frames queued meanwhile come after its frame.)
+    pub fn try_recv(&self) -> Option<Frame> {
+        if self.state.is_lent() {
+            return None;
+        }
+        self.rx.try_recv().ok()
+    }
+
+    /// Takes the replay backlog (events retained after the requested id, plus a notice
+    /// if some were missed). Write it before anything from the live queue.
+    pub fn take_backlog(&mut self) -> Vec<Frame> {
+        std::mem::take(&mut self.backlog)
+    }
+
+    /// Whether the hub has been closed (the queue's end then means shutdown, not
+    /// eviction).
+    pub fn hub_closed(&self) -> bool {
+        self.hub.is_closed()
+    }
+
+    /// Removes the subscriber for `reason` (if the hub has not already) and counts it.
+    pub fn end(mut self, reason: Reason) {
+        self.ended = true;
+        self.hub.remove(self.id, reason);
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.hub.remove(self.id, Reason::HungUp);
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The accept loop and the connection cap.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_executor::Executor;
+use async_io::Timer;
+use async_net::TcpListener;
+use futures_lite::FutureExt;
+
+use super::socket::{Conn, TcpConn, write_timed};
+use super::{Ctx, connection, stream};
+use crate::http::response::Response;
+use crate::shutdown::Guard;
+
+/// What `Retry-After` says to a client refused at the connection cap. **Unit:** seconds.
+/// Why: a slot frees as soon as any client leaves; a client that waits a second and
+/// tries again has a fair chance, and a reconnect storm is spread out by its own jitter.
+pub(super) const OVER_CAPACITY_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// How long the answer to a refused connection may take to write. **Unit:** seconds.
+/// Why: a refused client must not hold its slot; the answer is a few hundred bytes.
+pub(super) const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Shortest pause after a failed `accept` (e.g. out of descriptors). **Unit:** ms.
+pub(super) const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+
+/// Longest pause after repeated failed `accept`s. **Unit:** seconds.
+pub(super) const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Accepts until shutdown. Accept errors (e.g. out of descriptors) back off from 10 ms to
+/// 1 s and never stop the loop; they are logged once per burst.
+pub(super) async fn accept_loop(
+    listener: &TcpListener,
+    ex: &Arc<Executor<'static>>,
+    streams: &Arc<Executor<'static>>,
+    ctx: &Arc<Ctx>,
+    guard: &Guard,
+) {
+    let mut backoff = Duration::ZERO;
+    loop {
+        let accepted = async { Some(listener.accept().await) }
+            .or(async {
+                ctx.shutdown.wait().await;
+                None
+            })
+            .await;
+        let Some(accepted) = accepted else { return };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff = Duration::ZERO;
+                ctx.stats.connection_accepted();
+                let _ = stream.set_nodelay(true);
+                let stream = TcpConn::from(stream);
+                let slot = Slot::take(ctx);
+                let ctx = ctx.clone();
+                let guard = guard.clone();
+                if slot.over_cap {
+                    ex.spawn(async move {
+                        reject_over_capacity(stream, &ctx).await;
+                        drop((slot, guard));
+                    })
+                    .detach();
+                } else {
+                    let streams = streams.clone();
+                    ex.spawn(async move {
+                        let mut stream = stream;
+                        let opened =
+                            Box::pin(connection::serve_requests(&mut stream, peer, &ctx)).await;
+                        if let Some((sub, preamble)) = opened {
+                            // The writer moves to the stream executor; this task ends.
+                            streams
+                                .spawn(async move {
+                                    stream::write_stream(stream, sub, preamble, &ctx).await;
+                                    drop((slot, guard));
+                                })
+                                .detach();
+                        }
+                    })
+                    .detach();
+                }
+            }
+            Err(e) => {
+                if backoff.is_zero() {
+                    ctx.log
+                        .line(format_args!("accept failed: {e}; backing off"));
+                }
+                backoff = (backoff * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
+                Timer::after(backoff)
+                    .or(async {
+                        ctx.shutdown.wait().await;
+                        Instant::now()
+                    })
+                    .await;
+            }
+        }
+    }
+}
+
+/// One open connection, counted against `max_connections` for as long as it lives.
+struct Slot {
+    connections: Arc<AtomicUsize>,
+    over_cap: bool,
+}
+
+impl Slot {
+    fn take(ctx: &Arc<Ctx>) -> Slot {
+        let before = ctx.connections.fetch_add(1, Ordering::AcqRel);
+        Slot {
+            connections: ctx.connections.clone(),
+            over_cap: before >= ctx.config.limits.max_connections,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn reject_over_capacity<S: Conn>(mut stream: S, ctx: &Ctx) {
+    ctx.stats.rejected(503);
+    let msg = format!(
+        "server is at its limit of {} connections, retry later",
+        ctx.config.limits.max_connections
+    );
+    let bytes = Response::text(503, &msg)
+        .header(
+            "Retry-After",
+            OVER_CAPACITY_RETRY_AFTER.as_secs().to_string(),
+        )
+        .close()
+        .to_bytes(false);
+    let _ = write_timed(&mut stream, &bytes, REFUSAL_WRITE_TIMEOUT).await;
+}

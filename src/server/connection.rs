@@ -1,0 +1,234 @@
+//! One connection: read a request head, route it, answer it (keep-alive, pipelining),
+//! refuse it, or turn the connection into a stream.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_lite::{AsyncWriteExt, FutureExt};
+
+use super::router::{Route, route};
+use super::socket::{Conn, write_timed};
+use super::{Ctx, publish, status, stream};
+use crate::http::ParseError;
+use crate::http::parse::{
+    BodyKind, EMPTY_HEADER, Framing, HeadLimits, Status, framing, parse_head,
+};
+use crate::http::read::{ConnError, is_disconnect, read_head};
+use crate::http::response::Response;
+use crate::http::target::{parse_target, query_pairs};
+use crate::hub::Subscription;
+use crate::sse::Frame;
+
+/// Serves one connection: requests until close, or a stream.
+pub(crate) async fn serve_connection<S: Conn>(mut stream: S, peer: SocketAddr, ctx: &Arc<Ctx>) {
+    // The request phase is boxed: its buffer and futures are freed before a stream
+    // starts, so a long-lived subscriber's task holds only the writer's state.
+    if let Some((sub, preamble)) = Box::pin(serve_requests(&mut stream, peer, ctx)).await {
+        stream::write_stream(stream, sub, preamble, ctx).await;
+    }
+}
+
+/// Answers requests until the connection closes (`None`) or becomes a stream.
+pub(super) async fn serve_requests<S: Conn>(
+    stream: &mut S,
+    peer: SocketAddr,
+    ctx: &Arc<Ctx>,
+) -> Option<(Subscription, Frame)> {
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut served = 0u32;
+    loop {
+        let deadline = Instant::now() + ctx.config.limits.request_timeout;
+        let read = read_head(
+            stream,
+            &mut buf,
+            head_limits(ctx),
+            ctx.config.limits.max_headers,
+            deadline,
+        );
+        // At shutdown, a connection waiting for a head closes; `or` polls the read first,
+        // so a request already in the buffer is still answered.
+        let got = async { Some(read.await) }
+            .or(async {
+                ctx.shutdown.wait().await;
+                None
+            })
+            .await;
+        let result = got?;
+        let req = match result.and_then(|_| take_request(&mut buf, ctx).map_err(ConnError::from)) {
+            Ok(req) => req,
+            Err(e) => {
+                refuse(stream, ctx, e, served == 0).await;
+                return None;
+            }
+        };
+        served += 1;
+        // A request whose body is left unread cannot be followed on this connection.
+        let mut body_read = req.framing.body == BodyKind::None;
+        let resp = match route(&req.method, &req.path) {
+            Route::Refuse(resp) => resp,
+            Route::Options(allow) => ctx.cors.preflight(req.header("Origin"), allow),
+            Route::Health => status::health(ctx),
+            Route::Stats => status::stats(ctx),
+            Route::Metrics => status::metrics(ctx),
+            Route::Page => Response::with_body(
+                200,
+                "text/html; charset=utf-8",
+                crate::page::HTML.as_bytes().to_vec(),
+            ),
+            Route::Publish => match publish::authorize(ctx, &req) {
+                Err(refused) => refused,
+                Ok(()) => match publish::handle(stream, &mut buf, ctx, &req).await {
+                    Ok(resp) => {
+                        body_read = true;
+                        resp
+                    }
+                    Err(e) => {
+                        // The head has arrived: a stalled body is a request timeout.
+                        refuse(stream, ctx, e, true).await;
+                        return None;
+                    }
+                },
+            },
+            Route::Stream => match stream::check(&req) {
+                Err(refused) => refused,
+                Ok(open) => {
+                    drop(buf);
+                    return stream::open(stream, peer, ctx, &req, open).await;
+                }
+            },
+        };
+        let resp = if body_read { resp } else { resp.close() };
+        if !send(stream, ctx, &req, resp).await {
+            return None;
+        }
+    }
+}
+
+/// Writes a short response; false when the connection must close.
+async fn send<S: Conn>(stream: &mut S, ctx: &Ctx, req: &Request, resp: Response) -> bool {
+    if resp.status >= 400 {
+        ctx.stats.rejected(resp.status);
+    }
+    // Every refused request ends its connection, as a malformed one must.
+    let close =
+        resp.close || resp.status >= 400 || !req.framing.keep_alive || ctx.shutdown.is_triggered();
+    let mut resp = if close { resp.close() } else { resp };
+    resp.headers.extend(ctx.cors.headers(req.header("Origin")));
+    let bytes = resp.to_bytes(req.is_head());
+    write_timed(stream, &bytes, ctx.config.limits.write_timeout)
+        .await
+        .is_ok()
+        && !close
+}
+
+/// Answers a request that failed before routing, then the connection closes.
+/// A timeout gets `408` when `in_request` (part of a request had arrived, or this was the
+/// connection's first request); an idle keep-alive connection just closes.
+pub(super) async fn refuse<S: Conn>(stream: &mut S, ctx: &Ctx, e: ConnError, in_request: bool) {
+    let resp = match e {
+        ConnError::Parse(p) => Response::text(p.status(), &p.to_string()),
+        ConnError::Timeout { partial } if partial || in_request => {
+            Response::text(408, "request head not received in time")
+        }
+        ConnError::Io(ref io) if !is_disconnect(io) => {
+            ctx.log.line(format_args!("connection error: {io}"));
+            return;
+        }
+        _ => return,
+    };
+    ctx.stats.rejected(resp.status);
+    let bytes = resp.close().to_bytes(false);
+    let _ = write_timed(stream, &bytes, ctx.config.limits.write_timeout).await;
+    // Let the peer read the answer before the close: stop writing, then close.
+    let _ = stream.close().await;
+}
+
+/// A parsed request, copied out of the read buffer.
+#[derive(Debug)]
+pub(super) struct Request {
+    pub(super) method: String,
+    pub(super) path: String,
+    query: Option<String>,
+    pub(super) framing: Framing,
+    headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The first header field named `name` (ASCII case-insensitive).
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The query's pairs, decoded.
+    pub(super) fn params(
+        &self,
+    ) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> {
+        query_pairs(self.query.as_deref().unwrap_or(""))
+    }
+
+    /// The first query parameter named `name`, decoded.
+    pub(super) fn param(&self, name: &str) -> Option<String> {
+        self.params()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// Whether this is a `HEAD` request (answered without a body).
+    pub(super) fn is_head(&self) -> bool {
+        self.method == "HEAD"
+    }
+}
+
+/// Parses the head at the start of `buf` into an owned [`Request`] and removes it.
+fn take_request(buf: &mut Vec<u8>, ctx: &Ctx) -> Result<Request, ParseError> {
+    let limits = head_limits(ctx);
+    let mut headers = vec![EMPTY_HEADER; ctx.config.limits.max_headers];
+    let head = match parse_head(buf, &mut headers, limits)? {
+        Status::Complete(head) => head,
+        // Not reached: read_head saw a complete head in these same bytes.
+        Status::Partial => {
+            return Err(ParseError::HeadTooLarge {
+                limit: limits.max_head_bytes,
+            });
+        }
+    };
+    let framing = framing(&head, ctx.config.limits.max_body)?;
+    let target = parse_target(head.target)?;
+    if target.asterisk && head.method != "OPTIONS" {
+        return Err(ParseError::InvalidTarget);
+    }
+    let req = Request {
+        method: head.method.to_owned(),
+        path: if target.asterisk {
+            "*".to_owned()
+        } else {
+            target.path.to_owned()
+        },
+        query: target.query.map(str::to_owned),
+        framing,
+        headers: head
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect(),
+    };
+    let len = head.len;
+    buf.drain(..len);
+    Ok(req)
+}
+
+fn head_limits(ctx: &Ctx) -> HeadLimits {
+    HeadLimits {
+        max_request_line: ctx.config.limits.max_request_line,
+        max_head_bytes: ctx.config.limits.max_head_bytes,
+    }
+}

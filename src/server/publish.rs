@@ -1,0 +1,157 @@
+//! `POST /publish`: authorization, the body (after `100 Continue` when asked), the
+//! publish itself, and pacing a publisher that outruns the server's own writers.
+
+use std::time::{Duration, Instant};
+
+use async_io::Timer;
+use serde_json::json;
+
+use super::Ctx;
+use super::connection::Request;
+use super::socket::{Conn, write_timed};
+use crate::http::parse::BodyKind;
+use crate::http::read::{ConnError, read_body};
+use crate::http::response::{CONTINUE, Response};
+use crate::publish;
+
+/// Longest a publish answer waits for subscribers to catch up. **Unit:** ms.
+pub const MAX_PUBLISH_PACE: Duration = Duration::from_millis(50);
+
+/// How long the queues may go without draining before a paced publish answer goes out.
+/// **Unit:** ms.
+pub const PACE_STALL: Duration = Duration::from_millis(5);
+
+/// How often a paced publish looks at the queues again. **Unit:** ms. Why: fine enough
+/// that a drained backlog releases the answer within a millisecond, coarse enough to
+/// cost nothing next to the writes it waits for.
+pub const PACE_POLL: Duration = Duration::from_millis(1);
+
+/// Checks the bearer token: `Ok` to go on and read the body, or the refusal.
+pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<(), Response> {
+    let Some(token) = &ctx.config.publish_token else {
+        return Err(Response::text(
+            403,
+            "publishing is off: start ssehub with --publish-token TOKEN (or SSEHUB_PUBLISH_TOKEN)",
+        )
+        .close());
+    };
+    let given = req
+        .header("Authorization")
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    match given {
+        Some(g) if publish::constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
+        Some(_) => Err(Response::text(401, "wrong bearer token")
+            .header("WWW-Authenticate", "Bearer")
+            .close()),
+        None => Err(Response::text(401, "missing Authorization: Bearer <token>")
+            .header("WWW-Authenticate", "Bearer")
+            .close()),
+    }
+}
+
+/// Reads the body of an authorized publish, publishes it and paces the publisher:
+/// the answer, or why the body could not be read.
+pub(super) async fn handle<S: Conn>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response, ConnError> {
+    let body = receive_body(stream, buf, ctx, req).await?;
+    let (resp, congested) = publish_body(ctx, req, &body);
+    if congested {
+        pace_publisher(ctx).await;
+    }
+    Ok(resp)
+}
+
+/// Reads the body of an accepted request, after `100 Continue` when the client waits.
+async fn receive_body<S: Conn>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Vec<u8>, ConnError> {
+    if req.framing.expect_continue && req.framing.body != BodyKind::None && buf.is_empty() {
+        write_timed(stream, CONTINUE, ctx.config.limits.write_timeout)
+            .await
+            .map_err(ConnError::Io)?;
+    }
+    let deadline = Instant::now() + ctx.config.limits.request_timeout;
+    read_body(
+        stream,
+        buf,
+        req.framing.body,
+        ctx.config.limits.max_body,
+        deadline,
+    )
+    .await
+}
+
+/// Holds a publisher's answer while the server's writers are behind (some subscriber
+/// whose socket still takes data holds half a queue or more) and the queues are
+/// draining, checking every [`PACE_POLL`], for at most [`MAX_PUBLISH_PACE`].
+///
+/// A publisher that sends its next event after the answer (as HTTP clients do) then
+/// slows to what the server can write, instead of filling queues and getting readers
+/// evicted for the server's own lateness. Subscribers that have stopped reading cannot
+/// hold it back: their writers report a full socket and do not count, and when
+/// [`PACE_STALL`] passes with nothing drained the answer goes out anyway; stuck
+/// subscribers fill their queues and are evicted as usual. (One millisecond was too
+/// short: a writer thread preempted for a few milliseconds on a busy machine let the
+/// publisher run on, and healthy subscribers were evicted.) Nothing else waits: the hub
+/// and other connections go on.
+async fn pace_publisher(ctx: &Ctx) {
+    ctx.stats.publish_paced();
+    let start = Instant::now();
+    let deadline = start + MAX_PUBLISH_PACE;
+    let mut before = ctx.hub.backlog();
+    let mut drained_at = start;
+    while Instant::now() < deadline && !ctx.shutdown.is_triggered() {
+        Timer::after(PACE_POLL).await;
+        let now = ctx.hub.backlog();
+        if !now.congested() {
+            return;
+        }
+        if now.queued < before.queued {
+            drained_at = Instant::now();
+        } else if drained_at.elapsed() >= PACE_STALL {
+            return;
+        }
+        before = now;
+    }
+}
+
+/// Publishes a request's event; the answer, and whether the subscribers are congested.
+fn publish_body(ctx: &Ctx, req: &Request, body: &[u8]) -> (Response, bool) {
+    let is_json = req.header("Content-Type").is_some_and(|ct| {
+        ct.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+    });
+    let parsed = if is_json {
+        publish::from_json(body)
+    } else {
+        publish::from_text(
+            body,
+            req.param("event").as_deref(),
+            req.param("topic").as_deref(),
+            req.param("retry").as_deref(),
+        )
+    };
+    match parsed {
+        Ok(p) => {
+            let published = ctx.hub.publish(&p.topic, &p.event);
+            let resp = Response::json(
+                200,
+                &json!({"id": published.id, "delivered_to": published.delivery.sent}),
+            );
+            (resp, published.delivery.congested())
+        }
+        Err(e) => (Response::text(400, &e.to_string()), false),
+    }
+}

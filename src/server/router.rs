@@ -1,0 +1,154 @@
+//! The router: method × path → what the request leads to. Pure: no I/O, no state.
+
+use crate::http::response::Response;
+
+/// What a request leads to, by its method and path alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Route {
+    /// `GET` or `HEAD /stream`.
+    Stream,
+    /// `POST /publish`.
+    Publish,
+    /// `GET` or `HEAD /health`.
+    Health,
+    /// `GET` or `HEAD /stats`.
+    Stats,
+    /// `GET` or `HEAD /metrics`.
+    Metrics,
+    /// `GET` or `HEAD /`: the live page.
+    Page,
+    /// `OPTIONS` on a known path (or `*`): `204` with these methods in `Allow`.
+    Options(&'static str),
+    /// Refused before anything else: `501`, `404` or `405`.
+    Refuse(Response),
+}
+
+/// Methods this server knows; any other gets `501` (RFC 9110 §9.1).
+pub(super) const KNOWN_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// Most characters of a method or path echoed in an error message. Why: the answer
+/// stays one readable line whatever the client sent (the request line may be 8 KiB).
+pub(super) const MAX_ECHOED_CHARS: usize = 64;
+
+/// The methods allowed on `path`, or `None` for an unknown path.
+fn allowed(path: &str) -> Option<&'static str> {
+    Some(match path {
+        "/stream" | "/health" | "/stats" | "/metrics" | "/" => "GET, HEAD, OPTIONS",
+        "/publish" => "POST, OPTIONS",
+        "*" => "GET, HEAD, POST, OPTIONS",
+        _ => return None,
+    })
+}
+
+/// Routes a request by `method` and `path` (`*` for the asterisk form).
+pub(super) fn route(method: &str, path: &str) -> Route {
+    if !KNOWN_METHODS.contains(&method) {
+        return Route::Refuse(Response::text(
+            501,
+            &format!("method {} is not implemented", truncate(method)),
+        ));
+    }
+    if path == "*" && method != "OPTIONS" {
+        // The parser refuses this form already (RFC 9112 §3.2.4); the router agrees.
+        return Route::Refuse(Response::text(400, "the * target is only for OPTIONS"));
+    }
+    let Some(allow) = allowed(path) else {
+        return Route::Refuse(Response::text(
+            404,
+            &format!("no route for {}", truncate(path)),
+        ));
+    };
+    if !allow.split(", ").any(|m| m == method) {
+        return Route::Refuse(
+            Response::text(
+                405,
+                &format!("{method} is not allowed on {path}; allowed: {allow}"),
+            )
+            .header("Allow", allow),
+        );
+    }
+    match (method, path) {
+        ("OPTIONS", _) => Route::Options(allow),
+        (_, "/stream") => Route::Stream,
+        (_, "/publish") => Route::Publish,
+        (_, "/health") => Route::Health,
+        (_, "/stats") => Route::Stats,
+        (_, "/metrics") => Route::Metrics,
+        _ => Route::Page,
+    }
+}
+
+/// At most [`MAX_ECHOED_CHARS`] characters of `s`.
+pub(super) fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(MAX_ECHOED_CHARS) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole routing table: method, path, and the route or refused status.
+    #[test]
+    fn routing_table() {
+        use Route::*;
+        let table: &[(&str, &str, Result<Route, u16>)] = &[
+            ("GET", "/stream", Ok(Stream)),
+            ("HEAD", "/stream", Ok(Stream)),
+            ("POST", "/publish", Ok(Publish)),
+            ("GET", "/health", Ok(Health)),
+            ("HEAD", "/health", Ok(Health)),
+            ("GET", "/stats", Ok(Stats)),
+            ("GET", "/metrics", Ok(Metrics)),
+            ("GET", "/", Ok(Page)),
+            ("HEAD", "/", Ok(Page)),
+            ("OPTIONS", "/stream", Ok(Options("GET, HEAD, OPTIONS"))),
+            ("OPTIONS", "/publish", Ok(Options("POST, OPTIONS"))),
+            ("OPTIONS", "*", Ok(Options("GET, HEAD, POST, OPTIONS"))),
+            ("POST", "/stream", Err(405)),
+            ("GET", "/publish", Err(405)),
+            ("DELETE", "/health", Err(405)),
+            ("PUT", "/", Err(405)),
+            ("GET", "*", Err(400)),
+            ("GET", "/nope", Err(404)),
+            ("POST", "/stream/", Err(404)),
+            ("BREW", "/stream", Err(501)),
+            ("get", "/stream", Err(501)),
+            ("BREW", "/nope", Err(501)),
+        ];
+        for (method, path, want) in table {
+            let got = route(method, path);
+            match (want, &got) {
+                (Ok(r), g) => assert_eq!(g, r, "{method} {path}"),
+                (Err(status), Refuse(resp)) => {
+                    assert_eq!(resp.status, *status, "{method} {path}")
+                }
+                (Err(status), g) => panic!("{method} {path}: want {status}, got {g:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn refusals_say_what_is_allowed_in_one_short_line() {
+        let Route::Refuse(r) = route("POST", "/stream") else {
+            panic!()
+        };
+        assert!(
+            r.headers
+                .contains(&("Allow", "GET, HEAD, OPTIONS".to_owned()))
+        );
+        assert_eq!(
+            r.body,
+            b"POST is not allowed on /stream; allowed: GET, HEAD, OPTIONS\n"
+        );
+        let long = format!("/{}", "x".repeat(500));
+        let Route::Refuse(r) = route("GET", &long) else {
+            panic!()
+        };
+        assert_eq!(r.body.len(), "no route for ".len() + MAX_ECHOED_CHARS + 1);
+    }
+}

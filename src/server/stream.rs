@@ -1,0 +1,141 @@
+//! `GET /stream`: check the request, subscribe, build the preamble, run the writer, and
+//! count how the stream ended.
+
+use std::net::SocketAddr;
+
+use futures_lite::AsyncWriteExt;
+
+use super::Ctx;
+use super::connection::Request;
+use super::socket::{Conn, write_timed};
+use super::writer::Writer;
+use crate::http::parse::BodyKind;
+use crate::http::response::{Response, stream_head};
+use crate::hub::{CloseHook, Subscription};
+use crate::sse::{self, Frame};
+use crate::stats::Reason;
+use crate::topic::{Topic, Topics};
+
+/// Most topics one stream may ask for. Why: matching is a linear scan per event, and
+/// a subscriber must not make every publish slower by asking for thousands.
+pub const MAX_TOPICS_PER_STREAM: usize = 64;
+
+/// A checked `GET /stream` request.
+pub(super) struct OpenStream {
+    topics: Topics,
+    last_id: Option<u64>,
+}
+
+/// Checks what a stream request asks for: topics and the resume id, or the refusal.
+pub(super) fn check(req: &Request) -> Result<OpenStream, Response> {
+    if req.framing.body != BodyKind::None && req.framing.body != BodyKind::Length(0) {
+        return Err(Response::text(400, "GET /stream takes no request body").close());
+    }
+    let mut topics = Vec::new();
+    for (k, v) in req.params() {
+        if k == "topic" {
+            match Topic::new(&v) {
+                Ok(t) if topics.len() < MAX_TOPICS_PER_STREAM => topics.push(t),
+                Ok(_) => {
+                    return Err(Response::text(
+                        400,
+                        &format!("at most {MAX_TOPICS_PER_STREAM} topics per stream"),
+                    ));
+                }
+                Err(e) => return Err(Response::text(400, &e.to_string())),
+            }
+        }
+    }
+    let topics = if topics.is_empty() {
+        Topics::All
+    } else {
+        Topics::Only(topics.into())
+    };
+    // A browser cannot set the header on its first connect, hence the query twin. Not a
+    // number (another server's id): treated as no id.
+    let last_id = req
+        .header("Last-Event-ID")
+        .map(str::to_owned)
+        .or_else(|| req.param("lastEventId"))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    Ok(OpenStream { topics, last_id })
+}
+
+/// Registers the subscriber and builds its first frame (response head, `retry:` and a
+/// comment). `None` when the request was answered without a stream (HEAD, shutdown).
+pub(super) async fn open<S: Conn>(
+    stream: &mut S,
+    peer: SocketAddr,
+    ctx: &Ctx,
+    req: &Request,
+    open: OpenStream,
+) -> Option<(Subscription, Frame)> {
+    let head = stream_head(&ctx.cors.headers(req.header("Origin")));
+    if req.is_head() {
+        let _ = write_timed(stream, &head, ctx.config.limits.write_timeout).await;
+        return None;
+    }
+    let closer = stream.clone();
+    let hook: CloseHook = Box::new(move || closer.shut_down());
+    let sub = match ctx.hub.subscribe(open.topics, open.last_id, Some(hook)) {
+        Ok(sub) => sub,
+        Err(e) => {
+            ctx.stats.rejected(503);
+            let bytes = Response::text(503, &e.to_string()).close().to_bytes(false);
+            let _ = write_timed(stream, &bytes, ctx.config.limits.write_timeout).await;
+            return None;
+        }
+    };
+    if let Some(sink) = stream.direct_sink() {
+        sub.set_direct_sink(sink);
+    }
+    ctx.log
+        .line(format_args!("client {} connected from {peer}", sub.id()));
+    let preamble = sse::preamble(head, jittered(ctx.config.retry_ms), sub.id());
+    Some((sub, preamble))
+}
+
+/// The stream phase: the writer, then the subscriber's end, counted with its reason.
+pub(super) async fn write_stream<S: Conn>(
+    mut stream: S,
+    mut sub: Subscription,
+    preamble: Frame,
+    ctx: &Ctx,
+) {
+    let reason = Writer::new(
+        &mut stream,
+        &mut sub,
+        preamble,
+        &ctx.stats,
+        ctx.config.limits.write_timeout,
+    )
+    .await;
+    if reason == Reason::Shutdown {
+        // Stop writing so the client sees a clean end after the last frame.
+        let _ = stream.close().await;
+    }
+    sub.end(reason);
+}
+
+/// `ms` ±20%, so that a restart does not bring every client back in the same instant.
+fn jittered(ms: u32) -> u32 {
+    let spread = ms / 5;
+    if spread == 0 {
+        return ms;
+    }
+    ms - spread + fastrand::u32(0..=2 * spread)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_a_fifth() {
+        for _ in 0..1000 {
+            let j = jittered(3000);
+            assert!((2400..=3600).contains(&j), "{j}");
+        }
+        assert_eq!(jittered(4), 4);
+    }
+}
