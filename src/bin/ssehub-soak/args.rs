@@ -1,4 +1,5 @@
-//! Hand-parsed command-line flags, validated into a [`Config`].
+//! Hand-parsed command-line flags, validated into a [`Config`]. The flags themselves,
+//! with their help text, are one table in [`flags`].
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -8,71 +9,16 @@ use serde::Serialize;
 
 use crate::http::{BaseUrl, parse_url};
 
+mod flags;
+
+pub use flags::help;
+
 /// The event type the tool publishes and recognises as its own.
 pub const EVENT_NAME: &str = "soak";
 /// Largest `--body-size`. **Unit:** bytes.
 pub const MAX_BODY_SIZE: usize = 1 << 20;
 /// Shortest `--duration`: the run needs room for its drain phase. **Unit:** seconds.
 pub const MIN_DURATION_SECS: f64 = 3.0;
-
-/// The help text.
-pub fn help() -> &'static str {
-    "ssehub-soak: soak and load test an SSE server on this machine (loopback only)
-
-USAGE: ssehub-soak --duration SECS [FLAGS]
-
-Target
-  --url URL               base URL, http:// on 127.0.0.0/8 or [::1] only
-                          (default http://127.0.0.1:8080)
-  --sources K             spread connections over K destination addresses
-                          127.0.0.x, x = URL's last octet .. +K-1 (default 1);
-                          the server must listen on 0.0.0.0 or those addresses
-  --server-pid PID        sample the server's RSS, CPU time and open fds
-  --subscribe-path PATH   subscribers GET this path under the URL's prefix
-                          (default /stream)
-
-Subscribers
-  --clients N             subscribers that stay connected (default 100)
-  --topic T               subscribe to topic T (repeatable; none: all topics)
-  --connect-rate R        new connections per second, 0 = unlimited (default 0)
-  --slow K                clients that never read; they must be evicted (default 0)
-  --churn R               clients per second that connect, read briefly, hang up
-  --reconnect R           clients per second that hang up and resume with
-                          Last-Event-ID; they must see no gap
-
-Publishing (one keep-alive connection, POST /publish)
-  --publish-rate R|max    events per second, or back to back (default 100)
-  --token T               bearer token for /publish
-  --body-size BYTES       pad each event's data to this size (default 0)
-  --publish-topic T       topic to publish to (default: first --topic, or soak)
-  --no-publish            do not publish: listen to an existing producer and
-                          check event ids only
-  --publish-url URL       publish to this URL (loopback only; default: --url
-                          with the path /publish)
-  --publish-style S       ssehub: a JSON publish object with a bearer token,
-                          answered 200 {\"id\":..}; nchan: the event data as the
-                          raw body, any 2xx answer accepted, events named soak
-                          or unnamed are the tool's own (default ssehub)
-  --wait-connected        start publishing only once every initial client has
-                          connected (and the server baseline was sampled)
-  --idle                  connect the clients, publish nothing, expect nothing:
-                          for memory per idle subscriber (implies --no-publish)
-
-Run
-  --duration SECS         run time, also the hard cap (required, at least 3)
-  --progress SECS         progress line on stderr every SECS, 0 = off (default 5)
-  --threads N             executor threads of the tool (default: the number of
-                          CPUs); fewer leave more CPU to a server on this machine
-  --max-rss-growth-kib N  fail if the server's RSS grew by more than N KiB
-  --max-fd-growth N       fail if the server's open fds grew by more than N
-                          (both compared with the sample taken once all
-                          initial clients were connected)
-  -h, --help              this text
-
-Output: a JSON report on stdout. Exit status: 0 all checks passed, 1 a check
-failed, 2 bad usage.
-"
-}
 
 /// How fast to publish.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -196,29 +142,65 @@ impl fmt::Display for UsageError {
     }
 }
 
-fn num<T: std::str::FromStr>(name: &str, v: &str, what: &str) -> Result<T, UsageError> {
-    v.parse()
-        .map_err(|_| UsageError(format!("--{name}: expected {what}, got '{v}'")))
+/// Flag values as given, before the checks that involve more than one flag.
+#[derive(Debug)]
+struct Raw {
+    url: String,
+    clients: usize,
+    topics: Vec<String>,
+    connect_rate: f64,
+    sources: u8,
+    duration: Option<Duration>,
+    progress: Duration,
+    publish_rate: Option<Rate>,
+    token: Option<String>,
+    body_size: usize,
+    publish_topic: Option<String>,
+    no_publish: bool,
+    slow: usize,
+    churn: f64,
+    reconnect: f64,
+    server_pid: Option<u32>,
+    max_rss_growth_kib: Option<u64>,
+    max_fd_growth: Option<u64>,
+    subscribe_path: String,
+    publish_url: Option<String>,
+    style: Option<Style>,
+    wait_connected: bool,
+    idle: bool,
+    threads: Option<usize>,
 }
 
-fn rate(name: &str, v: &str) -> Result<f64, UsageError> {
-    let r: f64 = num(name, v, "a rate per second (a number >= 0)")?;
-    if !r.is_finite() || !(0.0..=1e6).contains(&r) {
-        return Err(UsageError(format!(
-            "--{name}: expected a rate from 0 to 1000000, got '{v}'"
-        )));
+impl Default for Raw {
+    /// The defaults `--help` states.
+    fn default() -> Self {
+        Raw {
+            url: "http://127.0.0.1:8080".to_string(),
+            clients: 100,
+            topics: Vec::new(),
+            connect_rate: 0.0,
+            sources: 1,
+            duration: None,
+            progress: Duration::from_secs(5),
+            publish_rate: None,
+            token: None,
+            body_size: 0,
+            publish_topic: None,
+            no_publish: false,
+            slow: 0,
+            churn: 0.0,
+            reconnect: 0.0,
+            server_pid: None,
+            max_rss_growth_kib: None,
+            max_fd_growth: None,
+            subscribe_path: "/stream".to_string(),
+            publish_url: None,
+            style: None,
+            wait_connected: false,
+            idle: false,
+            threads: None,
+        }
     }
-    Ok(r)
-}
-
-fn seconds(name: &str, v: &str) -> Result<Duration, UsageError> {
-    let s: f64 = num(name, v, "seconds")?;
-    if !s.is_finite() || !(0.0..=86_400.0).contains(&s) {
-        return Err(UsageError(format!(
-            "--{name}: expected seconds from 0 to 86400, got '{v}'"
-        )));
-    }
-    Ok(Duration::from_secs_f64(s))
 }
 
 /// Parses the arguments (without the program name).
@@ -227,255 +209,120 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let mut url = "http://127.0.0.1:8080".to_string();
-    let mut clients = 100usize;
-    let mut topics = Vec::new();
-    let mut connect_rate = 0.0;
-    let mut sources = 1u8;
-    let mut duration = None;
-    let mut progress = Duration::from_secs(5);
-    let mut publish_rate = None;
-    let mut token = None;
-    let mut body_size = 0usize;
-    let mut publish_topic = None;
-    let mut no_publish = false;
-    let mut slow = 0usize;
-    let mut churn = 0.0;
-    let mut reconnect = 0.0;
-    let mut server_pid = None;
-    let mut max_rss_growth_kib = None;
-    let mut max_fd_growth = None;
-    let mut subscribe_path = "/stream".to_string();
-    let mut publish_url = None;
-    let mut style = None;
-    let mut wait_connected = false;
-    let mut idle = false;
-    let mut threads = None;
+    match flags::read(args.into_iter().map(Into::into))? {
+        Some(raw) => raw.into_config().map(|c| Command::Run(Box::new(c))),
+        None => Ok(Command::Help),
+    }
+}
 
-    let mut args = args.into_iter().map(Into::into);
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Ok(Command::Help);
-        }
-        let Some(body) = arg.strip_prefix("--") else {
-            return Err(UsageError(format!(
-                "unexpected argument '{arg}' (see --help)"
-            )));
-        };
-        let (name, inline) = match body.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(v.to_string())),
-            None => (body.to_string(), None),
-        };
-        if let Some(switch) = [
-            ("no-publish", &mut no_publish),
-            ("wait-connected", &mut wait_connected),
-            ("idle", &mut idle),
-        ]
-        .into_iter()
-        .find_map(|(n, v)| (n == name).then_some(v))
-        {
-            if inline.is_some() {
-                return Err(UsageError(format!("--{name} takes no value")));
-            }
-            *switch = true;
-            continue;
-        }
-        const KNOWN: &[&str] = &[
-            "url",
-            "clients",
-            "topic",
-            "connect-rate",
-            "sources",
-            "duration",
-            "progress",
-            "publish-rate",
-            "token",
-            "body-size",
-            "publish-topic",
-            "slow",
-            "churn",
-            "reconnect",
-            "server-pid",
-            "max-rss-growth-kib",
-            "max-fd-growth",
-            "subscribe-path",
-            "publish-url",
-            "publish-style",
-            "threads",
-        ];
-        if !KNOWN.contains(&name.as_str()) {
-            return Err(UsageError(format!("unknown flag --{name} (see --help)")));
-        }
-        let v = match inline.or_else(|| args.next()) {
-            Some(v) => v,
-            None => return Err(UsageError(format!("--{name} needs a value"))),
-        };
-        let n = name.as_str();
-        match n {
-            "url" => url = v,
-            "clients" => clients = num(n, &v, "a whole number")?,
-            "topic" => {
-                if v.is_empty() || v.len() > 128 {
-                    return Err(UsageError(format!(
-                        "--topic: expected 1 to 128 characters, got '{v}'"
-                    )));
-                }
-                topics.push(v);
-            }
-            "connect-rate" => connect_rate = rate(n, &v)?,
-            "sources" => {
-                sources = num(n, &v, "a whole number from 1 to 254")?;
-                if sources == 0 || sources == 255 {
-                    return Err(UsageError(format!(
-                        "--sources: expected a whole number from 1 to 254, got '{v}'"
-                    )));
-                }
-            }
-            "duration" => duration = Some(seconds(n, &v)?),
-            "progress" => progress = seconds(n, &v)?,
-            "publish-rate" => {
-                publish_rate = Some(if v == "max" {
-                    Rate::Max
-                } else {
-                    let r = rate(n, &v)?;
-                    if r == 0.0 {
-                        return Err(UsageError(
-                            "--publish-rate: must be above 0 (or use --no-publish)".into(),
-                        ));
-                    }
-                    Rate::PerSec(r)
-                })
-            }
-            "token" => token = Some(v),
-            "body-size" => {
-                body_size = num(n, &v, "a size in bytes")?;
-                if body_size > MAX_BODY_SIZE {
-                    return Err(UsageError(format!(
-                        "--body-size: at most {MAX_BODY_SIZE} bytes, got '{v}'"
-                    )));
-                }
-            }
-            "publish-topic" => publish_topic = Some(v),
-            "slow" => slow = num(n, &v, "a whole number")?,
-            "churn" => churn = rate(n, &v)?,
-            "reconnect" => reconnect = rate(n, &v)?,
-            "server-pid" => server_pid = Some(num(n, &v, "a process id")?),
-            "max-rss-growth-kib" => max_rss_growth_kib = Some(num(n, &v, "KiB")?),
-            "max-fd-growth" => max_fd_growth = Some(num(n, &v, "a whole number")?),
-            "subscribe-path" => {
-                let ok = v.starts_with('/')
-                    && v.len() <= 1024
-                    && v.bytes()
-                        .all(|b| b.is_ascii_graphic() && b != b'#' && b != b'?');
-                if !ok {
-                    return Err(UsageError(format!(
-                        "--subscribe-path: expected a path starting with / (no query), got '{v}'"
-                    )));
-                }
-                subscribe_path = v;
-            }
-            "publish-url" => publish_url = Some(v),
-            "threads" => {
-                let t: usize = num(n, &v, "a whole number from 1 to 256")?;
-                if !(1..=256).contains(&t) {
-                    return Err(UsageError(format!(
-                        "--threads: expected a whole number from 1 to 256, got '{v}'"
-                    )));
-                }
-                threads = Some(t);
-            }
-            "publish-style" => {
-                style = Some(match v.as_str() {
-                    "ssehub" => Style::Ssehub,
-                    "nchan" => Style::Nchan,
-                    _ => {
-                        return Err(UsageError(format!(
-                            "--publish-style: expected ssehub or nchan, got '{v}'"
-                        )));
-                    }
-                })
-            }
-            _ => unreachable!("checked against KNOWN"),
-        }
-    }
-
-    let duration = duration.ok_or_else(|| UsageError("--duration is required".into()))?;
-    if duration.as_secs_f64() < MIN_DURATION_SECS {
-        return Err(UsageError(format!(
-            "--duration: at least {MIN_DURATION_SECS} seconds"
-        )));
-    }
-    if clients > 1_000_000 || slow > 1_000_000 {
-        return Err(UsageError("--clients/--slow: at most 1000000".into()));
-    }
-    let base = parse_url(&url).map_err(|e| UsageError(e.to_string()))?;
-    let dests = destinations(&base, sources)?;
-    let publish = if no_publish || idle {
-        let flag = if idle { "--idle" } else { "--no-publish" };
-        if publish_rate.is_some()
-            || publish_topic.is_some()
-            || token.is_some()
-            || body_size > 0
-            || publish_url.is_some()
-            || style.is_some()
-            || wait_connected
-        {
-            return Err(UsageError(format!(
-                "{flag} conflicts with --publish-rate/--publish-topic/--token/--body-size/--publish-url/--publish-style/--wait-connected"
-            )));
-        }
-        None
-    } else {
-        let topic = publish_topic
-            .or_else(|| topics.first().cloned())
-            .unwrap_or_else(|| "soak".to_string());
-        if !topics.is_empty() && !topics.contains(&topic) {
-            return Err(UsageError(format!(
-                "--publish-topic {topic} is not among the subscribed --topic values: subscribers would see nothing"
-            )));
-        }
-        let explicit = publish_url.is_some();
-        let url = publish_url.unwrap_or_else(|| format!("{}/publish", url.trim_end_matches('/')));
-        let target =
-            parse_url(&url).map_err(|e| UsageError(e.0.replacen("--url", "--publish-url", 1)))?;
-        Some(Publish {
-            rate: publish_rate.unwrap_or(Rate::PerSec(100.0)),
+impl Raw {
+    /// The checks that involve more than one flag, and the values derived from them.
+    fn into_config(self) -> Result<Config, UsageError> {
+        let Raw {
+            url,
+            clients,
+            topics,
+            connect_rate,
+            sources,
+            duration,
+            progress,
+            publish_rate,
             token,
             body_size,
-            topic,
-            addr: explicit.then_some(target.addr),
-            host: target.host,
-            target: if target.prefix.is_empty() {
-                "/".to_string()
-            } else {
-                target.prefix
-            },
-            url,
-            style: style.unwrap_or(Style::Ssehub),
+            publish_topic,
+            no_publish,
+            slow,
+            churn,
+            reconnect,
+            server_pid,
+            max_rss_growth_kib,
+            max_fd_growth,
+            subscribe_path,
+            publish_url,
+            style,
             wait_connected,
+            idle,
+            threads,
+        } = self;
+        let duration = duration.ok_or_else(|| UsageError("--duration is required".into()))?;
+        if duration.as_secs_f64() < MIN_DURATION_SECS {
+            return Err(UsageError(format!(
+                "--duration: at least {MIN_DURATION_SECS} seconds"
+            )));
+        }
+        if clients > 1_000_000 || slow > 1_000_000 {
+            return Err(UsageError("--clients/--slow: at most 1000000".into()));
+        }
+        let base = parse_url(&url).map_err(|e| UsageError(e.to_string()))?;
+        let dests = destinations(&base, sources)?;
+        let publish = if no_publish || idle {
+            let flag = if idle { "--idle" } else { "--no-publish" };
+            if publish_rate.is_some()
+                || publish_topic.is_some()
+                || token.is_some()
+                || body_size > 0
+                || publish_url.is_some()
+                || style.is_some()
+                || wait_connected
+            {
+                return Err(UsageError(format!(
+                    "{flag} conflicts with --publish-rate/--publish-topic/--token/--body-size/--publish-url/--publish-style/--wait-connected"
+                )));
+            }
+            None
+        } else {
+            let topic = publish_topic
+                .or_else(|| topics.first().cloned())
+                .unwrap_or_else(|| "soak".to_string());
+            if !topics.is_empty() && !topics.contains(&topic) {
+                return Err(UsageError(format!(
+                    "--publish-topic {topic} is not among the subscribed --topic values: subscribers would see nothing"
+                )));
+            }
+            let explicit = publish_url.is_some();
+            let url =
+                publish_url.unwrap_or_else(|| format!("{}/publish", url.trim_end_matches('/')));
+            let target = parse_url(&url)
+                .map_err(|e| UsageError(e.0.replacen("--url", "--publish-url", 1)))?;
+            Some(Publish {
+                rate: publish_rate.unwrap_or(Rate::PerSec(100.0)),
+                token,
+                body_size,
+                topic,
+                addr: explicit.then_some(target.addr),
+                host: target.host,
+                target: if target.prefix.is_empty() {
+                    "/".to_string()
+                } else {
+                    target.prefix
+                },
+                url,
+                style: style.unwrap_or(Style::Ssehub),
+                wait_connected,
+            })
+        };
+        Ok(Config {
+            url,
+            base,
+            dests,
+            clients,
+            topics,
+            connect_rate,
+            sources,
+            duration,
+            progress,
+            publish,
+            slow,
+            churn,
+            reconnect,
+            server_pid,
+            max_rss_growth_kib,
+            max_fd_growth,
+            subscribe_path,
+            idle,
+            threads,
         })
-    };
-    Ok(Command::Run(Box::new(Config {
-        url,
-        base,
-        dests,
-        clients,
-        topics,
-        connect_rate,
-        sources,
-        duration,
-        progress,
-        publish,
-        slow,
-        churn,
-        reconnect,
-        server_pid,
-        max_rss_growth_kib,
-        max_fd_growth,
-        subscribe_path,
-        idle,
-        threads,
-    })))
+    }
 }
 
 /// The destination addresses for `--sources K`: the URL's address and the next K-1
@@ -697,5 +544,29 @@ mod tests {
             assert!(e.contains(flag), "{args:?}: {e}");
             assert!(!e.contains('\n'), "{e}");
         }
+    }
+
+    #[test]
+    fn unknown_flags_and_misplaced_values() {
+        let err = |args: &[&str]| run(args).unwrap_err().0;
+        assert_eq!(err(&["--frob"]), "unknown flag --frob (see --help)");
+        assert_eq!(err(&["--frob=1"]), "unknown flag --frob (see --help)");
+        assert_eq!(err(&["--"]), "unknown flag -- (see --help)");
+        // Only `-h` and `--help` as such ask for help.
+        assert_eq!(err(&["--help=1"]), "unknown flag --help (see --help)");
+        assert_eq!(err(&["-x"]), "unexpected argument '-x' (see --help)");
+        assert_eq!(err(&["--idle=1"]), "--idle takes no value");
+        assert_eq!(
+            err(&["--duration", "5", "--token"]),
+            "--token needs a value"
+        );
+        assert_eq!(
+            err(&["--clients=x"]),
+            "--clients: expected a whole number, got 'x'"
+        );
+        assert_eq!(parse(["-h", "--frob"]), Ok(Command::Help));
+        // A value may look like a flag.
+        let c = run(&["--duration", "5", "--token", "--clients"]).unwrap();
+        assert_eq!(c.publish.unwrap().token.as_deref(), Some("--clients"));
     }
 }

@@ -13,11 +13,15 @@
 
 mod args;
 mod check;
+mod clients;
 mod histogram;
 mod http;
 mod procfs;
+mod publisher;
 mod report;
 mod run;
+mod runtime;
+mod session;
 mod sse;
 
 use std::process::ExitCode;
@@ -27,7 +31,7 @@ use std::time::Duration;
 use async_executor::Executor;
 
 use crate::args::Command;
-use crate::run::Rt;
+use crate::runtime::Rt;
 
 fn main() -> ExitCode {
     let cfg = match args::parse(std::env::args().skip(1)) {

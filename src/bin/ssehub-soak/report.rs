@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::args::Config;
 use crate::procfs::{self, Sample};
-use crate::run::{PerRole, Rt, Tail};
+use crate::run::Tail;
+use crate::runtime::{PerRole, Rt};
 
 /// Client counts.
 #[derive(Debug, Serialize)]
