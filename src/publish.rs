@@ -1,14 +1,46 @@
 //! What a publisher sends: a `POST /publish` body (JSON or plain text) or a `--stdin`
 //! line, checked and turned into a topic and an [`Event`].
 //!
+//! # JSON data
+//!
+//! A string `data` is sent decoded: `{"data":"hi"}` sends `hi`. Any other value is sent as
+//! the publisher's own text, byte for byte, never re-serialised: key order, repeated keys
+//! inside it, the spelling of numbers (`1.0`, `-0`, `12345678901234567890123`, `1e400`),
+//! escapes (`"\u00e9"` stays those six characters) and the whitespace between its tokens
+//! all arrive as written. The text is checked against the JSON grammar (RFC 8259) and not
+//! interpreted further: a number may have any size or precision, a `\uXXXX` escape need
+//! not pair up into a valid character, and nesting is bounded only by the body size
+//! limit. A string that must be decoded (`data`, `event`, `topic`, a field name) is
+//! refused when it holds such a lone surrogate, as JSON text no Rust string can hold.
+//!
+//! Whitespace around the value (after the `:` and before the next `,` or `}`) is not part
+//! of it and is not sent: `{"data": [1, 2] }` sends `[1, 2]`.
+//!
 //! # Line breaks in data
 //!
-//! Data may hold line breaks: each becomes its own `data:` line. CR and CRLF arrive at
-//! subscribers as LF, which is all the SSE format can carry. NUL is refused.
+//! Data may hold line breaks: each becomes its own `data:` line, and subscribers join the
+//! lines with LF. CR and CRLF arrive at subscribers as LF, which is all the SSE format can
+//! carry. NUL is refused.
+//!
+//! So a pretty-printed `data` with LF line breaks arrives byte for byte. In JSON text a CR
+//! can only be whitespace between tokens (inside a string it must be written `\r`), so a
+//! value laid out with CRLF or CR arrives as the same text with each CRLF and each lone CR
+//! replaced by LF: the same JSON value, and the same bytes but for those line breaks.
+//!
+//! # Field names
+//!
+//! The body object takes `data`, `event`, `topic` and `retry`, each at most once. An
+//! unknown name is refused (likely a typo), and so is a repeated one, naming it
+//! (`duplicate field "topic"`): RFC 8259 leaves the meaning of repeated names to each
+//! parser, so a proxy or audit log that read the first `topic` while the hub took the
+//! last would disagree with it about where an event went. Names are compared decoded:
+//! `"d\u0061ta"` is `data`.
 
 use std::fmt;
 
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::sse::{Event, FieldError};
 use crate::topic::{Topic, TopicError};
@@ -41,6 +73,8 @@ pub enum PublishError {
     },
     /// A field this API does not know (likely a typo).
     UnknownField(String),
+    /// A field given more than once in the body object.
+    DuplicateField(&'static str),
     /// An SSE field would break the wire format.
     Field(FieldError),
     /// A bad topic name.
@@ -67,6 +101,10 @@ impl fmt::Display for PublishError {
                     "unknown field {shown:?} (expected data, event, topic, retry)"
                 )
             }
+            PublishError::DuplicateField(name) => write!(
+                f,
+                "duplicate field \"{name}\" (data, event, topic and retry may each appear once)"
+            ),
             PublishError::Field(e) => e.fmt(f),
             PublishError::Topic(e) => e.fmt(f),
             PublishError::NotUtf8 => f.write_str("body is not valid UTF-8"),
@@ -92,7 +130,8 @@ impl From<TopicError> for PublishError {
 }
 
 /// Parses a JSON body: `{"data": <string or any JSON>, "event"?: string, "topic"?: string,
-/// "retry"?: integer}`. Non-string `data` is sent as its compact JSON text.
+/// "retry"?: integer}`, each field at most once. String `data` is sent decoded; any other
+/// `data` is sent as the publisher's exact JSON text (see the [module docs](self)).
 ///
 /// # Errors
 ///
@@ -101,39 +140,174 @@ impl From<TopicError> for PublishError {
 /// # Examples
 ///
 /// ```
-/// let p = ssehub::publish::from_json(br#"{"data":{"a":1},"event":"tick","topic":"t"}"#).unwrap();
-/// assert_eq!(p.event.data(), r#"{"a":1}"#);
+/// let p = ssehub::publish::from_json(br#"{"data":{"b":1,"a":2},"event":"tick","topic":"t"}"#).unwrap();
+/// assert_eq!(p.event.data(), r#"{"b":1,"a":2}"#);
 /// assert_eq!(p.topic.as_str(), "t");
+/// let p = ssehub::publish::from_json(br#"{"data":"hi"}"#).unwrap();
+/// assert_eq!(p.event.data(), "hi");
 /// assert!(ssehub::publish::from_json(br#"{"data":"x","event":"a\nb"}"#).is_err());
+/// assert!(ssehub::publish::from_json(br#"{"data":"x","data":"y"}"#).is_err());
 /// ```
 pub fn from_json(body: &[u8]) -> Result<Publish, PublishError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| PublishError::Json(e.to_string()))?;
-    let Value::Object(map) = value else {
+    let json_error = |e: serde_json::Error| PublishError::Json(e.to_string());
+    if body.iter().find(|b| !b" \t\n\r".contains(b)) != Some(&b'{') {
+        // Not an object: say so only of well-formed JSON.
+        serde_json::from_slice::<IgnoredAny>(body).map_err(json_error)?;
         return Err(PublishError::NotAnObject);
-    };
-    if let Some(unknown) = map
-        .keys()
-        .find(|k| !matches!(k.as_str(), "data" | "event" | "topic" | "retry"))
-    {
-        return Err(PublishError::UnknownField(unknown.clone()));
     }
-    let data = match map.get("data") {
+    let fields: Fields<'_> = serde_json::from_slice(body).map_err(json_error)?;
+    if let Some(problem) = fields.problem {
+        return Err(problem);
+    }
+    let data = match fields.data {
         None => return Err(PublishError::MissingData),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        Some(raw) if raw.get().starts_with('"') => decode_str(body, raw)?,
+        Some(raw) => raw.get().to_owned(),
     };
-    let event = opt_str(&map, "event")?;
-    let topic = opt_str(&map, "topic")?;
-    let retry = match map.get("retry") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
+    let event = opt_str(body, fields.event, "event")?;
+    let topic = opt_str(body, fields.topic, "topic")?;
+    let retry = match fields.retry.map(RawValue::get) {
+        None | Some("null") => None,
+        Some(text) => Some(
+            serde_json::from_str::<Value>(text)
+                .ok()
+                .and_then(|v| v.as_u64())
                 .and_then(|n| u32::try_from(n).ok())
                 .ok_or(PublishError::Retry)?,
         ),
     };
-    build(data, event, topic, retry)
+    build(data, event.as_deref(), topic.as_deref(), retry)
+}
+
+/// The body object's fields, as raw JSON text borrowed from the body.
+#[derive(Default)]
+struct Fields<'a> {
+    data: Option<&'a RawValue>,
+    event: Option<&'a RawValue>,
+    topic: Option<&'a RawValue>,
+    retry: Option<&'a RawValue>,
+    /// The first unknown or repeated name, in the body's order.
+    problem: Option<PublishError>,
+}
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = Fields<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+                let mut fields = Fields::default();
+                while let Some(key) = map.next_key::<Key>()? {
+                    let (slot, name) = match key {
+                        Key::Data => (&mut fields.data, "data"),
+                        Key::Event => (&mut fields.event, "event"),
+                        Key::Topic => (&mut fields.topic, "topic"),
+                        Key::Retry => (&mut fields.retry, "retry"),
+                        Key::Unknown(name) => {
+                            fields.problem = Some(PublishError::UnknownField(name));
+                            break;
+                        }
+                    };
+                    if slot.is_some() {
+                        fields.problem = Some(PublishError::DuplicateField(name));
+                        break;
+                    }
+                    *slot = Some(map.next_value()?);
+                }
+                if fields.problem.is_some() {
+                    // The rest must still be well-formed JSON.
+                    map.next_value::<IgnoredAny>()?;
+                    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                }
+                Ok(fields)
+            }
+        }
+        d.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// A field name of the body object, decoded.
+enum Key {
+    Data,
+    Event,
+    Topic,
+    Retry,
+    Unknown(String),
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Key, E> {
+                Ok(match name {
+                    "data" => Key::Data,
+                    "event" => Key::Event,
+                    "topic" => Key::Topic,
+                    "retry" => Key::Retry,
+                    other => Key::Unknown(other.to_owned()),
+                })
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// An optional string field: absent or `null` is `None`.
+fn opt_str(
+    body: &[u8],
+    raw: Option<&RawValue>,
+    field: &'static str,
+) -> Result<Option<String>, PublishError> {
+    match raw {
+        None => Ok(None),
+        Some(raw) if raw.get() == "null" => Ok(None),
+        Some(raw) if raw.get().starts_with('"') => decode_str(body, raw).map(Some),
+        Some(_) => Err(PublishError::WrongType {
+            field,
+            expected: "a string",
+        }),
+    }
+}
+
+/// Decodes `raw`, a JSON string literal borrowed from `body`.
+///
+/// The grammar check has passed, so only a `\u` escape that is no character (a lone
+/// surrogate) fails here; the error then gives its position in `body`, as a parse of the
+/// whole body would.
+fn decode_str(body: &[u8], raw: &RawValue) -> Result<String, PublishError> {
+    let text = raw.get();
+    serde_json::from_str(text).map_err(|e| {
+        let start = text.as_ptr().addr().wrapping_sub(body.as_ptr().addr());
+        let Some(before) = body.get(..start) else {
+            return PublishError::Json(e.to_string());
+        };
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let line = before.iter().filter(|&&b| b == b'\n').count() + e.line();
+        let column = match e.line() {
+            1 => start - line_start + e.column(),
+            _ => e.column(),
+        };
+        let message = e.to_string();
+        let what = message
+            .rsplit_once(" at line ")
+            .map_or(message.as_str(), |(what, _)| what);
+        PublishError::Json(format!("{what} at line {line} column {column}"))
+    })
 }
 
 /// Builds a request from a plain-text body and the `event`, `topic` and `retry` query
@@ -154,20 +328,6 @@ pub fn from_text(
         Some(r) => Some(r.parse::<u32>().map_err(|_| PublishError::Retry)?),
     };
     build(data.to_owned(), event, topic, retry)
-}
-
-fn opt_str<'a>(
-    map: &'a serde_json::Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<&'a str>, PublishError> {
-    match map.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(PublishError::WrongType {
-            field,
-            expected: "a string",
-        }),
-    }
 }
 
 fn build(
@@ -200,6 +360,8 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -222,6 +384,7 @@ mod tests {
             (br#"{"data":"a\u0000b"}"#, "NUL"),
             (br#"{"data":"x","topic":"a b"}"#, "topic may only"),
             (br#"{"data":"x","retry":-1}"#, "retry"),
+            (br#"{"data":"x","data":"y"}"#, "duplicate field \"data\""),
         ];
         for (body, needle) in cases {
             let e = from_json(body).unwrap_err().to_string();
@@ -231,6 +394,264 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
             assert!(!e.contains('\n'));
+        }
+    }
+
+    /// The event data `body` gives, or the error message.
+    fn data(body: &str) -> Result<String, String> {
+        from_json(body.as_bytes())
+            .map(|p| p.event.data().to_owned())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Asserts `{"data":<text>}` sends `text` itself.
+    #[track_caller]
+    fn verbatim(text: &str) {
+        assert_eq!(data(&format!(r#"{{"data":{text}}}"#)).as_deref(), Ok(text));
+    }
+
+    #[test]
+    fn non_string_data_is_the_publishers_exact_text() {
+        // Big integers are not rounded, keys not sorted, nesting and spacing kept.
+        verbatim("12345678901234567890123");
+        verbatim(r#"{"b":1,"a":12345678901234567890123}"#);
+        verbatim(r#"{"b":1,"a":2}"#);
+        verbatim(r#"[[1,[2,[]]],{"a":[null,true,false]},[]]"#);
+        verbatim(r#"{ "a" : [ 1 ,2 ] ,"b":{}}"#);
+        verbatim("{\n  \"a\": 1,\n\t\"b\": [\n    true\n  ]\n}");
+        verbatim("null");
+        verbatim("true");
+        verbatim("{}");
+        // Escapes stay escapes; raw UTF-8 stays raw.
+        verbatim(r#"{"s":"\u00e9"}"#);
+        assert_eq!(r#"{"s":"\u00e9"}"#.len(), 14);
+        verbatim(r#"{"s":"é \"q\" \\ \/ \n \ud83d\ude00"}"#);
+        // A string data is decoded, escapes included.
+        assert_eq!(
+            data(r#"{"data":"\u00e9\ud83d\ude00"}"#).as_deref(),
+            Ok("é😀")
+        );
+        assert_eq!(data(r#"{"data":"hi"}"#).as_deref(), Ok("hi"));
+    }
+
+    #[test]
+    fn numbers_are_sent_as_spelled_whatever_their_range() {
+        for n in [
+            "1.0", "-0", "-0.0", "0", "1e400", "-1e400", "1e-400", "1E+2", "2.50e-3",
+        ] {
+            verbatim(n);
+            verbatim(&format!("[{n}]"));
+        }
+        // The grammar is still checked.
+        for bad in ["01", "1.", ".5", "+1", "-", "1e", "NaN", "Infinity", "0x10"] {
+            let e = data(&format!(r#"{{"data":{bad}}}"#)).unwrap_err();
+            assert!(e.starts_with("body is not valid JSON"), "{bad}: {e}");
+        }
+        // retry is a number the hub reads: out of range is a retry error.
+        for bad in ["1e400", "1.0", "-0.5", "4294967296", "\"5\""] {
+            let e = data(&format!(r#"{{"data":"x","retry":{bad}}}"#)).unwrap_err();
+            assert!(e.starts_with("retry must be"), "{bad}: {e}");
+        }
+        let p = from_json(br#"{"data":"x","retry":4294967295}"#).unwrap();
+        assert_eq!(p.event.retry(), Some(u32::MAX));
+        assert_eq!(
+            from_json(br#"{"data":"x","retry":null}"#)
+                .unwrap()
+                .event
+                .retry(),
+            None
+        );
+    }
+
+    #[test]
+    fn whitespace_around_the_value_is_not_part_of_it() {
+        assert_eq!(
+            data("{\"data\" :  \n\t[1, 2] \r\n , \"event\":\"e\"}").as_deref(),
+            Ok("[1, 2]")
+        );
+        assert_eq!(
+            data("  {\"data\":{\"a\":1}\n}\n").as_deref(),
+            Ok(r#"{"a":1}"#)
+        );
+    }
+
+    #[test]
+    fn cr_in_the_text_is_kept_and_goes_out_as_lf() {
+        let lf = "{\n  \"a\": [\n    1\n  ]\n}";
+        for text in [
+            lf.to_owned(),
+            lf.replace('\n', "\r\n"),
+            lf.replace('\n', "\r"),
+        ] {
+            let p = from_json(format!(r#"{{"data":{text}}}"#).as_bytes()).unwrap();
+            assert_eq!(p.event.data(), text);
+            let frame = crate::sse::encode(&p.event, None);
+            assert_eq!(
+                frame.as_bytes(),
+                b"data: {\ndata:   \"a\": [\ndata:     1\ndata:   ]\ndata: }\n\n"
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_top_level_names_are_refused_nested_ones_kept() {
+        for (body, name) in [
+            (r#"{"data":1,"data":1}"#, "data"),
+            (r#"{"data":"x","event":"a","event":"b"}"#, "event"),
+            (r#"{"topic":null,"data":"x","topic":"b"}"#, "topic"),
+            (r#"{"data":"x","retry":1,"retry":2}"#, "retry"),
+            (r#"{"data":"x","d\u0061ta":"y"}"#, "data"),
+        ] {
+            assert_eq!(
+                from_json(body.as_bytes()),
+                Err(PublishError::DuplicateField(name)),
+                "{body}"
+            );
+            let e = data(body).unwrap_err();
+            assert!(
+                e.starts_with(&format!("duplicate field \"{name}\" (")),
+                "{e}"
+            );
+        }
+        // The first problem in the body's order is the one named.
+        assert_eq!(
+            from_json(br#"{"data":1,"x":1,"data":2}"#),
+            Err(PublishError::UnknownField("x".into()))
+        );
+        // The rest of the body must still be JSON.
+        let e = data(r#"{"data":1,"data":2,"event":}"#).unwrap_err();
+        assert!(e.starts_with("body is not valid JSON"), "{e}");
+        // Inside data, names are the publisher's business.
+        verbatim(r#"{"k":1,"k":2,"k":{"k":3,"k":3}}"#);
+        verbatim(r#"[{"data":1,"data":2}]"#);
+    }
+
+    #[test]
+    fn data_text_is_checked_against_the_json_grammar() {
+        for bad in [
+            r#"{"data":{"a":}}"#,
+            r#"{"data":[1,]}"#,
+            r#"{"data":{"a" 1}}"#,
+            r#"{"data":{a:1}}"#,
+            "{\"data\":{\"a\":\"tab\tinside\"}}",
+            r#"{"data":"bad \x escape"}"#,
+            r#"{"data":{"s":"\u12"}}"#,
+            r#"{"data":1} x"#,
+            r#"{"data":1"#,
+            r#"{"data":1,}"#,
+            "",
+            "   ",
+        ] {
+            let e = data(bad).unwrap_err();
+            assert!(e.starts_with("body is not valid JSON"), "{bad:?}: {e}");
+        }
+        assert_eq!(
+            from_json(b"\xff"),
+            Err(PublishError::Json(
+                serde_json::from_slice::<Value>(b"\xff")
+                    .unwrap_err()
+                    .to_string()
+            ))
+        );
+        for not_object in [&b"[1]"[..], b" 1e400", b"\"x\"", b"null", b"[[[1]]]"] {
+            assert_eq!(from_json(not_object), Err(PublishError::NotAnObject));
+        }
+        // Invalid UTF-8 anywhere is refused, inside data too.
+        assert!(matches!(
+            from_json(b"{\"data\":{\"s\":\"\xc3\x28\"}}"),
+            Err(PublishError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn lone_surrogates_pass_in_json_text_and_are_refused_where_decoded() {
+        verbatim(r#"{"s":"\ud800"}"#);
+        verbatim(r#"["\udc00x"]"#);
+        for body in [
+            "{\"data\":\"a\\ud800\"}",
+            "{\n  \"event\": \"e\",\n  \"data\": \"x\",  \"topic\": \"\\udc00\"\n}",
+            "{\"data\":\"x\",\n\"event\":\"\\ud800\\u0041\"}",
+            "{\"data\":1,\"\\ud800\":1}",
+        ] {
+            // The same message, position included, as a parse of the whole body gives.
+            let want = serde_json::from_str::<Value>(body).unwrap_err().to_string();
+            assert_eq!(
+                data(body),
+                Err(format!("body is not valid JSON: {want}")),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_in_data_is_sent_without_recursion() {
+        let depth = 100_000;
+        verbatim(&format!("{}{}", "[".repeat(depth), "]".repeat(depth)));
+        let e = data(&format!(
+            r#"{{"data":{}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth - 1)
+        ))
+        .unwrap_err();
+        assert!(e.starts_with("body is not valid JSON"), "{e}");
+    }
+
+    /// Any JSON value, with big and small numbers, escapes and non-ASCII text.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((any::<String>(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_json_value_round_trips_byte_exact(value in json_value()) {
+            let compact = serde_json::to_string(&value).unwrap();
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            for text in [compact, pretty.clone(), pretty.replace('\n', "\r\n")] {
+                for body in [format!(r#"{{"data":{text}}}"#), format!("{{ \"data\" :\n{text}\n}}")] {
+                    let got = from_json(body.as_bytes());
+                    match &value {
+                        // NUL is refused in any data; a string data is sent decoded.
+                        Value::String(s) if s.contains('\0') => {
+                            prop_assert!(got.is_err());
+                        }
+                        Value::String(s) => {
+                            let got = got.unwrap();
+                            prop_assert_eq!(got.event.data(), s.as_str());
+                        }
+                        _ => {
+                            let got = got.unwrap();
+                            prop_assert_eq!(got.event.data(), text.as_str());
+                            // On the wire, after a subscriber joins the data lines: the LF text.
+                            let frame = crate::sse::encode(&got.event, None);
+                            let wire = std::str::from_utf8(frame.as_bytes()).unwrap();
+                            let joined: Vec<&str> = wire
+                                .lines()
+                                .filter_map(|l| l.strip_prefix("data: "))
+                                .collect();
+                            let lf = text.replace("\r\n", "\n").replace('\r', "\n");
+                            prop_assert_eq!(joined.join("\n"), lf);
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -244,6 +244,80 @@ fn multi_line_data_arrives_with_lf_line_breaks() {
     assert!(s.wait_raw(b"data: a\ndata: b\ndata: c\ndata: d\n\n", SHORT));
 }
 
+/// Publishes `body` as `application/json` with the token; the answer's id.
+fn publish_raw_json(srv: &crate::support::TestServer, body: &[u8]) -> u64 {
+    let r =
+        Client::connect(srv.addr).request(&post_publish("", Some(TOKEN), "application/json", body));
+    assert_eq!(r.status, 200, "{:?}: {r:?}", String::from_utf8_lossy(body));
+    r.json()["id"].as_u64().unwrap()
+}
+
+#[test]
+fn json_data_arrives_as_the_publishers_exact_text() {
+    let srv = publisher();
+    let mut s = SseClient::open(srv.addr, "/stream");
+    s.keep_raw = true;
+    srv.wait_subscribers(1, SHORT);
+    // Key order and a number no float can hold: kept as written, not re-serialised.
+    let compact = r#"{"b":1,"a":12345678901234567890123}"#;
+    // Pretty-printed, with a tab, an escape and an inner blank-free layout.
+    let pretty = "{\n  \"z\": [\n    1.0,\n    -0,\n\t\"\\u00e9\"\n  ],\n  \"a\": {}\n}";
+    // The same text with CRLF line breaks: CR can only be whitespace in JSON text.
+    let crlf = pretty.replace('\n', "\r\n");
+    let bodies = [
+        format!(r#"{{"data":{compact}}}"#),
+        format!("{{\"data\":  {pretty}  \n}}"),
+        format!("{{\r\n\"data\": {crlf}\r\n}}"),
+    ];
+    for body in &bodies {
+        publish_raw_json(&srv, body.as_bytes());
+    }
+    let got: Vec<String> = s.expect_events(3).into_iter().map(|e| e.data).collect();
+    assert_eq!(got[0], compact);
+    assert_eq!(got[1], pretty);
+    // CRLF arrives as LF, which is all SSE carries: the pretty text, byte for byte.
+    assert_eq!(got[2], pretty);
+    // On the wire: one data line per line of the text, leading whitespace kept.
+    assert!(s.wait_raw(
+        b"data: {\ndata:   \"z\": [\ndata:     1.0,\ndata:     -0,\ndata: \t\"\\u00e9\"\n",
+        SHORT
+    ));
+}
+
+#[test]
+fn duplicate_top_level_keys_are_refused_naming_the_key() {
+    let srv = publisher();
+    let mut s = SseClient::open(srv.addr, "/stream");
+    srv.wait_subscribers(1, SHORT);
+    for (body, key) in [
+        (r#"{"data":"a","data":"b"}"#, "data"),
+        (r#"{"data":"x","topic":"a","topic":"b"}"#, "topic"),
+        (r#"{"event":"e","data":1,"ev\u0065nt":"f"}"#, "event"),
+    ] {
+        let r = Client::connect(srv.addr).request(&post_publish(
+            "",
+            Some(TOKEN),
+            "application/json",
+            body.as_bytes(),
+        ));
+        assert_eq!(r.status, 400, "{body}: {r:?}");
+        let text = r.body_text();
+        assert!(
+            text.contains(&format!("duplicate field \"{key}\"")),
+            "{body}: {text:?}"
+        );
+        assert!(
+            text.ends_with('\n') && text.matches('\n').count() == 1,
+            "{text:?}"
+        );
+    }
+    assert_eq!(srv.hub.last_id(), 0);
+    // Inside data, duplicates are the publisher's text and go out as written.
+    let id = publish_raw_json(&srv, br#"{"data":{"k":1,"k":2}}"#);
+    let ev = s.expect_event();
+    assert_eq!((ev.num_id(), ev.data.as_str()), (id, r#"{"k":1,"k":2}"#));
+}
+
 fn data_char() -> impl Strategy<Value = char> {
     prop_oneof![
         4 => any::<char>().prop_filter("no NUL", |c| *c != '\0'),
