@@ -27,6 +27,14 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 /// Default cap on concurrent TCP connections (subscribers and requests alike). Why:
 /// stays under the usual 20,000-descriptor limit with room for the listener and logs.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default time a refused connection is read and discarded before it closes (the
+/// lingering close of RFC 9112 §9.6). **Unit:** seconds. **Why:** long enough for a client
+/// still sending its request to see the answer instead of a reset, short enough that a
+/// refused client cannot hold its connection slot for long.
+pub const DEFAULT_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default most bytes read and discarded in a lingering close. **Unit:** bytes. **Why:**
+/// covers a body of several times `--max-body` in flight; past it the connection closes.
+pub const DEFAULT_LINGER_BYTES: usize = 1 << 20;
 /// Default cap on a request body. **Unit:** bytes.
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 /// Default `retry:` sent to each subscriber. **Unit:** milliseconds.
@@ -53,6 +61,11 @@ pub struct Limits {
     pub write_timeout: Duration,
     /// Most concurrent TCP connections. Over it: `503` with `Retry-After`, close.
     pub max_connections: usize,
+    /// After a refusal: the longest the connection is read and discarded before it
+    /// closes (a lingering close, so the client reads the answer, not a reset).
+    pub linger_timeout: Duration,
+    /// After a refusal: the most bytes read and discarded before the connection closes.
+    pub linger_bytes: usize,
 }
 
 impl Default for Limits {
@@ -65,6 +78,8 @@ impl Default for Limits {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            linger_timeout: DEFAULT_LINGER_TIMEOUT,
+            linger_bytes: DEFAULT_LINGER_BYTES,
         }
     }
 }
@@ -483,6 +498,8 @@ impl Config {
                 1,
                 1_000_000,
             )?,
+            linger_timeout: d.limits.linger_timeout,
+            linger_bytes: d.limits.linger_bytes,
         };
         let hub = HubLimits {
             queue_len: int(raw, "queue", d.hub.queue_len, 1, 1_000_000)?,

@@ -23,6 +23,11 @@ use crate::publish;
 use crate::sse::{Event, heartbeat};
 use crate::topic::Topic;
 
+/// Most stdin lines published before the producer yields to the other tasks of its
+/// thread. **Unit:** lines. **Why:** a fast input (a file piped in) must not keep the
+/// request thread from accepting and answering.
+pub const LINES_PER_POLL: u64 = 64;
+
 /// The topic of the demo producer's events.
 pub const DEMO_TOPIC: &str = "demo";
 
@@ -109,6 +114,9 @@ pub async fn lines<R: AsyncRead + Unpin>(
             }
         };
         number += 1;
+        if number % LINES_PER_POLL == 0 {
+            futures_lite::future::yield_now().await;
+        }
         if !line.ends_with(b"\n") && n as u64 == limit {
             log.line(format_args!(
                 "stdin: line {number} exceeds {max_line} bytes, skipped"

@@ -18,15 +18,19 @@ pub enum Reason {
     HungUp,
     /// The server shut down.
     Shutdown,
+    /// The client sent more than the stream read allowance after its request: a client
+    /// has nothing to send on an open stream, so it is ended rather than read for ever.
+    UnexpectedInput,
 }
 
 impl Reason {
     /// Every reason, in a fixed order (the order of the counters).
-    pub const ALL: [Reason; 4] = [
+    pub const ALL: [Reason; 5] = [
         Reason::QueueFull,
         Reason::WriteTimeout,
         Reason::HungUp,
         Reason::Shutdown,
+        Reason::UnexpectedInput,
     ];
 
     /// The label used in logs, `/stats` and `/metrics`.
@@ -36,6 +40,7 @@ impl Reason {
             Reason::WriteTimeout => "write_timeout",
             Reason::HungUp => "hung_up",
             Reason::Shutdown => "shutdown",
+            Reason::UnexpectedInput => "unexpected_input",
         }
     }
 
@@ -46,6 +51,7 @@ impl Reason {
             Reason::WriteTimeout => 1,
             Reason::HungUp => 2,
             Reason::Shutdown => 3,
+            Reason::UnexpectedInput => 4,
         }
     }
 }
@@ -70,7 +76,7 @@ pub struct Stats {
     direct_writes: AtomicU64,
     direct_handoffs: AtomicU64,
     publishes_paced: AtomicU64,
-    ended: [AtomicU64; 4],
+    ended: [AtomicU64; Reason::ALL.len()],
     rejected: [AtomicU64; COUNTED_STATUSES.len() + 1],
 }
 
@@ -104,7 +110,7 @@ pub struct Snapshot {
     /// Publish answers held because the writers were behind subscribers that still read.
     pub publishes_paced: u64,
     /// Ended streams by reason, in [`Reason::ALL`] order.
-    pub ended: [u64; 4],
+    pub ended: [u64; Reason::ALL.len()],
     /// Rejected requests by status, in [`COUNTED_STATUSES`] order, then "other".
     pub rejected: [u64; COUNTED_STATUSES.len() + 1],
 }
@@ -234,7 +240,7 @@ mod tests {
         let snap = s.snapshot();
         assert_eq!(snap.clients, 2);
         assert_eq!(snap.peak_clients, 2);
-        assert_eq!(snap.ended, [0, 0, 1, 0]);
+        assert_eq!(snap.ended, [0, 0, 1, 0, 0]);
     }
 
     #[test]

@@ -20,3 +20,6 @@ mod hardening;
 mod clients;
 // /stats and /metrics after real traffic, checked with a Prometheus parser; HEAD.
 mod metrics;
+// Hostile clients and honest answers: flooding a stream, lingering close, bounded
+// metrics, descriptor exhaustion.
+mod hostile;

@@ -58,6 +58,7 @@
 mod direct;
 mod history;
 mod subscription;
+mod topic_counts;
 mod writer_state;
 
 #[cfg(test)]
@@ -73,6 +74,8 @@ pub(crate) use direct::{DirectJob, DirectSink};
 use direct::{DirectRunner, DirectTarget};
 use history::{History, Retained};
 pub use subscription::Subscription;
+use topic_counts::TopicCounts;
+pub use topic_counts::{LISTED_TOPICS, TopicListing};
 use writer_state::WriterState;
 
 use crate::log::Log;
@@ -212,6 +215,8 @@ struct State {
     closed: bool,
     /// Whether the last fan-out found every writer waiting (see "Direct writes").
     writers_idle: bool,
+    /// Subscribers per topic, kept as they come and go.
+    topic_counts: TopicCounts,
 }
 
 struct Client {
@@ -256,6 +261,7 @@ impl Hub {
             history: History::default(),
             closed: false,
             writers_idle: true,
+            topic_counts: TopicCounts::default(),
         };
         Hub {
             inner: Arc::new(Inner {
@@ -324,24 +330,11 @@ impl Hub {
         self.lock().history.len()
     }
 
-    /// Subscribers per topic they asked for (`*` for subscribers to every topic).
-    pub fn topic_counts(&self) -> Vec<(String, usize)> {
-        let state = self.lock();
-        let mut counts: HashMap<&str, usize> = HashMap::new();
-        for client in state.clients.values() {
-            match &client.topics {
-                Topics::All => *counts.entry("*").or_default() += 1,
-                Topics::Only(list) => {
-                    for t in list.iter() {
-                        *counts.entry(t.as_str()).or_default() += 1;
-                    }
-                }
-            }
-        }
-        let mut out: Vec<(String, usize)> =
-            counts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        out.sort();
-        out
+    /// Subscribers per topic they asked for (`*` for subscribers to every topic), at
+    /// most [`LISTED_TOPICS`] topics by name and the rest summed. Kept as subscribers
+    /// come and go: reading it never walks the subscribers.
+    pub fn topic_counts(&self) -> TopicListing {
+        self.lock().topic_counts.listing()
     }
 
     /// Registers a subscriber.
@@ -373,6 +366,7 @@ impl Hub {
             Some(last) if last <= state.last_id => state.history.backlog(last, &topics),
             _ => Vec::new(),
         };
+        state.topic_counts.add(&topics);
         state.clients.insert(
             id,
             Client {
@@ -496,7 +490,7 @@ impl Hub {
 
     /// Removes a subscriber (if still registered) and counts it under `reason`.
     fn remove(&self, id: ClientId, reason: Reason) {
-        let removed = self.lock().clients.remove(&id);
+        let removed = self.lock().take(id);
         if let Some(client) = removed {
             self.retire(id, client, reason, false);
         }
@@ -508,6 +502,7 @@ impl Hub {
         let clients: Vec<(ClientId, Client)> = {
             let mut state = self.lock();
             state.closed = true;
+            state.topic_counts = TopicCounts::default();
             state.clients.drain().collect()
         };
         for (id, client) in clients {
@@ -571,10 +566,17 @@ impl State {
         }
         self.writers_idle = busy == 0;
         for (id, reason) in gone {
-            if let Some(client) = self.clients.remove(&id) {
+            if let Some(client) = self.take(id) {
                 evicted.push((id, client, reason));
             }
         }
         delivery
+    }
+
+    /// Takes a subscriber out of the registry (and out of the topic counts).
+    fn take(&mut self, id: ClientId) -> Option<Client> {
+        let client = self.clients.remove(&id)?;
+        self.topic_counts.remove(&client.topics);
+        Some(client)
     }
 }

@@ -23,6 +23,11 @@ pub(super) const OVER_CAPACITY_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Why: a refused client must not hold its slot; the answer is a few hundred bytes.
 pub(super) const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Most connections accepted in a row before the accept loop yields to the other tasks
+/// of its thread. **Unit:** connections. **Why:** a reconnect storm fills the backlog
+/// faster than requests are answered; answering must go on meanwhile.
+pub(super) const ACCEPTS_PER_POLL: u32 = 32;
+
 /// Shortest pause after a failed `accept` (e.g. out of descriptors). **Unit:** ms.
 pub(super) const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 
@@ -39,7 +44,13 @@ pub(super) async fn accept_loop(
     guard: &Guard,
 ) {
     let mut backoff = Duration::ZERO;
+    let mut in_a_row = 0u32;
     loop {
+        in_a_row += 1;
+        if in_a_row >= ACCEPTS_PER_POLL {
+            in_a_row = 0;
+            futures_lite::future::yield_now().await;
+        }
         let accepted = async { Some(listener.accept().await) }
             .or(async {
                 ctx.shutdown.wait().await;
@@ -133,5 +144,11 @@ async fn reject_over_capacity<S: Conn>(mut stream: S, ctx: &Ctx) {
         )
         .close()
         .to_bytes(false);
-    let _ = write_timed(&mut stream, &bytes, REFUSAL_WRITE_TIMEOUT).await;
+    if write_timed(&mut stream, &bytes, REFUSAL_WRITE_TIMEOUT)
+        .await
+        .is_ok()
+    {
+        // The request is still unread: drain it, so the client reads the answer.
+        connection::linger(&mut stream, ctx).await;
+    }
 }

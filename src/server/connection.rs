@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_lite::{AsyncWriteExt, FutureExt};
+use futures_lite::FutureExt;
 
 use super::router::{Route, route};
-use super::socket::{Conn, write_timed};
+use super::socket::{Conn, linger_close, write_timed};
 use super::{Ctx, publish, status, stream};
 use crate::http::ParseError;
 use crate::http::parse::{
@@ -102,6 +102,11 @@ pub(super) async fn serve_requests<S: Conn>(
         if !send(stream, ctx, &req, resp).await {
             return None;
         }
+        if !buf.is_empty() {
+            // Pipelined requests are answered one per poll: a client that sends many
+            // cannot keep the request thread from the other connections.
+            futures_lite::future::yield_now().await;
+        }
     }
 }
 
@@ -116,10 +121,21 @@ async fn send<S: Conn>(stream: &mut S, ctx: &Ctx, req: &Request, resp: Response)
     let mut resp = if close { resp.close() } else { resp };
     resp.headers.extend(ctx.cors.headers(req.header("Origin")));
     let bytes = resp.to_bytes(req.is_head());
-    write_timed(stream, &bytes, ctx.config.limits.write_timeout)
+    let written = write_timed(stream, &bytes, ctx.config.limits.write_timeout)
         .await
-        .is_ok()
-        && !close
+        .is_ok();
+    if written && close && resp.status >= 400 {
+        // The client may still be sending (a body, pipelined requests): let it read the
+        // answer before the close.
+        linger(stream, ctx).await;
+    }
+    written && !close
+}
+
+/// [`linger_close`] within the configured bounds.
+pub(super) async fn linger<S: Conn>(stream: &mut S, ctx: &Ctx) {
+    let limits = &ctx.config.limits;
+    linger_close(stream, limits.linger_timeout, limits.linger_bytes).await;
 }
 
 /// Answers a request that failed before routing, then the connection closes.
@@ -139,9 +155,13 @@ pub(super) async fn refuse<S: Conn>(stream: &mut S, ctx: &Ctx, e: ConnError, in_
     };
     ctx.stats.rejected(resp.status);
     let bytes = resp.close().to_bytes(false);
-    let _ = write_timed(stream, &bytes, ctx.config.limits.write_timeout).await;
-    // Let the peer read the answer before the close: stop writing, then close.
-    let _ = stream.close().await;
+    if write_timed(stream, &bytes, ctx.config.limits.write_timeout)
+        .await
+        .is_ok()
+    {
+        // Let the peer read the answer before the close: stop writing, drain, close.
+        linger(stream, ctx).await;
+    }
 }
 
 /// A parsed request, copied out of the read buffer.

@@ -5,11 +5,11 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use async_net::TcpStream;
-use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt, FutureExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
 
 use crate::hub::DirectSink;
 
@@ -155,4 +155,37 @@ pub(super) async fn write_timed<S: AsyncWrite + Unpin>(
             Err(io::ErrorKind::TimedOut.into())
         })
         .await
+}
+
+/// How long a lingering close waits for the next byte before it closes. **Unit:** ms.
+/// **Why:** a client still sending its request sends without pauses (on loopback, its
+/// window reopens within microseconds of a read); one that has been silent this long has
+/// sent all it will, and closing now leaves no unread input to turn into a reset.
+pub const LINGER_IDLE: Duration = Duration::from_millis(250);
+
+/// Closes a connection in stages after a refusal (RFC 9112 §9.6): stop writing, then
+/// read and discard what the client still sends, until it is silent for [`LINGER_IDLE`],
+/// for at most `timeout` and `max_bytes` in all, then close. Closing with unread input makes the kernel send a reset, and a client
+/// still sending its request (a long request line, a body) would then lose the answer.
+/// The reads are this connection's own, in its own task: other clients are not delayed.
+pub(super) async fn linger_close<S: Conn>(stream: &mut S, timeout: Duration, max_bytes: usize) {
+    let _ = stream.close().await;
+    let deadline = Instant::now() + timeout;
+    let mut sink = [0u8; 4096];
+    let mut left = max_bytes;
+    while left > 0 {
+        let wait_until = deadline.min(Instant::now() + LINGER_IDLE);
+        let read = async { stream.read(&mut sink).await.ok() }
+            .or(async {
+                Timer::at(wait_until).await;
+                None
+            })
+            .await;
+        match read {
+            Some(n) if n > 0 => left = left.saturating_sub(n),
+            // End of stream, an error, silence, or the deadline.
+            _ => break,
+        }
+    }
+    stream.shut_down();
 }

@@ -51,11 +51,11 @@ fn stats_json(ctx: &Ctx) -> Value {
     for (status, n) in statuses(&s) {
         rejected.insert(status, json!(n));
     }
-    let topics: Map<String, Value> = ctx
-        .hub
-        .topic_counts()
-        .into_iter()
-        .map(|(t, n)| (t, json!(n)))
+    let listing = ctx.hub.topic_counts();
+    let topics: Map<String, Value> = listing
+        .listed
+        .iter()
+        .map(|(t, n)| (t.clone(), json!(n)))
         .collect();
     let cfg = &ctx.config;
     json!({
@@ -65,6 +65,10 @@ fn stats_json(ctx: &Ctx) -> Value {
         "connections_open": ctx.connections(),
         "connections_total": s.connections,
         "topics": topics,
+        "topics_unlisted": {
+            "topics": listing.unlisted_topics,
+            "subscribers": listing.unlisted_subscribers,
+        },
         "events_published": s.events_published,
         "frames_queued": s.frames_queued,
         "frames_written": s.frames_written,
@@ -223,17 +227,29 @@ fn prometheus(ctx: &Ctx) -> String {
         "Id of the last event published.",
         &one(ctx.hub.last_id()),
     );
-    let topics: Vec<(String, u64)> = ctx
-        .hub
-        .topic_counts()
-        .into_iter()
-        .map(|(t, n)| (format!("{{topic=\"{}\"}}", escape_label(&t)), n as u64))
+    let listing = ctx.hub.topic_counts();
+    let topics: Vec<(String, u64)> = listing
+        .listed
+        .iter()
+        .map(|(t, n)| (format!("{{topic=\"{}\"}}", escape_label(t)), *n as u64))
         .collect();
     metric(
         "topic_subscribers",
         "gauge",
-        "Subscribers per requested topic (* = all topics).",
+        "Subscribers per requested topic (* = all topics), for the first topics up to the listing cap.",
         &topics,
+    );
+    metric(
+        "topic_subscribers_unlisted",
+        "gauge",
+        "Subscriptions to topics past the listing cap, all together.",
+        &one(listing.unlisted_subscribers as u64),
+    );
+    metric(
+        "topics_unlisted",
+        "gauge",
+        "Topics with subscribers past the listing cap.",
+        &one(listing.unlisted_topics as u64),
     );
     out
 }

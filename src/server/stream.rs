@@ -82,7 +82,12 @@ pub(super) async fn open<S: Conn>(
         Err(e) => {
             ctx.stats.rejected(503);
             let bytes = Response::text(503, &e.to_string()).close().to_bytes(false);
-            let _ = write_timed(stream, &bytes, ctx.config.limits.write_timeout).await;
+            if write_timed(stream, &bytes, ctx.config.limits.write_timeout)
+                .await
+                .is_ok()
+            {
+                super::connection::linger(stream, ctx).await;
+            }
             return None;
         }
     };

@@ -7,8 +7,9 @@
 //! # States
 //!
 //! - **Waiting**: polls the queue for a frame and, in the same poll, the socket's read
-//!   side, so a client that hangs up is noticed at once, not at the next heartbeat. Bytes
-//!   a client sends after its request are read and dropped; a read error is a hang-up
+//!   side, so a client that hangs up is noticed at once, not at the next heartbeat. Up to
+//!   [`STREAM_READ_ALLOWANCE`] bytes a client sends after its request are read and
+//!   dropped; past it the stream ends ([`Reason::UnexpectedInput`]). A read error is a hang-up
 //!   ([`Reason::HungUp`]). End of stream is a hang-up or a half-close (`nc -q`,
 //!   `shutdown(SHUT_WR)`: the client still reads), and TCP cannot tell them apart without
 //!   writing: the writer sends a probe (an empty comment line, which SSE clients ignore)
@@ -27,6 +28,8 @@
 //!   frames with [`Subscription::poll_next`], which also yields the rest of a frame such a
 //!   write could not put out whole, and before writing anything checks with
 //!   [`Subscription::poll_own`] that no direct write holds the socket.
+//! - **Budget**: one poll writes at most [`WRITE_BATCHES_PER_POLL`] batches, then
+//!   yields, so one subscriber cannot keep its thread from the others.
 //! - **Done**: the queue reports closed once drained (hub shutdown, or eviction on a full
 //!   queue), a write failed, or the deadline passed; the future returns the [`Reason`].
 
@@ -50,8 +53,21 @@ pub const MAX_WRITE_BATCH: usize = 64;
 /// write to gather more frames into it.
 pub const BUSY_WITHIN: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// Bytes read (and dropped) per poll of the read side while waiting.
-const SINK_BYTES: usize = 64;
+/// Bytes a client may send on an open stream, after its request, before the stream is
+/// ended ([`Reason::UnexpectedInput`]). **Default:** 4 KiB. **Unit:** bytes. **Why:** a
+/// client has nothing to send on an open stream; a few stray bytes (a CRLF after the
+/// head, a proxy's keep-alive) are tolerated, and a flood costs at most a few reads
+/// before it ends, so it can never hold the writer thread the other subscribers share.
+pub const STREAM_READ_ALLOWANCE: usize = 4096;
+
+/// Bytes read (and dropped) per read call on the client's read side.
+const SINK_BYTES: usize = 512;
+
+/// Most batches one writer writes in one poll before it yields to the other tasks of
+/// its thread. **Unit:** batches of up to [`MAX_WRITE_BATCH`] frames. **Why:** a
+/// subscriber whose socket always takes data while a fast publisher keeps its queue
+/// full would otherwise keep the thread in one poll.
+pub const WRITE_BATCHES_PER_POLL: usize = 4;
 
 /// Time between the two probes sent when the read side reaches end of stream.
 pub const PROBE_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
@@ -87,6 +103,9 @@ pub(super) struct Writer<'a, S> {
     deferred: bool,
     /// When the last batch went out.
     last_write: Option<Instant>,
+    /// Bytes the client has sent since the stream started (see
+    /// [`STREAM_READ_ALLOWANCE`]).
+    received: u32,
 }
 
 impl<'a, S: Conn> Writer<'a, S> {
@@ -117,6 +136,7 @@ impl<'a, S: Conn> Writer<'a, S> {
             read_side: ReadSide::Open,
             deferred: false,
             last_write: None,
+            received: 0,
         }
     }
 
@@ -236,7 +256,8 @@ impl<'a, S: Conn> Writer<'a, S> {
         }
     }
 
-    /// Drains and drops what the client sends; at end of stream, starts probing.
+    /// Drops what the client sends, up to [`STREAM_READ_ALLOWANCE`] in all; at end of
+    /// stream, starts probing.
     fn poll_read_side(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Reason>> {
         // Ask the reactor first: an idle client costs no read call per wake-up.
         match self.stream.poll_readable(cx) {
@@ -254,7 +275,13 @@ impl<'a, S: Conn> Writer<'a, S> {
                     return Poll::Ready(Ok(()));
                 }
                 Poll::Ready(Err(_)) => return Poll::Ready(Err(Reason::HungUp)),
-                Poll::Ready(Ok(_)) => continue,
+                Poll::Ready(Ok(n)) => {
+                    // Bounded: every read takes at least a byte of the allowance.
+                    self.received = self.received.saturating_add(n as u32);
+                    if self.received as usize > STREAM_READ_ALLOWANCE {
+                        return Poll::Ready(Err(Reason::UnexpectedInput));
+                    }
+                }
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -266,7 +293,13 @@ impl<S: Conn> Future for Writer<'_, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reason> {
         let this = self.get_mut();
+        let mut written = 0;
         loop {
+            if written == WRITE_BATCHES_PER_POLL {
+                // The budget of this poll is spent: let the thread's other tasks run.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             let step = if this.idx < this.batch.len() {
                 // The socket is ours unless a direct write holds it (only possible for
                 // frames of our own, such as a probe, made while the writer waited).
@@ -276,7 +309,11 @@ impl<S: Conn> Future for Writer<'_, S> {
                 if std::mem::take(&mut this.deferred) {
                     this.top_up();
                 }
-                this.poll_write_batch(cx)
+                let step = this.poll_write_batch(cx);
+                if step.is_ready() {
+                    written += 1;
+                }
+                step
             } else {
                 this.poll_fill_batch(cx)
             };

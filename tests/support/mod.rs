@@ -141,8 +141,15 @@ pub struct Binary {
 /// Starts the binary on `127.0.0.1:0` with `args` and waits (10 s at most) for its
 /// `ssehub: listening on ADDR` line. Standard input is a pipe.
 pub fn spawn_binary(args: &[&str]) -> Binary {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ssehub"))
-        .args(["--bind", "127.0.0.1:0", "--threads", "1"])
+    let mut all = vec!["--bind", "127.0.0.1:0", "--threads", "1"];
+    all.extend_from_slice(args);
+    spawn_binary_via(env!("CARGO_BIN_EXE_ssehub"), &all)
+}
+
+/// Like [`spawn_binary`], for a `program` that runs the binary itself (e.g. `sh -c
+/// "ulimit -n 64 && exec ssehub ..."`; with `exec`, the child's pid is the server's).
+pub fn spawn_binary_via(program: &str, args: &[&str]) -> Binary {
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
