@@ -114,7 +114,7 @@ pub async fn lines<R: AsyncRead + Unpin>(
             }
         };
         number += 1;
-        if number % LINES_PER_POLL == 0 {
+        if number.is_multiple_of(LINES_PER_POLL) {
             futures_lite::future::yield_now().await;
         }
         if !line.ends_with(b"\n") && n as u64 == limit {
