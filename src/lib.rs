@@ -24,7 +24,7 @@
 //! 1. The accept loop takes a connection, or answers `503` with `Retry-After` at the
 //!    connection cap. Accept errors back off (10 ms to 1 s) and never stop the loop.
 //! 2. [`http::read::read_head`] reads the request head within the byte limit and the
-//!    deadline; [`http::parse`] parses it (pure code, no I/O).
+//!    deadline; [`http::head`] parses it (pure code, no I/O).
 //! 3. Short routes answer and keep the connection (keep-alive, pipelining); `GET /stream`
 //!    frees the request buffer and becomes the subscriber's writer loop.
 //! 4. The writer waits for a frame while watching the read side (a hang-up is noticed at

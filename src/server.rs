@@ -25,9 +25,8 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::http::ParseError;
-use crate::http::parse::{
-    BodyKind, EMPTY_HEADER, Framing, HeadLimits, Status, framing, parse_head,
-};
+use crate::http::framing::{BodyKind, Framing, framing};
+use crate::http::head::{EMPTY_HEADER, HeadLimits, Status, parse_head};
 use crate::http::read::{ConnError, is_disconnect, read_body, read_head};
 use crate::http::response::{CONTINUE, Response, stream_head};
 use crate::http::target::{parse_target, query_pairs};

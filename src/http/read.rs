@@ -12,8 +12,10 @@ use std::time::Instant;
 use async_io::Timer;
 use futures_lite::{AsyncRead, AsyncReadExt, FutureExt};
 
+use super::chunked::ChunkedDecoder;
 use super::error::ParseError;
-use super::parse::{BodyKind, ChunkedDecoder, EMPTY_HEADER, HeadLimits, Status, parse_head};
+use super::framing::BodyKind;
+use super::head::{EMPTY_HEADER, HeadLimits, Status, parse_head};
 
 /// Bytes asked of the socket per read.
 pub const READ_CHUNK: usize = 2048;
