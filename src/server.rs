@@ -26,7 +26,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::http::ParseError;
 use crate::http::framing::{BodyKind, Framing, framing};
-use crate::http::head::{EMPTY_HEADER, HeadLimits, Status, parse_head};
+use crate::http::head::{HeadLimits, HeadParser};
 use crate::http::read::{ConnError, is_disconnect, read_body, read_head};
 use crate::http::response::{CONTINUE, Response, stream_head};
 use crate::http::target::{parse_target, query_pairs};
@@ -527,19 +527,17 @@ impl Request {
     }
 }
 
-/// Parses the head at the start of `buf` into an owned [`Request`] and removes it.
-fn take_request(buf: &mut Vec<u8>, ctx: &Ctx) -> Result<Request, ParseError> {
-    let limits = head_limits(ctx);
-    let mut headers = vec![EMPTY_HEADER; ctx.config.limits.max_headers];
-    let head = match parse_head(buf, &mut headers, limits)? {
-        Status::Complete(head) => head,
-        // Not reached: read_head saw a complete head in these same bytes.
-        Status::Partial => {
-            return Err(ParseError::HeadTooLarge {
-                limit: limits.max_head_bytes,
-            });
-        }
-    };
+/// Copies the head `parser` found at the start of `buf` into an owned [`Request`], removes
+/// it and resets `parser` for the next one.
+fn take_request(
+    buf: &mut Vec<u8>,
+    parser: &mut HeadParser,
+    ctx: &Ctx,
+) -> Result<Request, ParseError> {
+    // Not reached: read_head returned once `parser` had the complete head.
+    let head = parser.head(buf).ok_or(ParseError::HeadTooLarge {
+        limit: ctx.config.limits.max_head_bytes,
+    })?;
     let framing = framing(&head, ctx.config.limits.max_body)?;
     let target = parse_target(head.target)?;
     if target.asterisk && head.method != "OPTIONS" {
@@ -567,6 +565,7 @@ fn take_request(buf: &mut Vec<u8>, ctx: &Ctx) -> Result<Request, ParseError> {
     };
     let len = head.len;
     buf.drain(..len);
+    parser.reset();
     Ok(req)
 }
 
@@ -574,6 +573,7 @@ fn head_limits(ctx: &Ctx) -> HeadLimits {
     HeadLimits {
         max_request_line: ctx.config.limits.max_request_line,
         max_head_bytes: ctx.config.limits.max_head_bytes,
+        max_headers: ctx.config.limits.max_headers,
     }
 }
 
@@ -603,16 +603,11 @@ async fn serve_requests<S: Conn>(
     ctx: &Arc<Ctx>,
 ) -> Option<(Subscription, Frame)> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut parser = HeadParser::new(head_limits(ctx));
     let mut served = 0u32;
     loop {
         let deadline = Instant::now() + ctx.config.limits.header_timeout;
-        let read = read_head(
-            stream,
-            &mut buf,
-            head_limits(ctx),
-            ctx.config.limits.max_headers,
-            deadline,
-        );
+        let read = read_head(stream, &mut buf, &mut parser, deadline);
         // At shutdown, a connection waiting for a head closes; `or` polls the read first,
         // so a request already in the buffer is still answered.
         let got = async { Some(read.await) }
@@ -622,7 +617,9 @@ async fn serve_requests<S: Conn>(
             })
             .await;
         let result = got?;
-        let req = match result.and_then(|_| take_request(&mut buf, ctx).map_err(ConnError::from)) {
+        let req = match result
+            .and_then(|_| take_request(&mut buf, &mut parser, ctx).map_err(ConnError::from))
+        {
             Ok(req) => req,
             Err(e) => {
                 refuse(stream, ctx, e, served == 0).await;
@@ -662,6 +659,7 @@ async fn serve_requests<S: Conn>(
             }
             Plan::Stream { topics, last_id } => {
                 drop(buf);
+                drop(parser);
                 let open = OpenStream {
                     topics,
                     last_id,

@@ -188,6 +188,7 @@ mod tests {
     const LIMITS: HeadLimits = HeadLimits {
         max_request_line: DEFAULT_MAX_REQUEST_LINE,
         max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
+        max_headers: DEFAULT_MAX_HEADERS,
     };
 
     fn complete<'b, 'h>(buf: &'b [u8], headers: &'h mut [Header<'b>]) -> Head<'b, 'h> {
