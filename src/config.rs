@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use crate::http::parse::{DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_HEADERS, DEFAULT_MAX_REQUEST_LINE};
+use crate::http::head::HeadLimits;
 use crate::hub::HubLimits;
 
 /// Default listen address.
@@ -47,12 +47,9 @@ pub const DEFAULT_MAX_INTERVAL_MS: u64 = 2000;
 /// Limits on what a client may send. Each is enforced before memory grows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Longest request line. **Unit:** bytes. Over it: `414`.
-    pub max_request_line: usize,
-    /// Longest request head (request line and headers). **Unit:** bytes. Over it: `431`.
-    pub max_head_bytes: usize,
-    /// Most header fields in one request. Over it: `431`.
-    pub max_headers: usize,
+    /// The request head: longest request line (over it `414`), longest head and most
+    /// header fields (over either `431`). The parser's own limits, in their one home.
+    pub head: HeadLimits,
     /// Largest request body. **Unit:** bytes. Over it: `413`.
     pub max_body: usize,
     /// Time to receive a whole request, head and body. Over it: `408`, close.
@@ -71,9 +68,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_request_line: DEFAULT_MAX_REQUEST_LINE,
-            max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
-            max_headers: DEFAULT_MAX_HEADERS,
+            head: HeadLimits::default(),
             max_body: DEFAULT_MAX_BODY,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
@@ -476,16 +471,25 @@ impl Config {
             None => d.bind,
             Some(v) => parse_addr(v)?,
         };
-        let limits = Limits {
+        let head = HeadLimits {
             max_request_line: int(
                 raw,
                 "max-request-line",
-                d.limits.max_request_line,
+                d.limits.head.max_request_line,
                 64,
                 1 << 20,
             )?,
-            max_head_bytes: int(raw, "max-head-bytes", d.limits.max_head_bytes, 256, 1 << 20)?,
-            max_headers: int(raw, "max-headers", d.limits.max_headers, 1, 1000)?,
+            max_head_bytes: int(
+                raw,
+                "max-head-bytes",
+                d.limits.head.max_head_bytes,
+                256,
+                1 << 20,
+            )?,
+            max_headers: int(raw, "max-headers", d.limits.head.max_headers, 1, 1000)?,
+        };
+        let limits = Limits {
+            head,
             max_body: int(raw, "max-body", d.limits.max_body, 0, 64 << 20)?,
             request_timeout: secs(raw, "request-timeout", d.limits.request_timeout, false)?
                 .unwrap_or(d.limits.request_timeout),

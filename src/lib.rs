@@ -27,7 +27,7 @@
 //!
 //! 1. `server/accept.rs`: the accept loop takes the publisher's connection (or answers
 //!    `503` with `Retry-After` at the connection cap; accept errors back off).
-//! 2. `server/connection.rs` with `http/` (`read.rs`, `parse.rs`, `target.rs`): the head
+//! 2. `server/connection.rs` with `http/` (`read.rs`, `head.rs`, `framing.rs`, `target.rs`): the head
 //!    is read within its byte limit and deadline and parsed; `server/router.rs` maps
 //!    method × path to a route.
 //! 3. `server/publish.rs`: the bearer token is checked, the body read; `publish.rs`

@@ -2,7 +2,7 @@
 //! Run: `cargo fuzz run chunked -- -max_total_time=600`
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use ssehub::http::parse::ChunkedDecoder;
+use ssehub::http::chunked::ChunkedDecoder;
 
 fuzz_target!(|input: (u8, &[u8])| {
     let (step, data) = input;

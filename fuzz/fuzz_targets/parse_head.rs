@@ -2,7 +2,8 @@
 //! Run: `cargo fuzz run parse_head -- -max_total_time=600`
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use ssehub::http::parse::{framing, parse_head, HeadLimits, Status, EMPTY_HEADER};
+use ssehub::http::framing::framing;
+use ssehub::http::head::{parse_head, HeadLimits, Status, EMPTY_HEADER};
 
 fuzz_target!(|data: &[u8]| {
     let mut headers = [EMPTY_HEADER; 32];

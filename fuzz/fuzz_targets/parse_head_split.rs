@@ -3,7 +3,7 @@
 //! Run: `cargo fuzz run parse_head_split -- -max_total_time=600`
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use ssehub::http::parse::{parse_head, HeadLimits, Status, EMPTY_HEADER};
+use ssehub::http::head::{parse_head, HeadLimits, Status, EMPTY_HEADER};
 
 fn outcome(buf: &[u8]) -> Option<Result<usize, ssehub::http::ParseError>> {
     let mut headers = [EMPTY_HEADER; 32];

@@ -20,13 +20,26 @@
 //!
 //! # Layers
 //!
-//! [`parse`] and [`target`] are pure: bytes in, a head or a precise [`error::ParseError`]
-//! out. [`read`] is the only I/O: it reads a head within the byte limit and the deadline.
-//! [`response`] builds the bytes of responses, and [`error::ParseError::status`] is the one
-//! place an error becomes a status code.
+//! [`head`], [`framing`], [`chunked`] and [`target`] are pure: bytes in, a result or a
+//! precise [`error::ParseError`] out.
+//!
+//! - [`head`] parses the request head: the request line and the header lines, with the
+//!   byte and field limits ([`head::HeadLimits`] and the `DEFAULT_MAX_*` constants).
+//!   [`head::HeadParser`] resumes the scan across reads, so each byte is examined once,
+//!   and lends the complete head without parsing it again.
+//! - [`framing`] applies the message-framing rules to a parsed head: `Host`,
+//!   `Content-Length`, `Transfer-Encoding`, `Connection` and `Expect`.
+//! - [`chunked`] decodes a chunked body incrementally.
+//! - [`target`] splits the request-target into path and query and decodes the query.
+//!
+//! [`read`] is the only I/O: it reads a head within the byte limit and the deadline, and a
+//! body framed as [`framing`] decided. [`response`] builds the bytes of responses, and
+//! [`error::ParseError::status`] is the one place an error becomes a status code.
 
+pub mod chunked;
 pub mod error;
-pub mod parse;
+pub mod framing;
+pub mod head;
 pub mod read;
 pub mod response;
 pub mod target;

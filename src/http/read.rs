@@ -2,7 +2,7 @@
 //!
 //! This is the only I/O of the HTTP layer. The byte limit holds while reading: the buffer
 //! never grows past the head limit plus one read, whatever the client sends, because the
-//! parser is asked after every read and reports an oversized head while it is still
+//! parser resumes after every read and reports an oversized head while it is still
 //! partial.
 
 use std::fmt;
@@ -12,8 +12,10 @@ use std::time::Instant;
 use async_io::Timer;
 use futures_lite::{AsyncRead, AsyncReadExt, FutureExt};
 
+use super::chunked::ChunkedDecoder;
 use super::error::ParseError;
-use super::parse::{BodyKind, ChunkedDecoder, EMPTY_HEADER, HeadLimits, Status, parse_head};
+use super::framing::BodyKind;
+use super::head::{HeadParser, Status};
 
 /// Bytes asked of the socket per read.
 pub const READ_CHUNK: usize = 2048;
@@ -95,9 +97,13 @@ pub async fn read_some<S: AsyncRead + Unpin>(
 
 /// Reads until `buf` starts with a complete request head, or fails.
 ///
-/// `buf` may already hold bytes (a pipelined request). On success the head is
-/// `buf[..len]`, returned; parse it again with [`parse_head`] to borrow it (cheap: at most
-/// `max_head_bytes`). The buffer never holds more than `max_head_bytes + READ_CHUNK`.
+/// `parser` holds the scan of the head in `buf` so far and resumes it: each read's new
+/// bytes are examined once, and nothing is allocated per read. `buf` may already hold
+/// bytes (a pipelined request); `parser` must then be fresh or [reset](HeadParser::reset)
+/// (after the previous head was removed from `buf`), or describe those same bytes.
+///
+/// On success the head is `buf[..len]`, returned; [`HeadParser::head`] lends it without
+/// parsing again. The buffer never holds more than `max_head_bytes + READ_CHUNK`.
 ///
 /// # Errors
 ///
@@ -107,17 +113,15 @@ pub async fn read_some<S: AsyncRead + Unpin>(
 pub async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
     buf: &mut Vec<u8>,
-    limits: HeadLimits,
-    max_headers: usize,
+    parser: &mut HeadParser,
     deadline: Instant,
 ) -> Result<usize, ConnError> {
+    let max_head_bytes = parser.limits().max_head_bytes;
     loop {
-        if !buf.is_empty()
-            && let Some(len) = head_len(buf, max_headers, limits)?
-        {
-            return Ok(len);
+        if let Status::Complete(head) = parser.parse(buf)? {
+            return Ok(head.len);
         }
-        let room = (limits.max_head_bytes + 1)
+        let room = (max_head_bytes + 1)
             .saturating_sub(buf.len())
             .clamp(1, READ_CHUNK);
         let n = read_some(stream, buf, room, deadline).await?;
@@ -129,18 +133,6 @@ pub async fn read_head<S: AsyncRead + Unpin>(
             });
         }
     }
-}
-
-fn head_len(
-    buf: &[u8],
-    max_headers: usize,
-    limits: HeadLimits,
-) -> Result<Option<usize>, ParseError> {
-    let mut headers = vec![EMPTY_HEADER; max_headers];
-    Ok(match parse_head(buf, &mut headers, limits)? {
-        Status::Complete(head) => Some(head.len),
-        Status::Partial => None,
-    })
 }
 
 /// Reads a request body framed by `kind` from `buf` (bytes already read) and the stream,

@@ -11,9 +11,8 @@ use super::router::{Route, route};
 use super::socket::{Conn, linger_close, write_timed};
 use super::{Ctx, publish, status, stream};
 use crate::http::ParseError;
-use crate::http::parse::{
-    BodyKind, EMPTY_HEADER, Framing, HeadLimits, Status, framing, parse_head,
-};
+use crate::http::framing::{BodyKind, Framing, framing};
+use crate::http::head::HeadParser;
 use crate::http::read::{ConnError, is_disconnect, read_head};
 use crate::http::response::Response;
 use crate::http::target::{parse_target, query_pairs};
@@ -36,16 +35,13 @@ pub(super) async fn serve_requests<S: Conn>(
     ctx: &Arc<Ctx>,
 ) -> Option<(Subscription, Frame)> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    // One parser per connection: it resumes where the last read stopped, and its
+    // header index is allocated once and reused for every keep-alive request.
+    let mut parser = HeadParser::new(ctx.config.limits.head);
     let mut served = 0u32;
     loop {
         let deadline = Instant::now() + ctx.config.limits.request_timeout;
-        let read = read_head(
-            stream,
-            &mut buf,
-            head_limits(ctx),
-            ctx.config.limits.max_headers,
-            deadline,
-        );
+        let read = read_head(stream, &mut buf, &mut parser, deadline);
         // At shutdown, a connection waiting for a head closes; `or` polls the read first,
         // so a request already in the buffer is still answered.
         let got = async { Some(read.await) }
@@ -55,7 +51,9 @@ pub(super) async fn serve_requests<S: Conn>(
             })
             .await;
         let result = got?;
-        let req = match result.and_then(|_| take_request(&mut buf, ctx).map_err(ConnError::from)) {
+        let req = match result
+            .and_then(|_| take_request(&mut buf, &mut parser, ctx).map_err(ConnError::from))
+        {
             Ok(req) => req,
             Err(e) => {
                 refuse(stream, ctx, e, served == 0).await;
@@ -67,7 +65,7 @@ pub(super) async fn serve_requests<S: Conn>(
         let mut body_read = req.framing.body == BodyKind::None;
         let resp = match route(&req.method, &req.path) {
             Route::Refuse(resp) => resp,
-            Route::Options(allow) => ctx.cors.preflight(req.header("Origin"), allow),
+            Route::Options(allow) => ctx.cors.preflight(req.origin.as_deref(), allow),
             Route::Health => status::health(ctx),
             Route::Stats => status::stats(ctx),
             Route::Metrics => status::metrics(ctx),
@@ -93,7 +91,7 @@ pub(super) async fn serve_requests<S: Conn>(
             Route::Stream => match stream::check(&req) {
                 Err(refused) => refused,
                 Ok(open) => {
-                    drop(buf);
+                    drop((buf, parser));
                     return stream::open(stream, peer, ctx, &req, open).await;
                 }
             },
@@ -119,7 +117,7 @@ async fn send<S: Conn>(stream: &mut S, ctx: &Ctx, req: &Request, resp: Response)
     let close =
         resp.close || resp.status >= 400 || !req.framing.keep_alive || ctx.shutdown.is_triggered();
     let mut resp = if close { resp.close() } else { resp };
-    resp.headers.extend(ctx.cors.headers(req.header("Origin")));
+    resp.headers.extend(ctx.cors.headers(req.origin.as_deref()));
     let bytes = resp.to_bytes(req.is_head());
     let written = write_timed(stream, &bytes, ctx.config.limits.write_timeout)
         .await
@@ -164,25 +162,25 @@ pub(super) async fn refuse<S: Conn>(stream: &mut S, ctx: &Ctx, e: ConnError, in_
     }
 }
 
-/// A parsed request, copied out of the read buffer.
+/// A parsed request: what the routes use of it, copied out of the read buffer (the
+/// buffer is read into again for the body while the request is in use).
 #[derive(Debug)]
 pub(super) struct Request {
     pub(super) method: String,
     pub(super) path: String,
     query: Option<String>,
     pub(super) framing: Framing,
-    headers: Vec<(String, String)>,
+    /// `Origin` (CORS).
+    pub(super) origin: Option<String>,
+    /// `Authorization` (publishing).
+    pub(super) authorization: Option<String>,
+    /// `Content-Type` (publishing).
+    pub(super) content_type: Option<String>,
+    /// `Last-Event-ID` (resuming a stream).
+    pub(super) last_event_id: Option<String>,
 }
 
 impl Request {
-    /// The first header field named `name` (ASCII case-insensitive).
-    pub(super) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
     /// The query's pairs, decoded.
     pub(super) fn params(
         &self,
@@ -203,24 +201,26 @@ impl Request {
     }
 }
 
-/// Parses the head at the start of `buf` into an owned [`Request`] and removes it.
-fn take_request(buf: &mut Vec<u8>, ctx: &Ctx) -> Result<Request, ParseError> {
-    let limits = head_limits(ctx);
-    let mut headers = vec![EMPTY_HEADER; ctx.config.limits.max_headers];
-    let head = match parse_head(buf, &mut headers, limits)? {
-        Status::Complete(head) => head,
-        // Not reached: read_head saw a complete head in these same bytes.
-        Status::Partial => {
-            return Err(ParseError::HeadTooLarge {
-                limit: limits.max_head_bytes,
-            });
-        }
-    };
+/// Takes the head `parser` found at the start of `buf`: checks its framing and target,
+/// copies what the routes use, removes it from `buf` and resets `parser` for the next.
+fn take_request(
+    buf: &mut Vec<u8>,
+    parser: &mut HeadParser,
+    ctx: &Ctx,
+) -> Result<Request, ParseError> {
+    // Not reached: read_head returned once `parser` had the complete head.
+    let head = parser.head(buf).ok_or(ParseError::HeadTooLarge {
+        limit: ctx.config.limits.head.max_head_bytes,
+    })?;
     let framing = framing(&head, ctx.config.limits.max_body)?;
     let target = parse_target(head.target)?;
     if target.asterisk && head.method != "OPTIONS" {
         return Err(ParseError::InvalidTarget);
     }
+    let field = |name: &str| {
+        head.header(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
     let req = Request {
         method: head.method.to_owned(),
         path: if target.asterisk {
@@ -230,25 +230,13 @@ fn take_request(buf: &mut Vec<u8>, ctx: &Ctx) -> Result<Request, ParseError> {
         },
         query: target.query.map(str::to_owned),
         framing,
-        headers: head
-            .headers
-            .iter()
-            .map(|h| {
-                (
-                    h.name.to_owned(),
-                    String::from_utf8_lossy(h.value).into_owned(),
-                )
-            })
-            .collect(),
+        origin: field("Origin"),
+        authorization: field("Authorization"),
+        content_type: field("Content-Type"),
+        last_event_id: field("Last-Event-ID"),
     };
     let len = head.len;
     buf.drain(..len);
+    parser.reset();
     Ok(req)
-}
-
-fn head_limits(ctx: &Ctx) -> HeadLimits {
-    HeadLimits {
-        max_request_line: ctx.config.limits.max_request_line,
-        max_head_bytes: ctx.config.limits.max_head_bytes,
-    }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::Ctx;
 use super::connection::Request;
 use super::socket::{Conn, write_timed};
-use crate::http::parse::BodyKind;
+use crate::http::framing::BodyKind;
 use crate::http::read::{ConnError, read_body};
 use crate::http::response::{CONTINUE, Response};
 use crate::publish;
@@ -36,7 +36,8 @@ pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<(), Response> {
         .close());
     };
     let given = req
-        .header("Authorization")
+        .authorization
+        .as_deref()
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
@@ -128,7 +129,7 @@ async fn pace_publisher(ctx: &Ctx) {
 
 /// Publishes a request's event; the answer, and whether the subscribers are congested.
 fn publish_body(ctx: &Ctx, req: &Request, body: &[u8]) -> (Response, bool) {
-    let is_json = req.header("Content-Type").is_some_and(|ct| {
+    let is_json = req.content_type.as_deref().is_some_and(|ct| {
         ct.trim_start()
             .to_ascii_lowercase()
             .starts_with("application/json")

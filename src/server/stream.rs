@@ -9,7 +9,7 @@ use super::Ctx;
 use super::connection::Request;
 use super::socket::{Conn, write_timed};
 use super::writer::Writer;
-use crate::http::parse::BodyKind;
+use crate::http::framing::BodyKind;
 use crate::http::response::{Response, stream_head};
 use crate::hub::{CloseHook, Subscription};
 use crate::sse::{self, Frame};
@@ -54,8 +54,8 @@ pub(super) fn check(req: &Request) -> Result<OpenStream, Response> {
     // A browser cannot set the header on its first connect, hence the query twin. Not a
     // number (another server's id): treated as no id.
     let last_id = req
-        .header("Last-Event-ID")
-        .map(str::to_owned)
+        .last_event_id
+        .clone()
         .or_else(|| req.param("lastEventId"))
         .and_then(|v| v.trim().parse::<u64>().ok());
     Ok(OpenStream { topics, last_id })
@@ -70,7 +70,7 @@ pub(super) async fn open<S: Conn>(
     req: &Request,
     open: OpenStream,
 ) -> Option<(Subscription, Frame)> {
-    let head = stream_head(&ctx.cors.headers(req.header("Origin")));
+    let head = stream_head(&ctx.cors.headers(req.origin.as_deref()));
     if req.is_head() {
         let _ = write_timed(stream, &head, ctx.config.limits.write_timeout).await;
         return None;
