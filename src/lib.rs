@@ -44,7 +44,7 @@
 //! (counters, shown by `server/status.rs`), `log.rs`, `shutdown.rs`, `page.rs`.
 //! Dependencies point one way: the leaves (`http/`, `topic`, `sse`, `log`, `stats`,
 //! `shutdown`, `page`) import nothing above them; `publish` uses leaves; `hub/` uses
-//! leaves; `producer` uses the hub; `server/` uses everything below it (a test reads the
+//! leaves; `config` embeds the HTTP and hub limits; `producer` uses the hub; `server/` uses everything below it (a test reads the
 //! `use crate::` lines and fails on a cycle).
 //!
 //! # Limits

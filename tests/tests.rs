@@ -23,3 +23,5 @@ mod metrics;
 // Hostile clients and honest answers: flooding a stream, lingering close, bounded
 // metrics, descriptor exhaustion.
 mod hostile;
+// The shape of the code: one-way dependencies, file sizes.
+mod layout;
