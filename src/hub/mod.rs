@@ -21,7 +21,8 @@
 //! broadcast costs one `try_send` per subscriber, whatever the subscribers do.
 //!
 //! ```
-//! use ssehub::hub::{Hub, HubLimits, Topics};
+//! use ssehub::hub::{Hub, HubLimits};
+//! use ssehub::Topics;
 //! use ssehub::sse::Frame;
 //!
 //! let limits = HubLimits { queue_len: 2, ..HubLimits::default() };
