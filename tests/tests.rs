@@ -20,3 +20,5 @@ mod hardening;
 mod clients;
 // /stats and /metrics after real traffic, checked with a Prometheus parser; HEAD.
 mod metrics;
+// RFC 9110 / RFC 9112 requirements, one test each (docs/http-conformance.md lists them).
+mod conformance;
