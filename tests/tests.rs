@@ -25,3 +25,5 @@ mod metrics;
 mod hostile;
 // The shape of the code: one-way dependencies, file sizes.
 mod layout;
+// RFC 9110 / RFC 9112 requirements, one test each (docs/http-conformance.md lists them).
+mod conformance;
