@@ -86,6 +86,7 @@ pub mod log;
 mod page;
 mod producer;
 pub mod publish;
+pub mod redis;
 pub mod server;
 pub mod shutdown;
 pub mod sse;

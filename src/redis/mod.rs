@@ -1,0 +1,15 @@
+//! A small Redis client of our own, on async-net: RESP2 (`resp.rs`), the address and
+//! credentials (`url.rs`), and one logged-in connection with pipelined, time-bounded
+//! exchanges (`conn.rs`).
+//!
+//! Why not the `redis` crate: with smol support it still pulls in tokio and about 40
+//! other crates, and its default response timeout breaks `XREAD BLOCK`. What the hub
+//! needs is a handful of commands (`AUTH`, `SELECT`, `CLIENT SETNAME`, `XADD`, `XREAD`,
+//! `XRANGE`, `XREVRANGE`, `PING`) on two connections.
+
+mod conn;
+pub mod resp;
+mod url;
+
+pub use conn::{Connection, ErrorKind, RedisError, check};
+pub use url::{DEFAULT_PORT, Endpoint, RedisUrl};
