@@ -145,3 +145,67 @@ fn a_server_that_goes_away_is_an_error_not_a_hang() {
         "{err}"
     );
 }
+
+#[test]
+fn stream_commands_add_read_and_see_a_trimmed_cursor() {
+    use ssehub::redis::stream;
+    let srv = RedisServer::start(&[]);
+    let url = RedisUrl::parse(&srv.unix_url("")).unwrap();
+    let mut w = block(Connection::connect(&url, "w", T)).unwrap();
+    let mut r = block(Connection::connect(&url, "r", T)).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let data = format!("d{i}");
+        let fields: [(&[u8], &[u8]); 2] = [(b"topic", b"t"), (b"data", data.as_bytes())];
+        ids.push(block(stream::xadd(&mut w, "k", 1000, &fields, T)).unwrap());
+    }
+    let got = block(stream::read(
+        &mut r,
+        "k",
+        "0-0",
+        100,
+        Duration::from_millis(100),
+        T,
+    ))
+    .unwrap();
+    assert!(got.cursor_exists);
+    assert_eq!(
+        got.entries.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        ids
+    );
+    assert_eq!(got.entries[4].field("data"), Some(&b"d4"[..]));
+    // Nothing new: the blocking read times out empty, within its block time.
+    let t0 = std::time::Instant::now();
+    let got = block(stream::read(
+        &mut r,
+        "k",
+        &ids[4],
+        100,
+        Duration::from_millis(200),
+        T,
+    ))
+    .unwrap();
+    assert!(got.cursor_exists && got.entries.is_empty());
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    // The tail and a range.
+    let tail = block(stream::tail(&mut r, "k", 2, T)).unwrap();
+    assert_eq!(
+        tail.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        ids[3..]
+    );
+    let from = block(stream::range_from(&mut r, "k", &ids[1], 10, T)).unwrap();
+    assert_eq!(from.len(), 4);
+    // Trim past the cursor: the reader sees its cursor is gone.
+    srv.cli(&["XTRIM", "k", "MAXLEN", "1"]);
+    let got = block(stream::read(
+        &mut r,
+        "k",
+        &ids[2],
+        100,
+        Duration::from_millis(100),
+        T,
+    ))
+    .unwrap();
+    assert!(!got.cursor_exists);
+    assert_eq!(got.entries.len(), 1);
+}
