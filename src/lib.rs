@@ -44,9 +44,9 @@
 //! (counters, shown by `server/status.rs`), `log.rs`, `shutdown.rs`, `page.rs`.
 //! Dependencies point one way: the leaves (`http/`, `event_id`, `topic`, `sse`, `log`,
 //! `stats`, `shutdown`, `page`) import nothing above them (`sse` and `stats` use
-//! `event_id`, the lowest); `publish` uses leaves; `hub/` uses
-//! leaves; `producer` uses the hub; `server/` uses everything below it (a test reads the
-//! `use crate::` lines and fails on a cycle).
+//! `event_id`, the lowest); `publish` uses leaves; `hub/` uses leaves; `producer` uses
+//! the hub; `server/` uses everything below it. A test (`layers.rs`) reads the `crate::`
+//! paths and fails on a cycle, or on a leaf or the hub that imports more than leaves.
 //!
 //! # Limits
 //!
@@ -100,6 +100,8 @@ pub mod event_id;
 #[doc(hidden)]
 pub mod http;
 pub mod hub;
+#[cfg(test)]
+mod layers;
 pub mod log;
 mod page;
 mod producer;
