@@ -32,8 +32,8 @@
 //!    method × path to a route.
 //! 3. `server/publish.rs`: the bearer token is checked, the body read; `publish.rs`
 //!    turns it into a [`Topic`] and an [`Event`] (`topic.rs`, `sse.rs`).
-//! 4. `hub/mod.rs`: [`Hub::publish`] assigns the id, encodes the event once (`sse.rs`),
-//!    keeps the frame in `hub/history.rs`, and `try_send`s it to every matching
+//! 4. `hub/mod.rs`: [`Hub::publish`] assigns the id (`<epoch>-<offset>`, `event_id.rs`),
+//!    encodes the event once (`sse.rs`), keeps the frame in `hub/history.rs`, and `try_send`s it to every matching
 //!    subscriber: `Full` evicts. When every writer waits, `hub/direct.rs` writes the
 //!    frame to their sockets at once instead; `hub/writer_state.rs` is the protocol.
 //! 5. `server/writer.rs` (started by `server/stream.rs`): each subscriber's writer takes
@@ -42,10 +42,12 @@
 //!
 //! Around them: `config.rs` (flags), `producer.rs` (demo, heartbeat, stdin), `stats.rs`
 //! (counters, shown by `server/status.rs`), `log.rs`, `shutdown.rs`, `page.rs`.
-//! Dependencies point one way: the leaves (`http/`, `topic`, `sse`, `log`, `stats`,
-//! `shutdown`, `page`) import nothing above them; `publish` uses leaves; `hub/` uses
-//! leaves; `config` embeds the HTTP and hub limits; `producer` uses the hub; `server/` uses everything below it (a test reads the
-//! `use crate::` lines and fails on a cycle).
+//! Dependencies point one way: the leaves (`http/`, `event_id`, `topic`, `sse`, `log`,
+//! `stats`, `shutdown`, `page`) import nothing above them (`sse` and `stats` use
+//! `event_id`, the lowest); `redis/` and `publish` use leaves; `hub/` uses leaves;
+//! `config` embeds the HTTP and hub limits; `producer` uses the hub; `server/` uses
+//! everything below it. A test (`tests/layout.rs`) reads the `crate::` paths and fails
+//! on a dependency that does not point down, or a source file over 800 lines.
 //!
 //! # Limits
 //!
@@ -59,7 +61,23 @@
 //! | connections | 10,000 | `503` + `Retry-After`, close |
 //! | queue per subscriber | 100 frames | evicted (`queue_full`) |
 //! | one write to a subscriber | 10 s | evicted (`write_timeout`) |
-//! | replay history | 1,000 events / 4 MiB | oldest dropped; a comment tells the client |
+//! | replay history | 1,000 events / 4 MiB | oldest dropped; a resume from before them gets a `reset` event |
+//!
+//! # Ids and resuming
+//!
+//! An id is opaque text, `<epoch>-<offset>` ([`EventId`]): the epoch is the history's
+//! start time in Unix milliseconds, fixed for the process's life, the offset dense from 1,
+//! so a restart never issues an id twice. A client resuming with `Last-Event-ID` (or
+//! `?lastEventId=`) gets exactly the retained events after its id when the id is of this
+//! history and nothing after it was dropped (`continue`). Otherwise the stream starts with
+//! a named `event: reset` (no `id:` line) whose one-line JSON data says why (`evicted`,
+//! `other-epoch`, `unknown`, `future`), what the client sent and where the replay starts;
+//! then every retained event certainly after the client's position (all of them for
+//! `evicted` and `other-epoch`, none for ids that cannot be placed), then live. Without an
+//! id the stream starts live (`initialized`). The outcome is also in the `SSE-Resume`
+//! response header and counted in `/metrics` (`ssehub_resumes_total`,
+//! `ssehub_resets_total`). A browser's `EventSource` discards comments, so the reset is an
+//! event an application can listen to.
 //!
 //! # Example
 //!
@@ -79,6 +97,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub mod config;
+pub mod event_id;
 #[doc(hidden)]
 pub mod http;
 pub mod hub;
@@ -96,6 +115,7 @@ pub mod testing;
 pub mod topic;
 
 pub use config::Config;
+pub use event_id::EventId;
 pub use hub::Hub;
 pub use log::Log;
 pub use server::Server;

@@ -149,7 +149,7 @@ fn publish_body(ctx: &Ctx, req: &Request, body: &[u8]) -> (Response, bool) {
             let published = ctx.hub.publish(&p.topic, &p.event);
             let resp = Response::json(
                 200,
-                &json!({"id": published.id, "delivered_to": published.delivery.sent}),
+                &json!({"id": published.id.to_string(), "delivered_to": published.delivery.sent}),
             );
             (resp, published.delivery.congested())
         }
