@@ -80,7 +80,7 @@ pub struct Stats {
     publishes_paced: AtomicU64,
     ended: [AtomicU64; Reason::ALL.len()],
     resumes: [AtomicU64; 3],
-    resets: [AtomicU64; 4],
+    resets: [AtomicU64; crate::event_id::ResetReason::ALL.len()],
     rejected: [AtomicU64; COUNTED_STATUSES.len() + 1],
 }
 
@@ -119,7 +119,7 @@ pub struct Snapshot {
     pub resumes: [u64; 3],
     /// Of those, resets by reason, in [`ResetReason::ALL`](crate::event_id::ResetReason::ALL)
     /// order.
-    pub resets: [u64; 4],
+    pub resets: [u64; crate::event_id::ResetReason::ALL.len()],
     /// Rejected requests by status, in [`COUNTED_STATUSES`] order, then "other".
     pub rejected: [u64; COUNTED_STATUSES.len() + 1],
 }
@@ -287,7 +287,7 @@ mod tests {
         s.resumed(Resume::Reset(ResetReason::Future));
         let snap = s.snapshot();
         assert_eq!(snap.resumes, [1, 3, 1]);
-        assert_eq!(snap.resets, [0, 2, 0, 1]);
+        assert_eq!(snap.resets, [0, 2, 0, 1, 0]);
     }
 
     #[test]

@@ -82,6 +82,7 @@
 //! the history: the seam where a durable log or a broker-backed publish path plugs in.
 
 mod direct;
+mod external;
 mod history;
 mod subscription;
 mod topic_counts;
@@ -391,6 +392,18 @@ impl Hub {
         last_id: Option<&str>,
         on_evict: Option<CloseHook>,
     ) -> Result<Subscription, SubscribeError> {
+        self.subscribe_with(topics, last_id, &[], on_evict)
+    }
+
+    /// [`Hub::subscribe`], with a broker's events older than the history (see
+    /// `external.rs`).
+    fn subscribe_with(
+        &self,
+        topics: Topics,
+        last_id: Option<&str>,
+        older: &[Retained],
+        on_evict: Option<CloseHook>,
+    ) -> Result<Subscription, SubscribeError> {
         let (tx, rx) = async_channel::bounded(self.inner.limits.queue_len);
         let state_word = Arc::new(WriterState::default());
         let mut state = self.lock();
@@ -399,7 +412,7 @@ impl Hub {
         }
         let id = ClientId(state.next_client);
         state.next_client += 1;
-        let (resume, backlog) = state.history.resume(last_id, &topics);
+        let (resume, backlog) = state.history.resume(last_id, &topics, older);
         state.topic_counts.add(&topics);
         state.clients.insert(
             id,
@@ -429,14 +442,28 @@ impl Hub {
     /// it in the history, and hands the shared frame to every matching subscriber.
     ///
     /// Never waits: a subscriber whose queue is full is evicted instead.
+    ///
+    /// On a hub whose ids a broker assigns ([`Hub::with_external_ids`]), publish through
+    /// the broker instead: this delivers the event to this hub's subscribers only,
+    /// without an id and without keeping it (so no id can ever name two events), and
+    /// answers the id `0-0`.
     pub fn publish(&self, topic: &Topic, event: &Event) -> Published {
         let mut evicted = Vec::new();
         let mut state = self.lock();
+        if state.history.is_external() {
+            drop(state);
+            let frame = encode(event, None);
+            let delivery = self.fan_out_frame(&frame, Some(topic));
+            return Published {
+                id: EventId::new(0, 0),
+                delivery,
+            };
+        }
         let id = state.history.next_id();
         let frame = encode(event, Some(&id.to_string()));
         state.history.push(
             Retained {
-                offset: id.offset,
+                id,
                 topic: topic.clone(),
                 frame: frame.clone(),
             },
@@ -460,12 +487,17 @@ impl Hub {
     /// Hands `frame` (a heartbeat or other comment) to every subscriber, without an id and
     /// without keeping it for replay. Never waits.
     pub fn broadcast(&self, frame: &Frame) -> Delivery {
+        self.fan_out_frame(frame, None)
+    }
+
+    /// Hands `frame` to every subscriber (of `topic`, when given), outside the history.
+    fn fan_out_frame(&self, frame: &Frame, topic: Option<&Topic>) -> Delivery {
         let mut evicted = Vec::new();
         let mut direct = Vec::new();
         let delivery = {
             let mut state = self.lock();
             let go_direct = state.writers_idle && self.inner.runner.get().is_some();
-            state.fan_out(frame, None, &mut evicted, go_direct.then_some(&mut direct))
+            state.fan_out(frame, topic, &mut evicted, go_direct.then_some(&mut direct))
         };
         self.run_direct(frame.clone(), direct);
         self.finish_delivery(&delivery, evicted);
