@@ -114,7 +114,10 @@ impl Hub {
         };
         let state = self.lock();
         state.history.is_external()
-            && state.history.first_retained().is_none_or(|first| id < first)
+            && state
+                .history
+                .first_retained()
+                .is_none_or(|first| id < first)
             && state.history.last_id().is_some_and(|last| id < last)
     }
 
@@ -127,7 +130,9 @@ impl Hub {
                 continue;
             }
             let frame = encode(&event, Some(&id.to_string()));
-            state.history.push(Retained { id, topic, frame }, self.inner.limits);
+            state
+                .history
+                .push(Retained { id, topic, frame }, self.inner.limits);
         }
     }
 
@@ -205,7 +210,10 @@ mod tests {
         assert!(h.deliver(id(5, 3), &t(), &ev("b again")).is_none());
         assert!(h.deliver(id(4, 9), &t(), &ev("older")).is_none());
         let got: Vec<_> = std::iter::from_fn(|| s.try_recv()).collect();
-        assert_eq!(texts(&got), ["id: 5-0\ndata: a\n\n", "id: 5-3\ndata: b\n\n"]);
+        assert_eq!(
+            texts(&got),
+            ["id: 5-0\ndata: a\n\n", "id: 5-3\ndata: b\n\n"]
+        );
         assert_eq!(h.last_id(), Some(id(5, 3)));
     }
 
@@ -249,7 +257,11 @@ mod tests {
         assert_eq!(s.resume(), Resume::Continue);
         assert_eq!(
             texts(&s.take_backlog()),
-            ["id: 20-0\ndata: 20\n\n", "id: 30-0\ndata: 30\n\n", "id: 40-0\ndata: 40\n\n"]
+            [
+                "id: 20-0\ndata: 20\n\n",
+                "id: 30-0\ndata: 30\n\n",
+                "id: 40-0\ndata: 40\n\n"
+            ]
         );
         // The broker no longer has the client's event: evicted, then what is kept.
         let older = vec![(id(20, 0), t(), ev("20"))];
@@ -271,7 +283,10 @@ mod tests {
         h.deliver(id(50, 0), &t(), &ev("b"));
         let got: Vec<_> = std::iter::from_fn(|| live.try_recv()).collect();
         let got = texts(&got);
-        assert!(got[0].starts_with("event: reset\ndata: {\"reason\":\"lost\""), "{got:?}");
+        assert!(
+            got[0].starts_with("event: reset\ndata: {\"reason\":\"lost\""),
+            "{got:?}"
+        );
         assert_eq!(got[1], "id: 50-0\ndata: b\n\n");
         let mut s = h.subscribe(Topics::All, Some("10-0"), None).unwrap();
         assert_eq!(s.resume(), Resume::Reset(ResetReason::Lost));

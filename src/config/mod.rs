@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::http::head::HeadLimits;
 use crate::hub::HubLimits;
+use crate::redis::RedisUrl;
 
 /// Default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -111,6 +112,22 @@ pub struct Config {
     pub stdin_json: bool,
     /// Origins allowed by CORS (`*` for any); empty: no CORS headers.
     pub cors_origins: Vec<String>,
+    /// Several nodes on one Redis stream (`--redis`); `None`: this node alone.
+    pub redis: Option<RedisConfig>,
+}
+
+/// The default Redis stream key.
+pub const DEFAULT_REDIS_STREAM: &str = "ssehub:events";
+
+/// Where the shared stream is (`--redis`, `--redis-stream`, `--redis-maxlen`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// The server and the credentials (never shown).
+    pub url: RedisUrl,
+    /// The stream key.
+    pub stream: String,
+    /// Entries the stream keeps (`XADD ... MAXLEN ~ N`).
+    pub maxlen: usize,
 }
 
 impl fmt::Debug for Config {
@@ -125,6 +142,7 @@ impl fmt::Debug for Config {
             .field("grace", &self.grace)
             // Never print the token.
             .field("publish_token", &self.publish_token.as_ref().map(|_| ".."))
+            .field("redis", &self.redis)
             .finish_non_exhaustive()
     }
 }
@@ -146,6 +164,7 @@ impl Default for Config {
             stdin: false,
             stdin_json: false,
             cors_origins: Vec::new(),
+            redis: None,
         }
     }
 }
@@ -322,6 +341,24 @@ const OPTS: &[Opt] = &[
         name: "cors-origin",
         value: Some("ORIGIN"),
         help: "allow this origin (repeatable, or *)",
+        alias: None,
+    },
+    Opt {
+        name: "redis",
+        value: Some("URL"),
+        help: "share one Redis stream with other nodes: redis://[user:pass@]host:port[/db] or unix:///path",
+        alias: None,
+    },
+    Opt {
+        name: "redis-stream",
+        value: Some("KEY"),
+        help: "the Redis stream key [ssehub:events]",
+        alias: None,
+    },
+    Opt {
+        name: "redis-maxlen",
+        value: Some("N"),
+        help: "entries the shared stream keeps, approximately (MAXLEN ~) [--history]",
         alias: None,
     },
     Opt {
@@ -536,6 +573,36 @@ impl Config {
                 )));
             }
         }
+        let redis = match raw.get("redis") {
+            None => None,
+            Some(u) => {
+                let url = RedisUrl::parse(u).map_err(|e| ConfigError(format!("--redis: {e}")))?;
+                let stream = raw
+                    .get("redis-stream")
+                    .unwrap_or(DEFAULT_REDIS_STREAM)
+                    .to_owned();
+                if stream.is_empty()
+                    || stream.len() > 256
+                    || !stream.bytes().all(|b| b.is_ascii_graphic())
+                {
+                    return Err(ConfigError(
+                        "--redis-stream: 1 to 256 visible ASCII characters".into(),
+                    ));
+                }
+                let maxlen = int(
+                    raw,
+                    "redis-maxlen",
+                    hub.history_events.max(1),
+                    1,
+                    10_000_000,
+                )?;
+                Some(RedisConfig {
+                    url,
+                    stream,
+                    maxlen,
+                })
+            }
+        };
         let stdin = flag(raw, "stdin")?;
         let stdin_json = flag(raw, "stdin-json")?;
         Ok(Config {
@@ -553,6 +620,7 @@ impl Config {
             stdin: stdin || stdin_json,
             stdin_json,
             cors_origins,
+            redis,
         })
     }
 }
@@ -622,118 +690,4 @@ fn flag(raw: &Raw, name: &str) -> Result<bool, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        match Config::from_args(args.iter().copied(), |k| {
-            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-        })? {
-            Command::Run(c) => Ok(*c),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn defaults_match_the_documented_values() {
-        let c = run(&[], &[]).unwrap();
-        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.hub.queue_len, 100);
-        assert_eq!(c.heartbeat, Some(Duration::from_secs(15)));
-        assert_eq!(c.demo_interval_ms, (500, 2000));
-        assert_eq!(c.limits.write_timeout, Duration::from_secs(10));
-        assert_eq!(c.grace, Duration::from_secs(5));
-        assert!(c.demo && !c.quiet && c.publish_token.is_none());
-    }
-
-    #[test]
-    fn flag_beats_env_and_env_beats_default() {
-        let c = run(
-            &["--queue", "7"],
-            &[("SSEHUB_QUEUE", "9"), ("SSEHUB_HEARTBEAT", "2.5")],
-        )
-        .unwrap();
-        assert_eq!(c.hub.queue_len, 7);
-        assert_eq!(c.heartbeat, Some(Duration::from_millis(2500)));
-        let c = run(&["--queue=8"], &[]).unwrap();
-        assert_eq!(c.hub.queue_len, 8);
-        let c = run(&[], &[("SSEHUB_NO_DEMO", "1")]).unwrap();
-        assert!(!c.demo);
-    }
-
-    #[test]
-    fn heartbeat_zero_turns_it_off() {
-        assert_eq!(run(&["--heartbeat", "0"], &[]).unwrap().heartbeat, None);
-    }
-
-    #[test]
-    fn bad_values_name_the_flag() {
-        for (args, needle) in [
-            (&["--queue", "0"][..], "--queue"),
-            (&["--queue", "x"][..], "--queue"),
-            (&["--heartbeat", "-1"][..], "--heartbeat"),
-            (&["--bind", "nope"][..], "--bind"),
-            (
-                &["--min-interval-ms", "10", "--max-interval-ms", "5"][..],
-                "--min-interval-ms",
-            ),
-            (&["--frobnicate"][..], "--frobnicate"),
-            (&["--queue"][..], "--queue"),
-            (&["--write-timeout", "0"][..], "--write-timeout"),
-            (&["--cors-origin", "example.com"][..], "--cors-origin"),
-            (&["stray"][..], "stray"),
-        ] {
-            let e = run(args, &[]).unwrap_err();
-            assert!(e.0.contains(needle), "{args:?} -> {e}");
-            assert!(!e.0.contains('\n'));
-        }
-    }
-
-    #[test]
-    fn help_and_version_are_commands() {
-        assert!(matches!(
-            Config::from_args(["--help"], |_| None),
-            Ok(Command::Help)
-        ));
-        assert!(matches!(
-            Config::from_args(["-V"], |_| None),
-            Ok(Command::Version)
-        ));
-        assert!(help().contains("--max-clients"));
-    }
-
-    #[test]
-    fn old_flag_names_are_aliases() {
-        let c = run(&["--max-clients", "7", "--header-timeout", "2"], &[]).unwrap();
-        assert_eq!(c.limits.max_connections, 7);
-        assert_eq!(c.limits.request_timeout, Duration::from_secs(2));
-        let c = run(&[], &[("SSEHUB_MAX_CLIENTS", "8")]).unwrap();
-        assert_eq!(c.limits.max_connections, 8);
-        // The new name wins over the old one in the environment.
-        let env = [("SSEHUB_MAX_CLIENTS", "8"), ("SSEHUB_MAX_CONNECTIONS", "9")];
-        assert_eq!(run(&[], &env).unwrap().limits.max_connections, 9);
-        let e = run(&["--max-clients", "0"], &[]).unwrap_err();
-        assert!(e.0.contains("--max-connections"), "{e}");
-        assert!(help().contains("--request-timeout") && help().contains("--header-timeout"));
-    }
-
-    #[test]
-    fn debug_never_shows_the_token() {
-        let c = run(&["--publish-token", "s3cret"], &[]).unwrap();
-        assert!(!format!("{c:?}").contains("s3cret"));
-    }
-
-    #[test]
-    fn cors_origins_repeat() {
-        let c = run(
-            &["--cors-origin", "http://a.test", "--cors-origin", "*"],
-            &[],
-        )
-        .unwrap();
-        assert_eq!(c.cors_origins, ["http://a.test", "*"]);
-    }
-}
+mod tests;
