@@ -319,6 +319,51 @@ fn killed_connections_paused_redis_trims_and_flushes() {
 }
 
 #[test]
+fn a_burst_in_the_stream_is_paced_by_the_writers_not_evicted() {
+    // Entries that reach the reader in one XREAD (after an outage, or from a fast
+    // publisher on another node) go out as fast as the writers take them: a reading
+    // subscriber with a small queue is not evicted (found by scripts/soak-cluster.sh).
+    let redis = RedisServer::start(&[]);
+    let n = node(&redis.unix_url(""), &["--queue", "8"]);
+    let mut subs: Vec<SseClient> = (0..10)
+        .map(|_| SseClient::open(n.addr, "/stream"))
+        .collect();
+    n.wait_subscribers(10, SHORT);
+    {
+        use ssehub::redis::{Connection, RedisUrl};
+        let url = RedisUrl::parse(&redis.unix_url("")).unwrap();
+        let t = Duration::from_secs(5);
+        let mut c = futures_lite::future::block_on(Connection::connect(&url, "test", t)).unwrap();
+        let data: Vec<String> = (0..200).map(|i| format!("b{i}")).collect();
+        let mut cmds: Vec<Vec<&str>> = vec![vec!["MULTI"]];
+        for d in &data {
+            cmds.push(vec![
+                "XADD",
+                "ssehub:events",
+                "*",
+                "topic",
+                "default",
+                "data",
+                d,
+            ]);
+        }
+        cmds.push(vec!["EXEC"]);
+        futures_lite::future::block_on(c.pipeline(&cmds, t)).unwrap();
+    }
+    for sub in &mut subs {
+        for i in 0..200 {
+            let ev = sub.next_event(MAX_WAIT).expect("every event of the burst");
+            let want = format!("b{i}");
+            assert_eq!(
+                (ev.event.as_str(), ev.data.as_str()),
+                ("message", want.as_str())
+            );
+        }
+    }
+    assert_eq!(n.hub.len(), 10, "every subscriber is still served");
+}
+
+#[test]
 fn a_wrong_password_or_no_redis_at_start_is_a_one_line_error_exit_1() {
     let redis = RedisServer::start(&["--requirepass", "right"]);
     let wrong = format!("unix://:wrong@{}", redis.socket.display());

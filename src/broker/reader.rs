@@ -1,9 +1,16 @@
 //! The reader: one connection per node, from the node's own cursor, delivering every
 //! entry to the hub in the stream's order, and telling the node's subscribers when
 //! entries were lost.
+//!
+//! The reader is paced by the node's writers, as a publisher is on a single node: when
+//! a delivery finds some subscriber that is still reading with half a queue or more,
+//! the next entry waits until the queues drain (see [`Broker::pace`]). The backlog then
+//! stays in Redis, which holds it anyway, instead of in the queues: a batch of up to
+//! [`READ_COUNT`] entries (after an outage, or behind a fast publisher on another node)
+//! delivered at once would otherwise fill every queue and evict healthy subscribers.
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use futures_lite::FutureExt;
@@ -16,6 +23,13 @@ use crate::event_id::EventId;
 use crate::redis::stream;
 use crate::redis::{Connection, RedisError};
 use crate::shutdown::Shutdown;
+
+/// Longest the reader waits for the writers before one entry. **Unit:** ms.
+pub const PACE_MAX: Duration = Duration::from_millis(50);
+/// How long the queues may go without draining before the reader goes on. **Unit:** ms.
+pub const PACE_STALL: Duration = Duration::from_millis(5);
+/// How often a paced reader looks at the queues again. **Unit:** ms.
+pub const PACE_POLL: Duration = Duration::from_millis(1);
 
 impl Broker {
     /// Runs the reader until `shutdown`: reads from the cursor, delivers, reconnects with
@@ -90,7 +104,7 @@ impl Broker {
                 Ok(read) => {
                     attempt = 0;
                     self.up();
-                    self.apply(&mut reader, read);
+                    self.apply(&mut reader, read, &shutdown).await;
                     reader.conn = Some(conn);
                 }
                 Err(e) => {
@@ -103,9 +117,12 @@ impl Broker {
         }
     }
 
-    /// Delivers what one read got, after reporting a loss if the cursor's entry is gone.
-    fn apply(&self, reader: &mut Reader, read: stream::Read) {
+    /// Delivers what one read got, after reporting a loss if the cursor's entry is gone,
+    /// pacing itself by the node's writers.
+    async fn apply(&self, reader: &mut Reader, read: stream::Read, shutdown: &Shutdown) {
         let hub = &self.inner.hub;
+        // Heard from Redis now (delivering may take a while when paced).
+        self.state().last_read = Some(Instant::now());
         if !read.cursor_exists {
             self.inner.gaps.fetch_add(1, Relaxed);
             let next = read
@@ -128,7 +145,10 @@ impl Broker {
             reader.cursor.clone_from(&e.id);
             match entry_event(e) {
                 Ok((id, topic, event)) => {
-                    let _ = hub.deliver(id, &topic, &event);
+                    let delivery = hub.deliver(id, &topic, &event);
+                    if delivery.is_some_and(|d| d.congested()) {
+                        self.pace(shutdown).await;
+                    }
                 }
                 Err(why) => {
                     self.count(Op::Decode);
@@ -138,9 +158,34 @@ impl Broker {
                 }
             }
         }
-        let mut s = self.state();
-        s.cursor.clone_from(&reader.cursor);
-        s.last_read = Some(Instant::now());
+        self.state().cursor.clone_from(&reader.cursor);
+    }
+
+    /// Waits while the node's writers are behind (some subscriber whose socket still
+    /// takes data holds half a queue or more) and the queues are draining, checking every
+    /// [`PACE_POLL`], for at most [`PACE_MAX`] per entry. Subscribers that stopped
+    /// reading cannot hold the reader back: their writers report a full socket and do not
+    /// count, and when [`PACE_STALL`] passes with nothing drained it goes on; they fill
+    /// their queues and are evicted as usual. (The publish path of a single node paces a
+    /// publisher the same way, `server/publish.rs`.)
+    async fn pace(&self, shutdown: &Shutdown) {
+        let hub = &self.inner.hub;
+        let start = Instant::now();
+        let mut before = hub.backlog();
+        let mut drained_at = start;
+        while start.elapsed() < PACE_MAX && !shutdown.is_triggered() {
+            Timer::after(PACE_POLL).await;
+            let now = hub.backlog();
+            if !now.congested() {
+                return;
+            }
+            if now.queued < before.queued {
+                drained_at = Instant::now();
+            } else if drained_at.elapsed() >= PACE_STALL {
+                return;
+            }
+            before = now;
+        }
     }
 
     fn up(&self) {
