@@ -9,8 +9,10 @@ use serde::Serialize;
 
 use crate::http::{BaseUrl, parse_url};
 
+mod cluster;
 mod flags;
 
+pub use cluster::{Cluster, PublishTo};
 pub use flags::help;
 
 /// The event type the tool publishes and recognises as its own.
@@ -117,6 +119,9 @@ pub struct Config {
     /// ran.)
     #[serde(skip)]
     pub threads: Option<usize>,
+    /// Several nodes, expected outages, extra processes (`args/cluster.rs`).
+    #[serde(flatten)]
+    pub cluster: Cluster,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -169,6 +174,7 @@ struct Raw {
     wait_connected: bool,
     idle: bool,
     threads: Option<usize>,
+    cluster: cluster::ClusterRaw,
 }
 
 impl Default for Raw {
@@ -199,6 +205,7 @@ impl Default for Raw {
             wait_connected: false,
             idle: false,
             threads: None,
+            cluster: cluster::ClusterRaw::default(),
         }
     }
 }
@@ -243,6 +250,7 @@ impl Raw {
             wait_connected,
             idle,
             threads,
+            cluster,
         } = self;
         let duration = duration.ok_or_else(|| UsageError("--duration is required".into()))?;
         if duration.as_secs_f64() < MIN_DURATION_SECS {
@@ -255,6 +263,7 @@ impl Raw {
         }
         let base = parse_url(&url).map_err(|e| UsageError(e.to_string()))?;
         let dests = destinations(&base, sources)?;
+        let explicit_publish_url = publish_url.is_some();
         let publish = if no_publish || idle {
             let flag = if idle { "--idle" } else { "--no-publish" };
             if publish_rate.is_some()
@@ -301,6 +310,14 @@ impl Raw {
                 wait_connected,
             })
         };
+        let cluster = cluster::validate(
+            cluster,
+            &base,
+            &url,
+            sources,
+            publish.is_some(),
+            explicit_publish_url,
+        )?;
         Ok(Config {
             url,
             base,
@@ -321,6 +338,7 @@ impl Raw {
             subscribe_path,
             idle,
             threads,
+            cluster,
         })
     }
 }

@@ -187,17 +187,21 @@ pub enum ResetReason {
     Unknown,
     /// The id was ahead of the server's history.
     Future,
+    /// The server's broker lost entries before the server read them (e.g. Redis
+    /// restarted without persistence); may come on any stream, resumed or not.
+    Lost,
     /// No reason the tool knows (or none could be read).
     Other,
 }
 
 impl ResetReason {
     /// Every reason, in counter order.
-    pub const ALL: [ResetReason; 5] = [
+    pub const ALL: [ResetReason; 6] = [
         ResetReason::Evicted,
         ResetReason::OtherEpoch,
         ResetReason::Unknown,
         ResetReason::Future,
+        ResetReason::Lost,
         ResetReason::Other,
     ];
 
@@ -221,6 +225,7 @@ pub fn reset_reason(data: &[u8]) -> ResetReason {
         b"other-epoch" => ResetReason::OtherEpoch,
         b"unknown" => ResetReason::Unknown,
         b"future" => ResetReason::Future,
+        b"lost" => ResetReason::Lost,
         _ => ResetReason::Other,
     }
 }
@@ -317,6 +322,7 @@ mod tests {
             ResetReason::Unknown
         );
         assert_eq!(reset_reason(br#"{"reason":"future"}"#), ResetReason::Future);
+        assert_eq!(reset_reason(br#"{"reason":"lost"}"#), ResetReason::Lost);
         assert_eq!(reset_reason(br#"{"reason":"later"}"#), ResetReason::Other);
         assert_eq!(reset_reason(b"not json"), ResetReason::Other);
         for (i, r) in ResetReason::ALL.iter().enumerate() {

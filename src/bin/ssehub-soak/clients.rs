@@ -9,10 +9,8 @@ use std::time::{Duration, Instant};
 use async_executor::Executor;
 use futures_lite::{AsyncReadExt, Future};
 
-use crate::http;
-use crate::runtime::{
-    CONNECTED, READ_BUF, Role, Rt, add, connect, get, sleep_until, until, write_timed,
-};
+use crate::cluster;
+use crate::runtime::{CONNECTED, READ_BUF, Role, Rt, add, get, sleep_until, until, write_timed};
 use crate::session::{End, Plan, StreamState, session};
 
 /// Most churn plus reconnect sessions alive at once.
@@ -24,6 +22,7 @@ const SLOW_DRAIN: Duration = Duration::from_secs(2);
 async fn steady_client(rt: Arc<Rt>, idx: usize) {
     let slot = &rt.slots[idx];
     let mut st = StreamState::new(Role::Steady, rt.count_gaps());
+    st.extra.node = rt.cluster.node_of(idx);
     let mut connected = false;
     let end = session(
         &rt,
@@ -66,9 +65,10 @@ async fn steady_client(rt: Arc<Rt>, idx: usize) {
 /// A client that sends its request and never reads, until the slow check: then it drains
 /// its socket and expects the server's close.
 async fn slow_client(rt: Arc<Rt>, idx: usize) {
+    let node = rt.cluster.node_of(idx);
     let started = async {
-        let mut s = connect(&rt, &rt.active).await?;
-        let req = http::stream_request(&rt.stream_target, &rt.cfg.base.host, None);
+        let mut s = cluster::connect_node(&rt, node, &rt.active).await?;
+        let req = cluster::stream_request(&rt, node, None);
         write_timed(&mut s, &req, &rt.active).await?;
         io::Result::Ok(s)
     }
@@ -84,6 +84,7 @@ async fn slow_client(rt: Arc<Rt>, idx: usize) {
         }
     };
     add(&rt.c.slow_connected, 1);
+    cluster::count_slow(&rt, node);
     rt.active.wait().await;
     let deadline = (Instant::now() + SLOW_DRAIN).min(rt.end_at - Duration::from_millis(700));
     let mut buf = [0u8; READ_BUF];
@@ -134,6 +135,7 @@ fn millis(lo: u64, hi: u64) -> Duration {
 async fn churn_client(rt: Arc<Rt>) {
     let _guard = InFlight(rt.clone());
     let mut st = StreamState::new(Role::Churn, rt.count_gaps());
+    st.extra.node = rt.cluster.next_node(Role::Churn);
     let plan = Plan {
         max_dwell: Some(millis(100, 500)),
         ..Plan::default()
@@ -161,6 +163,7 @@ async fn reconnect_client(rt: Arc<Rt>) {
     let _guard = InFlight(rt.clone());
     add(&rt.c.reconnect_sessions, 1);
     let mut st = StreamState::new(Role::Reconnect, rt.count_gaps());
+    st.extra.node = rt.cluster.next_node(Role::Reconnect);
     let plan = |lo, hi| Plan {
         min_dwell: Some(millis(lo, hi)),
         need_event: true,
@@ -190,6 +193,8 @@ async fn reconnect_client(rt: Arc<Rt>) {
         return;
     }
     st.parser.reconnect();
+    // On another node when there is one: the id is replayed by a node that did not send it.
+    st.extra.node = rt.cluster.other_node(st.extra.node);
     let second = session(
         &rt,
         &mut st,
@@ -272,6 +277,7 @@ pub(crate) async fn connector(rt: Arc<Rt>, ex: Arc<Executor<'static>>) {
         sleep_until(Instant::now() + Duration::from_millis(20), &rt.active).await;
     }
     let baseline = rt.sample_server();
+    cluster::sample_extra(&rt, cluster::Phase::Baseline);
     {
         let mut s = rt.samples.lock().unwrap_or_else(|e| e.into_inner());
         s.baseline = baseline;

@@ -9,6 +9,13 @@
 //! by reason, and the gap after it is reported as announced (`announced_gaps`); a gap
 //! no reset announced is a failure.
 //!
+//! Several `--url`s are several nodes of one hub (ssehub on one Redis, nchan on one
+//! Redis): subscribers are spread over them, reconnecting clients resume on another
+//! node, and every subscriber must see the same events in the same order with the same
+//! ids (`cluster.rs`, `order.rs`). A `lost` reset (the broker lost entries) may come on
+//! any stream; `503` answers to publishing are counted apart, and tolerated with
+//! `--tolerate-unavailable` while publishing recovers.
+//!
 //! Exit status: 0 when every check passed, 1 when one failed, 2 for bad usage.
 //!
 //! The tool does not use the ssehub library: these files can move to
@@ -20,8 +27,10 @@
 mod args;
 mod check;
 mod clients;
+mod cluster;
 mod histogram;
 mod http;
+mod order;
 mod procfs;
 mod publisher;
 mod report;

@@ -12,6 +12,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt, Future, FutureExt};
 use serde::{Deserialize, Serialize};
 
 use crate::args::{EVENT_NAME, Rate, Style};
+use crate::cluster;
 use crate::http::{self, Dechunker, Framing};
 use crate::runtime::{IO_TIMEOUT, Rt, add, connect, connect_to, sleep_until, unix_us, until};
 
@@ -120,13 +121,19 @@ fn accepted(style: Style, status: u16) -> bool {
     }
 }
 
-/// The publisher: one keep-alive connection, one request at a time, at the set rate.
+/// The publisher: one keep-alive connection (one per node with `--publish-to
+/// round-robin`), one request at a time, at the set rate.
 async fn publisher(rt: Arc<Rt>) {
     let Some(p) = rt.cfg.publish.clone() else {
         return;
     };
-    let mut conn: Option<TcpStream> = None;
-    let mut buf = Vec::new();
+    let targets = &rt.cfg.cluster.publish_targets;
+    // Per target: the keep-alive connection and what was read past the last answer.
+    let mut conns: Vec<(Option<TcpStream>, Vec<u8>)> = (0..targets.len().max(1))
+        .map(|_| (None, Vec::new()))
+        .collect();
+    // Since when publishing is answered 503 (`cluster.rs`).
+    let mut unavailable_since = None;
     let mut seq = 1u64;
     let start = Instant::now();
     let mut attempts = 0u64;
@@ -149,10 +156,16 @@ async fn publisher(rt: Arc<Rt>) {
                 break;
             }
         }
+        let k = attempts as usize % conns.len();
+        let (addr, host, target) = match targets.get(k) {
+            Some(t) => (Some(t.addr), &t.host, &t.target),
+            None => (p.addr, &p.host, &p.target),
+        };
+        let (conn, buf) = &mut conns[k];
         attempts += 1;
-        let stream = match &mut conn {
+        let stream = match conn {
             Some(s) => s,
-            None => match match p.addr {
+            None => match match addr {
                 Some(addr) => connect_to(&rt, addr, &rt.active).await,
                 None => connect(&rt, &rt.active).await,
             } {
@@ -182,10 +195,10 @@ async fn publisher(rt: Arc<Rt>) {
             .unwrap_or_default(),
             Style::Nchan => data.into_bytes(),
         };
-        let req = http::post_json(&p.target, &p.host, p.token.as_deref(), &body);
+        let req = http::post_json(target, host, p.token.as_deref(), &body);
         // The request in flight is finished even when the phase ends (bounded by the
         // timeout), so that the acknowledged sequence number is exact.
-        let answer = exchange(stream, &mut buf, &req)
+        let answer = exchange(stream, buf, &req)
             .or(async {
                 Timer::after(IO_TIMEOUT).await;
                 Err(io::ErrorKind::TimedOut.into())
@@ -195,24 +208,33 @@ async fn publisher(rt: Arc<Rt>) {
             Ok((status, body, close)) if accepted(p.style, status) => {
                 add(&rt.c.published, 1);
                 rt.acked_seq.store(seq, Ordering::SeqCst);
+                cluster::on_published(&rt, &mut unavailable_since);
                 if let Ok(a) = serde_json::from_slice::<Answer>(&body) {
                     add(&rt.c.delivered_to, a.delivered_to);
                 }
                 seq += 1;
                 if close {
-                    conn = None;
+                    *conn = None;
                 }
+            }
+            Ok((503, body, close)) => {
+                // The server cannot publish now (its broker is down): nothing was
+                // published, the same seq is used again.
+                cluster::on_unavailable(&rt, &mut unavailable_since, target, &body);
+                if close {
+                    *conn = None;
+                }
+                sleep_until(Instant::now() + cluster::UNAVAILABLE_RETRY, &rt.active).await;
             }
             Ok((status, body, close)) => {
                 // Not published: the same seq is used again.
                 add(&rt.c.publish_errors, 1);
                 rt.error(format!(
-                    "publisher: POST {} answered {status}: {}",
-                    p.target,
+                    "publisher: POST {target} answered {status}: {}",
                     String::from_utf8_lossy(&body).trim()
                 ));
                 if close {
-                    conn = None;
+                    *conn = None;
                 }
                 sleep_until(Instant::now() + Duration::from_millis(100), &rt.active).await;
             }
@@ -221,7 +243,7 @@ async fn publisher(rt: Arc<Rt>) {
                 // subscriber may then see a duplicate, reported as such).
                 add(&rt.c.publish_errors, 1);
                 rt.error(format!("publisher: {e}"));
-                conn = None;
+                *conn = None;
             }
         }
     }

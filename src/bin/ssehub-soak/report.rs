@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::args::Config;
 use crate::check::ResetReason;
+use crate::cluster;
 use crate::procfs::{self, Sample};
 use crate::run::Tail;
 use crate::runtime::{PerRole, Rt};
@@ -70,8 +71,8 @@ pub struct Checks {
     pub announced_gaps: u64,
     /// Reset events received by any subscriber, by reason.
     pub resets: Resets,
-    /// Reset events on streams that sent no `Last-Event-ID` (a failure: such a stream
-    /// starts live).
+    /// Reset events other than `lost` on streams that sent no `Last-Event-ID` (a
+    /// failure: such a stream starts live).
     pub unexpected_resets: u64,
     /// Of those: events published before the end that connected steady clients never got.
     pub tail_missing: u64,
@@ -97,6 +98,8 @@ pub struct Resets {
     pub unknown: u64,
     /// The id was ahead of the server's history.
     pub future: u64,
+    /// The server's broker lost entries it had not read (on any stream).
+    pub lost: u64,
     /// A reason the tool does not know, or none.
     pub other: u64,
 }
@@ -244,6 +247,9 @@ pub struct Report {
     pub server: Option<Server>,
     /// The tool itself.
     pub tool: Tool,
+    /// Several nodes, publishing unavailable, extra processes (each only when it applies).
+    #[serde(flatten)]
+    pub multi: cluster::Extra,
     /// The first errors seen.
     pub errors: Vec<String>,
     /// Whether every check passed.
@@ -287,6 +293,7 @@ pub fn build(rt: &Rt, tail: Tail, threads: usize) -> Report {
             other_epoch: resets(ResetReason::OtherEpoch),
             unknown: resets(ResetReason::Unknown),
             future: resets(ResetReason::Future),
+            lost: resets(ResetReason::Lost),
             other: resets(ResetReason::Other),
         },
         unexpected_resets: get(&c.unexpected_resets),
@@ -402,6 +409,7 @@ pub fn build(rt: &Rt, tail: Tail, threads: usize) -> Report {
             rss_kib: own.map(|s| s.rss_kib),
             threads,
         },
+        multi: cluster::report(rt, get(&c.published), received),
         errors: rt.errors.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         ok: false,
         failed_checks: Vec::new(),
@@ -490,6 +498,7 @@ pub fn failed_checks(r: &Report, cfg: &Config) -> Vec<String> {
             check(g > max as i64, format!("fd_growth: {g} > {max}"));
         }
     }
+    cluster::failed_checks(&r.multi, &mut failed);
     failed
 }
 

@@ -14,8 +14,8 @@ use futures_lite::{AsyncWriteExt, Future, FutureExt};
 
 use crate::args::{Config, EVENT_NAME, Style};
 use crate::check::ResetReason;
+use crate::cluster::ClusterRt;
 use crate::histogram::{Histogram, Sum};
-use crate::http;
 use crate::procfs::{self, Sample};
 
 /// Buffer for a response head (and a slow client's drain). **Unit:** bytes.
@@ -145,7 +145,8 @@ pub(crate) struct Counters {
     pub(crate) unsequenced: AtomicU64,
     /// Reset events received, by reason (in `check::ResetReason::ALL` order).
     pub(crate) resets: [AtomicU64; ResetReason::ALL.len()],
-    /// Reset events on streams that sent no `Last-Event-ID` (never expected).
+    /// Reset events other than `lost` on streams that sent no `Last-Event-ID` (never
+    /// expected).
     pub(crate) unexpected_resets: AtomicU64,
     /// Events published (answered 200).
     pub(crate) published: AtomicU64,
@@ -261,10 +262,10 @@ pub(crate) struct Rt {
     pub(crate) active_end: Instant,
     /// The hard end of the run.
     pub(crate) end_at: Instant,
-    /// Request target of the subscribers' `GET`.
-    pub(crate) stream_target: String,
     next_dest: AtomicUsize,
     handshakes: (Sender<()>, Receiver<()>),
+    /// Nodes, the order check, outages, extra processes (`cluster.rs`).
+    pub(crate) cluster: ClusterRt,
 }
 
 impl Rt {
@@ -273,8 +274,6 @@ impl Rt {
         let t0 = Instant::now();
         let d = cfg.duration;
         let tail = (d / 10).clamp(Duration::from_millis(1500), Duration::from_secs(5));
-        let stream_target =
-            http::stream_target_at(&cfg.base.prefix, &cfg.subscribe_path, &cfg.topics);
         Rt {
             slots: (0..cfg.clients).map(|_| Slot::default()).collect(),
             c: Counters::default(),
@@ -290,9 +289,9 @@ impl Rt {
             t0,
             active_end: t0 + d - tail,
             end_at: t0 + d,
-            stream_target,
             next_dest: AtomicUsize::new(0),
             handshakes: async_channel::bounded(MAX_HANDSHAKES),
+            cluster: ClusterRt::new(&cfg),
             cfg,
         }
     }
@@ -409,7 +408,7 @@ mod tests {
         let ssehub = rt(&["--duration", "5"]);
         assert!(ssehub.own_event_name(b"soak"));
         assert!(!ssehub.own_event_name(b"") && !ssehub.own_event_name(b"tick"));
-        assert_eq!(ssehub.stream_target, "/stream");
+        assert_eq!(ssehub.cluster.stream_target(0), "/stream");
         let nchan = rt(&[
             "--duration",
             "5",
@@ -420,6 +419,6 @@ mod tests {
         ]);
         assert!(nchan.own_event_name(b"soak") && nchan.own_event_name(b""));
         assert!(!nchan.own_event_name(b"tick"));
-        assert_eq!(nchan.stream_target, "/sub");
+        assert_eq!(nchan.cluster.stream_target(0), "/sub");
     }
 }

@@ -13,9 +13,10 @@ use async_io::{Async, Timer};
 use futures_lite::{AsyncReadExt, Future, future};
 
 use crate::check::{RESET_EVENT, SeqChecker, Verdict, payload, reset_reason, seq_of};
+use crate::cluster::{self, StreamExtra};
 use crate::http::{self, Dechunker, Framing};
 use crate::runtime::{
-    IO_TIMEOUT, READ_BUF, Role, Rt, Signal, Slot, add, connect, unix_us, until, write_timed,
+    IO_TIMEOUT, READ_BUF, Role, Rt, Signal, Slot, add, unix_us, until, write_timed,
 };
 use crate::sse::{Caps, Item, Parser};
 
@@ -42,8 +43,10 @@ pub(crate) struct StreamState {
     /// Own events (or, without publishing, events) seen in the current session.
     pub(crate) events_seen: u64,
     /// Whether the current session resumed with a `Last-Event-ID` (only such a stream
-    /// may start with a reset event).
+    /// may start with a reset event, other than `lost`).
     resumed: bool,
+    /// Its node, the order digest (`cluster.rs`).
+    pub(crate) extra: StreamExtra,
 }
 
 impl StreamState {
@@ -54,6 +57,7 @@ impl StreamState {
             checker: SeqChecker::new(count_gaps),
             events_seen: 0,
             resumed: false,
+            extra: StreamExtra::default(),
         }
     }
 }
@@ -65,6 +69,7 @@ struct Handler<'a, 's> {
     resumed: bool,
     checker: &'a mut SeqChecker,
     events_seen: &'a mut u64,
+    extra: &'a mut StreamExtra,
     tally: &'a mut Tally<'s>,
 }
 
@@ -78,7 +83,8 @@ impl Handler<'_, '_> {
                 // a gap before the next event is announced, not silent.
                 let reason = reset_reason(e.data);
                 add(&c.resets[reason.index()], 1);
-                if !self.resumed {
+                let lost = cluster::on_reset(self.rt, self.role, self.extra, reason);
+                if !self.resumed && !lost {
                     add(&c.unexpected_resets, 1);
                     self.rt.error(format!(
                         "{:?} client: a reset event on a stream that sent no Last-Event-ID: {}",
@@ -133,9 +139,29 @@ impl Handler<'_, '_> {
                         ));
                     }
                     Verdict::AnnouncedGap(k) => add(&r.announced_gaps, k),
-                    Verdict::Duplicate => add(&r.duplicates, 1),
+                    Verdict::Duplicate => {
+                        add(&r.duplicates, 1);
+                        cluster::disorder(
+                            self.rt,
+                            self.role,
+                            self.extra,
+                            "a duplicate",
+                            n,
+                            prev,
+                            e.id,
+                        );
+                    }
                     Verdict::OutOfOrder { filled } => {
                         add(&r.out_of_order, 1);
+                        cluster::disorder(
+                            self.rt,
+                            self.role,
+                            self.extra,
+                            "out of order",
+                            n,
+                            prev,
+                            e.id,
+                        );
                         if filled {
                             // (Saturating: the gap it fills may have been an announced one.)
                             let _ =
@@ -146,6 +172,7 @@ impl Handler<'_, '_> {
                         }
                     }
                 }
+                cluster::on_event(self.rt, self.role, self.extra, n, e.id);
                 self.tally.max_seq = self.tally.max_seq.max(n);
             }
         }
@@ -174,13 +201,13 @@ pub(crate) async fn session(
     slot: Option<&Slot>,
     on_connected: impl FnOnce(),
 ) -> End {
-    let mut stream = match connect(rt, stop).await {
+    let mut stream = match cluster::connect_node(rt, st.extra.node, stop).await {
         Ok(s) => s,
         Err(_) if stop.fired() => return End::Stopped,
         Err(e) => return End::Failed(e.to_string()),
     };
     st.resumed = last_id.is_some();
-    let req = http::stream_request(&rt.stream_target, &rt.cfg.base.host, last_id);
+    let req = cluster::stream_request(rt, st.extra.node, last_id);
     if let Err(e) = write_timed(&mut stream, &req, stop).await {
         return End::Failed(format!("writing the request: {e}"));
     }
@@ -230,6 +257,7 @@ pub(crate) async fn session(
         }
     }
     st.events_seen = 0;
+    cluster::count_connected(rt, st.role, st.extra.node, st.resumed);
     on_connected();
     let connected_at = Instant::now();
     let min_until = plan.min_dwell.map(|d| connected_at + d);
@@ -400,6 +428,7 @@ impl<'a> Tally<'a> {
             resumed: st.resumed,
             checker: &mut st.checker,
             events_seen: &mut st.events_seen,
+            extra: &mut st.extra,
             tally: self,
         };
         let parser = &mut st.parser;

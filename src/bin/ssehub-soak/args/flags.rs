@@ -53,11 +53,12 @@ const SECTIONS: &[(&str, &[Flag])] = &[
                 name: "url",
                 value: Some("URL"),
                 help: "base URL, http:// on 127.0.0.0/8 or [::1] only\n\
-                       (default http://127.0.0.1:8080)",
-                action: Action::Set(|r, v| {
-                    r.url = v.to_string();
-                    Ok(())
-                }),
+                       (default http://127.0.0.1:8080). Repeat it for\n\
+                       several nodes: subscribers of every kind are spread\n\
+                       round-robin over them, a reconnecting client resumes\n\
+                       on another node, and all must see one order of\n\
+                       events (order_mismatches fail the run)",
+                action: Action::Set(|r, v| r.cluster.add_url(&mut r.url, v)),
             },
             Flag {
                 name: "sources",
@@ -260,6 +261,45 @@ const SECTIONS: &[(&str, &[Flag])] = &[
         ],
     ),
     (
+        "Several nodes (with more than one --url) and outages",
+        &[
+            Flag {
+                name: "publish-to",
+                value: Some("MODE"),
+                help: "one: publish to the first --url (default);\n\
+                       round-robin: to each --url's /publish in turn, one\n\
+                       keep-alive connection each",
+                action: Action::Set(|r, v| {
+                    r.cluster.publish_to = Some(super::cluster::publish_to(v)?);
+                    Ok(())
+                }),
+            },
+            Flag {
+                name: "tolerate-unavailable",
+                value: None,
+                help: "503 answers to publishing (the server cannot publish\n\
+                       now, e.g. its broker is down) are expected: counted\n\
+                       as publish_unavailable, retried every 250 ms, not a\n\
+                       failure as long as publishing recovers (without this\n\
+                       flag any 503 fails the run)",
+                action: Action::Set(|r, _| {
+                    r.cluster.tolerate_unavailable = true;
+                    Ok(())
+                }),
+            },
+            Flag {
+                name: "extra-pid",
+                value: Some("PID"),
+                help: "also sample this process's CPU time and RSS\n\
+                       (repeatable; e.g. Redis, the other nodes)",
+                action: Action::Set(|r, v| {
+                    r.cluster.extra_pids.push(num(v, "a process id")?);
+                    Ok(())
+                }),
+            },
+        ],
+    ),
+    (
         "Run",
         &[
             Flag {
@@ -428,9 +468,9 @@ mod tests {
             assert!(!names.contains(&flag.name), "--{} twice", flag.name);
             names.push(flag.name);
         }
-        assert_eq!(names.len(), 25);
+        assert_eq!(names.len(), 28);
         assert!(text.contains(
-            "\n  --url URL               base URL, http:// on 127.0.0.0/8 or [::1] only\n                          (default http://127.0.0.1:8080)\n"
+            "\n  --url URL               base URL, http:// on 127.0.0.0/8 or [::1] only\n                          (default http://127.0.0.1:8080). Repeat it for\n"
         ));
         assert!(text.contains("\n  -h, --help              this text\n\nOutput: "));
         assert!(text.lines().all(|l| l.len() <= 83), "{text}");
