@@ -76,6 +76,7 @@ impl Hub {
         let delivery = state.fan_out(
             &frame,
             Some(topic),
+            Some(id),
             &mut evicted,
             go_direct.then_some(&mut direct),
         );
@@ -296,6 +297,28 @@ mod tests {
         // After the loss, its ids continue as usual.
         let s = h.subscribe(Topics::All, Some("50-0"), None).unwrap();
         assert_eq!(s.resume(), Resume::Continue);
+    }
+
+    #[test]
+    fn an_id_this_node_has_not_read_yet_gets_nothing_it_already_has() {
+        // The client came from a node that is ahead (this one was reconnecting to
+        // Redis): a future reset, then only the events after its id, never those it had.
+        let h = hub(10);
+        h.deliver(id(10, 0), &t(), &ev("a"));
+        let mut s = h.subscribe(Topics::All, Some("30-0"), None).unwrap();
+        assert_eq!(s.resume(), Resume::Reset(ResetReason::Future));
+        assert_eq!(s.take_backlog().len(), 1, "the reset only");
+        let live = h.subscribe(Topics::All, None, None).unwrap();
+        h.lost(Some(id(20, 0)));
+        for (ms, d) in [(20, "b"), (30, "c"), (40, "d"), (50, "e")] {
+            h.deliver(id(ms, 0), &t(), &ev(d));
+        }
+        let got = texts(&std::iter::from_fn(|| s.try_recv()).collect::<Vec<_>>());
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].starts_with("event: reset\ndata: {\"reason\":\"lost\""));
+        assert_eq!(got[1..], ["id: 40-0\ndata: d\n\n", "id: 50-0\ndata: e\n\n"]);
+        // Other subscribers get everything.
+        assert_eq!(std::iter::from_fn(|| live.try_recv()).count(), 5);
     }
 
     #[test]

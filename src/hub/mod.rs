@@ -105,7 +105,7 @@ use topic_counts::TopicCounts;
 pub use topic_counts::{LISTED_TOPICS, TopicListing};
 use writer_state::WriterState;
 
-use crate::event_id::{EventId, Resume, new_epoch};
+use crate::event_id::{EventId, ResetReason, Resume, new_epoch};
 use crate::log::Log;
 use crate::sse::{Event, Frame, encode};
 use crate::stats::{Reason, Stats};
@@ -252,6 +252,9 @@ struct Client {
     topics: Topics,
     on_evict: Option<CloseHook>,
     sink: Option<Arc<dyn DirectSink>>,
+    /// A broker's events up to this id are not sent to it: it resumed from an id this
+    /// node had not read yet (a `future` reset), and has them from the node it left.
+    skip_through: Option<EventId>,
 }
 
 impl fmt::Debug for Hub {
@@ -413,6 +416,12 @@ impl Hub {
         let id = ClientId(state.next_client);
         state.next_client += 1;
         let (resume, backlog) = state.history.resume(last_id, &topics, older);
+        let skip_through = match resume {
+            Resume::Reset(ResetReason::Future) if state.history.is_external() => {
+                last_id.and_then(|s| s.parse().ok())
+            }
+            _ => None,
+        };
         state.topic_counts.add(&topics);
         state.clients.insert(
             id,
@@ -422,6 +431,7 @@ impl Hub {
                 topics,
                 on_evict,
                 sink: None,
+                skip_through,
             },
         );
         drop(state);
@@ -474,6 +484,7 @@ impl Hub {
         let delivery = state.fan_out(
             &frame,
             Some(topic),
+            None,
             &mut evicted,
             go_direct.then_some(&mut direct),
         );
@@ -497,7 +508,13 @@ impl Hub {
         let delivery = {
             let mut state = self.lock();
             let go_direct = state.writers_idle && self.inner.runner.get().is_some();
-            state.fan_out(frame, topic, &mut evicted, go_direct.then_some(&mut direct))
+            state.fan_out(
+                frame,
+                topic,
+                None,
+                &mut evicted,
+                go_direct.then_some(&mut direct),
+            )
         };
         self.run_direct(frame.clone(), direct);
         self.finish_delivery(&delivery, evicted);
@@ -586,20 +603,30 @@ impl Hub {
 impl State {
     /// `try_send`s `frame` to each matching subscriber; collects the ones to evict. With
     /// `direct`, the sockets of waiting writers are taken for a direct write instead (see
-    /// the module docs); either way it notes whether every writer was waiting.
+    /// the module docs); either way it notes whether every writer was waiting. A broker's
+    /// event (`event_id`) skips the subscribers that already have it
+    /// ([`Client::skip_through`]).
     fn fan_out(
         &mut self,
         frame: &Frame,
         topic: Option<&Topic>,
+        event_id: Option<EventId>,
         evicted: &mut Vec<(ClientId, Client, Reason)>,
         mut direct: Option<&mut Vec<DirectTarget>>,
     ) -> Delivery {
         let mut delivery = Delivery::default();
         let mut gone: Vec<(ClientId, Reason)> = Vec::new();
+        let mut caught_up: Vec<ClientId> = Vec::new();
         let mut busy = 0usize;
         for (id, client) in &self.clients {
             if topic.is_some_and(|t| !client.topics.matches(t)) {
                 continue;
+            }
+            if let (Some(floor), Some(event)) = (client.skip_through, event_id) {
+                if event <= floor {
+                    continue;
+                }
+                caught_up.push(*id);
             }
             if let (Some(targets), Some(sink)) = (direct.as_deref_mut(), &client.sink)
                 && client.state.lend()
@@ -632,6 +659,11 @@ impl State {
             }
         }
         self.writers_idle = busy == 0;
+        for id in caught_up {
+            if let Some(client) = self.clients.get_mut(&id) {
+                client.skip_through = None;
+            }
+        }
         for (id, reason) in gone {
             if let Some(client) = self.take(id) {
                 evicted.push((id, client, reason));
