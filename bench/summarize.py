@@ -766,3 +766,11 @@ if os.path.exists(analysis):
     p()
     with open(analysis) as f:
         p(f.read().rstrip())
+
+# The section of scripts/bench-cluster.sh (several nodes on one Redis), written by that
+# script from its own run; kept at the end of the page when this one is rewritten.
+cluster = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cluster.md")
+if os.path.exists(cluster):
+    p()
+    with open(cluster) as f:
+        p(f.read().rstrip())
