@@ -78,6 +78,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod auth;
 pub mod config;
 #[doc(hidden)]
 pub mod http;
