@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 
 use super::HubLimits;
+use crate::auth::Selectors;
 use crate::sse::{self, Frame};
 use crate::topic::{Topic, Topics};
 
@@ -11,6 +12,8 @@ pub(super) struct Retained {
     pub(super) id: u64,
     pub(super) topic: Topic,
     pub(super) frame: Frame,
+    /// Replayed only to subscribers whose rights cover the topic.
+    pub(super) private: bool,
 }
 
 /// The bounded replay history, oldest first.
@@ -46,8 +49,14 @@ impl History {
         }
     }
 
-    /// Frames after `last` on `topics`, preceded by a notice when some were dropped.
-    pub(super) fn backlog(&self, last: u64, topics: &Topics) -> Vec<Frame> {
+    /// Frames after `last` on `topics` (private ones only where `rights` cover their
+    /// topic), preceded by a notice when some were dropped.
+    pub(super) fn backlog(
+        &self,
+        last: u64,
+        topics: &Topics,
+        rights: Option<&Selectors>,
+    ) -> Vec<Frame> {
         let mut out = Vec::new();
         if last < self.dropped_upto {
             let oldest = self.events.front().map_or(self.dropped_upto + 1, |e| e.id);
@@ -57,7 +66,10 @@ impl History {
         out.extend(
             self.events
                 .range(start..)
-                .filter(|e| topics.matches(&e.topic))
+                .filter(|e| {
+                    topics.matches(&e.topic)
+                        && (!e.private || rights.is_some_and(|r| r.matches(&e.topic)))
+                })
                 .map(|e| e.frame.clone()),
         );
         out

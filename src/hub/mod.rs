@@ -45,6 +45,31 @@
 //! passes the last id it saw gets every retained later event matching its topics as a
 //! backlog, taken under the same lock that publishing holds: no event can fall between the
 //! backlog and the live queue, and none can be in both.
+//!
+//! # Private events
+//!
+//! An event published [`Visibility::Private`] reaches only subscribers whose rights (the
+//! `subscribe` selectors of the token they connected with, see [`Hub::subscribe_as`])
+//! match its topic, live and in replay alike. For a public event the fan-out pays one
+//! `bool` test per subscriber; the rights are matched only for private events.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ssehub::auth::Selectors;
+//! use ssehub::hub::{Hub, Visibility};
+//! use ssehub::sse::Event;
+//! use ssehub::{Topic, Topics};
+//!
+//! let hub = Hub::new(Default::default(), Default::default());
+//! let reader = Arc::new(Selectors::new(["orders/*"]));
+//! let with = hub.subscribe_as(Topics::All, Some(reader), None, None).unwrap();
+//! let without = hub.subscribe(Topics::All, None, None).unwrap();
+//! let topic = Topic::new("orders/1").unwrap();
+//! let p = hub.publish_as(&topic, &Event::new("secret").unwrap(), Visibility::Private);
+//! assert_eq!(p.delivery.sent, 1);
+//! assert_eq!(with.receiver().len(), 1);
+//! assert_eq!(without.receiver().len(), 0);
+//! ```
 //!//! # Direct writes
 //!
 //! When every writer waits with an empty queue, a publish lends their sockets to one
@@ -79,6 +104,7 @@ use topic_counts::TopicCounts;
 pub use topic_counts::{LISTED_TOPICS, TopicListing};
 use writer_state::WriterState;
 
+use crate::auth::Selectors;
 use crate::log::Log;
 use crate::sse::{Event, Frame, encode};
 use crate::stats::{Reason, Stats};
@@ -149,6 +175,16 @@ pub struct Published {
     pub id: u64,
     /// How the frame fanned out.
     pub delivery: Delivery,
+}
+
+/// Who may receive a published event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Visibility {
+    /// Every subscriber whose topic filter matches (the default).
+    #[default]
+    Public,
+    /// Only those of them whose rights cover the topic (see "Private events").
+    Private,
 }
 
 /// Why [`Hub::subscribe`] refused.
@@ -224,8 +260,17 @@ struct Client {
     tx: Sender<Frame>,
     state: Arc<WriterState>,
     topics: Topics,
+    /// Topics whose private events it may read (`None`: none).
+    rights: Option<Arc<Selectors>>,
     on_evict: Option<CloseHook>,
     sink: Option<Arc<dyn DirectSink>>,
+}
+
+impl Client {
+    /// Whether a private event on `topic` may reach this subscriber.
+    fn may_read(&self, topic: &Topic) -> bool {
+        self.rights.as_ref().is_some_and(|r| r.matches(topic))
+    }
 }
 
 impl fmt::Debug for Hub {
@@ -355,6 +400,23 @@ impl Hub {
         last_id: Option<u64>,
         on_evict: Option<CloseHook>,
     ) -> Result<Subscription, SubscribeError> {
+        self.subscribe_as(topics, None, last_id, on_evict)
+    }
+
+    /// Like [`Hub::subscribe`], for a subscriber that may also read the private events
+    /// on the topics `rights` covers (live and in its backlog). `None`: public events
+    /// only, as [`Hub::subscribe`].
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::Closed`] once [`Hub::close`] has been called.
+    pub fn subscribe_as(
+        &self,
+        topics: Topics,
+        rights: Option<Arc<Selectors>>,
+        last_id: Option<u64>,
+        on_evict: Option<CloseHook>,
+    ) -> Result<Subscription, SubscribeError> {
         let (tx, rx) = async_channel::bounded(self.inner.limits.queue_len);
         let state_word = Arc::new(WriterState::default());
         let mut state = self.lock();
@@ -364,7 +426,9 @@ impl Hub {
         let id = ClientId(state.next_client);
         state.next_client += 1;
         let backlog = match last_id {
-            Some(last) if last <= state.last_id => state.history.backlog(last, &topics),
+            Some(last) if last <= state.last_id => {
+                state.history.backlog(last, &topics, rights.as_deref())
+            }
             _ => Vec::new(),
         };
         state.topic_counts.add(&topics);
@@ -374,6 +438,7 @@ impl Hub {
                 tx,
                 state: state_word.clone(),
                 topics,
+                rights,
                 on_evict,
                 sink: None,
             },
@@ -395,6 +460,13 @@ impl Hub {
     ///
     /// Never waits: a subscriber whose queue is full is evicted instead.
     pub fn publish(&self, topic: &Topic, event: &Event) -> Published {
+        self.publish_as(topic, event, Visibility::Public)
+    }
+
+    /// Like [`Hub::publish`], with a [`Visibility`]: a private event reaches (and is
+    /// replayed to) only the subscribers whose rights cover `topic`.
+    pub fn publish_as(&self, topic: &Topic, event: &Event, visibility: Visibility) -> Published {
+        let private = visibility == Visibility::Private;
         let mut evicted = Vec::new();
         let mut state = self.lock();
         state.last_id += 1;
@@ -405,6 +477,7 @@ impl Hub {
                 id,
                 topic: topic.clone(),
                 frame: frame.clone(),
+                private,
             },
             self.inner.limits,
         );
@@ -413,6 +486,7 @@ impl Hub {
         let delivery = state.fan_out(
             &frame,
             Some(topic),
+            private,
             &mut evicted,
             go_direct.then_some(&mut direct),
         );
@@ -431,7 +505,13 @@ impl Hub {
         let delivery = {
             let mut state = self.lock();
             let go_direct = state.writers_idle && self.inner.runner.get().is_some();
-            state.fan_out(frame, None, &mut evicted, go_direct.then_some(&mut direct))
+            state.fan_out(
+                frame,
+                None,
+                false,
+                &mut evicted,
+                go_direct.then_some(&mut direct),
+            )
         };
         self.run_direct(frame.clone(), direct);
         self.finish_delivery(&delivery, evicted);
@@ -518,13 +598,15 @@ impl Hub {
 }
 
 impl State {
-    /// `try_send`s `frame` to each matching subscriber; collects the ones to evict. With
+    /// `try_send`s `frame` to each matching subscriber (for a `private` frame, only those
+    /// whose rights cover `topic`); collects the ones to evict. With
     /// `direct`, the sockets of waiting writers are taken for a direct write instead (see
     /// the module docs); either way it notes whether every writer was waiting.
     fn fan_out(
         &mut self,
         frame: &Frame,
         topic: Option<&Topic>,
+        private: bool,
         evicted: &mut Vec<(ClientId, Client, Reason)>,
         mut direct: Option<&mut Vec<DirectTarget>>,
     ) -> Delivery {
@@ -532,7 +614,11 @@ impl State {
         let mut gone: Vec<(ClientId, Reason)> = Vec::new();
         let mut busy = 0usize;
         for (id, client) in &self.clients {
-            if topic.is_some_and(|t| !client.topics.matches(t)) {
+            // A public frame costs one bool test here; rights are matched only for
+            // private ones.
+            if let Some(t) = topic
+                && (!client.topics.matches(t) || private && !client.may_read(t))
+            {
                 continue;
             }
             if let (Some(targets), Some(sink)) = (direct.as_deref_mut(), &client.sink)

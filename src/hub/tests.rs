@@ -602,3 +602,69 @@ fn direct_writes_and_the_writer_keep_order_under_concurrency() {
     // Both paths were taken: direct writes (whole or handed over) and the queue.
     assert!(st.direct_writes > 0 && st.direct_writes < EVENTS as u64);
 }
+
+fn rights(selectors: &[&str]) -> Option<Arc<Selectors>> {
+    Some(Arc::new(Selectors::new(selectors.iter().copied())))
+}
+
+#[test]
+fn private_events_reach_only_subscribers_whose_rights_match() {
+    let h = hub(10, 10);
+    let a = Topic::new("a").unwrap();
+    let b = Topic::new("b").unwrap();
+    let none = h.subscribe(Topics::All, None, None).unwrap();
+    let for_a = h
+        .subscribe_as(Topics::All, rights(&["a"]), None, None)
+        .unwrap();
+    let for_all = h
+        .subscribe_as(Topics::All, rights(&["*"]), None, None)
+        .unwrap();
+    // Rights do not widen the topic filter.
+    let only_b = h
+        .subscribe_as(
+            Topics::Only(vec![b.clone()].into()),
+            rights(&["*"]),
+            None,
+            None,
+        )
+        .unwrap();
+    let p = h.publish_as(&a, &ev("secret a"), Visibility::Private);
+    assert_eq!(p.delivery.sent, 2);
+    let p = h.publish_as(&b, &ev("secret b"), Visibility::Private);
+    assert_eq!(p.delivery.sent, 2);
+    let p = h.publish(&a, &ev("public a"));
+    assert_eq!(p.delivery.sent, 3);
+    let got = |s: &Subscription| texts(&std::iter::from_fn(|| s.try_recv()).collect::<Vec<_>>());
+    assert_eq!(got(&none), ["id: 3\ndata: public a\n\n"]);
+    assert_eq!(
+        got(&for_a),
+        ["id: 1\ndata: secret a\n\n", "id: 3\ndata: public a\n\n"]
+    );
+    assert_eq!(got(&for_all).len(), 3);
+    assert_eq!(got(&only_b), ["id: 2\ndata: secret b\n\n"]);
+}
+
+#[test]
+fn replay_never_yields_a_private_event_the_rights_do_not_cover() {
+    let h = hub(10, 10);
+    let a = Topic::new("a").unwrap();
+    let b = Topic::new("b").unwrap();
+    h.publish(&a, &ev("1 public a"));
+    h.publish_as(&a, &ev("2 private a"), Visibility::Private);
+    h.publish_as(&b, &ev("3 private b"), Visibility::Private);
+    h.publish(&b, &ev("4 public b"));
+    let data = |rights| {
+        let mut s = h.subscribe_as(Topics::All, rights, Some(0), None).unwrap();
+        texts(&s.take_backlog())
+            .iter()
+            .map(|f| f.lines().nth(1).unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(data(None), ["data: 1 public a", "data: 4 public b"]);
+    assert_eq!(
+        data(rights(&["a"])),
+        ["data: 1 public a", "data: 2 private a", "data: 4 public b"]
+    );
+    assert_eq!(data(rights(&["*"])).len(), 4);
+    assert_eq!(data(rights(&["c"])).len(), 2);
+}
