@@ -17,7 +17,7 @@ use futures_lite::{AsyncBufReadExt, AsyncRead, AsyncReadExt, StreamExt};
 use serde_json::json;
 
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::hub::{Hub, Visibility};
 use crate::log::Log;
 use crate::publish;
 use crate::sse::{Event, heartbeat};
@@ -130,11 +130,16 @@ pub async fn lines<R: AsyncRead + Unpin>(
         let parsed = if json {
             publish::from_json(&line)
         } else {
-            publish::from_text(&line, None, None, None)
+            publish::from_text(&line, None, None, None, None)
         };
         match parsed {
             Ok(p) => {
-                hub.publish(&p.topic, &p.event);
+                let visibility = if p.private {
+                    Visibility::Private
+                } else {
+                    Visibility::Public
+                };
+                hub.publish_as(&p.topic, &p.event, visibility);
             }
             Err(e) => log.line(format_args!("stdin: line {number} skipped: {e}")),
         }
