@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::auth::{DEFAULT_COOKIE, Key, MIN_KEY_BYTES, SubscribeAuth};
 use crate::http::head::HeadLimits;
 use crate::hub::HubLimits;
 
@@ -111,6 +112,13 @@ pub struct Config {
     pub stdin_json: bool,
     /// Origins allowed by CORS (`*` for any); empty: no CORS headers.
     pub cors_origins: Vec<String>,
+    /// The HS256 key subscriber and publisher tokens are signed with; `None`: tokens
+    /// are not accepted (private events then reach nobody).
+    pub jwt_key: Option<Key>,
+    /// The cookie a subscriber's token is read from.
+    pub jwt_cookie: String,
+    /// Whether every stream needs a valid token.
+    pub subscribe_auth: SubscribeAuth,
 }
 
 impl fmt::Debug for Config {
@@ -123,8 +131,11 @@ impl fmt::Debug for Config {
             .field("demo", &self.demo)
             .field("threads", &self.threads)
             .field("grace", &self.grace)
-            // Never print the token.
+            // Never print the token or the key.
             .field("publish_token", &self.publish_token.as_ref().map(|_| ".."))
+            .field("jwt_key", &self.jwt_key)
+            .field("jwt_cookie", &self.jwt_cookie)
+            .field("subscribe_auth", &self.subscribe_auth)
             .finish_non_exhaustive()
     }
 }
@@ -146,6 +157,9 @@ impl Default for Config {
             stdin: false,
             stdin_json: false,
             cors_origins: Vec::new(),
+            jwt_key: None,
+            jwt_cookie: DEFAULT_COOKIE.to_owned(),
+            subscribe_auth: SubscribeAuth::Optional,
         }
     }
 }
@@ -286,6 +300,30 @@ const OPTS: &[Opt] = &[
         name: "publish-token",
         value: Some("TOKEN"),
         help: "bearer token for POST /publish; unset = publishing off",
+        alias: None,
+    },
+    Opt {
+        name: "jwt-key",
+        value: Some("KEY"),
+        help: "HS256 key of subscriber and publisher tokens (JWT, Mercure claims)",
+        alias: None,
+    },
+    Opt {
+        name: "jwt-key-file",
+        value: Some("PATH"),
+        help: "read the JWT key from this file (one trailing newline dropped)",
+        alias: None,
+    },
+    Opt {
+        name: "jwt-cookie",
+        value: Some("NAME"),
+        help: "cookie a subscriber's token is read from [mercureAuthorization]",
+        alias: None,
+    },
+    Opt {
+        name: "subscribe-auth",
+        value: Some("MODE"),
+        help: "optional: streams without a token get public events; required: 401 [optional]",
         alias: None,
     },
     Opt {
@@ -536,6 +574,27 @@ impl Config {
                 )));
             }
         }
+        let jwt_key = jwt_key(raw)?;
+        let jwt_cookie = raw.get("jwt-cookie").unwrap_or(DEFAULT_COOKIE).to_owned();
+        if jwt_cookie.is_empty() || !jwt_cookie.bytes().all(is_cookie_name_byte) {
+            return Err(ConfigError(format!(
+                "--jwt-cookie: expected a cookie name (letters, digits, !#$%&'*+-.^_`|~), got '{jwt_cookie}'"
+            )));
+        }
+        let subscribe_auth = match raw.get("subscribe-auth") {
+            None | Some("optional") => SubscribeAuth::Optional,
+            Some("required") => SubscribeAuth::Required,
+            Some(v) => {
+                return Err(ConfigError(format!(
+                    "--subscribe-auth: expected required or optional, got '{v}'"
+                )));
+            }
+        };
+        if subscribe_auth == SubscribeAuth::Required && jwt_key.is_none() {
+            return Err(ConfigError(
+                "--subscribe-auth required needs --jwt-key or --jwt-key-file".into(),
+            ));
+        }
         let stdin = flag(raw, "stdin")?;
         let stdin_json = flag(raw, "stdin-json")?;
         Ok(Config {
@@ -553,8 +612,48 @@ impl Config {
             stdin: stdin || stdin_json,
             stdin_json,
             cors_origins,
+            jwt_key,
+            jwt_cookie,
+            subscribe_auth,
         })
     }
+}
+
+/// The key from `--jwt-key` or `--jwt-key-file` (not both), at least [`MIN_KEY_BYTES`].
+/// The error names the flag, never the key.
+fn jwt_key(raw: &Raw) -> Result<Option<Key>, ConfigError> {
+    let (flag, bytes) = match (raw.get("jwt-key"), raw.get("jwt-key-file")) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(
+                "--jwt-key and --jwt-key-file: give one of them, not both".into(),
+            ));
+        }
+        (Some(key), None) => ("--jwt-key", key.as_bytes().to_vec()),
+        (None, Some(path)) => {
+            let mut bytes = std::fs::read(path)
+                .map_err(|e| ConfigError(format!("--jwt-key-file: cannot read '{path}': {e}")))?;
+            if bytes.last() == Some(&b'\n') {
+                bytes.pop();
+                if bytes.last() == Some(&b'\r') {
+                    bytes.pop();
+                }
+            }
+            ("--jwt-key-file", bytes)
+        }
+    };
+    if bytes.len() < MIN_KEY_BYTES {
+        return Err(ConfigError(format!(
+            "{flag}: an HS256 key must be at least {MIN_KEY_BYTES} bytes (RFC 7518 §3.2), this one has {}",
+            bytes.len()
+        )));
+    }
+    Ok(Some(Key::new(bytes)))
+}
+
+/// A byte of a cookie name: an RFC 9110 token character.
+fn is_cookie_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn parse_addr(v: &str) -> Result<SocketAddr, ConfigError> {
@@ -622,118 +721,4 @@ fn flag(raw: &Raw, name: &str) -> Result<bool, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        match Config::from_args(args.iter().copied(), |k| {
-            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-        })? {
-            Command::Run(c) => Ok(*c),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn defaults_match_the_documented_values() {
-        let c = run(&[], &[]).unwrap();
-        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.hub.queue_len, 100);
-        assert_eq!(c.heartbeat, Some(Duration::from_secs(15)));
-        assert_eq!(c.demo_interval_ms, (500, 2000));
-        assert_eq!(c.limits.write_timeout, Duration::from_secs(10));
-        assert_eq!(c.grace, Duration::from_secs(5));
-        assert!(c.demo && !c.quiet && c.publish_token.is_none());
-    }
-
-    #[test]
-    fn flag_beats_env_and_env_beats_default() {
-        let c = run(
-            &["--queue", "7"],
-            &[("SSEHUB_QUEUE", "9"), ("SSEHUB_HEARTBEAT", "2.5")],
-        )
-        .unwrap();
-        assert_eq!(c.hub.queue_len, 7);
-        assert_eq!(c.heartbeat, Some(Duration::from_millis(2500)));
-        let c = run(&["--queue=8"], &[]).unwrap();
-        assert_eq!(c.hub.queue_len, 8);
-        let c = run(&[], &[("SSEHUB_NO_DEMO", "1")]).unwrap();
-        assert!(!c.demo);
-    }
-
-    #[test]
-    fn heartbeat_zero_turns_it_off() {
-        assert_eq!(run(&["--heartbeat", "0"], &[]).unwrap().heartbeat, None);
-    }
-
-    #[test]
-    fn bad_values_name_the_flag() {
-        for (args, needle) in [
-            (&["--queue", "0"][..], "--queue"),
-            (&["--queue", "x"][..], "--queue"),
-            (&["--heartbeat", "-1"][..], "--heartbeat"),
-            (&["--bind", "nope"][..], "--bind"),
-            (
-                &["--min-interval-ms", "10", "--max-interval-ms", "5"][..],
-                "--min-interval-ms",
-            ),
-            (&["--frobnicate"][..], "--frobnicate"),
-            (&["--queue"][..], "--queue"),
-            (&["--write-timeout", "0"][..], "--write-timeout"),
-            (&["--cors-origin", "example.com"][..], "--cors-origin"),
-            (&["stray"][..], "stray"),
-        ] {
-            let e = run(args, &[]).unwrap_err();
-            assert!(e.0.contains(needle), "{args:?} -> {e}");
-            assert!(!e.0.contains('\n'));
-        }
-    }
-
-    #[test]
-    fn help_and_version_are_commands() {
-        assert!(matches!(
-            Config::from_args(["--help"], |_| None),
-            Ok(Command::Help)
-        ));
-        assert!(matches!(
-            Config::from_args(["-V"], |_| None),
-            Ok(Command::Version)
-        ));
-        assert!(help().contains("--max-clients"));
-    }
-
-    #[test]
-    fn old_flag_names_are_aliases() {
-        let c = run(&["--max-clients", "7", "--header-timeout", "2"], &[]).unwrap();
-        assert_eq!(c.limits.max_connections, 7);
-        assert_eq!(c.limits.request_timeout, Duration::from_secs(2));
-        let c = run(&[], &[("SSEHUB_MAX_CLIENTS", "8")]).unwrap();
-        assert_eq!(c.limits.max_connections, 8);
-        // The new name wins over the old one in the environment.
-        let env = [("SSEHUB_MAX_CLIENTS", "8"), ("SSEHUB_MAX_CONNECTIONS", "9")];
-        assert_eq!(run(&[], &env).unwrap().limits.max_connections, 9);
-        let e = run(&["--max-clients", "0"], &[]).unwrap_err();
-        assert!(e.0.contains("--max-connections"), "{e}");
-        assert!(help().contains("--request-timeout") && help().contains("--header-timeout"));
-    }
-
-    #[test]
-    fn debug_never_shows_the_token() {
-        let c = run(&["--publish-token", "s3cret"], &[]).unwrap();
-        assert!(!format!("{c:?}").contains("s3cret"));
-    }
-
-    #[test]
-    fn cors_origins_repeat() {
-        let c = run(
-            &["--cors-origin", "http://a.test", "--cors-origin", "*"],
-            &[],
-        )
-        .unwrap();
-        assert_eq!(c.cors_origins, ["http://a.test", "*"]);
-    }
-}
+mod tests;

@@ -1,0 +1,186 @@
+//! Tests of the configuration: defaults, flags over the environment, aliases, errors
+//! that name the flag, and secrets that never show.
+
+use super::*;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    match Config::from_args(args.iter().copied(), |k| {
+        env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    })? {
+        Command::Run(c) => Ok(*c),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn defaults_match_the_documented_values() {
+    let c = run(&[], &[]).unwrap();
+    assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.hub.queue_len, 100);
+    assert_eq!(c.heartbeat, Some(Duration::from_secs(15)));
+    assert_eq!(c.demo_interval_ms, (500, 2000));
+    assert_eq!(c.limits.write_timeout, Duration::from_secs(10));
+    assert_eq!(c.grace, Duration::from_secs(5));
+    assert!(c.demo && !c.quiet && c.publish_token.is_none());
+}
+
+#[test]
+fn flag_beats_env_and_env_beats_default() {
+    let c = run(
+        &["--queue", "7"],
+        &[("SSEHUB_QUEUE", "9"), ("SSEHUB_HEARTBEAT", "2.5")],
+    )
+    .unwrap();
+    assert_eq!(c.hub.queue_len, 7);
+    assert_eq!(c.heartbeat, Some(Duration::from_millis(2500)));
+    let c = run(&["--queue=8"], &[]).unwrap();
+    assert_eq!(c.hub.queue_len, 8);
+    let c = run(&[], &[("SSEHUB_NO_DEMO", "1")]).unwrap();
+    assert!(!c.demo);
+}
+
+#[test]
+fn heartbeat_zero_turns_it_off() {
+    assert_eq!(run(&["--heartbeat", "0"], &[]).unwrap().heartbeat, None);
+}
+
+#[test]
+fn bad_values_name_the_flag() {
+    for (args, needle) in [
+        (&["--queue", "0"][..], "--queue"),
+        (&["--queue", "x"][..], "--queue"),
+        (&["--heartbeat", "-1"][..], "--heartbeat"),
+        (&["--bind", "nope"][..], "--bind"),
+        (
+            &["--min-interval-ms", "10", "--max-interval-ms", "5"][..],
+            "--min-interval-ms",
+        ),
+        (&["--frobnicate"][..], "--frobnicate"),
+        (&["--queue"][..], "--queue"),
+        (&["--write-timeout", "0"][..], "--write-timeout"),
+        (&["--cors-origin", "example.com"][..], "--cors-origin"),
+        (&["stray"][..], "stray"),
+    ] {
+        let e = run(args, &[]).unwrap_err();
+        assert!(e.0.contains(needle), "{args:?} -> {e}");
+        assert!(!e.0.contains('\n'));
+    }
+}
+
+#[test]
+fn help_and_version_are_commands() {
+    assert!(matches!(
+        Config::from_args(["--help"], |_| None),
+        Ok(Command::Help)
+    ));
+    assert!(matches!(
+        Config::from_args(["-V"], |_| None),
+        Ok(Command::Version)
+    ));
+    assert!(help().contains("--max-clients"));
+}
+
+#[test]
+fn old_flag_names_are_aliases() {
+    let c = run(&["--max-clients", "7", "--header-timeout", "2"], &[]).unwrap();
+    assert_eq!(c.limits.max_connections, 7);
+    assert_eq!(c.limits.request_timeout, Duration::from_secs(2));
+    let c = run(&[], &[("SSEHUB_MAX_CLIENTS", "8")]).unwrap();
+    assert_eq!(c.limits.max_connections, 8);
+    // The new name wins over the old one in the environment.
+    let env = [("SSEHUB_MAX_CLIENTS", "8"), ("SSEHUB_MAX_CONNECTIONS", "9")];
+    assert_eq!(run(&[], &env).unwrap().limits.max_connections, 9);
+    let e = run(&["--max-clients", "0"], &[]).unwrap_err();
+    assert!(e.0.contains("--max-connections"), "{e}");
+    assert!(help().contains("--request-timeout") && help().contains("--header-timeout"));
+}
+
+#[test]
+fn debug_never_shows_the_token() {
+    let c = run(&["--publish-token", "s3cret"], &[]).unwrap();
+    assert!(!format!("{c:?}").contains("s3cret"));
+}
+
+#[test]
+fn jwt_key_from_flag_env_or_file() {
+    let key = "k".repeat(MIN_KEY_BYTES);
+    let c = run(&["--jwt-key", &key], &[]).unwrap();
+    assert_eq!(c.jwt_key, Some(Key::new(key.clone())));
+    assert_eq!(c.jwt_cookie, "mercureAuthorization");
+    assert_eq!(c.subscribe_auth, SubscribeAuth::Optional);
+    let c = run(&[], &[("SSEHUB_JWT_KEY", &key)]).unwrap();
+    assert_eq!(c.jwt_key, Some(Key::new(key.clone())));
+    let dir = std::env::temp_dir().join(format!("ssehub-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("key");
+    // One trailing newline (LF or CRLF) is dropped; a second one is key material.
+    for (content, want) in [
+        (format!("{key}\n"), key.clone()),
+        (format!("{key}\r\n"), key.clone()),
+        (format!("{key}\n\n"), format!("{key}\n")),
+        (key.clone(), key.clone()),
+    ] {
+        std::fs::write(&file, content).unwrap();
+        let path = file.to_str().unwrap();
+        let c = run(&["--jwt-key-file", path], &[]).unwrap();
+        assert_eq!(c.jwt_key, Some(Key::new(want.clone())));
+        let c = run(&[], &[("SSEHUB_JWT_KEY_FILE", path)]).unwrap();
+        assert_eq!(c.jwt_key, Some(Key::new(want)));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_jwt_settings_name_the_flag_and_never_the_key() {
+    let key = "k".repeat(MIN_KEY_BYTES);
+    let short = "short-secret";
+    for (args, needle) in [
+        (
+            vec!["--jwt-key", short],
+            "--jwt-key: an HS256 key must be at least 32",
+        ),
+        (vec!["--jwt-key", ""], "--jwt-key:"),
+        (
+            vec!["--jwt-key-file", "/nonexistent/ssehub-key"],
+            "--jwt-key-file: cannot read '/nonexistent/ssehub-key'",
+        ),
+        (vec!["--jwt-key", &key, "--jwt-key-file", "/k"], "not both"),
+        (vec!["--subscribe-auth", "always"], "--subscribe-auth"),
+        (vec!["--subscribe-auth", "required"], "needs --jwt-key"),
+        (vec!["--jwt-cookie", "a b"], "--jwt-cookie"),
+        (vec!["--jwt-cookie", ""], "--jwt-cookie"),
+    ] {
+        let e = run(&args, &[]).unwrap_err();
+        assert!(e.0.contains(needle), "{args:?} -> {e}");
+        assert!(!e.0.contains('\n') && !e.0.contains(short) && !e.0.contains(&key));
+    }
+    let c = run(
+        &[
+            "--jwt-key",
+            &key,
+            "--subscribe-auth",
+            "required",
+            "--jwt-cookie",
+            "tok",
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.subscribe_auth, SubscribeAuth::Required);
+    assert_eq!(c.jwt_cookie, "tok");
+    assert!(!format!("{c:?}").contains(&key));
+}
+
+#[test]
+fn cors_origins_repeat() {
+    let c = run(
+        &["--cors-origin", "http://a.test", "--cors-origin", "*"],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.cors_origins, ["http://a.test", "*"]);
+}
