@@ -13,7 +13,7 @@
 //! TcpListener ───────────────▶ connection task ───────────────▶ router
 //!                                                                │
 //!   GET /stream ──▶ Hub::subscribe(topics, last_id) ──▶ writer loop ──▶ socket
-//!   POST /publish ─▶ bearer auth ─▶ Hub::publish(event)              ▲
+//!   POST /publish ─▶ token check ─▶ Hub::publish(event)              ▲
 //!   GET /health /stats /metrics /                                     │ frames
 //!                                                                     │
 //! Producers (smol tasks) ──▶ Hub::publish ──▶ encode ONCE ──▶ try_send(frame) to each
@@ -30,21 +30,27 @@
 //! 2. `server/connection.rs` with `http/` (`read.rs`, `head.rs`, `framing.rs`, `target.rs`): the head
 //!    is read within its byte limit and deadline and parsed; `server/router.rs` maps
 //!    method × path to a route.
-//! 3. `server/publish.rs`: the bearer token is checked, the body read; `publish.rs`
-//!    turns it into a [`Topic`] and an [`Event`] (`topic.rs`, `sse.rs`).
+//! 3. `server/publish.rs`: the bearer token is checked (the static token, or a JWT
+//!    verified by `auth/`), the body read; `publish.rs` turns it into a [`Topic`] and an
+//!    [`Event`] (`topic.rs`, `sse.rs`), public or private; a JWT's `publish` selectors
+//!    must cover the topic.
 //! 4. `hub/mod.rs`: [`Hub::publish`] assigns the id, encodes the event once (`sse.rs`),
 //!    keeps the frame in `hub/history.rs`, and `try_send`s it to every matching
-//!    subscriber: `Full` evicts. When every writer waits, `hub/direct.rs` writes the
+//!    subscriber (a private event only those whose token's rights cover its topic):
+//!    `Full` evicts. When every writer waits, `hub/direct.rs` writes the
 //!    frame to their sockets at once instead; `hub/writer_state.rs` is the protocol.
-//! 5. `server/writer.rs` (started by `server/stream.rs`): each subscriber's writer takes
-//!    what is queued (`hub/subscription.rs`) and writes it in one `sendmsg`
-//!    (`server/socket.rs`).
+//! 5. `server/writer.rs` (started by `server/stream.rs`, after `server/access.rs` has
+//!    verified the subscriber's token, if any, with `auth/`): each subscriber's writer
+//!    takes what is queued (`hub/subscription.rs`) and writes it in one `sendmsg`
+//!    (`server/socket.rs`); a stream opened with a token ends when it expires.
 //!
 //! Around them: `config.rs` (flags), `producer.rs` (demo, heartbeat, stdin), `stats.rs`
 //! (counters, shown by `server/status.rs`), `log.rs`, `shutdown.rs`, `page.rs`.
+//! `auth/` (JWT verification, selectors, where a token comes from) sits just above the
+//! leaves it uses (`topic`, `stats`).
 //! Dependencies point one way: the leaves (`http/`, `topic`, `sse`, `log`, `stats`,
 //! `shutdown`, `page`) import nothing above them; `publish` uses leaves; `hub/` uses
-//! leaves; `config` embeds the HTTP and hub limits; `producer` uses the hub; `server/` uses everything below it (a test reads the
+//! leaves and `auth`; `config` embeds the HTTP and hub limits; `producer` uses the hub; `server/` uses everything below it (a test reads the
 //! `use crate::` lines and fails on a cycle).
 //!
 //! # Limits
@@ -60,6 +66,7 @@
 //! | queue per subscriber | 100 frames | evicted (`queue_full`) |
 //! | one write to a subscriber | 10 s | evicted (`write_timeout`) |
 //! | replay history | 1,000 events / 4 MiB | oldest dropped; a comment tells the client |
+//! | token | 8 KiB; 64 selectors per list, 256 bytes each | `401 invalid token: malformed` |
 //!
 //! # Example
 //!

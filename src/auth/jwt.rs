@@ -1,25 +1,8 @@
 //! JWT verification: HS256 only, Mercure's claim shape, size caps, `exp`/`nbf` with a
 //! leeway.
 //!
-//! A token is `base64url(header) . base64url(payload) . base64url(signature)` (RFC 7519,
-//! RFC 7515 compact form, no padding). [`verify`] checks, in this order, and stops at the
-//! first failure:
-//!
-//! 1. the size: at most [`MAX_TOKEN_BYTES`];
-//! 2. the form: three parts, each base64url; the header a JSON object;
-//! 3. the algorithm: `alg` must be `HS256`. `none`, `HS512`, `RS256`, a missing `alg` and
-//!    a `crit` header are refused before any key is used, so no token chooses how it is
-//!    checked;
-//! 4. the signature: HMAC-SHA256 of the first two parts under the key, compared in
-//!    constant time (RustCrypto's `verify_slice`); nothing of the payload is read before
-//!    it has passed;
-//! 5. the claims: a JSON object; `mercure.subscribe` and `mercure.publish` lists of at
-//!    most [`MAX_SELECTORS`] strings of at most [`MAX_SELECTOR_BYTES`] bytes; `exp` and
-//!    `nbf` numbers (seconds since the epoch), each checked with [`LEEWAY`].
-//!
-//! Other claims (`sub`, `iat`, Mercure's `payload`, …) are ignored, so a token minted for
-//! a Mercure hub works here unchanged. A claim given twice is refused as malformed.
-//! A token without `exp` does not expire.
+//! A token is three base64url parts: header, payload, signature. [`verify`] lists the
+//! checks, in the order they are made.
 
 use std::fmt;
 use std::sync::Arc;
@@ -180,7 +163,26 @@ struct Mercure {
 }
 
 /// Verifies `token` (signed with `key`) at time `now`: its claims, or why it is refused.
-/// See the [module docs](self) for the checks and their order.
+///
+/// A token is `base64url(header) . base64url(payload) . base64url(signature)` (RFC 7519,
+/// RFC 7515 compact form, no padding). These checks are made, in this order, stopping at
+/// the first failure:
+///
+/// 1. the size: at most [`MAX_TOKEN_BYTES`];
+/// 2. the form: three parts, each base64url; the header a JSON object;
+/// 3. the algorithm: `alg` must be `HS256`. `none`, `HS512`, `RS256`, a missing `alg` and
+///    a `crit` header are refused before any key is used, so no token chooses how it is
+///    checked;
+/// 4. the signature: HMAC-SHA256 of the first two parts under the key, compared in
+///    constant time (RustCrypto's `verify_slice`); nothing of the payload is read before
+///    it has passed;
+/// 5. the claims: a JSON object; `mercure.subscribe` and `mercure.publish` lists of at
+///    most [`MAX_SELECTORS`] strings of at most [`MAX_SELECTOR_BYTES`] bytes; `exp` and
+///    `nbf` numbers (seconds since the epoch), each checked with [`LEEWAY`].
+///
+/// Other claims (`sub`, `iat`, Mercure's `payload`, …) are ignored, so a token minted for
+/// a Mercure hub works here unchanged. A claim given twice is refused as malformed.
+/// A token without `exp` does not expire.
 ///
 /// # Errors
 ///

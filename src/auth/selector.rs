@@ -1,17 +1,6 @@
 //! Topic selectors: which topics a token's `subscribe` or `publish` claim covers.
 //!
-//! A selector is one of three forms:
-//!
-//! | selector | matches | does not match |
-//! |---|---|---|
-//! | `orders/1` | `orders/1` only (exact name) | `orders/10`, `orders` |
-//! | `*` | every topic | |
-//! | `orders/*` | `orders/1`, `orders/eu/2` (what comes before the `*`, then one or more characters) | `orders`, `orders/`, `order/1` |
-//!
-//! Only a trailing `*` is special. A selector in any other form (a Mercure URI template
-//! such as `https://example.com/books/{id}`, a `*` in the middle) is kept as an exact
-//! name: it matches no topic this hub can hold, and the token stays valid, so a token
-//! minted for a Mercure hub is accepted unchanged.
+//! The three forms are in [`Selector`]'s docs.
 
 use std::fmt;
 
@@ -28,6 +17,19 @@ pub const MAX_SELECTOR_BYTES: usize = 256;
 pub const MAX_SELECTORS: usize = 64;
 
 /// One selector: an exact topic name, `*`, or a prefix (`orders/*`).
+///
+/// A selector is one of three forms:
+///
+/// | selector | matches | does not match |
+/// |---|---|---|
+/// | `orders/1` | `orders/1` only (exact name) | `orders/10`, `orders` |
+/// | `*` | every topic | |
+/// | `orders/*` | `orders/1`, `orders/eu/2` (what comes before the `*`, then one or more characters) | `orders`, `orders/`, `order/1` |
+///
+/// Only a trailing `*` is special. A selector in any other form (a Mercure URI template
+/// such as `https://example.com/books/{id}`, a `*` in the middle) is kept as an exact
+/// name: it matches no topic this hub can hold, and the token stays valid, so a token
+/// minted for a Mercure hub is accepted unchanged.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Selector {
     /// `*`: every topic.
@@ -39,7 +41,7 @@ pub enum Selector {
 }
 
 impl Selector {
-    /// Reads one selector. Never fails: see the [module docs](self) for the forms.
+    /// Reads one selector. Never fails: see [`Selector`] for the forms.
     ///
     /// # Examples
     ///
