@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of ssehub on a fresh Debian machine: installs the real clients the
-# tests drive (curl, nc, PyJWT, jsonwebtoken, Chromium) when they are missing, then runs the unit,
-# integration, doc and browser tests. Usage: scripts/test.sh
+# tests drive (curl, nc, redis-server, PyJWT, jsonwebtoken, Chromium) when they are
+# missing, then runs the unit, integration, doc and browser tests. Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,8 @@ apt_install() {
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
+# Real Redis for the broker's tests (each test starts its own on a unix socket).
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   apt_install "${need[@]}"

@@ -34,11 +34,12 @@
 //!    verified by `auth/`), the body read; `publish.rs` turns it into a [`Topic`] and an
 //!    [`Event`] (`topic.rs`, `sse.rs`), public or private; a JWT's `publish` selectors
 //!    must cover the topic.
-//! 4. `hub/mod.rs`: [`Hub::publish`] assigns the id, encodes the event once (`sse.rs`),
-//!    keeps the frame in `hub/history.rs`, and `try_send`s it to every matching
-//!    subscriber (a private event only those whose token's rights cover its topic):
-//!    `Full` evicts. When every writer waits, `hub/direct.rs` writes the
-//!    frame to their sockets at once instead; `hub/writer_state.rs` is the protocol.
+//! 4. `hub/mod.rs`: [`Hub::publish`] assigns the id (`<epoch>-<offset>`, `event_id.rs`),
+//!    encodes the event once (`sse.rs`), keeps the frame in `hub/history.rs`, and
+//!    `try_send`s it to every matching subscriber (a private event only those whose
+//!    token's rights cover its topic): `Full` evicts. When every writer waits,
+//!    `hub/direct.rs` writes the frame to their sockets at once instead;
+//!    `hub/writer_state.rs` is the protocol.
 //! 5. `server/writer.rs` (started by `server/stream.rs`, after `server/access.rs` has
 //!    verified the subscriber's token, if any, with `auth/`): each subscriber's writer
 //!    takes what is queued (`hub/subscription.rs`) and writes it in one `sendmsg`
@@ -48,10 +49,12 @@
 //! (counters, shown by `server/status.rs`), `log.rs`, `shutdown.rs`, `page.rs`.
 //! `auth/` (JWT verification, selectors, where a token comes from) sits just above the
 //! leaves it uses (`topic`, `stats`).
-//! Dependencies point one way: the leaves (`http/`, `topic`, `sse`, `log`, `stats`,
-//! `shutdown`, `page`) import nothing above them; `publish` uses leaves; `hub/` uses
-//! leaves and `auth`; `config` embeds the HTTP and hub limits; `producer` uses the hub; `server/` uses everything below it (a test reads the
-//! `use crate::` lines and fails on a cycle).
+//! Dependencies point one way: the leaves (`http/`, `event_id`, `topic`, `sse`, `log`,
+//! `stats`, `shutdown`, `page`) import nothing above them (`sse` and `stats` use
+//! `event_id`, the lowest); `redis/` and `publish` use leaves; `hub/` uses leaves and
+//! `auth`; `config` embeds the HTTP and hub limits; `producer` uses the hub; `server/`
+//! uses everything below it. A test (`tests/layout.rs`) reads the `crate::` paths and
+//! fails on a dependency that does not point down, or a source file over 800 lines.
 //!
 //! # Limits
 //!
@@ -65,8 +68,24 @@
 //! | connections | 10,000 | `503` + `Retry-After`, close |
 //! | queue per subscriber | 100 frames | evicted (`queue_full`) |
 //! | one write to a subscriber | 10 s | evicted (`write_timeout`) |
-//! | replay history | 1,000 events / 4 MiB | oldest dropped; a comment tells the client |
+//! | replay history | 1,000 events / 4 MiB | oldest dropped; a resume from before them gets a `reset` event |
 //! | token | 8 KiB; 64 selectors per list, 256 bytes each | `401 invalid token: malformed` |
+//!
+//! # Ids and resuming
+//!
+//! An id is opaque text, `<epoch>-<offset>` ([`EventId`]): the epoch is the history's
+//! start time in Unix milliseconds, fixed for the process's life, the offset dense from 1,
+//! so a restart never issues an id twice. A client resuming with `Last-Event-ID` (or
+//! `?lastEventId=`) gets exactly the retained events after its id when the id is of this
+//! history and nothing after it was dropped (`continue`). Otherwise the stream starts with
+//! a named `event: reset` (no `id:` line) whose one-line JSON data says why (`evicted`,
+//! `other-epoch`, `unknown`, `future`), what the client sent and where the replay starts;
+//! then every retained event certainly after the client's position (all of them for
+//! `evicted` and `other-epoch`, none for ids that cannot be placed), then live. Without an
+//! id the stream starts live (`initialized`). The outcome is also in the `SSE-Resume`
+//! response header and counted in `/metrics` (`ssehub_resumes_total`,
+//! `ssehub_resets_total`). A browser's `EventSource` discards comments, so the reset is an
+//! event an application can listen to.
 //!
 //! # Example
 //!
@@ -87,6 +106,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod event_id;
 #[doc(hidden)]
 pub mod http;
 pub mod hub;
@@ -94,6 +114,7 @@ pub mod log;
 mod page;
 mod producer;
 pub mod publish;
+pub mod redis;
 pub mod server;
 pub mod shutdown;
 pub mod sse;
@@ -103,6 +124,7 @@ pub mod testing;
 pub mod topic;
 
 pub use config::Config;
+pub use event_id::EventId;
 pub use hub::Hub;
 pub use log::Log;
 pub use server::Server;

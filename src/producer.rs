@@ -190,12 +190,13 @@ mod tests {
         let sub = h.subscribe(Topics::All, None, None).unwrap();
         let input: &[u8] = b"one\r\ntwo\nbad\0nul\nlast-without-newline";
         futures_lite::future::block_on(lines(input, h.clone(), false, 64, Log::silent()));
+        let e = h.epoch();
         assert_eq!(
             drain(&sub),
             [
-                "id: 1\ndata: one\n\n",
-                "id: 2\ndata: two\n\n",
-                "id: 3\ndata: last-without-newline\n\n"
+                format!("id: {e}-1\ndata: one\n\n"),
+                format!("id: {e}-2\ndata: two\n\n"),
+                format!("id: {e}-3\ndata: last-without-newline\n\n"),
             ]
         );
     }
@@ -208,9 +209,13 @@ mod tests {
         let input =
             format!("{{\"data\":\"a\",\"event\":\"e\"}}\n{long}not json\n{{\"data\":\"b\"}}\n");
         futures_lite::future::block_on(lines(input.as_bytes(), h.clone(), true, 64, Log::silent()));
+        let e = h.epoch();
         assert_eq!(
             drain(&sub),
-            ["id: 1\nevent: e\ndata: a\n\n", "id: 2\ndata: b\n\n"]
+            [
+                format!("id: {e}-1\nevent: e\ndata: a\n\n"),
+                format!("id: {e}-2\ndata: b\n\n"),
+            ]
         );
     }
 
@@ -244,7 +249,8 @@ mod tests {
         let got = drain(&sub);
         assert!(!got.is_empty());
         let first = &got[0];
-        assert!(first.starts_with("id: 1\nevent: tick\ndata: {"), "{first}");
+        let head = format!("id: {}-1\nevent: tick\ndata: {{", h.epoch());
+        assert!(first.starts_with(&head), "{first}");
         let json: serde_json::Value = serde_json::from_str(
             first
                 .lines()

@@ -19,6 +19,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::event_id::Reset;
+
 /// The longest event name accepted, in bytes.
 pub const MAX_EVENT_NAME_BYTES: usize = 128;
 
@@ -101,14 +103,64 @@ pub fn preamble(head: Vec<u8>, retry_ms: u32, client: impl fmt::Display) -> Fram
 /// half-closed connection.
 pub const PROBE: &[u8] = b":\n";
 
-/// The notice at the start of a resumed stream whose history no longer reaches back to
-/// the client's `last` id: the oldest id kept is `oldest`.
-pub(crate) fn missed_events(oldest: u64, last: u64) -> Frame {
-    let mut buf = Vec::new();
-    push_comment(
-        &mut buf,
-        &format!("missed events: history starts at id {oldest}, last seen id was {last}"),
-    );
+/// The longest part of a client's `Last-Event-ID` echoed in a reset event.
+/// **Unit:** characters. Why: the event stays small whatever the client sent.
+pub const MAX_ECHOED_ID_CHARS: usize = 64;
+
+/// The reset event at the start of a resumed stream that cannot continue where the
+/// client left off: `event: reset` and one line of JSON data, **no** `id:` line (so it
+/// does not move the client's last event id).
+///
+/// The data is `{"reason", "last_event_id", "replay_from", "first_retained", "last"}`
+/// in that order (`reason` first, so a client reading a prefix sees it): the reason's
+/// label, what the client sent (at most [`MAX_ECHOED_ID_CHARS`] characters of it), and
+/// the ids of the first event replayed after the reset, the oldest kept and the last
+/// published, each `null` when there is none. A browser's `EventSource` dispatches it
+/// as an event of type `reset`; a comment it would discard.
+///
+/// # Examples
+///
+/// ```
+/// use ssehub::event_id::{EventId, Reset, ResetReason};
+/// let f = ssehub::sse::reset_event(&Reset {
+///     reason: ResetReason::OtherEpoch,
+///     last_event_id: "1700000000000-3",
+///     replay_from: Some(EventId::new(1700000009000, 1)),
+///     first_retained: Some(EventId::new(1700000009000, 1)),
+///     last: Some(EventId::new(1700000009000, 2)),
+/// });
+/// assert_eq!(
+///     f.as_bytes(),
+///     b"event: reset\ndata: {\"reason\":\"other-epoch\",\"last_event_id\":\"1700000000000-3\",\
+///       \"replay_from\":\"1700000009000-1\",\"first_retained\":\"1700000009000-1\",\
+///       \"last\":\"1700000009000-2\"}\n\n"
+/// );
+/// ```
+pub fn reset_event(reset: &Reset<'_>) -> Frame {
+    #[derive(serde::Serialize)]
+    struct Data<'a> {
+        reason: &'a str,
+        last_event_id: &'a str,
+        replay_from: Option<String>,
+        first_retained: Option<String>,
+        last: Option<String>,
+    }
+    let sent = match reset.last_event_id.char_indices().nth(MAX_ECHOED_ID_CHARS) {
+        Some((i, _)) => &reset.last_event_id[..i],
+        None => reset.last_event_id,
+    };
+    let data = Data {
+        reason: reset.reason.label(),
+        last_event_id: sent,
+        replay_from: reset.replay_from.map(|id| id.to_string()),
+        first_retained: reset.first_retained.map(|id| id.to_string()),
+        last: reset.last.map(|id| id.to_string()),
+    };
+    // serde_json escapes every control character, so the text is one line.
+    let json = serde_json::to_string(&data).unwrap_or_else(|_| String::from("{}"));
+    let mut buf = Vec::with_capacity(json.len() + 24);
+    push_field(&mut buf, b"event", "reset");
+    push_field(&mut buf, b"data", &json);
     buf.push(b'\n');
     Frame::from_encoded(buf)
 }
@@ -249,7 +301,7 @@ impl Event {
 
 /// Encodes `event` with the given id into one shared [`Frame`].
 ///
-/// `id` must not hold CR, LF or NUL; the hub only passes its own integer ids. Field order
+/// `id` must not hold CR, LF or NUL; the hub only passes its own ids (`<epoch>-<offset>`). Field order
 /// is `id`, `event`, `retry`, then the `data` lines, then a blank line.
 pub fn encode(event: &Event, id: Option<&str>) -> Frame {
     let mut buf = Vec::with_capacity(event.data.len() + 32);
@@ -324,16 +376,54 @@ mod tests {
     }
 
     #[test]
-    fn preamble_and_notices_exact_bytes() {
+    fn preamble_exact_bytes() {
         let p = preamble(b"HEAD\r\n\r\n".to_vec(), 2500, "#7");
         assert_eq!(
             p.as_bytes(),
             b"HEAD\r\n\r\nretry: 2500\n: connected, client #7\n\n"
         );
+    }
+
+    fn reset_data(reset: &Reset<'_>) -> serde_json::Value {
+        let f = reset_event(reset);
+        let text = std::str::from_utf8(f.as_bytes()).unwrap();
+        let rest = text.strip_prefix("event: reset\ndata: ").expect(text);
+        let json = rest.strip_suffix("\n\n").expect(text);
+        assert!(!json.contains(['\r', '\n']), "{text:?}");
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn reset_event_is_one_named_event_without_an_id_and_nulls_for_none() {
+        use crate::event_id::ResetReason;
+        let v = reset_data(&Reset {
+            reason: ResetReason::Unknown,
+            last_event_id: "3",
+            replay_from: None,
+            first_retained: None,
+            last: None,
+        });
         assert_eq!(
-            missed_events(4, 1).as_bytes(),
-            b": missed events: history starts at id 4, last seen id was 1\n\n"
+            v,
+            serde_json::json!({"reason": "unknown", "last_event_id": "3", "replay_from": null,
+                "first_retained": null, "last": null})
         );
+    }
+
+    #[test]
+    fn reset_event_escapes_and_truncates_what_the_client_sent() {
+        use crate::event_id::ResetReason;
+        let sent = format!("\"\n\0\\é{}", "x".repeat(100));
+        let v = reset_data(&Reset {
+            reason: ResetReason::Unknown,
+            last_event_id: &sent,
+            replay_from: None,
+            first_retained: None,
+            last: None,
+        });
+        let echoed = v["last_event_id"].as_str().unwrap();
+        assert_eq!(echoed.chars().count(), MAX_ECHOED_ID_CHARS);
+        assert!(sent.starts_with(echoed));
     }
 
     #[test]

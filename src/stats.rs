@@ -6,6 +6,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
+use crate::event_id::Resume;
+
 /// Why a subscriber's stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -139,6 +141,8 @@ pub struct Stats {
     publishes_paced: AtomicU64,
     ended: [AtomicU64; Reason::ALL.len()],
     auth_failures: [AtomicU64; AuthFailure::ALL.len()],
+    resumes: [AtomicU64; 3],
+    resets: [AtomicU64; crate::event_id::ResetReason::ALL.len()],
     rejected: [AtomicU64; COUNTED_STATUSES.len() + 1],
 }
 
@@ -175,6 +179,11 @@ pub struct Snapshot {
     pub ended: [u64; Reason::ALL.len()],
     /// Refused tokens by why, in [`AuthFailure::ALL`] order.
     pub auth_failures: [u64; AuthFailure::ALL.len()],
+    /// Streams started, by resume outcome, in [`Resume::LABELS`] order.
+    pub resumes: [u64; 3],
+    /// Of those, resets by reason, in [`ResetReason::ALL`](crate::event_id::ResetReason::ALL)
+    /// order.
+    pub resets: [u64; crate::event_id::ResetReason::ALL.len()],
     /// Rejected requests by status, in [`COUNTED_STATUSES`] order, then "other".
     pub rejected: [u64; COUNTED_STATUSES.len() + 1],
 }
@@ -203,6 +212,8 @@ impl Stats {
             publishes_paced: AtomicU64::new(0),
             ended: Default::default(),
             auth_failures: Default::default(),
+            resumes: Default::default(),
+            resets: Default::default(),
             rejected: Default::default(),
         }
     }
@@ -217,6 +228,14 @@ impl Stats {
     pub fn client_left(&self, reason: Reason) {
         self.clients.fetch_sub(1, Relaxed);
         self.ended[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    /// A subscription started with `resume`.
+    pub fn resumed(&self, resume: Resume) {
+        self.resumes[resume.index()].fetch_add(1, Relaxed);
+        if let Resume::Reset(reason) = resume {
+            self.resets[reason.index()].fetch_add(1, Relaxed);
+        }
     }
 
     /// A TCP connection was accepted.
@@ -292,6 +311,8 @@ impl Stats {
             publishes_paced: self.publishes_paced.load(Relaxed),
             ended: std::array::from_fn(|i| self.ended[i].load(Relaxed)),
             auth_failures: std::array::from_fn(|i| self.auth_failures[i].load(Relaxed)),
+            resumes: std::array::from_fn(|i| self.resumes[i].load(Relaxed)),
+            resets: std::array::from_fn(|i| self.resets[i].load(Relaxed)),
             rejected: std::array::from_fn(|i| self.rejected[i].load(Relaxed)),
         }
     }
@@ -300,6 +321,7 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event_id::ResetReason;
 
     #[test]
     fn peak_tracks_the_maximum() {
@@ -324,6 +346,19 @@ mod tests {
         let i = COUNTED_STATUSES.iter().position(|&x| x == 431).unwrap();
         assert_eq!(snap.rejected[i], 2);
         assert_eq!(snap.rejected[COUNTED_STATUSES.len()], 1);
+    }
+
+    #[test]
+    fn resumes_count_outcomes_and_reset_reasons() {
+        let s = Stats::new();
+        s.resumed(Resume::Initialized);
+        s.resumed(Resume::Continue);
+        s.resumed(Resume::Reset(ResetReason::OtherEpoch));
+        s.resumed(Resume::Reset(ResetReason::OtherEpoch));
+        s.resumed(Resume::Reset(ResetReason::Future));
+        let snap = s.snapshot();
+        assert_eq!(snap.resumes, [1, 3, 1]);
+        assert_eq!(snap.resets, [0, 2, 0, 1, 0]);
     }
 
     #[test]

@@ -317,7 +317,8 @@ mod tests {
         };
         futures_lite::future::block_on(futures_lite::future::zip(h.serve(s.clone()), driver));
         let out = String::from_utf8_lossy(&s.written()).into_owned();
-        assert!(out.ends_with("id: 1\ndata: hi\n\n"), "{out:?}");
+        let last = format!("id: {}-1\ndata: hi\n\n", h.hub().epoch());
+        assert!(out.ends_with(&last), "{out:?}");
         assert_eq!(h.ctx.stats.snapshot().direct_writes, 1);
     }
 }

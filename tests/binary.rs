@@ -5,7 +5,9 @@ use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::support::{Client, SHORT, SseClient, get, run_binary, spawn_binary};
+use ssehub::EventId;
+
+use crate::support::{Client, SHORT, SseClient, get, publish_json, run_binary, spawn_binary};
 
 fn signal_stops_gracefully(signal: &str) {
     let mut bin = spawn_binary(&[
@@ -149,7 +151,7 @@ fn stdin_json_lines_carry_event_and_topic() {
     input.flush().unwrap();
     let ev = t.expect_event();
     assert_eq!(ev.event, "e");
-    assert_eq!(ev.id, "2", "the bad line must not take an id");
+    assert_eq!(ev.offset(), 2, "the bad line must not take an id");
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&ev.data).unwrap(),
         serde_json::json!({"x": 1})
@@ -226,6 +228,72 @@ fn overlong_stdin_line_is_skipped_and_the_next_one_published() {
     input.write_all(&lines).unwrap();
     input.flush().unwrap();
     let ev = s.expect_event();
-    assert_eq!((ev.id.as_str(), ev.data.as_str()), ("1", "short"));
+    assert_eq!((ev.offset(), ev.data.as_str()), (1, "short"));
     assert!(bin.stderr_has("exceeds", SHORT));
+}
+
+/// Publishes `data` to the server at `addr` with the token `t`; the id it answered.
+fn publish_data(addr: std::net::SocketAddr, data: &str) -> String {
+    let r = publish_json(addr, "t", &serde_json::json!({ "data": data }));
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json()["id"]
+        .as_str()
+        .expect("the id is a string")
+        .to_owned()
+}
+
+#[test]
+fn restart_with_the_in_memory_history_resets_with_other_epoch_then_sends_what_is_new() {
+    let args = ["--no-demo", "--heartbeat", "0", "--publish-token", "t"];
+    let mut first = spawn_binary(&args);
+    let before: Vec<String> = (1..=3)
+        .map(|i| publish_data(first.addr, &format!("before {i}")))
+        .collect();
+    // Killed, as a crash would: nothing survives but the clients' ids.
+    first.child.kill().expect("kill the first server");
+    first
+        .wait_exit(Duration::from_secs(5))
+        .expect("the first server exited");
+    let second = spawn_binary(&args);
+    let after: Vec<String> = (1..=2)
+        .map(|i| publish_data(second.addr, &format!("after {i}")))
+        .collect();
+
+    let mut s = SseClient::connect(second.addr, "/stream", &[("Last-Event-ID", &before[2])]);
+    assert_eq!(s.head.header("SSE-Resume"), Some("reset"));
+    let reset = s.expect_event();
+    assert_eq!(reset.event, "reset", "{reset:?}");
+    assert_eq!(
+        reset.json(),
+        serde_json::json!({"reason": "other-epoch", "last_event_id": before[2],
+            "replay_from": after[0], "first_retained": after[0], "last": after[1]})
+    );
+    // Exactly the events published since the restart, then live ones.
+    let replayed = s.expect_events(2);
+    let got: Vec<(&str, &str)> = replayed
+        .iter()
+        .map(|e| (e.id.as_str(), e.data.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [(&*after[0], "after 1"), (&*after[1], "after 2")],
+        "{replayed:?}"
+    );
+    let live = publish_data(second.addr, "live");
+    let ev = s.expect_event();
+    assert_eq!((ev.id.as_str(), ev.data.as_str()), (&*live, "live"));
+    s.assert_no_event(Duration::from_millis(100));
+
+    // No id was issued twice across the restart; offsets are dense in each epoch and
+    // the second epoch is later.
+    let mut all: Vec<&String> = before.iter().chain(&after).chain([&live]).collect();
+    let ids: Vec<EventId> = all.iter().map(|i| i.parse().expect("an id")).collect();
+    let offsets: Vec<u64> = ids.iter().map(|i| i.offset).collect();
+    assert_eq!(offsets, [1, 2, 3, 1, 2, 3]);
+    assert!(ids[..3].iter().all(|i| i.epoch == ids[0].epoch));
+    assert!(ids[3..].iter().all(|i| i.epoch == ids[3].epoch));
+    assert!(ids[3].epoch > ids[0].epoch, "{ids:?}");
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 6, "an id was issued twice: {all:?}");
 }

@@ -21,7 +21,8 @@ fn two_subscribers_get_the_same_events_in_the_same_order() {
     assert_eq!(ea, eb);
     for (i, ev) in ea.iter().enumerate() {
         assert_eq!(ev.data, format!("event {i}"));
-        assert_eq!(ev.num_id(), i as u64 + 1);
+        assert_eq!(ev.offset(), i as u64 + 1);
+        assert_eq!(ev.event_id().epoch, srv.hub.epoch());
         assert_eq!(ev.event, "n");
     }
 }
@@ -59,7 +60,7 @@ fn slow_subscriber_is_evicted_when_queue_is_full_while_a_reader_misses_nothing()
         for _ in 0..EVENTS {
             match fast.next_event(Duration::from_secs(5)) {
                 Some(ev) => {
-                    if tx.send((ev.num_id(), ev.data.len())).is_err() {
+                    if tx.send((ev.event_id(), ev.data.len())).is_err() {
                         break;
                     }
                 }
@@ -181,7 +182,7 @@ fn concurrent_publishers_give_every_subscriber_one_global_order() {
     }
     let ea = a.expect_events(400);
     assert_eq!(ea, b.expect_events(400));
-    let ids: Vec<u64> = ea.iter().map(|e| e.num_id()).collect();
+    let ids: Vec<u64> = ea.iter().map(|e| e.offset()).collect();
     assert_eq!(ids, (1..=400).collect::<Vec<_>>());
     for p in 0..2 {
         let mine: Vec<&str> = ea

@@ -108,7 +108,12 @@ fn stats_and_metrics_agree_with_real_traffic() {
     assert_eq!(stats["rejected"]["404"], 1, "{stats}");
     assert_eq!(stats["topics"]["a"], 1, "{stats}");
     assert_eq!(stats["topics"]["*"], 1, "{stats}");
-    assert_eq!(stats["history"]["last_id"], published, "{stats}");
+    let epoch = stats["history"]["epoch"].as_u64().expect("numeric epoch");
+    assert_eq!(
+        stats["history"]["last_id"],
+        format!("{epoch}-{published}"),
+        "{stats}"
+    );
 
     let resp = Client::connect(srv.addr).request(&get("/metrics"));
     assert_eq!(resp.status, 200);
@@ -155,6 +160,7 @@ fn stats_and_metrics_agree_with_real_traffic() {
     );
     assert_eq!(value("ssehub_topic_subscribers", Some(("topic", "a"))), 1.0);
     assert_eq!(value("ssehub_last_event_id", None), published as f64);
+    assert_eq!(value("ssehub_history_epoch", None), epoch as f64);
     // Counters only grow, and the two documents were taken one after the other.
     assert!(
         value("ssehub_frames_written_total", None) >= stats["frames_written"].as_f64().unwrap()

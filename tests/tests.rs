@@ -29,3 +29,5 @@ mod hostile;
 mod layout;
 // RFC 9110 / RFC 9112 requirements, one test each (docs/http-conformance.md lists them).
 mod conformance;
+// The Redis client against a real redis-server.
+mod redis_client;

@@ -1,40 +1,125 @@
-//! The replay history: the last published events, bounded in count and in bytes.
+//! The replay history: the last published events, bounded in count and in bytes, with
+//! the ids it issued and the resume decision (see `event_id.rs` for the contract).
 
 use std::collections::VecDeque;
 
 use super::HubLimits;
 use crate::auth::Selectors;
+use crate::event_id::{EventId, Reset, ResetReason, Resume};
 use crate::sse::{self, Frame};
 use crate::topic::{Topic, Topics};
 
 /// One retained event.
 pub(super) struct Retained {
-    pub(super) id: u64,
+    /// Its id: `<epoch>-<offset>` issued here, or the broker's.
+    pub(super) id: EventId,
     pub(super) topic: Topic,
     pub(super) frame: Frame,
     /// Replayed only to subscribers whose rights cover the topic.
     pub(super) private: bool,
 }
 
+/// Where the ids come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ids {
+    /// Issued here: `<epoch>-<offset>`, the offset dense from 1.
+    Local,
+    /// Issued by a broker (Redis stream ids, `<ms>-<seq>`): increasing, not dense.
+    External,
+}
+
 /// The bounded replay history, oldest first.
-#[derive(Default)]
 pub(super) struct History {
+    ids: Ids,
+    /// Fixed for the life of the history: its start time in Unix ms.
+    epoch: u64,
+    /// The offset of the last event issued (0: none yet).
+    last: u64,
     events: VecDeque<Retained>,
     bytes: usize,
-    /// The highest id dropped from the history (0: none).
+    /// The highest offset dropped from the history (0: none).
     dropped_upto: u64,
+    /// External ids: the last event's id, the newest id dropped from the history, and the
+    /// first id after the latest loss (ids before it cannot continue).
+    ext_last: Option<EventId>,
+    ext_dropped: Option<EventId>,
+    lost_before: Option<EventId>,
 }
 
 impl History {
+    /// An empty history of `epoch`.
+    pub(super) fn new(epoch: u64) -> History {
+        History {
+            ids: Ids::Local,
+            epoch,
+            last: 0,
+            events: VecDeque::new(),
+            bytes: 0,
+            dropped_upto: 0,
+            ext_last: None,
+            ext_dropped: None,
+            lost_before: None,
+        }
+    }
+
+    /// An empty history whose ids a broker assigns.
+    pub(super) fn external() -> History {
+        History {
+            ids: Ids::External,
+            ..History::new(0)
+        }
+    }
+
+    /// Whether a broker assigns the ids.
+    pub(super) fn is_external(&self) -> bool {
+        self.ids == Ids::External
+    }
+
+    /// Notes that events after the last one may have been lost (a broker gap); `next` is
+    /// the first id read after the loss, if one was. Clients whose id is older than it
+    /// get a `lost` reset.
+    pub(super) fn mark_lost(&mut self, next: Option<EventId>) {
+        let floor = next.or_else(|| self.ext_last.map(|l| EventId::new(l.epoch, l.offset + 1)));
+        self.lost_before = floor;
+    }
+
+    /// The history's epoch.
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The id of the last event issued (or, external, delivered).
+    pub(super) fn last_id(&self) -> Option<EventId> {
+        match self.ids {
+            Ids::Local => (self.last > 0).then(|| EventId::new(self.epoch, self.last)),
+            Ids::External => self.ext_last,
+        }
+    }
+
+    /// The oldest id still kept.
+    pub(super) fn first_retained(&self) -> Option<EventId> {
+        self.events.front().map(|e| e.id)
+    }
+
     /// Events retained now.
     pub(super) fn len(&self) -> usize {
         self.events.len()
     }
 
-    /// Keeps `entry`, dropping the oldest events while over either cap.
+    /// Issues the next id (the caller then [`push`](History::push)es its event).
+    pub(super) fn next_id(&mut self) -> EventId {
+        self.last += 1;
+        EventId::new(self.epoch, self.last)
+    }
+
+    /// Keeps `entry`, dropping the oldest events while over either cap. External ids
+    /// must increase (the caller skips the others).
     pub(super) fn push(&mut self, entry: Retained, limits: HubLimits) {
+        if self.ids == Ids::External {
+            self.ext_last = Some(entry.id);
+        }
         if limits.history_events == 0 {
-            self.dropped_upto = entry.id;
+            self.dropped(entry.id);
             return;
         }
         self.bytes += entry.frame.len();
@@ -44,34 +129,158 @@ impl History {
         {
             if let Some(old) = self.events.pop_front() {
                 self.bytes -= old.frame.len();
-                self.dropped_upto = old.id;
+                self.dropped(old.id);
             }
         }
     }
 
-    /// Frames after `last` on `topics` (private ones only where `rights` cover their
-    /// topic), preceded by a notice when some were dropped.
-    pub(super) fn backlog(
+    fn dropped(&mut self, id: EventId) {
+        match self.ids {
+            Ids::Local => self.dropped_upto = id.offset,
+            Ids::External => self.ext_dropped = Some(id),
+        }
+    }
+
+    /// Where a client that sent `last_event_id` stands (an empty text is no id, as a
+    /// browser never sends one).
+    pub(super) fn place(&self, last_event_id: Option<&str>) -> Placed {
+        let Some(sent) = last_event_id.filter(|s| !s.is_empty()) else {
+            return Placed::Initialized;
+        };
+        let Ok(id) = sent.parse::<EventId>() else {
+            return Placed::Reset(ResetReason::Unknown);
+        };
+        if self.ids == Ids::External {
+            return self.place_external(id);
+        }
+        if id.epoch != self.epoch {
+            Placed::Reset(ResetReason::OtherEpoch)
+        } else if id.offset > self.last {
+            Placed::Reset(ResetReason::Future)
+        } else if id.offset < self.dropped_upto {
+            // The oldest kept is `dropped_upto + 1`: an id right before it misses
+            // nothing, an older one missed what was dropped.
+            Placed::Reset(ResetReason::Evicted)
+        } else {
+            Placed::After(id)
+        }
+    }
+
+    /// [`History::place`] for broker ids: continue only from an id this history still
+    /// holds (or the one just before its oldest), with no loss after it.
+    fn place_external(&self, id: EventId) -> Placed {
+        match self.ext_last {
+            Some(last) if id <= last => {}
+            _ => return Placed::Reset(ResetReason::Future),
+        }
+        if self.lost_before.is_some_and(|floor| id < floor) {
+            return Placed::Reset(ResetReason::Lost);
+        }
+        if self.ext_dropped == Some(id) || self.events.binary_search_by(|e| e.id.cmp(&id)).is_ok() {
+            return Placed::After(id);
+        }
+        match self.events.front() {
+            Some(oldest) if id < oldest.id => Placed::Reset(ResetReason::Evicted),
+            None if self.ext_dropped.is_some_and(|d| id < d) => Placed::Reset(ResetReason::Evicted),
+            // Inside the history but not one of its ids: another stream's.
+            _ => Placed::Reset(ResetReason::Unknown),
+        }
+    }
+
+    /// The outcome and the backlog for a client that sent `last_event_id` and asks for
+    /// `topics`: the retained events after it, or a reset event and whatever retained
+    /// events are certainly after the client's position. Private events are in it only
+    /// where `rights` cover their topic.
+    pub(super) fn resume(
         &self,
-        last: u64,
+        last_event_id: Option<&str>,
         topics: &Topics,
         rights: Option<&Selectors>,
-    ) -> Vec<Frame> {
-        let mut out = Vec::new();
-        if last < self.dropped_upto {
-            let oldest = self.events.front().map_or(self.dropped_upto + 1, |e| e.id);
-            out.push(sse::missed_events(oldest, last));
+        older: &[Retained],
+    ) -> (Resume, Vec<Frame>) {
+        let readable = |e: &Retained| {
+            topics.matches(&e.topic) && (!e.private || rights.is_some_and(|r| r.matches(&e.topic)))
+        };
+        let matching = |after: Option<EventId>| {
+            let start = match after {
+                Some(a) => self.events.partition_point(|e| e.id <= a),
+                None => 0,
+            };
+            self.events.range(start..).filter(move |e| readable(e))
+        };
+        let mut placed = self.place(last_event_id);
+        // A broker's events older than this history, read for this client: they bridge
+        // the gap when they start at its id and reach what the history still holds.
+        let mut bridge: Vec<Frame> = Vec::new();
+        if placed == Placed::Reset(ResetReason::Evicted)
+            && let Some(sent) = last_event_id.and_then(|s| s.parse::<EventId>().ok())
+            && older.first().is_some_and(|e| e.id == sent)
+            && older.last().is_some_and(|l| {
+                // It reaches what the history holds: up to its oldest event, or up to
+                // the newest one it dropped.
+                self.first_retained().is_none_or(|f| l.id >= f)
+                    || self.ext_dropped.is_some_and(|d| l.id >= d)
+            })
+        {
+            let oldest = self.first_retained();
+            bridge = older
+                .iter()
+                .skip(1)
+                .filter(|e| oldest.is_none_or(|o| e.id < o) && readable(e))
+                .map(|e| e.frame.clone())
+                .collect();
+            placed = Placed::After(self.ext_dropped.unwrap_or(sent));
         }
-        let start = self.events.partition_point(|e| e.id <= last);
-        out.extend(
-            self.events
-                .range(start..)
-                .filter(|e| {
-                    topics.matches(&e.topic)
-                        && (!e.private || rights.is_some_and(|r| r.matches(&e.topic)))
-                })
-                .map(|e| e.frame.clone()),
-        );
-        out
+        match placed {
+            Placed::Initialized => (Resume::Initialized, Vec::new()),
+            Placed::After(id) => {
+                bridge.extend(matching(Some(id)).map(|e| e.frame.clone()));
+                (Resume::Continue, bridge)
+            }
+            Placed::Reset(reason) => {
+                let after = match reason {
+                    // Certainly after the client: what follows its id here.
+                    ResetReason::Lost => last_event_id.and_then(|s| s.parse::<EventId>().ok()),
+                    _ => None,
+                };
+                let replay: Vec<&Retained> = if reason.replays() {
+                    matching(after).collect()
+                } else {
+                    Vec::new()
+                };
+                let mut out = Vec::with_capacity(replay.len() + 1);
+                out.push(sse::reset_event(&Reset {
+                    reason,
+                    last_event_id: last_event_id.unwrap_or_default(),
+                    replay_from: replay.first().map(|e| e.id),
+                    first_retained: self.first_retained(),
+                    last: self.last_id(),
+                }));
+                out.extend(replay.into_iter().map(|e| e.frame.clone()));
+                (Resume::Reset(reason), out)
+            }
+        }
+    }
+}
+
+/// Where a client's id places it in the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Placed {
+    /// No id.
+    Initialized,
+    /// Right after this id, with nothing after it dropped.
+    After(EventId),
+    /// Nowhere the stream can continue from.
+    Reset(ResetReason),
+}
+
+impl Placed {
+    /// The outcome a subscription placed here gets.
+    pub(super) fn outcome(self) -> Resume {
+        match self {
+            Placed::Initialized => Resume::Initialized,
+            Placed::After(_) => Resume::Continue,
+            Placed::Reset(reason) => Resume::Reset(reason),
+        }
     }
 }

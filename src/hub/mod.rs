@@ -21,8 +21,8 @@
 //! broadcast costs one `try_send` per subscriber, whatever the subscribers do.
 //!
 //! ```
-//! use ssehub::hub::{Hub, HubLimits};
 //! use ssehub::Topics;
+//! use ssehub::hub::{Hub, HubLimits};
 //! use ssehub::sse::Frame;
 //!
 //! let limits = HubLimits { queue_len: 2, ..HubLimits::default() };
@@ -39,12 +39,35 @@
 //! # drop(sub);
 //! ```
 //!
-//! # Replay
+//! # Ids and replay
 //!
-//! Published events are kept in a bounded history (count and bytes). A subscriber that
-//! passes the last id it saw gets every retained later event matching its topics as a
-//! backlog, taken under the same lock that publishing holds: no event can fall between the
-//! backlog and the live queue, and none can be in both.
+//! Ids are `<epoch>-<offset>` (see [`EventId`]): the epoch is the history's start time in
+//! Unix ms, the offset dense from 1. Published events are kept in a bounded history
+//! (count and bytes). A subscriber that passes the last id it saw gets, as a backlog,
+//! either every retained later event matching its topics ([`Resume::Continue`]) or,
+//! when that is not possible, a `reset` event first ([`Resume::Reset`]: the id is of
+//! another epoch, was evicted, is not an id, or is ahead of the history) and then the
+//! retained events certainly after it. The backlog and the outcome are taken under the
+//! same lock that publishing holds: no event can fall between the backlog and the live
+//! queue, and none can be in both.
+//!
+//! ```
+//! use ssehub::hub::Hub;
+//! use ssehub::event_id::{ResetReason, Resume};
+//! use ssehub::{Event, Topic, Topics};
+//!
+//! let hub = Hub::new(Default::default(), Default::default());
+//! let first = hub.publish(&Topic::default_topic(), &Event::new("a").unwrap()).id;
+//! hub.publish(&Topic::default_topic(), &Event::new("b").unwrap());
+//! let id = first.to_string();
+//! let mut sub = hub.subscribe(Topics::All, Some(&id), None).unwrap();
+//! assert_eq!(sub.resume(), Resume::Continue);
+//! assert_eq!(sub.take_backlog().len(), 1);
+//! // An integer id from an older server cannot be placed: a reset, nothing replayed.
+//! let mut sub = hub.subscribe(Topics::All, Some("3"), None).unwrap();
+//! assert_eq!(sub.resume(), Resume::Reset(ResetReason::Unknown));
+//! assert_eq!(sub.take_backlog().len(), 1);
+//! ```
 //!
 //! # Private events
 //!
@@ -70,7 +93,7 @@
 //! assert_eq!(with.receiver().len(), 1);
 //! assert_eq!(without.receiver().len(), 0);
 //! ```
-//!//! # Direct writes
+//! # Direct writes
 //!
 //! When every writer waits with an empty queue, a publish lends their sockets to one
 //! direct write of the frame instead of waking each writer's task (see `direct.rs` and
@@ -79,9 +102,11 @@
 //!
 //! # One place to publish
 //!
-//! Every event goes through [`Hub::publish`]: the seam where a broker-backed publish path
+//! Every event goes through [`Hub::publish`], the one place that issues ids and appends to
+//! the history: the seam where a durable log or a broker-backed publish path plugs in.
 
 mod direct;
+mod external;
 mod history;
 mod subscription;
 mod topic_counts;
@@ -105,6 +130,7 @@ pub use topic_counts::{LISTED_TOPICS, TopicListing};
 use writer_state::WriterState;
 
 use crate::auth::Selectors;
+use crate::event_id::{EventId, Resume, new_epoch};
 use crate::log::Log;
 use crate::sse::{Event, Frame, encode};
 use crate::stats::{Reason, Stats};
@@ -172,7 +198,7 @@ impl Backlog {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
     /// The id the hub assigned.
-    pub id: u64,
+    pub id: EventId,
     /// How the frame fanned out.
     pub delivery: Delivery,
 }
@@ -247,7 +273,6 @@ struct State {
     /// Capacity of each queue (copied from the limits for the fan-out loop).
     queue_len: usize,
     next_client: u64,
-    last_id: u64,
     history: History,
     closed: bool,
     /// Whether the last fan-out found every writer waiting (see "Direct writes").
@@ -303,8 +328,7 @@ impl Hub {
             clients: HashMap::new(),
             queue_len: limits.queue_len,
             next_client: 1,
-            last_id: 0,
-            history: History::default(),
+            history: History::new(new_epoch()),
             closed: false,
             writers_idle: true,
             topic_counts: TopicCounts::default(),
@@ -349,9 +373,21 @@ impl Hub {
         self.len() == 0
     }
 
-    /// The id of the last event published (0: none yet).
-    pub fn last_id(&self) -> u64 {
-        self.lock().last_id
+    /// The id of the last event published (`None`: none yet).
+    pub fn last_id(&self) -> Option<EventId> {
+        self.lock().history.last_id()
+    }
+
+    /// The history's epoch: its start time in Unix milliseconds, fixed for the life of
+    /// the hub (see [`EventId`]).
+    pub fn epoch(&self) -> u64 {
+        self.lock().history.epoch()
+    }
+
+    /// The outcome a subscriber sending `last_event_id` would get now, without
+    /// subscribing (for `HEAD /stream`).
+    pub fn resume_outcome(&self, last_event_id: Option<&str>) -> Resume {
+        self.lock().history.place(last_event_id).outcome()
     }
 
     /// How far behind the subscribers are: a consistent look at every queue.
@@ -385,11 +421,11 @@ impl Hub {
 
     /// Registers a subscriber.
     ///
-    /// `last_id` is the last event id the client saw (from `Last-Event-ID`): the backlog
-    /// then holds every retained later event on `topics`, and a comment first if the
-    /// history no longer reaches back that far. An id the hub has not issued yet is treated
-    /// as no id. `on_evict` runs once if the hub evicts the subscriber (queue full or
-    /// shutdown).
+    /// `last_id` is the last event id the client saw (from `Last-Event-ID`, as sent): the
+    /// backlog then holds every retained later event on `topics`, or a `reset` event and
+    /// the retained events certainly after it (see [`Subscription::resume`] and "Ids and
+    /// replay"); no id (or an empty one) starts live. `on_evict` runs once if the hub
+    /// evicts the subscriber (queue full or shutdown).
     ///
     /// # Errors
     ///
@@ -397,10 +433,10 @@ impl Hub {
     pub fn subscribe(
         &self,
         topics: Topics,
-        last_id: Option<u64>,
+        last_id: Option<&str>,
         on_evict: Option<CloseHook>,
     ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_as(topics, None, last_id, on_evict)
+        self.subscribe_with(topics, None, last_id, &[], on_evict)
     }
 
     /// Like [`Hub::subscribe`], for a subscriber that may also read the private events
@@ -414,7 +450,20 @@ impl Hub {
         &self,
         topics: Topics,
         rights: Option<Arc<Selectors>>,
-        last_id: Option<u64>,
+        last_id: Option<&str>,
+        on_evict: Option<CloseHook>,
+    ) -> Result<Subscription, SubscribeError> {
+        self.subscribe_with(topics, rights, last_id, &[], on_evict)
+    }
+
+    /// [`Hub::subscribe_as`], with a broker's events older than the history (see
+    /// `external.rs`).
+    fn subscribe_with(
+        &self,
+        topics: Topics,
+        rights: Option<Arc<Selectors>>,
+        last_id: Option<&str>,
+        older: &[Retained],
         on_evict: Option<CloseHook>,
     ) -> Result<Subscription, SubscribeError> {
         let (tx, rx) = async_channel::bounded(self.inner.limits.queue_len);
@@ -425,12 +474,9 @@ impl Hub {
         }
         let id = ClientId(state.next_client);
         state.next_client += 1;
-        let backlog = match last_id {
-            Some(last) if last <= state.last_id => {
-                state.history.backlog(last, &topics, rights.as_deref())
-            }
-            _ => Vec::new(),
-        };
+        let (resume, backlog) = state
+            .history
+            .resume(last_id, &topics, rights.as_deref(), older);
         state.topic_counts.add(&topics);
         state.clients.insert(
             id,
@@ -445,11 +491,13 @@ impl Hub {
         );
         drop(state);
         self.inner.stats.client_joined();
+        self.inner.stats.resumed(resume);
         Ok(Subscription {
             id,
             rx,
             state: state_word,
             backlog,
+            resume,
             hub: self.clone(),
             ended: false,
         })
@@ -459,6 +507,11 @@ impl Hub {
     /// it in the history, and hands the shared frame to every matching subscriber.
     ///
     /// Never waits: a subscriber whose queue is full is evicted instead.
+    ///
+    /// On a hub whose ids a broker assigns ([`Hub::with_external_ids`]), publish through
+    /// the broker instead: this delivers the event to this hub's subscribers only,
+    /// without an id and without keeping it (so no id can ever name two events), and
+    /// answers the id `0-0`.
     pub fn publish(&self, topic: &Topic, event: &Event) -> Published {
         self.publish_as(topic, event, Visibility::Public)
     }
@@ -469,8 +522,16 @@ impl Hub {
         let private = visibility == Visibility::Private;
         let mut evicted = Vec::new();
         let mut state = self.lock();
-        state.last_id += 1;
-        let id = state.last_id;
+        if state.history.is_external() {
+            drop(state);
+            let frame = encode(event, None);
+            let delivery = self.fan_out_frame(&frame, Some(topic), private);
+            return Published {
+                id: EventId::new(0, 0),
+                delivery,
+            };
+        }
+        let id = state.history.next_id();
         let frame = encode(event, Some(&id.to_string()));
         state.history.push(
             Retained {
@@ -500,6 +561,12 @@ impl Hub {
     /// Hands `frame` (a heartbeat or other comment) to every subscriber, without an id and
     /// without keeping it for replay. Never waits.
     pub fn broadcast(&self, frame: &Frame) -> Delivery {
+        self.fan_out_frame(frame, None, false)
+    }
+
+    /// Hands `frame` to every subscriber (of `topic`, when given; a `private` frame only
+    /// to those whose rights cover it), outside the history.
+    fn fan_out_frame(&self, frame: &Frame, topic: Option<&Topic>, private: bool) -> Delivery {
         let mut evicted = Vec::new();
         let mut direct = Vec::new();
         let delivery = {
@@ -507,8 +574,8 @@ impl Hub {
             let go_direct = state.writers_idle && self.inner.runner.get().is_some();
             state.fan_out(
                 frame,
-                None,
-                false,
+                topic,
+                private,
                 &mut evicted,
                 go_direct.then_some(&mut direct),
             )

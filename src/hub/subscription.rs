@@ -10,6 +10,7 @@ use async_channel::Receiver;
 use super::direct::DirectSink;
 use super::writer_state::WriterState;
 use super::{ClientId, Hub};
+use crate::event_id::Resume;
 use crate::sse::Frame;
 use crate::stats::Reason;
 
@@ -22,6 +23,7 @@ pub struct Subscription {
     pub(super) rx: Receiver<Frame>,
     pub(super) state: Arc<WriterState>,
     pub(super) backlog: Vec<Frame>,
+    pub(super) resume: Resume,
     pub(super) hub: Hub,
     pub(super) ended: bool,
 }
@@ -32,6 +34,7 @@ impl fmt::Debug for Subscription {
             .field("id", &self.id)
             .field("queued", &self.rx.len())
             .field("backlog", &self.backlog.len())
+            .field("resume", &self.resume)
             .finish()
     }
 }
@@ -100,8 +103,15 @@ impl Subscription {
         self.rx.try_recv().ok()
     }
 
-    /// Takes the replay backlog (events retained after the requested id, plus a notice
-    /// if some were missed). Write it before anything from the live queue.
+    /// How the stream started: it continues after the client's id, starts with a reset
+    /// event, or (no id) starts live. Decided together with the backlog.
+    pub fn resume(&self) -> Resume {
+        self.resume
+    }
+
+    /// Takes the replay backlog (the events retained after the requested id, or a reset
+    /// event and the retained events certainly after it). Write it before anything from
+    /// the live queue.
     pub fn take_backlog(&mut self) -> Vec<Frame> {
         std::mem::take(&mut self.backlog)
     }

@@ -1,6 +1,7 @@
 //! Tests of the hub: fan-out, eviction, replay, waiting and direct writes.
 
 use super::*;
+use crate::event_id::ResetReason;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
@@ -20,6 +21,11 @@ fn ev(data: &str) -> Event {
     Event::new(data).unwrap()
 }
 
+/// The frame text the hub `h` encodes for `data` at `offset`.
+fn framed(h: &Hub, offset: u64, data: &str) -> String {
+    format!("id: {}-{offset}\ndata: {data}\n\n", h.epoch())
+}
+
 fn texts(frames: &[Frame]) -> Vec<String> {
     frames
         .iter()
@@ -33,14 +39,18 @@ fn publish_assigns_increasing_ids_and_encodes_once() {
     let a = h.subscribe(Topics::All, None, None).unwrap();
     let b = h.subscribe(Topics::All, None, None).unwrap();
     let p = h.publish(&Topic::default_topic(), &ev("x"));
-    assert_eq!(p.id, 1);
+    assert_eq!(p.id, EventId::new(h.epoch(), 1));
+    assert_eq!(h.last_id(), Some(p.id));
     assert_eq!(p.delivery.sent, 2);
     let fa = a.receiver().try_recv().unwrap();
     let fb = b.receiver().try_recv().unwrap();
     // The same allocation reaches both: no per-client copy.
     assert!(std::ptr::eq(fa.as_bytes(), fb.as_bytes()));
-    assert_eq!(fa.as_bytes(), b"id: 1\ndata: x\n\n");
-    assert_eq!(h.publish(&Topic::default_topic(), &ev("y")).id, 2);
+    assert_eq!(texts(&[fa]), [framed(&h, 1, "x")]);
+    assert_eq!(
+        h.publish(&Topic::default_topic(), &ev("y")).id,
+        EventId::new(h.epoch(), 2)
+    );
 }
 
 #[test]
@@ -120,45 +130,220 @@ fn topic_filter_selects_events() {
     assert_eq!(all.receiver().len(), 2);
 }
 
-#[test]
-fn replay_returns_events_after_last_id_on_matching_topics() {
-    let h = hub(10, 10);
+/// The reset event's JSON data, when `frame` is one.
+fn reset_json(frame: &Frame) -> Option<serde_json::Value> {
+    let text = std::str::from_utf8(frame.as_bytes()).ok()?;
+    let data = text
+        .strip_prefix("event: reset\ndata: ")?
+        .strip_suffix("\n\n")?;
+    serde_json::from_str(data).ok()
+}
+
+/// A hub holding events 1..=5 on topics a, b, a, b, a (data "1" ... "5"), keeping
+/// `history` of them.
+fn five_on_two_topics(history: usize) -> (Hub, Topic, Topic) {
+    let h = hub(10, history);
     let a = Topic::new("a").unwrap();
     let b = Topic::new("b").unwrap();
     for i in 1..=5 {
         h.publish(if i % 2 == 0 { &b } else { &a }, &ev(&i.to_string()));
     }
-    let mut s = h
-        .subscribe(Topics::Only(vec![a].into()), Some(1), None)
-        .unwrap();
-    assert_eq!(
-        texts(&s.take_backlog()),
-        ["id: 3\ndata: 3\n\n", "id: 5\ndata: 5\n\n"]
-    );
+    (h, a, b)
 }
 
-#[test]
-fn replay_older_than_history_says_events_were_missed() {
-    let h = hub(10, 3);
-    for i in 1..=6 {
-        h.publish(&Topic::default_topic(), &ev(&i.to_string()));
+/// Subscribes to `topics` with `last`, returns the outcome and the backlog, and checks
+/// that the hub counted the outcome and that `resume_outcome` would have said the same.
+fn resume(h: &Hub, topics: Topics, last: Option<&str>) -> (Resume, Vec<Frame>) {
+    let before = h.stats().snapshot();
+    let peek = h.resume_outcome(last);
+    let mut s = h.subscribe(topics, last, None).unwrap();
+    let after = h.stats().snapshot();
+    assert_eq!(s.resume(), peek, "resume_outcome disagrees for {last:?}");
+    let i = s.resume().index();
+    assert_eq!(after.resumes[i], before.resumes[i] + 1);
+    if let Resume::Reset(r) = s.resume() {
+        assert_eq!(after.resets[r.index()], before.resets[r.index()] + 1);
     }
-    let mut s = h.subscribe(Topics::All, Some(1), None).unwrap();
-    let got = texts(&s.take_backlog());
-    assert_eq!(got.len(), 4);
-    assert!(got[0].starts_with(": missed events: history starts at id 4"));
-    assert_eq!(got[1], "id: 4\ndata: 4\n\n");
-    // Exactly at the edge: nothing was missed.
-    let mut s = h.subscribe(Topics::All, Some(3), None).unwrap();
-    assert_eq!(s.take_backlog().len(), 3);
+    (s.resume(), s.take_backlog())
+}
+
+fn only(t: &Topic) -> Topics {
+    Topics::Only(vec![t.clone()].into())
 }
 
 #[test]
-fn future_last_id_is_treated_as_none() {
+fn no_id_starts_live_without_a_reset() {
+    let (h, a, _) = five_on_two_topics(10);
+    for last in [None, Some("")] {
+        let (r, backlog) = resume(&h, only(&a), last);
+        assert_eq!(r, Resume::Initialized, "{last:?}");
+        assert!(backlog.is_empty());
+    }
+}
+
+#[test]
+fn id_of_this_epoch_continues_with_exactly_the_later_events_on_its_topics() {
+    let (h, a, b) = five_on_two_topics(10);
+    let id = |n| format!("{}-{n}", h.epoch());
+    let (r, backlog) = resume(&h, only(&a), Some(&id(1)));
+    assert_eq!(r, Resume::Continue);
+    assert_eq!(texts(&backlog), [framed(&h, 3, "3"), framed(&h, 5, "5")]);
+    let (r, backlog) = resume(&h, only(&b), Some(&id(2)));
+    assert_eq!(r, Resume::Continue);
+    assert_eq!(texts(&backlog), [framed(&h, 4, "4")]);
+    // At the last id: nothing to replay, still a continue.
+    let (r, backlog) = resume(&h, Topics::All, Some(&id(5)));
+    assert_eq!(r, Resume::Continue);
+    assert!(backlog.is_empty());
+    // Offset 0 is "before the first event": everything, when nothing was dropped.
+    let (r, backlog) = resume(&h, Topics::All, Some(&id(0)));
+    assert_eq!(r, Resume::Continue);
+    assert_eq!(backlog.len(), 5);
+}
+
+#[test]
+fn id_older_than_the_history_is_an_evicted_reset_then_every_retained_event() {
+    // History of 3: events 3, 4, 5 kept, 1 and 2 dropped.
+    let (h, a, _) = five_on_two_topics(3);
+    let id = |n| format!("{}-{n}", h.epoch());
+    let (r, backlog) = resume(&h, only(&a), Some(&id(1)));
+    assert_eq!(r, Resume::Reset(ResetReason::Evicted));
+    assert_eq!(
+        reset_json(&backlog[0]).unwrap(),
+        serde_json::json!({"reason": "evicted", "last_event_id": id(1),
+            "replay_from": id(3), "first_retained": id(3), "last": id(5)})
+    );
+    assert_eq!(
+        texts(&backlog[1..]),
+        [framed(&h, 3, "3"), framed(&h, 5, "5")]
+    );
+    // Right before the oldest kept: nothing was missed.
+    let (r, backlog) = resume(&h, only(&a), Some(&id(2)));
+    assert_eq!(r, Resume::Continue);
+    assert_eq!(texts(&backlog), [framed(&h, 3, "3"), framed(&h, 5, "5")]);
+    let (r, _) = resume(&h, Topics::All, Some(&id(0)));
+    assert_eq!(r, Resume::Reset(ResetReason::Evicted));
+}
+
+#[test]
+fn replay_from_names_the_first_event_on_the_clients_topics() {
+    let (h, _, b) = five_on_two_topics(3);
+    let id = |n| format!("{}-{n}", h.epoch());
+    let (r, backlog) = resume(&h, only(&b), Some(&id(1)));
+    assert_eq!(r, Resume::Reset(ResetReason::Evicted));
+    let j = reset_json(&backlog[0]).unwrap();
+    assert_eq!(
+        (j["replay_from"].as_str(), j["first_retained"].as_str()),
+        (Some(&*id(4)), Some(&*id(3)))
+    );
+    assert_eq!(texts(&backlog[1..]), [framed(&h, 4, "4")]);
+    // No retained event on the client's topics: replay_from is null.
+    let c = Topic::new("c").unwrap();
+    let (_, backlog) = resume(&h, only(&c), Some(&id(1)));
+    assert_eq!(backlog.len(), 1);
+    assert!(reset_json(&backlog[0]).unwrap()["replay_from"].is_null());
+}
+
+#[test]
+fn id_of_another_epoch_is_a_reset_then_every_retained_event_on_its_topics() {
+    let (h, a, _) = five_on_two_topics(10);
+    let older = format!("{}-3", h.epoch() - 1);
+    let (r, backlog) = resume(&h, only(&a), Some(&older));
+    assert_eq!(r, Resume::Reset(ResetReason::OtherEpoch));
+    let id = |n| format!("{}-{n}", h.epoch());
+    assert_eq!(
+        reset_json(&backlog[0]).unwrap(),
+        serde_json::json!({"reason": "other-epoch", "last_event_id": older,
+            "replay_from": id(1), "first_retained": id(1), "last": id(5)})
+    );
+    assert_eq!(
+        texts(&backlog[1..]),
+        [framed(&h, 1, "1"), framed(&h, 3, "3"), framed(&h, 5, "5")]
+    );
+    // A later epoch (a clock set back) cannot be placed either: all retained follow.
+    let later = format!("{}-1", h.epoch() + 1);
+    let (r, backlog) = resume(&h, Topics::All, Some(&later));
+    assert_eq!(r, Resume::Reset(ResetReason::OtherEpoch));
+    assert_eq!(backlog.len(), 6);
+}
+
+#[test]
+fn another_epoch_with_an_empty_history_is_a_reset_with_nulls() {
     let h = hub(10, 10);
-    h.publish(&Topic::default_topic(), &ev("1"));
-    let mut s = h.subscribe(Topics::All, Some(99), None).unwrap();
-    assert!(s.take_backlog().is_empty());
+    let (r, backlog) = resume(&h, Topics::All, Some("1700000000000-9"));
+    assert_eq!(r, Resume::Reset(ResetReason::OtherEpoch));
+    assert_eq!(
+        reset_json(&backlog[0]).unwrap(),
+        serde_json::json!({"reason": "other-epoch", "last_event_id": "1700000000000-9",
+            "replay_from": null, "first_retained": null, "last": null})
+    );
+    assert_eq!(backlog.len(), 1);
+}
+
+#[test]
+fn text_that_is_not_an_id_is_an_unknown_reset_and_replays_nothing() {
+    let (h, a, _) = five_on_two_topics(10);
+    let epoch = h.epoch();
+    let leading_zero = format!("{epoch}-03");
+    for sent in ["3", "0", "garbage", "-1", " 3", &leading_zero, "1-2-3"] {
+        let (r, backlog) = resume(&h, only(&a), Some(sent));
+        assert_eq!(r, Resume::Reset(ResetReason::Unknown), "{sent:?}");
+        assert_eq!(backlog.len(), 1, "{sent:?}: nothing replayed");
+        let j = reset_json(&backlog[0]).unwrap();
+        assert_eq!(j["reason"], "unknown");
+        assert_eq!(j["last_event_id"], sent);
+        assert!(j["replay_from"].is_null());
+        assert_eq!(j["first_retained"], format!("{epoch}-1"));
+        assert_eq!(j["last"], format!("{epoch}-5"));
+    }
+}
+
+#[test]
+fn id_of_this_epoch_after_the_last_is_a_future_reset_and_replays_nothing() {
+    let (h, _, _) = five_on_two_topics(10);
+    let ahead = format!("{}-6", h.epoch());
+    let (r, backlog) = resume(&h, Topics::All, Some(&ahead));
+    assert_eq!(r, Resume::Reset(ResetReason::Future));
+    assert_eq!(backlog.len(), 1);
+    let j = reset_json(&backlog[0]).unwrap();
+    assert_eq!(
+        (j["reason"].as_str(), j["last_event_id"].as_str()),
+        (Some("future"), Some(&*ahead))
+    );
+    // Then live: the next event is queued as usual.
+    let mut s = h.subscribe(Topics::All, Some(&ahead), None).unwrap();
+    s.take_backlog();
+    h.publish(&Topic::default_topic(), &ev("6"));
+    assert_eq!(texts(&[s.try_recv().unwrap()]), [framed(&h, 6, "6")]);
+}
+
+#[test]
+fn with_replay_off_only_the_last_id_continues() {
+    let (h, _, _) = five_on_two_topics(0);
+    assert_eq!(h.history_len(), 0);
+    let id = |n| format!("{}-{n}", h.epoch());
+    assert_eq!(resume(&h, Topics::All, Some(&id(5))).0, Resume::Continue);
+    let (r, backlog) = resume(&h, Topics::All, Some(&id(4)));
+    assert_eq!(r, Resume::Reset(ResetReason::Evicted));
+    let j = reset_json(&backlog[0]).unwrap();
+    assert!(j["replay_from"].is_null() && j["first_retained"].is_null());
+    assert_eq!(j["last"], id(5));
+}
+
+#[test]
+fn two_hubs_never_issue_the_same_id() {
+    let first = hub(10, 10);
+    let a = first.publish(&Topic::default_topic(), &ev("x")).id;
+    drop(first);
+    // A "restart" in the same process, however soon: a later epoch.
+    let second = hub(10, 10);
+    let b = second.publish(&Topic::default_topic(), &ev("x")).id;
+    assert_eq!(a.offset, b.offset);
+    assert!(b.epoch > a.epoch);
+    assert_ne!(a.to_string(), b.to_string());
+    let (r, backlog) = resume(&second, Topics::All, Some(&a.to_string()));
+    assert_eq!(r, Resume::Reset(ResetReason::OtherEpoch));
+    assert_eq!(texts(&backlog[1..]), [framed(&second, 1, "x")]);
 }
 
 #[test]
@@ -357,7 +542,7 @@ fn waiting_writer_gets_a_direct_write_and_stays_waiting() {
     let p = h.publish(&Topic::default_topic(), &ev("a"));
     assert_eq!(p.delivery.sent, 1);
     assert_eq!(run_jobs(&jobs), 1);
-    assert_eq!(sink.text(), "id: 1\ndata: a\n\n");
+    assert_eq!(sink.text(), framed(&h, 1, "a"));
     // The writer was not woken and still waits with an empty queue.
     assert_eq!(woken(&count), 0);
     assert!(s.poll_next(&mut cx).is_pending());
@@ -370,7 +555,7 @@ fn waiting_writer_gets_a_direct_write_and_stays_waiting() {
     // Again: the socket was handed back, so the next frame goes direct too.
     h.publish(&Topic::default_topic(), &ev("b"));
     assert_eq!(run_jobs(&jobs), 1);
-    assert_eq!(sink.text(), "id: 1\ndata: a\n\nid: 2\ndata: b\n\n");
+    assert_eq!(sink.text(), framed(&h, 1, "a") + &framed(&h, 2, "b"));
 }
 
 #[test]
@@ -393,16 +578,16 @@ fn frames_published_during_a_direct_write_follow_it_in_order() {
     run_jobs(&jobs);
     // Handed back with frames queued: the writer is woken and takes them next.
     assert_eq!(woken(&count), 1);
-    assert_eq!(sink.text(), "id: 1\ndata: a\n\n");
+    assert_eq!(sink.text(), framed(&h, 1, "a"));
     let Poll::Ready(Some((b, 0))) = s.poll_next(&mut cx) else {
         panic!("expected b");
     };
-    assert_eq!(texts(&[b]), ["id: 2\ndata: b\n\n"]);
-    assert_eq!(texts(&[s.try_recv().unwrap()]), ["id: 3\ndata: c\n\n"]);
+    assert_eq!(texts(&[b]), [framed(&h, 2, "b")]);
+    assert_eq!(texts(&[s.try_recv().unwrap()]), [framed(&h, 3, "c")]);
     // A busy writer was seen: the next publish queues instead of writing directly.
     h.publish(&Topic::default_topic(), &ev("d"));
     assert!(jobs.lock().unwrap().is_empty());
-    assert_eq!(texts(&[s.try_recv().unwrap()]), ["id: 4\ndata: d\n\n"]);
+    assert_eq!(texts(&[s.try_recv().unwrap()]), [framed(&h, 4, "d")]);
 }
 
 #[test]
@@ -413,12 +598,13 @@ fn a_partial_direct_write_hands_the_rest_to_the_writer() {
     let mut cx = Context::from_waker(&waker);
     h.publish(&Topic::default_topic(), &ev("hello"));
     run_jobs(&jobs);
-    assert_eq!(sink.text(), "id: 1");
+    let whole = framed(&h, 1, "hello");
+    assert_eq!(sink.text(), whole[..5]);
     assert_eq!(woken(&count), 1);
     let Poll::Ready(Some((frame, 5))) = s.poll_next(&mut cx) else {
         panic!("expected the rest of the frame from byte 5");
     };
-    assert_eq!(&frame.as_bytes()[5..], b"\ndata: hello\n\n");
+    assert_eq!(&frame.as_bytes()[5..], &whole.as_bytes()[5..]);
     let st = h.stats().snapshot();
     assert_eq!(
         (st.direct_writes, st.frames_written, st.bytes_written),
@@ -591,80 +777,17 @@ fn direct_writes_and_the_writer_keep_order_under_concurrency() {
     h.close();
     writer.join().unwrap();
     let st = h.stats().snapshot();
+    let want: String = (0..EVENTS)
+        .map(|i| framed(&h, i as u64 + 1, &i.to_string()))
+        .collect();
     drop(h);
     runner.join().unwrap();
     let got = String::from_utf8(socket.lock().unwrap().clone()).unwrap();
-    let want: String = (0..EVENTS)
-        .map(|i| format!("id: {}\ndata: {i}\n\n", i + 1))
-        .collect();
     assert_eq!(got.len(), want.len());
     assert!(got == want, "frames out of order or torn");
     // Both paths were taken: direct writes (whole or handed over) and the queue.
     assert!(st.direct_writes > 0 && st.direct_writes < EVENTS as u64);
 }
 
-fn rights(selectors: &[&str]) -> Option<Arc<Selectors>> {
-    Some(Arc::new(Selectors::new(selectors.iter().copied())))
-}
-
-#[test]
-fn private_events_reach_only_subscribers_whose_rights_match() {
-    let h = hub(10, 10);
-    let a = Topic::new("a").unwrap();
-    let b = Topic::new("b").unwrap();
-    let none = h.subscribe(Topics::All, None, None).unwrap();
-    let for_a = h
-        .subscribe_as(Topics::All, rights(&["a"]), None, None)
-        .unwrap();
-    let for_all = h
-        .subscribe_as(Topics::All, rights(&["*"]), None, None)
-        .unwrap();
-    // Rights do not widen the topic filter.
-    let only_b = h
-        .subscribe_as(
-            Topics::Only(vec![b.clone()].into()),
-            rights(&["*"]),
-            None,
-            None,
-        )
-        .unwrap();
-    let p = h.publish_as(&a, &ev("secret a"), Visibility::Private);
-    assert_eq!(p.delivery.sent, 2);
-    let p = h.publish_as(&b, &ev("secret b"), Visibility::Private);
-    assert_eq!(p.delivery.sent, 2);
-    let p = h.publish(&a, &ev("public a"));
-    assert_eq!(p.delivery.sent, 3);
-    let got = |s: &Subscription| texts(&std::iter::from_fn(|| s.try_recv()).collect::<Vec<_>>());
-    assert_eq!(got(&none), ["id: 3\ndata: public a\n\n"]);
-    assert_eq!(
-        got(&for_a),
-        ["id: 1\ndata: secret a\n\n", "id: 3\ndata: public a\n\n"]
-    );
-    assert_eq!(got(&for_all).len(), 3);
-    assert_eq!(got(&only_b), ["id: 2\ndata: secret b\n\n"]);
-}
-
-#[test]
-fn replay_never_yields_a_private_event_the_rights_do_not_cover() {
-    let h = hub(10, 10);
-    let a = Topic::new("a").unwrap();
-    let b = Topic::new("b").unwrap();
-    h.publish(&a, &ev("1 public a"));
-    h.publish_as(&a, &ev("2 private a"), Visibility::Private);
-    h.publish_as(&b, &ev("3 private b"), Visibility::Private);
-    h.publish(&b, &ev("4 public b"));
-    let data = |rights| {
-        let mut s = h.subscribe_as(Topics::All, rights, Some(0), None).unwrap();
-        texts(&s.take_backlog())
-            .iter()
-            .map(|f| f.lines().nth(1).unwrap().to_owned())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(data(None), ["data: 1 public a", "data: 4 public b"]);
-    assert_eq!(
-        data(rights(&["a"])),
-        ["data: 1 public a", "data: 2 private a", "data: 4 public b"]
-    );
-    assert_eq!(data(rights(&["*"])).len(), 4);
-    assert_eq!(data(rights(&["c"])).len(), 2);
-}
+// Private events, live and in replay.
+mod private;

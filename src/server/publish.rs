@@ -199,7 +199,7 @@ fn publish_body(ctx: &Ctx, req: &Request, body: &[u8], publisher: &Publisher) ->
             let published = ctx.hub.publish_as(&p.topic, &p.event, visibility);
             let resp = Response::json(
                 200,
-                &json!({"id": published.id, "delivered_to": published.delivery.sent}),
+                &json!({"id": published.id.to_string(), "delivered_to": published.delivery.sent}),
             );
             (resp, published.delivery.congested())
         }

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value, json};
 
 use super::Ctx;
+use crate::event_id::{ResetReason, Resume};
 use crate::http::response::Response;
 use crate::stats::{AuthFailure, COUNTED_STATUSES, Reason, Snapshot};
 
@@ -61,6 +62,17 @@ fn stats_json(ctx: &Ctx) -> Value {
         .iter()
         .map(|(t, n)| (t.clone(), json!(n)))
         .collect();
+    let mut resumes: Map<String, Value> = Resume::LABELS
+        .iter()
+        .zip(s.resumes)
+        .map(|(l, n)| ((*l).into(), json!(n)))
+        .collect();
+    let resets: Map<String, Value> = ResetReason::ALL
+        .iter()
+        .map(|r| (r.label().into(), json!(s.resets[r.index()])))
+        .collect();
+    resumes.insert("resets".into(), Value::Object(resets));
+    let last_id = ctx.hub.last_id().map(|id| id.to_string());
     let cfg = &ctx.config;
     json!({
         "uptime_secs": s.uptime_secs,
@@ -84,7 +96,8 @@ fn stats_json(ctx: &Ctx) -> Value {
         "streams_ended": ended,
         "auth_failures": auth_failures,
         "rejected": rejected,
-        "history": {"events": ctx.hub.history_len(), "last_id": ctx.hub.last_id()},
+        "resumes": resumes,
+        "history": {"events": ctx.hub.history_len(), "epoch": ctx.hub.epoch(), "last_id": last_id},
         "config": {
             "queue": cfg.hub.queue_len,
             "history": cfg.hub.history_events,
@@ -243,11 +256,38 @@ fn prometheus(ctx: &Ctx) -> String {
         "Events kept for replay.",
         &one(ctx.hub.history_len() as u64),
     );
+    let resumes: Vec<(String, u64)> = Resume::LABELS
+        .iter()
+        .zip(s.resumes)
+        .map(|(l, n)| (format!("{{outcome=\"{l}\"}}"), n))
+        .collect();
+    metric(
+        "resumes_total",
+        "counter",
+        "Streams started, by resume outcome (the SSE-Resume header).",
+        &resumes,
+    );
+    let resets: Vec<(String, u64)> = ResetReason::ALL
+        .iter()
+        .map(|r| (format!("{{reason=\"{}\"}}", r.label()), s.resets[r.index()]))
+        .collect();
+    metric(
+        "resets_total",
+        "counter",
+        "Streams started with a reset event, by reason.",
+        &resets,
+    );
     metric(
         "last_event_id",
         "gauge",
-        "Id of the last event published.",
-        &one(ctx.hub.last_id()),
+        "Offset of the last event published in this history (the id is <epoch>-<offset>).",
+        &one(ctx.hub.last_id().map_or(0, |id| id.offset)),
+    );
+    metric(
+        "history_epoch",
+        "gauge",
+        "The history's epoch: its start time in Unix milliseconds.",
+        &one(ctx.hub.epoch()),
     );
     let listing = ctx.hub.topic_counts();
     let topics: Vec<(String, u64)> = listing
@@ -306,17 +346,34 @@ mod tests {
         let _b = ctx.hub.subscribe(Topics::All, None, None).unwrap();
         ctx.hub
             .publish(&Topic::new("x").unwrap(), &Event::new("d").unwrap());
+        // An old integer id: a reset. Gone again, so the other figures stay as they were.
+        drop(ctx.hub.subscribe(Topics::All, Some("3"), None).unwrap());
         ctx.stats.rejected(404);
         let j = stats_json(&ctx);
+        let epoch = ctx.hub.epoch();
         assert_eq!(j["clients"], 2);
         assert_eq!(j["events_published"], 1);
         assert_eq!(j["frames_queued"], 2);
+        assert_eq!(j["history"]["epoch"], epoch);
+        assert_eq!(j["history"]["last_id"], format!("{epoch}-1"));
+        assert_eq!(j["resumes"]["initialized"], 2);
+        assert_eq!(j["resumes"]["reset"], 1);
+        assert_eq!(j["resumes"]["resets"]["unknown"], 1);
+        assert_eq!(j["resumes"]["resets"]["other-epoch"], 0);
         assert_eq!(j["rejected"]["404"], 1);
         assert_eq!(j["topics"]["x"], 1);
         assert_eq!(j["topics"]["*"], 1);
         let p = prometheus(&ctx);
+        let epoch_line = format!("ssehub_history_epoch {epoch}");
         for line in [
             "ssehub_clients 2",
+            "ssehub_last_event_id 1",
+            &epoch_line,
+            "ssehub_resumes_total{outcome=\"initialized\"} 2",
+            "ssehub_resumes_total{outcome=\"reset\"} 1",
+            "ssehub_resumes_total{outcome=\"continue\"} 0",
+            "ssehub_resets_total{reason=\"unknown\"} 1",
+            "ssehub_resets_total{reason=\"other-epoch\"} 0",
             "ssehub_events_published_total 1",
             "ssehub_frames_queued_total 2",
             "ssehub_requests_rejected_total{status=\"404\"} 1",

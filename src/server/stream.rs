@@ -1,5 +1,9 @@
 //! `GET /stream`: check the request, subscribe, build the preamble, run the writer, and
 //! count how the stream ended.
+//!
+//! The stream head carries the resume outcome in [`RESUME_HEADER`] (`continue`, `reset`
+//! or `initialized`), decided when the hub subscribes the client (for `HEAD`, as it
+//! would be decided now), for clients that do not parse the body to learn it.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -12,6 +16,7 @@ use super::access::{self, Grant};
 use super::connection::Request;
 use super::socket::{Conn, write_timed};
 use super::writer::Writer;
+use crate::event_id::Resume;
 use crate::http::framing::BodyKind;
 use crate::http::response::{Response, stream_head};
 use crate::hub::{CloseHook, Subscription};
@@ -23,10 +28,15 @@ use crate::topic::{Topic, Topics};
 /// a subscriber must not make every publish slower by asking for thousands.
 pub const MAX_TOPICS_PER_STREAM: usize = 64;
 
+/// The response header that names the resume outcome: `continue`, `reset` or
+/// `initialized` (see `event_id.rs`).
+pub const RESUME_HEADER: &str = "SSE-Resume";
+
 /// A checked `GET /stream` request.
 pub(super) struct OpenStream {
     topics: Topics,
-    last_id: Option<u64>,
+    /// The client's last event id, as sent.
+    last_id: Option<String>,
     grant: Grant,
 }
 
@@ -65,13 +75,12 @@ pub(super) fn check(ctx: &Ctx, req: &Request) -> Result<OpenStream, Response> {
     } else {
         Topics::Only(topics.into())
     };
-    // A browser cannot set the header on its first connect, hence the query twin. Not a
-    // number (another server's id): treated as no id.
+    // A browser cannot set the header on its first connect, hence the query twin; the
+    // header wins. The text goes to the hub as sent: it decides what it means.
     let last_id = req
         .last_event_id
         .clone()
-        .or_else(|| req.param("lastEventId"))
-        .and_then(|v| v.trim().parse::<u64>().ok());
+        .or_else(|| req.param("lastEventId"));
     Ok(OpenStream {
         topics,
         last_id,
@@ -89,16 +98,30 @@ pub(super) async fn open<S: Conn>(
     req: &Request,
     open: OpenStream,
 ) -> Option<Opened> {
-    let head = stream_head(&ctx.cors.headers(req.origin.as_deref()));
+    let head = |resume: Resume| {
+        let mut fields = ctx.cors.headers(req.origin.as_deref());
+        if fields
+            .iter()
+            .any(|(n, _)| *n == "Access-Control-Allow-Origin")
+        {
+            fields.push(("Access-Control-Expose-Headers", RESUME_HEADER.to_owned()));
+        }
+        fields.push((RESUME_HEADER, resume.label().to_owned()));
+        stream_head(&fields)
+    };
     if req.is_head() {
+        let head = head(ctx.hub.resume_outcome(open.last_id.as_deref()));
         let _ = write_timed(stream, &head, ctx.config.limits.write_timeout).await;
         return None;
     }
     let closer = stream.clone();
     let hook: CloseHook = Box::new(move || closer.shut_down());
-    let subscribed = ctx
-        .hub
-        .subscribe_as(open.topics, open.grant.rights, open.last_id, Some(hook));
+    let subscribed = ctx.hub.subscribe_as(
+        open.topics,
+        open.grant.rights,
+        open.last_id.as_deref(),
+        Some(hook),
+    );
     let sub = match subscribed {
         Ok(sub) => sub,
         Err(e) => {
@@ -118,7 +141,7 @@ pub(super) async fn open<S: Conn>(
     }
     ctx.log
         .line(format_args!("client {} connected from {peer}", sub.id()));
-    let preamble = sse::preamble(head, jittered(ctx.config.retry_ms), sub.id());
+    let preamble = sse::preamble(head(sub.resume()), jittered(ctx.config.retry_ms), sub.id());
     Some(Opened {
         sub,
         preamble,

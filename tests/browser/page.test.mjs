@@ -155,7 +155,7 @@ test("live page: connects, shows events, stats, publishes, reconnects", { timeou
 
     await t.test("shows an unnamed event published with curl", async () => {
       const ans = await curlPublish(srv.port, { data: { hello: "browser" } });
-      assert.equal(typeof ans.id, "number");
+      assert.match(ans.id, /^\d+-\d+$/, "ids are <epoch>-<offset> strings");
       assert.ok(ans.delivered_to >= 1, `delivered_to = ${ans.delivered_to}`);
       const ev = await waitEvent(page, '"hello": "browser"'); // pretty-printed JSON
       assert.equal(await ev.locator(".name").textContent(), "message");
@@ -219,7 +219,7 @@ test("live page: connects, shows events, stats, publishes, reconnects", { timeou
       await page.click("#pub-send");
       const ev = await waitEvent(page, '"via": "the form"');
       assert.equal(await ev.locator(".name").textContent(), "fromform"); // name auto-added
-      await page.locator("#pub-result").filter({ hasText: /published id \d+, delivered to [1-9]/ })
+      await page.locator("#pub-result").filter({ hasText: /published id \d+-\d+, delivered to [1-9]/ })
         .waitFor({ timeout: WAIT });
     });
 
@@ -279,6 +279,84 @@ test("live page: connects, shows events, stats, publishes, reconnects", { timeou
       await page.waitForTimeout(1500); // failed retries keep it reconnecting, not closed
       assert.equal(await page.locator("#state").textContent(), "reconnecting");
       await page.locator("#stats-note").filter({ hasText: "unavailable" }).waitFor({ timeout: WAIT });
+    });
+
+    assert.deepEqual(pageErrors, [], "no uncaught errors in the page");
+  } finally {
+    await context.close();
+    await stopServer(srv);
+  }
+});
+
+// ---------- resets ----------
+
+/** Waits until the reset banner reads `text` (a substring). */
+async function waitBanner(page, text) {
+  const banner = page.locator("#reset-banner");
+  try {
+    await banner.filter({ hasText: text }).waitFor({ state: "visible", timeout: WAIT });
+  } catch (e) {
+    const got = await banner.textContent().catch(() => "?");
+    throw new Error(`reset banner never read "${text}" within ${WAIT} ms (it reads "${got}")`);
+  }
+}
+
+test("live page: a restart shows a reset, then what is new; a foreign id shows one too", { timeout: TEST_TIMEOUT }, async (t) => {
+  // A short retry, so that the EventSource comes back soon after the restart.
+  const args = ["--retry-ms", "300"];
+  let srv = await startServer(args);
+  const port = srv.port;
+  const base = `http://127.0.0.1:${port}`;
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  try {
+    await t.test("a plain connect shows no reset", async () => {
+      await page.goto(base + "/", { timeout: WAIT });
+      await waitState(page, "open");
+      const before = await curlPublish(port, { data: "before the restart" });
+      await waitEvent(page, "before the restart");
+      assert.match(before.id, /^\d+-1$/);
+      assert.ok(await page.locator("#reset-banner").isHidden());
+    });
+
+    await t.test("restarted on the same port: reset other-epoch, then the new events", async () => {
+      const { code } = await stopServer(srv);
+      assert.equal(code, 0);
+      await waitState(page, "reconnecting");
+      srv = await startServer([...args, "--bind", `127.0.0.1:${port}`]);
+      // Published before the page is back: retained, so replayed after the reset.
+      const after = await curlPublish(port, { data: "published after the restart" });
+      await waitBanner(page, "reset: other-epoch — history restarted, reload your state");
+      const reset = await waitEvent(page, '"reason": "other-epoch"');
+      assert.equal(await reset.locator(".name").textContent(), "reset");
+      assert.equal(await reset.locator(".id").textContent(), "#–", "a reset has no id of its own");
+      const ev = await waitEvent(page, "published after the restart");
+      assert.equal(await ev.locator(".id").textContent(), `#${after.id}`);
+      await waitState(page, "open");
+      const live = await curlPublish(port, { data: "live after the reset" });
+      const lv = await waitEvent(page, "live after the reset");
+      assert.equal(await lv.locator(".id").textContent(), `#${live.id}`);
+      // Newest first: live, replayed, reset.
+      const texts = await page.locator("#events .event .name").allTextContents();
+      assert.deepEqual(texts.slice(0, 3), ["message", "message", "reset"]);
+    });
+
+    await t.test("?lastEventId= on the page's URL resumes from it: garbage is reset unknown", async () => {
+      const p = await context.newPage();
+      p.on("pageerror", (e) => pageErrors.push(e.message));
+      await p.goto(base + "/?lastEventId=garbage", { timeout: WAIT });
+      await waitBanner(p, "reset: unknown");
+      const reset = await waitEvent(p, '"last_event_id": "garbage"');
+      assert.equal(await reset.locator(".name").textContent(), "reset");
+      await waitState(p, "open");
+      await curlPublish(port, { data: "live for the second page" });
+      await waitEvent(p, "live for the second page");
+      // Nothing was replayed: the reset and the live event only.
+      assert.equal(await p.locator("#events .event").count(), 2);
+      await p.screenshot({ path: join(OUT, "page-reset.png") });
+      await p.close();
     });
 
     assert.deepEqual(pageErrors, [], "no uncaught errors in the page");

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -11,12 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ssehub::Topic;
 use ssehub::config::Command as Cmd;
 use ssehub::server::Handle;
 use ssehub::sse::Event;
 use ssehub::stats::Snapshot;
 use ssehub::{Config, Hub, Log, Server, Shutdown};
+use ssehub::{EventId, Topic};
 
 /// The longest any single wait in these tests may take.
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
@@ -70,7 +72,7 @@ pub fn start(args: &[&str]) -> TestServer {
 
 impl TestServer {
     /// Publishes `data` (with an optional event name) on `topic` through the hub; returns the id.
-    pub fn publish(&self, topic: &str, name: Option<&str>, data: &str) -> u64 {
+    pub fn publish(&self, topic: &str, name: Option<&str>, data: &str) -> EventId {
         let mut ev = Event::new(data).expect("valid data");
         if let Some(n) = name {
             ev = ev.with_name(n).expect("valid name");
@@ -589,11 +591,22 @@ pub struct SseEvent {
 }
 
 impl SseEvent {
-    /// The id as a number.
-    pub fn num_id(&self) -> u64 {
+    /// The id, which must be of the hub's `<epoch>-<offset>` form.
+    pub fn event_id(&self) -> EventId {
         self.id
             .parse()
-            .unwrap_or_else(|_| panic!("non-numeric id in {self:?}"))
+            .unwrap_or_else(|_| panic!("not an <epoch>-<offset> id in {self:?}"))
+    }
+
+    /// The offset part of the id (dense from 1 within one epoch).
+    pub fn offset(&self) -> u64 {
+        self.event_id().offset
+    }
+
+    /// The data as JSON (e.g. of a `reset` event).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data)
+            .unwrap_or_else(|e| panic!("data is not JSON ({e}): {self:?}"))
     }
 }
 

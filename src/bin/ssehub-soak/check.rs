@@ -1,5 +1,9 @@
-//! Per-stream ordering checks (gaps, duplicates, out-of-order) in constant memory, and
-//! the extraction of the soak payload's `seq` and `sent_us` from an event's data.
+//! Per-stream ordering checks (gaps, duplicates, out-of-order) in constant memory, the
+//! extraction of the soak payload's `seq` and `sent_us` from an event's data, and the
+//! reason of a server's `reset` event.
+//!
+//! Event ids are opaque text (ssehub writes `<epoch>-<offset>`): nothing here parses
+//! them. Order is checked on the `seq` inside the data.
 
 /// How many of the most recent sequence numbers a [`SeqChecker`] remembers exactly.
 const WINDOW: u64 = 128;
@@ -9,8 +13,10 @@ const WINDOW: u64 = 128;
 pub enum Verdict {
     /// The next expected number (or an acceptable first one).
     InOrder,
-    /// `n` numbers were skipped before this one.
+    /// `n` numbers were skipped before this one, silently.
     Gap(u64),
+    /// `n` numbers were skipped before this one, and a reset event announced it.
+    AnnouncedGap(u64),
     /// Seen before.
     Duplicate,
     /// Older than the newest seen, not seen before. If it was counted in a gap, the gap
@@ -38,6 +44,8 @@ pub struct SeqChecker {
     /// Bit `i` set: number `next - 1 - i` was seen.
     seen: u128,
     started: bool,
+    /// A reset event came since the last observation: the next gap is announced.
+    announced: bool,
 }
 
 impl SeqChecker {
@@ -57,6 +65,11 @@ impl SeqChecker {
         }
     }
 
+    /// A reset event arrived: a gap before the next number is announced, not silent.
+    pub fn announce(&mut self) {
+        self.announced = true;
+    }
+
     /// The newest number seen.
     pub fn last(&self) -> Option<u64> {
         self.started.then(|| self.next - 1)
@@ -64,6 +77,14 @@ impl SeqChecker {
 
     /// Records `n` and says what it means.
     pub fn observe(&mut self, n: u64) -> Verdict {
+        let announced = std::mem::take(&mut self.announced);
+        match self.observe_silent(n) {
+            Verdict::Gap(k) if announced => Verdict::AnnouncedGap(k),
+            v => v,
+        }
+    }
+
+    fn observe_silent(&mut self, n: u64) -> Verdict {
         if !self.started {
             self.started = true;
             self.next = n + 1;
@@ -146,12 +167,62 @@ pub fn payload(data: &[u8]) -> Option<Payload> {
     })
 }
 
-/// Parses an SSE id as a decimal integer.
-pub fn numeric_id(id: &[u8]) -> Option<u64> {
-    if id.is_empty() || id.len() > 19 || !id.iter().all(u8::is_ascii_digit) {
-        return None;
+/// The `seq` of an event's data, when it has one (the server's demo `tick` events do;
+/// used with `--no-publish`).
+pub fn seq_of(data: &[u8]) -> Option<u64> {
+    number_after(data, b"\"seq\":")
+}
+
+/// The event type of ssehub's reset event.
+pub const RESET_EVENT: &[u8] = b"reset";
+
+/// Why the server reset a resumed stream (the `reason` of its reset event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetReason {
+    /// The id was older than the server's history.
+    Evicted,
+    /// The id was of another history (before a restart).
+    OtherEpoch,
+    /// The server could not read the id.
+    Unknown,
+    /// The id was ahead of the server's history.
+    Future,
+    /// No reason the tool knows (or none could be read).
+    Other,
+}
+
+impl ResetReason {
+    /// Every reason, in counter order.
+    pub const ALL: [ResetReason; 5] = [
+        ResetReason::Evicted,
+        ResetReason::OtherEpoch,
+        ResetReason::Unknown,
+        ResetReason::Future,
+        ResetReason::Other,
+    ];
+
+    /// The position of this reason's counter.
+    pub fn index(self) -> usize {
+        self as usize
     }
-    std::str::from_utf8(id).ok()?.parse().ok()
+}
+
+/// The reason of a reset event from its data, `{"reason":"…",…}` (possibly only a
+/// prefix of it: the server writes `reason` first).
+pub fn reset_reason(data: &[u8]) -> ResetReason {
+    const KEY: &[u8] = b"\"reason\":\"";
+    let Some(at) = data.windows(KEY.len()).position(|w| w == KEY) else {
+        return ResetReason::Other;
+    };
+    let rest = &data[at + KEY.len()..];
+    let value = rest.split(|&b| b == b'"').next().unwrap_or_default();
+    match value {
+        b"evicted" => ResetReason::Evicted,
+        b"other-epoch" => ResetReason::OtherEpoch,
+        b"unknown" => ResetReason::Unknown,
+        b"future" => ResetReason::Future,
+        _ => ResetReason::Other,
+    }
 }
 
 #[cfg(test)]
@@ -229,8 +300,43 @@ mod tests {
         );
         assert_eq!(payload(br#"{"seq":42,"sent_us":17"#), None);
         assert_eq!(payload(br#"{"value":1}"#), None);
-        assert_eq!(numeric_id(b"123"), Some(123));
-        assert_eq!(numeric_id(b"a1"), None);
-        assert_eq!(numeric_id(b""), None);
+        assert_eq!(seq_of(br#"{"seq":7,"ts":1,"value":0.5}"#), Some(7));
+        assert_eq!(seq_of(br#"{"value":1}"#), None);
+    }
+
+    #[test]
+    fn reset_reasons() {
+        let data = br#"{"reason":"other-epoch","last_event_id":"1-3","replay_from":null"#;
+        assert_eq!(reset_reason(data), ResetReason::OtherEpoch);
+        assert_eq!(
+            reset_reason(br#"{"reason":"evicted"}"#),
+            ResetReason::Evicted
+        );
+        assert_eq!(
+            reset_reason(br#"{"reason":"unknown"}"#),
+            ResetReason::Unknown
+        );
+        assert_eq!(reset_reason(br#"{"reason":"future"}"#), ResetReason::Future);
+        assert_eq!(reset_reason(br#"{"reason":"later"}"#), ResetReason::Other);
+        assert_eq!(reset_reason(b"not json"), ResetReason::Other);
+        for (i, r) in ResetReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
+
+    #[test]
+    fn a_reset_announces_the_next_gap_only() {
+        let mut c = SeqChecker::new(true);
+        use Verdict::*;
+        assert_eq!(run(&mut c, &[1, 2]), vec![InOrder, InOrder]);
+        c.announce();
+        // Announced: the gap before the first number after the reset.
+        assert_eq!(c.observe(6), AnnouncedGap(3));
+        // Not announced: a later gap is silent.
+        assert_eq!(c.observe(9), Gap(2));
+        // An announcement with nothing missing changes nothing.
+        c.announce();
+        assert_eq!(c.observe(10), InOrder);
+        assert_eq!(c.observe(12), Gap(1));
     }
 }

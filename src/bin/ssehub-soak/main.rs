@@ -3,6 +3,12 @@
 //! check every event with a WHATWG event-stream parser while one keep-alive publisher
 //! posts numbered events, and a JSON report says whether the server kept up.
 //!
+//! Event ids are opaque text (ssehub writes `<epoch>-<offset>`): the tool only echoes
+//! them back in `Last-Event-ID` and checks order on the `seq` in each event's data. A
+//! server's `reset` event (a resume that cannot continue where it left off) is counted
+//! by reason, and the gap after it is reported as announced (`announced_gaps`); a gap
+//! no reset announced is a failure.
+//!
 //! Exit status: 0 when every check passed, 1 when one failed, 2 for bad usage.
 //!
 //! The tool does not use the ssehub library: these files can move to

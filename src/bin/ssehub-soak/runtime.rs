@@ -13,6 +13,7 @@ use async_net::TcpStream;
 use futures_lite::{AsyncWriteExt, Future, FutureExt};
 
 use crate::args::{Config, EVENT_NAME, Style};
+use crate::check::ResetReason;
 use crate::histogram::{Histogram, Sum};
 use crate::http;
 use crate::procfs::{self, Sample};
@@ -107,8 +108,10 @@ pub(crate) enum Role {
 /// Counters per [`Role`].
 #[derive(Debug, Default)]
 pub(crate) struct PerRole {
-    /// Missing events.
+    /// Missing events no reset announced (failures).
     pub(crate) gaps: AtomicU64,
+    /// Missing events a reset event announced before them.
+    pub(crate) announced_gaps: AtomicU64,
     /// Events seen twice.
     pub(crate) duplicates: AtomicU64,
     /// Events older than one already seen.
@@ -138,8 +141,12 @@ pub(crate) struct Counters {
     pub(crate) comments: Sum,
     /// Body bytes received by subscribers.
     pub(crate) bytes: Sum,
-    /// Events whose id was not a decimal number (`--no-publish` checks).
-    pub(crate) non_numeric_ids: AtomicU64,
+    /// Events without a `seq` in their data (`--no-publish`: not checked).
+    pub(crate) unsequenced: AtomicU64,
+    /// Reset events received, by reason (in `check::ResetReason::ALL` order).
+    pub(crate) resets: [AtomicU64; ResetReason::ALL.len()],
+    /// Reset events on streams that sent no `Last-Event-ID` (never expected).
+    pub(crate) unexpected_resets: AtomicU64,
     /// Events published (answered 200).
     pub(crate) published: AtomicU64,
     /// Failed publish requests.
@@ -174,8 +181,6 @@ pub(crate) struct Counters {
     pub(crate) reconnect_failed: AtomicU64,
     /// Reconnect sessions that saw no event id before hanging up (nothing to resume).
     pub(crate) reconnect_no_id: AtomicU64,
-    /// `: missed events` comments seen after a reconnect.
-    pub(crate) missed_comments: AtomicU64,
     /// Churn and reconnect sessions alive.
     pub(crate) in_flight: AtomicU64,
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use async_io::{Async, Timer};
 use futures_lite::{AsyncReadExt, Future, future};
 
-use crate::check::{SeqChecker, Verdict, numeric_id, payload};
+use crate::check::{RESET_EVENT, SeqChecker, Verdict, payload, reset_reason, seq_of};
 use crate::http::{self, Dechunker, Framing};
 use crate::runtime::{
     IO_TIMEOUT, READ_BUF, Role, Rt, Signal, Slot, add, connect, unix_us, until, write_timed,
@@ -41,6 +41,9 @@ pub(crate) struct StreamState {
     checker: SeqChecker,
     /// Own events (or, without publishing, events) seen in the current session.
     pub(crate) events_seen: u64,
+    /// Whether the current session resumed with a `Last-Event-ID` (only such a stream
+    /// may start with a reset event).
+    resumed: bool,
 }
 
 impl StreamState {
@@ -50,6 +53,7 @@ impl StreamState {
             parser: Parser::new(Caps::SMALL),
             checker: SeqChecker::new(count_gaps),
             events_seen: 0,
+            resumed: false,
         }
     }
 }
@@ -58,6 +62,7 @@ impl StreamState {
 struct Handler<'a, 's> {
     rt: &'a Rt,
     role: Role,
+    resumed: bool,
     checker: &'a mut SeqChecker,
     events_seen: &'a mut u64,
     tally: &'a mut Tally<'s>,
@@ -67,11 +72,21 @@ impl Handler<'_, '_> {
     fn on(&mut self, item: Item<'_>) {
         let c = &self.rt.c;
         match item {
-            Item::Comment(text) => {
-                self.tally.comments += 1;
-                if text.trim_ascii_start().starts_with(b"missed") && self.role == Role::Reconnect {
-                    self.tally.missed_comments += 1;
+            Item::Comment(_) => self.tally.comments += 1,
+            Item::Event(e) if e.event == RESET_EVENT => {
+                // The server could not continue where this stream left off, and says so:
+                // a gap before the next event is announced, not silent.
+                let reason = reset_reason(e.data);
+                add(&c.resets[reason.index()], 1);
+                if !self.resumed {
+                    add(&c.unexpected_resets, 1);
+                    self.rt.error(format!(
+                        "{:?} client: a reset event on a stream that sent no Last-Event-ID: {}",
+                        self.role,
+                        String::from_utf8_lossy(e.data)
+                    ));
                 }
+                self.checker.announce();
             }
             Item::Event(e) => {
                 let n = if self.rt.publishing() {
@@ -94,10 +109,11 @@ impl Handler<'_, '_> {
                     if self.role != Role::Reconnect {
                         self.tally.received += 1;
                     }
-                    match numeric_id(e.id) {
-                        Some(id) => id,
+                    // Ids are opaque: order is checked on the demo events' `seq`.
+                    match seq_of(e.data) {
+                        Some(seq) => seq,
                         None => {
-                            self.tally.non_numeric_ids += 1;
+                            self.tally.unsequenced += 1;
                             return;
                         }
                     }
@@ -116,11 +132,17 @@ impl Handler<'_, '_> {
                             String::from_utf8_lossy(e.id)
                         ));
                     }
+                    Verdict::AnnouncedGap(k) => add(&r.announced_gaps, k),
                     Verdict::Duplicate => add(&r.duplicates, 1),
                     Verdict::OutOfOrder { filled } => {
                         add(&r.out_of_order, 1);
                         if filled {
-                            r.gaps.fetch_sub(1, Ordering::Relaxed);
+                            // (Saturating: the gap it fills may have been an announced one.)
+                            let _ =
+                                r.gaps
+                                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |g| {
+                                        Some(g.saturating_sub(1))
+                                    });
                         }
                     }
                 }
@@ -157,6 +179,7 @@ pub(crate) async fn session(
         Err(_) if stop.fired() => return End::Stopped,
         Err(e) => return End::Failed(e.to_string()),
     };
+    st.resumed = last_id.is_some();
     let req = http::stream_request(&rt.stream_target, &rt.cfg.base.host, last_id);
     if let Err(e) = write_timed(&mut stream, &req, stop).await {
         return End::Failed(format!("writing the request: {e}"));
@@ -341,8 +364,7 @@ struct Tally<'a> {
     received: u64,
     foreign: u64,
     comments: u64,
-    missed_comments: u64,
-    non_numeric_ids: u64,
+    unsequenced: u64,
     bytes: u64,
     /// Highest sequence number seen in the batch.
     max_seq: u64,
@@ -356,8 +378,7 @@ impl<'a> Tally<'a> {
             received: 0,
             foreign: 0,
             comments: 0,
-            missed_comments: 0,
-            non_numeric_ids: 0,
+            unsequenced: 0,
             bytes: 0,
             max_seq: 0,
         }
@@ -376,6 +397,7 @@ impl<'a> Tally<'a> {
         let mut h = Handler {
             rt,
             role: st.role,
+            resumed: st.resumed,
             checker: &mut st.checker,
             events_seen: &mut st.events_seen,
             tally: self,
@@ -421,13 +443,8 @@ impl<'a> Tally<'a> {
                 counter.add(n);
             }
         }
-        for (counter, n) in [
-            (&c.missed_comments, self.missed_comments),
-            (&c.non_numeric_ids, self.non_numeric_ids),
-        ] {
-            if n > 0 {
-                add(counter, n);
-            }
+        if self.unsequenced > 0 {
+            add(&c.unsequenced, self.unsequenced);
         }
         if let Some(slot) = self.slot.filter(|_| self.max_seq > 0) {
             slot.last_seq.fetch_max(self.max_seq, Ordering::Relaxed);

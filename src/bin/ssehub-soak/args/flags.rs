@@ -145,7 +145,8 @@ const SECTIONS: &[(&str, &[Flag])] = &[
                 name: "reconnect",
                 value: Some("R"),
                 help: "clients per second that hang up and resume with\n\
-                       Last-Event-ID; they must see no gap",
+                       Last-Event-ID; they must see no gap a reset event\n\
+                       did not announce",
                 action: Action::Set(|r, v| rate(v).map(|x| r.reconnect = x)),
             },
         ],

@@ -1,0 +1,16 @@
+//! A small Redis client of our own, on async-net: RESP2 (`resp.rs`), the address and
+//! credentials (`url.rs`), one logged-in connection with pipelined, time-bounded
+//! exchanges (`conn.rs`), and the stream commands the hub uses (`stream.rs`).
+//!
+//! Why not the `redis` crate: with smol support it still pulls in tokio and about 40
+//! other crates, and its default response timeout breaks `XREAD BLOCK`. What the hub
+//! needs is a handful of commands (`AUTH`, `SELECT`, `CLIENT SETNAME`, `XADD`, `XREAD`,
+//! `XRANGE`, `XREVRANGE`, `PING`) on two connections.
+
+mod conn;
+pub mod resp;
+pub mod stream;
+mod url;
+
+pub use conn::{Connection, ErrorKind, RedisError, check};
+pub use url::{DEFAULT_PORT, Endpoint, RedisUrl};

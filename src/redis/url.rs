@@ -1,0 +1,215 @@
+//! Where the Redis server is and how to log in: `redis://[user:password@]host:port[/db]`
+//! or `unix:///path/to/socket[?db=N]` (user and password as `unix://user:pass@/path`).
+
+use std::fmt;
+
+/// The default Redis port.
+pub const DEFAULT_PORT: u16 = 6379;
+
+/// A parsed Redis address and credentials. Its `Debug` and `Display` never show the
+/// password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl {
+    /// Where to connect.
+    pub endpoint: Endpoint,
+    /// The ACL user, if any (`AUTH user password`; without it `AUTH password`).
+    pub user: Option<String>,
+    /// The password, if any.
+    pub password: Option<String>,
+    /// The database to `SELECT` (0 by default).
+    pub db: u32,
+}
+
+/// A TCP host and port, or a unix socket path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `host:port`.
+    Tcp(String, u16),
+    /// A unix socket path.
+    Unix(String),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(h, p) => write!(f, "{h}:{p}"),
+            Endpoint::Unix(path) => write!(f, "unix:{path}"),
+        }
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auth = match (&self.user, &self.password) {
+            (Some(u), _) => format!("{u}:***@"),
+            (None, Some(_)) => ":***@".to_owned(),
+            (None, None) => String::new(),
+        };
+        match &self.endpoint {
+            Endpoint::Tcp(h, p) => write!(f, "redis://{auth}{h}:{p}/{}", self.db),
+            Endpoint::Unix(path) => write!(f, "unix://{auth}{path}?db={}", self.db),
+        }
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({self})")
+    }
+}
+
+/// Decodes `%XX` escapes (user names and passwords may hold `@` or `:`).
+fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("bad %-escape")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "credentials are not UTF-8".to_owned())
+}
+
+impl RedisUrl {
+    /// Parses a URL.
+    ///
+    /// # Errors
+    ///
+    /// A one-line reason (which never holds the password).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ssehub::redis::{Endpoint, RedisUrl};
+    /// let u = RedisUrl::parse("redis://app:s%40cret@127.0.0.1:6380/2").unwrap();
+    /// assert_eq!(u.endpoint, Endpoint::Tcp("127.0.0.1".into(), 6380));
+    /// assert_eq!((u.user.as_deref(), u.password.as_deref(), u.db), (Some("app"), Some("s@cret"), 2));
+    /// assert_eq!(u.to_string(), "redis://app:***@127.0.0.1:6380/2");
+    /// let u = RedisUrl::parse("unix:///run/redis.sock").unwrap();
+    /// assert_eq!(u.endpoint, Endpoint::Unix("/run/redis.sock".into()));
+    /// ```
+    pub fn parse(url: &str) -> Result<RedisUrl, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or("expected redis://host:port or unix:///path")?;
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((a, r)) => (Some(a), r),
+            None => (None, rest),
+        };
+        let (user, password) = match auth {
+            None => (None, None),
+            Some(a) => {
+                let (u, p) = match a.split_once(':') {
+                    Some((u, p)) => (u, Some(p)),
+                    None => ("", Some(a)),
+                };
+                let user = (!u.is_empty()).then(|| percent_decode(u)).transpose()?;
+                let password = p
+                    .filter(|p| !p.is_empty())
+                    .map(percent_decode)
+                    .transpose()?;
+                (user, password)
+            }
+        };
+        match scheme {
+            "redis" => {
+                let (hostport, db) = match rest.split_once('/') {
+                    Some((h, "")) => (h, 0),
+                    Some((h, d)) => (h, d.parse().map_err(|_| "database must be a number")?),
+                    None => (rest, 0),
+                };
+                let (host, port) = match hostport.rsplit_once(':') {
+                    Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                        (h, p.parse().map_err(|_| "port must be a number")?)
+                    }
+                    _ => (hostport, DEFAULT_PORT),
+                };
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                if host.is_empty() {
+                    return Err("missing host".into());
+                }
+                Ok(RedisUrl {
+                    endpoint: Endpoint::Tcp(host.to_owned(), port),
+                    user,
+                    password,
+                    db,
+                })
+            }
+            "unix" => {
+                let (path, query) = match rest.split_once('?') {
+                    Some((p, q)) => (p, Some(q)),
+                    None => (rest, None),
+                };
+                if !path.starts_with('/') {
+                    return Err("unix socket path must be absolute: unix:///path".into());
+                }
+                let db = match query.and_then(|q| q.strip_prefix("db=")) {
+                    Some(d) => d.parse().map_err(|_| "db must be a number")?,
+                    None => 0,
+                };
+                Ok(RedisUrl {
+                    endpoint: Endpoint::Unix(path.to_owned()),
+                    user,
+                    password,
+                    db,
+                })
+            }
+            "rediss" => Err("TLS (rediss://) is not supported: reach a remote Redis through a unix socket, localhost or a tunnel".into()),
+            other => Err(format!("unknown scheme {other:?}: expected redis:// or unix://")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let u = RedisUrl::parse("redis://localhost").unwrap();
+        assert_eq!(u.endpoint, Endpoint::Tcp("localhost".into(), 6379));
+        assert_eq!((u.user, u.password, u.db), (None, None, 0));
+        let u = RedisUrl::parse("redis://:pw@h:1/").unwrap();
+        assert_eq!((u.user, u.password.as_deref()), (None, Some("pw")));
+        let u = RedisUrl::parse("redis://pw@h:1").unwrap();
+        assert_eq!(u.password.as_deref(), Some("pw"));
+        let u = RedisUrl::parse("redis://[::1]:7000/3").unwrap();
+        assert_eq!(u.endpoint, Endpoint::Tcp("::1".into(), 7000));
+        assert_eq!(u.db, 3);
+        let u = RedisUrl::parse("unix://u:p@/tmp/r.sock?db=4").unwrap();
+        assert_eq!(u.endpoint, Endpoint::Unix("/tmp/r.sock".into()));
+        assert_eq!(
+            (u.user.as_deref(), u.password.as_deref(), u.db),
+            (Some("u"), Some("p"), 4)
+        );
+    }
+
+    #[test]
+    fn errors_are_one_line_and_never_show_the_password() {
+        for bad in [
+            "localhost:6379",
+            "redis://h:port",
+            "redis://h:1/x",
+            "redis://",
+            "unix://relative.sock",
+            "rediss://h",
+            "http://h",
+            "redis://u:%zz@h",
+        ] {
+            let e = RedisUrl::parse(bad).unwrap_err();
+            assert!(!e.contains('\n') && !e.contains("zz"), "{bad}: {e}");
+        }
+        let u = RedisUrl::parse("redis://u:topsecret@h:1").unwrap();
+        assert!(!format!("{u} {u:?}").contains("topsecret"));
+    }
+}
