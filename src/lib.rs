@@ -105,6 +105,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub mod auth;
+pub mod broker;
 pub mod config;
 pub mod event_id;
 #[doc(hidden)]

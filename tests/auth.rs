@@ -528,3 +528,26 @@ fn cors_for_a_named_origin_allows_credentials() {
     assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
     assert_eq!(r.header("Access-Control-Allow-Credentials"), None);
 }
+
+#[test]
+fn private_events_are_refused_with_redis_until_its_entries_carry_visibility() {
+    // See the README: a shared stream's entries carry no visibility yet, and every node
+    // would deliver a private event to everyone, so it is refused (501), never leaked.
+    let redis = crate::support::redis::RedisServer::start(&[]);
+    let url = redis.unix_url("");
+    let srv = hub(&["--redis", &url]);
+    let mut sub = SseClient::open(srv.addr, "/stream");
+    srv.wait_subscribers(1, SHORT);
+    let r =
+        crate::support::publish_json(srv.addr, TOKEN, &json!({"data": "secret", "private": true}));
+    r.assert_refusal(501);
+    assert!(
+        r.body_text()
+            .starts_with("private events cannot go through --redis")
+    );
+    let r = crate::support::publish_json(srv.addr, TOKEN, &json!({"data": "public"}));
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let got = sub.expect_event();
+    assert_eq!(got.data, "public");
+    sub.assert_no_event(Duration::from_millis(300));
+}

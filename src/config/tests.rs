@@ -100,6 +100,38 @@ fn old_flag_names_are_aliases() {
 }
 
 #[test]
+fn redis_flags() {
+    let c = run(
+        &["--redis", "unix://:pw@/tmp/r.sock", "--history", "50"],
+        &[],
+    )
+    .unwrap();
+    let r = c.redis.as_ref().unwrap();
+    assert_eq!((r.stream.as_str(), r.maxlen), ("ssehub:events", 50));
+    assert!(!format!("{c:?}").contains("pw@"));
+    let c = run(
+        &[
+            "--redis",
+            "redis://h",
+            "--redis-stream",
+            "k",
+            "--redis-maxlen",
+            "9",
+        ],
+        &[],
+    );
+    assert_eq!(c.unwrap().redis.unwrap().maxlen, 9);
+    for bad in [
+        &["--redis", "h:1"][..],
+        &["--redis", "redis://h", "--redis-stream", "a b"],
+    ] {
+        let e = run(bad, &[]).unwrap_err();
+        assert!(e.0.starts_with("--redis"), "{e}");
+    }
+    assert!(run(&[], &[]).unwrap().redis.is_none());
+}
+
+#[test]
 fn debug_never_shows_the_token() {
     let c = run(&["--publish-token", "s3cret"], &[]).unwrap();
     assert!(!format!("{c:?}").contains("s3cret"));

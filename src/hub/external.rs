@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use super::history::{History, Retained};
 use super::topic_counts::TopicCounts;
 use super::{CloseHook, Delivery, Hub, HubLimits, Inner, State, SubscribeError, Subscription};
+use crate::auth::Selectors;
 use crate::event_id::{EventId, Reset, ResetReason};
 use crate::log::Log;
 use crate::sse::{self, Event, encode};
@@ -146,11 +147,11 @@ impl Hub {
         }
     }
 
-    /// [`Hub::subscribe`] for a client whose id is older than this history, with the
-    /// broker's events from that id on (`older`, oldest first, starting with the
-    /// client's own event when the broker still has it). They bridge the client to the
-    /// history when they start at its id and reach the history's start; otherwise the
-    /// client gets an `evicted` reset, as without them.
+    /// [`Hub::subscribe_as`] (with the subscriber's `rights`) for a client whose id is
+    /// older than this history, with the broker's events from that id on (`older`,
+    /// oldest first, starting with the client's own event when the broker still has it).
+    /// They bridge the client to the history when they start at its id and reach the
+    /// history's start; otherwise the client gets an `evicted` reset, as without them.
     ///
     /// # Errors
     ///
@@ -158,6 +159,7 @@ impl Hub {
     pub fn subscribe_bridged(
         &self,
         topics: Topics,
+        rights: Option<Arc<Selectors>>,
         last_id: Option<&str>,
         older: Vec<(EventId, Topic, Event)>,
         on_evict: Option<CloseHook>,
@@ -172,7 +174,7 @@ impl Hub {
                 private: false,
             })
             .collect();
-        self.subscribe_with(topics, None, last_id, &older, on_evict)
+        self.subscribe_with(topics, rights, last_id, &older, on_evict)
     }
 }
 
@@ -263,7 +265,7 @@ mod tests {
             (id(30, 0), t(), ev("30")),
         ];
         let mut s = h
-            .subscribe_bridged(Topics::All, Some("10-0"), older, None)
+            .subscribe_bridged(Topics::All, None, Some("10-0"), older, None)
             .unwrap();
         assert_eq!(s.resume(), Resume::Continue);
         assert_eq!(
@@ -277,7 +279,7 @@ mod tests {
         // The broker no longer has the client's event: evicted, then what is kept.
         let older = vec![(id(20, 0), t(), ev("20"))];
         let mut s = h
-            .subscribe_bridged(Topics::All, Some("10-0"), older, None)
+            .subscribe_bridged(Topics::All, None, Some("10-0"), older, None)
             .unwrap();
         assert_eq!(s.resume(), Resume::Reset(ResetReason::Evicted));
         let got = texts(&s.take_backlog());

@@ -40,6 +40,7 @@ use futures_lite::FutureExt;
 pub(crate) use connection::serve_connection;
 pub(crate) use socket::Conn;
 
+use crate::broker::{Broker, Reader};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::log::Log;
@@ -61,12 +62,15 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// The shared stream (`--redis`) could not be reached, or refused the node.
+    Broker(String),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            Error::Broker(why) => f.write_str(why),
         }
     }
 }
@@ -75,6 +79,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Bind { source, .. } => Some(source),
+            Error::Broker(_) => None,
         }
     }
 }
@@ -89,6 +94,8 @@ pub(crate) struct Ctx {
     pub(crate) log: Log,
     pub(crate) shutdown: Shutdown,
     pub(crate) cors: cors::Cors,
+    /// The shared stream, with `--redis`.
+    pub(crate) broker: Option<Broker>,
     connections: Arc<AtomicUsize>,
 }
 
@@ -97,6 +104,17 @@ impl Ctx {
     pub(crate) fn new(config: Config, log: Log, shutdown: Shutdown) -> Arc<Ctx> {
         let stats = Arc::new(Stats::new());
         let hub = Hub::with_log(config.hub, stats.clone(), log.clone());
+        Ctx::with(config, log, shutdown, stats, hub, None)
+    }
+
+    fn with(
+        config: Config,
+        log: Log,
+        shutdown: Shutdown,
+        stats: Arc<Stats>,
+        hub: Hub,
+        broker: Option<Broker>,
+    ) -> Arc<Ctx> {
         let cors = cors::Cors::new(&config.cors_origins);
         Arc::new(Ctx {
             config,
@@ -105,6 +123,7 @@ impl Ctx {
             log,
             shutdown,
             cors,
+            broker,
             connections: Arc::new(AtomicUsize::new(0)),
         })
     }
@@ -141,6 +160,8 @@ pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
     ctx: Arc<Ctx>,
+    /// The shared stream's reader, started by [`Server::run`].
+    reader: Option<Reader>,
 }
 
 impl Server {
@@ -159,10 +180,28 @@ impl Server {
         let _ = rustix::net::listen(&std, LISTEN_BACKLOG);
         let local = std.local_addr().map_err(bind_err)?;
         let listener = TcpListener::try_from(std).map_err(bind_err)?;
+        let (ctx, reader) = match config.redis.clone() {
+            None => (Ctx::new(config, log, shutdown), None),
+            Some(redis) => {
+                // With a shared stream the ids are Redis's, and the node starts only once
+                // it has reached Redis and loaded the stream's tail.
+                let stats = Arc::new(Stats::new());
+                let hub = Hub::with_external_ids(config.hub, stats.clone(), log.clone());
+                let (broker, reader) = futures_lite::future::block_on(Broker::connect(
+                    redis,
+                    hub.clone(),
+                    log.clone(),
+                ))
+                .map_err(Error::Broker)?;
+                let ctx = Ctx::with(config, log, shutdown, stats, hub, Some(broker));
+                (ctx, Some(reader))
+            }
+        };
         Ok(Server {
             listener,
             addr: local,
-            ctx: Ctx::new(config, log, shutdown),
+            ctx,
+            reader,
         })
     }
 
@@ -218,7 +257,11 @@ impl Server {
                 }
                 None => job.run(),
             });
-        let producers = Producers::spawn(&ex, &ctx.config, &ctx.hub, &ctx.log);
+        let producers = Producers::spawn(&ex, &ctx.config, &ctx.hub, ctx.broker.as_ref(), &ctx.log);
+        let reader = match (&ctx.broker, self.reader) {
+            (Some(b), Some(r)) => Some(ex.spawn(b.clone().run_reader(r, ctx.shutdown.clone()))),
+            _ => None,
+        };
         let (guard, all_done) = Guard::new();
         ctx.log.line(format_args!("listening on {}", self.addr));
         accept::accept_loop(&self.listener, &ex, &streams, &ctx, &guard).await;
@@ -229,6 +272,7 @@ impl Server {
             ctx.config.grace
         ));
         drop(producers);
+        drop(reader);
         ctx.hub.close();
         drop(guard);
         let finished = async {

@@ -103,6 +103,21 @@ pub(super) async fn handle<S: Conn>(
     publisher: &Publisher,
 ) -> Result<Response, ConnError> {
     let body = receive_body(stream, buf, ctx, req).await?;
+    if let Some(broker) = &ctx.broker {
+        // Through the shared stream: answered once Redis has the entry, with its id.
+        return Ok(match parse_body(req, &body) {
+            Err(resp) => resp,
+            Ok(p) => match publisher.check(&p.topic) {
+                Err(refused) => refused,
+                Ok(()) if p.private => Response::text(501, crate::broker::NO_PRIVATE_EVENTS),
+                Ok(()) => match broker.publish(&p.topic, &p.event).await {
+                    Ok(id) => Response::json(200, &json!({"id": id.to_string()})),
+                    Err(e) => Response::text(503, &e.to_string())
+                        .header("Retry-After", BROKER_RETRY_AFTER.as_secs().to_string()),
+                },
+            },
+        });
+    }
     let (resp, congested) = publish_body(ctx, req, &body, publisher);
     if congested {
         pace_publisher(ctx).await;
@@ -167,9 +182,11 @@ async fn pace_publisher(ctx: &Ctx) {
     }
 }
 
-/// Publishes a request's event if `publisher` may publish to its topic; the answer, and
-/// whether the subscribers are congested.
-fn publish_body(ctx: &Ctx, req: &Request, body: &[u8], publisher: &Publisher) -> (Response, bool) {
+/// What `Retry-After` says while the shared stream is unreachable. **Unit:** seconds.
+pub const BROKER_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The request's event, or the `400` naming what is wrong.
+fn parse_body(req: &Request, body: &[u8]) -> Result<publish::Publish, Response> {
     let is_json = req.content_type.as_deref().is_some_and(|ct| {
         ct.trim_start()
             .to_ascii_lowercase()
@@ -186,7 +203,13 @@ fn publish_body(ctx: &Ctx, req: &Request, body: &[u8], publisher: &Publisher) ->
             req.param("private").as_deref(),
         )
     };
-    match parsed {
+    parsed.map_err(|e| Response::text(400, &e.to_string()))
+}
+
+/// Publishes a request's event if `publisher` may publish to its topic; the answer, and
+/// whether the subscribers are congested.
+fn publish_body(ctx: &Ctx, req: &Request, body: &[u8], publisher: &Publisher) -> (Response, bool) {
+    match parse_body(req, body) {
         Ok(p) => {
             if let Err(refused) = publisher.check(&p.topic) {
                 return (refused, false);
@@ -203,6 +226,6 @@ fn publish_body(ctx: &Ctx, req: &Request, body: &[u8], publisher: &Publisher) ->
             );
             (resp, published.delivery.congested())
         }
-        Err(e) => (Response::text(400, &e.to_string()), false),
+        Err(resp) => (resp, false),
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::auth::{DEFAULT_COOKIE, Key, MIN_KEY_BYTES, SubscribeAuth};
 use crate::http::head::HeadLimits;
 use crate::hub::HubLimits;
+use crate::redis::RedisUrl;
 
 /// Default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -119,6 +120,22 @@ pub struct Config {
     pub jwt_cookie: String,
     /// Whether every stream needs a valid token.
     pub subscribe_auth: SubscribeAuth,
+    /// Several nodes on one Redis stream (`--redis`); `None`: this node alone.
+    pub redis: Option<RedisConfig>,
+}
+
+/// The default Redis stream key.
+pub const DEFAULT_REDIS_STREAM: &str = "ssehub:events";
+
+/// Where the shared stream is (`--redis`, `--redis-stream`, `--redis-maxlen`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// The server and the credentials (never shown).
+    pub url: RedisUrl,
+    /// The stream key.
+    pub stream: String,
+    /// Entries the stream keeps (`XADD ... MAXLEN ~ N`).
+    pub maxlen: usize,
 }
 
 impl fmt::Debug for Config {
@@ -136,6 +153,7 @@ impl fmt::Debug for Config {
             .field("jwt_key", &self.jwt_key)
             .field("jwt_cookie", &self.jwt_cookie)
             .field("subscribe_auth", &self.subscribe_auth)
+            .field("redis", &self.redis)
             .finish_non_exhaustive()
     }
 }
@@ -160,6 +178,7 @@ impl Default for Config {
             jwt_key: None,
             jwt_cookie: DEFAULT_COOKIE.to_owned(),
             subscribe_auth: SubscribeAuth::Optional,
+            redis: None,
         }
     }
 }
@@ -360,6 +379,24 @@ const OPTS: &[Opt] = &[
         name: "cors-origin",
         value: Some("ORIGIN"),
         help: "allow this origin (repeatable, or *)",
+        alias: None,
+    },
+    Opt {
+        name: "redis",
+        value: Some("URL"),
+        help: "share one Redis stream with other nodes: redis://[user:pass@]host:port[/db] or unix:///path",
+        alias: None,
+    },
+    Opt {
+        name: "redis-stream",
+        value: Some("KEY"),
+        help: "the Redis stream key [ssehub:events]",
+        alias: None,
+    },
+    Opt {
+        name: "redis-maxlen",
+        value: Some("N"),
+        help: "entries the shared stream keeps, approximately (MAXLEN ~) [--history]",
         alias: None,
     },
     Opt {
@@ -595,6 +632,36 @@ impl Config {
                 "--subscribe-auth required needs --jwt-key or --jwt-key-file".into(),
             ));
         }
+        let redis = match raw.get("redis") {
+            None => None,
+            Some(u) => {
+                let url = RedisUrl::parse(u).map_err(|e| ConfigError(format!("--redis: {e}")))?;
+                let stream = raw
+                    .get("redis-stream")
+                    .unwrap_or(DEFAULT_REDIS_STREAM)
+                    .to_owned();
+                if stream.is_empty()
+                    || stream.len() > 256
+                    || !stream.bytes().all(|b| b.is_ascii_graphic())
+                {
+                    return Err(ConfigError(
+                        "--redis-stream: 1 to 256 visible ASCII characters".into(),
+                    ));
+                }
+                let maxlen = int(
+                    raw,
+                    "redis-maxlen",
+                    hub.history_events.max(1),
+                    1,
+                    10_000_000,
+                )?;
+                Some(RedisConfig {
+                    url,
+                    stream,
+                    maxlen,
+                })
+            }
+        };
         let stdin = flag(raw, "stdin")?;
         let stdin_json = flag(raw, "stdin-json")?;
         Ok(Config {
@@ -615,6 +682,7 @@ impl Config {
             jwt_key,
             jwt_cookie,
             subscribe_auth,
+            redis,
         })
     }
 }
