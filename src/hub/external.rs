@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::history::{History, Retained};
 use super::topic_counts::TopicCounts;
-use super::{CloseHook, Delivery, Hub, HubLimits, Inner, State, SubscribeError, Subscription};
+use super::{
+    CloseHook, Delivery, DirectSink, Hub, HubLimits, Inner, State, SubscribeError, Subscription,
+};
 use crate::event_id::{EventId, Reset, ResetReason};
 use crate::log::Log;
 use crate::sse::{self, Event, encode};
@@ -145,12 +147,13 @@ impl Hub {
     /// # Errors
     ///
     /// [`SubscribeError::Closed`] once the hub is closed.
-    pub fn subscribe_bridged(
+    pub(crate) fn subscribe_bridged(
         &self,
         topics: Topics,
         last_id: Option<&str>,
         older: Vec<(EventId, Topic, Event)>,
         on_evict: Option<CloseHook>,
+        sink: Option<Arc<dyn DirectSink>>,
     ) -> Result<Subscription, SubscribeError> {
         // Encoded for this client alone: a replay older than the history is rare.
         let older: Vec<Retained> = older
@@ -161,7 +164,7 @@ impl Hub {
                 topic,
             })
             .collect();
-        self.subscribe_with(topics, last_id, &older, on_evict)
+        self.subscribe_with(topics, last_id, &older, on_evict, sink)
     }
 }
 
@@ -252,7 +255,7 @@ mod tests {
             (id(30, 0), t(), ev("30")),
         ];
         let mut s = h
-            .subscribe_bridged(Topics::All, Some("10-0"), older, None)
+            .subscribe_bridged(Topics::All, Some("10-0"), older, None, None)
             .unwrap();
         assert_eq!(s.resume(), Resume::Continue);
         assert_eq!(
@@ -266,7 +269,7 @@ mod tests {
         // The broker no longer has the client's event: evicted, then what is kept.
         let older = vec![(id(20, 0), t(), ev("20"))];
         let mut s = h
-            .subscribe_bridged(Topics::All, Some("10-0"), older, None)
+            .subscribe_bridged(Topics::All, Some("10-0"), older, None, None)
             .unwrap();
         assert_eq!(s.resume(), Resume::Reset(ResetReason::Evicted));
         let got = texts(&s.take_backlog());

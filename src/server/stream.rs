@@ -102,11 +102,16 @@ pub(super) async fn open<S: Conn>(
         (Some(broker), Some(sent)) => from_the_broker(ctx, broker, sent).await,
         _ => None,
     };
-    let subscribed = match older {
-        Some(older) => ctx
+    let sink = stream.direct_sink();
+    let subscribed = match (older, sink) {
+        (Some(older), sink) => {
+            ctx.hub
+                .subscribe_bridged(open.topics, last_id, older, Some(hook), sink)
+        }
+        (None, Some(sink)) => ctx
             .hub
-            .subscribe_bridged(open.topics, last_id, older, Some(hook)),
-        None => ctx.hub.subscribe(open.topics, last_id, Some(hook)),
+            .subscribe_direct(open.topics, last_id, Some(hook), sink),
+        (None, None) => ctx.hub.subscribe(open.topics, last_id, Some(hook)),
     };
     let sub = match subscribed {
         Ok(sub) => sub,
@@ -122,9 +127,6 @@ pub(super) async fn open<S: Conn>(
             return None;
         }
     };
-    if let Some(sink) = stream.direct_sink() {
-        sub.set_direct_sink(sink);
-    }
     ctx.log
         .line(format_args!("client {} connected from {peer}", sub.id()));
     let preamble = sse::preamble(head(sub.resume()), jittered(ctx.config.retry_ms), sub.id());
