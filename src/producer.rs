@@ -228,7 +228,7 @@ mod tests {
     }
 
     fn drain(sub: &crate::hub::Subscription) -> Vec<String> {
-        std::iter::from_fn(|| sub.receiver().try_recv().ok())
+        std::iter::from_fn(|| sub.receiver().unwrap().try_recv().ok())
             .map(|f| String::from_utf8(f.as_bytes().to_vec()).unwrap())
             .collect()
     }

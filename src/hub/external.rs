@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::history::{History, Retained};
 use super::topic_counts::TopicCounts;
-use super::{CloseHook, Delivery, Hub, HubLimits, Inner, State, SubscribeError, Subscription};
+use super::{
+    CloseHook, Delivery, DirectSink, Hub, HubLimits, Inner, State, SubscribeError, Subscription,
+};
 use crate::auth::Selectors;
 use crate::event_id::{EventId, Reset, ResetReason};
 use crate::log::Log;
@@ -111,7 +113,7 @@ impl Hub {
 
     /// Whether a client resuming from `last_event_id` needs the broker's events older
     /// than this history (then read them from its id on and pass them to
-    /// [`Hub::subscribe_bridged`]).
+    /// `Hub::subscribe_bridged`).
     pub fn needs_older(&self, last_event_id: &str) -> bool {
         let Ok(id) = last_event_id.parse::<EventId>() else {
             return false;
@@ -156,13 +158,14 @@ impl Hub {
     /// # Errors
     ///
     /// [`SubscribeError::Closed`] once the hub is closed.
-    pub fn subscribe_bridged(
+    pub(crate) fn subscribe_bridged(
         &self,
         topics: Topics,
         rights: Option<Arc<Selectors>>,
         last_id: Option<&str>,
         older: Vec<(EventId, Topic, Event)>,
         on_evict: Option<CloseHook>,
+        sink: Option<Arc<dyn DirectSink>>,
     ) -> Result<Subscription, SubscribeError> {
         // Encoded for this client alone: a replay older than the history is rare.
         let older: Vec<Retained> = older
@@ -174,7 +177,7 @@ impl Hub {
                 private: false,
             })
             .collect();
-        self.subscribe_with(topics, rights, last_id, &older, on_evict)
+        self.subscribe_with(topics, rights, last_id, &older, on_evict, sink)
     }
 }
 
@@ -265,7 +268,7 @@ mod tests {
             (id(30, 0), t(), ev("30")),
         ];
         let mut s = h
-            .subscribe_bridged(Topics::All, None, Some("10-0"), older, None)
+            .subscribe_bridged(Topics::All, None, Some("10-0"), older, None, None)
             .unwrap();
         assert_eq!(s.resume(), Resume::Continue);
         assert_eq!(
@@ -279,7 +282,7 @@ mod tests {
         // The broker no longer has the client's event: evicted, then what is kept.
         let older = vec![(id(20, 0), t(), ev("20"))];
         let mut s = h
-            .subscribe_bridged(Topics::All, None, Some("10-0"), older, None)
+            .subscribe_bridged(Topics::All, None, Some("10-0"), older, None, None)
             .unwrap();
         assert_eq!(s.resume(), Resume::Reset(ResetReason::Evicted));
         let got = texts(&s.take_backlog());

@@ -122,11 +122,17 @@ pub(super) async fn open<S: Conn>(
         _ => None,
     };
     let rights = open.grant.rights;
-    let subscribed = match older {
-        Some(older) => ctx
-            .hub
-            .subscribe_bridged(open.topics, rights, last_id, older, Some(hook)),
-        None => ctx
+    let sink = stream.direct_sink();
+    let subscribed = match (older, sink) {
+        (Some(older), sink) => {
+            ctx.hub
+                .subscribe_bridged(open.topics, rights, last_id, older, Some(hook), sink)
+        }
+        (None, Some(sink)) => {
+            ctx.hub
+                .subscribe_direct(open.topics, rights, last_id, Some(hook), sink)
+        }
+        (None, None) => ctx
             .hub
             .subscribe_as(open.topics, rights, last_id, Some(hook)),
     };
@@ -144,9 +150,6 @@ pub(super) async fn open<S: Conn>(
             return None;
         }
     };
-    if let Some(sink) = stream.direct_sink() {
-        sub.set_direct_sink(sink);
-    }
     ctx.log
         .line(format_args!("client {} connected from {peer}", sub.id()));
     let preamble = sse::preamble(head(sub.resume()), jittered(ctx.config.retry_ms), sub.id());
