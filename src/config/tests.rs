@@ -2,6 +2,7 @@
 //! that name the flag, and secrets that never show.
 
 use super::*;
+use crate::auth::MIN_KEY_BYTES;
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let env: Vec<(String, String)> = env
