@@ -33,10 +33,12 @@
 //! - [`target`] splits the request-target into path and query and decodes the query.
 //!
 //! [`read`] is the only I/O: it reads a head within the byte limit and the deadline, and a
-//! body framed as [`framing`] decided. [`response`] builds the bytes of responses, and
-//! [`error::ParseError::status`] is the one place an error becomes a status code.
+//! body framed as [`framing`] decided. [`response`] builds the bytes of responses, dated
+//! by [`date`], and [`error::ParseError::status`] is the one place an error becomes a
+//! status code.
 
 pub mod chunked;
+pub mod date;
 pub mod error;
 pub mod framing;
 pub mod head;
