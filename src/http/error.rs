@@ -68,8 +68,12 @@ pub enum ParseError {
     ConflictingContentLength,
     /// Both `Content-Length` and `Transfer-Encoding` are present (400).
     ContentLengthWithTransferEncoding,
-    /// The transfer codings are anything other than exactly `chunked` (501).
+    /// A transfer coding other than a single `chunked` comes before the final `chunked`
+    /// (501: the server does not implement it).
     UnsupportedTransferEncoding,
+    /// `Transfer-Encoding` is present but its final coding is not `chunked` (or it lists
+    /// none): the body cannot be delimited (400, RFC 9112 §6.3 item 4).
+    TransferEncodingNotChunked,
     /// An HTTP/1.0 request carries `Transfer-Encoding`, which RFC 9112 §6.1
     /// says to treat as faulty framing (400).
     TransferEncodingInHttp10,
@@ -112,6 +116,7 @@ impl ParseError {
             | Self::InvalidContentLength
             | Self::ConflictingContentLength
             | Self::ContentLengthWithTransferEncoding
+            | Self::TransferEncodingNotChunked
             | Self::TransferEncodingInHttp10
             | Self::InvalidChunk => 400,
         }
@@ -144,6 +149,9 @@ impl fmt::Display for ParseError {
                 f.write_str("content-length together with transfer-encoding")
             }
             Self::UnsupportedTransferEncoding => f.write_str("unsupported transfer-encoding"),
+            Self::TransferEncodingNotChunked => {
+                f.write_str("transfer-encoding does not end in chunked")
+            }
             Self::TransferEncodingInHttp10 => f.write_str("transfer-encoding in http/1.0 request"),
             Self::BodyTooLarge { limit } => write!(f, "request body exceeds {limit} bytes"),
             Self::InvalidChunk => f.write_str("malformed chunked body"),
@@ -179,6 +187,7 @@ mod tests {
         (ConflictingContentLength, 400),
         (ContentLengthWithTransferEncoding, 400),
         (UnsupportedTransferEncoding, 501),
+        (TransferEncodingNotChunked, 400),
         (TransferEncodingInHttp10, 400),
         (BodyTooLarge { limit: 1024 }, 413),
         (InvalidChunk, 400),
