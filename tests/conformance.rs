@@ -596,7 +596,6 @@ fn head_refused_by_the_router_has_no_content() {
 /// RFC 9110 §9.3.2: no content in an answer to HEAD, also when the request is refused by
 /// the framing checks before routing.
 #[test]
-#[ignore = "not met yet: refusals written by connection::refuse carry their body on HEAD"]
 fn head_refused_before_routing_has_no_content() {
     let srv = plain();
     for (req, status) in [

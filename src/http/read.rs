@@ -135,6 +135,20 @@ pub async fn read_head<S: AsyncRead + Unpin>(
     }
 }
 
+/// Whether the request in `buf` (its first bytes are enough, whole or not, valid or not)
+/// has the method `HEAD`, after the empty lines a request may start with. A refusal of
+/// it must then have no content (RFC 9110 §9.3.2).
+pub fn is_head_request(buf: &[u8]) -> bool {
+    skip_empty_lines(buf).starts_with(b"HEAD ")
+}
+
+fn skip_empty_lines(mut buf: &[u8]) -> &[u8] {
+    while let [b'\r', b'\n', rest @ ..] = buf {
+        buf = rest;
+    }
+    buf
+}
+
 /// Reads a request body framed by `kind` from `buf` (bytes already read) and the stream,
 /// by `deadline`. Bytes after the body stay in `buf` (a pipelined request).
 ///
@@ -177,6 +191,28 @@ pub async fn read_body<S: AsyncRead + Unpin>(
                     return Err(ConnError::Io(io::ErrorKind::UnexpectedEof.into()));
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_requests_are_known_by_their_first_bytes() {
+        for yes in [&b"HEAD / HTTP/1.1\r\n"[..], b"HEAD ", b"\r\n\r\nHEAD /x"] {
+            assert!(is_head_request(yes), "{yes:?}");
+        }
+        for no in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"HEAD",
+            b"HEADER /",
+            b"head /",
+            b"\nHEAD /",
+            b"",
+        ] {
+            assert!(!is_head_request(no), "{no:?}");
         }
     }
 }

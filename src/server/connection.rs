@@ -13,7 +13,7 @@ use super::{Ctx, publish, status, stream};
 use crate::http::ParseError;
 use crate::http::framing::{BodyKind, Framing, framing};
 use crate::http::head::HeadParser;
-use crate::http::read::{ConnError, is_disconnect, read_head};
+use crate::http::read::{ConnError, is_disconnect, is_head_request, read_head};
 use crate::http::response::Response;
 use crate::http::target::{parse_target, query_pairs};
 use crate::hub::Subscription;
@@ -56,7 +56,8 @@ pub(super) async fn serve_requests<S: Conn>(
         {
             Ok(req) => req,
             Err(e) => {
-                refuse(stream, ctx, e, served == 0).await;
+                let head_only = is_head_request(&buf);
+                refuse(stream, ctx, e, served == 0, head_only).await;
                 return None;
             }
         };
@@ -83,7 +84,7 @@ pub(super) async fn serve_requests<S: Conn>(
                     }
                     Err(e) => {
                         // The head has arrived: a stalled body is a request timeout.
-                        refuse(stream, ctx, e, true).await;
+                        refuse(stream, ctx, e, true, req.is_head()).await;
                         return None;
                     }
                 },
@@ -138,8 +139,15 @@ pub(super) async fn linger<S: Conn>(stream: &mut S, ctx: &Ctx) {
 
 /// Answers a request that failed before routing, then the connection closes.
 /// A timeout gets `408` when `in_request` (part of a request had arrived, or this was the
-/// connection's first request); an idle keep-alive connection just closes.
-pub(super) async fn refuse<S: Conn>(stream: &mut S, ctx: &Ctx, e: ConnError, in_request: bool) {
+/// connection's first request); an idle keep-alive connection just closes. `head_only`:
+/// the request is a `HEAD`, so the answer has no body (RFC 9110 §9.3.2).
+pub(super) async fn refuse<S: Conn>(
+    stream: &mut S,
+    ctx: &Ctx,
+    e: ConnError,
+    in_request: bool,
+    head_only: bool,
+) {
     let resp = match e {
         ConnError::Parse(p) => Response::text(p.status(), &p.to_string()),
         ConnError::Timeout { partial } if partial || in_request => {
@@ -152,7 +160,7 @@ pub(super) async fn refuse<S: Conn>(stream: &mut S, ctx: &Ctx, e: ConnError, in_
         _ => return,
     };
     ctx.stats.rejected(resp.status);
-    let bytes = resp.close().to_bytes(false);
+    let bytes = resp.close().to_bytes(head_only);
     if write_timed(stream, &bytes, ctx.config.limits.write_timeout)
         .await
         .is_ok()
