@@ -190,7 +190,6 @@ fn absolute_form_with_userinfo_is_400() {
 /// RFC 9110 §7.4: a request for an "https" resource received over a connection that is
 /// not secured MUST be rejected (421 is the status made for it).
 #[test]
-#[ignore = "not met yet: https:// absolute-form targets are served over cleartext"]
 fn https_absolute_form_over_cleartext_is_refused() {
     let srv = publisher();
     refused(

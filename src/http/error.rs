@@ -87,6 +87,9 @@ pub enum ParseError {
     InvalidChunk,
     /// `Expect` carries anything other than `100-continue` (417).
     UnsupportedExpectation,
+    /// The target is an absolute `https://` URI, but the connection is cleartext
+    /// (421, RFC 9110 §7.4).
+    HttpsOverCleartext,
 }
 
 impl ParseError {
@@ -102,6 +105,7 @@ impl ParseError {
             Self::UnsupportedTransferEncoding => 501,
             Self::BodyTooLarge { .. } => 413,
             Self::UnsupportedExpectation => 417,
+            Self::HttpsOverCleartext => 421,
             Self::InvalidMethod
             | Self::InvalidTarget
             | Self::InvalidVersion
@@ -156,6 +160,9 @@ impl fmt::Display for ParseError {
             Self::BodyTooLarge { limit } => write!(f, "request body exceeds {limit} bytes"),
             Self::InvalidChunk => f.write_str("malformed chunked body"),
             Self::UnsupportedExpectation => f.write_str("unsupported expectation"),
+            Self::HttpsOverCleartext => {
+                f.write_str("https target on a cleartext connection: use an http:// target")
+            }
         }
     }
 }
@@ -192,6 +199,7 @@ mod tests {
         (BodyTooLarge { limit: 1024 }, 413),
         (InvalidChunk, 400),
         (UnsupportedExpectation, 417),
+        (HttpsOverCleartext, 421),
     ];
 
     #[test]

@@ -15,7 +15,7 @@ use crate::http::framing::{BodyKind, Framing, framing};
 use crate::http::head::HeadParser;
 use crate::http::read::{ConnError, is_disconnect, is_head_request, read_head};
 use crate::http::response::Response;
-use crate::http::target::{parse_target, query_pairs};
+use crate::http::target::{Scheme, parse_target, query_pairs};
 use crate::hub::Subscription;
 use crate::sse::Frame;
 
@@ -224,6 +224,10 @@ fn take_request(
     let target = parse_target(head.target)?;
     if target.asterisk && head.method != "OPTIONS" {
         return Err(ParseError::InvalidTarget);
+    }
+    if target.scheme == Some(Scheme::Https) {
+        // This socket is cleartext: an https resource is not served here (RFC 9110 §7.4).
+        return Err(ParseError::HttpsOverCleartext);
     }
     let field = |name: &str| {
         head.header(name)
