@@ -61,10 +61,12 @@ pub(super) fn route(method: &str, path: &str) -> Route {
         ));
     };
     if !allow.split(", ").any(|m| m == method) {
+        // The text does not name the method, so a HEAD gets the Content-Length a GET
+        // would (RFC 9110 §8.6).
         return Route::Refuse(
             Response::text(
                 405,
-                &format!("{method} is not allowed on {path}; allowed: {allow}"),
+                &format!("method not allowed on {path}; allowed: {allow}"),
             )
             .header("Allow", allow),
         );
@@ -143,7 +145,7 @@ mod tests {
         );
         assert_eq!(
             r.body,
-            b"POST is not allowed on /stream; allowed: GET, HEAD, OPTIONS\n"
+            b"method not allowed on /stream; allowed: GET, HEAD, OPTIONS\n"
         );
         let long = format!("/{}", "x".repeat(500));
         let Route::Refuse(r) = route("GET", &long) else {
