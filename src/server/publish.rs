@@ -35,18 +35,18 @@ pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<(), Response> {
         )
         .close());
     };
+    // The scheme is case-insensitive (RFC 9110 §11.1).
     let given = req
         .authorization
         .as_deref()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+        .map(|(_, credentials)| credentials.trim());
     match given {
         Some(g) if publish::constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
+        // RFC 6750 §3.1: a token that is present but wrong is `invalid_token`.
         Some(_) => Err(Response::text(401, "wrong bearer token")
-            .header("WWW-Authenticate", "Bearer")
+            .header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
             .close()),
         None => Err(Response::text(401, "missing Authorization: Bearer <token>")
             .header("WWW-Authenticate", "Bearer")
