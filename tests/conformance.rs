@@ -1039,7 +1039,6 @@ fn date_preconditions_and_ranges_are_ignored() {
 /// representation: GET and HEAD get 304 (§15.4.5: no content) instead of the method.
 /// A list of entity tags matches nothing (ssehub sends none): the method runs.
 #[test]
-#[ignore = "not met yet: If-None-Match is not evaluated"]
 fn if_none_match_star_on_get_is_304() {
     let srv = plain();
     for method in ["GET", "HEAD"] {
@@ -1063,7 +1062,6 @@ fn if_none_match_star_on_get_is_304() {
 /// none: the method MUST NOT be performed (412). `*` is true where a representation
 /// exists. §13.2.1: preconditions do not turn a 404 into a 412.
 #[test]
-#[ignore = "not met yet: If-Match is not evaluated"]
 fn if_match_on_a_resource_without_entity_tags_is_412() {
     let srv = publisher();
     let r = srv
@@ -1087,6 +1085,92 @@ fn if_match_on_a_resource_without_entity_tags_is_412() {
     );
     assert_eq!(r.status, 412, "{r:?}");
     assert_eq!(srv.hub.last_id(), 0, "published despite a false If-Match");
+}
+
+/// RFC 9110 §13.1.2: `If-None-Match: *` is false only where a current representation
+/// exists; `/publish` has none, so there it is true and the event is published (while
+/// §13.1.1 `If-Match: *` is false there: 412, nothing published).
+#[test]
+fn if_none_match_star_on_publish_is_true() {
+    let srv = publisher();
+    let req = |extra: &str| {
+        format!(
+            "{}x",
+            publish_head(&format!("{extra}Content-Length: 1\r\n"))
+        )
+    };
+    let r = srv.client().request(req("If-None-Match: *\r\n").as_bytes());
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(srv.hub.last_id(), 1);
+    let r = srv.client().request(req("If-Match: *\r\n").as_bytes());
+    r.assert_refusal(412);
+    assert_eq!(srv.hub.last_id(), 1, "published despite a false If-Match");
+}
+
+/// RFC 9110 §15.4.5: a 304 for the stream opens no stream, has no content, and carries
+/// the Date, Vary and Cache-Control the stream head would have; the connection stays at
+/// a response boundary.
+#[test]
+fn if_none_match_star_on_the_stream_is_304_without_subscribing() {
+    let srv = start(&[
+        "--no-demo",
+        "--heartbeat",
+        "0",
+        "--cors-origin",
+        "http://a.test",
+    ]);
+    let mut c = srv.client();
+    let mut req = b"GET /stream HTTP/1.1\r\nHost: t\r\nOrigin: http://a.test\r\n\
+                    If-None-Match: *\r\n\r\n"
+        .to_vec();
+    req.extend(get("/health"));
+    c.send(&req);
+    let head = read_head(&mut c);
+    assert_eq!(head.status, 304, "{head:?}");
+    assert!(
+        head.header("Date")
+            .is_some_and(|d| imf_fixdate(d).is_some())
+    );
+    assert_eq!(head.header("Vary"), Some("Origin"), "{head:?}");
+    assert_eq!(head.header("Cache-Control"), Some("no-cache, no-transform"));
+    assert_eq!(head.header("Content-Length"), None, "{head:?}");
+    assert_eq!(head.header("Content-Type"), None, "{head:?}");
+    let r = c.read_response();
+    assert_eq!(
+        (r.status, r.json()["clients"].as_u64()),
+        (200, Some(0)),
+        "{r:?}"
+    );
+}
+
+/// RFC 9110 §13.2.1: preconditions are ignored for OPTIONS and wherever the answer would
+/// not be 2xx without them: a wrong token stays 401, a bad topic 400, a wrong method 405.
+#[test]
+fn preconditions_do_not_apply_to_options_or_refusals() {
+    let srv = publisher();
+    let (head, _) = head_then_rest(
+        &srv,
+        b"OPTIONS /stream HTTP/1.1\r\nHost: t\r\nIf-Match: \"x\"\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(head.status, 204, "{head:?}");
+    for (req, status) in [
+        (
+            "POST /publish HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer nope\r\n\
+             If-Match: \"x\"\r\nContent-Length: 1\r\n\r\nx",
+            401,
+        ),
+        (
+            "GET /stream?topic= HTTP/1.1\r\nHost: t\r\nIf-None-Match: *\r\n\r\n",
+            400,
+        ),
+        (
+            "DELETE /health HTTP/1.1\r\nHost: t\r\nIf-Match: \"x\"\r\n\r\n",
+            405,
+        ),
+    ] {
+        refused(&srv, req.as_bytes(), status);
+    }
+    assert_eq!(srv.hub.last_id(), 0);
 }
 
 // ---------------------------------------------------------------------------------------

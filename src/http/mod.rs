@@ -36,9 +36,10 @@
 //! [`read`] is the only I/O: it reads a head within the byte limit and the deadline, and a
 //! body framed as [`framing`] decided. [`response`] builds the bytes of responses, dated
 //! by [`date`], and [`error::ParseError::status`] is the one place an error becomes a
-//! status code.
+//! status code. [`conditional`] evaluates `If-Match` and `If-None-Match`.
 
 pub mod chunked;
+pub mod conditional;
 pub mod date;
 pub mod error;
 pub mod framing;

@@ -19,6 +19,7 @@ pub fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         411 => "Length Required",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
         414 => "URI Too Long",
         415 => "Unsupported Media Type",
@@ -157,8 +158,11 @@ impl Response {
     }
 }
 
-/// The head of an SSE response: `200`, `text/event-stream`, no caching, no proxy
-/// buffering, no `Content-Length`: the body ends when the connection closes.
+/// The `Cache-Control` of the stream (also sent with a `304` for it, RFC 9110 §15.4.5).
+pub const STREAM_CACHE_CONTROL: &str = "no-cache, no-transform";
+
+/// The head of an SSE response, dated now: `200`, `text/event-stream`, no caching, no
+/// proxy buffering, no `Content-Length`: the body ends when the connection closes.
 pub fn stream_head(extra: &[(&'static str, String)]) -> Vec<u8> {
     stream_head_at(extra, &date::now())
 }
@@ -171,7 +175,7 @@ pub fn stream_head_at(extra: &[(&'static str, String)], date: &str) -> Vec<u8> {
         "HTTP/1.1 200 OK\r\n\
          Date: {date}\r\n\
          Content-Type: text/event-stream\r\n\
-         Cache-Control: no-cache, no-transform\r\n\
+         Cache-Control: {STREAM_CACHE_CONTROL}\r\n\
          X-Accel-Buffering: no\r\n\
          Connection: close\r\n",
     );

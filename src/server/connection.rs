@@ -11,10 +11,11 @@ use super::router::{Route, route};
 use super::socket::{Conn, linger_close, write_timed};
 use super::{Ctx, publish, status, stream};
 use crate::http::ParseError;
+use crate::http::conditional::{self, Failed};
 use crate::http::framing::{BodyKind, Framing, framing};
 use crate::http::head::HeadParser;
 use crate::http::read::{ConnError, is_disconnect, is_head_request, read_head};
-use crate::http::response::Response;
+use crate::http::response::{Response, STREAM_CACHE_CONTROL};
 use crate::http::target::{Scheme, parse_target, query_pairs};
 use crate::hub::Subscription;
 use crate::sse::Frame;
@@ -67,15 +68,22 @@ pub(super) async fn serve_requests<S: Conn>(
         let resp = match route(&req.method, &req.path) {
             Route::Refuse(resp) => resp,
             Route::Options(allow) => ctx.cors.preflight(req.origin.as_deref(), allow),
-            Route::Health => status::health(ctx),
-            Route::Stats => status::stats(ctx),
-            Route::Metrics => status::metrics(ctx),
-            Route::Page => Response::with_body(
-                200,
-                "text/html; charset=utf-8",
-                crate::page::HTML.as_bytes().to_vec(),
+            // Rendering these has no effect, so the preconditions are evaluated on what
+            // they render: only a 2xx is subject to them (`/health` at shutdown is not).
+            Route::Health => with_preconditions(&req, status::health(ctx)),
+            Route::Stats => with_preconditions(&req, status::stats(ctx)),
+            Route::Metrics => with_preconditions(&req, status::metrics(ctx)),
+            Route::Page => with_preconditions(
+                &req,
+                Response::with_body(
+                    200,
+                    "text/html; charset=utf-8",
+                    crate::page::HTML.as_bytes().to_vec(),
+                ),
             ),
-            Route::Publish => match publish::authorize(ctx, &req) {
+            Route::Publish => match publish::authorize(ctx, &req)
+                .and_then(|()| preconditions(&req, false).map_or(Ok(()), Err))
+            {
                 Err(refused) => refused,
                 Ok(()) => match publish::handle(stream, &mut buf, ctx, &req).await {
                     Ok(resp) => {
@@ -91,10 +99,15 @@ pub(super) async fn serve_requests<S: Conn>(
             },
             Route::Stream => match stream::check(&req) {
                 Err(refused) => refused,
-                Ok(open) => {
-                    drop((buf, parser));
-                    return stream::open(stream, peer, ctx, &req, open).await;
-                }
+                Ok(open) => match preconditions(&req, true) {
+                    // A 304 carries the Cache-Control the stream head would have.
+                    Some(r) if r.status == 304 => r.header("Cache-Control", STREAM_CACHE_CONTROL),
+                    Some(failed) => failed,
+                    None => {
+                        drop((buf, parser));
+                        return stream::open(stream, peer, ctx, &req, open).await;
+                    }
+                },
             },
         };
         let resp = if body_read { resp } else { resp.close() };
@@ -129,6 +142,34 @@ async fn send<S: Conn>(stream: &mut S, ctx: &Ctx, req: &Request, resp: Response)
         linger(stream, ctx).await;
     }
     written && !close
+}
+
+/// The answer when a precondition of `req` is false (RFC 9110 §13.1.1, §13.1.2), on a
+/// target that has a current representation or not (`/publish` has none). Called only
+/// where the answer would otherwise be 2xx, never for `OPTIONS` (§13.2.1).
+fn preconditions(req: &Request, has_representation: bool) -> Option<Response> {
+    let get_or_head = req.method == "GET" || req.method == "HEAD";
+    let failed = conditional::evaluate(
+        req.if_match.as_deref(),
+        req.if_none_match.as_deref(),
+        has_representation,
+        get_or_head,
+    )?;
+    Some(match failed {
+        // No content (§15.4.5); `send` adds Date and the Vary of the 200.
+        Failed { status: 304, .. } => Response::with_body(304, "text/plain", Vec::new()),
+        Failed { status, field } => {
+            Response::text(status, &format!("{field} is false for {}", req.path))
+        }
+    })
+}
+
+/// `resp`, or the answer of a false precondition when `resp` is a 2xx.
+fn with_preconditions(req: &Request, resp: Response) -> Response {
+    if !(200..300).contains(&resp.status) {
+        return resp;
+    }
+    preconditions(req, true).unwrap_or(resp)
 }
 
 /// [`linger_close`] within the configured bounds.
@@ -186,6 +227,10 @@ pub(super) struct Request {
     pub(super) content_type: Option<String>,
     /// `Last-Event-ID` (resuming a stream).
     pub(super) last_event_id: Option<String>,
+    /// `If-Match`, every field line joined with `, ` (preconditions).
+    pub(super) if_match: Option<String>,
+    /// `If-None-Match`, every field line joined with `, ` (preconditions).
+    pub(super) if_none_match: Option<String>,
 }
 
 impl Request {
@@ -233,6 +278,13 @@ fn take_request(
         head.header(name)
             .map(|v| String::from_utf8_lossy(v).into_owned())
     };
+    let list_field = |name: &str| {
+        let lines: Vec<_> = head
+            .headers_named(name)
+            .map(String::from_utf8_lossy)
+            .collect();
+        (!lines.is_empty()).then(|| lines.join(", "))
+    };
     let req = Request {
         method: head.method.to_owned(),
         path: if target.asterisk {
@@ -246,6 +298,8 @@ fn take_request(
         authorization: field("Authorization"),
         content_type: field("Content-Type"),
         last_event_id: field("Last-Event-ID"),
+        if_match: list_field("If-Match"),
+        if_none_match: list_field("If-None-Match"),
     };
     let len = head.len;
     buf.drain(..len);
