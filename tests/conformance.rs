@@ -615,7 +615,6 @@ fn head_refused_before_routing_has_no_content() {
 
 /// RFC 9110 §9.3.2: no content in an answer to HEAD, also at the connection cap.
 #[test]
-#[ignore = "not met yet: the 503 at the connection cap is written before the request is read"]
 fn head_over_the_connection_cap_gets_no_content() {
     let srv = start(&["--no-demo", "--heartbeat", "0", "--max-clients", "1"]);
     let _held = SseClient::open(srv.addr, "/stream");
