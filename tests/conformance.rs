@@ -1178,7 +1178,6 @@ fn preconditions_do_not_apply_to_options_or_refusals() {
 
 /// RFC 9110 §15.6.6 (SHOULD): a 505 says which versions the server does support.
 #[test]
-#[ignore = "not met yet (SHOULD): the 505 text does not name HTTP/1.0 and HTTP/1.1"]
 fn version_not_supported_names_the_supported_versions() {
     let srv = plain();
     let r = refused(&srv, b"GET /health HTTP/2.0\r\nHost: t\r\n\r\n", 505);

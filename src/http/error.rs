@@ -138,7 +138,9 @@ impl fmt::Display for ParseError {
             Self::InvalidMethod => f.write_str("invalid request method"),
             Self::InvalidTarget => f.write_str("invalid request target"),
             Self::InvalidVersion => f.write_str("invalid http version"),
-            Self::UnsupportedVersion => f.write_str("unsupported http version"),
+            Self::UnsupportedVersion => {
+                f.write_str("unsupported http version: this server speaks http/1.1 and http/1.0")
+            }
             Self::InvalidRequestLine => f.write_str("malformed request line"),
             Self::InvalidHeaderName => f.write_str("invalid header field name"),
             Self::InvalidHeaderValue => f.write_str("invalid header field value"),
@@ -239,5 +241,11 @@ mod tests {
             "request body exceeds 5 bytes"
         );
         assert_eq!(ObsFold.to_string(), "obsolete line folding is not accepted");
+    }
+
+    #[test]
+    fn version_refusal_names_the_supported_versions() {
+        let s = UnsupportedVersion.to_string();
+        assert!(s.contains("http/1.0") && s.contains("http/1.1"), "{s}");
     }
 }
