@@ -1192,7 +1192,6 @@ fn version_not_supported_names_the_supported_versions() {
 /// RFC 9110 §9.1 (SHOULD), §9.3.6: CONNECT is a method ssehub does not implement: 501
 /// (or 405), not 400 as if the well-formed authority-form target were malformed.
 #[test]
-#[ignore = "not met yet (SHOULD): CONNECT host:port is refused as a bad target (400)"]
 fn connect_is_refused_as_not_implemented() {
     let srv = plain();
     let mut c = srv.client();

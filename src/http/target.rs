@@ -91,6 +91,17 @@ pub fn parse_target(raw: &str) -> Result<Target<'_>, ParseError> {
     })
 }
 
+/// Whether `raw` is an authority-form target, `uri-host ":" port` (RFC 9112 §3.2.3), the
+/// form `CONNECT` uses.
+pub fn is_authority_form(raw: &str) -> bool {
+    let port = if raw.starts_with('[') {
+        raw.find(']').and_then(|i| raw.get(i + 1..))
+    } else {
+        raw.find(':').and_then(|i| raw.get(i..))
+    };
+    port.is_some_and(|p| p.len() > 1 && p.starts_with(':')) && is_valid_host_port(raw.as_bytes())
+}
+
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     if head.eq_ignore_ascii_case(prefix) {
@@ -371,6 +382,24 @@ mod tests {
             })
         );
         assert_eq!(parse_target("**"), Err(ParseError::InvalidTarget));
+    }
+
+    #[test]
+    fn authority_form_is_host_and_port() {
+        for ok in ["example.com:443", "[::1]:80", "127.0.0.1:8080"] {
+            assert!(is_authority_form(ok), "{ok}");
+        }
+        for bad in [
+            "example.com",
+            "example.com:",
+            ":443",
+            "/p",
+            "*",
+            "u@h:1",
+            "[::1]",
+        ] {
+            assert!(!is_authority_form(bad), "{bad}");
+        }
     }
 
     #[test]

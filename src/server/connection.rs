@@ -16,7 +16,7 @@ use crate::http::framing::{BodyKind, Framing, framing};
 use crate::http::head::HeadParser;
 use crate::http::read::{ConnError, is_disconnect, is_head_request, read_head};
 use crate::http::response::{Response, STREAM_CACHE_CONTROL};
-use crate::http::target::{Scheme, parse_target, query_pairs};
+use crate::http::target::{Scheme, Target, is_authority_form, parse_target, query_pairs};
 use crate::hub::Subscription;
 use crate::sse::Frame;
 
@@ -266,7 +266,17 @@ fn take_request(
         limit: ctx.config.limits.head.max_head_bytes,
     })?;
     let framing = framing(&head, ctx.config.limits.max_body)?;
-    let target = parse_target(head.target)?;
+    let target = if head.method == "CONNECT" && is_authority_form(head.target) {
+        // Well-formed for CONNECT (RFC 9112 §3.2.3); the router answers 501.
+        Target {
+            path: head.target,
+            query: None,
+            asterisk: false,
+            scheme: None,
+        }
+    } else {
+        parse_target(head.target)?
+    };
     if target.asterisk && head.method != "OPTIONS" {
         return Err(ParseError::InvalidTarget);
     }

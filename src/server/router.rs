@@ -23,9 +23,10 @@ pub(super) enum Route {
     Refuse(Response),
 }
 
-/// Methods this server knows; any other gets `501` (RFC 9110 §9.1).
+/// Methods this server knows; any other gets `501` (RFC 9110 §9.1). `CONNECT` is not
+/// among them: ssehub makes no tunnels, so it is not implemented (501) on any target.
 pub(super) const KNOWN_METHODS: &[&str] = &[
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH",
 ];
 
 /// Most characters of a method or path echoed in an error message. Why: the answer
@@ -121,6 +122,8 @@ mod tests {
             ("BREW", "/stream", Err(501)),
             ("get", "/stream", Err(501)),
             ("BREW", "/nope", Err(501)),
+            ("CONNECT", "example.com:443", Err(501)),
+            ("CONNECT", "/stream", Err(501)),
         ];
         for (method, path, want) in table {
             let got = route(method, path);
