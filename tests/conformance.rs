@@ -1173,7 +1173,7 @@ fn preconditions_do_not_apply_to_options_or_refusals() {
 }
 
 // ---------------------------------------------------------------------------------------
-// SHOULD-level gaps (listed in the document, with the fix)
+// SHOULD-level requirements (once gaps, listed in the document)
 // ---------------------------------------------------------------------------------------
 
 /// RFC 9110 §15.6.6 (SHOULD): a 505 says which versions the server does support.
