@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::broker::Broker;
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::hub::{Hub, Visibility};
 use crate::log::Log;
 use crate::publish;
 use crate::sse::{Event, heartbeat};
@@ -166,11 +166,25 @@ pub async fn lines<R: AsyncRead + Unpin>(
         let parsed = if json {
             publish::from_json(&line)
         } else {
-            publish::from_text(&line, None, None, None)
+            publish::from_text(&line, None, None, None, None)
         };
         match parsed {
             Ok(p) => {
-                if !publisher.publish(&p.topic, &p.event).await {
+                let published = match (p.private, &publisher) {
+                    (false, _) => publisher.publish(&p.topic, &p.event).await,
+                    (true, Publisher::Hub(hub)) => {
+                        hub.publish_as(&p.topic, &p.event, Visibility::Private);
+                        true
+                    }
+                    (true, Publisher::Broker(_)) => {
+                        log.line(format_args!(
+                            "stdin: line {number} not published: {}",
+                            crate::broker::NO_PRIVATE_EVENTS
+                        ));
+                        continue;
+                    }
+                };
+                if !published {
                     log.line(format_args!(
                         "stdin: line {number} not published: broker unavailable"
                     ));
@@ -214,7 +228,7 @@ mod tests {
     }
 
     fn drain(sub: &crate::hub::Subscription) -> Vec<String> {
-        std::iter::from_fn(|| sub.receiver().try_recv().ok())
+        std::iter::from_fn(|| sub.receiver().unwrap().try_recv().ok())
             .map(|f| String::from_utf8(f.as_bytes().to_vec()).unwrap())
             .collect()
     }

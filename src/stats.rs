@@ -23,16 +23,20 @@ pub enum Reason {
     /// The client sent more than the stream read allowance after its request: a client
     /// has nothing to send on an open stream, so it is ended rather than read for ever.
     UnexpectedInput,
+    /// The token the stream was opened with expired: the client reconnects with a fresh
+    /// one instead of reading past its rights.
+    TokenExpired,
 }
 
 impl Reason {
     /// Every reason, in a fixed order (the order of the counters).
-    pub const ALL: [Reason; 5] = [
+    pub const ALL: [Reason; 6] = [
         Reason::QueueFull,
         Reason::WriteTimeout,
         Reason::HungUp,
         Reason::Shutdown,
         Reason::UnexpectedInput,
+        Reason::TokenExpired,
     ];
 
     /// The label used in logs, `/stats` and `/metrics`.
@@ -43,6 +47,7 @@ impl Reason {
             Reason::HungUp => "hung_up",
             Reason::Shutdown => "shutdown",
             Reason::UnexpectedInput => "unexpected_input",
+            Reason::TokenExpired => "token_expired",
         }
     }
 
@@ -54,13 +59,69 @@ impl Reason {
             Reason::HungUp => 2,
             Reason::Shutdown => 3,
             Reason::UnexpectedInput => 4,
+            Reason::TokenExpired => 5,
+        }
+    }
+}
+
+/// Why a token was refused (`401`), as counted in `/stats` and `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// `--subscribe-auth required` and the stream request carried no token.
+    Missing,
+    /// Not a JWT: not three base64url parts, not JSON, claims of the wrong type or over
+    /// their size caps.
+    Malformed,
+    /// The header's `alg` is missing or not `HS256` (`none`, `HS512`, …).
+    NotAllowed,
+    /// The signature does not match the key.
+    BadSignature,
+    /// Past its `exp` (and the leeway).
+    Expired,
+    /// Before its `nbf` (and the leeway).
+    NotYetValid,
+}
+
+impl AuthFailure {
+    /// Every failure, in a fixed order (the order of the counters).
+    pub const ALL: [AuthFailure; 6] = [
+        AuthFailure::Missing,
+        AuthFailure::Malformed,
+        AuthFailure::NotAllowed,
+        AuthFailure::BadSignature,
+        AuthFailure::Expired,
+        AuthFailure::NotYetValid,
+    ];
+
+    /// The label used in `/stats` and `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::NotAllowed => "not_allowed",
+            AuthFailure::BadSignature => "bad_signature",
+            AuthFailure::Expired => "expired",
+            AuthFailure::NotYetValid => "not_yet_valid",
+        }
+    }
+
+    /// Position of this failure in [`AuthFailure::ALL`] and [`Snapshot::auth_failures`].
+    pub fn index(self) -> usize {
+        match self {
+            AuthFailure::Missing => 0,
+            AuthFailure::Malformed => 1,
+            AuthFailure::NotAllowed => 2,
+            AuthFailure::BadSignature => 3,
+            AuthFailure::Expired => 4,
+            AuthFailure::NotYetValid => 5,
         }
     }
 }
 
 /// The error statuses counted one by one; anything else lands in the last slot.
-pub const COUNTED_STATUSES: [u16; 16] = [
-    400, 401, 403, 404, 405, 408, 411, 413, 414, 415, 417, 431, 500, 501, 503, 505,
+pub const COUNTED_STATUSES: [u16; 18] = [
+    400, 401, 403, 404, 405, 408, 411, 412, 413, 414, 415, 417, 421, 431, 500, 501, 503, 505,
 ];
 
 /// The server's counters. All methods take `&self` and are lock-free.
@@ -79,6 +140,7 @@ pub struct Stats {
     direct_handoffs: AtomicU64,
     publishes_paced: AtomicU64,
     ended: [AtomicU64; Reason::ALL.len()],
+    auth_failures: [AtomicU64; AuthFailure::ALL.len()],
     resumes: [AtomicU64; 3],
     resets: [AtomicU64; crate::event_id::ResetReason::ALL.len()],
     rejected: [AtomicU64; COUNTED_STATUSES.len() + 1],
@@ -115,6 +177,8 @@ pub struct Snapshot {
     pub publishes_paced: u64,
     /// Ended streams by reason, in [`Reason::ALL`] order.
     pub ended: [u64; Reason::ALL.len()],
+    /// Refused tokens by why, in [`AuthFailure::ALL`] order.
+    pub auth_failures: [u64; AuthFailure::ALL.len()],
     /// Streams started, by resume outcome, in [`Resume::LABELS`] order.
     pub resumes: [u64; 3],
     /// Of those, resets by reason, in [`ResetReason::ALL`](crate::event_id::ResetReason::ALL)
@@ -147,6 +211,7 @@ impl Stats {
             direct_handoffs: AtomicU64::new(0),
             publishes_paced: AtomicU64::new(0),
             ended: Default::default(),
+            auth_failures: Default::default(),
             resumes: Default::default(),
             resets: Default::default(),
             rejected: Default::default(),
@@ -210,6 +275,11 @@ impl Stats {
         self.publishes_paced.fetch_add(1, Relaxed);
     }
 
+    /// A token was refused (or missing where one is required).
+    pub fn auth_failed(&self, why: AuthFailure) {
+        self.auth_failures[why.index()].fetch_add(1, Relaxed);
+    }
+
     /// A request was refused with `status`.
     pub fn rejected(&self, status: u16) {
         let i = COUNTED_STATUSES
@@ -240,6 +310,7 @@ impl Stats {
             direct_handoffs: self.direct_handoffs.load(Relaxed),
             publishes_paced: self.publishes_paced.load(Relaxed),
             ended: std::array::from_fn(|i| self.ended[i].load(Relaxed)),
+            auth_failures: std::array::from_fn(|i| self.auth_failures[i].load(Relaxed)),
             resumes: std::array::from_fn(|i| self.resumes[i].load(Relaxed)),
             resets: std::array::from_fn(|i| self.resets[i].load(Relaxed)),
             rejected: std::array::from_fn(|i| self.rejected[i].load(Relaxed)),
@@ -262,7 +333,7 @@ mod tests {
         let snap = s.snapshot();
         assert_eq!(snap.clients, 2);
         assert_eq!(snap.peak_clients, 2);
-        assert_eq!(snap.ended, [0, 0, 1, 0, 0]);
+        assert_eq!(snap.ended, [0, 0, 1, 0, 0, 0]);
     }
 
     #[test]
@@ -297,5 +368,20 @@ mod tests {
         for r in Reason::ALL {
             assert_eq!(Reason::ALL[r.index()], r);
         }
+        let labels: std::collections::HashSet<_> =
+            AuthFailure::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(labels.len(), AuthFailure::ALL.len());
+        for r in AuthFailure::ALL {
+            assert_eq!(AuthFailure::ALL[r.index()], r);
+        }
+    }
+
+    #[test]
+    fn auth_failures_land_in_their_slot() {
+        let s = Stats::new();
+        s.auth_failed(AuthFailure::Expired);
+        s.auth_failed(AuthFailure::Expired);
+        s.auth_failed(AuthFailure::Missing);
+        assert_eq!(s.snapshot().auth_failures, [1, 0, 0, 0, 2, 0]);
     }
 }

@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::auth::{DEFAULT_COOKIE, Key, SubscribeAuth};
 use crate::http::head::HeadLimits;
 use crate::hub::HubLimits;
 use crate::redis::RedisUrl;
@@ -36,6 +37,15 @@ pub const DEFAULT_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default most bytes read and discarded in a lingering close. **Unit:** bytes. **Why:**
 /// covers a body of several times `--max-body` in flight; past it the connection closes.
 pub const DEFAULT_LINGER_BYTES: usize = 1 << 20;
+/// Default kernel send buffer of each connection (`SO_SNDBUF`; the kernel doubles it).
+/// **Unit:** bytes. **Why:** with the kernel's autotuning, a client that stops reading
+/// soaks up to 4 MiB before its socket is full, and the server spends its CPU copying
+/// that into a buffer nobody reads while the clients that do read wait (100 such
+/// clients at 800 KiB/s each: 400 MB copied before the first eviction). 256 KiB keeps a
+/// fast reader at full speed on loopback and LANs (256 KiB per round trip) and makes a
+/// stuck one fill up, and be evicted through its queue, after a few hundred KiB. 0 leaves
+/// the kernel's autotuning.
+pub const DEFAULT_SEND_BUFFER: usize = 256 * 1024;
 /// Default cap on a request body. **Unit:** bytes.
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 /// Default `retry:` sent to each subscriber. **Unit:** milliseconds.
@@ -64,6 +74,8 @@ pub struct Limits {
     pub linger_timeout: Duration,
     /// After a refusal: the most bytes read and discarded before the connection closes.
     pub linger_bytes: usize,
+    /// Kernel send buffer per connection (`SO_SNDBUF`); 0: the kernel's autotuning.
+    pub send_buffer: usize,
 }
 
 impl Default for Limits {
@@ -76,6 +88,7 @@ impl Default for Limits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             linger_timeout: DEFAULT_LINGER_TIMEOUT,
             linger_bytes: DEFAULT_LINGER_BYTES,
+            send_buffer: DEFAULT_SEND_BUFFER,
         }
     }
 }
@@ -112,6 +125,13 @@ pub struct Config {
     pub stdin_json: bool,
     /// Origins allowed by CORS (`*` for any); empty: no CORS headers.
     pub cors_origins: Vec<String>,
+    /// The HS256 key subscriber and publisher tokens are signed with; `None`: tokens
+    /// are not accepted (private events then reach nobody).
+    pub jwt_key: Option<Key>,
+    /// The cookie a subscriber's token is read from.
+    pub jwt_cookie: String,
+    /// Whether every stream needs a valid token.
+    pub subscribe_auth: SubscribeAuth,
     /// Several nodes on one Redis stream (`--redis`); `None`: this node alone.
     pub redis: Option<RedisConfig>,
 }
@@ -140,8 +160,11 @@ impl fmt::Debug for Config {
             .field("demo", &self.demo)
             .field("threads", &self.threads)
             .field("grace", &self.grace)
-            // Never print the token.
+            // Never print the token or the key.
             .field("publish_token", &self.publish_token.as_ref().map(|_| ".."))
+            .field("jwt_key", &self.jwt_key)
+            .field("jwt_cookie", &self.jwt_cookie)
+            .field("subscribe_auth", &self.subscribe_auth)
             .field("redis", &self.redis)
             .finish_non_exhaustive()
     }
@@ -164,6 +187,9 @@ impl Default for Config {
             stdin: false,
             stdin_json: false,
             cors_origins: Vec::new(),
+            jwt_key: None,
+            jwt_cookie: DEFAULT_COOKIE.to_owned(),
+            subscribe_auth: SubscribeAuth::Optional,
             redis: None,
         }
     }
@@ -278,6 +304,12 @@ const OPTS: &[Opt] = &[
         alias: Some("header-timeout"),
     },
     Opt {
+        name: "send-buffer",
+        value: Some("BYTES"),
+        help: "kernel send buffer per connection (SO_SNDBUF), 0 = autotuning [262144]",
+        alias: None,
+    },
+    Opt {
         name: "max-request-line",
         value: Some("BYTES"),
         help: "longest request line; over it 414 [8192]",
@@ -305,6 +337,30 @@ const OPTS: &[Opt] = &[
         name: "publish-token",
         value: Some("TOKEN"),
         help: "bearer token for POST /publish; unset = publishing off",
+        alias: None,
+    },
+    Opt {
+        name: "jwt-key",
+        value: Some("KEY"),
+        help: "HS256 key of subscriber and publisher tokens (JWT, Mercure claims)",
+        alias: None,
+    },
+    Opt {
+        name: "jwt-key-file",
+        value: Some("PATH"),
+        help: "read the JWT key from this file (one trailing newline dropped)",
+        alias: None,
+    },
+    Opt {
+        name: "jwt-cookie",
+        value: Some("NAME"),
+        help: "cookie a subscriber's token is read from [mercureAuthorization]",
+        alias: None,
+    },
+    Opt {
+        name: "subscribe-auth",
+        value: Some("MODE"),
+        help: "optional: streams without a token get public events; required: 401 [optional]",
         alias: None,
     },
     Opt {
@@ -541,6 +597,7 @@ impl Config {
             )?,
             linger_timeout: d.limits.linger_timeout,
             linger_bytes: d.limits.linger_bytes,
+            send_buffer: int(raw, "send-buffer", d.limits.send_buffer, 0, 64 << 20)?,
         };
         let hub = HubLimits {
             queue_len: int(raw, "queue", d.hub.queue_len, 1, 1_000_000)?,
@@ -573,6 +630,7 @@ impl Config {
                 )));
             }
         }
+        let (jwt_key, jwt_cookie, subscribe_auth) = jwt::settings(raw)?;
         let redis = match raw.get("redis") {
             None => None,
             Some(u) => {
@@ -620,6 +678,9 @@ impl Config {
             stdin: stdin || stdin_json,
             stdin_json,
             cors_origins,
+            jwt_key,
+            jwt_cookie,
+            subscribe_auth,
             redis,
         })
     }
@@ -689,5 +750,6 @@ fn flag(raw: &Raw, name: &str) -> Result<bool, ConfigError> {
     }
 }
 
+mod jwt;
 #[cfg(test)]
 mod tests;

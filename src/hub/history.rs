@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use super::HubLimits;
+use crate::auth::Selectors;
 use crate::event_id::{EventId, Reset, ResetReason, Resume};
 use crate::sse::{self, Frame};
 use crate::topic::{Topic, Topics};
@@ -14,6 +15,8 @@ pub(super) struct Retained {
     pub(super) id: EventId,
     pub(super) topic: Topic,
     pub(super) frame: Frame,
+    /// Replayed only to subscribers whose rights cover the topic.
+    pub(super) private: bool,
 }
 
 /// Where the ids come from.
@@ -186,21 +189,24 @@ impl History {
 
     /// The outcome and the backlog for a client that sent `last_event_id` and asks for
     /// `topics`: the retained events after it, or a reset event and whatever retained
-    /// events are certainly after the client's position.
+    /// events are certainly after the client's position. Private events are in it only
+    /// where `rights` cover their topic.
     pub(super) fn resume(
         &self,
         last_event_id: Option<&str>,
         topics: &Topics,
+        rights: Option<&Selectors>,
         older: &[Retained],
     ) -> (Resume, Vec<Frame>) {
+        let readable = |e: &Retained| {
+            topics.matches(&e.topic) && (!e.private || rights.is_some_and(|r| r.matches(&e.topic)))
+        };
         let matching = |after: Option<EventId>| {
             let start = match after {
                 Some(a) => self.events.partition_point(|e| e.id <= a),
                 None => 0,
             };
-            self.events
-                .range(start..)
-                .filter(|e| topics.matches(&e.topic))
+            self.events.range(start..).filter(move |e| readable(e))
         };
         let mut placed = self.place(last_event_id);
         // A broker's events older than this history, read for this client: they bridge
@@ -220,7 +226,7 @@ impl History {
             bridge = older
                 .iter()
                 .skip(1)
-                .filter(|e| oldest.is_none_or(|o| e.id < o) && topics.matches(&e.topic))
+                .filter(|e| oldest.is_none_or(|o| e.id < o) && readable(e))
                 .map(|e| e.frame.clone())
                 .collect();
             placed = Placed::After(self.ext_dropped.unwrap_or(sent));

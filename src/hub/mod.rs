@@ -35,7 +35,7 @@
 //! assert_eq!(hub.broadcast(&ping).dropped_full, 1);
 //! assert_eq!(hub.len(), 0);
 //! // It can still read what was queued, then sees the end.
-//! assert!(sub.receiver().try_recv().is_ok());
+//! assert!(sub.receiver().unwrap().try_recv().is_ok());
 //! # drop(sub);
 //! ```
 //!
@@ -69,6 +69,30 @@
 //! assert_eq!(sub.take_backlog().len(), 1);
 //! ```
 //!
+//! # Private events
+//!
+//! An event published [`Visibility::Private`] reaches only subscribers whose rights (the
+//! `subscribe` selectors of the token they connected with, see [`Hub::subscribe_as`])
+//! match its topic, live and in replay alike. For a public event the fan-out pays one
+//! `bool` test per subscriber; the rights are matched only for private events.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ssehub::auth::Selectors;
+//! use ssehub::hub::{Hub, Visibility};
+//! use ssehub::sse::Event;
+//! use ssehub::{Topic, Topics};
+//!
+//! let hub = Hub::new(Default::default(), Default::default());
+//! let reader = Arc::new(Selectors::new(["orders/*"]));
+//! let with = hub.subscribe_as(Topics::All, Some(reader), None, None).unwrap();
+//! let without = hub.subscribe(Topics::All, None, None).unwrap();
+//! let topic = Topic::new("orders/1").unwrap();
+//! let p = hub.publish_as(&topic, &Event::new("secret").unwrap(), Visibility::Private);
+//! assert_eq!(p.delivery.sent, 1);
+//! assert!(with.try_recv().is_some());
+//! assert!(without.try_recv().is_none());
+//! ```
 //! # Direct writes
 //!
 //! When every writer waits with an empty queue, a publish lends their sockets to one
@@ -105,6 +129,7 @@ use topic_counts::TopicCounts;
 pub use topic_counts::{LISTED_TOPICS, TopicListing};
 use writer_state::WriterState;
 
+use crate::auth::Selectors;
 use crate::event_id::{EventId, ResetReason, Resume, new_epoch};
 use crate::log::Log;
 use crate::sse::{Event, Frame, encode};
@@ -178,6 +203,16 @@ pub struct Published {
     pub delivery: Delivery,
 }
 
+/// Who may receive a published event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Visibility {
+    /// Every subscriber whose topic filter matches (the default).
+    #[default]
+    Public,
+    /// Only those of them whose rights cover the topic (see "Private events").
+    Private,
+}
+
 /// Why [`Hub::subscribe`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -247,14 +282,25 @@ struct State {
 }
 
 struct Client {
-    tx: Sender<Frame>,
+    /// The queue's sending end, once the subscriber has a queue (see
+    /// `WriterState::queue`).
+    tx: Option<Sender<Frame>>,
     state: Arc<WriterState>,
     topics: Topics,
+    /// Topics whose private events it may read (`None`: none).
+    rights: Option<Arc<Selectors>>,
     on_evict: Option<CloseHook>,
     sink: Option<Arc<dyn DirectSink>>,
     /// A broker's events up to this id are not sent to it: it resumed from an id this
     /// node had not read yet (a `future` reset), and has them from the node it left.
     skip_through: Option<EventId>,
+}
+
+impl Client {
+    /// Whether a private event on `topic` may reach this subscriber.
+    fn may_read(&self, topic: &Topic) -> bool {
+        self.rights.as_ref().is_some_and(|r| r.matches(topic))
+    }
 }
 
 impl fmt::Debug for Hub {
@@ -357,7 +403,7 @@ impl Hub {
             ..Backlog::default()
         };
         for c in state.clients.values() {
-            let len = c.tx.len();
+            let len = c.tx.as_ref().map_or(0, Sender::len);
             b.queued += len;
             if len * 2 >= state.queue_len && !c.state.socket_full() {
                 b.behind += 1;
@@ -395,27 +441,67 @@ impl Hub {
         last_id: Option<&str>,
         on_evict: Option<CloseHook>,
     ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_with(topics, last_id, &[], on_evict)
+        self.subscribe_with(topics, None, last_id, &[], on_evict, None)
     }
 
-    /// [`Hub::subscribe`], with a broker's events older than the history (see
+    /// [`Hub::subscribe_as`] for a writer whose socket the hub may write directly (see
+    /// `direct.rs`). Its queue is made only when the hub first has to queue a frame for
+    /// it, so an idle subscriber holds none.
+    pub(crate) fn subscribe_direct(
+        &self,
+        topics: Topics,
+        rights: Option<Arc<Selectors>>,
+        last_id: Option<&str>,
+        on_evict: Option<CloseHook>,
+        sink: Arc<dyn DirectSink>,
+    ) -> Result<Subscription, SubscribeError> {
+        self.subscribe_with(topics, rights, last_id, &[], on_evict, Some(sink))
+    }
+
+    /// Like [`Hub::subscribe`], for a subscriber that may also read the private events
+    /// on the topics `rights` covers (live and in its backlog). `None`: public events
+    /// only, as [`Hub::subscribe`].
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::Closed`] once [`Hub::close`] has been called.
+    pub fn subscribe_as(
+        &self,
+        topics: Topics,
+        rights: Option<Arc<Selectors>>,
+        last_id: Option<&str>,
+        on_evict: Option<CloseHook>,
+    ) -> Result<Subscription, SubscribeError> {
+        self.subscribe_with(topics, rights, last_id, &[], on_evict, None)
+    }
+
+    /// [`Hub::subscribe_as`], with a broker's events older than the history (see
     /// `external.rs`).
     fn subscribe_with(
         &self,
         topics: Topics,
+        rights: Option<Arc<Selectors>>,
         last_id: Option<&str>,
         older: &[Retained],
         on_evict: Option<CloseHook>,
+        sink: Option<Arc<dyn DirectSink>>,
     ) -> Result<Subscription, SubscribeError> {
-        let (tx, rx) = async_channel::bounded(self.inner.limits.queue_len);
         let state_word = Arc::new(WriterState::default());
+        // Without a direct sink every frame is queued: the queue is needed at once.
+        let tx = sink.is_none().then(|| {
+            let (tx, rx) = async_channel::bounded(self.inner.limits.queue_len);
+            state_word.set_queue(rx);
+            tx
+        });
         let mut state = self.lock();
         if state.closed {
             return Err(SubscribeError::Closed);
         }
         let id = ClientId(state.next_client);
         state.next_client += 1;
-        let (resume, backlog) = state.history.resume(last_id, &topics, older);
+        let (resume, backlog) = state
+            .history
+            .resume(last_id, &topics, rights.as_deref(), older);
         let skip_through = match resume {
             Resume::Reset(ResetReason::Future) if state.history.is_external() => {
                 last_id.and_then(|s| s.parse().ok())
@@ -429,8 +515,9 @@ impl Hub {
                 tx,
                 state: state_word.clone(),
                 topics,
+                rights,
                 on_evict,
-                sink: None,
+                sink,
                 skip_through,
             },
         );
@@ -439,7 +526,6 @@ impl Hub {
         self.inner.stats.resumed(resume);
         Ok(Subscription {
             id,
-            rx,
             state: state_word,
             backlog,
             resume,
@@ -458,12 +544,19 @@ impl Hub {
     /// without an id and without keeping it (so no id can ever name two events), and
     /// answers the id `0-0`.
     pub fn publish(&self, topic: &Topic, event: &Event) -> Published {
+        self.publish_as(topic, event, Visibility::Public)
+    }
+
+    /// Like [`Hub::publish`], with a [`Visibility`]: a private event reaches (and is
+    /// replayed to) only the subscribers whose rights cover `topic`.
+    pub fn publish_as(&self, topic: &Topic, event: &Event, visibility: Visibility) -> Published {
+        let private = visibility == Visibility::Private;
         let mut evicted = Vec::new();
         let mut state = self.lock();
         if state.history.is_external() {
             drop(state);
             let frame = encode(event, None);
-            let delivery = self.fan_out_frame(&frame, Some(topic));
+            let delivery = self.fan_out_frame(&frame, Some(topic), private);
             return Published {
                 id: EventId::new(0, 0),
                 delivery,
@@ -476,6 +569,7 @@ impl Hub {
                 id,
                 topic: topic.clone(),
                 frame: frame.clone(),
+                private,
             },
             self.inner.limits,
         );
@@ -484,6 +578,7 @@ impl Hub {
         let delivery = state.fan_out(
             &frame,
             Some(topic),
+            private,
             None,
             &mut evicted,
             go_direct.then_some(&mut direct),
@@ -498,11 +593,12 @@ impl Hub {
     /// Hands `frame` (a heartbeat or other comment) to every subscriber, without an id and
     /// without keeping it for replay. Never waits.
     pub fn broadcast(&self, frame: &Frame) -> Delivery {
-        self.fan_out_frame(frame, None)
+        self.fan_out_frame(frame, None, false)
     }
 
-    /// Hands `frame` to every subscriber (of `topic`, when given), outside the history.
-    fn fan_out_frame(&self, frame: &Frame, topic: Option<&Topic>) -> Delivery {
+    /// Hands `frame` to every subscriber (of `topic`, when given; a `private` frame only
+    /// to those whose rights cover it), outside the history.
+    fn fan_out_frame(&self, frame: &Frame, topic: Option<&Topic>, private: bool) -> Delivery {
         let mut evicted = Vec::new();
         let mut direct = Vec::new();
         let delivery = {
@@ -511,6 +607,7 @@ impl Hub {
             state.fan_out(
                 frame,
                 topic,
+                private,
                 None,
                 &mut evicted,
                 go_direct.then_some(&mut direct),
@@ -554,7 +651,12 @@ impl Hub {
     /// Takes a removed subscriber out of service: closes its queue, runs its close hook
     /// when the hub is the one ending it (`shut`), counts and logs it. Outside the lock.
     fn retire(&self, id: ClientId, client: Client, reason: Reason, shut: bool) {
-        client.tx.close();
+        match &client.tx {
+            Some(tx) => {
+                tx.close();
+            }
+            None => client.state.end_without_queue(),
+        }
         client.state.notify();
         if shut && let Some(hook) = client.on_evict {
             hook();
@@ -601,7 +703,8 @@ impl Hub {
 }
 
 impl State {
-    /// `try_send`s `frame` to each matching subscriber; collects the ones to evict. With
+    /// `try_send`s `frame` to each matching subscriber (for a `private` frame, only those
+    /// whose rights cover `topic`); collects the ones to evict. With
     /// `direct`, the sockets of waiting writers are taken for a direct write instead (see
     /// the module docs); either way it notes whether every writer was waiting. A broker's
     /// event (`event_id`) skips the subscribers that already have it
@@ -610,23 +713,28 @@ impl State {
         &mut self,
         frame: &Frame,
         topic: Option<&Topic>,
+        private: bool,
         event_id: Option<EventId>,
         evicted: &mut Vec<(ClientId, Client, Reason)>,
         mut direct: Option<&mut Vec<DirectTarget>>,
     ) -> Delivery {
         let mut delivery = Delivery::default();
         let mut gone: Vec<(ClientId, Reason)> = Vec::new();
-        let mut caught_up: Vec<ClientId> = Vec::new();
         let mut busy = 0usize;
-        for (id, client) in &self.clients {
-            if topic.is_some_and(|t| !client.topics.matches(t)) {
+        let queue_len = self.queue_len;
+        for (id, client) in &mut self.clients {
+            // A public frame costs one bool test here; rights are matched only for
+            // private ones.
+            if let Some(t) = topic
+                && (!client.topics.matches(t) || private && !client.may_read(t))
+            {
                 continue;
             }
             if let (Some(floor), Some(event)) = (client.skip_through, event_id) {
                 if event <= floor {
                     continue;
                 }
-                caught_up.push(*id);
+                client.skip_through = None;
             }
             if let (Some(targets), Some(sink)) = (direct.as_deref_mut(), &client.sink)
                 && client.state.lend()
@@ -640,11 +748,18 @@ impl State {
             if !client.state.is_waiting() && !client.state.socket_full() {
                 busy += 1;
             }
-            match client.tx.try_send(frame.clone()) {
+            // The first frame this subscriber must queue brings its queue (allocated here,
+            // once, under the lock: about 2 KiB at 100 frames).
+            let tx = client.tx.get_or_insert_with(|| {
+                let (tx, rx) = async_channel::bounded(queue_len);
+                client.state.set_queue(rx);
+                tx
+            });
+            match tx.try_send(frame.clone()) {
                 Ok(()) => {
                     client.state.notify();
                     delivery.sent += 1;
-                    if client.tx.len() * 2 >= self.queue_len && !client.state.socket_full() {
+                    if tx.len() * 2 >= queue_len && !client.state.socket_full() {
                         delivery.behind += 1;
                     }
                 }
@@ -659,11 +774,6 @@ impl State {
             }
         }
         self.writers_idle = busy == 0;
-        for id in caught_up {
-            if let Some(client) = self.clients.get_mut(&id) {
-                client.skip_through = None;
-            }
-        }
         for (id, reason) in gone {
             if let Some(client) = self.take(id) {
                 evicted.push((id, client, reason));

@@ -112,11 +112,7 @@ impl ClusterRt {
             .map(|n| NodeRt {
                 url: n.url.clone(),
                 host: n.base.host.clone(),
-                stream_target: http::stream_target_at(
-                    &n.base.prefix,
-                    &cfg.subscribe_path,
-                    &cfg.topics,
-                ),
+                stream_target: crate::runtime::stream_target(cfg, &n.base.prefix),
                 dests: n.dests.clone(),
                 next_dest: AtomicUsize::new(0),
                 c: NodeCounters::default(),

@@ -16,6 +16,7 @@ use crate::args::{Config, EVENT_NAME, Style};
 use crate::check::ResetReason;
 use crate::cluster::ClusterRt;
 use crate::histogram::{Histogram, Sum};
+use crate::http;
 use crate::procfs::{self, Sample};
 
 /// Buffer for a response head (and a slow client's drain). **Unit:** bytes.
@@ -353,6 +354,19 @@ impl Rt {
     }
 }
 
+/// The request target of the subscribers' `GET` under `prefix` (a node's path prefix):
+/// the subscribe path, the topics, and `--subscribe-token` in the query.
+pub(crate) fn stream_target(cfg: &Config, prefix: &str) -> String {
+    let mut target = http::stream_target_at(prefix, &cfg.subscribe_path, &cfg.topics);
+    if let Some(token) = &cfg.subscribe_token {
+        let sep = if target.contains('?') { '&' } else { '?' };
+        target.push(sep);
+        target.push_str("authorization=");
+        target.push_str(&http::encode_component(token));
+    }
+    target
+}
+
 /// Connects to the next destination, with the handshake limit and [`IO_TIMEOUT`].
 pub(crate) async fn connect(rt: &Rt, stop: &Signal) -> io::Result<TcpStream> {
     connect_to(rt, rt.dest(), stop).await
@@ -409,6 +423,25 @@ mod tests {
         assert!(ssehub.own_event_name(b"soak"));
         assert!(!ssehub.own_event_name(b"") && !ssehub.own_event_name(b"tick"));
         assert_eq!(ssehub.cluster.stream_target(0), "/stream");
+        // A subscriber token rides in the query, after the topics.
+        let with_token = rt(&[
+            "--duration",
+            "5",
+            "--topic",
+            "a",
+            "--subscribe-token",
+            "x.y+z",
+            "--private-every",
+            "10",
+        ]);
+        assert_eq!(
+            with_token.cluster.stream_target(0),
+            "/stream?topic=a&authorization=x.y%2Bz"
+        );
+        assert_eq!(
+            with_token.cfg.publish.as_ref().map(|p| p.private_every),
+            Some(10)
+        );
         let nchan = rt(&[
             "--duration",
             "5",
