@@ -70,6 +70,16 @@ impl SeqChecker {
         self.announced = true;
     }
 
+    /// The number expected next: one past the newest seen, or before the first, the one
+    /// from which every number must be seen (if known).
+    pub fn expected(&self) -> Option<u64> {
+        if self.started {
+            Some(self.next)
+        } else {
+            self.must_from
+        }
+    }
+
     /// The newest number seen.
     pub fn last(&self) -> Option<u64> {
         self.started.then(|| self.next - 1)

@@ -83,6 +83,8 @@ pub(crate) enum Phase {
 #[derive(Debug, Default)]
 struct Unavailable {
     answers: AtomicU64,
+    /// Of those, refused events not tried again (optional).
+    abandoned: AtomicU64,
     stretches: AtomicU64,
     total_us: AtomicU64,
     longest_us: AtomicU64,
@@ -100,6 +102,9 @@ pub(crate) struct ClusterRt {
     order: Option<OrderTable>,
     extra: Mutex<Vec<ExtraSamples>>,
     unavailable: Unavailable,
+    /// Sequence numbers whose publish was answered `503` and not tried again (in
+    /// order): they may or may not reach subscribers.
+    optional: Mutex<Vec<u64>>,
 }
 
 impl ClusterRt {
@@ -133,6 +138,7 @@ impl ClusterRt {
                     .collect(),
             ),
             unavailable: Unavailable::default(),
+            optional: Mutex::new(Vec::new()),
         }
     }
 
@@ -271,6 +277,38 @@ pub(crate) fn on_unavailable(rt: &Rt, since: &mut Option<Instant>, target: &str,
     since.get_or_insert_with(Instant::now);
 }
 
+/// A publish of `seq` was answered `503` and is not tried again: the next attempt is a
+/// new event. **Why:** a `503` does not prove that nothing was published. A node whose
+/// `XADD` reached Redis just before Redis died (or the connection broke) never reads the
+/// answer, and reports the broker unavailable, while other nodes may already have
+/// delivered the entry. Trying the same `seq` again would then show as a duplicate at
+/// every subscriber; as a new event, the refused one is optional: neither a gap when it
+/// is missing nor a duplicate when it arrives.
+pub(crate) fn abandon(rt: &Rt, seq: u64) {
+    add(&rt.cluster.unavailable.abandoned, 1);
+    rt.cluster
+        .optional
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(seq);
+}
+
+/// How many optional sequence numbers lie in `from..to` (`from`: the number a stream
+/// expected next, if known).
+pub(crate) fn optional_in(rt: &Rt, from: Option<u64>, to: u64) -> u64 {
+    let Some(from) = from else {
+        return 0;
+    };
+    let optional = rt
+        .cluster
+        .optional
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let lo = optional.partition_point(|&s| s < from);
+    let hi = optional.partition_point(|&s| s < to);
+    hi.saturating_sub(lo) as u64
+}
+
 /// The publisher got an answer that published: ends a stretch of `503`s.
 pub(crate) fn on_published(rt: &Rt, since: &mut Option<Instant>) {
     let Some(from) = since.take() else {
@@ -347,6 +385,9 @@ pub struct ClusterReport {
 pub struct UnavailableReport {
     /// `503` answers.
     pub answers: u64,
+    /// Refused events not tried again (`--tolerate-unavailable`: the retry is a new
+    /// event); each may or may not reach subscribers.
+    pub optional_events: u64,
     /// Stretches of `503`s that ended with a published event.
     pub stretches: u64,
     /// Their total length (first `503` to the next published event). **Unit:** s.
@@ -430,6 +471,7 @@ pub(crate) fn report(rt: &Rt, published: u64, received: u64) -> Extra {
     let u = &cl.unavailable;
     let publish_unavailable = (get(&u.answers) > 0).then(|| UnavailableReport {
         answers: get(&u.answers),
+        optional_events: get(&u.abandoned),
         stretches: get(&u.stretches),
         total_secs: secs(get(&u.total_us)),
         longest_secs: secs(get(&u.longest_us)),
@@ -492,6 +534,7 @@ mod tests {
             cluster: None,
             publish_unavailable: Some(UnavailableReport {
                 answers: 4,
+                optional_events: 0,
                 stretches: 1,
                 total_secs: 1.0,
                 longest_secs: 1.0,
@@ -540,6 +583,22 @@ mod tests {
             extra_processes: Vec::new(),
         };
         assert_eq!(checks(&x), ["order_mismatches: 1"]);
+    }
+
+    #[test]
+    fn refused_events_are_optional() {
+        let rt = match crate::args::parse(["--duration", "5", "--tolerate-unavailable"]) {
+            Ok(crate::args::Command::Run(c)) => Rt::new(*c),
+            other => panic!("{other:?}"),
+        };
+        abandon(&rt, 5);
+        abandon(&rt, 9);
+        assert_eq!(optional_in(&rt, Some(3), 10), 2);
+        assert_eq!(optional_in(&rt, Some(6), 9), 0);
+        assert_eq!(optional_in(&rt, Some(5), 6), 1);
+        assert_eq!(optional_in(&rt, None, 10), 0);
+        let x = report(&rt, 0, 0);
+        assert!(x.publish_unavailable.is_none(), "no 503 was counted");
     }
 
     #[test]

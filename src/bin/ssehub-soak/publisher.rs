@@ -221,9 +221,15 @@ async fn publisher(rt: Arc<Rt>) {
                 }
             }
             Ok((503, body, close)) => {
-                // The server cannot publish now (its broker is down): nothing was
-                // published, the same seq is used again.
+                // The server cannot publish now (its broker is down). Expected
+                // (--tolerate-unavailable): the retry is a new event, since this one may
+                // have reached the broker all the same (see cluster.rs); otherwise the
+                // same seq is used again.
                 cluster::on_unavailable(&rt, &mut unavailable_since, target, &body);
+                if rt.cfg.cluster.tolerate_unavailable {
+                    cluster::abandon(&rt, seq);
+                    seq += 1;
+                }
                 if close {
                     *conn = None;
                 }

@@ -127,9 +127,14 @@ impl Handler<'_, '_> {
                 *self.events_seen += 1;
                 let r = &c.roles[self.role as usize];
                 let prev = self.checker.last();
+                let expected = self.checker.expected();
+                // Refused publishes that may not have been published are not missing.
+                let optional = |k: u64| k - cluster::optional_in(self.rt, expected, n).min(k);
                 match self.checker.observe(n) {
                     Verdict::InOrder => {}
+                    Verdict::Gap(k) if optional(k) == 0 => {}
                     Verdict::Gap(k) => {
+                        let k = optional(k);
                         add(&r.gaps, k);
                         self.rt.error(format!(
                             "{:?} client: {k} missing before {n} (previous {prev:?}, event {} of this connection, id {:?})",
@@ -138,7 +143,7 @@ impl Handler<'_, '_> {
                             String::from_utf8_lossy(e.id)
                         ));
                     }
-                    Verdict::AnnouncedGap(k) => add(&r.announced_gaps, k),
+                    Verdict::AnnouncedGap(k) => add(&r.announced_gaps, optional(k)),
                     Verdict::Duplicate => {
                         add(&r.duplicates, 1);
                         cluster::disorder(

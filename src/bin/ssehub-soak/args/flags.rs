@@ -298,9 +298,11 @@ const SECTIONS: &[(&str, &[Flag])] = &[
                 value: None,
                 help: "503 answers to publishing (the server cannot publish\n\
                        now, e.g. its broker is down) are expected: counted\n\
-                       as publish_unavailable, retried every 250 ms, not a\n\
-                       failure as long as publishing recovers (without this\n\
-                       flag any 503 fails the run)",
+                       as publish_unavailable, not a failure as long as\n\
+                       publishing recovers. The next try (250 ms later) is a\n\
+                       new event; the refused one may still arrive (a 503\n\
+                       does not prove it was not published) and is optional.\n\
+                       Without this flag any 503 fails the run",
                 action: Action::Set(|r, _| {
                     r.cluster.tolerate_unavailable = true;
                     Ok(())
