@@ -6,10 +6,11 @@
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::http::head::HeadLimits;
-use crate::hub::HubLimits;
+use crate::hub::{Fsync, HubLimits};
 
 /// Default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -111,6 +112,10 @@ pub struct Config {
     pub stdin_json: bool,
     /// Origins allowed by CORS (`*` for any); empty: no CORS headers.
     pub cors_origins: Vec<String>,
+    /// The durable history file; `None`: the history lives in memory only.
+    pub history_file: Option<PathBuf>,
+    /// When the history file is synced.
+    pub fsync: Fsync,
 }
 
 impl fmt::Debug for Config {
@@ -125,6 +130,8 @@ impl fmt::Debug for Config {
             .field("grace", &self.grace)
             // Never print the token.
             .field("publish_token", &self.publish_token.as_ref().map(|_| ".."))
+            .field("history_file", &self.history_file)
+            .field("fsync", &self.fsync)
             .finish_non_exhaustive()
     }
 }
@@ -146,6 +153,8 @@ impl Default for Config {
             stdin: false,
             stdin_json: false,
             cors_origins: Vec::new(),
+            history_file: None,
+            fsync: Fsync::default(),
         }
     }
 }
@@ -298,6 +307,18 @@ const OPTS: &[Opt] = &[
         name: "history-bytes",
         value: Some("BYTES"),
         help: "byte cap of the replay history [4194304]",
+        alias: None,
+    },
+    Opt {
+        name: "history-file",
+        value: Some("PATH"),
+        help: "keep the history in this append-only file across restarts [memory only]",
+        alias: None,
+    },
+    Opt {
+        name: "fsync",
+        value: Some("WHEN"),
+        help: "sync the history file: never, interval (once a second), always [interval]",
         alias: None,
     },
     Opt {
@@ -538,6 +559,16 @@ impl Config {
         }
         let stdin = flag(raw, "stdin")?;
         let stdin_json = flag(raw, "stdin-json")?;
+        let history_file = match raw.get("history-file") {
+            Some("") => return Err(ConfigError("--history-file: expected a path".into())),
+            v => v.map(PathBuf::from),
+        };
+        let fsync = match raw.get("fsync") {
+            None => d.fsync,
+            Some(v) => v
+                .parse()
+                .map_err(|e| ConfigError(format!("--fsync: {e}")))?,
+        };
         Ok(Config {
             bind,
             limits,
@@ -553,6 +584,8 @@ impl Config {
             stdin: stdin || stdin_json,
             stdin_json,
             cors_origins,
+            history_file,
+            fsync,
         })
     }
 }

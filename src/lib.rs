@@ -77,7 +77,8 @@
 //! id the stream starts live (`initialized`). The outcome is also in the `SSE-Resume`
 //! response header and counted in `/metrics` (`ssehub_resumes_total`,
 //! `ssehub_resets_total`). A browser's `EventSource` discards comments, so the reset is an
-//! event an application can listen to.
+//! event an application can listen to. With `--history-file` the history (epoch, offsets,
+//! events) is kept in an append-only file and survives restarts (`hub/log_file.rs`).
 //!
 //! # Example
 //!

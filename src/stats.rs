@@ -78,6 +78,7 @@ pub struct Stats {
     direct_writes: AtomicU64,
     direct_handoffs: AtomicU64,
     publishes_paced: AtomicU64,
+    history_write_errors: AtomicU64,
     ended: [AtomicU64; Reason::ALL.len()],
     resumes: [AtomicU64; 3],
     resets: [AtomicU64; 4],
@@ -113,6 +114,8 @@ pub struct Snapshot {
     pub direct_handoffs: u64,
     /// Publish answers held because the writers were behind subscribers that still read.
     pub publishes_paced: u64,
+    /// Publishes refused because the history file could not be written.
+    pub history_write_errors: u64,
     /// Ended streams by reason, in [`Reason::ALL`] order.
     pub ended: [u64; Reason::ALL.len()],
     /// Streams started, by resume outcome, in [`Resume::LABELS`] order.
@@ -146,6 +149,7 @@ impl Stats {
             direct_writes: AtomicU64::new(0),
             direct_handoffs: AtomicU64::new(0),
             publishes_paced: AtomicU64::new(0),
+            history_write_errors: AtomicU64::new(0),
             ended: Default::default(),
             resumes: Default::default(),
             resets: Default::default(),
@@ -210,6 +214,11 @@ impl Stats {
         self.publishes_paced.fetch_add(1, Relaxed);
     }
 
+    /// A publish was refused: its record could not be written to the history file.
+    pub fn history_write_failed(&self) {
+        self.history_write_errors.fetch_add(1, Relaxed);
+    }
+
     /// A request was refused with `status`.
     pub fn rejected(&self, status: u16) {
         let i = COUNTED_STATUSES
@@ -239,6 +248,7 @@ impl Stats {
             direct_writes: self.direct_writes.load(Relaxed),
             direct_handoffs: self.direct_handoffs.load(Relaxed),
             publishes_paced: self.publishes_paced.load(Relaxed),
+            history_write_errors: self.history_write_errors.load(Relaxed),
             ended: std::array::from_fn(|i| self.ended[i].load(Relaxed)),
             resumes: std::array::from_fn(|i| self.resumes[i].load(Relaxed)),
             resets: std::array::from_fn(|i| self.resets[i].load(Relaxed)),

@@ -43,7 +43,8 @@ fn resume_sees_every_later_event_once(by_header: bool) {
     let publisher = std::thread::spawn(move || {
         let topic = Topic::default_topic();
         for i in 1..=TOTAL {
-            hub.publish(&topic, &Event::new(format!("n{i}")).unwrap());
+            hub.publish(&topic, &Event::new(format!("n{i}")).unwrap())
+                .unwrap();
             std::thread::sleep(Duration::from_micros(700));
         }
     });

@@ -12,6 +12,8 @@ mod hub_e2e;
 mod publish;
 // Last-Event-ID replay from the history.
 mod replay;
+// --history-file: restarts, kill -9, corruption, unusable paths, a full disk.
+mod history_file;
 // The ssehub binary: flags, exit codes, signals, stdin mode.
 mod binary;
 // Malformed and oversized requests, and attacks: each answered precisely, others unharmed.

@@ -55,14 +55,54 @@ impl History {
         self.events.len()
     }
 
-    /// Issues the next id (the caller then [`push`](History::push)es its event).
-    pub(super) fn next_id(&mut self) -> EventId {
-        self.last += 1;
-        EventId::new(self.epoch, self.last)
+    /// The id the next event gets: it is issued when its event is
+    /// [`push`](History::push)ed (a publish whose record cannot be written issues none).
+    pub(super) fn next_id(&self) -> EventId {
+        EventId::new(self.epoch, self.last + 1)
     }
 
-    /// Keeps `entry`, dropping the oldest events while over either cap.
+    /// A history of `epoch` read back from its file: `last` issued, `records` oldest
+    /// first (their offsets consecutive up to `last`); the tail within `limits` is kept.
+    pub(super) fn restore(
+        epoch: u64,
+        last: u64,
+        records: Vec<super::log_file::Record>,
+        limits: HubLimits,
+    ) -> History {
+        let mut h = History::new(epoch);
+        let first = records.first().map_or(last + 1, |r| r.offset);
+        h.last = first - 1;
+        h.dropped_upto = first - 1;
+        for r in records {
+            h.push(
+                Retained {
+                    offset: r.offset,
+                    topic: r.topic,
+                    frame: r.frame,
+                },
+                limits,
+            );
+        }
+        debug_assert_eq!(h.last, last);
+        h.last = last;
+        h
+    }
+
+    /// The highest offset no longer retained (0: none): the base of a compacted file.
+    pub(super) fn dropped_upto(&self) -> u64 {
+        self.dropped_upto
+    }
+
+    /// The retained events, oldest first, as (offset, topic, frame).
+    pub(super) fn retained(&self) -> impl Iterator<Item = (u64, &Topic, &Frame)> {
+        self.events.iter().map(|e| (e.offset, &e.topic, &e.frame))
+    }
+
+    /// Keeps `entry` (the event of [`next_id`](History::next_id), which it issues),
+    /// dropping the oldest events while over either cap.
     pub(super) fn push(&mut self, entry: Retained, limits: HubLimits) {
+        debug_assert_eq!(entry.offset, self.last + 1);
+        self.last = entry.offset;
         if limits.history_events == 0 {
             self.dropped_upto = entry.offset;
             return;

@@ -7,7 +7,8 @@
 //! | file | concept |
 //! |---|---|
 //! | `mod.rs` (this) | the registry: subscribe, publish, fan-out, eviction, close |
-//! | `history.rs` | the bounded replay history |
+//! | `history.rs` | the bounded replay history: ids, the resume decision |
+//! | `log_file.rs` | the optional history file (`--history-file`): records, loading, compaction, fsync |
 //! | `subscription.rs` | the reader's end: queue, backlog, end reason |
 //! | `writer_state.rs` | the writer's state word (waiting, running, lent), with its transition table |
 //! | `direct.rs` | direct writes: a frame written to waiting writers' sockets without waking them |
@@ -57,8 +58,8 @@
 //! use ssehub::{Event, Topic, Topics};
 //!
 //! let hub = Hub::new(Default::default(), Default::default());
-//! let first = hub.publish(&Topic::default_topic(), &Event::new("a").unwrap()).id;
-//! hub.publish(&Topic::default_topic(), &Event::new("b").unwrap());
+//! let first = hub.publish(&Topic::default_topic(), &Event::new("a").unwrap()).unwrap().id;
+//! hub.publish(&Topic::default_topic(), &Event::new("b").unwrap()).unwrap();
 //! let id = first.to_string();
 //! let mut sub = hub.subscribe(Topics::All, Some(&id), None).unwrap();
 //! assert_eq!(sub.resume(), Resume::Continue);
@@ -83,6 +84,7 @@
 
 mod direct;
 mod history;
+mod log_file;
 mod subscription;
 mod topic_counts;
 mod writer_state;
@@ -92,6 +94,8 @@ mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_channel::{Sender, TrySendError};
@@ -99,6 +103,8 @@ use async_channel::{Sender, TrySendError};
 pub(crate) use direct::{DirectJob, DirectSink};
 use direct::{DirectRunner, DirectTarget};
 use history::{History, Retained};
+use log_file::LogFile;
+pub use log_file::{Fsync, OpenError};
 pub use subscription::Subscription;
 use topic_counts::TopicCounts;
 pub use topic_counts::{LISTED_TOPICS, TopicListing};
@@ -177,6 +183,30 @@ pub struct Published {
     pub delivery: Delivery,
 }
 
+/// Why [`Hub::publish`] refused: the event got no id and reached nobody.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// Its record could not be written to the history file.
+    HistoryFile(io::Error),
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::HistoryFile(e) => write!(f, "the history file could not be written: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PublishError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PublishError::HistoryFile(e) => Some(e),
+        }
+    }
+}
+
 /// Why [`Hub::subscribe`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -238,6 +268,8 @@ struct State {
     queue_len: usize,
     next_client: u64,
     history: History,
+    /// The history file, with `--history-file`.
+    store: Option<LogFile>,
     closed: bool,
     /// Whether the last fan-out found every writer waiting (see "Direct writes").
     writers_idle: bool,
@@ -278,12 +310,67 @@ impl Hub {
     ///
     /// If `limits.queue_len` is 0.
     pub fn with_log(limits: HubLimits, stats: Arc<Stats>, log: Log) -> Hub {
+        Hub::build(limits, stats, log, History::new(new_epoch()), None)
+    }
+
+    /// Like [`Hub::with_log`], with the history kept in the file at `path` (created if
+    /// it does not exist): its epoch, offsets and retained events survive a restart. See
+    /// [`Fsync`] for what each mode keeps through a crash.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError`] (one line, naming the file) when the file cannot be created or
+    /// written, or is corrupt other than in its last record.
+    ///
+    /// # Panics
+    ///
+    /// If `limits.queue_len` is 0.
+    pub fn with_history_file(
+        limits: HubLimits,
+        stats: Arc<Stats>,
+        log: Log,
+        path: &Path,
+        fsync: Fsync,
+    ) -> Result<Hub, OpenError> {
+        let (mut store, loaded) = LogFile::open(path, fsync)?;
+        for note in &loaded.notes {
+            log.line(format_args!("history file {}: {note}", path.display()));
+        }
+        let loaded_events = loaded.records.len();
+        let history = History::restore(loaded.epoch, loaded.last, loaded.records, limits);
+        log.line(format_args!(
+            "history file {}: epoch {}, {} events read, {} kept, last offset {}",
+            path.display(),
+            loaded.epoch,
+            loaded_events,
+            history.len(),
+            loaded.last
+        ));
+        if store.wants_compaction(limits.history_events, limits.history_bytes) {
+            store
+                .compact(history.dropped_upto(), history.retained())
+                .map_err(|e| OpenError {
+                    path: path.to_owned(),
+                    what: format!("cannot compact it: {e}"),
+                })?;
+        }
+        Ok(Hub::build(limits, stats, log, history, Some(store)))
+    }
+
+    fn build(
+        limits: HubLimits,
+        stats: Arc<Stats>,
+        log: Log,
+        history: History,
+        store: Option<LogFile>,
+    ) -> Hub {
         assert!(limits.queue_len > 0, "queue_len must be at least 1");
         let state = State {
             clients: HashMap::new(),
             queue_len: limits.queue_len,
             next_client: 1,
-            history: History::new(new_epoch()),
+            history,
+            store,
             closed: false,
             writers_idle: true,
             topic_counts: TopicCounts::default(),
@@ -367,6 +454,11 @@ impl Hub {
         self.lock().history.len()
     }
 
+    /// The size of the history file now, with one. **Unit:** bytes.
+    pub fn history_file_len(&self) -> Option<u64> {
+        self.lock().store.as_ref().map(LogFile::len)
+    }
+
     /// Subscribers per topic they asked for (`*` for subscribers to every topic), at
     /// most [`LISTED_TOPICS`] topics by name and the rest summed. Kept as subscribers
     /// come and go: reading it never walks the subscribers.
@@ -426,14 +518,33 @@ impl Hub {
     }
 
     /// Publishes `event` on `topic`: assigns the next id, encodes the event **once**, keeps
-    /// it in the history, and hands the shared frame to every matching subscriber.
+    /// it in the history (and its file), and hands the shared frame to every matching
+    /// subscriber.
     ///
-    /// Never waits: a subscriber whose queue is full is evicted instead.
-    pub fn publish(&self, topic: &Topic, event: &Event) -> Published {
+    /// Never waits for a subscriber: one whose queue is full is evicted instead. With a
+    /// history file, the record is written first (and, with [`Fsync::Always`], synced):
+    /// the history's one wait.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::HistoryFile`] when the record could not be written: the event is
+    /// not published (no id is used, nobody gets it). Never without a history file.
+    pub fn publish(&self, topic: &Topic, event: &Event) -> Result<Published, PublishError> {
         let mut evicted = Vec::new();
         let mut state = self.lock();
         let id = state.history.next_id();
         let frame = encode(event, Some(&id.to_string()));
+        if let Some(store) = state.store.as_mut()
+            && let Err(e) = store.append(id.offset, topic, &frame)
+        {
+            let path = store.path().display().to_string();
+            drop(state);
+            self.inner.stats.history_write_failed();
+            self.inner.log.line(format_args!(
+                "history file {path}: write failed, publish refused: {e}"
+            ));
+            return Err(PublishError::HistoryFile(e));
+        }
         state.history.push(
             Retained {
                 offset: id.offset,
@@ -442,6 +553,7 @@ impl Hub {
             },
             self.inner.limits,
         );
+        state.compact_history(self.inner.limits, &self.inner.log);
         let mut direct = Vec::new();
         let go_direct = state.writers_idle && self.inner.runner.get().is_some();
         let delivery = state.fan_out(
@@ -454,7 +566,7 @@ impl Hub {
         self.inner.stats.event_published();
         self.run_direct(frame, direct);
         self.finish_delivery(&delivery, evicted);
-        Published { id, delivery }
+        Ok(Published { id, delivery })
     }
 
     /// Hands `frame` (a heartbeat or other comment) to every subscriber, without an id and
@@ -552,6 +664,24 @@ impl Hub {
 }
 
 impl State {
+    /// Rewrites the history file with only the retained events once it holds twice the
+    /// caps' worth. A failure is logged; the file grows on, and it is tried again later.
+    fn compact_history(&mut self, limits: HubLimits, log: &Log) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        if !store.wants_compaction(limits.history_events, limits.history_bytes) {
+            return;
+        }
+        if let Err(e) = store.compact(self.history.dropped_upto(), self.history.retained()) {
+            log.line(format_args!(
+                "history file {}: compaction failed (the file grows on): {e}",
+                store.path().display()
+            ));
+            store.defer_compaction(limits.history_events.max(1) as u64);
+        }
+    }
+
     /// `try_send`s `frame` to each matching subscriber; collects the ones to evict. With
     /// `direct`, the sockets of waiting writers are taken for a direct write instead (see
     /// the module docs); either way it notes whether every writer was waiting.

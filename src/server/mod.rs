@@ -39,7 +39,7 @@ pub(crate) use connection::serve_connection;
 pub(crate) use socket::Conn;
 
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::hub::{Hub, OpenError};
 use crate::log::Log;
 use crate::producer::Producers;
 use crate::shutdown::{Guard, Shutdown};
@@ -59,12 +59,15 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// The history file could not be opened, created or read back.
+    HistoryFile(OpenError),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            Error::HistoryFile(e) => write!(f, "{e}"),
         }
     }
 }
@@ -73,6 +76,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Bind { source, .. } => Some(source),
+            Error::HistoryFile(e) => Some(e),
         }
     }
 }
@@ -95,6 +99,17 @@ impl Ctx {
     pub(crate) fn new(config: Config, log: Log, shutdown: Shutdown) -> Arc<Ctx> {
         let stats = Arc::new(Stats::new());
         let hub = Hub::with_log(config.hub, stats.clone(), log.clone());
+        Ctx::with_hub(config, log, shutdown, hub, stats)
+    }
+
+    /// Shared state around an existing `hub` (counting into `stats`).
+    pub(crate) fn with_hub(
+        config: Config,
+        log: Log,
+        shutdown: Shutdown,
+        hub: Hub,
+        stats: Arc<Stats>,
+    ) -> Arc<Ctx> {
         let cors = cors::Cors::new(&config.cors_origins);
         Arc::new(Ctx {
             config,
@@ -142,11 +157,12 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listen address of `config`.
+    /// Binds the listen address of `config` and, with a history file, opens and reads it.
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] when the address is in use or not available.
+    /// [`Error::Bind`] when the address is in use or not available;
+    /// [`Error::HistoryFile`] when the history file cannot be used.
     pub fn bind(config: Config, log: Log, shutdown: Shutdown) -> Result<Server, Error> {
         let addr = config.bind;
         let bind_err = |source| Error::Bind { addr, source };
@@ -157,10 +173,25 @@ impl Server {
         let _ = rustix::net::listen(&std, LISTEN_BACKLOG);
         let local = std.local_addr().map_err(bind_err)?;
         let listener = TcpListener::try_from(std).map_err(bind_err)?;
+        let ctx = match &config.history_file {
+            None => Ctx::new(config, log, shutdown),
+            Some(path) => {
+                let stats = Arc::new(Stats::new());
+                let hub = Hub::with_history_file(
+                    config.hub,
+                    stats.clone(),
+                    log.clone(),
+                    path,
+                    config.fsync,
+                )
+                .map_err(Error::HistoryFile)?;
+                Ctx::with_hub(config, log, shutdown, hub, stats)
+            }
+        };
         Ok(Server {
             listener,
             addr: local,
-            ctx: Ctx::new(config, log, shutdown),
+            ctx,
         })
     }
 

@@ -145,14 +145,21 @@ fn publish_body(ctx: &Ctx, req: &Request, body: &[u8]) -> (Response, bool) {
         )
     };
     match parsed {
-        Ok(p) => {
-            let published = ctx.hub.publish(&p.topic, &p.event);
-            let resp = Response::json(
-                200,
-                &json!({"id": published.id.to_string(), "delivered_to": published.delivery.sent}),
-            );
-            (resp, published.delivery.congested())
-        }
+        Ok(p) => match ctx.hub.publish(&p.topic, &p.event) {
+            Ok(published) => {
+                let resp = Response::json(
+                    200,
+                    &json!({"id": published.id.to_string(), "delivered_to": published.delivery.sent}),
+                );
+                (resp, published.delivery.congested())
+            }
+            // The hub logged and counted it; the publisher may try again.
+            Err(e) => (
+                Response::text(503, &format!("event not published: {e}"))
+                    .header("Retry-After", "1"),
+                false,
+            ),
+        },
         Err(e) => (Response::text(400, &e.to_string()), false),
     }
 }

@@ -92,11 +92,19 @@ fn stats_json(ctx: &Ctx) -> Value {
         "streams_ended": ended,
         "rejected": rejected,
         "resumes": resumes,
-        "history": {"events": ctx.hub.history_len(), "epoch": ctx.hub.epoch(), "last_id": last_id},
+        "history": {
+            "events": ctx.hub.history_len(),
+            "epoch": ctx.hub.epoch(),
+            "last_id": last_id,
+            "file": cfg.history_file.as_ref().map(|p| p.display().to_string()),
+            "file_bytes": ctx.hub.history_file_len(),
+            "write_errors": s.history_write_errors,
+        },
         "config": {
             "queue": cfg.hub.queue_len,
             "history": cfg.hub.history_events,
             "history_bytes": cfg.hub.history_bytes,
+            "fsync": cfg.history_file.as_ref().map(|_| cfg.fsync.label()),
             "heartbeat_secs": cfg.heartbeat.map_or(0.0, |d| d.as_secs_f64()),
             "write_timeout_secs": cfg.limits.write_timeout.as_secs_f64(),
             "header_timeout_secs": cfg.limits.request_timeout.as_secs_f64(),
@@ -261,6 +269,20 @@ fn prometheus(ctx: &Ctx) -> String {
         "Offset of the last event published in this history (the id is <epoch>-<offset>).",
         &one(ctx.hub.last_id().map_or(0, |id| id.offset)),
     );
+    if let Some(bytes) = ctx.hub.history_file_len() {
+        metric(
+            "history_file_bytes",
+            "gauge",
+            "Size of the history file.",
+            &one(bytes),
+        );
+    }
+    metric(
+        "history_write_errors_total",
+        "counter",
+        "Publishes refused because the history file could not be written.",
+        &one(s.history_write_errors),
+    );
     metric(
         "history_epoch",
         "gauge",
@@ -323,7 +345,8 @@ mod tests {
             .unwrap();
         let _b = ctx.hub.subscribe(Topics::All, None, None).unwrap();
         ctx.hub
-            .publish(&Topic::new("x").unwrap(), &Event::new("d").unwrap());
+            .publish(&Topic::new("x").unwrap(), &Event::new("d").unwrap())
+            .unwrap();
         // An old integer id: a reset. Gone again, so the other figures stay as they were.
         drop(ctx.hub.subscribe(Topics::All, Some("3"), None).unwrap());
         ctx.stats.rejected(404);

@@ -79,6 +79,7 @@ impl TestServer {
         }
         self.hub
             .publish(&Topic::new(topic).expect("valid topic"), &ev)
+            .unwrap()
             .id
     }
 
