@@ -318,7 +318,7 @@ const OPTS: &[Opt] = &[
     Opt {
         name: "fsync",
         value: Some("WHEN"),
-        help: "sync the history file: never, interval (once a second), always [interval]",
+        help: "sync the history file: never, interval (every second), always (before each answer) [interval]",
         alias: None,
     },
     Opt {
@@ -565,6 +565,9 @@ impl Config {
         };
         let fsync = match raw.get("fsync") {
             None => d.fsync,
+            Some(_) if history_file.is_none() => {
+                return Err(ConfigError("--fsync: only with --history-file".into()));
+            }
             Some(v) => v
                 .parse()
                 .map_err(|e| ConfigError(format!("--fsync: {e}")))?,
@@ -768,5 +771,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.cors_origins, ["http://a.test", "*"]);
+    }
+
+    #[test]
+    fn fsync_needs_a_history_file() {
+        let c = run(&["--history-file", "h", "--fsync", "always"], &[]).unwrap();
+        assert_eq!(
+            (c.history_file.as_deref(), c.fsync),
+            (Some("h".as_ref()), Fsync::Always)
+        );
+        assert!(
+            run(&["--fsync", "never"], &[])
+                .unwrap_err()
+                .0
+                .contains("--history-file")
+        );
+        assert!(run(&["--history-file", "h", "--fsync", "x"], &[]).is_err());
     }
 }

@@ -74,8 +74,9 @@ pub async fn demo(hub: Hub, min_ms: u64, max_ms: u64) {
         let value = (fastrand::f64() * 1000.0).round() / 1000.0;
         let data = json!({"seq": seq, "ts": ts, "value": value}).to_string();
         if let Ok(event) = Event::new(data).and_then(|e| e.with_name("tick")) {
-            // A refused publish (history file) is logged by the hub; the demo goes on.
-            let _ = hub.publish(&topic, &event);
+            // A refused publish (history file) is logged and counted by the hub; the
+            // demo goes on.
+            let _ = hub.try_publish_async(topic.clone(), event).await;
         }
     }
 }
@@ -135,7 +136,8 @@ pub async fn lines<R: AsyncRead + Unpin>(
         };
         match parsed {
             Ok(p) => {
-                if hub.publish(&p.topic, &p.event).is_err() {
+                // The hub logged and counted why; say which line it was.
+                if hub.try_publish_async(p.topic, p.event).await.is_err() {
                     log.line(format_args!("stdin: line {number} not published"));
                 }
             }

@@ -1093,7 +1093,11 @@ fn if_match_on_a_resource_without_entity_tags_is_412() {
         .as_bytes(),
     );
     assert_eq!(r.status, 412, "{r:?}");
-    assert_eq!(srv.hub.last_id(), None, "published despite a false If-Match");
+    assert_eq!(
+        srv.hub.last_id(),
+        None,
+        "published despite a false If-Match"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -358,7 +358,11 @@ fn a_full_disk_answers_503_and_the_server_keeps_serving() {
         assert!(ok < 1000, "a 16 KiB file system never filled");
     };
     refused.assert_refusal(503);
-    assert!(refused.body_text().contains("history file"), "{refused:?}");
+    assert_eq!(refused.header("Retry-After"), Some("1"), "{refused:?}");
+    let reason = refused.body_text();
+    assert!(reason.contains("history file"), "{refused:?}");
+    // The publisher learns why, not where the server keeps its files.
+    assert!(!reason.contains(arg(&path)), "{reason:?}");
     // Everything acknowledged reached the subscriber, and nothing else.
     let mut epoch = 0;
     for i in 1..=ok {
@@ -380,13 +384,15 @@ fn a_full_disk_answers_503_and_the_server_keeps_serving() {
         .request(&get("/metrics"))
         .body_text();
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("ssehub_history_write_errors_total ") && !l.ends_with(" 0")),
+        metrics.lines().any(
+            |l| l.starts_with("ssehub_history_file_errors_total{op=\"write\"} ")
+                && !l.ends_with(" 0")
+        ),
         "{metrics}"
     );
     assert!(
-        bin.stderr_has("write failed, publish refused", SHORT),
+        bin.stderr_has("cannot write the record", SHORT)
+            && bin.stderr_has("publish refused", SHORT),
         "{:?}",
         bin.stderr
     );

@@ -172,8 +172,7 @@ fn concurrent_publishers_give_every_subscriber_one_global_order() {
                     hub.publish(
                         &topic,
                         &ssehub::sse::Event::new(format!("{p}-{i}")).unwrap(),
-                    )
-                    .unwrap();
+                    );
                 }
             })
         })

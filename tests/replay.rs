@@ -43,8 +43,7 @@ fn resume_sees_every_later_event_once(by_header: bool) {
     let publisher = std::thread::spawn(move || {
         let topic = Topic::default_topic();
         for i in 1..=TOTAL {
-            hub.publish(&topic, &Event::new(format!("n{i}")).unwrap())
-                .unwrap();
+            hub.publish(&topic, &Event::new(format!("n{i}")).unwrap());
             std::thread::sleep(Duration::from_micros(700));
         }
     });

@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
                 futures_lite::future::yield_now().await;
             }
             let event = ssehub::Event::new("fuzz").expect("valid data");
-            let _ = harness.hub().publish(&ssehub::Topic::default_topic(), &event);
+            harness.hub().publish(&ssehub::Topic::default_topic(), &event);
             harness.shutdown();
         }
     };

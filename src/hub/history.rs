@@ -9,6 +9,7 @@ use crate::sse::{self, Frame};
 use crate::topic::{Topic, Topics};
 
 /// One retained event.
+#[derive(Clone)]
 pub(super) struct Retained {
     /// Its offset in this history (the id is `<epoch>-<offset>`).
     pub(super) offset: u64,
@@ -17,6 +18,7 @@ pub(super) struct Retained {
 }
 
 /// The bounded replay history, oldest first.
+#[derive(Clone)]
 pub(super) struct History {
     /// Fixed for the life of the history: its start time in Unix ms.
     epoch: u64,
@@ -61,31 +63,14 @@ impl History {
         EventId::new(self.epoch, self.last + 1)
     }
 
-    /// A history of `epoch` read back from its file: `last` issued, `records` oldest
-    /// first (their offsets consecutive up to `last`); the tail within `limits` is kept.
-    pub(super) fn restore(
-        epoch: u64,
-        last: u64,
-        records: Vec<super::log_file::Record>,
-        limits: HubLimits,
-    ) -> History {
-        let mut h = History::new(epoch);
-        let first = records.first().map_or(last + 1, |r| r.offset);
-        h.last = first - 1;
-        h.dropped_upto = first - 1;
-        for r in records {
-            h.push(
-                Retained {
-                    offset: r.offset,
-                    topic: r.topic,
-                    frame: r.frame,
-                },
-                limits,
-            );
+    /// An empty history of `epoch` whose events start after `base` (a history file's
+    /// header: the offsets before it were issued and are gone).
+    pub(super) fn after(epoch: u64, base: u64) -> History {
+        History {
+            last: base,
+            dropped_upto: base,
+            ..History::new(epoch)
         }
-        debug_assert_eq!(h.last, last);
-        h.last = last;
-        h
     }
 
     /// The highest offset no longer retained (0: none): the base of a compacted file.

@@ -1,7 +1,7 @@
 //! The optional durable history (`--history-file PATH`): an append-only file of the
 //! retained events, so that a restart keeps the epoch, the offsets and the history.
 //!
-//! # Format (version 1, little-endian)
+//! # Format (version 1, little-endian; `format.rs`)
 //!
 //! ```text
 //! header  (32 bytes)  magic "ssehubhf" | version u32 = 1 | epoch u64 | base u64 | crc32 u32
@@ -16,31 +16,38 @@
 //!
 //! # Loading
 //!
-//! At start the file is read once; the tail within the history caps is kept. A bad
-//! record that reaches the end of the file (short, or failing its checksum) is a torn
-//! last write: it is cut off and logged. Anything else that is wrong (a bad header, a bad
-//! record followed by more data, offsets out of sequence) is an error naming the file
-//! and the byte offset: the server does not start rather than reuse ids.
+//! At start the file is read once, record by record, into a history that keeps only the
+//! tail within the caps. A bad record that reaches the end of the file (short, or failing
+//! its checksum) is a torn last write: it is cut off and logged. Anything else that is
+//! wrong (a bad header, a bad record followed by more data, offsets out of sequence) is
+//! an error naming the file and the byte offset: the server does not start rather than
+//! reuse ids, and the file is left as it was.
 //!
 //! # Writing
 //!
-//! Each event is appended as one record before it is delivered. A failed write is cut
-//! back off the file (so the file stays loadable) and the publish is refused. When the
-//! file holds twice the caps' worth of records or bytes, it is compacted: the retained
-//! events are written to `PATH.tmp`, synced, and renamed over `PATH` (then the directory
-//! is synced), so the file never grows past about twice the caps.
+//! Each event is appended as one record before anyone gets it. A failed write is cut
+//! back off the file (so the file stays loadable; until the cut succeeds nothing more is
+//! appended) and the publish is refused. When the file holds twice the caps' worth of
+//! records or bytes it is compacted: the retained events are written to `PATH.tmp`,
+//! synced, and renamed over `PATH` (then the directory is synced), so the file never
+//! grows past about twice the caps. The caller (`log_writer.rs`) does all of this under
+//! the publish lock, never under the hub's lock.
 //!
 //! # Durability ([`Fsync`])
 //!
-//! - `always`: each record is synced (`fdatasync`) before the publish is answered;
-//!   every acknowledged event survives a crash or a power cut. Publishes wait for the
-//!   disk, one at a time.
-//! - `interval` (default): a thread syncs the file once a second when it changed. A
-//!   process crash (`kill -9`) loses nothing that was acknowledged (the kernel has it);
-//!   a power cut loses up to about a second of events.
+//! - `always`: each record is synced (`fdatasync`) before the event is delivered and the
+//!   publish answered; every acknowledged event survives a crash or a power cut.
+//!   Publishes wait for the disk, one at a time.
+//! - `interval` (default): a thread syncs the file every [`FSYNC_INTERVAL`] (1000 ms)
+//!   when it changed. A process crash (`kill -9`) loses nothing that was acknowledged
+//!   (the kernel has it); a power cut loses up to about a second of events.
 //! - `never`: the kernel writes when it likes. A process crash loses nothing
 //!   acknowledged; a power cut loses what the kernel had not written (often tens of
 //!   seconds), and may leave a tail the loader refuses as corrupt.
+
+mod format;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -51,33 +58,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use format::{HEADER_LEN, MAGIC, MAX_RECORD, MIN_RECORD, RECORD_HEAD};
+
+use super::HubLimits;
+use super::history::{History, Retained};
 use crate::event_id::new_epoch;
 use crate::sse::Frame;
+use crate::stats::FileOp;
 use crate::topic::Topic;
 
-/// The file's first 8 bytes.
-pub const MAGIC: &[u8; 8] = b"ssehubhf";
-/// The format version this build reads and writes.
-pub const VERSION: u32 = 1;
-/// Bytes of the header.
-pub const HEADER_LEN: u64 = 32;
-/// Bytes before a record's payload (length and checksum).
-const RECORD_HEAD: u64 = 8;
-/// The largest payload a record may have. **Unit:** bytes. Why: a corrupt length must
-/// not make the loader allocate gigabytes.
-pub const MAX_RECORD: u32 = 64 * 1024 * 1024;
-/// How often `--fsync interval` syncs a changed file.
-pub const FSYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// How often `--fsync interval` syncs a changed file. **Unit:** ms (1000).
+pub const FSYNC_INTERVAL: Duration = Duration::from_millis(1000);
 
 /// When the history file is synced to the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Fsync {
     /// Never explicitly (the kernel decides).
     Never,
-    /// Once a second, when the file changed.
+    /// Every [`FSYNC_INTERVAL`], when the file changed, by a thread of its own.
     #[default]
     Interval,
-    /// After every record, before the publish is answered.
+    /// After every record, before the event is delivered and the publish answered.
     Always,
 }
 
@@ -122,30 +123,19 @@ impl fmt::Display for OpenError {
 
 impl std::error::Error for OpenError {}
 
-/// One event read back from the file.
-#[derive(Debug)]
-pub(crate) struct Record {
-    pub(crate) offset: u64,
-    pub(crate) topic: Topic,
-    pub(crate) frame: Frame,
-}
-
 /// What loading found.
-#[derive(Debug)]
-pub(crate) struct Loaded {
-    /// The history's epoch (new for a new file).
-    pub(crate) epoch: u64,
-    /// The offset of the last event issued (0: none).
-    pub(crate) last: u64,
-    /// Every record of the file, oldest first (the caller keeps the tail it can hold).
-    pub(crate) records: Vec<Record>,
+pub(super) struct Loaded {
+    /// The history read back: its epoch and last offset, and the tail within the caps.
+    pub(super) history: History,
+    /// Records read from the file.
+    pub(super) read: u64,
     /// Notes for the log (a new file, a torn record cut off).
-    pub(crate) notes: Vec<String>,
+    pub(super) notes: Vec<String>,
 }
 
 /// The open history file, positioned at its end.
 #[derive(Debug)]
-pub(crate) struct LogFile {
+pub(super) struct LogFile {
     path: PathBuf,
     file: Arc<File>,
     fsync: Fsync,
@@ -156,6 +146,12 @@ pub(crate) struct LogFile {
     records: u64,
     /// Record bytes in the file (without the header).
     record_bytes: u64,
+    /// After a failed write whose record could not be cut off again: cut it before
+    /// anything else is appended.
+    torn: bool,
+    /// After a compaction that could not open the file it renamed into place: open it
+    /// before anything else is appended (the old descriptor names the replaced file).
+    stale: bool,
     /// After a failed compaction: not again before the file holds this many records.
     compact_not_before: u64,
     /// For `interval`: whether the file changed since the last sync, and the file the
@@ -164,64 +160,7 @@ pub(crate) struct LogFile {
     sync_target: Arc<Mutex<Arc<File>>>,
     /// Set by tests to make the next write fail.
     #[cfg(test)]
-    pub(crate) fail_next: bool,
-}
-
-fn crc_table() -> &'static [u32; 256] {
-    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut t = [0u32; 256];
-        for (i, slot) in t.iter_mut().enumerate() {
-            let mut c = i as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-            *slot = c;
-        }
-        t
-    })
-}
-
-/// CRC-32 (IEEE 802.3, as zlib and PNG), continued from `crc` (0 to start). A checksum
-/// against torn and flipped bytes, not a defence against tampering.
-pub fn crc32(crc: u32, bytes: &[u8]) -> u32 {
-    let t = crc_table();
-    let mut c = !crc;
-    for &b in bytes {
-        c = t[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
-    }
-    !c
-}
-
-fn header(epoch: u64, base: u64) -> [u8; HEADER_LEN as usize] {
-    let mut h = [0u8; HEADER_LEN as usize];
-    h[..8].copy_from_slice(MAGIC);
-    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    h[12..20].copy_from_slice(&epoch.to_le_bytes());
-    h[20..28].copy_from_slice(&base.to_le_bytes());
-    let crc = crc32(0, &h[..28]);
-    h[28..32].copy_from_slice(&crc.to_le_bytes());
-    h
-}
-
-/// Appends the record of one event to `buf`.
-fn encode_record(buf: &mut Vec<u8>, offset: u64, topic: &Topic, frame: &Frame) {
-    let topic = topic.as_str().as_bytes();
-    let len = 8 + 2 + topic.len() + frame.len();
-    let len = u32::try_from(len).unwrap_or(u32::MAX);
-    let start = buf.len();
-    buf.extend_from_slice(&len.to_le_bytes());
-    buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&offset.to_le_bytes());
-    buf.extend_from_slice(&(topic.len() as u16).to_le_bytes());
-    buf.extend_from_slice(topic);
-    buf.extend_from_slice(frame.as_bytes());
-    let crc = crc32(crc32(0, &len.to_le_bytes()), &buf[start + 8..]);
-    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    pub(super) fail_next: bool,
 }
 
 /// Syncs the directory holding `path`, so that a create or a rename in it is durable.
@@ -248,13 +187,18 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 impl LogFile {
-    /// Opens (or creates) the history file at `path` and reads it back.
+    /// Opens (or creates) the history file at `path` and reads it back into a history
+    /// that keeps the tail within `limits`.
     ///
     /// # Errors
     ///
     /// [`OpenError`] when the file cannot be created, opened for writing, read, or is
     /// corrupt (with the byte offset).
-    pub(crate) fn open(path: &Path, fsync: Fsync) -> Result<(LogFile, Loaded), OpenError> {
+    pub(super) fn open(
+        path: &Path,
+        fsync: Fsync,
+        limits: HubLimits,
+    ) -> Result<(LogFile, Loaded), OpenError> {
         let err = |what: String| OpenError {
             path: path.to_owned(),
             what,
@@ -282,8 +226,6 @@ impl LogFile {
             if start[..n] != MAGIC[..n] {
                 return Err(err("at byte 0: not an ssehub history file".into()));
             }
-        }
-        if size < HEADER_LEN {
             // New, or a header torn while it was first written: no record was ever
             // written after it, so nothing is lost by a new history.
             if size > 0 {
@@ -292,40 +234,33 @@ impl LogFile {
             let epoch = new_epoch();
             file.set_len(0)
                 .and_then(|()| file.seek(SeekFrom::Start(0)))
-                .and_then(|_| file.write_all(&header(epoch, 0)))
+                .and_then(|_| file.write_all(&format::header(epoch, 0)))
                 .and_then(|()| file.sync_all())
                 .and_then(|()| sync_dir(path))
                 .map_err(|e| io_err("write its header", e))?;
             notes.push(format!("new history, epoch {epoch}"));
-            let log = LogFile::new(path, file, fsync, epoch, HEADER_LEN, 0, 0);
-            let loaded = Loaded {
-                epoch,
-                last: 0,
-                records: Vec::new(),
-                notes,
-            };
-            return Ok((log, loaded));
+            let log = LogFile::new(path, file, fsync, epoch, HEADER_LEN, 0);
+            let history = History::after(epoch, 0);
+            let read = 0;
+            return Ok((
+                log,
+                Loaded {
+                    history,
+                    read,
+                    notes,
+                },
+            ));
         }
         let mut r = BufReader::with_capacity(256 * 1024, &mut file);
         let mut h = [0u8; HEADER_LEN as usize];
         let got = read_full(&mut r, &mut h).map_err(|e| io_err("read it", e))?;
-        if got < h.len() || &h[..8] != MAGIC {
+        if got < h.len() {
             return Err(err("at byte 0: not an ssehub history file".into()));
         }
-        let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-        if version != VERSION {
-            return Err(err(format!(
-                "at byte 8: format version {version}, this build reads {VERSION}"
-            )));
-        }
-        if crc32(0, &h[..28]).to_le_bytes() != h[28..32] {
-            return Err(err("at byte 28: header checksum mismatch".into()));
-        }
-        let epoch = u64::from_le_bytes(h[12..20].try_into().expect("8 bytes"));
-        let base = u64::from_le_bytes(h[20..28].try_into().expect("8 bytes"));
-        let mut records = Vec::new();
+        let (epoch, base) = format::parse_header(&h).map_err(err)?;
+        let mut history = History::after(epoch, base);
+        let mut read = 0u64;
         let mut pos = HEADER_LEN;
-        let mut last = base;
         let mut payload = Vec::new();
         let good_end = loop {
             let mut rh = [0u8; RECORD_HEAD as usize];
@@ -346,7 +281,7 @@ impl LogFile {
             let len = u32::from_le_bytes(rh[..4].try_into().expect("4 bytes"));
             let crc = u32::from_le_bytes(rh[4..].try_into().expect("4 bytes"));
             let end = pos + RECORD_HEAD + u64::from(len);
-            if !(10..=MAX_RECORD).contains(&len) {
+            if !(MIN_RECORD..=MAX_RECORD).contains(&len) {
                 if end >= size {
                     notes.push(torn(pos, "bad length"));
                     break pos;
@@ -359,7 +294,7 @@ impl LogFile {
                 notes.push(torn(pos, "short record"));
                 break pos;
             }
-            if crc32(crc32(0, &rh[..4]), &payload) != crc {
+            if format::record_crc(&rh[..4], &payload) != crc {
                 if end == size {
                     notes.push(torn(pos, "checksum mismatch"));
                     break pos;
@@ -368,26 +303,24 @@ impl LogFile {
                     "at byte {pos}: corrupt record (checksum mismatch)"
                 )));
             }
-            let offset = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
-            if offset != last + 1 {
+            let (offset, rest) = format::decode_payload(&payload);
+            let expected = history.next_id().offset;
+            if offset != expected {
                 return Err(err(format!(
-                    "at byte {pos}: record offset {offset}, expected {}",
-                    last + 1
+                    "at byte {pos}: record offset {offset}, expected {expected}"
                 )));
             }
-            let tlen = usize::from(u16::from_le_bytes(payload[8..10].try_into().expect("2")));
-            let topic = payload
-                .get(10..10 + tlen)
-                .and_then(|t| std::str::from_utf8(t).ok())
-                .and_then(|t| Topic::new(t).ok())
-                .ok_or_else(|| err(format!("at byte {pos}: corrupt record (topic)")))?;
-            let frame = Frame::from_encoded(payload[10 + tlen..].to_vec());
-            records.push(Record {
-                offset,
-                topic,
-                frame,
-            });
-            last = offset;
+            let (topic, frame) =
+                rest.ok_or_else(|| err(format!("at byte {pos}: corrupt record (topic)")))?;
+            history.push(
+                Retained {
+                    offset,
+                    topic,
+                    frame,
+                },
+                limits,
+            );
+            read += 1;
             pos = end;
         };
         drop(r);
@@ -398,61 +331,43 @@ impl LogFile {
         }
         file.seek(SeekFrom::Start(good_end))
             .map_err(|e| io_err("seek to its end", e))?;
-        let count = records.len() as u64;
-        let log = LogFile::new(
-            path,
-            file,
-            fsync,
-            epoch,
-            good_end,
-            count,
-            good_end - HEADER_LEN,
-        );
+        let log = LogFile::new(path, file, fsync, epoch, good_end, read);
         Ok((
             log,
             Loaded {
-                epoch,
-                last,
-                records,
+                history,
+                read,
                 notes,
             },
         ))
     }
 
-    fn new(
-        path: &Path,
-        file: File,
-        fsync: Fsync,
-        epoch: u64,
-        len: u64,
-        records: u64,
-        record_bytes: u64,
-    ) -> LogFile {
+    fn new(path: &Path, file: File, fsync: Fsync, epoch: u64, len: u64, records: u64) -> Self {
         let file = Arc::new(file);
-        let log = LogFile {
+        LogFile {
             path: path.to_owned(),
             file: file.clone(),
             fsync,
             epoch,
             len,
             records,
-            record_bytes,
+            record_bytes: len - HEADER_LEN,
+            torn: false,
+            stale: false,
             compact_not_before: 0,
             dirty: Arc::new(AtomicBool::new(false)),
             sync_target: Arc::new(Mutex::new(file)),
             #[cfg(test)]
             fail_next: false,
-        };
-        if fsync == Fsync::Interval {
-            log.start_syncer();
         }
-        log
     }
 
-    /// For `interval`: a thread that syncs the file once a second when it changed; it
-    /// ends when the log is dropped.
-    fn start_syncer(&self) {
-        let dirty = Arc::downgrade(&self.dirty);
+    /// For `interval`: starts a thread that syncs the file every [`FSYNC_INTERVAL`] when
+    /// it changed, calling `report` when a sync fails (the next one tries again). It
+    /// takes no lock but the one naming the current file, and ends once the log file
+    /// is dropped.
+    pub(super) fn start_syncer(&self, report: impl Fn(&io::Error) + Send + 'static) {
+        let dirty: Weak<AtomicBool> = Arc::downgrade(&self.dirty);
         let target: Weak<Mutex<Arc<File>>> = Arc::downgrade(&self.sync_target);
         let _ = std::thread::Builder::new()
             .name("ssehub-fsync".into())
@@ -464,39 +379,60 @@ impl LogFile {
                     };
                     if dirty.swap(false, Ordering::AcqRel) {
                         let file = target.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                        // A failure here is seen again by the next write's own error.
-                        let _ = file.sync_data();
+                        if let Err(e) = file.sync_data() {
+                            dirty.store(true, Ordering::Release);
+                            report(&e);
+                        }
                     }
                 }
             });
     }
 
     /// The file's path.
-    pub(crate) fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// When the file is synced.
+    pub(super) fn fsync(&self) -> Fsync {
+        self.fsync
     }
 
     /// The history's epoch, from the file.
     #[cfg(test)]
-    pub(crate) fn epoch(&self) -> u64 {
+    pub(super) fn epoch(&self) -> u64 {
         self.epoch
     }
 
     /// Bytes in the file now.
-    pub(crate) fn len(&self) -> u64 {
+    pub(super) fn len(&self) -> u64 {
         self.len
     }
 
     /// Appends the record of one event (and syncs it with `always`). On failure the file
-    /// is cut back to where it was, so it stays loadable.
-    pub(crate) fn append(&mut self, offset: u64, topic: &Topic, frame: &Frame) -> io::Result<()> {
+    /// is cut back to where it was, so it stays loadable; the error says which step
+    /// failed.
+    pub(super) fn append(
+        &mut self,
+        offset: u64,
+        topic: &Topic,
+        frame: &Frame,
+    ) -> Result<(), (FileOp, io::Error)> {
+        if self.stale {
+            // A compaction replaced the file and could not open the new one.
+            self.reopen().map_err(|e| (FileOp::Write, e))?;
+        }
+        if self.torn {
+            // A record half written by an earlier failure is still at the end.
+            self.cut_back().map_err(|e| (FileOp::Write, e))?;
+        }
         let mut buf = Vec::with_capacity(frame.len() + 64);
-        encode_record(&mut buf, offset, topic, frame);
-        let result = self.write_synced(&buf);
-        if let Err(e) = result {
+        format::encode_record(&mut buf, offset, topic, frame);
+        if let Err(e) = self.write_synced(&buf) {
             // Leave no partial record behind; the next append starts where this one did.
-            let _ = self.file.set_len(self.len);
-            let _ = (&*self.file).seek(SeekFrom::Start(self.len));
+            if self.cut_back().is_err() {
+                self.torn = true;
+            }
             return Err(e);
         }
         self.len += buf.len() as u64;
@@ -508,39 +444,47 @@ impl LogFile {
         Ok(())
     }
 
-    fn write_synced(&mut self, buf: &[u8]) -> io::Result<()> {
+    /// Cuts the file back to its last whole record.
+    fn cut_back(&mut self) -> io::Result<()> {
+        self.file.set_len(self.len)?;
+        (&*self.file).seek(SeekFrom::Start(self.len))?;
+        self.torn = false;
+        Ok(())
+    }
+
+    fn write_synced(&mut self, buf: &[u8]) -> Result<(), (FileOp, io::Error)> {
         #[cfg(test)]
         if std::mem::take(&mut self.fail_next) {
             // Half a record reaches the file, as a full disk would leave it.
-            (&*self.file).write_all(&buf[..buf.len() / 2])?;
-            return Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "injected write failure",
-            ));
+            let _ = (&*self.file).write_all(&buf[..buf.len() / 2]);
+            let e = io::Error::new(io::ErrorKind::StorageFull, "injected write failure");
+            return Err((FileOp::Write, e));
         }
-        (&*self.file).write_all(buf)?;
+        (&*self.file)
+            .write_all(buf)
+            .map_err(|e| (FileOp::Write, e))?;
         if self.fsync == Fsync::Always {
-            self.file.sync_data()?;
+            self.file.sync_data().map_err(|e| (FileOp::Sync, e))?;
         }
         Ok(())
     }
 
     /// Whether the file holds twice the caps' worth of records or bytes.
-    pub(crate) fn wants_compaction(&self, max_events: usize, max_bytes: usize) -> bool {
+    pub(super) fn wants_compaction(&self, limits: HubLimits) -> bool {
         self.records >= self.compact_not_before
-            && (self.records >= (max_events.max(1) as u64).saturating_mul(2)
-                || self.record_bytes >= (max_bytes.max(1) as u64).saturating_mul(2))
+            && (self.records >= (limits.history_events.max(1) as u64).saturating_mul(2)
+                || self.record_bytes >= (limits.history_bytes.max(1) as u64).saturating_mul(2))
     }
 
     /// After a failed compaction: try again once `more` records were appended (not at
     /// every publish).
-    pub(crate) fn defer_compaction(&mut self, more: u64) {
+    pub(super) fn defer_compaction(&mut self, more: u64) {
         self.compact_not_before = self.records + more.max(1);
     }
 
     /// Rewrites the file with only `retained` (oldest first, after `base`): written to
     /// `PATH.tmp`, synced, renamed over `PATH`, directory synced.
-    pub(crate) fn compact<'a>(
+    pub(super) fn compact<'a>(
         &mut self,
         base: u64,
         retained: impl Iterator<Item = (u64, &'a Topic, &'a Frame)>,
@@ -549,37 +493,43 @@ impl LogFile {
         tmp_name.push(".tmp");
         let tmp_path = PathBuf::from(tmp_name);
         let mut buf = Vec::with_capacity(64 * 1024);
-        buf.extend_from_slice(&header(self.epoch, base));
+        buf.extend_from_slice(&format::header(self.epoch, base));
         let mut records = 0;
         for (offset, topic, frame) in retained {
-            encode_record(&mut buf, offset, topic, frame);
+            format::encode_record(&mut buf, offset, topic, frame);
             records += 1;
         }
-        let written = (|| {
+        let staged = (|| {
             let mut tmp = File::create(&tmp_path)?;
             tmp.write_all(&buf)?;
-            tmp.sync_all()?;
-            fs::rename(&tmp_path, &self.path)?;
-            sync_dir(&self.path)?;
-            // Reopen: the old descriptor names the file the rename replaced.
-            let mut file = OpenOptions::new().read(true).write(true).open(&self.path)?;
-            file.seek(SeekFrom::End(0))?;
-            Ok::<File, io::Error>(file)
-        })();
-        let file = match written {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = fs::remove_file(&tmp_path);
-                return Err(e);
-            }
-        };
-        let file = Arc::new(file);
-        self.file = file.clone();
-        *self.sync_target.lock().unwrap_or_else(|p| p.into_inner()) = file;
+            tmp.sync_all()
+        })()
+        .and_then(|()| fs::rename(&tmp_path, &self.path));
+        if let Err(e) = staged {
+            let _ = fs::remove_file(&tmp_path);
+            return Err(e);
+        }
+        // From here `PATH` is the compacted file, whatever fails next.
         self.len = buf.len() as u64;
         self.records = records;
         self.record_bytes = self.len - HEADER_LEN;
+        self.torn = false;
         self.compact_not_before = 0;
+        let synced = sync_dir(&self.path);
+        // The old descriptor names the file the rename replaced.
+        self.stale = true;
+        self.reopen()?;
+        synced
+    }
+
+    /// Opens `PATH` again after a compaction replaced it, positioned at its end.
+    fn reopen(&mut self) -> io::Result<()> {
+        let mut file = OpenOptions::new().read(true).write(true).open(&self.path)?;
+        file.seek(SeekFrom::Start(self.len))?;
+        let file = Arc::new(file);
+        self.file = file.clone();
+        *self.sync_target.lock().unwrap_or_else(|p| p.into_inner()) = file;
+        self.stale = false;
         Ok(())
     }
 }
@@ -590,253 +540,5 @@ impl Drop for LogFile {
         if self.fsync == Fsync::Interval && self.dirty.load(Ordering::Acquire) {
             let _ = self.file.sync_data();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A history file path in a fresh directory, removed when dropped.
-    struct Tmp(PathBuf);
-
-    impl std::ops::Deref for Tmp {
-        type Target = Path;
-        fn deref(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl AsRef<Path> for Tmp {
-        fn as_ref(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Tmp {
-        fn drop(&mut self) {
-            if let Some(dir) = self.0.parent() {
-                let _ = fs::remove_dir_all(dir);
-            }
-        }
-    }
-
-    fn tmp(name: &str) -> Tmp {
-        let dir = std::env::temp_dir().join(format!(
-            "ssehub-logfile-{}-{}-{name}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        fs::create_dir_all(&dir).unwrap();
-        Tmp(dir.join("history"))
-    }
-
-    fn frame(s: &str) -> Frame {
-        Frame::from_encoded(s.as_bytes().to_vec())
-    }
-
-    fn topic() -> Topic {
-        Topic::new("t").unwrap()
-    }
-
-    /// A file holding events 1..=n.
-    fn with_events(name: &str, n: u64) -> (Tmp, u64) {
-        let path = tmp(name);
-        let (mut log, loaded) = LogFile::open(&path, Fsync::Never).unwrap();
-        assert_eq!((loaded.last, loaded.records.len()), (0, 0));
-        for i in 1..=n {
-            log.append(i, &topic(), &frame(&format!("data: {i}\n\n")))
-                .unwrap();
-        }
-        let epoch = log.epoch();
-        drop(log);
-        (path, epoch)
-    }
-
-    #[test]
-    fn crc32_matches_the_standard_check_value() {
-        assert_eq!(crc32(0, b"123456789"), 0xCBF4_3926);
-        assert_eq!(crc32(0, b""), 0);
-        assert_eq!(crc32(crc32(0, b"1234"), b"56789"), 0xCBF4_3926);
-    }
-
-    #[test]
-    fn records_come_back_with_the_epoch_and_offsets() {
-        let (path, epoch) = with_events("roundtrip", 3);
-        let (log, loaded) = LogFile::open(&path, Fsync::Never).unwrap();
-        assert_eq!(loaded.epoch, epoch);
-        assert_eq!(log.epoch(), epoch);
-        assert_eq!(loaded.last, 3);
-        let got: Vec<(u64, String)> = loaded
-            .records
-            .iter()
-            .map(|r| {
-                (
-                    r.offset,
-                    String::from_utf8(r.frame.as_bytes().to_vec()).unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            got,
-            [
-                (1, "data: 1\n\n".into()),
-                (2, "data: 2\n\n".into()),
-                (3, "data: 3\n\n".into())
-            ]
-        );
-        assert!(loaded.notes.is_empty(), "{:?}", loaded.notes);
-    }
-
-    #[test]
-    fn a_torn_last_record_is_cut_off_and_logged_whatever_was_torn() {
-        for cut in [1u64, 4, 8, 12, 20] {
-            let (path, _) = with_events(&format!("torn{cut}"), 3);
-            let full = fs::metadata(&path).unwrap().len();
-            let f = OpenOptions::new().write(true).open(&path).unwrap();
-            f.set_len(full - cut).unwrap();
-            let (mut log, loaded) = LogFile::open(&path, Fsync::Never).unwrap();
-            assert_eq!(loaded.last, 2, "cut {cut}");
-            assert_eq!(loaded.notes.len(), 1, "cut {cut}");
-            assert!(
-                loaded.notes[0].contains("torn last record"),
-                "{:?}",
-                loaded.notes
-            );
-            // Ids continue after the last whole record, and the file loads again.
-            log.append(3, &topic(), &frame("data: again\n\n")).unwrap();
-            drop(log);
-            let (_, again) = LogFile::open(&path, Fsync::Never).unwrap();
-            assert_eq!(again.last, 3);
-            assert!(again.notes.is_empty());
-        }
-    }
-
-    #[test]
-    fn a_flipped_byte_in_the_last_record_is_a_torn_write() {
-        let (path, _) = with_events("flip-last", 3);
-        let mut bytes = fs::read(&path).unwrap();
-        let n = bytes.len();
-        bytes[n - 2] ^= 0x20;
-        fs::write(&path, &bytes).unwrap();
-        let (_, loaded) = LogFile::open(&path, Fsync::Never).unwrap();
-        assert_eq!(loaded.last, 2);
-        assert!(loaded.notes[0].contains("checksum"), "{:?}", loaded.notes);
-    }
-
-    #[test]
-    fn corruption_before_the_end_is_an_error_naming_the_byte() {
-        let (path, _) = with_events("corrupt", 3);
-        let mut bytes = fs::read(&path).unwrap();
-        // Inside the first record's payload.
-        let at = HEADER_LEN as usize + 8 + 3;
-        bytes[at] ^= 0xFF;
-        fs::write(&path, &bytes).unwrap();
-        let e = LogFile::open(&path, Fsync::Never).unwrap_err();
-        let msg = e.to_string();
-        assert!(msg.contains(&path.display().to_string()), "{msg}");
-        assert!(msg.contains(&format!("at byte {HEADER_LEN}")), "{msg}");
-        assert!(!msg.contains('\n'), "{msg}");
-        // The file is left as it was, for whoever looks into it.
-        assert_eq!(fs::read(&path).unwrap(), bytes);
-    }
-
-    #[test]
-    fn a_header_torn_at_creation_starts_a_new_history() {
-        let path = tmp("torn-header");
-        fs::write(&path, &MAGIC[..5]).unwrap();
-        let (mut log, loaded) = LogFile::open(&path, Fsync::Never).unwrap();
-        assert_eq!((loaded.last, loaded.records.len()), (0, 0));
-        assert!(
-            loaded.notes[0].contains("torn header"),
-            "{:?}",
-            loaded.notes
-        );
-        log.append(1, &topic(), &frame("data: 1\n\n")).unwrap();
-        drop(log);
-        assert_eq!(LogFile::open(&path, Fsync::Never).unwrap().1.last, 1);
-    }
-
-    #[test]
-    fn a_bad_header_or_another_kind_of_file_is_refused() {
-        let path = tmp("header");
-        for other in [&b"not a history file at all, but long enough"[..], b"short"] {
-            fs::write(&path, other).unwrap();
-            let e = LogFile::open(&path, Fsync::Never).unwrap_err().to_string();
-            assert!(e.contains("at byte 0: not an ssehub history file"), "{e}");
-            assert_eq!(fs::read(&path).unwrap(), other, "left as it was");
-        }
-        let mut h = header(5, 0);
-        h[12] ^= 1;
-        fs::write(&path, h).unwrap();
-        let e = LogFile::open(&path, Fsync::Never).unwrap_err().to_string();
-        assert!(e.contains("header checksum"), "{e}");
-        let dir = path.parent().unwrap();
-        let e = LogFile::open(dir, Fsync::Never).unwrap_err().to_string();
-        assert!(e.contains("history file"), "{e}");
-        let e = LogFile::open(&dir.join("no/such/dir/h"), Fsync::Never)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("cannot open it for writing"), "{e}");
-    }
-
-    #[test]
-    fn offsets_out_of_sequence_are_corruption() {
-        let path = tmp("sequence");
-        let (mut log, _) = LogFile::open(&path, Fsync::Never).unwrap();
-        log.append(1, &topic(), &frame("data: a\n\n")).unwrap();
-        log.append(3, &topic(), &frame("data: c\n\n")).unwrap();
-        log.append(4, &topic(), &frame("data: d\n\n")).unwrap();
-        drop(log);
-        let e = LogFile::open(&path, Fsync::Never).unwrap_err().to_string();
-        assert!(e.contains("record offset 3, expected 2"), "{e}");
-    }
-
-    #[test]
-    fn a_failed_write_leaves_no_partial_record() {
-        let (path, _) = with_events("fail", 2);
-        let (mut log, _) = LogFile::open(&path, Fsync::Always).unwrap();
-        let before = log.len();
-        log.fail_next = true;
-        assert!(log.append(3, &topic(), &frame("data: lost\n\n")).is_err());
-        assert_eq!(fs::metadata(&path).unwrap().len(), before);
-        log.append(3, &topic(), &frame("data: kept\n\n")).unwrap();
-        drop(log);
-        let (_, loaded) = LogFile::open(&path, Fsync::Never).unwrap();
-        assert_eq!(loaded.last, 3);
-        assert!(loaded.notes.is_empty(), "{:?}", loaded.notes);
-        assert_eq!(loaded.records[2].frame.as_bytes(), b"data: kept\n\n");
-    }
-
-    #[test]
-    fn compaction_keeps_the_epoch_and_the_offsets_even_with_no_record() {
-        let (path, epoch) = with_events("compact", 10);
-        let (mut log, loaded) = LogFile::open(&path, Fsync::Never).unwrap();
-        assert!(log.wants_compaction(5, usize::MAX));
-        let kept = &loaded.records[7..];
-        log.compact(7, kept.iter().map(|r| (r.offset, &r.topic, &r.frame)))
-            .unwrap();
-        assert!(!log.wants_compaction(5, usize::MAX));
-        log.append(11, &topic(), &frame("data: 11\n\n")).unwrap();
-        drop(log);
-        let (mut log, loaded) = LogFile::open(&path, Fsync::Never).unwrap();
-        assert_eq!(loaded.epoch, epoch);
-        let offsets: Vec<u64> = loaded.records.iter().map(|r| r.offset).collect();
-        assert_eq!(offsets, [8, 9, 10, 11]);
-        // Nothing retained (replay off): the header still carries the last offset.
-        log.compact(11, std::iter::empty()).unwrap();
-        drop(log);
-        let (_, loaded) = LogFile::open(&path, Fsync::Never).unwrap();
-        assert_eq!((loaded.last, loaded.records.len()), (11, 0));
-        assert!(!path.with_file_name("history.tmp").exists());
-    }
-
-    #[test]
-    fn fsync_values() {
-        for f in [Fsync::Never, Fsync::Interval, Fsync::Always] {
-            assert_eq!(f.label().parse::<Fsync>(), Ok(f));
-        }
-        assert!("sometimes".parse::<Fsync>().is_err());
-        assert_eq!(Fsync::default(), Fsync::Interval);
     }
 }

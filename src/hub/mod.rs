@@ -8,7 +8,8 @@
 //! |---|---|
 //! | `mod.rs` (this) | the registry: subscribe, publish, fan-out, eviction, close |
 //! | `history.rs` | the bounded replay history: ids, the resume decision |
-//! | `log_file.rs` | the optional history file (`--history-file`): records, loading, compaction, fsync |
+//! | `log_file.rs` (with `format.rs`) | the optional history file (`--history-file`): records, loading, compaction, fsync |
+//! | `log_writer.rs` | publishing with a history file: the publish lock, refused publishes |
 //! | `subscription.rs` | the reader's end: queue, backlog, end reason |
 //! | `writer_state.rs` | the writer's state word (waiting, running, lent), with its transition table |
 //! | `direct.rs` | direct writes: a frame written to waiting writers' sockets without waking them |
@@ -76,15 +77,24 @@
 //! direct write of the frame instead of waking each writer's task (see `direct.rs` and
 //! the state table in `writer_state.rs`). No lock is held while it runs.
 //!
-//!
 //! # One place to publish
 //!
-//! Every event goes through [`Hub::publish`], the one place that issues ids and appends to
-//! the history: the seam where a durable log or a broker-backed publish path plugs in.
+//! Every event goes through the hub's publish path, the one place that issues ids and
+//! appends to the history: the seam where the history file (and later a broker-backed
+//! path) plugs in. Without a file, [`Hub::publish`] takes the hub lock alone and cannot
+//! fail. With one ([`Hub::with_history_file`]), a publish can fail (a full disk), so the
+//! server and the producers use [`Hub::try_publish_async`] (the disk work on the
+//! blocking pool, never on the thread that accepts and answers) and answer a failure
+//! with `503`; [`Hub::publish`] on such a hub logs and counts a failure and returns
+//! [`Published::refused`]. Locking: a separate **publish lock** serializes publishers
+//! (id, append, fsync) and is held across the short hub-lock section that pushes into
+//! the in-memory history and fans out; the hub lock is never held during file I/O, so
+//! subscribers, evictions and scrapes never wait for the disk (see `log_writer.rs`).
 
 mod direct;
 mod history;
 mod log_file;
+mod log_writer;
 mod subscription;
 mod topic_counts;
 mod writer_state;
@@ -94,8 +104,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io;
-use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_channel::{Sender, TrySendError};
@@ -103,8 +112,9 @@ use async_channel::{Sender, TrySendError};
 pub(crate) use direct::{DirectJob, DirectSink};
 use direct::{DirectRunner, DirectTarget};
 use history::{History, Retained};
-use log_file::LogFile;
-pub use log_file::{Fsync, OpenError};
+pub use log_file::{FSYNC_INTERVAL, Fsync, OpenError};
+pub use log_writer::HistoryFileError;
+use log_writer::LogWriter;
 pub use subscription::Subscription;
 use topic_counts::TopicCounts;
 pub use topic_counts::{LISTED_TOPICS, TopicListing};
@@ -174,37 +184,19 @@ impl Backlog {
     }
 }
 
-/// The result of [`Hub::publish`].
+/// The result of [`Hub::publish`] and [`Hub::try_publish`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
-    /// The id the hub assigned.
+    /// The id the hub assigned. (When `refused`: the event got none, and this is
+    /// `<epoch>-0`, which names no event.)
     pub id: EventId,
     /// How the frame fanned out.
     pub delivery: Delivery,
-}
-
-/// Why [`Hub::publish`] refused: the event got no id and reached nobody.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum PublishError {
-    /// Its record could not be written to the history file.
-    HistoryFile(io::Error),
-}
-
-impl fmt::Display for PublishError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PublishError::HistoryFile(e) => write!(f, "the history file could not be written: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for PublishError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            PublishError::HistoryFile(e) => Some(e),
-        }
-    }
+    /// Only on a hub with a history file, only from [`Hub::publish`]: the record could
+    /// not be written, so the event was not published (no id, nobody got it); the hub
+    /// logged it and counted it in [`Snapshot::history_file_errors`](crate::Snapshot).
+    /// [`Hub::try_publish`] says why instead.
+    pub refused: bool,
 }
 
 /// Why [`Hub::subscribe`] refused.
@@ -255,7 +247,16 @@ pub struct Hub {
 }
 
 struct Inner {
+    /// The hub lock: the registry, the in-memory history, the fan-out. Never held
+    /// during file I/O.
     state: Mutex<State>,
+    /// With a history file, the publish lock (see `log_writer.rs`): taken before the
+    /// hub lock, by publishers only. `None`: publishing takes the hub lock alone.
+    writer: Option<Mutex<LogWriter>>,
+    /// The history file's size, for scrapes that must not wait for the publish lock.
+    file_bytes: AtomicU64,
+    /// The history's epoch (fixed).
+    epoch: u64,
     limits: HubLimits,
     stats: Arc<Stats>,
     log: Log,
@@ -268,8 +269,6 @@ struct State {
     queue_len: usize,
     next_client: u64,
     history: History,
-    /// The history file, with `--history-file`.
-    store: Option<LogFile>,
     closed: bool,
     /// Whether the last fan-out found every writer waiting (see "Direct writes").
     writers_idle: bool,
@@ -313,56 +312,12 @@ impl Hub {
         Hub::build(limits, stats, log, History::new(new_epoch()), None)
     }
 
-    /// Like [`Hub::with_log`], with the history kept in the file at `path` (created if
-    /// it does not exist): its epoch, offsets and retained events survive a restart. See
-    /// [`Fsync`] for what each mode keeps through a crash.
-    ///
-    /// # Errors
-    ///
-    /// [`OpenError`] (one line, naming the file) when the file cannot be created or
-    /// written, or is corrupt other than in its last record.
-    ///
-    /// # Panics
-    ///
-    /// If `limits.queue_len` is 0.
-    pub fn with_history_file(
-        limits: HubLimits,
-        stats: Arc<Stats>,
-        log: Log,
-        path: &Path,
-        fsync: Fsync,
-    ) -> Result<Hub, OpenError> {
-        let (mut store, loaded) = LogFile::open(path, fsync)?;
-        for note in &loaded.notes {
-            log.line(format_args!("history file {}: {note}", path.display()));
-        }
-        let loaded_events = loaded.records.len();
-        let history = History::restore(loaded.epoch, loaded.last, loaded.records, limits);
-        log.line(format_args!(
-            "history file {}: epoch {}, {} events read, {} kept, last offset {}",
-            path.display(),
-            loaded.epoch,
-            loaded_events,
-            history.len(),
-            loaded.last
-        ));
-        if store.wants_compaction(limits.history_events, limits.history_bytes) {
-            store
-                .compact(history.dropped_upto(), history.retained())
-                .map_err(|e| OpenError {
-                    path: path.to_owned(),
-                    what: format!("cannot compact it: {e}"),
-                })?;
-        }
-        Ok(Hub::build(limits, stats, log, history, Some(store)))
-    }
-
     fn build(
         limits: HubLimits,
         stats: Arc<Stats>,
         log: Log,
         history: History,
-        store: Option<LogFile>,
+        writer: Option<LogWriter>,
     ) -> Hub {
         assert!(limits.queue_len > 0, "queue_len must be at least 1");
         let state = State {
@@ -370,14 +325,18 @@ impl Hub {
             queue_len: limits.queue_len,
             next_client: 1,
             history,
-            store,
             closed: false,
             writers_idle: true,
             topic_counts: TopicCounts::default(),
         };
+        let epoch = state.history.epoch();
+        let file_bytes = AtomicU64::new(writer.as_ref().map_or(0, LogWriter::len));
         Hub {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
+                writer: writer.map(Mutex::new),
+                file_bytes,
+                epoch,
                 limits,
                 stats,
                 log,
@@ -423,7 +382,7 @@ impl Hub {
     /// The history's epoch: its start time in Unix milliseconds, fixed for the life of
     /// the hub (see [`EventId`]).
     pub fn epoch(&self) -> u64 {
-        self.lock().history.epoch()
+        self.inner.epoch
     }
 
     /// The outcome a subscriber sending `last_event_id` would get now, without
@@ -454,9 +413,12 @@ impl Hub {
         self.lock().history.len()
     }
 
-    /// The size of the history file now, with one. **Unit:** bytes.
+    /// The size of the history file now, with one. **Unit:** bytes. Takes no lock.
     pub fn history_file_len(&self) -> Option<u64> {
-        self.lock().store.as_ref().map(LogFile::len)
+        self.inner
+            .writer
+            .as_ref()
+            .map(|_| self.inner.file_bytes.load(Ordering::Relaxed))
     }
 
     /// Subscribers per topic they asked for (`*` for subscribers to every topic), at
@@ -518,33 +480,104 @@ impl Hub {
     }
 
     /// Publishes `event` on `topic`: assigns the next id, encodes the event **once**, keeps
-    /// it in the history (and its file), and hands the shared frame to every matching
-    /// subscriber.
+    /// it in the history, and hands the shared frame to every matching subscriber.
     ///
-    /// Never waits for a subscriber: one whose queue is full is evicted instead. With a
-    /// history file, the record is written first (and, with [`Fsync::Always`], synced):
-    /// the history's one wait.
+    /// Never waits: a subscriber whose queue is full is evicted instead. Never fails on a
+    /// hub without a history file, which is what this is for (library users, producers,
+    /// tests). On a hub with one ([`Hub::with_history_file`]) it is
+    /// [`try_publish`](Hub::try_publish) that cannot say why: the record is written
+    /// first (the calling thread waits for the disk), and when that fails the event is
+    /// not published, the failure is logged and counted, and the result says
+    /// [`refused`](Published::refused).
+    pub fn publish(&self, topic: &Topic, event: &Event) -> Published {
+        match &self.inner.writer {
+            None => self.publish_in_memory(topic, event),
+            Some(writer) => self
+                .publish_logged(writer, topic, event)
+                .unwrap_or(Published {
+                    id: EventId::new(self.inner.epoch, 0),
+                    delivery: Delivery::default(),
+                    refused: true,
+                }),
+        }
+    }
+
+    /// Like [`Hub::publish`], saying why a hub with a history file refused the event.
+    ///
+    /// With a history file, publishers take the **publish lock** first: the id, the
+    /// append (and with [`Fsync::Always`] the sync) happen under it alone; then, still
+    /// holding it so that fan-out follows id order, the hub lock for the in-memory
+    /// history and the fan-out only. Subscribers, evictions and scrapes never wait for
+    /// the disk; concurrent publishers wait for each other. Compaction takes the publish
+    /// lock alone, after the fan-out.
     ///
     /// # Errors
     ///
-    /// [`PublishError::HistoryFile`] when the record could not be written: the event is
-    /// not published (no id is used, nobody gets it). Never without a history file.
-    pub fn publish(&self, topic: &Topic, event: &Event) -> Result<Published, PublishError> {
+    /// [`HistoryFileError`] when the record could not be written (or, with `always`,
+    /// synced): the event got no id and reached nobody; the hub logged and counted it
+    /// and serves on. Never without a history file.
+    pub fn try_publish(&self, topic: &Topic, event: &Event) -> Result<Published, HistoryFileError> {
+        match &self.inner.writer {
+            None => Ok(self.publish_in_memory(topic, event)),
+            Some(writer) => self.publish_logged(writer, topic, event),
+        }
+    }
+
+    /// [`Hub::try_publish`] for async callers (the server's `POST /publish`, the
+    /// producers): without a history file it publishes at once, as `publish` does; with
+    /// one, the disk work runs on the blocking thread pool, so the caller's executor
+    /// thread (which accepts and answers everyone else) never waits for the disk.
+    ///
+    /// # Errors
+    ///
+    /// As [`Hub::try_publish`].
+    pub async fn try_publish_async(
+        &self,
+        topic: Topic,
+        event: Event,
+    ) -> Result<Published, HistoryFileError> {
+        if self.inner.writer.is_none() {
+            return Ok(self.publish_in_memory(&topic, &event));
+        }
+        let hub = self.clone();
+        smol::unblock(move || hub.try_publish(&topic, &event)).await
+    }
+
+    /// Whether the hub keeps its history in a file.
+    pub fn has_history_file(&self) -> bool {
+        self.inner.writer.is_some()
+    }
+
+    /// The publish path without a history file: the hub lock alone, as ever.
+    fn publish_in_memory(&self, topic: &Topic, event: &Event) -> Published {
         let mut evicted = Vec::new();
+        let mut direct = Vec::new();
         let mut state = self.lock();
         let id = state.history.next_id();
         let frame = encode(event, Some(&id.to_string()));
-        if let Some(store) = state.store.as_mut()
-            && let Err(e) = store.append(id.offset, topic, &frame)
-        {
-            let path = store.path().display().to_string();
-            drop(state);
-            self.inner.stats.history_write_failed();
-            self.inner.log.line(format_args!(
-                "history file {path}: write failed, publish refused: {e}"
-            ));
-            return Err(PublishError::HistoryFile(e));
+        let delivery =
+            self.keep_and_fan_out(&mut state, id, topic, &frame, &mut evicted, &mut direct);
+        drop(state);
+        self.inner.stats.event_published();
+        self.run_direct(frame, direct);
+        self.finish_delivery(&delivery, evicted);
+        Published {
+            id,
+            delivery,
+            refused: false,
         }
+    }
+
+    /// Under the hub lock: keeps the event of `id` in the history and fans its frame out.
+    fn keep_and_fan_out(
+        &self,
+        state: &mut State,
+        id: EventId,
+        topic: &Topic,
+        frame: &Frame,
+        evicted: &mut Vec<(ClientId, Client, Reason)>,
+        direct: &mut Vec<DirectTarget>,
+    ) -> Delivery {
         state.history.push(
             Retained {
                 offset: id.offset,
@@ -553,20 +586,8 @@ impl Hub {
             },
             self.inner.limits,
         );
-        state.compact_history(self.inner.limits, &self.inner.log);
-        let mut direct = Vec::new();
         let go_direct = state.writers_idle && self.inner.runner.get().is_some();
-        let delivery = state.fan_out(
-            &frame,
-            Some(topic),
-            &mut evicted,
-            go_direct.then_some(&mut direct),
-        );
-        drop(state);
-        self.inner.stats.event_published();
-        self.run_direct(frame, direct);
-        self.finish_delivery(&delivery, evicted);
-        Ok(Published { id, delivery })
+        state.fan_out(frame, Some(topic), evicted, go_direct.then_some(direct))
     }
 
     /// Hands `frame` (a heartbeat or other comment) to every subscriber, without an id and
@@ -664,24 +685,6 @@ impl Hub {
 }
 
 impl State {
-    /// Rewrites the history file with only the retained events once it holds twice the
-    /// caps' worth. A failure is logged; the file grows on, and it is tried again later.
-    fn compact_history(&mut self, limits: HubLimits, log: &Log) {
-        let Some(store) = self.store.as_mut() else {
-            return;
-        };
-        if !store.wants_compaction(limits.history_events, limits.history_bytes) {
-            return;
-        }
-        if let Err(e) = store.compact(self.history.dropped_upto(), self.history.retained()) {
-            log.line(format_args!(
-                "history file {}: compaction failed (the file grows on): {e}",
-                store.path().display()
-            ));
-            store.defer_compaction(limits.history_events.max(1) as u64);
-        }
-    }
-
     /// `try_send`s `frame` to each matching subscriber; collects the ones to evict. With
     /// `direct`, the sockets of waiting writers are taken for a direct write instead (see
     /// the module docs); either way it notes whether every writer was waiting.

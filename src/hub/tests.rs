@@ -17,16 +17,16 @@ fn hub(queue: usize, history: usize) -> Hub {
     )
 }
 
-fn ev(data: &str) -> Event {
+pub(super) fn ev(data: &str) -> Event {
     Event::new(data).unwrap()
 }
 
 /// The frame text the hub `h` encodes for `data` at `offset`.
-fn framed(h: &Hub, offset: u64, data: &str) -> String {
+pub(super) fn framed(h: &Hub, offset: u64, data: &str) -> String {
     format!("id: {}-{offset}\ndata: {data}\n\n", h.epoch())
 }
 
-fn texts(frames: &[Frame]) -> Vec<String> {
+pub(super) fn texts(frames: &[Frame]) -> Vec<String> {
     frames
         .iter()
         .map(|f| String::from_utf8(f.as_bytes().to_vec()).unwrap())
@@ -38,7 +38,7 @@ fn publish_assigns_increasing_ids_and_encodes_once() {
     let h = hub(10, 10);
     let a = h.subscribe(Topics::All, None, None).unwrap();
     let b = h.subscribe(Topics::All, None, None).unwrap();
-    let p = h.publish(&Topic::default_topic(), &ev("x")).unwrap();
+    let p = h.publish(&Topic::default_topic(), &ev("x"));
     assert_eq!(p.id, EventId::new(h.epoch(), 1));
     assert_eq!(h.last_id(), Some(p.id));
     assert_eq!(p.delivery.sent, 2);
@@ -48,7 +48,7 @@ fn publish_assigns_increasing_ids_and_encodes_once() {
     assert!(std::ptr::eq(fa.as_bytes(), fb.as_bytes()));
     assert_eq!(texts(&[fa]), [framed(&h, 1, "x")]);
     assert_eq!(
-        h.publish(&Topic::default_topic(), &ev("y")).unwrap().id,
+        h.publish(&Topic::default_topic(), &ev("y")).id,
         EventId::new(h.epoch(), 2)
     );
 }
@@ -69,11 +69,10 @@ fn slow_subscriber_is_dropped_when_queue_is_full() {
         .unwrap();
     let fast = h.subscribe(Topics::All, None, None).unwrap();
     for i in 0..3 {
-        h.publish(&Topic::default_topic(), &ev(&i.to_string()))
-            .unwrap();
+        h.publish(&Topic::default_topic(), &ev(&i.to_string()));
         fast.receiver().try_recv().unwrap();
     }
-    let p = h.publish(&Topic::default_topic(), &ev("3")).unwrap();
+    let p = h.publish(&Topic::default_topic(), &ev("3"));
     assert_eq!(
         p.delivery,
         Delivery {
@@ -125,8 +124,8 @@ fn topic_filter_selects_events() {
         .subscribe(Topics::Only(vec![a.clone()].into()), None, None)
         .unwrap();
     let all = h.subscribe(Topics::All, None, None).unwrap();
-    h.publish(&a, &ev("1")).unwrap();
-    h.publish(&b, &ev("2")).unwrap();
+    h.publish(&a, &ev("1"));
+    h.publish(&b, &ev("2"));
     assert_eq!(only_a.receiver().len(), 1);
     assert_eq!(all.receiver().len(), 2);
 }
@@ -147,15 +146,14 @@ fn five_on_two_topics(history: usize) -> (Hub, Topic, Topic) {
     let a = Topic::new("a").unwrap();
     let b = Topic::new("b").unwrap();
     for i in 1..=5 {
-        h.publish(if i % 2 == 0 { &b } else { &a }, &ev(&i.to_string()))
-            .unwrap();
+        h.publish(if i % 2 == 0 { &b } else { &a }, &ev(&i.to_string()));
     }
     (h, a, b)
 }
 
 /// Subscribes to `topics` with `last`, returns the outcome and the backlog, and checks
 /// that the hub counted the outcome and that `resume_outcome` would have said the same.
-fn resume(h: &Hub, topics: Topics, last: Option<&str>) -> (Resume, Vec<Frame>) {
+pub(super) fn resume(h: &Hub, topics: Topics, last: Option<&str>) -> (Resume, Vec<Frame>) {
     let before = h.stats().snapshot();
     let peek = h.resume_outcome(last);
     let mut s = h.subscribe(topics, last, None).unwrap();
@@ -169,7 +167,7 @@ fn resume(h: &Hub, topics: Topics, last: Option<&str>) -> (Resume, Vec<Frame>) {
     (s.resume(), s.take_backlog())
 }
 
-fn only(t: &Topic) -> Topics {
+pub(super) fn only(t: &Topic) -> Topics {
     Topics::Only(vec![t.clone()].into())
 }
 
@@ -315,7 +313,7 @@ fn id_of_this_epoch_after_the_last_is_a_future_reset_and_replays_nothing() {
     // Then live: the next event is queued as usual.
     let mut s = h.subscribe(Topics::All, Some(&ahead), None).unwrap();
     s.take_backlog();
-    h.publish(&Topic::default_topic(), &ev("6")).unwrap();
+    h.publish(&Topic::default_topic(), &ev("6"));
     assert_eq!(texts(&[s.try_recv().unwrap()]), [framed(&h, 6, "6")]);
 }
 
@@ -335,14 +333,11 @@ fn with_replay_off_only_the_last_id_continues() {
 #[test]
 fn two_hubs_never_issue_the_same_id() {
     let first = hub(10, 10);
-    let a = first.publish(&Topic::default_topic(), &ev("x")).unwrap().id;
+    let a = first.publish(&Topic::default_topic(), &ev("x")).id;
     drop(first);
     // A "restart" in the same process, however soon: a later epoch.
     let second = hub(10, 10);
-    let b = second
-        .publish(&Topic::default_topic(), &ev("x"))
-        .unwrap()
-        .id;
+    let b = second.publish(&Topic::default_topic(), &ev("x")).id;
     assert_eq!(a.offset, b.offset);
     assert!(b.epoch > a.epoch);
     assert_ne!(a.to_string(), b.to_string());
@@ -362,8 +357,7 @@ fn history_respects_byte_cap() {
         Arc::new(Stats::new()),
     );
     for i in 0..10 {
-        h.publish(&Topic::default_topic(), &ev(&format!("{i:010}")))
-            .unwrap();
+        h.publish(&Topic::default_topic(), &ev(&format!("{i:010}")));
     }
     // Each frame is 24 bytes: only one fits under 40.
     assert_eq!(h.history_len(), 1);
@@ -374,9 +368,9 @@ fn backlog_counts_subscribers_at_half_a_queue_or_more() {
     let h = hub(4, 0);
     let lagging = h.subscribe(Topics::All, None, None).unwrap();
     let reading = h.subscribe(Topics::All, None, None).unwrap();
-    let p = h.publish(&Topic::default_topic(), &ev("1")).unwrap();
+    let p = h.publish(&Topic::default_topic(), &ev("1"));
     assert_eq!(p.delivery.behind, 0);
-    let p = h.publish(&Topic::default_topic(), &ev("2")).unwrap();
+    let p = h.publish(&Topic::default_topic(), &ev("2"));
     // Both hold 2 of 4 now: at half a queue, both count as behind.
     assert_eq!(p.delivery.behind, 2);
     assert!(p.delivery.congested());
@@ -395,7 +389,7 @@ fn backlog_counts_subscribers_at_half_a_queue_or_more() {
     // Once its writer reports a full socket, the client is the slow one: no pacing.
     lagging.set_socket_full(true);
     assert!(!h.backlog().congested());
-    let p = h.publish(&Topic::default_topic(), &ev("3")).unwrap();
+    let p = h.publish(&Topic::default_topic(), &ev("3"));
     assert_eq!(p.delivery.behind, 0);
     lagging.set_socket_full(false);
     assert!(h.backlog().congested());
@@ -436,8 +430,8 @@ fn poll_recv_wakes_once_per_wait_and_on_close() {
     let mut cx = Context::from_waker(&waker);
     assert!(s.poll_recv(&mut cx).is_pending());
     // Two frames queued while waiting: one wake-up; both are there to take.
-    h.publish(&Topic::default_topic(), &ev("a")).unwrap();
-    h.publish(&Topic::default_topic(), &ev("b")).unwrap();
+    h.publish(&Topic::default_topic(), &ev("a"));
+    h.publish(&Topic::default_topic(), &ev("b"));
     assert_eq!(woken(&count), 1);
     assert!(matches!(s.poll_recv(&mut cx), Poll::Ready(Some(_))));
     assert!(matches!(s.poll_recv(&mut cx), Poll::Ready(Some(_))));
@@ -458,7 +452,7 @@ fn poll_recv_sees_eviction() {
     let mut cx = Context::from_waker(&waker);
     assert!(s.poll_recv(&mut cx).is_pending());
     for d in ["a", "b", "c"] {
-        h.publish(&Topic::default_topic(), &ev(d)).unwrap();
+        h.publish(&Topic::default_topic(), &ev(d));
     }
     // Woken by the first frame; the third found the queue full and closed it.
     assert!(woken(&count) >= 1);
@@ -471,7 +465,7 @@ fn poll_recv_sees_eviction() {
 fn close_refuses_new_subscribers_and_closes_queues() {
     let h = hub(10, 10);
     let s = h.subscribe(Topics::All, None, None).unwrap();
-    h.publish(&Topic::default_topic(), &ev("last")).unwrap();
+    h.publish(&Topic::default_topic(), &ev("last"));
     h.close();
     assert!(h.subscribe(Topics::All, None, None).is_err());
     // What was queued is still delivered, then the queue reports closed.
@@ -545,7 +539,7 @@ fn waiting_writer_gets_a_direct_write_and_stays_waiting() {
     let sink = FakeSink::new(usize::MAX);
     let (s, count, waker) = waiting_with(&h, sink.clone());
     let mut cx = Context::from_waker(&waker);
-    let p = h.publish(&Topic::default_topic(), &ev("a")).unwrap();
+    let p = h.publish(&Topic::default_topic(), &ev("a"));
     assert_eq!(p.delivery.sent, 1);
     assert_eq!(run_jobs(&jobs), 1);
     assert_eq!(sink.text(), framed(&h, 1, "a"));
@@ -559,7 +553,7 @@ fn waiting_writer_gets_a_direct_write_and_stays_waiting() {
         (1, 1, 1)
     );
     // Again: the socket was handed back, so the next frame goes direct too.
-    h.publish(&Topic::default_topic(), &ev("b")).unwrap();
+    h.publish(&Topic::default_topic(), &ev("b"));
     assert_eq!(run_jobs(&jobs), 1);
     assert_eq!(sink.text(), framed(&h, 1, "a") + &framed(&h, 2, "b"));
 }
@@ -570,10 +564,10 @@ fn frames_published_during_a_direct_write_follow_it_in_order() {
     let sink = FakeSink::new(usize::MAX);
     let (s, count, waker) = waiting_with(&h, sink.clone());
     let mut cx = Context::from_waker(&waker);
-    h.publish(&Topic::default_topic(), &ev("a")).unwrap();
+    h.publish(&Topic::default_topic(), &ev("a"));
     // The direct write of "a" has not run yet: "b" and "c" are queued behind it.
-    h.publish(&Topic::default_topic(), &ev("b")).unwrap();
-    h.publish(&Topic::default_topic(), &ev("c")).unwrap();
+    h.publish(&Topic::default_topic(), &ev("b"));
+    h.publish(&Topic::default_topic(), &ev("c"));
     assert_eq!(jobs.lock().unwrap().len(), 1);
     assert_eq!(s.receiver().len(), 2);
     // The writer may not take them, nor write, while the direct write holds the socket.
@@ -591,7 +585,7 @@ fn frames_published_during_a_direct_write_follow_it_in_order() {
     assert_eq!(texts(&[b]), [framed(&h, 2, "b")]);
     assert_eq!(texts(&[s.try_recv().unwrap()]), [framed(&h, 3, "c")]);
     // A busy writer was seen: the next publish queues instead of writing directly.
-    h.publish(&Topic::default_topic(), &ev("d")).unwrap();
+    h.publish(&Topic::default_topic(), &ev("d"));
     assert!(jobs.lock().unwrap().is_empty());
     assert_eq!(texts(&[s.try_recv().unwrap()]), [framed(&h, 4, "d")]);
 }
@@ -602,7 +596,7 @@ fn a_partial_direct_write_hands_the_rest_to_the_writer() {
     let sink = FakeSink::new(5);
     let (s, count, waker) = waiting_with(&h, sink.clone());
     let mut cx = Context::from_waker(&waker);
-    h.publish(&Topic::default_topic(), &ev("hello")).unwrap();
+    h.publish(&Topic::default_topic(), &ev("hello"));
     run_jobs(&jobs);
     let whole = framed(&h, 1, "hello");
     assert_eq!(sink.text(), whole[..5]);
@@ -620,7 +614,7 @@ fn a_partial_direct_write_hands_the_rest_to_the_writer() {
     // A socket that takes nothing hands the whole frame over.
     sink.room.store(0, Ordering::SeqCst);
     assert!(s.poll_next(&mut cx).is_pending());
-    h.publish(&Topic::default_topic(), &ev("x")).unwrap();
+    h.publish(&Topic::default_topic(), &ev("x"));
     run_jobs(&jobs);
     assert!(matches!(s.poll_next(&mut cx), Poll::Ready(Some((_, 0)))));
 }
@@ -630,13 +624,13 @@ fn own_write_waits_for_a_direct_write_and_takes_back_an_idle_socket() {
     let (h, jobs) = direct_hub(4);
     let (s, count, waker) = waiting_with(&h, FakeSink::new(usize::MAX));
     let mut cx = Context::from_waker(&waker);
-    h.publish(&Topic::default_topic(), &ev("a")).unwrap();
+    h.publish(&Topic::default_topic(), &ev("a"));
     assert!(s.poll_own(&mut cx).is_pending());
     run_jobs(&jobs);
     assert_eq!(woken(&count), 1);
     assert!(s.poll_own(&mut cx).is_ready());
     // Owned by the writer (not waiting): the next publish is queued for it.
-    h.publish(&Topic::default_topic(), &ev("b")).unwrap();
+    h.publish(&Topic::default_topic(), &ev("b"));
     assert!(jobs.lock().unwrap().is_empty());
     assert!(s.try_recv().is_some());
 }
@@ -646,7 +640,7 @@ fn eviction_during_a_direct_write_reaches_the_writer_after_it() {
     let (h, jobs) = direct_hub(4);
     let (s, count, waker) = waiting_with(&h, FakeSink::new(usize::MAX));
     let mut cx = Context::from_waker(&waker);
-    h.publish(&Topic::default_topic(), &ev("a")).unwrap();
+    h.publish(&Topic::default_topic(), &ev("a"));
     h.close();
     assert_eq!(woken(&count), 0);
     run_jobs(&jobs);
@@ -664,7 +658,7 @@ fn subscribers_without_a_sink_are_always_queued() {
     let mut cx = Context::from_waker(&waker);
     assert!(plain.poll_recv(&mut cx).is_pending());
     assert!(direct.poll_next(&mut cx).is_pending());
-    let p = h.publish(&Topic::default_topic(), &ev("a")).unwrap();
+    let p = h.publish(&Topic::default_topic(), &ev("a"));
     assert_eq!(p.delivery.sent, 2);
     assert_eq!(jobs.lock().unwrap()[0].len(), 1);
     assert!(matches!(plain.poll_recv(&mut cx), Poll::Ready(Some(_))));
@@ -685,7 +679,7 @@ fn split_keeps_every_target_once() {
     for s in &subs {
         assert!(s.poll_next(&mut cx).is_pending());
     }
-    h.publish(&Topic::default_topic(), &ev("a")).unwrap();
+    h.publish(&Topic::default_topic(), &ev("a"));
     let job = jobs.lock().unwrap().pop().unwrap();
     let parts = job.split(2);
     assert_eq!(parts.iter().map(DirectJob::len).collect::<Vec<_>>(), [3, 2]);
@@ -773,9 +767,7 @@ fn direct_writes_and_the_writer_keep_order_under_concurrency() {
         }
     });
     for i in 0..EVENTS {
-        let p = h
-            .publish(&Topic::default_topic(), &ev(&i.to_string()))
-            .unwrap();
+        let p = h.publish(&Topic::default_topic(), &ev(&i.to_string()));
         assert_eq!(p.delivery.dropped_full, 0);
         if fastrand::u8(0..16) == 0 {
             std::thread::yield_now();
@@ -795,141 +787,4 @@ fn direct_writes_and_the_writer_keep_order_under_concurrency() {
     assert!(got == want, "frames out of order or torn");
     // Both paths were taken: direct writes (whole or handed over) and the queue.
     assert!(st.direct_writes > 0 && st.direct_writes < EVENTS as u64);
-}
-
-/// A fresh directory for a history file, removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "ssehub-hub-{}-{}-{name}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn file(&self) -> std::path::PathBuf {
-        self.0.join("history")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn file_hub(path: &std::path::Path, history: usize, fsync: Fsync) -> Hub {
-    Hub::with_history_file(
-        HubLimits {
-            queue_len: 10,
-            history_events: history,
-            history_bytes: usize::MAX,
-        },
-        Arc::new(Stats::new()),
-        Log::silent(),
-        path,
-        fsync,
-    )
-    .unwrap()
-}
-
-#[test]
-fn a_history_file_keeps_the_epoch_offsets_and_events_across_a_restart() {
-    let dir = TempDir::new("restart");
-    let first = file_hub(&dir.file(), 100, Fsync::Never);
-    let a = Topic::new("a").unwrap();
-    let b = Topic::new("b").unwrap();
-    for i in 1..=5 {
-        first
-            .publish(if i % 2 == 0 { &b } else { &a }, &ev(&i.to_string()))
-            .unwrap();
-    }
-    let epoch = first.epoch();
-    drop(first);
-    let second = file_hub(&dir.file(), 100, Fsync::Never);
-    assert_eq!(second.epoch(), epoch);
-    assert_eq!(second.last_id(), Some(EventId::new(epoch, 5)));
-    // A client from before the restart continues with exactly what it missed.
-    let (r, backlog) = resume(&second, only(&a), Some(&format!("{epoch}-1")));
-    assert_eq!(r, Resume::Continue);
-    assert_eq!(
-        texts(&backlog),
-        [framed(&second, 3, "3"), framed(&second, 5, "5")]
-    );
-    // Ids continue.
-    let p = second.publish(&a, &ev("6")).unwrap();
-    assert_eq!(p.id, EventId::new(epoch, 6));
-}
-
-#[test]
-fn a_failed_history_write_refuses_the_publish_and_the_hub_goes_on() {
-    let dir = TempDir::new("fail");
-    let h = file_hub(&dir.file(), 100, Fsync::Always);
-    let s = h.subscribe(Topics::All, None, None).unwrap();
-    h.publish(&Topic::default_topic(), &ev("1")).unwrap();
-    h.lock().store.as_mut().unwrap().fail_next = true;
-    let e = h.publish(&Topic::default_topic(), &ev("lost")).unwrap_err();
-    assert!(e.to_string().contains("history file"), "{e}");
-    // No id used, nobody got it, counted.
-    assert_eq!(h.last_id().map(|i| i.offset), Some(1));
-    assert_eq!(texts(&[s.try_recv().unwrap()]), [framed(&h, 1, "1")]);
-    assert!(s.try_recv().is_none());
-    assert_eq!(h.stats().snapshot().history_write_errors, 1);
-    assert_eq!(h.stats().snapshot().events_published, 1);
-    // The next publish works and takes the next offset; the file loads whole.
-    assert_eq!(
-        h.publish(&Topic::default_topic(), &ev("2"))
-            .unwrap()
-            .id
-            .offset,
-        2
-    );
-    assert_eq!(texts(&[s.try_recv().unwrap()]), [framed(&h, 2, "2")]);
-    drop(s);
-    drop(h);
-    let again = file_hub(&dir.file(), 100, Fsync::Never);
-    assert_eq!(again.last_id().map(|i| i.offset), Some(2));
-    assert_eq!(again.history_len(), 2);
-}
-
-#[test]
-fn the_history_file_stays_within_twice_the_caps() {
-    let dir = TempDir::new("compact");
-    let h = file_hub(&dir.file(), 10, Fsync::Never);
-    let mut sizes = Vec::new();
-    for i in 1..=200 {
-        h.publish(&Topic::default_topic(), &ev(&format!("{i:05}")))
-            .unwrap();
-        sizes.push(h.history_file_len().unwrap());
-    }
-    // One record is 8 + 10 + 7 (topic) + the frame; the header 32 bytes.
-    let record = 8 + 10 + "default".len() as u64 + framed(&h, 200, "00200").len() as u64;
-    let most = *sizes.iter().max().unwrap();
-    assert!(most <= 32 + 20 * record, "{most} > {}", 32 + 20 * record);
-    assert_eq!(
-        std::fs::metadata(dir.file()).unwrap().len(),
-        *sizes.last().unwrap()
-    );
-    drop(h);
-    let again = file_hub(&dir.file(), 10, Fsync::Never);
-    assert_eq!(again.last_id().map(|i| i.offset), Some(200));
-    assert_eq!(again.history_len(), 10);
-    // Replay off: the file keeps only the last offset, ids still continue.
-    drop(again);
-    let off = file_hub(&dir.file(), 0, Fsync::Never);
-    assert_eq!(off.history_len(), 0);
-    assert_eq!(
-        off.publish(&Topic::default_topic(), &ev("x"))
-            .unwrap()
-            .id
-            .offset,
-        201
-    );
-    drop(off);
-    let back = file_hub(&dir.file(), 10, Fsync::Never);
-    assert_eq!(back.last_id().map(|i| i.offset), Some(201));
 }

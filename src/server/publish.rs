@@ -63,7 +63,7 @@ pub(super) async fn handle<S: Conn>(
     req: &Request,
 ) -> Result<Response, ConnError> {
     let body = receive_body(stream, buf, ctx, req).await?;
-    let (resp, congested) = publish_body(ctx, req, &body);
+    let (resp, congested) = publish_body(ctx, req, &body).await;
     if congested {
         pace_publisher(ctx).await;
     }
@@ -128,7 +128,7 @@ async fn pace_publisher(ctx: &Ctx) {
 }
 
 /// Publishes a request's event; the answer, and whether the subscribers are congested.
-fn publish_body(ctx: &Ctx, req: &Request, body: &[u8]) -> (Response, bool) {
+async fn publish_body(ctx: &Ctx, req: &Request, body: &[u8]) -> (Response, bool) {
     let is_json = req.content_type.as_deref().is_some_and(|ct| {
         ct.trim_start()
             .to_ascii_lowercase()
@@ -145,7 +145,9 @@ fn publish_body(ctx: &Ctx, req: &Request, body: &[u8]) -> (Response, bool) {
         )
     };
     match parsed {
-        Ok(p) => match ctx.hub.publish(&p.topic, &p.event) {
+        // Without a history file this publishes at once; with one, the disk work runs
+        // off this thread, which accepts and answers everyone else.
+        Ok(p) => match ctx.hub.try_publish_async(p.topic, p.event).await {
             Ok(published) => {
                 let resp = Response::json(
                     200,
@@ -153,10 +155,14 @@ fn publish_body(ctx: &Ctx, req: &Request, body: &[u8]) -> (Response, bool) {
                 );
                 (resp, published.delivery.congested())
             }
-            // The hub logged and counted it; the publisher may try again.
+            // The hub logged and counted it; the event got no id. The publisher may
+            // try again; the reason leaves the server's paths out.
             Err(e) => (
-                Response::text(503, &format!("event not published: {e}"))
-                    .header("Retry-After", "1"),
+                Response::text(
+                    503,
+                    &format!("event not published: history file: {}", e.reason()),
+                )
+                .header("Retry-After", "1"),
                 false,
             ),
         },

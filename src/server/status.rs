@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::Ctx;
 use crate::event_id::{ResetReason, Resume};
 use crate::http::response::Response;
-use crate::stats::{COUNTED_STATUSES, Reason, Snapshot};
+use crate::stats::{COUNTED_STATUSES, FileOp, Reason, Snapshot};
 
 /// `GET /health`: `200` while serving, `503` while shutting down.
 pub(super) fn health(ctx: &Ctx) -> Response {
@@ -69,6 +69,10 @@ fn stats_json(ctx: &Ctx) -> Value {
         .collect();
     resumes.insert("resets".into(), Value::Object(resets));
     let last_id = ctx.hub.last_id().map(|id| id.to_string());
+    let file_errors: Map<String, Value> = FileOp::ALL
+        .iter()
+        .map(|op| (op.label().into(), json!(s.history_file_errors[op.index()])))
+        .collect();
     let cfg = &ctx.config;
     json!({
         "uptime_secs": s.uptime_secs,
@@ -98,7 +102,7 @@ fn stats_json(ctx: &Ctx) -> Value {
             "last_id": last_id,
             "file": cfg.history_file.as_ref().map(|p| p.display().to_string()),
             "file_bytes": ctx.hub.history_file_len(),
-            "write_errors": s.history_write_errors,
+            "file_errors": file_errors,
         },
         "config": {
             "queue": cfg.hub.queue_len,
@@ -277,11 +281,18 @@ fn prometheus(ctx: &Ctx) -> String {
             &one(bytes),
         );
     }
+    let file_errors: Vec<(String, u64)> = FileOp::ALL
+        .iter()
+        .map(|op| {
+            let n = s.history_file_errors[op.index()];
+            (format!("{{op=\"{}\"}}", op.label()), n)
+        })
+        .collect();
     metric(
-        "history_write_errors_total",
+        "history_file_errors_total",
         "counter",
-        "Publishes refused because the history file could not be written.",
-        &one(s.history_write_errors),
+        "I/O errors on the history file, by step (a write, or a sync with --fsync always, refused a publish).",
+        &file_errors,
     );
     metric(
         "history_epoch",
@@ -345,8 +356,7 @@ mod tests {
             .unwrap();
         let _b = ctx.hub.subscribe(Topics::All, None, None).unwrap();
         ctx.hub
-            .publish(&Topic::new("x").unwrap(), &Event::new("d").unwrap())
-            .unwrap();
+            .publish(&Topic::new("x").unwrap(), &Event::new("d").unwrap());
         // An old integer id: a reset. Gone again, so the other figures stay as they were.
         drop(ctx.hub.subscribe(Topics::All, Some("3"), None).unwrap());
         ctx.stats.rejected(404);
