@@ -407,3 +407,71 @@ fn a_full_disk_answers_503_and_the_server_keeps_serving() {
     );
     drop(again);
 }
+
+/// A free port on loopback (free now: the restart mode needs a fixed one).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// ssehub-soak's restart mode against the debug server: its JSON report.
+fn soak_with_a_restart(dir: &TempDir, server_flags: &str) -> serde_json::Value {
+    let port = free_port();
+    let server = format!(
+        "{} --bind 127.0.0.1:{port} --no-demo --publish-token t --heartbeat 1 --grace 1 {server_flags}",
+        env!("CARGO_BIN_EXE_ssehub")
+    );
+    let log = dir.0.join("server.log");
+    let out = Command::new(env!("CARGO_BIN_EXE_ssehub-soak"))
+        .args(["--url", &format!("http://127.0.0.1:{port}"), "--token", "t"])
+        .args([
+            "--clients",
+            "20",
+            "--reconnect",
+            "2",
+            "--publish-rate",
+            "100",
+        ])
+        .args(["--duration", "6", "--progress", "0", "--threads", "1"])
+        .args(["--server-cmd", &server, "--restart-after", "2"])
+        .args(["--restart-signal", "kill", "--server-log", arg(&log)])
+        .output()
+        .expect("run ssehub-soak");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(
+        out.status.success(),
+        "{}\n{:#}",
+        String::from_utf8_lossy(&out.stderr),
+        report["failed_checks"]
+    );
+    assert_eq!(report["restart"]["restarts"], 1, "{:#}", report["restart"]);
+    assert_eq!(report["checks"]["gaps"], 0);
+    report
+}
+
+#[test]
+fn the_soak_tools_restart_mode_sees_a_reset_without_a_file_and_none_with_one() {
+    let dir = TempDir::new("soak-restart");
+    // In memory: every steady client resumes with a reset (the restart lost its epoch).
+    let r = soak_with_a_restart(&dir, "");
+    let resets = r["checks"]["resets"]["other-epoch"].as_u64().unwrap();
+    assert!(resets >= 20, "{:#}", r["checks"]);
+    // With a history file, killed: every client continues with exactly what it missed.
+    let file = dir.file();
+    let r = soak_with_a_restart(&dir, &format!("--history-file {}", arg(&file)));
+    let resets: u64 = r["checks"]["resets"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(resets, 0, "{:#}", r["checks"]);
+    assert!(
+        r["reconnect"]["checked"].as_u64().unwrap() > 0,
+        "{:#}",
+        r["reconnect"]
+    );
+}

@@ -70,6 +70,11 @@ impl SeqChecker {
         self.announced = true;
     }
 
+    /// Whether a number was seen.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
     /// The newest number seen.
     pub fn last(&self) -> Option<u64> {
         self.started.then(|| self.next - 1)

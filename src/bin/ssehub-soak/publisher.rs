@@ -150,6 +150,8 @@ async fn publisher(rt: Arc<Rt>) {
             }
         }
         attempts += 1;
+        // Failures from here on are the restart's when one began meanwhile.
+        let era = rt.restart.era();
         let stream = match &mut conn {
             Some(s) => s,
             None => match match p.addr {
@@ -162,7 +164,10 @@ async fn publisher(rt: Arc<Rt>) {
                     conn.insert(s)
                 }
                 Err(e) => {
-                    if !rt.active.fired() {
+                    if rt.restart.hit(era) {
+                        add(&rt.restart.publish_errors, 1);
+                        sleep_until(Instant::now() + Duration::from_millis(20), &rt.active).await;
+                    } else if !rt.active.fired() {
                         add(&rt.c.publish_errors, 1);
                         rt.error(format!("publisher: {e}"));
                         sleep_until(Instant::now() + Duration::from_millis(200), &rt.active).await;
@@ -203,6 +208,14 @@ async fn publisher(rt: Arc<Rt>) {
                     conn = None;
                 }
             }
+            Ok((_, _, close)) if rt.restart.hit(era) => {
+                // Refused by a server going down or coming up: the same seq again.
+                add(&rt.restart.publish_errors, 1);
+                if close {
+                    conn = None;
+                }
+                sleep_until(Instant::now() + Duration::from_millis(20), &rt.active).await;
+            }
             Ok((status, body, close)) => {
                 // Not published: the same seq is used again.
                 add(&rt.c.publish_errors, 1);
@@ -215,6 +228,13 @@ async fn publisher(rt: Arc<Rt>) {
                     conn = None;
                 }
                 sleep_until(Instant::now() + Duration::from_millis(100), &rt.active).await;
+            }
+            Err(_) if rt.restart.hit(era) => {
+                // A restart cut the answer off: published or not, the same seq again,
+                // and a subscriber seeing it twice is the restart's doing.
+                add(&rt.restart.publish_errors, 1);
+                rt.restart.ambiguous(seq);
+                conn = None;
             }
             Err(e) => {
                 // Unknown whether it was published: the same seq is used again (a

@@ -17,6 +17,7 @@ use crate::check::ResetReason;
 use crate::histogram::{Histogram, Sum};
 use crate::http;
 use crate::procfs::{self, Sample};
+use crate::server::Restart;
 
 /// Buffer for a response head (and a slow client's drain). **Unit:** bytes.
 pub(crate) const READ_BUF: usize = 4096;
@@ -263,6 +264,8 @@ pub(crate) struct Rt {
     pub(crate) end_at: Instant,
     /// Request target of the subscribers' `GET`.
     pub(crate) stream_target: String,
+    /// Restart mode's shared state (unused without `--server-cmd`).
+    pub(crate) restart: Restart,
     next_dest: AtomicUsize,
     handshakes: (Sender<()>, Receiver<()>),
 }
@@ -272,7 +275,7 @@ impl Rt {
     pub(crate) fn new(cfg: Config) -> Rt {
         let t0 = Instant::now();
         let d = cfg.duration;
-        let tail = (d / 10).clamp(Duration::from_millis(1500), Duration::from_secs(5));
+        let tail = crate::args::tail_of(d);
         let stream_target =
             http::stream_target_at(&cfg.base.prefix, &cfg.subscribe_path, &cfg.topics);
         Rt {
@@ -291,6 +294,7 @@ impl Rt {
             active_end: t0 + d - tail,
             end_at: t0 + d,
             stream_target,
+            restart: Restart::default(),
             next_dest: AtomicUsize::new(0),
             handshakes: async_channel::bounded(MAX_HANDSHAKES),
             cfg,
