@@ -3,18 +3,37 @@
 machine.txt, footprint.txt, commands.txt, reports/KIND-WORKLOAD-RUN.json (the
 ssehub-soak reports) with their .meta.json, and logs/floor-WORKLOAD-RUN.log (the cost
 floor's own frames_per_write count). Only numbers measured in that run. The floor
-(bench/floor.c) is a third column wherever it has reports; without any, the page is
-ssehub vs nchan only."""
+(bench/floor.c) and the axum peer (bench/axum-peer) are columns wherever they have
+reports; without any, the page is ssehub vs nchan only.
+
+Usage: summarize.py DIR [--charts CHART_DIR --page PAGE]
+  With --charts, one SVG per workload (CHART_DIR/W1.svg ... W5.svg: the servers side by
+  side) is written there and linked from the page, relative to PAGE (the Markdown file
+  stdout goes to)."""
 
 import glob
+import html
 import json
 import os
 import re
 import statistics
 import sys
 
-out = sys.argv[1]
-KINDS = ("ssehub", "nchan", "floor")
+args = sys.argv[1:]
+out = args.pop(0)
+charts_dir = page_path = None
+while args:
+    flag = args.pop(0)
+    if flag == "--charts":
+        charts_dir = args.pop(0)
+    elif flag == "--page":
+        page_path = args.pop(0)
+    else:
+        sys.exit(f"summarize.py: unknown argument {flag}")
+# Columns: ssehub, then the floor and the axum peer (where they have reports), then nchan;
+# ratios ssehub/floor, ssehub/axum, ssehub/nchan in that order.
+KINDS = ("ssehub", "floor", "axum", "nchan")
+PEERS = ("axum", "nchan")  # the products ssehub must be ahead of (the floor is not one)
 
 
 def kv(path):
@@ -59,6 +78,19 @@ def has_floor(w):
 
 
 any_floor = any(k == "floor" for k, _ in reports)
+any_axum = any(k == "axum" for k, _ in reports)
+
+
+def columns(w=None):
+    """The servers with a column: in workload w, or (None) anywhere in this run."""
+    extra = [k for k in ("floor", "axum") if (any(kk == k for kk, _ in reports) if w is None else (k, w) in reports)]
+    return ["ssehub"] + extra + ["nchan"]
+
+
+def header(first, ks):
+    """A table head: first column(s), one per server, then ssehub/each other server."""
+    names = list(first) + ks + [f"ssehub/{k}" for k in ks[1:]]
+    return "| " + " | ".join(names) + " |\n|" + "---|" * len(names)
 
 # The floor prints "floor: frames_written N write_calls N frames_per_write X" on SIGTERM.
 floor_fpw = {}  # workload -> [frames per write, one per run that printed it]
@@ -291,9 +323,232 @@ if "W5" in present:
     targets.append(("W5 p99 ≤ 1 ms", *verdict(med(m("ssehub", "W5", "latency p99, ms")), 1, "le", " ms", 3),
                     floor_at("W5", "latency p99, ms", " ms", 3)))
 
+# ---- the issue-15 targets: ratios to the floor and the peers of this same run ----------
+# Which way is better for each summary figure ("ahead of every peer in every row").
+LOWER_IS_BETTER = {
+    "delivered events/s": False,
+    "slow clients evicted (of 100)": False,
+}
+
+
+def med_of(kind, w, label):
+    return med(m(kind, w, label)) if (kind, w) in reports else None
+
+
+def abs_cells(w, label, digits, unit="", kinds=("ssehub", "floor", "axum", "nchan"), fn=med):
+    """The absolute figures of the servers, formatted (fn: med, or max/min for worst run)."""
+    d = {}
+    for k in kinds:
+        vs = m(k, w, label) if (k, w) in reports else []
+        d[k] = "–" if not vs else f"{fmt(fn(vs), digits)}{unit}"
+    return d
+
+
+def q(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+targets15 = []  # (target, {kind: absolute figure}, ratio text, verdict)
+
+
+def add15(name, cells, value, limit, better, unit="×", digits=2, strict=False):
+    shown, v = verdict(value, limit, better, unit, digits)
+    if strict and value is not None and value == limit:
+        v = "**missed** (equal)"
+    targets15.append((name, cells, shown, v))
+
+
+for w, n in (("W1a", "1,000"), ("W1b", "10,000")):
+    if w in present:
+        label = f"KiB per idle subscriber ({n})"
+        add15(f"W1 ≤ 2.5 KiB per idle subscriber ({n})", abs_cells(w, label, 2, " KiB"),
+              med_of("ssehub", w, label), 2.5, "le", " KiB", 2)
+if "W2" in present:
+    label = "server CPU-µs per delivered event"
+    add15("W2 CPU per delivered event ≤ 1.3× floor", abs_cells("W2", label, 3, " µs"),
+          q(med_of("ssehub", "W2", label), med_of("floor", "W2", label)), 1.3, "le")
+    label = "delivered events/s"
+    add15("W2 delivered events/s ≥ 0.9× floor", abs_cells("W2", label, 0),
+          q(med_of("ssehub", "W2", label), med_of("floor", "W2", label)), 0.9, "ge")
+if "W3" in present:
+    for label, short, limit in (("latency p99, ms", "p99", 1.15), ("latency p50, ms", "p50", 1.2),
+                                ("server CPU-µs per delivered event", "CPU per delivered event", 1.1)):
+        unit = " µs" if "CPU" in label else " ms"
+        add15(f"W3 {short} ≤ {limit}× floor", abs_cells("W3", label, None, unit),
+              q(med_of("ssehub", "W3", label), med_of("floor", "W3", label)), limit, "le")
+    g = m("ssehub", "W3", "gaps")
+    add15("W3 no gap (worst run)", abs_cells("W3", "gaps", 0, fn=max), max(g) if g else None, 0, "le", "", 0)
+if "W4" in present:
+    e = m("ssehub", "W4", "slow clients evicted (of 100)")
+    add15("W4 100 of 100 never-reading clients evicted (worst run)",
+          abs_cells("W4", "slow clients evicted (of 100)", 0, fn=min), min(e) if e else None, 100, "ge", "", 0)
+    g = m("ssehub", "W4", "gaps at the 100 readers")
+    add15("W4 zero gaps at the readers (worst run)", abs_cells("W4", "gaps at the 100 readers", 0, fn=max),
+          max(g) if g else None, 0, "le", "", 0)
+    gr = m("ssehub", "W4", "server RSS growth (end − baseline), KiB")
+    cells = {k: ("–" if not (k, "W4") in reports or not m(k, "W4", "server RSS growth (end − baseline), KiB")
+                 else f"{fmt(max(m(k, 'W4', 'server RSS growth (end − baseline), KiB')) / 1024, 2)} MiB")
+             for k in KINDS}
+    add15("W4 RSS growth ≤ 8 MiB (worst run)", cells, max(gr) / 1024 if gr else None, 8, "le", " MiB", 2)
+    w5p99 = med_of("ssehub", "W5", "latency p99, ms")
+    add15("W4 readers' p99 ≤ 1.5× ssehub's W5 p99 of this run"
+          + (f" ({fmt(w5p99)} ms)" if w5p99 is not None else " (W5 not run)"),
+          abs_cells("W4", "latency p99 at readers, ms", None, " ms"),
+          q(med_of("ssehub", "W4", "latency p99 at readers, ms"), w5p99), 1.5, "le")
+if "W5" in present:
+    label = "latency p99, ms"
+    cells = abs_cells("W5", label, None, " ms")
+    add15("W5 p99 ≤ 1.1× floor", cells, q(med_of("ssehub", "W5", label), med_of("floor", "W5", label)), 1.1, "le")
+    add15("W5 p99 below axum's", cells, q(med_of("ssehub", "W5", label), med_of("axum", "W5", label)), 1, "le",
+          strict=True)
+    label = "server CPU-µs per delivered event"
+    add15("W5 CPU per delivered event ≤ 1.3× floor", abs_cells("W5", label, 3, " µs"),
+          q(med_of("ssehub", "W5", label), med_of("floor", "W5", label)), 1.3, "le")
+    p99s = m("ssehub", "W5", "latency p99, ms")
+    add15("W5 worst run's p99 within 3× the median", abs_cells("W5", "latency p99, ms", None, " ms", fn=max),
+          q(max(p99s), med(p99s)) if len(p99s) > 1 else None, 3, "le")
+
+
+# ---- the summary rows, and "ahead of every peer in every row" --------------------------
+HEADLINE = [
+    ("W1a", "KiB per idle subscriber (1,000)"),
+    ("W1b", "KiB per idle subscriber (10,000)"),
+    ("W2", "delivered events/s"),
+    ("W2", "server CPU-µs per delivered event"),
+    ("W3", "latency p50, ms"),
+    ("W3", "latency p99, ms"),
+    ("W3", "gaps"),
+    ("W3", "server CPU-µs per delivered event"),
+    ("W4", "slow clients evicted (of 100)"),
+    ("W4", "gaps at the 100 readers"),
+    ("W4", "server RSS growth (end − baseline), KiB"),
+    ("W4", "latency p99 at readers, ms"),
+    ("W5", "latency p50, ms"),
+    ("W5", "latency p99, ms"),
+    ("W5", "server CPU-µs per delivered event"),
+]
+behind, compared, rows_behind = [], 0, 0
+for w, label in HEADLINE:
+    a = med_of("ssehub", w, label)
+    lower = LOWER_IS_BETTER.get(label, True)
+    peers = [(k, med_of(k, w, label)) for k in PEERS]
+    peers = [(k, b) for k, b in peers if b is not None]
+    if a is None or not peers:
+        continue
+    compared += 1
+    worse = [(k, b) for k, b in peers if ((a > b) if lower else (a < b))]
+    rows_behind += bool(worse)
+    if worse:
+        behind.append(f"{w[:2]} {label} {fmt(a)} (" + ", ".join(f"{k} {fmt(b)}" for k, b in worse) + ")")
+if compared:
+    ran = ", ".join(k for k in PEERS if any(kk == k for kk, _ in reports))
+    targets15.append((f"ahead of (or even with) every peer ({ran}) in every summary row", {},
+                      f"{compared - rows_behind} of {compared} rows",
+                      "met" if not behind else "**missed**, behind in: " + "; ".join(behind)))
+
+
+# ---- charts: one SVG per workload, the servers side by side ----------------------------
+COLORS = {"ssehub": "#d9480f", "floor": "#868e96", "axum": "#1971c2", "nchan": "#2f9e44"}
+CHARTS = {  # chart -> [(sub-workload, figure, panel title)]
+    "W1": [("W1a", "KiB per idle subscriber (1,000)", "KiB per idle subscriber, 1,000"),
+           ("W1b", "KiB per idle subscriber (10,000)", "KiB per idle subscriber, 10,000"),
+           ("W1b", "server RSS with 10,000 idle subscribers, KiB", "RSS with 10,000 idle, KiB")],
+    "W2": [("W2", "delivered events/s", "delivered events/s (higher is better)"),
+           ("W2", "server CPU-µs per delivered event", "server CPU-µs per delivered event"),
+           ("W2", "latency p99, ms", "latency p99, ms")],
+    "W3": [("W3", "latency p50, ms", "latency p50, ms"),
+           ("W3", "latency p99, ms", "latency p99, ms"),
+           ("W3", "server CPU-µs per delivered event", "server CPU-µs per delivered event")],
+    "W4": [("W4", "latency p99 at readers, ms", "readers' latency p99, ms"),
+           ("W4", "server RSS growth (end − baseline), KiB", "RSS growth, KiB"),
+           ("W4", "slow clients evicted (of 100)", "slow clients evicted (higher is better)")],
+    "W5": [("W5", "latency p50, ms", "latency p50, ms"),
+           ("W5", "latency p99, ms", "latency p99, ms"),
+           ("W5", "server CPU-µs per delivered event", "server CPU-µs per delivered event")],
+}
+CHART_TITLES = {"W1": "W1 idle footprint", "W2": "W2 fan-out, 1,000 subscribers",
+                "W3": "W3 latency, 10,000 subscribers at 10 events/s",
+                "W4": "W4 slow clients, 100 readers + 100 never-reading",
+                "W5": "W5 light load, 100 subscribers at 100 events/s of 8 KiB"}
+
+
+def svg_chart(name):
+    """The SVG text of chart `name`: one panel per figure (each with its own scale), a
+    bar per server (the median; a whisker for min–max when there are several runs), or
+    None when no server has any of its figures."""
+    panels = []
+    for w, label, title in CHARTS[name]:
+        if w not in present:
+            continue
+        bars = [(k, m(k, w, label)) for k in columns(w)]
+        bars = [(k, vs) for k, vs in bars if vs or k in ("ssehub", "nchan")]
+        if any(vs for _, vs in bars):
+            digits = next(d for lab, _, d in METRICS[w] if lab == label)
+            panels.append((title, bars, digits))
+    if not panels:
+        return None
+    kinds = [k for k in KINDS if any(k == kk for _, bars, _ in panels for kk, _ in bars)]
+    pw, ph, top, bottom, left = 240, 200, 70, 20, 16
+    width, height = left + pw * len(panels), top + ph + bottom
+    e = html.escape
+    runs_note = f"medians of {runs_n} runs, whiskers min–max" if runs_n > 1 else "1 run"
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+         f'<rect width="{width}" height="{height}" fill="white"/>',
+         f'<text x="{left}" y="18" font-size="14" font-weight="bold">{e(CHART_TITLES[name])}</text>',
+         f'<text x="{left}" y="34" fill="#555">{e(runs_note)}; each panel has its own scale; '
+         f'lower is better unless marked. {e(machine.get("date", ""))}</text>']
+    for i, k in enumerate(kinds):  # legend
+        x = left + i * 90
+        o.append(f'<rect x="{x}" y="44" width="10" height="10" fill="{COLORS[k]}"/>'
+                 f'<text x="{x + 14}" y="53">{e(k)}</text>')
+    for pi, (title, bars, digits) in enumerate(panels):
+        x0 = left + pi * pw
+        base = top + ph - 20  # the bars' baseline
+        top_v = max((max(vs) for _, vs in bars if vs), default=0) or 1
+        scale = (ph - 60) / top_v
+        o.append(f'<text x="{x0 + pw / 2 - 8}" y="{top + 12}" text-anchor="middle" font-weight="bold">{e(title)}</text>')
+        o.append(f'<line x1="{x0}" y1="{base}" x2="{x0 + pw - 16}" y2="{base}" stroke="#333"/>')
+        bw = min(40, (pw - 40) / max(len(bars), 1) - 8)
+        for bi, (k, vs) in enumerate(bars):
+            bx = x0 + 12 + bi * (bw + 8)
+            cx = bx + bw / 2
+            o.append(f'<text x="{cx}" y="{base + 14}" text-anchor="middle">{e(k)}</text>')
+            if not vs:
+                o.append(f'<text x="{cx}" y="{base - 4}" text-anchor="middle" fill="#999">–</text>')
+                continue
+            v = med(vs)
+            h = v * scale
+            o.append(f'<rect x="{bx:.1f}" y="{base - h:.1f}" width="{bw:.1f}" height="{h:.1f}" fill="{COLORS[k]}">'
+                     f'<title>{e(k)}: {e(cell(vs, digits))}</title></rect>')
+            label_y = base - h - 4
+            if len(vs) > 1:
+                lo, hi = base - min(vs) * scale, base - max(vs) * scale
+                o.append(f'<line x1="{cx:.1f}" y1="{lo:.1f}" x2="{cx:.1f}" y2="{hi:.1f}" stroke="#222"/>')
+                for y in (lo, hi):
+                    o.append(f'<line x1="{cx - 4:.1f}" y1="{y:.1f}" x2="{cx + 4:.1f}" y2="{y:.1f}" stroke="#222"/>')
+                label_y = min(label_y, hi - 4)
+            o.append(f'<text x="{cx:.1f}" y="{label_y:.1f}" text-anchor="middle">{e(fmt(v, digits))}</text>')
+    o.append("</svg>")
+    return "\n".join(o) + "\n"
+
+
+chart_links = {}  # chart name -> link relative to the page
+if charts_dir:
+    os.makedirs(charts_dir, exist_ok=True)
+    page_dir = os.path.dirname(os.path.abspath(page_path)) if page_path else os.getcwd()
+    for name in CHARTS:
+        text = svg_chart(name)
+        if text is None:
+            continue
+        path = os.path.join(charts_dir, f"{name}.svg")
+        with open(path, "w") as f:
+            f.write(text)
+        chart_links[name] = os.path.relpath(os.path.abspath(path), page_dir)
+
 # ---- the document ----------------------------------------------------------------------
 p = print
-p("# Benchmarks: ssehub vs nchan")
+p("# Benchmarks: ssehub vs nchan" + (" and an axum/tokio peer" if any_axum else ""))
 p()
 p("Written by `scripts/bench.sh` from the run below; every number on this page was measured")
 p("by that run. Regenerate with `scripts/bench.sh` (about a quarter of an hour); try it out")
@@ -309,22 +564,27 @@ p("|---|---|")
 p(f"| machine | {machine['nproc']} CPUs ({machine['cpu']}), {machine['memory']} RAM, {machine['kernel']} |")
 p(f"| ssehub | git {machine['ssehub_rev']}, the static release binary ({linkage or 'static'}); `--threads` default (= cores − 1, plus the request thread) |")
 p(f"| nchan | nginx {machine['nginx']}, libnginx-mod-nchan {machine['nchan']} (Debian), 1 worker process |")
+if any_axum:
+    p(f"| axum | `bench/axum-peer` ({machine.get('axum_peer', 'axum, tokio')}), release (`lto`, one codegen unit), "
+      "one tokio worker thread per core, run as `axum-peer --bind 127.0.0.1:PORT --token bench` |")
 if any_floor:
     p(f"| floor | `bench/floor.c`, {machine.get('floor_cc', 'gcc')} `-O2 -Wall`, run as `floor PORT 64`; "
       "W2, W3 and W5 only |")
 p(f"| rustc | {machine['rustc']} |")
 p(f"| run | {machine['date']}, {runs_n} run(s) per workload and server, total wall time {int(machine['wall_secs']) // 60} min {int(machine['wall_secs']) % 60} s |")
 p()
-p("Both servers and the load tool (`ssehub-soak`) share the same "
+p("The servers and the load tool (`ssehub-soak`) share the same "
   f"{machine['nproc']} CPUs over loopback, so the load tool's own CPU time is given beside")
 p("each figure: where it is near the wall time, the tool, not the server, may be the limit.")
 p()
 p("How it runs:")
 p()
-p("- Every workload runs on a **freshly started server**, alternating ssehub and nchan "
-  "(ssehub W1, nchan W1, ssehub W2, nchan W2, …), and the whole sequence is repeated; "
-  "figures are the **median of the runs with min–max** in brackets; ratio = ssehub median / "
-  "nchan median.")
+order = "ssehub W1, nchan W1, " + ("axum W1, " if any_axum else "") + "ssehub W2, nchan W2, " + \
+    ("axum W2, " if any_axum else "") + ("floor W2, " if any_floor else "") + "…"
+p("- Every workload runs on a **freshly started server**, alternating the servers "
+  f"({order}), and the whole sequence is repeated; "
+  "figures are the **median of the runs with min–max** in brackets; ssehub/X = ssehub median / "
+  "X median.")
 p("- ssehub: `ssehub --bind 127.0.0.1:PORT --no-demo --publish-token bench --heartbeat 0 "
   "--quiet --queue 100 --max-clients 12000`.")
 p("- nchan: `nginx -p DIR -c DIR/nginx.conf -g 'daemon off;'` with `bench/nginx.conf.in`: "
@@ -332,8 +592,17 @@ p("- nchan: `nginx -p DIR -c DIR/nginx.conf -g 'daemon off;'` with `bench/nginx.
   "publisher `location = /pub` (`nchan_message_buffer_length 1000`), EventSource subscriber "
   "`location = /sub` (`nchan_eventsource_event soak`, `nchan_subscriber_first_message newest`), "
   "one channel, `access_log off`. nchan's publisher answers `201`/`202`; any 2xx counts as published.")
+if any_axum:
+    p("- axum (a peer, run after nchan: ssehub W2, nchan W2, axum W2, …): `bench/axum-peer`, a "
+      "tokio + axum SSE broadcast server built the way ssehub is, driven with the same flags as "
+      "ssehub (its paths, `--publish-style ssehub`, `--token bench`): one bounded tokio `mpsc` "
+      "channel of 100 events per subscriber, the subscriber evicted (channel dropped, stream "
+      "ended, connection closed) when `try_send` finds it full; each event encoded once into one "
+      "`Bytes` shared by every subscriber; `TCP_NODELAY`; one worker thread per core. **A measuring "
+      "stick, not a product** and never a dependency of ssehub.")
 if any_floor:
-    p("- floor (the cost floor, W2, W3 and W5 only, run after nchan: ssehub W2, nchan W2, floor W2, …): "
+    p("- floor (the cost floor, W2, W3 and W5 only, run last: ssehub W2, nchan W2, "
+      + ("axum W2, " if any_axum else "") + "floor W2, …): "
       "`floor PORT 64`, built from `bench/floor.c` with `gcc -O2 -Wall`, driven with the same "
       "flags as nchan (`--subscribe-path /sub`, `--publish-style nchan`). A bare SSE broadcast "
       "server in C: one thread, one epoll set; each published body becomes one frame, allocated "
@@ -342,9 +611,10 @@ if any_floor:
       "in new requests; `TCP_NODELAY`; a queue bound of 100 frames per subscriber, with eviction "
       "(a subscriber whose queue is full is closed). **Not a product**: what the kernel's loopback "
       "path costs with next to nothing in user space, on this machine, with this tool. "
-      "ssehub/floor = ssehub median / floor median; \"frames per write\" is the floor's own count "
+      "\"frames per write\" is the floor's own count "
       "(frames written / `writev` calls), printed when it exits.")
-p("- **Server memory and CPU are those of one process**: ssehub, and the nginx **worker** "
+p("- **Server memory and CPU are those of one process**: ssehub, the axum peer, the floor, and "
+  "the nginx **worker** "
   "(the master only forwards signals; its RSS is given in W1). nchan keeps messages and "
   "channels in a shared-memory zone; the pages of it the worker touched count in its RSS.")
 p("- `ulimit -n 20000` for servers and tool. Publishing starts once every subscriber is "
@@ -370,46 +640,44 @@ for line in open(os.path.join(out, "commands.txt")):
 p("```")
 p()
 
-p("## Summary (ssehub vs nchan, medians)")
+all_cols = columns()
+p("## Summary (medians)")
 p()
-if any_floor:
-    p("| workload | figure | ssehub | nchan | ssehub/nchan | floor | ssehub/floor |")
-    p("|---|---|---|---|---|---|---|")
-else:
-    p("| workload | figure | ssehub | nchan | ssehub/nchan |")
-    p("|---|---|---|---|---|")
-HEADLINE = [
-    ("W1a", "KiB per idle subscriber (1,000)"),
-    ("W1b", "KiB per idle subscriber (10,000)"),
-    ("W2", "delivered events/s"),
-    ("W2", "server CPU-µs per delivered event"),
-    ("W3", "latency p50, ms"),
-    ("W3", "latency p99, ms"),
-    ("W3", "gaps"),
-    ("W3", "server CPU-µs per delivered event"),
-    ("W4", "slow clients evicted (of 100)"),
-    ("W4", "gaps at the 100 readers"),
-    ("W4", "server RSS growth (end − baseline), KiB"),
-    ("W5", "latency p50, ms"),
-    ("W5", "latency p99, ms"),
-]
+p(header(["workload", "figure"], all_cols))
 for w, label in HEADLINE:
     if w not in present:
         continue
     digits = next(d for lab, _, d in METRICS[w] if lab == label)
-    a, b = m("ssehub", w, label), m("nchan", w, label)
-    row = f"| {w[:2]} | {label} | {fmt(med(a), digits)} | {fmt(med(b), digits)} | {ratio(a, b)} |"
-    if any_floor:
-        c = m("floor", w, label)
-        row += f" {fmt(med(c), digits)} | {ratio(a, c)} |"
-    p(row)
+    vs = {k: m(k, w, label) for k in all_cols}
+    p(f"| {w[:2]} | {label} | " + " | ".join(fmt(med(vs[k]), digits) for k in all_cols) + " | "
+      + " | ".join(ratio(vs["ssehub"], vs[k]) for k in all_cols[1:]) + " |")
 if start_rss:
-    p(f"| W1 | server RSS at start, KiB (static ssehub / nchan worker) | "
-      f"{fmt(med(start_rss.get('static', [])), 0)} | {fmt(med(start_rss.get('nchan_worker', [])), 0)} | "
-      f"{ratio(start_rss.get('static', []), start_rss.get('nchan_worker', []))} |" + (" – | – |" if any_floor else ""))
+    srss = {"ssehub": start_rss.get("static", []), "nchan": start_rss.get("nchan_worker", []),
+            "axum": start_rss.get("axum", []), "floor": []}
+    p("| W1 | server RSS at start, KiB (static ssehub; nchan: the worker) | "
+      + " | ".join(fmt(med(srss[k]), 0) for k in all_cols) + " | "
+      + " | ".join(ratio(srss["ssehub"], srss[k]) for k in all_cols[1:]) + " |")
+p()
+if chart_links:
+    p("Charts (the servers side by side, per workload): "
+      + " · ".join(f"[{name}]({link})" for name, link in chart_links.items()) + ".")
+    p()
+
+p("## Targets (issue 15: ratios to the floor and the peers of this run)")
+p()
+p("| target | " + " | ".join(all_cols) + " | measured | verdict |")
+p("|---|" + "---|" * len(all_cols) + "---|---|")
+for name, cells, shown, v in targets15:
+    p(f"| {name} | " + " | ".join(cells.get(k, "–") for k in all_cols) + f" | {shown} | {v} |")
+p()
+p("The server columns give the absolute figures the target is judged from (medians, or the "
+  "worst run where the target says so); \"measured\" is the ratio (or figure) held against "
+  "the limit. \"Ahead of every peer\" compares ssehub's median with axum's and nchan's in each "
+  "row of the summary (lower is better but for delivered events/s and clients evicted; a tie "
+  "counts as even).")
 p()
 
-p("## Targets (ssehub, from the issue)")
+p("## Earlier targets (absolute, for information)")
 p()
 if any_floor:
     p("| target | measured | verdict | floor on this machine |")
@@ -435,33 +703,33 @@ if start_rss.get("nchan_worker"):
     mw = [a + b for a, b in zip(start_rss["nchan_worker"], start_rss["nchan_master"])]
     p(f"| nginx + nchan worker | (packages) | {cell(start_rss['nchan_worker'], 0)} |")
     p(f"| nginx + nchan master + worker | | {cell(mw, 0)} |")
+if "axum" in sizes or start_rss.get("axum"):
+    size = f"{sizes['axum']:,} B ({sizes['axum'] / mib:.2f} MiB)" if "axum" in sizes else "–"
+    p(f"| axum peer (`bench/axum-peer`, dynamic) | {size} | {cell(start_rss.get('axum', []), 0)} |")
 p()
 p("RSS at start: `VmRSS` 0.5 s after `/health` first answered 200, nothing else connected.")
 p()
 
+charted = set()
 for w in present:
     p(f"## {TITLES[w]}")
     p()
-    fl = has_floor(w)
-    if fl:
-        p("| figure | ssehub | nchan | ssehub/nchan | floor | ssehub/floor |")
-        p("|---|---|---|---|---|---|")
-    else:
-        p("| figure | ssehub | nchan | ssehub/nchan |")
-        p("|---|---|---|---|")
+    ks = columns(w)
+    p(header(["figure"], ks))
     for label, fn, digits in METRICS[w]:
-        a, b = values("ssehub", w, fn), values("nchan", w, fn)
-        row = f"| {label} | {cell(a, digits)} | {cell(b, digits)} | {ratio(a, b)} |"
-        if fl:
-            c = values("floor", w, fn)
-            row += f" {cell(c, digits)} | {ratio(a, c)} |"
-        p(row)
-    if fl:
-        p(f"| frames per write (floor's own count) | | | | {cell(floor_fpw.get(w, []), 2)} | |")
+        vs = {k: values(k, w, fn) for k in ks}
+        p(f"| {label} | " + " | ".join(cell(vs[k], digits) for k in ks) + " | "
+          + " | ".join(ratio(vs["ssehub"], vs[k]) for k in ks[1:]) + " |")
+
+    def extra_row(label, kind, text):
+        p(f"| {label} | " + " | ".join(text if k == kind else "" for k in ks) + " |" + " |" * (len(ks) - 1))
+
+    if has_floor(w):
+        extra_row("frames per write (floor's own count)", "floor", cell(floor_fpw.get(w, []), 2))
     if w.startswith("W1"):
         mr = [r["_meta"]["master_rss_kib"] for r in reports.get(("nchan", w), [])]
         if mr:
-            p(f"| nginx master RSS (not included above), KiB | | {cell(mr, 0)} | |")
+            extra_row("nginx master RSS (not included above), KiB", "nchan", cell(mr, 0))
     fails = {}
     for kind in KINDS:
         for r in reports.get((kind, w), []):
@@ -473,6 +741,11 @@ for w in present:
         p()
         p("Failed soak checks: " + "; ".join(
             f"{kind}: {', '.join(v)}" for (kind, _), v in sorted(fails.items())) + ".")
+    chart = w[:2]
+    if chart in chart_links and chart not in charted and (chart != "W1" or w == "W1b" or "W1b" not in present):
+        charted.add(chart)
+        p()
+        p(f"![{CHART_TITLES[chart]}: the servers side by side]({chart_links[chart]})")
     p()
 
 p("## Notes")

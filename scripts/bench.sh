@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: ssehub (the static release binary) against nginx + nchan
-# (Debian's packages), on loopback, with ssehub-soak as the load tool; for W2, W3 and
-# W5 also against the cost floor, bench/floor.c (a bare single-threaded epoll SSE
+# (Debian's packages) and bench/axum-peer (a tokio + axum server built the way ssehub
+# is, a measuring stick), on loopback, with ssehub-soak as the load tool; for W2, W3
+# and W5 also against the cost floor, bench/floor.c (a bare single-threaded epoll SSE
 # broadcast server in C, built here with gcc: what the kernel's loopback path costs
 # with next to nothing in user space).
 #
-# Every workload runs on a freshly started server, alternating ssehub and nchan, and
-# the floor after nchan in W2, W3 and W5 (rep 1: ssehub W1, nchan W1, ssehub W2, nchan
-# W2, floor W2, ...; then rep 2, rep 3), and BENCHMARKS.md is written from the JSON
-# reports of this run only.
+# Every workload runs on a freshly started server, alternating ssehub, nchan and axum,
+# and the floor after axum in W2, W3 and W5 (rep 1: ssehub W1, nchan W1, axum W1,
+# ssehub W2, nchan W2, axum W2, floor W2, ...; then rep 2, rep 3), and BENCHMARKS.md
+# (with a chart per workload, bench/charts/W*.svg beside the page) is written from the
+# JSON reports of this run only.
 #
 # Usage: scripts/bench.sh [--quick] [--only W2[,W3...]] [--runs N] [--out FILE]
 #   --quick   1 run each, shorter durations (for trying it out)
@@ -16,8 +18,9 @@
 #   --runs N  runs per workload and server (default 3, --quick: 1)
 #   --out     the Markdown file to write (default BENCHMARKS.md; --quick and --only
 #             default to test-output/bench/BENCHMARKS.md so a full run's file stays)
-# Needs gcc (for the floor, when W2, W3 or W5 runs). Raw reports, server logs (the
-# floor's ends with its frames_per_write count), the floor binary and the commands:
+# Needs gcc (for the floor, when W2, W3 or W5 runs). The axum peer is built into
+# ${CARGO_TARGET_DIR:-target}/axum-peer. Raw reports, server logs (the floor's ends
+# with its frames_per_write count), the floor binary and the commands:
 # test-output/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +39,7 @@ while [ $# -gt 0 ]; do
     --runs=*) runs=${1#--runs=} ;;
     --out) outfile=$2; shift ;;
     --out=*) outfile=${1#--out=} ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -45,7 +48,7 @@ only=$(echo "$only" | tr 'a-z' 'A-Z' | tr ',' ' ')
 for w in $only; do
     case "$w" in W1 | W2 | W3 | W4 | W5) ;; *) echo "bench: unknown workload $w" >&2; exit 2 ;; esac
 done
-# The workloads the floor (bench/floor.c) runs in, after nchan.
+# The workloads the floor (bench/floor.c) runs in, after axum.
 floor_workloads="W2 W3 W5"
 floor_runs=0
 for w in $only; do
@@ -84,8 +87,14 @@ fi
 echo "bench: building (release, and the static release binary)"
 cargo build --release --quiet --bins
 target=${CARGO_TARGET_DIR:-target}
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
 RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
     cargo build --release --quiet --target x86_64-unknown-linux-gnu --bin ssehub
+# The axum peer: its own Cargo project (never a dependency of ssehub), its own target dir.
+echo "bench: building the axum peer (bench/axum-peer, release)"
+peer_target="$target/axum-peer"
+cargo build --release --quiet --manifest-path bench/axum-peer/Cargo.toml --target-dir "$peer_target"
+axum_bin="$peer_target/release/axum-peer"
 # The revision that was built (the tree may change while the bench runs).
 built_rev="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ' (with uncommitted changes)')"
 # The cost floor: bench/floor.c, built once (only when a workload it runs in is selected).
@@ -99,9 +108,9 @@ if [ "$floor_runs" = 1 ]; then
     echo "bench: building the floor (gcc -O2 -Wall bench/floor.c)"
     gcc -O2 -Wall -o "$floor_bin" bench/floor.c
 fi
-soak="$root/$target/release/ssehub-soak"
-dyn_bin="$root/$target/release/ssehub"
-static_bin="$root/$target/x86_64-unknown-linux-gnu/release/ssehub"
+soak="$target/release/ssehub-soak"
+dyn_bin="$target/release/ssehub"
+static_bin="$target/x86_64-unknown-linux-gnu/release/ssehub"
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -123,8 +132,9 @@ wait_health() { # URL PID LOG
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# Starts a server (KIND ssehub, nchan or floor); sets srv_pid (the process to stop),
-# srv_sample_pid (the process to measure: ssehub itself, nginx's worker, the floor),
+# Starts a server (KIND ssehub, nchan, axum or floor); sets srv_pid (the process to
+# stop), srv_sample_pid (the process to measure: ssehub itself, nginx's worker, the
+# axum peer, the floor),
 # port, srv_master_rss, srv_kind, srv_log.
 start_server() { # KIND LOGNAME [BINARY]
     local kind=$1 log="$out/logs/$2.log"
@@ -134,6 +144,12 @@ start_server() { # KIND LOGNAME [BINARY]
     if [ "$kind" = floor ]; then
         # stderr (with the frames_per_write line it prints on SIGTERM) goes to the log.
         "$floor_bin" "$port" 64 >"$log" 2>&1 &
+        srv_pid=$!
+        wait_health "http://127.0.0.1:$port/health" "$srv_pid" "$log"
+        srv_sample_pid=$srv_pid
+        srv_master_rss=0
+    elif [ "$kind" = axum ]; then
+        "$axum_bin" --bind "127.0.0.1:$port" --token bench >"$log" 2>&1 &
         srv_pid=$!
         wait_health "http://127.0.0.1:$port/health" "$srv_pid" "$log"
         srv_sample_pid=$srv_pid
@@ -184,11 +200,12 @@ srv_kind=""
 srv_log=""
 trap '[ -n "$srv_pid" ] && stop_server' EXIT
 
-# --- footprint: binary sizes and RSS at start of both builds ------------------------------
+# --- footprint: binary sizes and RSS at start of both builds (and of the peers) ------------
 footprint="$out/footprint.txt"
 {
     echo "size dynamic $(stat -c %s "$dyn_bin")"
     echo "size static $(stat -c %s "$static_bin")"
+    echo "size axum $(stat -c %s "$axum_bin")"
     echo "stripped dynamic $(file -b "$dyn_bin" | grep -c 'stripped' || true)"
     echo "stripped static $(file -b "$static_bin" | grep -c 'stripped' || true)"
     echo "linkage static $(file -b "$static_bin" | grep -o 'statically linked' || echo dynamic)"
@@ -205,6 +222,10 @@ for r in $(seq "$runs"); do
     sleep 0.5
     echo "start_rss nchan_worker $r $(rss_kib "$srv_sample_pid")" >>"$footprint"
     echo "start_rss nchan_master $r $(rss_kib "$srv_pid")" >>"$footprint"
+    stop_server
+    start_server axum "start-axum-$r"
+    sleep 0.5
+    echo "start_rss axum $r $(rss_kib "$srv_sample_pid")" >>"$footprint"
     stop_server
 done
 
@@ -233,7 +254,7 @@ workload_args() {
 server_args() { # KIND IDLE(0/1)
     local base="--url http://127.0.0.1:$port --server-pid $srv_sample_pid --progress 1"
     case "$1" in
-    ssehub)
+    ssehub | axum) # the axum peer speaks ssehub's paths and publish style
         [ "$2" = 1 ] && echo "$base" || echo "$base --token bench" ;;
     nchan | floor) # the floor speaks nchan's paths and publish style (never idle: not in W1)
         [ "$2" = 1 ] && echo "$base --subscribe-path /sub" ||
@@ -263,8 +284,8 @@ for r in $(seq "$runs"); do
     for w in $only; do
         subs=$w
         [ "$w" = W1 ] && subs="W1a W1b"
-        kinds="ssehub nchan"
-        case " $floor_workloads " in *" $w "*) kinds="ssehub nchan floor" ;; esac
+        kinds="ssehub nchan axum"
+        case " $floor_workloads " in *" $w "*) kinds="ssehub nchan axum floor" ;; esac
         for kind in $kinds; do
             for s in $subs; do run_one "$kind" "$s" "$r"; done
         done
@@ -282,6 +303,9 @@ bench_end=$(date +%s)
     echo "nginx $(nginx -v 2>&1 | sed 's/^nginx version: //')"
     echo "nchan $(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo unknown)"
     echo "rustc $(rustc -V)"
+    echo "axum_peer $(awk '/^name = / {n=$3} /^version = / {gsub(/"/, "", n); v=$3; gsub(/"/, "", v);
+        if (n == "axum" || n == "tokio" || n == "hyper") printf "%s%s %s", (o++ ? ", " : ""), n, v}' \
+        bench/axum-peer/Cargo.lock)"
     if [ "$floor_runs" = 1 ]; then echo "floor_cc $(gcc --version | head -n1)"; fi
     echo "runs $runs"
     echo "quick $quick"
@@ -290,5 +314,13 @@ bench_end=$(date +%s)
     echo "date $(date -u +%Y-%m-%dT%H:%MZ)"
 } >"$out/machine.txt"
 mkdir -p "$(dirname "$outfile")"
-python3 bench/summarize.py "$out" >"$outfile"
-echo "bench: wrote $outfile in $((bench_end - bench_start)) s (raw data: $out/)"
+# The charts (one SVG per workload) go to bench/charts/ beside the repository's
+# BENCHMARKS.md, and to a charts/ folder beside any other page (so a trial run leaves the
+# committed ones alone).
+if [ "$(realpath -m "$outfile")" = "$root/BENCHMARKS.md" ]; then
+    charts=bench/charts
+else
+    charts="$(dirname "$outfile")/charts"
+fi
+python3 bench/summarize.py "$out" --charts "$charts" --page "$outfile" >"$outfile"
+echo "bench: wrote $outfile and $charts/W*.svg in $((bench_end - bench_start)) s (raw data: $out/)"

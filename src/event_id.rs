@@ -160,15 +160,20 @@ pub enum ResetReason {
     Unknown,
     /// The id is of this history but later than its last event: nothing is replayed.
     Future,
+    /// Events after the id were lost before this node could read them (with a broker:
+    /// the stream was trimmed past the node's cursor, flushed, or restarted without
+    /// persistence): every retained event after the id follows.
+    Lost,
 }
 
 impl ResetReason {
     /// Every reason, in the order of [`ResetReason::index`].
-    pub const ALL: [ResetReason; 4] = [
+    pub const ALL: [ResetReason; 5] = [
         ResetReason::Evicted,
         ResetReason::OtherEpoch,
         ResetReason::Unknown,
         ResetReason::Future,
+        ResetReason::Lost,
     ];
 
     /// The label used in the reset event, `/stats` and `/metrics`.
@@ -178,6 +183,7 @@ impl ResetReason {
             ResetReason::OtherEpoch => "other-epoch",
             ResetReason::Unknown => "unknown",
             ResetReason::Future => "future",
+            ResetReason::Lost => "lost",
         }
     }
 
@@ -188,12 +194,16 @@ impl ResetReason {
             ResetReason::OtherEpoch => 1,
             ResetReason::Unknown => 2,
             ResetReason::Future => 3,
+            ResetReason::Lost => 4,
         }
     }
 
     /// Whether every retained event follows the reset (`false`: none does).
     pub fn replays(self) -> bool {
-        matches!(self, ResetReason::Evicted | ResetReason::OtherEpoch)
+        matches!(
+            self,
+            ResetReason::Evicted | ResetReason::OtherEpoch | ResetReason::Lost
+        )
     }
 }
 

@@ -102,6 +102,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod broker;
 pub mod config;
 pub mod event_id;
 #[doc(hidden)]

@@ -16,6 +16,7 @@ use futures_lite::io::BufReader;
 use futures_lite::{AsyncBufReadExt, AsyncRead, AsyncReadExt, StreamExt};
 use serde_json::json;
 
+use crate::broker::Broker;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::log::Log;
@@ -31,6 +32,41 @@ pub const LINES_PER_POLL: u64 = 64;
 /// The topic of the demo producer's events.
 pub const DEMO_TOPIC: &str = "demo";
 
+/// Where the producers publish: the hub (ids issued here), or the shared stream (ids
+/// issued by Redis; the event reaches this hub when its reader sees it).
+#[derive(Debug, Clone)]
+pub enum Publisher {
+    /// This node alone.
+    Hub(Hub),
+    /// Several nodes on one Redis stream.
+    Broker(Broker),
+}
+
+impl Publisher {
+    /// Publishes `event` on `topic`; why not, when it could not be published (the broker
+    /// is unreachable, or the history file cannot be written, which the hub logged and
+    /// counted): the caller logs or drops it, nothing is queued.
+    pub async fn publish(&self, topic: &Topic, event: &Event) -> Result<(), &'static str> {
+        match self {
+            // With a history file the disk work runs off this thread.
+            Publisher::Hub(h) if h.has_history_file() => h
+                .try_publish_async(topic.clone(), event.clone())
+                .await
+                .map(drop)
+                .map_err(|_| "the history file could not be written"),
+            Publisher::Hub(h) => {
+                h.publish(topic, event);
+                Ok(())
+            }
+            Publisher::Broker(b) => b
+                .publish(topic, event)
+                .await
+                .map(drop)
+                .map_err(|_| "broker unavailable"),
+        }
+    }
+}
+
 /// The running producer tasks. Dropping this value cancels them.
 #[derive(Debug)]
 pub struct Producers {
@@ -38,12 +74,23 @@ pub struct Producers {
 }
 
 impl Producers {
-    /// Spawns the producers that `cfg` turns on, publishing to `hub`.
-    pub fn spawn(ex: &Executor<'static>, cfg: &Config, hub: &Hub, log: &Log) -> Producers {
+    /// Spawns the producers that `cfg` turns on, publishing to `hub`, or through
+    /// `broker` when there is one (heartbeats are always this hub's own).
+    pub fn spawn(
+        ex: &Executor<'static>,
+        cfg: &Config,
+        hub: &Hub,
+        broker: Option<&Broker>,
+        log: &Log,
+    ) -> Producers {
         let mut tasks = Vec::new();
+        let publisher = match broker {
+            Some(b) => Publisher::Broker(b.clone()),
+            None => Publisher::Hub(hub.clone()),
+        };
         if cfg.demo {
             let (min, max) = cfg.demo_interval_ms;
-            tasks.push(ex.spawn(demo(hub.clone(), min, max)));
+            tasks.push(ex.spawn(demo(publisher.clone(), min, max)));
         }
         if let Some(every) = cfg.heartbeat {
             tasks.push(ex.spawn(heartbeats(hub.clone(), every)));
@@ -52,7 +99,7 @@ impl Producers {
             let input = smol::Unblock::new(io::stdin());
             tasks.push(ex.spawn(lines(
                 input,
-                hub.clone(),
+                publisher,
                 cfg.stdin_json,
                 cfg.limits.max_body,
                 log.clone(),
@@ -64,7 +111,7 @@ impl Producers {
 
 /// Publishes `{"seq":N,"ts":unix_ms,"value":x}` as `event: tick` on [`DEMO_TOPIC`], pausing
 /// a random `min_ms..=max_ms` before each.
-pub async fn demo(hub: Hub, min_ms: u64, max_ms: u64) {
+pub async fn demo(publisher: Publisher, min_ms: u64, max_ms: u64) {
     let topic = Topic::new(DEMO_TOPIC).expect("valid constant");
     for seq in 1u64.. {
         Timer::after(Duration::from_millis(fastrand::u64(min_ms..=max_ms))).await;
@@ -74,9 +121,8 @@ pub async fn demo(hub: Hub, min_ms: u64, max_ms: u64) {
         let value = (fastrand::f64() * 1000.0).round() / 1000.0;
         let data = json!({"seq": seq, "ts": ts, "value": value}).to_string();
         if let Ok(event) = Event::new(data).and_then(|e| e.with_name("tick")) {
-            // A refused publish (history file) is logged and counted by the hub; the
-            // demo goes on.
-            let _ = hub.try_publish_async(topic.clone(), event).await;
+            // A refused publish was logged (and counted) where it failed; the demo goes on.
+            let _ = publisher.publish(&topic, &event).await;
         }
     }
 }
@@ -96,7 +142,7 @@ pub async fn heartbeats(hub: Hub, every: Duration) {
 /// producer, not the server.
 pub async fn lines<R: AsyncRead + Unpin>(
     input: R,
-    hub: Hub,
+    publisher: Publisher,
     json: bool,
     max_line: usize,
     log: Log,
@@ -136,9 +182,8 @@ pub async fn lines<R: AsyncRead + Unpin>(
         };
         match parsed {
             Ok(p) => {
-                // The hub logged and counted why; say which line it was.
-                if hub.try_publish_async(p.topic, p.event).await.is_err() {
-                    log.line(format_args!("stdin: line {number} not published"));
+                if let Err(why) = publisher.publish(&p.topic, &p.event).await {
+                    log.line(format_args!("stdin: line {number} not published: {why}"));
                 }
             }
             Err(e) => log.line(format_args!("stdin: line {number} skipped: {e}")),
@@ -179,7 +224,7 @@ mod tests {
     }
 
     fn drain(sub: &crate::hub::Subscription) -> Vec<String> {
-        std::iter::from_fn(|| sub.receiver().try_recv().ok())
+        std::iter::from_fn(|| sub.receiver().unwrap().try_recv().ok())
             .map(|f| String::from_utf8(f.as_bytes().to_vec()).unwrap())
             .collect()
     }
@@ -189,7 +234,13 @@ mod tests {
         let h = hub();
         let sub = h.subscribe(Topics::All, None, None).unwrap();
         let input: &[u8] = b"one\r\ntwo\nbad\0nul\nlast-without-newline";
-        futures_lite::future::block_on(lines(input, h.clone(), false, 64, Log::silent()));
+        futures_lite::future::block_on(lines(
+            input,
+            Publisher::Hub(h.clone()),
+            false,
+            64,
+            Log::silent(),
+        ));
         let e = h.epoch();
         assert_eq!(
             drain(&sub),
@@ -208,7 +259,13 @@ mod tests {
         let long = format!("{{\"data\":\"{}\"}}\n", "x".repeat(100));
         let input =
             format!("{{\"data\":\"a\",\"event\":\"e\"}}\n{long}not json\n{{\"data\":\"b\"}}\n");
-        futures_lite::future::block_on(lines(input.as_bytes(), h.clone(), true, 64, Log::silent()));
+        futures_lite::future::block_on(lines(
+            input.as_bytes(),
+            Publisher::Hub(h.clone()),
+            true,
+            64,
+            Log::silent(),
+        ));
         let e = h.epoch();
         assert_eq!(
             drain(&sub),
@@ -240,7 +297,7 @@ mod tests {
         let h = hub();
         let sub = h.subscribe(Topics::All, None, None).unwrap();
         futures_lite::future::block_on(async {
-            demo(h.clone(), 1, 2)
+            demo(Publisher::Hub(h.clone()), 1, 2)
                 .or(async {
                     Timer::after(Duration::from_millis(50)).await;
                 })

@@ -116,7 +116,7 @@ pub struct Stats {
     history_file_errors: [AtomicU64; FileOp::ALL.len()],
     ended: [AtomicU64; Reason::ALL.len()],
     resumes: [AtomicU64; 3],
-    resets: [AtomicU64; 4],
+    resets: [AtomicU64; crate::event_id::ResetReason::ALL.len()],
     rejected: [AtomicU64; COUNTED_STATUSES.len() + 1],
 }
 
@@ -157,7 +157,7 @@ pub struct Snapshot {
     pub resumes: [u64; 3],
     /// Of those, resets by reason, in [`ResetReason::ALL`](crate::event_id::ResetReason::ALL)
     /// order.
-    pub resets: [u64; 4],
+    pub resets: [u64; crate::event_id::ResetReason::ALL.len()],
     /// Rejected requests by status, in [`COUNTED_STATUSES`] order, then "other".
     pub rejected: [u64; COUNTED_STATUSES.len() + 1],
 }
@@ -332,7 +332,7 @@ mod tests {
         s.resumed(Resume::Reset(ResetReason::Future));
         let snap = s.snapshot();
         assert_eq!(snap.resumes, [1, 3, 1]);
-        assert_eq!(snap.resets, [0, 2, 0, 1]);
+        assert_eq!(snap.resets, [0, 2, 0, 1, 0]);
     }
 
     #[test]

@@ -348,3 +348,31 @@ fn spawn_binary_with_ulimit(bin: &str, n: u32) -> crate::support::Binary {
         ],
     )
 }
+
+/// A client that stops reading fills its socket after a few hundred KiB (the send buffer
+/// is capped), not after the kernel's autotuned 4 MiB, so the server stops copying into
+/// it early and evicts it through its queue. On main before the cap it took about 500
+/// events of 8 KiB; the bound here is 150.
+#[test]
+fn a_stuck_client_fills_up_and_is_evicted_after_little_data() {
+    let srv = start(&["--no-demo", "--heartbeat", "0", "--queue", "10"]);
+    let mut good = SseClient::open(srv.addr, "/stream");
+    good.keep_raw = false;
+    let mut stuck = Client::connect(srv.addr);
+    stuck.send(&get("/stream"));
+    srv.wait_subscribers(2, SHORT);
+    let body = "x".repeat(8 * 1024);
+    let mut published = 0;
+    while srv.hub.len() == 2 && published < 2000 {
+        srv.publish("default", None, &body);
+        published += 1;
+        // Let the good reader keep up, and the writers write.
+        while good.next_event(Duration::from_millis(200)).is_none() {}
+    }
+    assert_eq!(srv.hub.len(), 1, "the stuck client was never evicted");
+    assert!(
+        published < 150,
+        "evicted only after {published} events of 8 KiB"
+    );
+    assert_eq!(srv.handle.snapshot().ended[0], 1, "counted as queue_full");
+}

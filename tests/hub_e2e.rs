@@ -220,13 +220,19 @@ fn waiting_subscribers_get_direct_writes_and_bursts_stay_in_order() {
         .collect();
     assert_eq!(data, want);
     let stats = srv.stop(Duration::from_secs(10)).expect("server stops");
+    // Whether the back-to-back burst outran the writers depends on the scheduler: beside
+    // a CPU hog the publishing thread ran slower than both writers, and all 640 frames
+    // went out directly (1 run in 20). That a busy writer makes the next publish queue
+    // is checked deterministically in the hub's unit tests
+    // (`frames_published_during_a_direct_write_follow_it_in_order`).
     assert!(
-        stats.direct_writes >= 10 && stats.direct_writes < 640,
+        stats.direct_writes >= 10 && stats.direct_writes <= 640,
         "direct writes: {}",
         stats.direct_writes
     );
+    // At most one write per frame (these are small), plus the two preambles.
     assert!(
-        stats.write_calls < 640,
+        stats.write_calls <= 640 + 2,
         "write calls: {}",
         stats.write_calls
     );
@@ -245,7 +251,18 @@ fn direct_writes_larger_than_the_socket_buffer_arrive_whole_and_in_order() {
     // the rest. The others queue behind it. The client reads once all are published.
     const EVENTS: usize = 4;
     const SIZE: usize = 8 << 20;
-    let srv = start(&["--no-demo", "--heartbeat", "0", "--history", "0"]);
+    // The client reads only once all four are published, and a write that waits longer
+    // than --write-timeout evicts it: on a loaded machine, publishing 32 MiB in a debug
+    // build took longer than the default 10 s (seen in 2 of 20 runs beside a CPU hog).
+    let srv = start(&[
+        "--no-demo",
+        "--heartbeat",
+        "0",
+        "--history",
+        "0",
+        "--write-timeout",
+        "120",
+    ]);
     let mut sub = SseClient::open(srv.addr, "/stream");
     sub.keep_raw = false;
     srv.wait_subscribers(1, SHORT);
@@ -261,7 +278,7 @@ fn direct_writes_larger_than_the_socket_buffer_arrive_whole_and_in_order() {
     let reader = std::thread::spawn(move || {
         let _ = wait.recv_timeout(Duration::from_secs(30));
         (0..EVENTS)
-            .map(|_| sub.next_event(Duration::from_secs(20)).map(|e| e.data))
+            .map(|_| sub.next_event(Duration::from_secs(60)).map(|e| e.data))
             .collect::<Vec<_>>()
     });
     for i in 0..EVENTS {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// listed before it (and `testing`, on top, anything).
 const LAYERS: &[&str] = &[
     "event_id", "log", "shutdown", "stats", "topic", "sse", "http", "redis", "page", "publish",
-    "hub", "config", "producer", "server", "testing",
+    "hub", "config", "broker", "producer", "server", "testing",
 ];
 
 /// Most lines in one source file, tests included.

@@ -31,3 +31,5 @@ mod layout;
 mod conformance;
 // The Redis client against a real redis-server.
 mod redis_client;
+// Several nodes on one Redis: one order, replay on any node, outages and losses.
+mod cluster;

@@ -102,3 +102,65 @@ impl DirectJob {
         self.stats.wrote_direct(calls, frames, written_total);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+    use crate::hub::{Hub, HubLimits};
+    use crate::sse::Event;
+    use crate::topic::{Topic, Topics};
+
+    struct Sink(Mutex<Vec<u8>>);
+
+    impl DirectSink for Sink {
+        fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+    }
+
+    fn hub() -> Hub {
+        let h = Hub::new(HubLimits::default(), Arc::new(Stats::new()));
+        h.set_direct_runner(|job| job.run());
+        h
+    }
+
+    #[test]
+    fn a_direct_subscriber_gets_a_queue_only_when_a_frame_must_wait() {
+        let h = hub();
+        let sink = Arc::new(Sink(Mutex::new(Vec::new())));
+        let s = h
+            .subscribe_direct(Topics::All, None, None, sink.clone())
+            .unwrap();
+        assert!(s.receiver().is_none(), "no queue while idle");
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(s.poll_next(&mut cx).is_pending());
+        // The writer waits: the frame goes straight to the socket, still no queue.
+        h.publish(&Topic::default_topic(), &Event::new("a").unwrap());
+        assert!(s.receiver().is_none());
+        assert!(sink.0.lock().unwrap().ends_with(b"-1\ndata: a\n\n"));
+        // The writer runs (it owns the socket): the next frame must be queued.
+        assert!(s.poll_own(&mut cx).is_ready());
+        h.publish(&Topic::default_topic(), &Event::new("b").unwrap());
+        assert_eq!(s.receiver().map(|r| r.len()), Some(1));
+        assert!(matches!(s.poll_next(&mut cx), Poll::Ready(Some(_))));
+    }
+
+    #[test]
+    fn a_direct_subscriber_without_a_queue_still_sees_its_end() {
+        let h = hub();
+        let sink = Arc::new(Sink(Mutex::new(Vec::new())));
+        let s = h.subscribe_direct(Topics::All, None, None, sink).unwrap();
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(s.poll_next(&mut cx).is_pending());
+        h.close();
+        assert!(s.receiver().is_none());
+        assert!(matches!(s.poll_next(&mut cx), Poll::Ready(None)));
+        assert!(s.try_recv().is_none());
+    }
+}

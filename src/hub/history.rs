@@ -11,15 +11,25 @@ use crate::topic::{Topic, Topics};
 /// One retained event.
 #[derive(Clone)]
 pub(super) struct Retained {
-    /// Its offset in this history (the id is `<epoch>-<offset>`).
-    pub(super) offset: u64,
+    /// Its id: `<epoch>-<offset>` issued here, or the broker's.
+    pub(super) id: EventId,
     pub(super) topic: Topic,
     pub(super) frame: Frame,
+}
+
+/// Where the ids come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ids {
+    /// Issued here: `<epoch>-<offset>`, the offset dense from 1.
+    Local,
+    /// Issued by a broker (Redis stream ids, `<ms>-<seq>`): increasing, not dense.
+    External,
 }
 
 /// The bounded replay history, oldest first.
 #[derive(Clone)]
 pub(super) struct History {
+    ids: Ids,
     /// Fixed for the life of the history: its start time in Unix ms.
     epoch: u64,
     /// The offset of the last event issued (0: none yet).
@@ -28,18 +38,48 @@ pub(super) struct History {
     bytes: usize,
     /// The highest offset dropped from the history (0: none).
     dropped_upto: u64,
+    /// External ids: the last event's id, the newest id dropped from the history, and the
+    /// first id after the latest loss (ids before it cannot continue).
+    ext_last: Option<EventId>,
+    ext_dropped: Option<EventId>,
+    lost_before: Option<EventId>,
 }
 
 impl History {
     /// An empty history of `epoch`.
     pub(super) fn new(epoch: u64) -> History {
         History {
+            ids: Ids::Local,
             epoch,
             last: 0,
             events: VecDeque::new(),
             bytes: 0,
             dropped_upto: 0,
+            ext_last: None,
+            ext_dropped: None,
+            lost_before: None,
         }
+    }
+
+    /// An empty history whose ids a broker assigns.
+    pub(super) fn external() -> History {
+        History {
+            ids: Ids::External,
+            ..History::new(0)
+        }
+    }
+
+    /// Whether a broker assigns the ids.
+    pub(super) fn is_external(&self) -> bool {
+        self.ids == Ids::External
+    }
+
+    /// Notes that events after the last one may have been lost (a broker gap); `next` is
+    /// the first id read after the loss, if one was. Clients whose id is older than it
+    /// get a `lost` reset.
+    pub(super) fn mark_lost(&mut self, next: Option<EventId>) {
+        let floor = next.or_else(|| self.ext_last.map(|l| EventId::new(l.epoch, l.offset + 1)));
+        self.lost_before = floor;
     }
 
     /// The history's epoch.
@@ -47,9 +87,17 @@ impl History {
         self.epoch
     }
 
-    /// The id of the last event issued.
+    /// The id of the last event issued (or, external, delivered).
     pub(super) fn last_id(&self) -> Option<EventId> {
-        (self.last > 0).then(|| EventId::new(self.epoch, self.last))
+        match self.ids {
+            Ids::Local => (self.last > 0).then(|| EventId::new(self.epoch, self.last)),
+            Ids::External => self.ext_last,
+        }
+    }
+
+    /// The oldest id still kept.
+    pub(super) fn first_retained(&self) -> Option<EventId> {
+        self.events.front().map(|e| e.id)
     }
 
     /// Events retained now.
@@ -80,16 +128,24 @@ impl History {
 
     /// The retained events, oldest first, as (offset, topic, frame).
     pub(super) fn retained(&self) -> impl Iterator<Item = (u64, &Topic, &Frame)> {
-        self.events.iter().map(|e| (e.offset, &e.topic, &e.frame))
+        self.events
+            .iter()
+            .map(|e| (e.id.offset, &e.topic, &e.frame))
     }
 
-    /// Keeps `entry` (the event of [`next_id`](History::next_id), which it issues),
-    /// dropping the oldest events while over either cap.
+    /// Keeps `entry`, dropping the oldest events while over either cap. A local id
+    /// must be the one of [`next_id`](History::next_id), which this issues; external
+    /// ids must increase (the caller skips the others).
     pub(super) fn push(&mut self, entry: Retained, limits: HubLimits) {
-        debug_assert_eq!(entry.offset, self.last + 1);
-        self.last = entry.offset;
+        match self.ids {
+            Ids::Local => {
+                debug_assert_eq!(entry.id.offset, self.last + 1);
+                self.last = entry.id.offset;
+            }
+            Ids::External => self.ext_last = Some(entry.id),
+        }
         if limits.history_events == 0 {
-            self.dropped_upto = entry.offset;
+            self.dropped(entry.id);
             return;
         }
         self.bytes += entry.frame.len();
@@ -99,8 +155,15 @@ impl History {
         {
             if let Some(old) = self.events.pop_front() {
                 self.bytes -= old.frame.len();
-                self.dropped_upto = old.offset;
+                self.dropped(old.id);
             }
+        }
+    }
+
+    fn dropped(&mut self, id: EventId) {
+        match self.ids {
+            Ids::Local => self.dropped_upto = id.offset,
+            Ids::External => self.ext_dropped = Some(id),
         }
     }
 
@@ -113,6 +176,9 @@ impl History {
         let Ok(id) = sent.parse::<EventId>() else {
             return Placed::Reset(ResetReason::Unknown);
         };
+        if self.ids == Ids::External {
+            return self.place_external(id);
+        }
         if id.epoch != self.epoch {
             Placed::Reset(ResetReason::OtherEpoch)
         } else if id.offset > self.last {
@@ -122,7 +188,28 @@ impl History {
             // nothing, an older one missed what was dropped.
             Placed::Reset(ResetReason::Evicted)
         } else {
-            Placed::After(id.offset)
+            Placed::After(id)
+        }
+    }
+
+    /// [`History::place`] for broker ids: continue only from an id this history still
+    /// holds (or the one just before its oldest), with no loss after it.
+    fn place_external(&self, id: EventId) -> Placed {
+        match self.ext_last {
+            Some(last) if id <= last => {}
+            _ => return Placed::Reset(ResetReason::Future),
+        }
+        if self.lost_before.is_some_and(|floor| id < floor) {
+            return Placed::Reset(ResetReason::Lost);
+        }
+        if self.ext_dropped == Some(id) || self.events.binary_search_by(|e| e.id.cmp(&id)).is_ok() {
+            return Placed::After(id);
+        }
+        match self.events.front() {
+            Some(oldest) if id < oldest.id => Placed::Reset(ResetReason::Evicted),
+            None if self.ext_dropped.is_some_and(|d| id < d) => Placed::Reset(ResetReason::Evicted),
+            // Inside the history but not one of its ids: another stream's.
+            _ => Placed::Reset(ResetReason::Unknown),
         }
     }
 
@@ -133,22 +220,54 @@ impl History {
         &self,
         last_event_id: Option<&str>,
         topics: &Topics,
+        older: &[Retained],
     ) -> (Resume, Vec<Frame>) {
-        let matching = |after: u64| {
-            let start = self.events.partition_point(|e| e.offset <= after);
+        let matching = |after: Option<EventId>| {
+            let start = match after {
+                Some(a) => self.events.partition_point(|e| e.id <= a),
+                None => 0,
+            };
             self.events
                 .range(start..)
                 .filter(|e| topics.matches(&e.topic))
         };
-        match self.place(last_event_id) {
+        let mut placed = self.place(last_event_id);
+        // A broker's events older than this history, read for this client: they bridge
+        // the gap when they start at its id and reach what the history still holds.
+        let mut bridge: Vec<Frame> = Vec::new();
+        if placed == Placed::Reset(ResetReason::Evicted)
+            && let Some(sent) = last_event_id.and_then(|s| s.parse::<EventId>().ok())
+            && older.first().is_some_and(|e| e.id == sent)
+            && older.last().is_some_and(|l| {
+                // It reaches what the history holds: up to its oldest event, or up to
+                // the newest one it dropped.
+                self.first_retained().is_none_or(|f| l.id >= f)
+                    || self.ext_dropped.is_some_and(|d| l.id >= d)
+            })
+        {
+            let oldest = self.first_retained();
+            bridge = older
+                .iter()
+                .skip(1)
+                .filter(|e| oldest.is_none_or(|o| e.id < o) && topics.matches(&e.topic))
+                .map(|e| e.frame.clone())
+                .collect();
+            placed = Placed::After(self.ext_dropped.unwrap_or(sent));
+        }
+        match placed {
             Placed::Initialized => (Resume::Initialized, Vec::new()),
-            Placed::After(offset) => (
-                Resume::Continue,
-                matching(offset).map(|e| e.frame.clone()).collect(),
-            ),
+            Placed::After(id) => {
+                bridge.extend(matching(Some(id)).map(|e| e.frame.clone()));
+                (Resume::Continue, bridge)
+            }
             Placed::Reset(reason) => {
+                let after = match reason {
+                    // Certainly after the client: what follows its id here.
+                    ResetReason::Lost => last_event_id.and_then(|s| s.parse::<EventId>().ok()),
+                    _ => None,
+                };
                 let replay: Vec<&Retained> = if reason.replays() {
-                    matching(0).collect()
+                    matching(after).collect()
                 } else {
                     Vec::new()
                 };
@@ -156,11 +275,8 @@ impl History {
                 out.push(sse::reset_event(&Reset {
                     reason,
                     last_event_id: last_event_id.unwrap_or_default(),
-                    replay_from: replay.first().map(|e| EventId::new(self.epoch, e.offset)),
-                    first_retained: self
-                        .events
-                        .front()
-                        .map(|e| EventId::new(self.epoch, e.offset)),
+                    replay_from: replay.first().map(|e| e.id),
+                    first_retained: self.first_retained(),
                     last: self.last_id(),
                 }));
                 out.extend(replay.into_iter().map(|e| e.frame.clone()));
@@ -175,8 +291,8 @@ impl History {
 pub(super) enum Placed {
     /// No id.
     Initialized,
-    /// Right after this offset, with nothing after it dropped.
-    After(u64),
+    /// Right after this id, with nothing after it dropped.
+    After(EventId),
     /// Nowhere the stream can continue from.
     Reset(ResetReason),
 }

@@ -62,7 +62,7 @@ use format::{HEADER_LEN, MAGIC, MAX_RECORD, MIN_RECORD, RECORD_HEAD};
 
 use super::HubLimits;
 use super::history::{History, Retained};
-use crate::event_id::new_epoch;
+use crate::event_id::{EventId, new_epoch};
 use crate::sse::Frame;
 use crate::stats::FileOp;
 use crate::topic::Topic;
@@ -314,7 +314,7 @@ impl LogFile {
                 rest.ok_or_else(|| err(format!("at byte {pos}: corrupt record (topic)")))?;
             history.push(
                 Retained {
-                    offset,
+                    id: EventId::new(epoch, offset),
                     topic,
                     frame,
                 },

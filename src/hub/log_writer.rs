@@ -107,7 +107,7 @@ impl LogWriter {
             .append(id.offset, topic, frame)
             .map_err(|(op, e)| self.error(op, e))?;
         let entry = Retained {
-            offset: id.offset,
+            id,
             topic: topic.clone(),
             frame: frame.clone(),
         };
@@ -201,6 +201,60 @@ impl Hub {
             });
         }
         Ok(Hub::build(limits, stats, log, history, Some(writer)))
+    }
+
+    /// Like [`Hub::publish`], saying why a hub with a history file refused the event.
+    ///
+    /// With a history file, publishers take the **publish lock** first: the id, the
+    /// append (and with [`Fsync::Always`] the sync) happen under it alone; then, still
+    /// holding it so that fan-out follows id order, the hub lock for the in-memory
+    /// history and the fan-out only. Subscribers, evictions and scrapes never wait for
+    /// the disk; concurrent publishers wait for each other. Compaction takes the publish
+    /// lock alone, after the fan-out.
+    ///
+    /// # Errors
+    ///
+    /// [`HistoryFileError`] when the record could not be written (or, with `always`,
+    /// synced): the event got no id and reached nobody; the hub logged and counted it
+    /// and serves on. Never without a history file.
+    pub fn try_publish(&self, topic: &Topic, event: &Event) -> Result<Published, HistoryFileError> {
+        match &self.inner.writer {
+            None => Ok(self.publish_in_memory(topic, event)),
+            Some(writer) => self.publish_logged(writer, topic, event),
+        }
+    }
+
+    /// [`Hub::try_publish`] for async callers (the server's `POST /publish`, the
+    /// producers): without a history file it publishes at once, as `publish` does; with
+    /// one, the disk work runs on the blocking thread pool, so the caller's executor
+    /// thread (which accepts and answers everyone else) never waits for the disk.
+    ///
+    /// # Errors
+    ///
+    /// As [`Hub::try_publish`].
+    pub async fn try_publish_async(
+        &self,
+        topic: Topic,
+        event: Event,
+    ) -> Result<Published, HistoryFileError> {
+        if self.inner.writer.is_none() {
+            return Ok(self.publish_in_memory(&topic, &event));
+        }
+        let hub = self.clone();
+        smol::unblock(move || hub.try_publish(&topic, &event)).await
+    }
+
+    /// Whether the hub keeps its history in a file.
+    pub fn has_history_file(&self) -> bool {
+        self.inner.writer.is_some()
+    }
+
+    /// The size of the history file now, with one. **Unit:** bytes. Takes no lock.
+    pub fn history_file_len(&self) -> Option<u64> {
+        self.inner
+            .writer
+            .as_ref()
+            .map(|_| self.inner.file_bytes.load(Ordering::Relaxed))
     }
 
     /// The publish path with a history file (see `try_publish` and the module docs).

@@ -9,7 +9,7 @@
 //! | `mod.rs` (this) | the registry: subscribe, publish, fan-out, eviction, close |
 //! | `history.rs` | the bounded replay history: ids, the resume decision |
 //! | `log_file.rs` (with `format.rs`) | the optional history file (`--history-file`): records, loading, compaction, fsync |
-//! | `log_writer.rs` | publishing with a history file: the publish lock, refused publishes |
+//! | `log_writer.rs` | publishing with a history file: the publish lock, `try_publish`, refused publishes |
 //! | `subscription.rs` | the reader's end: queue, backlog, end reason |
 //! | `writer_state.rs` | the writer's state word (waiting, running, lent), with its transition table |
 //! | `direct.rs` | direct writes: a frame written to waiting writers' sockets without waking them |
@@ -37,7 +37,7 @@
 //! assert_eq!(hub.broadcast(&ping).dropped_full, 1);
 //! assert_eq!(hub.len(), 0);
 //! // It can still read what was queued, then sees the end.
-//! assert!(sub.receiver().try_recv().is_ok());
+//! assert!(sub.receiver().unwrap().try_recv().is_ok());
 //! # drop(sub);
 //! ```
 //!
@@ -59,8 +59,8 @@
 //! use ssehub::{Event, Topic, Topics};
 //!
 //! let hub = Hub::new(Default::default(), Default::default());
-//! let first = hub.publish(&Topic::default_topic(), &Event::new("a").unwrap()).unwrap().id;
-//! hub.publish(&Topic::default_topic(), &Event::new("b").unwrap()).unwrap();
+//! let first = hub.publish(&Topic::default_topic(), &Event::new("a").unwrap()).id;
+//! hub.publish(&Topic::default_topic(), &Event::new("b").unwrap());
 //! let id = first.to_string();
 //! let mut sub = hub.subscribe(Topics::All, Some(&id), None).unwrap();
 //! assert_eq!(sub.resume(), Resume::Continue);
@@ -92,6 +92,7 @@
 //! subscribers, evictions and scrapes never wait for the disk (see `log_writer.rs`).
 
 mod direct;
+mod external;
 mod history;
 mod log_file;
 mod log_writer;
@@ -104,7 +105,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_channel::{Sender, TrySendError};
@@ -277,7 +278,9 @@ struct State {
 }
 
 struct Client {
-    tx: Sender<Frame>,
+    /// The queue's sending end, once the subscriber has a queue (see
+    /// `WriterState::queue`).
+    tx: Option<Sender<Frame>>,
     state: Arc<WriterState>,
     topics: Topics,
     on_evict: Option<CloseHook>,
@@ -399,7 +402,7 @@ impl Hub {
             ..Backlog::default()
         };
         for c in state.clients.values() {
-            let len = c.tx.len();
+            let len = c.tx.as_ref().map_or(0, Sender::len);
             b.queued += len;
             if len * 2 >= state.queue_len && !c.state.socket_full() {
                 b.behind += 1;
@@ -411,14 +414,6 @@ impl Hub {
     /// Events retained for replay now.
     pub fn history_len(&self) -> usize {
         self.lock().history.len()
-    }
-
-    /// The size of the history file now, with one. **Unit:** bytes. Takes no lock.
-    pub fn history_file_len(&self) -> Option<u64> {
-        self.inner
-            .writer
-            .as_ref()
-            .map(|_| self.inner.file_bytes.load(Ordering::Relaxed))
     }
 
     /// Subscribers per topic they asked for (`*` for subscribers to every topic), at
@@ -445,15 +440,46 @@ impl Hub {
         last_id: Option<&str>,
         on_evict: Option<CloseHook>,
     ) -> Result<Subscription, SubscribeError> {
-        let (tx, rx) = async_channel::bounded(self.inner.limits.queue_len);
+        self.subscribe_with(topics, last_id, &[], on_evict, None)
+    }
+
+    /// [`Hub::subscribe`] for a writer whose socket the hub may write directly (see
+    /// `direct.rs`). Its queue is made only when the hub first has to queue a frame for
+    /// it, so an idle subscriber holds none.
+    pub(crate) fn subscribe_direct(
+        &self,
+        topics: Topics,
+        last_id: Option<&str>,
+        on_evict: Option<CloseHook>,
+        sink: Arc<dyn DirectSink>,
+    ) -> Result<Subscription, SubscribeError> {
+        self.subscribe_with(topics, last_id, &[], on_evict, Some(sink))
+    }
+
+    /// [`Hub::subscribe`], with a broker's events older than the history (see
+    /// `external.rs`).
+    fn subscribe_with(
+        &self,
+        topics: Topics,
+        last_id: Option<&str>,
+        older: &[Retained],
+        on_evict: Option<CloseHook>,
+        sink: Option<Arc<dyn DirectSink>>,
+    ) -> Result<Subscription, SubscribeError> {
         let state_word = Arc::new(WriterState::default());
+        // Without a direct sink every frame is queued: the queue is needed at once.
+        let tx = sink.is_none().then(|| {
+            let (tx, rx) = async_channel::bounded(self.inner.limits.queue_len);
+            state_word.set_queue(rx);
+            tx
+        });
         let mut state = self.lock();
         if state.closed {
             return Err(SubscribeError::Closed);
         }
         let id = ClientId(state.next_client);
         state.next_client += 1;
-        let (resume, backlog) = state.history.resume(last_id, &topics);
+        let (resume, backlog) = state.history.resume(last_id, &topics, older);
         state.topic_counts.add(&topics);
         state.clients.insert(
             id,
@@ -462,7 +488,7 @@ impl Hub {
                 state: state_word.clone(),
                 topics,
                 on_evict,
-                sink: None,
+                sink,
             },
         );
         drop(state);
@@ -470,7 +496,6 @@ impl Hub {
         self.inner.stats.resumed(resume);
         Ok(Subscription {
             id,
-            rx,
             state: state_word,
             backlog,
             resume,
@@ -489,6 +514,11 @@ impl Hub {
     /// first (the calling thread waits for the disk), and when that fails the event is
     /// not published, the failure is logged and counted, and the result says
     /// [`refused`](Published::refused).
+    ///
+    /// On a hub whose ids a broker assigns ([`Hub::with_external_ids`]), publish through
+    /// the broker instead: this delivers the event to this hub's subscribers only,
+    /// without an id and without keeping it (so no id can ever name two events), and
+    /// answers the id `0-0`.
     pub fn publish(&self, topic: &Topic, event: &Event) -> Published {
         match &self.inner.writer {
             None => self.publish_in_memory(topic, event),
@@ -502,57 +532,21 @@ impl Hub {
         }
     }
 
-    /// Like [`Hub::publish`], saying why a hub with a history file refused the event.
-    ///
-    /// With a history file, publishers take the **publish lock** first: the id, the
-    /// append (and with [`Fsync::Always`] the sync) happen under it alone; then, still
-    /// holding it so that fan-out follows id order, the hub lock for the in-memory
-    /// history and the fan-out only. Subscribers, evictions and scrapes never wait for
-    /// the disk; concurrent publishers wait for each other. Compaction takes the publish
-    /// lock alone, after the fan-out.
-    ///
-    /// # Errors
-    ///
-    /// [`HistoryFileError`] when the record could not be written (or, with `always`,
-    /// synced): the event got no id and reached nobody; the hub logged and counted it
-    /// and serves on. Never without a history file.
-    pub fn try_publish(&self, topic: &Topic, event: &Event) -> Result<Published, HistoryFileError> {
-        match &self.inner.writer {
-            None => Ok(self.publish_in_memory(topic, event)),
-            Some(writer) => self.publish_logged(writer, topic, event),
-        }
-    }
-
-    /// [`Hub::try_publish`] for async callers (the server's `POST /publish`, the
-    /// producers): without a history file it publishes at once, as `publish` does; with
-    /// one, the disk work runs on the blocking thread pool, so the caller's executor
-    /// thread (which accepts and answers everyone else) never waits for the disk.
-    ///
-    /// # Errors
-    ///
-    /// As [`Hub::try_publish`].
-    pub async fn try_publish_async(
-        &self,
-        topic: Topic,
-        event: Event,
-    ) -> Result<Published, HistoryFileError> {
-        if self.inner.writer.is_none() {
-            return Ok(self.publish_in_memory(&topic, &event));
-        }
-        let hub = self.clone();
-        smol::unblock(move || hub.try_publish(&topic, &event)).await
-    }
-
-    /// Whether the hub keeps its history in a file.
-    pub fn has_history_file(&self) -> bool {
-        self.inner.writer.is_some()
-    }
-
     /// The publish path without a history file: the hub lock alone, as ever.
     fn publish_in_memory(&self, topic: &Topic, event: &Event) -> Published {
         let mut evicted = Vec::new();
         let mut direct = Vec::new();
         let mut state = self.lock();
+        if state.history.is_external() {
+            drop(state);
+            let frame = encode(event, None);
+            let delivery = self.fan_out_frame(&frame, Some(topic));
+            return Published {
+                id: EventId::new(0, 0),
+                delivery,
+                refused: false,
+            };
+        }
         let id = state.history.next_id();
         let frame = encode(event, Some(&id.to_string()));
         let delivery =
@@ -580,7 +574,7 @@ impl Hub {
     ) -> Delivery {
         state.history.push(
             Retained {
-                offset: id.offset,
+                id,
                 topic: topic.clone(),
                 frame: frame.clone(),
             },
@@ -593,12 +587,17 @@ impl Hub {
     /// Hands `frame` (a heartbeat or other comment) to every subscriber, without an id and
     /// without keeping it for replay. Never waits.
     pub fn broadcast(&self, frame: &Frame) -> Delivery {
+        self.fan_out_frame(frame, None)
+    }
+
+    /// Hands `frame` to every subscriber (of `topic`, when given), outside the history.
+    fn fan_out_frame(&self, frame: &Frame, topic: Option<&Topic>) -> Delivery {
         let mut evicted = Vec::new();
         let mut direct = Vec::new();
         let delivery = {
             let mut state = self.lock();
             let go_direct = state.writers_idle && self.inner.runner.get().is_some();
-            state.fan_out(frame, None, &mut evicted, go_direct.then_some(&mut direct))
+            state.fan_out(frame, topic, &mut evicted, go_direct.then_some(&mut direct))
         };
         self.run_direct(frame.clone(), direct);
         self.finish_delivery(&delivery, evicted);
@@ -638,7 +637,12 @@ impl Hub {
     /// Takes a removed subscriber out of service: closes its queue, runs its close hook
     /// when the hub is the one ending it (`shut`), counts and logs it. Outside the lock.
     fn retire(&self, id: ClientId, client: Client, reason: Reason, shut: bool) {
-        client.tx.close();
+        match &client.tx {
+            Some(tx) => {
+                tx.close();
+            }
+            None => client.state.end_without_queue(),
+        }
         client.state.notify();
         if shut && let Some(hook) = client.on_evict {
             hook();
@@ -698,7 +702,8 @@ impl State {
         let mut delivery = Delivery::default();
         let mut gone: Vec<(ClientId, Reason)> = Vec::new();
         let mut busy = 0usize;
-        for (id, client) in &self.clients {
+        let queue_len = self.queue_len;
+        for (id, client) in &mut self.clients {
             if topic.is_some_and(|t| !client.topics.matches(t)) {
                 continue;
             }
@@ -714,11 +719,18 @@ impl State {
             if !client.state.is_waiting() && !client.state.socket_full() {
                 busy += 1;
             }
-            match client.tx.try_send(frame.clone()) {
+            // The first frame this subscriber must queue brings its queue (allocated here,
+            // once, under the lock: about 2 KiB at 100 frames).
+            let tx = client.tx.get_or_insert_with(|| {
+                let (tx, rx) = async_channel::bounded(queue_len);
+                client.state.set_queue(rx);
+                tx
+            });
+            match tx.try_send(frame.clone()) {
                 Ok(()) => {
                     client.state.notify();
                     delivery.sent += 1;
-                    if client.tx.len() * 2 >= self.queue_len && !client.state.socket_full() {
+                    if tx.len() * 2 >= queue_len && !client.state.socket_full() {
                         delivery.behind += 1;
                     }
                 }

@@ -7,7 +7,6 @@ use std::task::{Context, Poll};
 
 use async_channel::Receiver;
 
-use super::direct::DirectSink;
 use super::writer_state::WriterState;
 use super::{ClientId, Hub};
 use crate::event_id::Resume;
@@ -20,7 +19,6 @@ use crate::stats::Reason;
 /// [`Subscription::end`] named another reason first).
 pub struct Subscription {
     pub(super) id: ClientId,
-    pub(super) rx: Receiver<Frame>,
     pub(super) state: Arc<WriterState>,
     pub(super) backlog: Vec<Frame>,
     pub(super) resume: Resume,
@@ -32,7 +30,7 @@ impl fmt::Debug for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
             .field("id", &self.id)
-            .field("queued", &self.rx.len())
+            .field("queued", &self.state.queue().map_or(0, Receiver::len))
             .field("backlog", &self.backlog.len())
             .field("resume", &self.resume)
             .finish()
@@ -48,8 +46,12 @@ impl Subscription {
     /// The live queue. It yields frames until the hub evicts the subscriber or closes,
     /// then reports closed once what was queued has been taken. To wait for a frame,
     /// [`Subscription::poll_recv`] is cheaper than the channel's own `recv`.
-    pub fn receiver(&self) -> &Receiver<Frame> {
-        &self.rx
+    ///
+    /// Subscriptions made with [`Hub::subscribe`] have theirs at once. The server's
+    /// subscribers (with a direct sink) get one only when the hub first has to queue a
+    /// frame for them: `None` until then.
+    pub fn receiver(&self) -> Option<&Receiver<Frame>> {
+        self.state.queue()
     }
 
     /// Takes the next queued frame, or registers `cx` to be woken when the hub queues
@@ -66,7 +68,7 @@ impl Subscription {
     /// for the rest of a direct write the socket did not take whole), and waits while a
     /// direct write holds the socket.
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<(Frame, usize)>> {
-        self.state.poll_next(cx, || self.rx.try_recv())
+        self.state.poll_next(cx, || self.state.take_queued())
     }
 
     /// Makes sure no direct write holds the socket before the caller writes to it
@@ -80,7 +82,8 @@ impl Subscription {
     /// waits (see the hub's direct writes). The writer must then take frames with
     /// [`Subscription::poll_next`] and call [`Subscription::poll_own`] before any write
     /// of its own.
-    pub(crate) fn set_direct_sink(&self, sink: Arc<dyn DirectSink>) {
+    #[cfg(test)]
+    pub(crate) fn set_direct_sink(&self, sink: Arc<dyn super::direct::DirectSink>) {
         if let Some(client) = self.hub.lock().clients.get_mut(&self.id) {
             client.sink = Some(sink);
         }
@@ -100,7 +103,7 @@ impl Subscription {
         if self.state.is_lent() {
             return None;
         }
-        self.rx.try_recv().ok()
+        self.state.take_queued().ok()
     }
 
     /// How the stream started: it continues after the client's id, starts with a reset

@@ -42,8 +42,8 @@ fn publish_assigns_increasing_ids_and_encodes_once() {
     assert_eq!(p.id, EventId::new(h.epoch(), 1));
     assert_eq!(h.last_id(), Some(p.id));
     assert_eq!(p.delivery.sent, 2);
-    let fa = a.receiver().try_recv().unwrap();
-    let fb = b.receiver().try_recv().unwrap();
+    let fa = a.receiver().unwrap().try_recv().unwrap();
+    let fb = b.receiver().unwrap().try_recv().unwrap();
     // The same allocation reaches both: no per-client copy.
     assert!(std::ptr::eq(fa.as_bytes(), fb.as_bytes()));
     assert_eq!(texts(&[fa]), [framed(&h, 1, "x")]);
@@ -70,7 +70,7 @@ fn slow_subscriber_is_dropped_when_queue_is_full() {
     let fast = h.subscribe(Topics::All, None, None).unwrap();
     for i in 0..3 {
         h.publish(&Topic::default_topic(), &ev(&i.to_string()));
-        fast.receiver().try_recv().unwrap();
+        fast.receiver().unwrap().try_recv().unwrap();
     }
     let p = h.publish(&Topic::default_topic(), &ev("3"));
     assert_eq!(
@@ -86,8 +86,8 @@ fn slow_subscriber_is_dropped_when_queue_is_full() {
     assert_eq!(h.len(), 1);
     assert_eq!(h.stats().snapshot().ended[0], 1);
     // The evicted subscriber's queue is closed after what it holds.
-    assert_eq!(slow.receiver().len(), 3);
-    assert!(slow.receiver().is_closed());
+    assert_eq!(slow.receiver().unwrap().len(), 3);
+    assert!(slow.receiver().unwrap().is_closed());
     // Dropping it later does not count it twice.
     drop(slow);
     assert_eq!(h.stats().snapshot().ended, [1, 0, 0, 0, 0]);
@@ -126,8 +126,8 @@ fn topic_filter_selects_events() {
     let all = h.subscribe(Topics::All, None, None).unwrap();
     h.publish(&a, &ev("1"));
     h.publish(&b, &ev("2"));
-    assert_eq!(only_a.receiver().len(), 1);
-    assert_eq!(all.receiver().len(), 2);
+    assert_eq!(only_a.receiver().unwrap().len(), 1);
+    assert_eq!(all.receiver().unwrap().len(), 2);
 }
 
 /// The reset event's JSON data, when `frame` is one.
@@ -374,7 +374,7 @@ fn backlog_counts_subscribers_at_half_a_queue_or_more() {
     // Both hold 2 of 4 now: at half a queue, both count as behind.
     assert_eq!(p.delivery.behind, 2);
     assert!(p.delivery.congested());
-    while reading.receiver().try_recv().is_ok() {}
+    while reading.receiver().unwrap().try_recv().is_ok() {}
     let b = h.backlog();
     assert_eq!(
         b,
@@ -469,9 +469,9 @@ fn close_refuses_new_subscribers_and_closes_queues() {
     h.close();
     assert!(h.subscribe(Topics::All, None, None).is_err());
     // What was queued is still delivered, then the queue reports closed.
-    assert!(s.receiver().try_recv().is_ok());
-    assert!(s.receiver().try_recv().is_err());
-    assert!(s.receiver().is_closed());
+    assert!(s.receiver().unwrap().try_recv().is_ok());
+    assert!(s.receiver().unwrap().try_recv().is_err());
+    assert!(s.receiver().unwrap().is_closed());
     assert_eq!(h.stats().snapshot().ended[3], 1);
 }
 
@@ -546,7 +546,7 @@ fn waiting_writer_gets_a_direct_write_and_stays_waiting() {
     // The writer was not woken and still waits with an empty queue.
     assert_eq!(woken(&count), 0);
     assert!(s.poll_next(&mut cx).is_pending());
-    assert_eq!(s.receiver().len(), 0);
+    assert_eq!(s.receiver().unwrap().len(), 0);
     let st = h.stats().snapshot();
     assert_eq!(
         (st.direct_writes, st.frames_written, st.write_calls),
@@ -569,7 +569,7 @@ fn frames_published_during_a_direct_write_follow_it_in_order() {
     h.publish(&Topic::default_topic(), &ev("b"));
     h.publish(&Topic::default_topic(), &ev("c"));
     assert_eq!(jobs.lock().unwrap().len(), 1);
-    assert_eq!(s.receiver().len(), 2);
+    assert_eq!(s.receiver().unwrap().len(), 2);
     // The writer may not take them, nor write, while the direct write holds the socket.
     assert!(s.try_recv().is_none());
     assert!(s.poll_next(&mut cx).is_pending());

@@ -53,11 +53,11 @@
 //!
 //! Each row has a unit test below, named after it.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 
-use async_channel::TryRecvError;
+use async_channel::{Receiver, TryRecvError};
 
 use crate::sse::Frame;
 
@@ -83,6 +83,13 @@ pub(crate) struct WriterState {
     /// The writer's word on its socket: full, it waits for the client to read. Publish
     /// pacing then does not count this subscriber as one the server is behind for.
     socket_full: AtomicBool,
+    /// The subscriber's bounded queue, once it has one. A subscriber with a direct sink
+    /// gets it only when the hub first has to queue a frame for it (its writer was busy):
+    /// an idle subscriber never pays for a queue (about 2 KiB at 100 frames).
+    queue: OnceLock<Receiver<Frame>>,
+    /// The hub ended this subscriber before it had a queue (with one, closing the queue
+    /// says so).
+    ended: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -110,6 +117,30 @@ impl WriterState {
     fn wake_writer(&self) {
         if let Some(w) = lock(&self.waker).as_ref() {
             w.wake_by_ref();
+        }
+    }
+
+    /// The queue, once there is one.
+    pub(crate) fn queue(&self) -> Option<&Receiver<Frame>> {
+        self.queue.get()
+    }
+
+    /// Gives the subscriber its queue (once; the hub does it under its lock).
+    pub(crate) fn set_queue(&self, rx: Receiver<Frame>) {
+        let _ = self.queue.set(rx);
+    }
+
+    /// The hub ended a subscriber that has no queue: its writer sees the end next.
+    pub(crate) fn end_without_queue(&self) {
+        self.ended.store(true, Ordering::SeqCst);
+    }
+
+    /// The next queued frame: `Empty` with no queue yet, `Closed` once ended.
+    pub(crate) fn take_queued(&self) -> Result<Frame, TryRecvError> {
+        match self.queue.get() {
+            Some(rx) => rx.try_recv(),
+            None if self.ended.load(Ordering::SeqCst) => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
         }
     }
 

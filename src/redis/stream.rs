@@ -1,5 +1,5 @@
 //! The Redis Stream commands the hub uses, with their replies parsed: `XADD` with an
-//! approximate `MAXLEN`, the reader's pipelined cursor check and `XREAD BLOCK`, the tail
+//! approximate `MAXLEN`, the reader's `XREAD BLOCK` and its pipelined cursor check, the tail
 //! at start (`XREVRANGE`) and a range for a resume older than the local history
 //! (`XRANGE`).
 
@@ -103,16 +103,23 @@ pub async fn xadd(
 /// What one turn of the reader got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Read {
-    /// Whether the cursor's own entry still exists (always true for the start cursor
-    /// `0-0`). False: entries may have been trimmed or lost before this node read them.
+    /// Whether the cursor's own entry still existed after the read (always true for the
+    /// start cursor `0-0`). False: entries after it may have been trimmed or lost before
+    /// this node read them.
     pub cursor_exists: bool,
     /// Entries after the cursor, oldest first.
     pub entries: Vec<Entry>,
 }
 
-/// One turn of the reader, pipelined: `XRANGE key cursor cursor` (does the cursor entry
-/// still exist?) and `XREAD COUNT count BLOCK block_ms STREAMS key cursor`, within
-/// `block + slack`.
+/// One turn of the reader, pipelined: `XREAD COUNT count BLOCK block_ms STREAMS key
+/// cursor`, then `XRANGE key cursor cursor` (does the cursor's entry still exist?),
+/// within `block + slack`.
+///
+/// The check runs after the read, so it covers it: Redis trims a stream from its oldest
+/// end, so when the cursor's entry is still there after the read, nothing after it was
+/// trimmed before the read saw it, and the entries read are all there was (up to
+/// `count`). Checked before the read instead, a trim landing while the read blocks
+/// would lose entries silently. (`XDEL` of single entries is not detected.)
 ///
 /// # Errors
 ///
@@ -129,12 +136,6 @@ pub async fn read(
     let block_ms = block.as_millis().to_string();
     let cmds: Vec<Vec<&[u8]>> = vec![
         vec![
-            b"XRANGE",
-            key.as_bytes(),
-            cursor.as_bytes(),
-            cursor.as_bytes(),
-        ],
-        vec![
             b"XREAD",
             b"COUNT",
             count.as_bytes(),
@@ -144,10 +145,16 @@ pub async fn read(
             key.as_bytes(),
             cursor.as_bytes(),
         ],
+        vec![
+            b"XRANGE",
+            key.as_bytes(),
+            cursor.as_bytes(),
+            cursor.as_bytes(),
+        ],
     ];
     let mut replies = conn.pipeline(&cmds, block + slack).await?.into_iter();
-    let range = check(replies.next().ok_or(RedisError::Closed)?)?;
     let got = check(replies.next().ok_or(RedisError::Closed)?)?;
+    let range = check(replies.next().ok_or(RedisError::Closed)?)?;
     let cursor_exists = cursor == "0-0" || !entries(&range)?.is_empty();
     // XREAD: nil on timeout, else [[key, entries]].
     let entries = match got.as_array() {

@@ -63,6 +63,13 @@ pub(super) async fn accept_loop(
                 backoff = Duration::ZERO;
                 ctx.stats.connection_accepted();
                 let _ = stream.set_nodelay(true);
+                if ctx.config.limits.send_buffer > 0 {
+                    // See DEFAULT_SEND_BUFFER: a stuck client must fill up quickly.
+                    let _ = rustix::net::sockopt::set_socket_send_buffer_size(
+                        &stream,
+                        ctx.config.limits.send_buffer,
+                    );
+                }
                 let stream = TcpConn::from(stream);
                 let slot = Slot::take(ctx);
                 let ctx = ctx.clone();

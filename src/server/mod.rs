@@ -38,6 +38,7 @@ use futures_lite::FutureExt;
 pub(crate) use connection::serve_connection;
 pub(crate) use socket::Conn;
 
+use crate::broker::{Broker, Reader};
 use crate::config::Config;
 use crate::hub::{Hub, OpenError};
 use crate::log::Log;
@@ -61,6 +62,8 @@ pub enum Error {
     },
     /// The history file could not be opened, created or read back.
     HistoryFile(OpenError),
+    /// The shared stream (`--redis`) could not be reached, or refused the node.
+    Broker(String),
 }
 
 impl fmt::Display for Error {
@@ -68,6 +71,7 @@ impl fmt::Display for Error {
         match self {
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Error::HistoryFile(e) => write!(f, "{e}"),
+            Error::Broker(why) => f.write_str(why),
         }
     }
 }
@@ -77,6 +81,7 @@ impl std::error::Error for Error {
         match self {
             Error::Bind { source, .. } => Some(source),
             Error::HistoryFile(e) => Some(e),
+            Error::Broker(_) => None,
         }
     }
 }
@@ -91,6 +96,8 @@ pub(crate) struct Ctx {
     pub(crate) log: Log,
     pub(crate) shutdown: Shutdown,
     pub(crate) cors: cors::Cors,
+    /// The shared stream, with `--redis`.
+    pub(crate) broker: Option<Broker>,
     connections: Arc<AtomicUsize>,
 }
 
@@ -99,16 +106,16 @@ impl Ctx {
     pub(crate) fn new(config: Config, log: Log, shutdown: Shutdown) -> Arc<Ctx> {
         let stats = Arc::new(Stats::new());
         let hub = Hub::with_log(config.hub, stats.clone(), log.clone());
-        Ctx::with_hub(config, log, shutdown, hub, stats)
+        Ctx::with(config, log, shutdown, stats, hub, None)
     }
 
-    /// Shared state around an existing `hub` (counting into `stats`).
-    pub(crate) fn with_hub(
+    fn with(
         config: Config,
         log: Log,
         shutdown: Shutdown,
-        hub: Hub,
         stats: Arc<Stats>,
+        hub: Hub,
+        broker: Option<Broker>,
     ) -> Arc<Ctx> {
         let cors = cors::Cors::new(&config.cors_origins);
         Arc::new(Ctx {
@@ -118,6 +125,7 @@ impl Ctx {
             log,
             shutdown,
             cors,
+            broker,
             connections: Arc::new(AtomicUsize::new(0)),
         })
     }
@@ -154,6 +162,8 @@ pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
     ctx: Arc<Ctx>,
+    /// The shared stream's reader, started by [`Server::run`].
+    reader: Option<Reader>,
 }
 
 impl Server {
@@ -162,7 +172,8 @@ impl Server {
     /// # Errors
     ///
     /// [`Error::Bind`] when the address is in use or not available;
-    /// [`Error::HistoryFile`] when the history file cannot be used.
+    /// [`Error::HistoryFile`] when the history file cannot be used;
+    /// [`Error::Broker`] when the shared stream cannot be reached.
     pub fn bind(config: Config, log: Log, shutdown: Shutdown) -> Result<Server, Error> {
         let addr = config.bind;
         let bind_err = |source| Error::Bind { addr, source };
@@ -173,25 +184,41 @@ impl Server {
         let _ = rustix::net::listen(&std, LISTEN_BACKLOG);
         let local = std.local_addr().map_err(bind_err)?;
         let listener = TcpListener::try_from(std).map_err(bind_err)?;
-        let ctx = match &config.history_file {
-            None => Ctx::new(config, log, shutdown),
-            Some(path) => {
+        let (ctx, reader) = match (config.redis.clone(), config.history_file.clone()) {
+            (None, None) => (Ctx::new(config, log, shutdown), None),
+            (None, Some(path)) => {
                 let stats = Arc::new(Stats::new());
                 let hub = Hub::with_history_file(
                     config.hub,
                     stats.clone(),
                     log.clone(),
-                    path,
+                    &path,
                     config.fsync,
                 )
                 .map_err(Error::HistoryFile)?;
-                Ctx::with_hub(config, log, shutdown, hub, stats)
+                (Ctx::with(config, log, shutdown, stats, hub, None), None)
+            }
+            // (`Config` refuses --history-file with --redis: Redis keeps that history.)
+            (Some(redis), _) => {
+                // With a shared stream the ids are Redis's, and the node starts only once
+                // it has reached Redis and loaded the stream's tail.
+                let stats = Arc::new(Stats::new());
+                let hub = Hub::with_external_ids(config.hub, stats.clone(), log.clone());
+                let (broker, reader) = futures_lite::future::block_on(Broker::connect(
+                    redis,
+                    hub.clone(),
+                    log.clone(),
+                ))
+                .map_err(Error::Broker)?;
+                let ctx = Ctx::with(config, log, shutdown, stats, hub, Some(broker));
+                (ctx, Some(reader))
             }
         };
         Ok(Server {
             listener,
             addr: local,
             ctx,
+            reader,
         })
     }
 
@@ -247,7 +274,11 @@ impl Server {
                 }
                 None => job.run(),
             });
-        let producers = Producers::spawn(&ex, &ctx.config, &ctx.hub, &ctx.log);
+        let producers = Producers::spawn(&ex, &ctx.config, &ctx.hub, ctx.broker.as_ref(), &ctx.log);
+        let reader = match (&ctx.broker, self.reader) {
+            (Some(b), Some(r)) => Some(ex.spawn(b.clone().run_reader(r, ctx.shutdown.clone()))),
+            _ => None,
+        };
         let (guard, all_done) = Guard::new();
         ctx.log.line(format_args!("listening on {}", self.addr));
         accept::accept_loop(&self.listener, &ex, &streams, &ctx, &guard).await;
@@ -258,6 +289,7 @@ impl Server {
             ctx.config.grace
         ));
         drop(producers);
+        drop(reader);
         ctx.hub.close();
         drop(guard);
         let finished = async {

@@ -63,6 +63,17 @@ pub(super) async fn handle<S: Conn>(
     req: &Request,
 ) -> Result<Response, ConnError> {
     let body = receive_body(stream, buf, ctx, req).await?;
+    if let Some(broker) = &ctx.broker {
+        // Through the shared stream: answered once Redis has the entry, with its id.
+        return Ok(match parse_body(req, &body) {
+            Err(resp) => resp,
+            Ok(p) => match broker.publish(&p.topic, &p.event).await {
+                Ok(id) => Response::json(200, &json!({"id": id.to_string()})),
+                Err(e) => Response::text(503, &e.to_string())
+                    .header("Retry-After", BROKER_RETRY_AFTER.as_secs().to_string()),
+            },
+        });
+    }
     let (resp, congested) = publish_body(ctx, req, &body).await;
     if congested {
         pace_publisher(ctx).await;
@@ -127,8 +138,11 @@ async fn pace_publisher(ctx: &Ctx) {
     }
 }
 
-/// Publishes a request's event; the answer, and whether the subscribers are congested.
-async fn publish_body(ctx: &Ctx, req: &Request, body: &[u8]) -> (Response, bool) {
+/// What `Retry-After` says while the shared stream is unreachable. **Unit:** seconds.
+pub const BROKER_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The request's event, or the `400` naming what is wrong.
+fn parse_body(req: &Request, body: &[u8]) -> Result<publish::Publish, Response> {
     let is_json = req.content_type.as_deref().is_some_and(|ct| {
         ct.trim_start()
             .to_ascii_lowercase()
@@ -144,7 +158,16 @@ async fn publish_body(ctx: &Ctx, req: &Request, body: &[u8]) -> (Response, bool)
             req.param("retry").as_deref(),
         )
     };
-    match parsed {
+    parsed.map_err(|e| Response::text(400, &e.to_string()))
+}
+
+/// What `Retry-After` says when the history file could not take an event. **Unit:**
+/// seconds.
+pub const HISTORY_FILE_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Publishes a request's event; the answer, and whether the subscribers are congested.
+async fn publish_body(ctx: &Ctx, req: &Request, body: &[u8]) -> (Response, bool) {
+    match parse_body(req, body) {
         // Without a history file this publishes at once; with one, the disk work runs
         // off this thread, which accepts and answers everyone else.
         Ok(p) => match ctx.hub.try_publish_async(p.topic, p.event).await {
@@ -162,10 +185,13 @@ async fn publish_body(ctx: &Ctx, req: &Request, body: &[u8]) -> (Response, bool)
                     503,
                     &format!("event not published: history file: {}", e.reason()),
                 )
-                .header("Retry-After", "1"),
+                .header(
+                    "Retry-After",
+                    HISTORY_FILE_RETRY_AFTER.as_secs().to_string(),
+                ),
                 false,
             ),
         },
-        Err(e) => (Response::text(400, &e.to_string()), false),
+        Err(resp) => (resp, false),
     }
 }

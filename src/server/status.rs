@@ -8,12 +8,22 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value, json};
 
 use super::Ctx;
+use crate::broker::Op;
 use crate::event_id::{ResetReason, Resume};
 use crate::http::response::Response;
 use crate::stats::{COUNTED_STATUSES, FileOp, Reason, Snapshot};
 
 /// `GET /health`: `200` while serving, `503` while shutting down.
 pub(super) fn health(ctx: &Ctx) -> Response {
+    if let Some(b) = &ctx.broker {
+        let s = b.status();
+        if !s.up && !ctx.shutdown.is_triggered() {
+            return Response::json(
+                503,
+                &json!({"status": "broker_down", "reason": s.reason, "clients": ctx.hub.len()}),
+            );
+        }
+    }
     if ctx.shutdown.is_triggered() {
         Response::json(
             503,
@@ -104,6 +114,7 @@ fn stats_json(ctx: &Ctx) -> Value {
             "file_bytes": ctx.hub.history_file_len(),
             "file_errors": file_errors,
         },
+        "broker": broker_json(ctx),
         "config": {
             "queue": cfg.hub.queue_len,
             "history": cfg.hub.history_events,
@@ -119,6 +130,27 @@ fn stats_json(ctx: &Ctx) -> Value {
             "publishing": cfg.publish_token.is_some(),
             "threads": cfg.threads,
         },
+    })
+}
+
+/// The shared stream's state (`null` without `--redis`). Never the password.
+fn broker_json(ctx: &Ctx) -> Value {
+    let Some(b) = &ctx.broker else {
+        return Value::Null;
+    };
+    let s = b.status();
+    let errors: Map<String, Value> = Op::ALL
+        .iter()
+        .map(|op| (op.label().to_owned(), json!(s.errors[*op as usize])))
+        .collect();
+    json!({
+        "up": s.up,
+        "reason": s.reason,
+        "reconnects": s.reconnects,
+        "errors": errors,
+        "gaps": s.gaps,
+        "last_read_age_secs": s.last_read_age_secs,
+        "cursor": s.cursor,
     })
 }
 
@@ -324,6 +356,49 @@ fn prometheus(ctx: &Ctx) -> String {
         "Topics with subscribers past the listing cap.",
         &one(listing.unlisted_topics as u64),
     );
+    if let Some(b) = &ctx.broker {
+        let st = b.status();
+        metric(
+            "broker_up",
+            "gauge",
+            "1 while the shared Redis stream answers the reader, 0 while it does not.",
+            &one(u64::from(st.up)),
+        );
+        metric(
+            "broker_reconnects_total",
+            "counter",
+            "Reconnections to Redis, reader and publisher together.",
+            &one(st.reconnects),
+        );
+        let errors: Vec<(String, u64)> = Op::ALL
+            .iter()
+            .map(|op| {
+                (
+                    format!("{{op=\"{}\"}}", op.label()),
+                    st.errors[*op as usize],
+                )
+            })
+            .collect();
+        metric(
+            "broker_errors_total",
+            "counter",
+            "Failed exchanges with Redis, by operation.",
+            &errors,
+        );
+        metric(
+            "broker_gaps_total",
+            "counter",
+            "Losses noticed: the reader's cursor entry was gone (subscribers got a lost reset).",
+            &one(st.gaps),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ssehub_broker_last_read_age_seconds Seconds since the reader last heard from Redis.\n\
+             # TYPE ssehub_broker_last_read_age_seconds gauge\n\
+             ssehub_broker_last_read_age_seconds {:.3}",
+            st.last_read_age_secs.unwrap_or(f64::NAN)
+        );
+    }
     out
 }
 

@@ -13,7 +13,7 @@ use super::Ctx;
 use super::connection::Request;
 use super::socket::{Conn, write_timed};
 use super::writer::Writer;
-use crate::event_id::Resume;
+use crate::event_id::{EventId, Resume};
 use crate::http::framing::BodyKind;
 use crate::http::response::{Response, stream_head};
 use crate::hub::{CloseHook, Subscription};
@@ -97,10 +97,23 @@ pub(super) async fn open<S: Conn>(
     }
     let closer = stream.clone();
     let hook: CloseHook = Box::new(move || closer.shut_down());
-    let sub = match ctx
-        .hub
-        .subscribe(open.topics, open.last_id.as_deref(), Some(hook))
-    {
+    let last_id = open.last_id.as_deref();
+    let older = match (&ctx.broker, last_id) {
+        (Some(broker), Some(sent)) => from_the_broker(ctx, broker, sent).await,
+        _ => None,
+    };
+    let sink = stream.direct_sink();
+    let subscribed = match (older, sink) {
+        (Some(older), sink) => {
+            ctx.hub
+                .subscribe_bridged(open.topics, last_id, older, Some(hook), sink)
+        }
+        (None, Some(sink)) => ctx
+            .hub
+            .subscribe_direct(open.topics, last_id, Some(hook), sink),
+        (None, None) => ctx.hub.subscribe(open.topics, last_id, Some(hook)),
+    };
+    let sub = match subscribed {
         Ok(sub) => sub,
         Err(e) => {
             ctx.stats.rejected(503);
@@ -114,13 +127,35 @@ pub(super) async fn open<S: Conn>(
             return None;
         }
     };
-    if let Some(sink) = stream.direct_sink() {
-        sub.set_direct_sink(sink);
-    }
     ctx.log
         .line(format_args!("client {} connected from {peer}", sub.id()));
     let preamble = sse::preamble(head(sub.resume()), jittered(ctx.config.retry_ms), sub.id());
     Some((sub, preamble))
+}
+
+/// How long a resume waits for this node's reader to reach an id it has not seen yet
+/// (the client came from a node that is ahead). **Unit:** ms. **Why:** nodes read the
+/// same stream within milliseconds of each other; past this the id is taken as unknown
+/// to this stream (a `future` reset).
+pub const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
+
+/// With a shared stream: waits briefly for this node to reach a client's id it has not
+/// read yet, and reads from Redis what a client older than the history missed (`None`:
+/// the history is enough).
+async fn from_the_broker(
+    ctx: &Ctx,
+    broker: &crate::broker::Broker,
+    sent: &str,
+) -> Option<Vec<(EventId, Topic, crate::sse::Event)>> {
+    let id: EventId = sent.parse().ok()?;
+    let until = std::time::Instant::now() + CATCH_UP_WAIT;
+    while ctx.hub.last_id().is_none_or(|last| last < id) && std::time::Instant::now() < until {
+        async_io::Timer::after(std::time::Duration::from_millis(10)).await;
+    }
+    if !ctx.hub.needs_older(sent) {
+        return None;
+    }
+    Some(broker.older(id).await)
 }
 
 /// The stream phase: the writer, then the subscriber's end, counted with its reason.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::http::head::HeadLimits;
 use crate::hub::{Fsync, HubLimits};
+use crate::redis::RedisUrl;
 
 /// Default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -36,6 +37,15 @@ pub const DEFAULT_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default most bytes read and discarded in a lingering close. **Unit:** bytes. **Why:**
 /// covers a body of several times `--max-body` in flight; past it the connection closes.
 pub const DEFAULT_LINGER_BYTES: usize = 1 << 20;
+/// Default kernel send buffer of each connection (`SO_SNDBUF`; the kernel doubles it).
+/// **Unit:** bytes. **Why:** with the kernel's autotuning, a client that stops reading
+/// soaks up to 4 MiB before its socket is full, and the server spends its CPU copying
+/// that into a buffer nobody reads while the clients that do read wait (100 such
+/// clients at 800 KiB/s each: 400 MB copied before the first eviction). 256 KiB keeps a
+/// fast reader at full speed on loopback and LANs (256 KiB per round trip) and makes a
+/// stuck one fill up, and be evicted through its queue, after a few hundred KiB. 0 leaves
+/// the kernel's autotuning.
+pub const DEFAULT_SEND_BUFFER: usize = 256 * 1024;
 /// Default cap on a request body. **Unit:** bytes.
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 /// Default `retry:` sent to each subscriber. **Unit:** milliseconds.
@@ -64,6 +74,8 @@ pub struct Limits {
     pub linger_timeout: Duration,
     /// After a refusal: the most bytes read and discarded before the connection closes.
     pub linger_bytes: usize,
+    /// Kernel send buffer per connection (`SO_SNDBUF`); 0: the kernel's autotuning.
+    pub send_buffer: usize,
 }
 
 impl Default for Limits {
@@ -76,6 +88,7 @@ impl Default for Limits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             linger_timeout: DEFAULT_LINGER_TIMEOUT,
             linger_bytes: DEFAULT_LINGER_BYTES,
+            send_buffer: DEFAULT_SEND_BUFFER,
         }
     }
 }
@@ -116,6 +129,22 @@ pub struct Config {
     pub history_file: Option<PathBuf>,
     /// When the history file is synced.
     pub fsync: Fsync,
+    /// Several nodes on one Redis stream (`--redis`); `None`: this node alone.
+    pub redis: Option<RedisConfig>,
+}
+
+/// The default Redis stream key.
+pub const DEFAULT_REDIS_STREAM: &str = "ssehub:events";
+
+/// Where the shared stream is (`--redis`, `--redis-stream`, `--redis-maxlen`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// The server and the credentials (never shown).
+    pub url: RedisUrl,
+    /// The stream key.
+    pub stream: String,
+    /// Entries the stream keeps (`XADD ... MAXLEN ~ N`).
+    pub maxlen: usize,
 }
 
 impl fmt::Debug for Config {
@@ -132,6 +161,7 @@ impl fmt::Debug for Config {
             .field("publish_token", &self.publish_token.as_ref().map(|_| ".."))
             .field("history_file", &self.history_file)
             .field("fsync", &self.fsync)
+            .field("redis", &self.redis)
             .finish_non_exhaustive()
     }
 }
@@ -155,6 +185,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             history_file: None,
             fsync: Fsync::default(),
+            redis: None,
         }
     }
 }
@@ -268,6 +299,12 @@ const OPTS: &[Opt] = &[
         alias: Some("header-timeout"),
     },
     Opt {
+        name: "send-buffer",
+        value: Some("BYTES"),
+        help: "kernel send buffer per connection (SO_SNDBUF), 0 = autotuning [262144]",
+        alias: None,
+    },
+    Opt {
         name: "max-request-line",
         value: Some("BYTES"),
         help: "longest request line; over it 414 [8192]",
@@ -343,6 +380,24 @@ const OPTS: &[Opt] = &[
         name: "cors-origin",
         value: Some("ORIGIN"),
         help: "allow this origin (repeatable, or *)",
+        alias: None,
+    },
+    Opt {
+        name: "redis",
+        value: Some("URL"),
+        help: "share one Redis stream with other nodes: redis://[user:pass@]host:port[/db] or unix:///path",
+        alias: None,
+    },
+    Opt {
+        name: "redis-stream",
+        value: Some("KEY"),
+        help: "the Redis stream key [ssehub:events]",
+        alias: None,
+    },
+    Opt {
+        name: "redis-maxlen",
+        value: Some("N"),
+        help: "entries the shared stream keeps, approximately (MAXLEN ~) [--history]",
         alias: None,
     },
     Opt {
@@ -525,6 +580,7 @@ impl Config {
             )?,
             linger_timeout: d.limits.linger_timeout,
             linger_bytes: d.limits.linger_bytes,
+            send_buffer: int(raw, "send-buffer", d.limits.send_buffer, 0, 64 << 20)?,
         };
         let hub = HubLimits {
             queue_len: int(raw, "queue", d.hub.queue_len, 1, 1_000_000)?,
@@ -557,6 +613,36 @@ impl Config {
                 )));
             }
         }
+        let redis = match raw.get("redis") {
+            None => None,
+            Some(u) => {
+                let url = RedisUrl::parse(u).map_err(|e| ConfigError(format!("--redis: {e}")))?;
+                let stream = raw
+                    .get("redis-stream")
+                    .unwrap_or(DEFAULT_REDIS_STREAM)
+                    .to_owned();
+                if stream.is_empty()
+                    || stream.len() > 256
+                    || !stream.bytes().all(|b| b.is_ascii_graphic())
+                {
+                    return Err(ConfigError(
+                        "--redis-stream: 1 to 256 visible ASCII characters".into(),
+                    ));
+                }
+                let maxlen = int(
+                    raw,
+                    "redis-maxlen",
+                    hub.history_events.max(1),
+                    1,
+                    10_000_000,
+                )?;
+                Some(RedisConfig {
+                    url,
+                    stream,
+                    maxlen,
+                })
+            }
+        };
         let stdin = flag(raw, "stdin")?;
         let stdin_json = flag(raw, "stdin-json")?;
         let history_file = match raw.get("history-file") {
@@ -572,6 +658,11 @@ impl Config {
                 .parse()
                 .map_err(|e| ConfigError(format!("--fsync: {e}")))?,
         };
+        if history_file.is_some() && redis.is_some() {
+            return Err(ConfigError(
+                "--history-file: not with --redis (the shared stream keeps the history)".into(),
+            ));
+        }
         Ok(Config {
             bind,
             limits,
@@ -589,6 +680,7 @@ impl Config {
             cors_origins,
             history_file,
             fsync,
+            redis,
         })
     }
 }
@@ -658,134 +750,4 @@ fn flag(raw: &Raw, name: &str) -> Result<bool, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        match Config::from_args(args.iter().copied(), |k| {
-            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-        })? {
-            Command::Run(c) => Ok(*c),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn defaults_match_the_documented_values() {
-        let c = run(&[], &[]).unwrap();
-        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.hub.queue_len, 100);
-        assert_eq!(c.heartbeat, Some(Duration::from_secs(15)));
-        assert_eq!(c.demo_interval_ms, (500, 2000));
-        assert_eq!(c.limits.write_timeout, Duration::from_secs(10));
-        assert_eq!(c.grace, Duration::from_secs(5));
-        assert!(c.demo && !c.quiet && c.publish_token.is_none());
-    }
-
-    #[test]
-    fn flag_beats_env_and_env_beats_default() {
-        let c = run(
-            &["--queue", "7"],
-            &[("SSEHUB_QUEUE", "9"), ("SSEHUB_HEARTBEAT", "2.5")],
-        )
-        .unwrap();
-        assert_eq!(c.hub.queue_len, 7);
-        assert_eq!(c.heartbeat, Some(Duration::from_millis(2500)));
-        let c = run(&["--queue=8"], &[]).unwrap();
-        assert_eq!(c.hub.queue_len, 8);
-        let c = run(&[], &[("SSEHUB_NO_DEMO", "1")]).unwrap();
-        assert!(!c.demo);
-    }
-
-    #[test]
-    fn heartbeat_zero_turns_it_off() {
-        assert_eq!(run(&["--heartbeat", "0"], &[]).unwrap().heartbeat, None);
-    }
-
-    #[test]
-    fn bad_values_name_the_flag() {
-        for (args, needle) in [
-            (&["--queue", "0"][..], "--queue"),
-            (&["--queue", "x"][..], "--queue"),
-            (&["--heartbeat", "-1"][..], "--heartbeat"),
-            (&["--bind", "nope"][..], "--bind"),
-            (
-                &["--min-interval-ms", "10", "--max-interval-ms", "5"][..],
-                "--min-interval-ms",
-            ),
-            (&["--frobnicate"][..], "--frobnicate"),
-            (&["--queue"][..], "--queue"),
-            (&["--write-timeout", "0"][..], "--write-timeout"),
-            (&["--cors-origin", "example.com"][..], "--cors-origin"),
-            (&["stray"][..], "stray"),
-        ] {
-            let e = run(args, &[]).unwrap_err();
-            assert!(e.0.contains(needle), "{args:?} -> {e}");
-            assert!(!e.0.contains('\n'));
-        }
-    }
-
-    #[test]
-    fn help_and_version_are_commands() {
-        assert!(matches!(
-            Config::from_args(["--help"], |_| None),
-            Ok(Command::Help)
-        ));
-        assert!(matches!(
-            Config::from_args(["-V"], |_| None),
-            Ok(Command::Version)
-        ));
-        assert!(help().contains("--max-clients"));
-    }
-
-    #[test]
-    fn old_flag_names_are_aliases() {
-        let c = run(&["--max-clients", "7", "--header-timeout", "2"], &[]).unwrap();
-        assert_eq!(c.limits.max_connections, 7);
-        assert_eq!(c.limits.request_timeout, Duration::from_secs(2));
-        let c = run(&[], &[("SSEHUB_MAX_CLIENTS", "8")]).unwrap();
-        assert_eq!(c.limits.max_connections, 8);
-        // The new name wins over the old one in the environment.
-        let env = [("SSEHUB_MAX_CLIENTS", "8"), ("SSEHUB_MAX_CONNECTIONS", "9")];
-        assert_eq!(run(&[], &env).unwrap().limits.max_connections, 9);
-        let e = run(&["--max-clients", "0"], &[]).unwrap_err();
-        assert!(e.0.contains("--max-connections"), "{e}");
-        assert!(help().contains("--request-timeout") && help().contains("--header-timeout"));
-    }
-
-    #[test]
-    fn debug_never_shows_the_token() {
-        let c = run(&["--publish-token", "s3cret"], &[]).unwrap();
-        assert!(!format!("{c:?}").contains("s3cret"));
-    }
-
-    #[test]
-    fn cors_origins_repeat() {
-        let c = run(
-            &["--cors-origin", "http://a.test", "--cors-origin", "*"],
-            &[],
-        )
-        .unwrap();
-        assert_eq!(c.cors_origins, ["http://a.test", "*"]);
-    }
-
-    #[test]
-    fn fsync_needs_a_history_file() {
-        let c = run(&["--history-file", "h", "--fsync", "always"], &[]).unwrap();
-        assert_eq!(
-            (c.history_file.as_deref(), c.fsync),
-            (Some("h".as_ref()), Fsync::Always)
-        );
-        assert!(
-            run(&["--fsync", "never"], &[])
-                .unwrap_err()
-                .0
-                .contains("--history-file")
-        );
-        assert!(run(&["--history-file", "h", "--fsync", "x"], &[]).is_err());
-    }
-}
+mod tests;

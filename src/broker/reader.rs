@@ -1,0 +1,169 @@
+//! The reader: one connection per node, from the node's own cursor, delivering every
+//! entry to the hub in the stream's order, and telling the node's subscribers when
+//! entries were lost.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use async_io::Timer;
+use futures_lite::FutureExt;
+
+use super::{
+    Broker, COMMAND_TIMEOUT, CONNECT_TIMEOUT, Op, READ_BLOCK, READ_COUNT, Reader, backoff,
+    entry_event, explain,
+};
+use crate::event_id::EventId;
+use crate::redis::stream;
+use crate::redis::{Connection, RedisError};
+use crate::shutdown::Shutdown;
+
+impl Broker {
+    /// Runs the reader until `shutdown`: reads from the cursor, delivers, reconnects with
+    /// backoff after a failure (from the same cursor), and reports losses.
+    pub async fn run_reader(self, mut reader: Reader, shutdown: Shutdown) {
+        let mut attempt = 0u32;
+        loop {
+            if shutdown.is_triggered() {
+                return;
+            }
+            let conn = match reader.conn.take() {
+                Some(c) if !c.is_broken() => c,
+                _ => {
+                    let wait = if attempt == 0 {
+                        Default::default()
+                    } else {
+                        backoff(attempt)
+                    };
+                    let stopped = async {
+                        Timer::after(wait).await;
+                        false
+                    }
+                    .or(async {
+                        shutdown.wait().await;
+                        true
+                    })
+                    .await;
+                    if stopped {
+                        return;
+                    }
+                    attempt = attempt.saturating_add(1);
+                    match Connection::connect(&self.inner.cfg.url, "ssehub-read", CONNECT_TIMEOUT)
+                        .await
+                    {
+                        Ok(c) => {
+                            self.inner.reconnects.fetch_add(1, Relaxed);
+                            self.inner.log.line(format_args!(
+                                "redis: reader reconnected, cursor {}",
+                                reader.cursor
+                            ));
+                            c
+                        }
+                        Err(e) => {
+                            self.count(Op::Connect);
+                            self.down(&e);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let mut conn = conn;
+            let read = async {
+                Some(
+                    stream::read(
+                        &mut conn,
+                        &self.inner.cfg.stream,
+                        &reader.cursor,
+                        READ_COUNT,
+                        READ_BLOCK,
+                        COMMAND_TIMEOUT,
+                    )
+                    .await,
+                )
+            }
+            .or(async {
+                shutdown.wait().await;
+                None
+            })
+            .await;
+            let Some(read) = read else { return };
+            match read {
+                Ok(read) => {
+                    attempt = 0;
+                    self.up();
+                    self.apply(&mut reader, read);
+                    reader.conn = Some(conn);
+                }
+                Err(e) => {
+                    self.count(Op::Xread);
+                    self.down(&e);
+                    // The connection is dropped: a failed exchange leaves it out of step.
+                    attempt = attempt.max(1);
+                }
+            }
+        }
+    }
+
+    /// Delivers what one read got, after reporting a loss if the cursor's entry is gone.
+    fn apply(&self, reader: &mut Reader, read: stream::Read) {
+        let hub = &self.inner.hub;
+        if !read.cursor_exists {
+            self.inner.gaps.fetch_add(1, Relaxed);
+            let next = read
+                .entries
+                .first()
+                .and_then(|e| e.id.parse::<EventId>().ok());
+            self.inner.log.line(format_args!(
+                "redis: entry {} is gone from stream {} (trimmed, flushed or lost in a restart): \
+                 subscribers get a lost reset",
+                reader.cursor, self.inner.cfg.stream
+            ));
+            hub.lost(next);
+            if read.entries.is_empty() {
+                // Nothing to move the cursor to: read the stream from its start. Entries
+                // not after the last delivered are skipped by the hub.
+                reader.cursor = "0-0".to_owned();
+            }
+        }
+        for e in &read.entries {
+            reader.cursor.clone_from(&e.id);
+            match entry_event(e) {
+                Ok((id, topic, event)) => {
+                    let _ = hub.deliver(id, &topic, &event);
+                }
+                Err(why) => {
+                    self.count(Op::Decode);
+                    self.inner.log.line(format_args!(
+                        "redis: skipped an entry that is not an event: {why}"
+                    ));
+                }
+            }
+        }
+        let mut s = self.state();
+        s.cursor.clone_from(&reader.cursor);
+        s.last_read = Some(Instant::now());
+    }
+
+    fn up(&self) {
+        let mut s = self.state();
+        if !s.up {
+            s.up = true;
+            s.reason = None;
+            drop(s);
+            self.inner.log.line(format_args!("redis: reachable again"));
+        }
+    }
+
+    fn down(&self, e: &RedisError) {
+        let why = explain(e);
+        let mut s = self.state();
+        let changed = s.reason.as_deref() != Some(why.as_str());
+        s.up = false;
+        s.reason = Some(why.clone());
+        drop(s);
+        if changed {
+            self.inner.log.line(format_args!(
+                "redis: unavailable: {why}; reconnecting with backoff"
+            ));
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Tests of the flags, their environment twins and the checks.
+
+use super::*;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    match Config::from_args(args.iter().copied(), |k| {
+        env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    })? {
+        Command::Run(c) => Ok(*c),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn defaults_match_the_documented_values() {
+    let c = run(&[], &[]).unwrap();
+    assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.hub.queue_len, 100);
+    assert_eq!(c.heartbeat, Some(Duration::from_secs(15)));
+    assert_eq!(c.demo_interval_ms, (500, 2000));
+    assert_eq!(c.limits.write_timeout, Duration::from_secs(10));
+    assert_eq!(c.grace, Duration::from_secs(5));
+    assert!(c.demo && !c.quiet && c.publish_token.is_none());
+}
+
+#[test]
+fn flag_beats_env_and_env_beats_default() {
+    let c = run(
+        &["--queue", "7"],
+        &[("SSEHUB_QUEUE", "9"), ("SSEHUB_HEARTBEAT", "2.5")],
+    )
+    .unwrap();
+    assert_eq!(c.hub.queue_len, 7);
+    assert_eq!(c.heartbeat, Some(Duration::from_millis(2500)));
+    let c = run(&["--queue=8"], &[]).unwrap();
+    assert_eq!(c.hub.queue_len, 8);
+    let c = run(&[], &[("SSEHUB_NO_DEMO", "1")]).unwrap();
+    assert!(!c.demo);
+}
+
+#[test]
+fn heartbeat_zero_turns_it_off() {
+    assert_eq!(run(&["--heartbeat", "0"], &[]).unwrap().heartbeat, None);
+}
+
+#[test]
+fn bad_values_name_the_flag() {
+    for (args, needle) in [
+        (&["--queue", "0"][..], "--queue"),
+        (&["--queue", "x"][..], "--queue"),
+        (&["--heartbeat", "-1"][..], "--heartbeat"),
+        (&["--bind", "nope"][..], "--bind"),
+        (
+            &["--min-interval-ms", "10", "--max-interval-ms", "5"][..],
+            "--min-interval-ms",
+        ),
+        (&["--frobnicate"][..], "--frobnicate"),
+        (&["--queue"][..], "--queue"),
+        (&["--write-timeout", "0"][..], "--write-timeout"),
+        (&["--cors-origin", "example.com"][..], "--cors-origin"),
+        (&["stray"][..], "stray"),
+    ] {
+        let e = run(args, &[]).unwrap_err();
+        assert!(e.0.contains(needle), "{args:?} -> {e}");
+        assert!(!e.0.contains('\n'));
+    }
+}
+
+#[test]
+fn help_and_version_are_commands() {
+    assert!(matches!(
+        Config::from_args(["--help"], |_| None),
+        Ok(Command::Help)
+    ));
+    assert!(matches!(
+        Config::from_args(["-V"], |_| None),
+        Ok(Command::Version)
+    ));
+    assert!(help().contains("--max-clients"));
+}
+
+#[test]
+fn old_flag_names_are_aliases() {
+    let c = run(&["--max-clients", "7", "--header-timeout", "2"], &[]).unwrap();
+    assert_eq!(c.limits.max_connections, 7);
+    assert_eq!(c.limits.request_timeout, Duration::from_secs(2));
+    let c = run(&[], &[("SSEHUB_MAX_CLIENTS", "8")]).unwrap();
+    assert_eq!(c.limits.max_connections, 8);
+    // The new name wins over the old one in the environment.
+    let env = [("SSEHUB_MAX_CLIENTS", "8"), ("SSEHUB_MAX_CONNECTIONS", "9")];
+    assert_eq!(run(&[], &env).unwrap().limits.max_connections, 9);
+    let e = run(&["--max-clients", "0"], &[]).unwrap_err();
+    assert!(e.0.contains("--max-connections"), "{e}");
+    assert!(help().contains("--request-timeout") && help().contains("--header-timeout"));
+}
+
+#[test]
+fn redis_flags() {
+    let c = run(
+        &["--redis", "unix://:pw@/tmp/r.sock", "--history", "50"],
+        &[],
+    )
+    .unwrap();
+    let r = c.redis.as_ref().unwrap();
+    assert_eq!((r.stream.as_str(), r.maxlen), ("ssehub:events", 50));
+    assert!(!format!("{c:?}").contains("pw@"));
+    let c = run(
+        &[
+            "--redis",
+            "redis://h",
+            "--redis-stream",
+            "k",
+            "--redis-maxlen",
+            "9",
+        ],
+        &[],
+    );
+    assert_eq!(c.unwrap().redis.unwrap().maxlen, 9);
+    for bad in [
+        &["--redis", "h:1"][..],
+        &["--redis", "redis://h", "--redis-stream", "a b"],
+    ] {
+        let e = run(bad, &[]).unwrap_err();
+        assert!(e.0.starts_with("--redis"), "{e}");
+    }
+    assert!(run(&[], &[]).unwrap().redis.is_none());
+}
+
+#[test]
+fn debug_never_shows_the_token() {
+    let c = run(&["--publish-token", "s3cret"], &[]).unwrap();
+    assert!(!format!("{c:?}").contains("s3cret"));
+}
+
+#[test]
+fn cors_origins_repeat() {
+    let c = run(
+        &["--cors-origin", "http://a.test", "--cors-origin", "*"],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.cors_origins, ["http://a.test", "*"]);
+}
+
+#[test]
+fn fsync_needs_a_history_file_and_a_file_no_redis() {
+    let c = run(&["--history-file", "h", "--fsync", "always"], &[]).unwrap();
+    assert_eq!(
+        (c.history_file.as_deref(), c.fsync),
+        (Some("h".as_ref()), Fsync::Always)
+    );
+    let e = run(&["--fsync", "never"], &[]).unwrap_err();
+    assert!(e.0.contains("--history-file"), "{e}");
+    assert!(run(&["--history-file", "h", "--fsync", "x"], &[]).is_err());
+    let e = run(&["--history-file", "h", "--redis", "redis://h"], &[]).unwrap_err();
+    assert!(e.0.starts_with("--history-file"), "{e}");
+}

@@ -1,0 +1,296 @@
+//! A hub fed by a broker: the ids are the broker's (Redis stream ids, `<ms>-<seq>`), and
+//! events are delivered in the broker's order, on every node the same.
+//!
+//! The contract is the local one (see `event_id.rs`): a resume gets exactly the events
+//! after its id, or a reset saying why. What differs is where the id is placed: an id
+//! this history still holds continues; an older one continues only if the broker still
+//! holds the events between it and this history (the caller reads them and passes them
+//! to [`Hub::subscribe_bridged`]); an id from before a loss (the stream trimmed past this
+//! node's cursor, flushed, or restarted without persistence) gets a `lost` reset.
+
+use std::sync::Arc;
+
+use super::history::{History, Retained};
+use super::{CloseHook, Delivery, DirectSink, Hub, HubLimits, SubscribeError, Subscription};
+use crate::event_id::{EventId, Reset, ResetReason};
+use crate::log::Log;
+use crate::sse::{self, Event, encode};
+use crate::stats::Stats;
+use crate::topic::{Topic, Topics};
+
+impl Hub {
+    /// A hub whose event ids a broker assigns: events arrive through
+    /// [`Hub::deliver`], in the broker's order.
+    ///
+    /// # Panics
+    ///
+    /// If `limits.queue_len` is 0.
+    pub fn with_external_ids(limits: HubLimits, stats: Arc<Stats>, log: Log) -> Hub {
+        Hub::build(limits, stats, log, History::external(), None)
+    }
+
+    /// Whether a broker assigns this hub's ids.
+    pub fn has_external_ids(&self) -> bool {
+        self.lock().history.is_external()
+    }
+
+    /// Delivers the event the broker ordered as `id`: encodes it once with that id,
+    /// keeps it, and hands it to every matching subscriber. An id not after the last one
+    /// delivered (a duplicate, or a reread after a reconnect) is skipped: `None`.
+    pub fn deliver(&self, id: EventId, topic: &Topic, event: &Event) -> Option<Delivery> {
+        let mut evicted = Vec::new();
+        let mut direct = Vec::new();
+        let frame = encode(event, Some(&id.to_string()));
+        let mut state = self.lock();
+        if state.history.last_id().is_some_and(|last| id <= last) {
+            return None;
+        }
+        state.history.push(
+            Retained {
+                id,
+                topic: topic.clone(),
+                frame: frame.clone(),
+            },
+            self.inner.limits,
+        );
+        let go_direct = state.writers_idle && self.inner.runner.get().is_some();
+        let delivery = state.fan_out(
+            &frame,
+            Some(topic),
+            &mut evicted,
+            go_direct.then_some(&mut direct),
+        );
+        drop(state);
+        self.inner.stats.event_published();
+        self.run_direct(frame, direct);
+        self.finish_delivery(&delivery, evicted);
+        Some(delivery)
+    }
+
+    /// The broker lost events after the last one delivered (`next`: the first id read
+    /// after the loss, if any). Every live subscriber gets a `lost` reset event now (its
+    /// app must reload its state), and a later resume from an id before the loss gets one
+    /// too. The events that follow are delivered as usual.
+    pub fn lost(&self, next: Option<EventId>) -> Delivery {
+        let frame = {
+            let mut state = self.lock();
+            state.history.mark_lost(next);
+            sse::reset_event(&Reset {
+                reason: ResetReason::Lost,
+                last_event_id: "",
+                replay_from: None,
+                first_retained: state.history.first_retained(),
+                last: state.history.last_id(),
+            })
+        };
+        self.fan_out_frame(&frame, None)
+    }
+
+    /// Whether a client resuming from `last_event_id` needs the broker's events older
+    /// than this history (then read them from its id on and pass them to
+    /// `Hub::subscribe_bridged`, which the server calls).
+    pub fn needs_older(&self, last_event_id: &str) -> bool {
+        let Ok(id) = last_event_id.parse::<EventId>() else {
+            return false;
+        };
+        let state = self.lock();
+        state.history.is_external()
+            && state
+                .history
+                .first_retained()
+                .is_none_or(|first| id < first)
+            && state.history.last_id().is_some_and(|last| id < last)
+    }
+
+    /// Loads events the broker kept from before this node started (oldest first), as
+    /// history only: nobody is subscribed yet to receive them live.
+    pub fn preload(&self, events: Vec<(EventId, Topic, Event)>) {
+        let mut state = self.lock();
+        for (id, topic, event) in events {
+            if state.history.last_id().is_some_and(|last| id <= last) {
+                continue;
+            }
+            let frame = encode(&event, Some(&id.to_string()));
+            state
+                .history
+                .push(Retained { id, topic, frame }, self.inner.limits);
+        }
+    }
+
+    /// [`Hub::subscribe`] for a client whose id is older than this history, with the
+    /// broker's events from that id on (`older`, oldest first, starting with the
+    /// client's own event when the broker still has it). They bridge the client to the
+    /// history when they start at its id and reach the history's start; otherwise the
+    /// client gets an `evicted` reset, as without them.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::Closed`] once the hub is closed.
+    pub(crate) fn subscribe_bridged(
+        &self,
+        topics: Topics,
+        last_id: Option<&str>,
+        older: Vec<(EventId, Topic, Event)>,
+        on_evict: Option<CloseHook>,
+        sink: Option<Arc<dyn DirectSink>>,
+    ) -> Result<Subscription, SubscribeError> {
+        // Encoded for this client alone: a replay older than the history is rare.
+        let older: Vec<Retained> = older
+            .into_iter()
+            .map(|(id, topic, event)| Retained {
+                frame: encode(&event, Some(&id.to_string())),
+                id,
+                topic,
+            })
+            .collect();
+        self.subscribe_with(topics, last_id, &older, on_evict, sink)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event_id::Resume;
+
+    fn hub(history: usize) -> Hub {
+        Hub::with_external_ids(
+            HubLimits {
+                queue_len: 16,
+                history_events: history,
+                history_bytes: usize::MAX,
+            },
+            Arc::new(Stats::new()),
+            Log::silent(),
+        )
+    }
+
+    fn id(ms: u64, seq: u64) -> EventId {
+        EventId::new(ms, seq)
+    }
+
+    fn ev(s: &str) -> Event {
+        Event::new(s).unwrap()
+    }
+
+    fn t() -> Topic {
+        Topic::default_topic()
+    }
+
+    fn texts(frames: &[crate::sse::Frame]) -> Vec<String> {
+        frames
+            .iter()
+            .map(|f| String::from_utf8_lossy(f.as_bytes()).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn delivers_in_the_brokers_order_and_skips_rereads() {
+        let h = hub(10);
+        let s = h.subscribe(Topics::All, None, None).unwrap();
+        assert!(h.deliver(id(5, 0), &t(), &ev("a")).is_some());
+        assert!(h.deliver(id(5, 3), &t(), &ev("b")).is_some());
+        assert!(h.deliver(id(5, 3), &t(), &ev("b again")).is_none());
+        assert!(h.deliver(id(4, 9), &t(), &ev("older")).is_none());
+        let got: Vec<_> = std::iter::from_fn(|| s.try_recv()).collect();
+        assert_eq!(
+            texts(&got),
+            ["id: 5-0\ndata: a\n\n", "id: 5-3\ndata: b\n\n"]
+        );
+        assert_eq!(h.last_id(), Some(id(5, 3)));
+    }
+
+    #[test]
+    fn resumes_continue_from_an_id_the_history_holds() {
+        let h = hub(10);
+        for (i, ms) in [10u64, 20, 30].into_iter().enumerate() {
+            h.deliver(id(ms, 0), &t(), &ev(&i.to_string()));
+        }
+        let mut s = h.subscribe(Topics::All, Some("20-0"), None).unwrap();
+        assert_eq!(s.resume(), Resume::Continue);
+        assert_eq!(texts(&s.take_backlog()), ["id: 30-0\ndata: 2\n\n"]);
+        // Not one of its ids, future, garbage.
+        for (sent, reason) in [
+            ("25-0", ResetReason::Unknown),
+            ("31-0", ResetReason::Future),
+            ("x", ResetReason::Unknown),
+        ] {
+            let s = h.subscribe(Topics::All, Some(sent), None).unwrap();
+            assert_eq!(s.resume(), Resume::Reset(reason), "{sent}");
+        }
+    }
+
+    #[test]
+    fn an_older_id_is_bridged_by_the_brokers_events_or_reset_as_evicted() {
+        let h = hub(2);
+        for ms in [10u64, 20, 30, 40] {
+            h.deliver(id(ms, 0), &t(), &ev(&ms.to_string()));
+        }
+        // Kept: 30, 40 (20 was the newest dropped). A client at 10 needs 20 from the broker.
+        assert!(h.needs_older("10-0"));
+        assert!(!h.needs_older("30-0"));
+        let older = vec![
+            (id(10, 0), t(), ev("10")),
+            (id(20, 0), t(), ev("20")),
+            (id(30, 0), t(), ev("30")),
+        ];
+        let mut s = h
+            .subscribe_bridged(Topics::All, Some("10-0"), older, None, None)
+            .unwrap();
+        assert_eq!(s.resume(), Resume::Continue);
+        assert_eq!(
+            texts(&s.take_backlog()),
+            [
+                "id: 20-0\ndata: 20\n\n",
+                "id: 30-0\ndata: 30\n\n",
+                "id: 40-0\ndata: 40\n\n"
+            ]
+        );
+        // The broker no longer has the client's event: evicted, then what is kept.
+        let older = vec![(id(20, 0), t(), ev("20"))];
+        let mut s = h
+            .subscribe_bridged(Topics::All, Some("10-0"), older, None, None)
+            .unwrap();
+        assert_eq!(s.resume(), Resume::Reset(ResetReason::Evicted));
+        let got = texts(&s.take_backlog());
+        assert!(got[0].starts_with("event: reset\ndata: {\"reason\":\"evicted\""));
+        assert_eq!(got.len(), 3);
+    }
+
+    #[test]
+    fn a_loss_resets_live_subscribers_and_resumes_from_before_it() {
+        let h = hub(10);
+        h.deliver(id(10, 0), &t(), &ev("a"));
+        let live = h.subscribe(Topics::All, None, None).unwrap();
+        h.lost(Some(id(50, 0)));
+        h.deliver(id(50, 0), &t(), &ev("b"));
+        let got: Vec<_> = std::iter::from_fn(|| live.try_recv()).collect();
+        let got = texts(&got);
+        assert!(
+            got[0].starts_with("event: reset\ndata: {\"reason\":\"lost\""),
+            "{got:?}"
+        );
+        assert_eq!(got[1], "id: 50-0\ndata: b\n\n");
+        let mut s = h.subscribe(Topics::All, Some("10-0"), None).unwrap();
+        assert_eq!(s.resume(), Resume::Reset(ResetReason::Lost));
+        let back = texts(&s.take_backlog());
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[1], "id: 50-0\ndata: b\n\n");
+        // After the loss, its ids continue as usual.
+        let s = h.subscribe(Topics::All, Some("50-0"), None).unwrap();
+        assert_eq!(s.resume(), Resume::Continue);
+    }
+
+    #[test]
+    fn preload_fills_the_history_without_subscribers() {
+        let h = hub(10);
+        h.preload(vec![(id(1, 0), t(), ev("x")), (id(2, 0), t(), ev("y"))]);
+        assert_eq!(h.history_len(), 2);
+        let mut s = h.subscribe(Topics::All, Some("1-0"), None).unwrap();
+        assert_eq!(texts(&s.take_backlog()), ["id: 2-0\ndata: y\n\n"]);
+        // A local publish on a broker-fed hub: delivered, without an id, never kept.
+        let live = h.subscribe(Topics::All, None, None).unwrap();
+        assert_eq!(h.publish(&t(), &ev("z")).id, id(0, 0));
+        assert_eq!(texts(&[live.try_recv().unwrap()]), ["data: z\n\n"]);
+        assert_eq!(h.history_len(), 2);
+    }
+}
