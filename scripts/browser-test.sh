@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Headless-browser test of the live page (GET /) against the real ssehub binary.
 #
-# Installs what it needs when missing (Debian's chromium, playwright-core from the
-# lockfile in tests/browser; playwright never downloads a browser of its own), builds the
+# Installs what it needs when missing (Debian's chromium, playwright-core and jsonwebtoken
+# from the lockfile in tests/browser; playwright never downloads a browser of its own), builds the
 # binary, and runs `node --test tests/browser/`. Exits non-zero on any failure.
 # Screenshots land in test-output/browser/.
 #
@@ -37,8 +37,8 @@ if [ "$node_major" -lt 20 ]; then
     exit 1
 fi
 
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
-    echo "browser-test: installing playwright-core (npm ci)"
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/jsonwebtoken ]; then
+    echo "browser-test: installing playwright-core and jsonwebtoken (npm ci)"
     (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of ssehub on a fresh Debian machine: installs the real clients the
-# tests drive (curl, nc, redis-server, Chromium) when they are missing, then runs the unit,
-# integration, doc and browser tests. Usage: scripts/test.sh
+# tests drive (curl, nc, redis-server, PyJWT, jsonwebtoken, Chromium) when they are
+# missing, then runs the unit, integration, doc and browser tests. Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,24 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   apt_install "${need[@]}"
+fi
+
+# tests/auth.rs mints its tokens with independent libraries: Python's PyJWT and Node's
+# jsonwebtoken (from tests/browser's lockfile, beside playwright-core).
+command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
+if ! python3 -c 'import jwt' 2>/dev/null; then
+  echo "test.sh: installing PyJWT (pip)"
+  python3 -m pip install --quiet pyjwt 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages pyjwt 2>/dev/null \
+    || apt_install python3-jwt
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "test.sh: installing nodejs and npm (apt)"
+  apt_install nodejs npm
+fi
+if [ ! -d tests/browser/node_modules/jsonwebtoken ] || [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "test.sh: installing jsonwebtoken and playwright-core (npm ci)"
+  (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # Subscribers in the tests each hold a descriptor.

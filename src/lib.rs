@@ -13,7 +13,7 @@
 //! TcpListener ───────────────▶ connection task ───────────────▶ router
 //!                                                                │
 //!   GET /stream ──▶ Hub::subscribe(topics, last_id) ──▶ writer loop ──▶ socket
-//!   POST /publish ─▶ bearer auth ─▶ Hub::publish(event)              ▲
+//!   POST /publish ─▶ token check ─▶ Hub::publish(event)              ▲
 //!   GET /health /stats /metrics /                                     │ frames
 //!                                                                     │
 //! Producers (smol tasks) ──▶ Hub::publish ──▶ encode ONCE ──▶ try_send(frame) to each
@@ -30,26 +30,32 @@
 //! 2. `server/connection.rs` with `http/` (`read.rs`, `head.rs`, `framing.rs`, `target.rs`): the head
 //!    is read within its byte limit and deadline and parsed; `server/router.rs` maps
 //!    method × path to a route.
-//! 3. `server/publish.rs`: the bearer token is checked, the body read; `publish.rs`
-//!    turns it into a [`Topic`] and an [`Event`] (`topic.rs`, `sse.rs`).
+//! 3. `server/publish.rs`: the bearer token is checked (the static token, or a JWT
+//!    verified by `auth/`), the body read; `publish.rs` turns it into a [`Topic`] and an
+//!    [`Event`] (`topic.rs`, `sse.rs`), public or private; a JWT's `publish` selectors
+//!    must cover the topic.
 //! 4. `hub/mod.rs`: [`Hub::publish`] assigns the id (`<epoch>-<offset>`, `event_id.rs`),
 //!    encodes the event once (`sse.rs`), with `--history-file` appends it to the file first
 //!    (`hub/log_writer.rs`, `hub/log_file.rs`, under a publish lock of its own, off the
-//!    request thread), keeps the frame in `hub/history.rs`, and `try_send`s it to every matching
-//!    subscriber: `Full` evicts. When every writer waits, `hub/direct.rs` writes the
-//!    frame to their sockets at once instead; `hub/writer_state.rs` is the protocol.
-//! 5. `server/writer.rs` (started by `server/stream.rs`): each subscriber's writer takes
-//!    what is queued (`hub/subscription.rs`) and writes it in one `sendmsg`
-//!    (`server/socket.rs`).
+//!    request thread), keeps the frame in `hub/history.rs`, and `try_send`s it to every
+//!    matching subscriber (a private event only those whose token's rights cover its
+//!    topic): `Full` evicts. When every writer waits, `hub/direct.rs` writes the frame to
+//!    their sockets at once instead; `hub/writer_state.rs` is the protocol.
+//! 5. `server/writer.rs` (started by `server/stream.rs`, after `server/access.rs` has
+//!    verified the subscriber's token, if any, with `auth/`): each subscriber's writer
+//!    takes what is queued (`hub/subscription.rs`) and writes it in one `sendmsg`
+//!    (`server/socket.rs`); a stream opened with a token ends when it expires.
 //!
 //! Around them: `config.rs` (flags), `producer.rs` (demo, heartbeat, stdin), `stats.rs`
 //! (counters, shown by `server/status.rs`), `log.rs`, `shutdown.rs`, `page.rs`.
+//! `auth/` (JWT verification, selectors, where a token comes from) sits just above the
+//! leaves it uses (`topic`, `stats`).
 //! Dependencies point one way: the leaves (`http/`, `event_id`, `topic`, `sse`, `log`,
 //! `stats`, `shutdown`, `page`) import nothing above them (`sse` and `stats` use
-//! `event_id`, the lowest); `redis/` and `publish` use leaves; `hub/` uses leaves;
-//! `config` embeds the HTTP and hub limits; `producer` uses the hub; `server/` uses
-//! everything below it. A test (`tests/layout.rs`) reads the `crate::` paths and fails
-//! on a dependency that does not point down, or a source file over 800 lines.
+//! `event_id`, the lowest); `redis/` and `publish` use leaves; `hub/` uses leaves and
+//! `auth`; `config` embeds the HTTP and hub limits; `producer` uses the hub; `server/`
+//! uses everything below it. A test (`tests/layout.rs`) reads the `crate::` paths and
+//! fails on a dependency that does not point down, or a source file over 800 lines.
 //!
 //! # Limits
 //!
@@ -65,6 +71,7 @@
 //! | one write to a subscriber | 10 s | evicted (`write_timeout`) |
 //! | replay history | 1,000 events / 4 MiB | oldest dropped; a resume from before them gets a `reset` event |
 //! | history file (`--history-file`) | about twice the replay caps | compacted (rewritten, synced, renamed) |
+//! | token | 8 KiB; 64 selectors per list, 256 bytes each | `401 invalid token: malformed` |
 //!
 //! # Ids and resuming
 //!
@@ -102,6 +109,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod event_id;

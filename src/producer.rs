@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::broker::Broker;
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::hub::{Hub, Visibility};
 use crate::log::Log;
 use crate::publish;
 use crate::sse::{Event, heartbeat};
@@ -44,19 +44,28 @@ pub enum Publisher {
 
 impl Publisher {
     /// Publishes `event` on `topic`; why not, when it could not be published (the broker
-    /// is unreachable, or the history file cannot be written, which the hub logged and
-    /// counted): the caller logs or drops it, nothing is queued.
-    pub async fn publish(&self, topic: &Topic, event: &Event) -> Result<(), &'static str> {
+    /// is unreachable or takes no private events, or the history file cannot be
+    /// written, which the hub logged and counted): the caller logs or drops it, nothing
+    /// is queued.
+    pub async fn publish(
+        &self,
+        topic: &Topic,
+        event: &Event,
+        visibility: Visibility,
+    ) -> Result<(), &'static str> {
         match self {
             // With a history file the disk work runs off this thread.
             Publisher::Hub(h) if h.has_history_file() => h
-                .try_publish_async(topic.clone(), event.clone())
+                .try_publish_async(topic.clone(), event.clone(), visibility)
                 .await
                 .map(drop)
                 .map_err(|_| "the history file could not be written"),
             Publisher::Hub(h) => {
-                h.publish(topic, event);
+                h.publish_as(topic, event, visibility);
                 Ok(())
+            }
+            Publisher::Broker(_) if visibility == Visibility::Private => {
+                Err(crate::broker::NO_PRIVATE_EVENTS)
             }
             Publisher::Broker(b) => b
                 .publish(topic, event)
@@ -122,7 +131,7 @@ pub async fn demo(publisher: Publisher, min_ms: u64, max_ms: u64) {
         let data = json!({"seq": seq, "ts": ts, "value": value}).to_string();
         if let Ok(event) = Event::new(data).and_then(|e| e.with_name("tick")) {
             // A refused publish was logged (and counted) where it failed; the demo goes on.
-            let _ = publisher.publish(&topic, &event).await;
+            let _ = publisher.publish(&topic, &event, Visibility::Public).await;
         }
     }
 }
@@ -178,11 +187,16 @@ pub async fn lines<R: AsyncRead + Unpin>(
         let parsed = if json {
             publish::from_json(&line)
         } else {
-            publish::from_text(&line, None, None, None)
+            publish::from_text(&line, None, None, None, None)
         };
         match parsed {
             Ok(p) => {
-                if let Err(why) = publisher.publish(&p.topic, &p.event).await {
+                let visibility = if p.private {
+                    Visibility::Private
+                } else {
+                    Visibility::Public
+                };
+                if let Err(why) = publisher.publish(&p.topic, &p.event, visibility).await {
                     log.line(format_args!("stdin: line {number} not published: {why}"));
                 }
             }

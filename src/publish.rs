@@ -29,12 +29,20 @@
 //!
 //! # Field names
 //!
-//! The body object takes `data`, `event`, `topic` and `retry`, each at most once. An
+//! The body object takes `data`, `event`, `topic`, `retry` and `private`, each at most
+//! once. An
 //! unknown name is refused (likely a typo), and so is a repeated one, naming it
 //! (`duplicate field "topic"`): RFC 8259 leaves the meaning of repeated names to each
 //! parser, so a proxy or audit log that read the first `topic` while the hub took the
 //! last would disagree with it about where an event went. Names are compared decoded:
 //! `"d\u0061ta"` is `data`.
+//!
+//! # Private events
+//!
+//! `"private": true` in JSON (or `?private=1` with a plain-text body) marks the event
+//! private: only subscribers whose token's `subscribe` selectors match its topic receive
+//! it, live or in replay. `false`, `null` and no field (`?private=0`, no parameter) make
+//! it public, as every event was before.
 
 use std::fmt;
 
@@ -52,6 +60,8 @@ pub struct Publish {
     pub topic: Topic,
     /// What it carries.
     pub event: Event,
+    /// Whether only subscribers whose token covers the topic receive it.
+    pub private: bool,
 }
 
 /// Why a publish request was refused (`400`).
@@ -83,6 +93,8 @@ pub enum PublishError {
     NotUtf8,
     /// `retry` is not a whole number of milliseconds that fits 32 bits.
     Retry,
+    /// `?private=` is not `1`, `0`, `true` or `false`.
+    Private,
 }
 
 impl fmt::Display for PublishError {
@@ -98,12 +110,12 @@ impl fmt::Display for PublishError {
                 let shown: String = name.chars().take(40).collect();
                 write!(
                     f,
-                    "unknown field {shown:?} (expected data, event, topic, retry)"
+                    "unknown field {shown:?} (expected data, event, topic, retry, private)"
                 )
             }
             PublishError::DuplicateField(name) => write!(
                 f,
-                "duplicate field \"{name}\" (data, event, topic and retry may each appear once)"
+                "duplicate field \"{name}\" (data, event, topic, retry and private may each appear once)"
             ),
             PublishError::Field(e) => e.fmt(f),
             PublishError::Topic(e) => e.fmt(f),
@@ -111,6 +123,7 @@ impl fmt::Display for PublishError {
             PublishError::Retry => {
                 f.write_str("retry must be a whole number of milliseconds up to 4294967295")
             }
+            PublishError::Private => f.write_str("private must be 1, 0, true or false"),
         }
     }
 }
@@ -130,7 +143,7 @@ impl From<TopicError> for PublishError {
 }
 
 /// Parses a JSON body: `{"data": <string or any JSON>, "event"?: string, "topic"?: string,
-/// "retry"?: integer}`, each field at most once. String `data` is sent decoded; any other
+/// "retry"?: integer, "private"?: boolean}`, each field at most once. String `data` is sent decoded; any other
 /// `data` is sent as the publisher's exact JSON text (see the [module docs](self)).
 ///
 /// # Errors
@@ -147,6 +160,7 @@ impl From<TopicError> for PublishError {
 /// assert_eq!(p.event.data(), "hi");
 /// assert!(ssehub::publish::from_json(br#"{"data":"x","event":"a\nb"}"#).is_err());
 /// assert!(ssehub::publish::from_json(br#"{"data":"x","data":"y"}"#).is_err());
+/// assert!(ssehub::publish::from_json(br#"{"data":"x","private":true}"#).unwrap().private);
 /// ```
 pub fn from_json(body: &[u8]) -> Result<Publish, PublishError> {
     let json_error = |e: serde_json::Error| PublishError::Json(e.to_string());
@@ -176,7 +190,17 @@ pub fn from_json(body: &[u8]) -> Result<Publish, PublishError> {
                 .ok_or(PublishError::Retry)?,
         ),
     };
-    build(data, event.as_deref(), topic.as_deref(), retry)
+    let private = match fields.private.map(RawValue::get) {
+        None | Some("null" | "false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(PublishError::WrongType {
+                field: "private",
+                expected: "true or false",
+            });
+        }
+    };
+    build(data, event.as_deref(), topic.as_deref(), retry, private)
 }
 
 /// The body object's fields, as raw JSON text borrowed from the body.
@@ -186,6 +210,7 @@ struct Fields<'a> {
     event: Option<&'a RawValue>,
     topic: Option<&'a RawValue>,
     retry: Option<&'a RawValue>,
+    private: Option<&'a RawValue>,
     /// The first unknown or repeated name, in the body's order.
     problem: Option<PublishError>,
 }
@@ -208,6 +233,7 @@ impl<'de> Deserialize<'de> for Fields<'de> {
                         Key::Event => (&mut fields.event, "event"),
                         Key::Topic => (&mut fields.topic, "topic"),
                         Key::Retry => (&mut fields.retry, "retry"),
+                        Key::Private => (&mut fields.private, "private"),
                         Key::Unknown(name) => {
                             fields.problem = Some(PublishError::UnknownField(name));
                             break;
@@ -237,6 +263,7 @@ enum Key {
     Event,
     Topic,
     Retry,
+    Private,
     Unknown(String),
 }
 
@@ -256,6 +283,7 @@ impl<'de> Deserialize<'de> for Key {
                     "event" => Key::Event,
                     "topic" => Key::Topic,
                     "retry" => Key::Retry,
+                    "private" => Key::Private,
                     other => Key::Unknown(other.to_owned()),
                 })
             }
@@ -310,8 +338,8 @@ fn decode_str(body: &[u8], raw: &RawValue) -> Result<String, PublishError> {
     })
 }
 
-/// Builds a request from a plain-text body and the `event`, `topic` and `retry` query
-/// parameters.
+/// Builds a request from a plain-text body and the `event`, `topic`, `retry` and
+/// `private` query parameters.
 ///
 /// # Errors
 ///
@@ -321,13 +349,19 @@ pub fn from_text(
     event: Option<&str>,
     topic: Option<&str>,
     retry: Option<&str>,
+    private: Option<&str>,
 ) -> Result<Publish, PublishError> {
     let data = std::str::from_utf8(body).map_err(|_| PublishError::NotUtf8)?;
     let retry = match retry {
         None => None,
         Some(r) => Some(r.parse::<u32>().map_err(|_| PublishError::Retry)?),
     };
-    build(data.to_owned(), event, topic, retry)
+    let private = match private {
+        None | Some("0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(_) => return Err(PublishError::Private),
+    };
+    build(data.to_owned(), event, topic, retry, private)
 }
 
 fn build(
@@ -335,6 +369,7 @@ fn build(
     event: Option<&str>,
     topic: Option<&str>,
     retry: Option<u32>,
+    private: bool,
 ) -> Result<Publish, PublishError> {
     let mut ev = Event::new(data)?;
     if let Some(name) = event {
@@ -347,7 +382,11 @@ fn build(
         None => Topic::default_topic(),
         Some(t) => Topic::new(t)?,
     };
-    Ok(Publish { topic, event: ev })
+    Ok(Publish {
+        topic,
+        event: ev,
+        private,
+    })
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -657,13 +696,44 @@ mod tests {
 
     #[test]
     fn text_body_with_query_fields() {
-        let p = from_text(b"hello", Some("greet"), Some("t1"), Some("100")).unwrap();
+        let p = from_text(b"hello", Some("greet"), Some("t1"), Some("100"), None).unwrap();
         assert_eq!(p.event.data(), "hello");
         assert_eq!(p.event.name(), Some("greet"));
         assert_eq!(p.event.retry(), Some(100));
         assert_eq!(
-            from_text(b"\xff", None, None, None),
+            from_text(b"\xff", None, None, None, None),
             Err(PublishError::NotUtf8)
+        );
+    }
+
+    #[test]
+    fn private_is_a_boolean_field_or_a_query_flag() {
+        let private = |body: &str| from_json(body.as_bytes()).map(|p| p.private);
+        assert_eq!(private(r#"{"data":"x"}"#), Ok(false));
+        assert_eq!(private(r#"{"data":"x","private":true}"#), Ok(true));
+        assert_eq!(private(r#"{"private" : true ,"data":"x"}"#), Ok(true));
+        assert_eq!(private(r#"{"data":"x","private":false}"#), Ok(false));
+        assert_eq!(private(r#"{"data":"x","private":null}"#), Ok(false));
+        for bad in ["1", "\"true\"", "[]", "0"] {
+            let e = private(&format!(r#"{{"data":"x","private":{bad}}}"#)).unwrap_err();
+            assert_eq!(e.to_string(), "\"private\" must be true or false", "{bad}");
+        }
+        assert_eq!(
+            private(r#"{"data":"x","private":true,"private":false}"#),
+            Err(PublishError::DuplicateField("private"))
+        );
+        let e = private(r#"{"data":"x","privat":true}"#).unwrap_err();
+        assert!(e.to_string().contains("retry, private)"), "{e}");
+        let text = |flag| from_text(b"x", None, None, None, flag).map(|p| p.private);
+        assert_eq!(text(None), Ok(false));
+        assert_eq!(text(Some("1")), Ok(true));
+        assert_eq!(text(Some("true")), Ok(true));
+        assert_eq!(text(Some("0")), Ok(false));
+        assert_eq!(text(Some("false")), Ok(false));
+        assert_eq!(text(Some("yes")), Err(PublishError::Private));
+        assert_eq!(
+            PublishError::Private.to_string(),
+            "private must be 1, 0, true or false"
         );
     }
 

@@ -23,16 +23,20 @@ pub enum Reason {
     /// The client sent more than the stream read allowance after its request: a client
     /// has nothing to send on an open stream, so it is ended rather than read for ever.
     UnexpectedInput,
+    /// The token the stream was opened with expired: the client reconnects with a fresh
+    /// one instead of reading past its rights.
+    TokenExpired,
 }
 
 impl Reason {
     /// Every reason, in a fixed order (the order of the counters).
-    pub const ALL: [Reason; 5] = [
+    pub const ALL: [Reason; 6] = [
         Reason::QueueFull,
         Reason::WriteTimeout,
         Reason::HungUp,
         Reason::Shutdown,
         Reason::UnexpectedInput,
+        Reason::TokenExpired,
     ];
 
     /// The label used in logs, `/stats` and `/metrics`.
@@ -43,6 +47,7 @@ impl Reason {
             Reason::HungUp => "hung_up",
             Reason::Shutdown => "shutdown",
             Reason::UnexpectedInput => "unexpected_input",
+            Reason::TokenExpired => "token_expired",
         }
     }
 
@@ -54,6 +59,62 @@ impl Reason {
             Reason::HungUp => 2,
             Reason::Shutdown => 3,
             Reason::UnexpectedInput => 4,
+            Reason::TokenExpired => 5,
+        }
+    }
+}
+
+/// Why a token was refused (`401`), as counted in `/stats` and `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// `--subscribe-auth required` and the stream request carried no token.
+    Missing,
+    /// Not a JWT: not three base64url parts, not JSON, claims of the wrong type or over
+    /// their size caps.
+    Malformed,
+    /// The header's `alg` is missing or not `HS256` (`none`, `HS512`, …).
+    NotAllowed,
+    /// The signature does not match the key.
+    BadSignature,
+    /// Past its `exp` (and the leeway).
+    Expired,
+    /// Before its `nbf` (and the leeway).
+    NotYetValid,
+}
+
+impl AuthFailure {
+    /// Every failure, in a fixed order (the order of the counters).
+    pub const ALL: [AuthFailure; 6] = [
+        AuthFailure::Missing,
+        AuthFailure::Malformed,
+        AuthFailure::NotAllowed,
+        AuthFailure::BadSignature,
+        AuthFailure::Expired,
+        AuthFailure::NotYetValid,
+    ];
+
+    /// The label used in `/stats` and `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::NotAllowed => "not_allowed",
+            AuthFailure::BadSignature => "bad_signature",
+            AuthFailure::Expired => "expired",
+            AuthFailure::NotYetValid => "not_yet_valid",
+        }
+    }
+
+    /// Position of this failure in [`AuthFailure::ALL`] and [`Snapshot::auth_failures`].
+    pub fn index(self) -> usize {
+        match self {
+            AuthFailure::Missing => 0,
+            AuthFailure::Malformed => 1,
+            AuthFailure::NotAllowed => 2,
+            AuthFailure::BadSignature => 3,
+            AuthFailure::Expired => 4,
+            AuthFailure::NotYetValid => 5,
         }
     }
 }
@@ -115,6 +176,7 @@ pub struct Stats {
     publishes_paced: AtomicU64,
     history_file_errors: [AtomicU64; FileOp::ALL.len()],
     ended: [AtomicU64; Reason::ALL.len()],
+    auth_failures: [AtomicU64; AuthFailure::ALL.len()],
     resumes: [AtomicU64; 3],
     resets: [AtomicU64; crate::event_id::ResetReason::ALL.len()],
     rejected: [AtomicU64; COUNTED_STATUSES.len() + 1],
@@ -153,6 +215,8 @@ pub struct Snapshot {
     pub history_file_errors: [u64; FileOp::ALL.len()],
     /// Ended streams by reason, in [`Reason::ALL`] order.
     pub ended: [u64; Reason::ALL.len()],
+    /// Refused tokens by why, in [`AuthFailure::ALL`] order.
+    pub auth_failures: [u64; AuthFailure::ALL.len()],
     /// Streams started, by resume outcome, in [`Resume::LABELS`] order.
     pub resumes: [u64; 3],
     /// Of those, resets by reason, in [`ResetReason::ALL`](crate::event_id::ResetReason::ALL)
@@ -186,6 +250,7 @@ impl Stats {
             publishes_paced: AtomicU64::new(0),
             history_file_errors: Default::default(),
             ended: Default::default(),
+            auth_failures: Default::default(),
             resumes: Default::default(),
             resets: Default::default(),
             rejected: Default::default(),
@@ -254,6 +319,11 @@ impl Stats {
         self.history_file_errors[op.index()].fetch_add(1, Relaxed);
     }
 
+    /// A token was refused (or missing where one is required).
+    pub fn auth_failed(&self, why: AuthFailure) {
+        self.auth_failures[why.index()].fetch_add(1, Relaxed);
+    }
+
     /// A request was refused with `status`.
     pub fn rejected(&self, status: u16) {
         let i = COUNTED_STATUSES
@@ -285,6 +355,7 @@ impl Stats {
             publishes_paced: self.publishes_paced.load(Relaxed),
             history_file_errors: std::array::from_fn(|i| self.history_file_errors[i].load(Relaxed)),
             ended: std::array::from_fn(|i| self.ended[i].load(Relaxed)),
+            auth_failures: std::array::from_fn(|i| self.auth_failures[i].load(Relaxed)),
             resumes: std::array::from_fn(|i| self.resumes[i].load(Relaxed)),
             resets: std::array::from_fn(|i| self.resets[i].load(Relaxed)),
             rejected: std::array::from_fn(|i| self.rejected[i].load(Relaxed)),
@@ -307,7 +378,7 @@ mod tests {
         let snap = s.snapshot();
         assert_eq!(snap.clients, 2);
         assert_eq!(snap.peak_clients, 2);
-        assert_eq!(snap.ended, [0, 0, 1, 0, 0]);
+        assert_eq!(snap.ended, [0, 0, 1, 0, 0, 0]);
     }
 
     #[test]
@@ -342,6 +413,21 @@ mod tests {
         for r in Reason::ALL {
             assert_eq!(Reason::ALL[r.index()], r);
         }
+        let labels: std::collections::HashSet<_> =
+            AuthFailure::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(labels.len(), AuthFailure::ALL.len());
+        for r in AuthFailure::ALL {
+            assert_eq!(AuthFailure::ALL[r.index()], r);
+        }
+    }
+
+    #[test]
+    fn auth_failures_land_in_their_slot() {
+        let s = Stats::new();
+        s.auth_failed(AuthFailure::Expired);
+        s.auth_failed(AuthFailure::Expired);
+        s.auth_failed(AuthFailure::Missing);
+        assert_eq!(s.snapshot().auth_failures, [1, 0, 0, 0, 2, 0]);
     }
 
     #[test]

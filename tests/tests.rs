@@ -14,6 +14,8 @@ mod publish;
 mod replay;
 // --history-file: restarts, kill -9, corruption, unusable paths, a full disk.
 mod history_file;
+// Private topics: tokens minted by PyJWT and jsonwebtoken, rights, 401 reasons, expiry.
+mod auth;
 // The ssehub binary: flags, exit codes, signals, stdin mode.
 mod binary;
 // Malformed and oversized requests, and attacks: each answered precisely, others unharmed.

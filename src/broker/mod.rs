@@ -45,6 +45,11 @@ use crate::redis::{Connection, ErrorKind, RedisError};
 use crate::sse::Event;
 use crate::topic::Topic;
 
+/// Why a private event is refused on a node with `--redis` (`501`): the stream's entries
+/// carry no visibility yet, so every node would deliver it to every subscriber.
+pub const NO_PRIVATE_EVENTS: &str =
+    "private events cannot go through --redis yet (every node would deliver them to everyone)";
+
 /// How long connecting and logging in may take. **Unit:** seconds.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one command (other than the reader's blocking read) may take. **Unit:** s.

@@ -9,6 +9,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::{DEFAULT_COOKIE, Key, SubscribeAuth};
 use crate::http::head::HeadLimits;
 use crate::hub::{Fsync, HubLimits};
 use crate::redis::RedisUrl;
@@ -129,6 +130,13 @@ pub struct Config {
     pub history_file: Option<PathBuf>,
     /// When the history file is synced.
     pub fsync: Fsync,
+    /// The HS256 key subscriber and publisher tokens are signed with; `None`: tokens
+    /// are not accepted (private events then reach nobody).
+    pub jwt_key: Option<Key>,
+    /// The cookie a subscriber's token is read from.
+    pub jwt_cookie: String,
+    /// Whether every stream needs a valid token.
+    pub subscribe_auth: SubscribeAuth,
     /// Several nodes on one Redis stream (`--redis`); `None`: this node alone.
     pub redis: Option<RedisConfig>,
 }
@@ -157,10 +165,13 @@ impl fmt::Debug for Config {
             .field("demo", &self.demo)
             .field("threads", &self.threads)
             .field("grace", &self.grace)
-            // Never print the token.
+            // Never print the token or the key.
             .field("publish_token", &self.publish_token.as_ref().map(|_| ".."))
             .field("history_file", &self.history_file)
             .field("fsync", &self.fsync)
+            .field("jwt_key", &self.jwt_key)
+            .field("jwt_cookie", &self.jwt_cookie)
+            .field("subscribe_auth", &self.subscribe_auth)
             .field("redis", &self.redis)
             .finish_non_exhaustive()
     }
@@ -185,6 +196,9 @@ impl Default for Config {
             cors_origins: Vec::new(),
             history_file: None,
             fsync: Fsync::default(),
+            jwt_key: None,
+            jwt_cookie: DEFAULT_COOKIE.to_owned(),
+            subscribe_auth: SubscribeAuth::Optional,
             redis: None,
         }
     }
@@ -332,6 +346,30 @@ const OPTS: &[Opt] = &[
         name: "publish-token",
         value: Some("TOKEN"),
         help: "bearer token for POST /publish; unset = publishing off",
+        alias: None,
+    },
+    Opt {
+        name: "jwt-key",
+        value: Some("KEY"),
+        help: "HS256 key of subscriber and publisher tokens (JWT, Mercure claims)",
+        alias: None,
+    },
+    Opt {
+        name: "jwt-key-file",
+        value: Some("PATH"),
+        help: "read the JWT key from this file (one trailing newline dropped)",
+        alias: None,
+    },
+    Opt {
+        name: "jwt-cookie",
+        value: Some("NAME"),
+        help: "cookie a subscriber's token is read from [mercureAuthorization]",
+        alias: None,
+    },
+    Opt {
+        name: "subscribe-auth",
+        value: Some("MODE"),
+        help: "optional: streams without a token get public events; required: 401 [optional]",
         alias: None,
     },
     Opt {
@@ -613,6 +651,7 @@ impl Config {
                 )));
             }
         }
+        let (jwt_key, jwt_cookie, subscribe_auth) = jwt::settings(raw)?;
         let redis = match raw.get("redis") {
             None => None,
             Some(u) => {
@@ -680,6 +719,9 @@ impl Config {
             cors_origins,
             history_file,
             fsync,
+            jwt_key,
+            jwt_cookie,
+            subscribe_auth,
             redis,
         })
     }
@@ -749,5 +791,6 @@ fn flag(raw: &Raw, name: &str) -> Result<bool, ConfigError> {
     }
 }
 
+mod jwt;
 #[cfg(test)]
 mod tests;

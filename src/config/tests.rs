@@ -1,6 +1,8 @@
-//! Tests of the flags, their environment twins and the checks.
+//! Tests of the configuration: defaults, flags over the environment, aliases, errors
+//! that name the flag, and secrets that never show.
 
 use super::*;
+use crate::auth::MIN_KEY_BYTES;
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let env: Vec<(String, String)> = env
@@ -134,6 +136,76 @@ fn redis_flags() {
 fn debug_never_shows_the_token() {
     let c = run(&["--publish-token", "s3cret"], &[]).unwrap();
     assert!(!format!("{c:?}").contains("s3cret"));
+}
+
+#[test]
+fn jwt_key_from_flag_env_or_file() {
+    let key = "k".repeat(MIN_KEY_BYTES);
+    let c = run(&["--jwt-key", &key], &[]).unwrap();
+    assert_eq!(c.jwt_key, Some(Key::new(key.clone())));
+    assert_eq!(c.jwt_cookie, "mercureAuthorization");
+    assert_eq!(c.subscribe_auth, SubscribeAuth::Optional);
+    let c = run(&[], &[("SSEHUB_JWT_KEY", &key)]).unwrap();
+    assert_eq!(c.jwt_key, Some(Key::new(key.clone())));
+    let dir = std::env::temp_dir().join(format!("ssehub-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("key");
+    // One trailing newline (LF or CRLF) is dropped; a second one is key material.
+    for (content, want) in [
+        (format!("{key}\n"), key.clone()),
+        (format!("{key}\r\n"), key.clone()),
+        (format!("{key}\n\n"), format!("{key}\n")),
+        (key.clone(), key.clone()),
+    ] {
+        std::fs::write(&file, content).unwrap();
+        let path = file.to_str().unwrap();
+        let c = run(&["--jwt-key-file", path], &[]).unwrap();
+        assert_eq!(c.jwt_key, Some(Key::new(want.clone())));
+        let c = run(&[], &[("SSEHUB_JWT_KEY_FILE", path)]).unwrap();
+        assert_eq!(c.jwt_key, Some(Key::new(want)));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_jwt_settings_name_the_flag_and_never_the_key() {
+    let key = "k".repeat(MIN_KEY_BYTES);
+    let short = "short-secret";
+    for (args, needle) in [
+        (
+            vec!["--jwt-key", short],
+            "--jwt-key: an HS256 key must be at least 32",
+        ),
+        (vec!["--jwt-key", ""], "--jwt-key:"),
+        (
+            vec!["--jwt-key-file", "/nonexistent/ssehub-key"],
+            "--jwt-key-file: cannot read '/nonexistent/ssehub-key'",
+        ),
+        (vec!["--jwt-key", &key, "--jwt-key-file", "/k"], "not both"),
+        (vec!["--subscribe-auth", "always"], "--subscribe-auth"),
+        (vec!["--subscribe-auth", "required"], "needs --jwt-key"),
+        (vec!["--jwt-cookie", "a b"], "--jwt-cookie"),
+        (vec!["--jwt-cookie", ""], "--jwt-cookie"),
+    ] {
+        let e = run(&args, &[]).unwrap_err();
+        assert!(e.0.contains(needle), "{args:?} -> {e}");
+        assert!(!e.0.contains('\n') && !e.0.contains(short) && !e.0.contains(&key));
+    }
+    let c = run(
+        &[
+            "--jwt-key",
+            &key,
+            "--subscribe-auth",
+            "required",
+            "--jwt-cookie",
+            "tok",
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.subscribe_auth, SubscribeAuth::Required);
+    assert_eq!(c.jwt_cookie, "tok");
+    assert!(!format!("{c:?}").contains(&key));
 }
 
 #[test]

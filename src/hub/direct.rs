@@ -133,7 +133,7 @@ mod tests {
         let h = hub();
         let sink = Arc::new(Sink(Mutex::new(Vec::new())));
         let s = h
-            .subscribe_direct(Topics::All, None, None, sink.clone())
+            .subscribe_direct(Topics::All, None, None, None, sink.clone())
             .unwrap();
         assert!(s.receiver().is_none(), "no queue while idle");
         let waker = Waker::noop();
@@ -154,7 +154,9 @@ mod tests {
     fn a_direct_subscriber_without_a_queue_still_sees_its_end() {
         let h = hub();
         let sink = Arc::new(Sink(Mutex::new(Vec::new())));
-        let s = h.subscribe_direct(Topics::All, None, None, sink).unwrap();
+        let s = h
+            .subscribe_direct(Topics::All, None, None, None, sink)
+            .unwrap();
         let waker = Waker::noop();
         let mut cx = Context::from_waker(waker);
         assert!(s.poll_next(&mut cx).is_pending());

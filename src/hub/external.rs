@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::history::{History, Retained};
 use super::{CloseHook, Delivery, DirectSink, Hub, HubLimits, SubscribeError, Subscription};
+use crate::auth::Selectors;
 use crate::event_id::{EventId, Reset, ResetReason};
 use crate::log::Log;
 use crate::sse::{self, Event, encode};
@@ -45,11 +46,13 @@ impl Hub {
         if state.history.last_id().is_some_and(|last| id <= last) {
             return None;
         }
+        // The broker's entries carry no visibility yet: what it orders is public.
         state.history.push(
             Retained {
                 id,
                 topic: topic.clone(),
                 frame: frame.clone(),
+                private: false,
             },
             self.inner.limits,
         );
@@ -57,6 +60,7 @@ impl Hub {
         let delivery = state.fan_out(
             &frame,
             Some(topic),
+            false,
             &mut evicted,
             go_direct.then_some(&mut direct),
         );
@@ -83,7 +87,7 @@ impl Hub {
                 last: state.history.last_id(),
             })
         };
-        self.fan_out_frame(&frame, None)
+        self.fan_out_frame(&frame, None, false)
     }
 
     /// Whether a client resuming from `last_event_id` needs the broker's events older
@@ -111,17 +115,24 @@ impl Hub {
                 continue;
             }
             let frame = encode(&event, Some(&id.to_string()));
-            state
-                .history
-                .push(Retained { id, topic, frame }, self.inner.limits);
+            let private = false;
+            state.history.push(
+                Retained {
+                    id,
+                    topic,
+                    frame,
+                    private,
+                },
+                self.inner.limits,
+            );
         }
     }
 
-    /// [`Hub::subscribe`] for a client whose id is older than this history, with the
-    /// broker's events from that id on (`older`, oldest first, starting with the
-    /// client's own event when the broker still has it). They bridge the client to the
-    /// history when they start at its id and reach the history's start; otherwise the
-    /// client gets an `evicted` reset, as without them.
+    /// [`Hub::subscribe_as`] (with the subscriber's `rights`) for a client whose id is
+    /// older than this history, with the broker's events from that id on (`older`,
+    /// oldest first, starting with the client's own event when the broker still has it).
+    /// They bridge the client to the history when they start at its id and reach the
+    /// history's start; otherwise the client gets an `evicted` reset, as without them.
     ///
     /// # Errors
     ///
@@ -129,6 +140,7 @@ impl Hub {
     pub(crate) fn subscribe_bridged(
         &self,
         topics: Topics,
+        rights: Option<Arc<Selectors>>,
         last_id: Option<&str>,
         older: Vec<(EventId, Topic, Event)>,
         on_evict: Option<CloseHook>,
@@ -141,9 +153,10 @@ impl Hub {
                 frame: encode(&event, Some(&id.to_string())),
                 id,
                 topic,
+                private: false,
             })
             .collect();
-        self.subscribe_with(topics, last_id, &older, on_evict, sink)
+        self.subscribe_with(topics, rights, last_id, &older, on_evict, sink)
     }
 }
 
@@ -234,7 +247,7 @@ mod tests {
             (id(30, 0), t(), ev("30")),
         ];
         let mut s = h
-            .subscribe_bridged(Topics::All, Some("10-0"), older, None, None)
+            .subscribe_bridged(Topics::All, None, Some("10-0"), older, None, None)
             .unwrap();
         assert_eq!(s.resume(), Resume::Continue);
         assert_eq!(
@@ -248,7 +261,7 @@ mod tests {
         // The broker no longer has the client's event: evicted, then what is kept.
         let older = vec![(id(20, 0), t(), ev("20"))];
         let mut s = h
-            .subscribe_bridged(Topics::All, Some("10-0"), older, None, None)
+            .subscribe_bridged(Topics::All, None, Some("10-0"), older, None, None)
             .unwrap();
         assert_eq!(s.resume(), Resume::Reset(ResetReason::Evicted));
         let got = texts(&s.take_backlog());

@@ -4,6 +4,8 @@
 use std::collections::VecDeque;
 
 use super::HubLimits;
+use super::log_file::Rec;
+use crate::auth::Selectors;
 use crate::event_id::{EventId, Reset, ResetReason, Resume};
 use crate::sse::{self, Frame};
 use crate::topic::{Topic, Topics};
@@ -15,6 +17,8 @@ pub(super) struct Retained {
     pub(super) id: EventId,
     pub(super) topic: Topic,
     pub(super) frame: Frame,
+    /// Replayed only to subscribers whose rights cover the topic.
+    pub(super) private: bool,
 }
 
 /// Where the ids come from.
@@ -126,11 +130,14 @@ impl History {
         self.dropped_upto
     }
 
-    /// The retained events, oldest first, as (offset, topic, frame).
-    pub(super) fn retained(&self) -> impl Iterator<Item = (u64, &Topic, &Frame)> {
-        self.events
-            .iter()
-            .map(|e| (e.id.offset, &e.topic, &e.frame))
+    /// The retained events, oldest first, as the history file's records hold them.
+    pub(super) fn retained(&self) -> impl Iterator<Item = Rec<'_>> {
+        self.events.iter().map(|e| Rec {
+            offset: e.id.offset,
+            topic: &e.topic,
+            frame: &e.frame,
+            private: e.private,
+        })
     }
 
     /// Keeps `entry`, dropping the oldest events while over either cap. A local id
@@ -215,21 +222,24 @@ impl History {
 
     /// The outcome and the backlog for a client that sent `last_event_id` and asks for
     /// `topics`: the retained events after it, or a reset event and whatever retained
-    /// events are certainly after the client's position.
+    /// events are certainly after the client's position. Private events are in it only
+    /// where `rights` cover their topic.
     pub(super) fn resume(
         &self,
         last_event_id: Option<&str>,
         topics: &Topics,
+        rights: Option<&Selectors>,
         older: &[Retained],
     ) -> (Resume, Vec<Frame>) {
+        let readable = |e: &Retained| {
+            topics.matches(&e.topic) && (!e.private || rights.is_some_and(|r| r.matches(&e.topic)))
+        };
         let matching = |after: Option<EventId>| {
             let start = match after {
                 Some(a) => self.events.partition_point(|e| e.id <= a),
                 None => 0,
             };
-            self.events
-                .range(start..)
-                .filter(|e| topics.matches(&e.topic))
+            self.events.range(start..).filter(move |e| readable(e))
         };
         let mut placed = self.place(last_event_id);
         // A broker's events older than this history, read for this client: they bridge
@@ -249,7 +259,7 @@ impl History {
             bridge = older
                 .iter()
                 .skip(1)
-                .filter(|e| oldest.is_none_or(|o| e.id < o) && topics.matches(&e.topic))
+                .filter(|e| oldest.is_none_or(|o| e.id < o) && readable(e))
                 .map(|e| e.frame.clone())
                 .collect();
             placed = Placed::After(self.ext_dropped.unwrap_or(sent));

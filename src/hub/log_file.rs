@@ -6,7 +6,8 @@
 //! ```text
 //! header  (32 bytes)  magic "ssehubhf" | version u32 = 1 | epoch u64 | base u64 | crc32 u32
 //! record  (repeated)  len u32 | crc32 u32 | payload (len bytes)
-//! payload             offset u64 | topic_len u16 | topic | frame (the encoded SSE bytes)
+//! payload             offset u64 | flags u8 | topic_len u16 | topic | frame (the encoded SSE bytes)
+//! flags               bit 0: private (replayed only to subscribers whose rights cover the topic)
 //! ```
 //!
 //! `base` is the offset of the last event issued before the first record (0 for a new
@@ -58,6 +59,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+pub(super) use format::Rec;
 use format::{HEADER_LEN, MAGIC, MAX_RECORD, MIN_RECORD, RECORD_HEAD};
 
 use super::HubLimits;
@@ -310,13 +312,14 @@ impl LogFile {
                     "at byte {pos}: record offset {offset}, expected {expected}"
                 )));
             }
-            let (topic, frame) =
-                rest.ok_or_else(|| err(format!("at byte {pos}: corrupt record (topic)")))?;
+            let (topic, frame, private) =
+                rest.ok_or_else(|| err(format!("at byte {pos}: corrupt record (flags or topic)")))?;
             history.push(
                 Retained {
                     id: EventId::new(epoch, offset),
                     topic,
                     frame,
+                    private,
                 },
                 limits,
             );
@@ -417,6 +420,7 @@ impl LogFile {
         offset: u64,
         topic: &Topic,
         frame: &Frame,
+        private: bool,
     ) -> Result<(), (FileOp, io::Error)> {
         if self.stale {
             // A compaction replaced the file and could not open the new one.
@@ -427,7 +431,13 @@ impl LogFile {
             self.cut_back().map_err(|e| (FileOp::Write, e))?;
         }
         let mut buf = Vec::with_capacity(frame.len() + 64);
-        format::encode_record(&mut buf, offset, topic, frame);
+        let rec = Rec {
+            offset,
+            topic,
+            frame,
+            private,
+        };
+        format::encode_record(&mut buf, rec);
         if let Err(e) = self.write_synced(&buf) {
             // Leave no partial record behind; the next append starts where this one did.
             if self.cut_back().is_err() {
@@ -487,7 +497,7 @@ impl LogFile {
     pub(super) fn compact<'a>(
         &mut self,
         base: u64,
-        retained: impl Iterator<Item = (u64, &'a Topic, &'a Frame)>,
+        retained: impl Iterator<Item = Rec<'a>>,
     ) -> io::Result<()> {
         let mut tmp_name = self.path.as_os_str().to_owned();
         tmp_name.push(".tmp");
@@ -495,8 +505,8 @@ impl LogFile {
         let mut buf = Vec::with_capacity(64 * 1024);
         buf.extend_from_slice(&format::header(self.epoch, base));
         let mut records = 0;
-        for (offset, topic, frame) in retained {
-            format::encode_record(&mut buf, offset, topic, frame);
+        for rec in retained {
+            format::encode_record(&mut buf, rec);
             records += 1;
         }
         let staged = (|| {

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::history::{History, Retained};
 use super::log_file::{Fsync, LogFile, OpenError};
-use super::{Delivery, Hub, HubLimits, Published};
+use super::{Delivery, Hub, HubLimits, Published, Visibility};
 use crate::event_id::EventId;
 use crate::log::Log;
 use crate::sse::{Event, Frame, encode};
@@ -102,14 +102,16 @@ impl LogWriter {
         id: EventId,
         topic: &Topic,
         frame: &Frame,
+        private: bool,
     ) -> Result<(), HistoryFileError> {
         self.file
-            .append(id.offset, topic, frame)
+            .append(id.offset, topic, frame, private)
             .map_err(|(op, e)| self.error(op, e))?;
         let entry = Retained {
             id,
             topic: topic.clone(),
             frame: frame.clone(),
+            private,
         };
         self.tail.push(entry, self.limits);
         Ok(())
@@ -203,7 +205,7 @@ impl Hub {
         Ok(Hub::build(limits, stats, log, history, Some(writer)))
     }
 
-    /// Like [`Hub::publish`], saying why a hub with a history file refused the event.
+    /// Like [`Hub::publish_as`], saying why a hub with a history file refused the event.
     ///
     /// With a history file, publishers take the **publish lock** first: the id, the
     /// append (and with [`Fsync::Always`] the sync) happen under it alone; then, still
@@ -217,10 +219,15 @@ impl Hub {
     /// [`HistoryFileError`] when the record could not be written (or, with `always`,
     /// synced): the event got no id and reached nobody; the hub logged and counted it
     /// and serves on. Never without a history file.
-    pub fn try_publish(&self, topic: &Topic, event: &Event) -> Result<Published, HistoryFileError> {
+    pub fn try_publish(
+        &self,
+        topic: &Topic,
+        event: &Event,
+        visibility: Visibility,
+    ) -> Result<Published, HistoryFileError> {
         match &self.inner.writer {
-            None => Ok(self.publish_in_memory(topic, event)),
-            Some(writer) => self.publish_logged(writer, topic, event),
+            None => Ok(self.publish_in_memory(topic, event, visibility)),
+            Some(writer) => self.publish_logged(writer, topic, event, visibility),
         }
     }
 
@@ -236,12 +243,13 @@ impl Hub {
         &self,
         topic: Topic,
         event: Event,
+        visibility: Visibility,
     ) -> Result<Published, HistoryFileError> {
         if self.inner.writer.is_none() {
-            return Ok(self.publish_in_memory(&topic, &event));
+            return Ok(self.publish_in_memory(&topic, &event, visibility));
         }
         let hub = self.clone();
-        smol::unblock(move || hub.try_publish(&topic, &event)).await
+        smol::unblock(move || hub.try_publish(&topic, &event, visibility)).await
     }
 
     /// Whether the hub keeps its history in a file.
@@ -263,11 +271,13 @@ impl Hub {
         writer: &Mutex<LogWriter>,
         topic: &Topic,
         event: &Event,
+        visibility: Visibility,
     ) -> Result<Published, HistoryFileError> {
+        let private = visibility == Visibility::Private;
         let mut w = lock(writer);
         let id = w.tail.next_id();
         let frame = encode(event, Some(&id.to_string()));
-        if let Err(e) = w.append(id, topic, &frame) {
+        if let Err(e) = w.append(id, topic, &frame, private) {
             drop(w);
             self.file_failed(&e, "publish refused");
             return Err(e);
@@ -278,7 +288,8 @@ impl Hub {
         let mut direct = Vec::new();
         let delivery: Delivery = {
             let mut state = self.lock();
-            self.keep_and_fan_out(&mut state, id, topic, &frame, &mut evicted, &mut direct)
+            let event = (id, topic, &frame, private);
+            self.keep_and_fan_out(&mut state, event, &mut evicted, &mut direct)
         };
         drop(w);
         self.inner.stats.event_published();

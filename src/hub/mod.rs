@@ -9,6 +9,7 @@
 //! | `mod.rs` (this) | the registry: subscribe, publish, fan-out, eviction, close |
 //! | `history.rs` | the bounded replay history: ids, the resume decision |
 //! | `log_file.rs` (with `format.rs`) | the optional history file (`--history-file`): records, loading, compaction, fsync |
+//! | `publish.rs` | publishing: ids, the history, the fan-out (without a file: the hub lock alone) |
 //! | `log_writer.rs` | publishing with a history file: the publish lock, `try_publish`, refused publishes |
 //! | `subscription.rs` | the reader's end: queue, backlog, end reason |
 //! | `writer_state.rs` | the writer's state word (waiting, running, lent), with its transition table |
@@ -71,6 +72,30 @@
 //! assert_eq!(sub.take_backlog().len(), 1);
 //! ```
 //!
+//! # Private events
+//!
+//! An event published [`Visibility::Private`] reaches only subscribers whose rights (the
+//! `subscribe` selectors of the token they connected with, see [`Hub::subscribe_as`])
+//! match its topic, live and in replay alike. For a public event the fan-out pays one
+//! `bool` test per subscriber; the rights are matched only for private events.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ssehub::auth::Selectors;
+//! use ssehub::hub::{Hub, Visibility};
+//! use ssehub::sse::Event;
+//! use ssehub::{Topic, Topics};
+//!
+//! let hub = Hub::new(Default::default(), Default::default());
+//! let reader = Arc::new(Selectors::new(["orders/*"]));
+//! let with = hub.subscribe_as(Topics::All, Some(reader), None, None).unwrap();
+//! let without = hub.subscribe(Topics::All, None, None).unwrap();
+//! let topic = Topic::new("orders/1").unwrap();
+//! let p = hub.publish_as(&topic, &Event::new("secret").unwrap(), Visibility::Private);
+//! assert_eq!(p.delivery.sent, 1);
+//! assert!(with.try_recv().is_some());
+//! assert!(without.try_recv().is_none());
+//! ```
 //! # Direct writes
 //!
 //! When every writer waits with an empty queue, a publish lends their sockets to one
@@ -96,6 +121,7 @@ mod external;
 mod history;
 mod log_file;
 mod log_writer;
+mod publish;
 mod subscription;
 mod topic_counts;
 mod writer_state;
@@ -121,9 +147,10 @@ use topic_counts::TopicCounts;
 pub use topic_counts::{LISTED_TOPICS, TopicListing};
 use writer_state::WriterState;
 
+use crate::auth::Selectors;
 use crate::event_id::{EventId, Resume, new_epoch};
 use crate::log::Log;
-use crate::sse::{Event, Frame, encode};
+use crate::sse::Frame;
 use crate::stats::{Reason, Stats};
 use crate::topic::{Topic, Topics};
 
@@ -198,6 +225,16 @@ pub struct Published {
     /// logged it and counted it in [`Snapshot::history_file_errors`](crate::Snapshot).
     /// [`Hub::try_publish`] says why instead.
     pub refused: bool,
+}
+
+/// Who may receive a published event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Visibility {
+    /// Every subscriber whose topic filter matches (the default).
+    #[default]
+    Public,
+    /// Only those of them whose rights cover the topic (see "Private events").
+    Private,
 }
 
 /// Why [`Hub::subscribe`] refused.
@@ -283,8 +320,17 @@ struct Client {
     tx: Option<Sender<Frame>>,
     state: Arc<WriterState>,
     topics: Topics,
+    /// Topics whose private events it may read (`None`: none).
+    rights: Option<Arc<Selectors>>,
     on_evict: Option<CloseHook>,
     sink: Option<Arc<dyn DirectSink>>,
+}
+
+impl Client {
+    /// Whether a private event on `topic` may reach this subscriber.
+    fn may_read(&self, topic: &Topic) -> bool {
+        self.rights.as_ref().is_some_and(|r| r.matches(topic))
+    }
 }
 
 impl fmt::Debug for Hub {
@@ -440,27 +486,46 @@ impl Hub {
         last_id: Option<&str>,
         on_evict: Option<CloseHook>,
     ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_with(topics, last_id, &[], on_evict, None)
+        self.subscribe_with(topics, None, last_id, &[], on_evict, None)
     }
 
-    /// [`Hub::subscribe`] for a writer whose socket the hub may write directly (see
+    /// [`Hub::subscribe_as`] for a writer whose socket the hub may write directly (see
     /// `direct.rs`). Its queue is made only when the hub first has to queue a frame for
     /// it, so an idle subscriber holds none.
     pub(crate) fn subscribe_direct(
         &self,
         topics: Topics,
+        rights: Option<Arc<Selectors>>,
         last_id: Option<&str>,
         on_evict: Option<CloseHook>,
         sink: Arc<dyn DirectSink>,
     ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_with(topics, last_id, &[], on_evict, Some(sink))
+        self.subscribe_with(topics, rights, last_id, &[], on_evict, Some(sink))
     }
 
-    /// [`Hub::subscribe`], with a broker's events older than the history (see
+    /// Like [`Hub::subscribe`], for a subscriber that may also read the private events
+    /// on the topics `rights` covers (live and in its backlog). `None`: public events
+    /// only, as [`Hub::subscribe`].
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::Closed`] once [`Hub::close`] has been called.
+    pub fn subscribe_as(
+        &self,
+        topics: Topics,
+        rights: Option<Arc<Selectors>>,
+        last_id: Option<&str>,
+        on_evict: Option<CloseHook>,
+    ) -> Result<Subscription, SubscribeError> {
+        self.subscribe_with(topics, rights, last_id, &[], on_evict, None)
+    }
+
+    /// [`Hub::subscribe_as`], with a broker's events older than the history (see
     /// `external.rs`).
     fn subscribe_with(
         &self,
         topics: Topics,
+        rights: Option<Arc<Selectors>>,
         last_id: Option<&str>,
         older: &[Retained],
         on_evict: Option<CloseHook>,
@@ -479,7 +544,9 @@ impl Hub {
         }
         let id = ClientId(state.next_client);
         state.next_client += 1;
-        let (resume, backlog) = state.history.resume(last_id, &topics, older);
+        let (resume, backlog) = state
+            .history
+            .resume(last_id, &topics, rights.as_deref(), older);
         state.topic_counts.add(&topics);
         state.clients.insert(
             id,
@@ -487,6 +554,7 @@ impl Hub {
                 tx,
                 state: state_word.clone(),
                 topics,
+                rights,
                 on_evict,
                 sink,
             },
@@ -504,100 +572,27 @@ impl Hub {
         })
     }
 
-    /// Publishes `event` on `topic`: assigns the next id, encodes the event **once**, keeps
-    /// it in the history, and hands the shared frame to every matching subscriber.
-    ///
-    /// Never waits: a subscriber whose queue is full is evicted instead. Never fails on a
-    /// hub without a history file, which is what this is for (library users, producers,
-    /// tests). On a hub with one ([`Hub::with_history_file`]) it is
-    /// [`try_publish`](Hub::try_publish) that cannot say why: the record is written
-    /// first (the calling thread waits for the disk), and when that fails the event is
-    /// not published, the failure is logged and counted, and the result says
-    /// [`refused`](Published::refused).
-    ///
-    /// On a hub whose ids a broker assigns ([`Hub::with_external_ids`]), publish through
-    /// the broker instead: this delivers the event to this hub's subscribers only,
-    /// without an id and without keeping it (so no id can ever name two events), and
-    /// answers the id `0-0`.
-    pub fn publish(&self, topic: &Topic, event: &Event) -> Published {
-        match &self.inner.writer {
-            None => self.publish_in_memory(topic, event),
-            Some(writer) => self
-                .publish_logged(writer, topic, event)
-                .unwrap_or(Published {
-                    id: EventId::new(self.inner.epoch, 0),
-                    delivery: Delivery::default(),
-                    refused: true,
-                }),
-        }
-    }
-
-    /// The publish path without a history file: the hub lock alone, as ever.
-    fn publish_in_memory(&self, topic: &Topic, event: &Event) -> Published {
-        let mut evicted = Vec::new();
-        let mut direct = Vec::new();
-        let mut state = self.lock();
-        if state.history.is_external() {
-            drop(state);
-            let frame = encode(event, None);
-            let delivery = self.fan_out_frame(&frame, Some(topic));
-            return Published {
-                id: EventId::new(0, 0),
-                delivery,
-                refused: false,
-            };
-        }
-        let id = state.history.next_id();
-        let frame = encode(event, Some(&id.to_string()));
-        let delivery =
-            self.keep_and_fan_out(&mut state, id, topic, &frame, &mut evicted, &mut direct);
-        drop(state);
-        self.inner.stats.event_published();
-        self.run_direct(frame, direct);
-        self.finish_delivery(&delivery, evicted);
-        Published {
-            id,
-            delivery,
-            refused: false,
-        }
-    }
-
-    /// Under the hub lock: keeps the event of `id` in the history and fans its frame out.
-    fn keep_and_fan_out(
-        &self,
-        state: &mut State,
-        id: EventId,
-        topic: &Topic,
-        frame: &Frame,
-        evicted: &mut Vec<(ClientId, Client, Reason)>,
-        direct: &mut Vec<DirectTarget>,
-    ) -> Delivery {
-        state.history.push(
-            Retained {
-                id,
-                topic: topic.clone(),
-                frame: frame.clone(),
-            },
-            self.inner.limits,
-        );
-        let go_direct = state.writers_idle && self.inner.runner.get().is_some();
-        state.fan_out(frame, Some(topic), evicted, go_direct.then_some(direct))
-    }
-
     /// Hands `frame` (a heartbeat or other comment) to every subscriber, without an id and
     /// without keeping it for replay. Never waits.
     pub fn broadcast(&self, frame: &Frame) -> Delivery {
-        self.fan_out_frame(frame, None)
+        self.fan_out_frame(frame, None, false)
     }
 
-    /// Hands `frame` to every subscriber (of `topic`, when given), outside the history.
-    fn fan_out_frame(&self, frame: &Frame, topic: Option<&Topic>) -> Delivery {
+    /// Hands `frame` to every subscriber (of `topic`, when given; a `private` frame only
+    /// to those whose rights cover it), outside the history.
+    fn fan_out_frame(&self, frame: &Frame, topic: Option<&Topic>, private: bool) -> Delivery {
         let mut evicted = Vec::new();
         let mut direct = Vec::new();
         let delivery = {
             let mut state = self.lock();
             let go_direct = state.writers_idle && self.inner.runner.get().is_some();
-            state.fan_out(frame, topic, &mut evicted, go_direct.then_some(&mut direct))
+            state.fan_out(
+                frame,
+                topic,
+                private,
+                &mut evicted,
+                go_direct.then_some(&mut direct),
+            )
         };
         self.run_direct(frame.clone(), direct);
         self.finish_delivery(&delivery, evicted);
@@ -689,13 +684,15 @@ impl Hub {
 }
 
 impl State {
-    /// `try_send`s `frame` to each matching subscriber; collects the ones to evict. With
+    /// `try_send`s `frame` to each matching subscriber (for a `private` frame, only those
+    /// whose rights cover `topic`); collects the ones to evict. With
     /// `direct`, the sockets of waiting writers are taken for a direct write instead (see
     /// the module docs); either way it notes whether every writer was waiting.
     fn fan_out(
         &mut self,
         frame: &Frame,
         topic: Option<&Topic>,
+        private: bool,
         evicted: &mut Vec<(ClientId, Client, Reason)>,
         mut direct: Option<&mut Vec<DirectTarget>>,
     ) -> Delivery {
@@ -704,7 +701,11 @@ impl State {
         let mut busy = 0usize;
         let queue_len = self.queue_len;
         for (id, client) in &mut self.clients {
-            if topic.is_some_and(|t| !client.topics.matches(t)) {
+            // A public frame costs one bool test here; rights are matched only for
+            // private ones.
+            if let Some(t) = topic
+                && (!client.topics.matches(t) || private && !client.may_read(t))
+            {
                 continue;
             }
             if let (Some(targets), Some(sink)) = (direct.as_deref_mut(), &client.sink)

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::event_id::ResetReason;
+use crate::sse::Event;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
@@ -90,7 +91,7 @@ fn slow_subscriber_is_dropped_when_queue_is_full() {
     assert!(slow.receiver().unwrap().is_closed());
     // Dropping it later does not count it twice.
     drop(slow);
-    assert_eq!(h.stats().snapshot().ended, [1, 0, 0, 0, 0]);
+    assert_eq!(h.stats().snapshot().ended, [1, 0, 0, 0, 0, 0]);
 }
 
 #[test]
@@ -788,3 +789,6 @@ fn direct_writes_and_the_writer_keep_order_under_concurrency() {
     // Both paths were taken: direct writes (whole or handed over) and the queue.
     assert!(st.direct_writes > 0 && st.direct_writes < EVENTS as u64);
 }
+
+// Private events, live and in replay.
+mod private;

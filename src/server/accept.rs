@@ -86,11 +86,11 @@ pub(super) async fn accept_loop(
                         let mut stream = stream;
                         let opened =
                             Box::pin(connection::serve_requests(&mut stream, peer, &ctx)).await;
-                        if let Some((sub, preamble)) = opened {
+                        if let Some(opened) = opened {
                             // The writer moves to the stream executor; this task ends.
                             streams
                                 .spawn(async move {
-                                    stream::write_stream(stream, sub, preamble, &ctx).await;
+                                    stream::write_stream(stream, opened, &ctx).await;
                                     drop((slot, guard));
                                 })
                                 .detach();

@@ -9,6 +9,7 @@ use futures_lite::FutureExt;
 
 use super::router::{Route, route};
 use super::socket::{Conn, linger_close, write_timed};
+use super::stream::Opened;
 use super::{Ctx, publish, status, stream};
 use crate::http::ParseError;
 use crate::http::framing::{BodyKind, Framing, framing};
@@ -16,15 +17,13 @@ use crate::http::head::HeadParser;
 use crate::http::read::{ConnError, is_disconnect, read_head};
 use crate::http::response::Response;
 use crate::http::target::{parse_target, query_pairs};
-use crate::hub::Subscription;
-use crate::sse::Frame;
 
 /// Serves one connection: requests until close, or a stream.
 pub(crate) async fn serve_connection<S: Conn>(mut stream: S, peer: SocketAddr, ctx: &Arc<Ctx>) {
     // The request phase is boxed: its buffer and futures are freed before a stream
     // starts, so a long-lived subscriber's task holds only the writer's state.
-    if let Some((sub, preamble)) = Box::pin(serve_requests(&mut stream, peer, ctx)).await {
-        stream::write_stream(stream, sub, preamble, ctx).await;
+    if let Some(opened) = Box::pin(serve_requests(&mut stream, peer, ctx)).await {
+        stream::write_stream(stream, opened, ctx).await;
     }
 }
 
@@ -33,7 +32,7 @@ pub(super) async fn serve_requests<S: Conn>(
     stream: &mut S,
     peer: SocketAddr,
     ctx: &Arc<Ctx>,
-) -> Option<(Subscription, Frame)> {
+) -> Option<Opened> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     // One parser per connection: it resumes where the last read stopped, and its
     // header index is allocated once and reused for every keep-alive request.
@@ -76,19 +75,21 @@ pub(super) async fn serve_requests<S: Conn>(
             ),
             Route::Publish => match publish::authorize(ctx, &req) {
                 Err(refused) => refused,
-                Ok(()) => match publish::handle(stream, &mut buf, ctx, &req).await {
-                    Ok(resp) => {
-                        body_read = true;
-                        resp
+                Ok(publisher) => {
+                    match publish::handle(stream, &mut buf, ctx, &req, &publisher).await {
+                        Ok(resp) => {
+                            body_read = true;
+                            resp
+                        }
+                        Err(e) => {
+                            // The head has arrived: a stalled body is a request timeout.
+                            refuse(stream, ctx, e, true).await;
+                            return None;
+                        }
                     }
-                    Err(e) => {
-                        // The head has arrived: a stalled body is a request timeout.
-                        refuse(stream, ctx, e, true).await;
-                        return None;
-                    }
-                },
+                }
             },
-            Route::Stream => match stream::check(&req) {
+            Route::Stream => match stream::check(ctx, &req) {
                 Err(refused) => refused,
                 Ok(open) => {
                     drop((buf, parser));
@@ -172,8 +173,10 @@ pub(super) struct Request {
     pub(super) framing: Framing,
     /// `Origin` (CORS).
     pub(super) origin: Option<String>,
-    /// `Authorization` (publishing).
+    /// `Authorization` (publishing; a subscriber's token).
     pub(super) authorization: Option<String>,
+    /// `Cookie` (a subscriber's token).
+    pub(super) cookie: Option<String>,
     /// `Content-Type` (publishing).
     pub(super) content_type: Option<String>,
     /// `Last-Event-ID` (resuming a stream).
@@ -232,6 +235,7 @@ fn take_request(
         framing,
         origin: field("Origin"),
         authorization: field("Authorization"),
+        cookie: field("Cookie"),
         content_type: field("Content-Type"),
         last_event_id: field("Last-Event-ID"),
     };

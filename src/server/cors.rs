@@ -3,6 +3,11 @@
 //! Without any configured origin no CORS header is ever sent, so a browser page from
 //! another origin cannot read the stream. With `*`, any origin may; with a list, the
 //! request's `Origin` is echoed back when it is on the list (with `Vary: Origin`).
+//!
+//! Credentials (cookies, such as a subscriber's token, on an `EventSource` opened with
+//! `withCredentials: true`) are allowed only to origins named on the list: those answers
+//! also carry `Access-Control-Allow-Credentials: true`. With `*` they are never allowed,
+//! and browsers refuse a credentialed request that is answered with `*` anyway.
 
 use crate::http::response::Response;
 
@@ -35,6 +40,7 @@ impl Cors {
         match origin {
             Some(o) if allowed.iter().any(|a| a.eq_ignore_ascii_case(o)) => vec![
                 ("Access-Control-Allow-Origin", o.to_owned()),
+                ("Access-Control-Allow-Credentials", "true".to_owned()),
                 ("Vary", "Origin".to_owned()),
             ],
             _ => vec![("Vary", "Origin".to_owned())],
@@ -89,6 +95,7 @@ mod tests {
             c.headers(Some("http://a.test")),
             [
                 ("Access-Control-Allow-Origin", "http://a.test".to_owned()),
+                ("Access-Control-Allow-Credentials", "true".to_owned()),
                 ("Vary", "Origin".to_owned())
             ]
         );
@@ -109,6 +116,29 @@ mod tests {
         assert_eq!(
             ctx(&["*"]).headers(None),
             [("Access-Control-Allow-Origin", "*".to_owned())]
+        );
+    }
+
+    #[test]
+    fn credentials_only_for_named_origins() {
+        let credentials = |c: &Cors, origin: &str| {
+            c.headers(Some(origin))
+                .iter()
+                .any(|(n, v)| *n == "Access-Control-Allow-Credentials" && v == "true")
+        };
+        let named = ctx(&["http://a.test", "https://b.test"]);
+        assert!(credentials(&named, "http://a.test"));
+        assert!(credentials(&named, "https://b.test"));
+        assert!(!credentials(&named, "http://c.test"));
+        assert!(!credentials(&ctx(&["*"]), "http://a.test"));
+        assert!(!credentials(&ctx(&["*", "http://a.test"]), "http://a.test"));
+        assert!(!credentials(&ctx(&[]), "http://a.test"));
+        // The preflight of a named origin says so too (send adds the origin fields).
+        let r = named.preflight(Some("http://a.test"), "GET, HEAD, OPTIONS");
+        assert!(
+            r.headers
+                .iter()
+                .any(|(n, _)| *n == "Access-Control-Allow-Methods")
         );
     }
 }

@@ -7,6 +7,7 @@
 //! | `accept.rs` | the accept loop and the connection cap |
 //! | `connection.rs` | one connection: read a head, route, answer or refuse, or become a stream |
 //! | `router.rs` | method × path → route (pure) |
+//! | `access.rs` | a subscriber's token: its rights and expiry, or the `401` |
 //! | `publish.rs` | `POST /publish`: authorization, body, publish, pacing |
 //! | `stream.rs` | `GET /stream`: subscribe, preamble, the writer, the end reason |
 //! | `writer.rs` | the subscriber's writer loop |
@@ -15,6 +16,7 @@
 //! | `status.rs` | `/health`, `/stats` and `/metrics` |
 
 mod accept;
+mod access;
 mod connection;
 mod cors;
 mod publish;

@@ -11,7 +11,7 @@ use super::Ctx;
 use crate::broker::Op;
 use crate::event_id::{ResetReason, Resume};
 use crate::http::response::Response;
-use crate::stats::{COUNTED_STATUSES, FileOp, Reason, Snapshot};
+use crate::stats::{AuthFailure, COUNTED_STATUSES, FileOp, Reason, Snapshot};
 
 /// `GET /health`: `200` while serving, `503` while shutting down.
 pub(super) fn health(ctx: &Ctx) -> Response {
@@ -57,6 +57,10 @@ fn stats_json(ctx: &Ctx) -> Value {
     let mut ended = Map::new();
     for r in Reason::ALL {
         ended.insert(r.label().into(), json!(s.ended[r.index()]));
+    }
+    let mut auth_failures = Map::new();
+    for r in AuthFailure::ALL {
+        auth_failures.insert(r.label().into(), json!(s.auth_failures[r.index()]));
     }
     let mut rejected = Map::new();
     for (status, n) in statuses(&s) {
@@ -104,6 +108,7 @@ fn stats_json(ctx: &Ctx) -> Value {
         "direct_handoffs": s.direct_handoffs,
         "publishes_paced": s.publishes_paced,
         "streams_ended": ended,
+        "auth_failures": auth_failures,
         "rejected": rejected,
         "resumes": resumes,
         "history": {
@@ -127,7 +132,11 @@ fn stats_json(ctx: &Ctx) -> Value {
             "max_head_bytes": cfg.limits.head.max_head_bytes,
             "max_headers": cfg.limits.head.max_headers,
             "max_body": cfg.limits.max_body,
-            "publishing": cfg.publish_token.is_some(),
+            "publishing": cfg.publish_token.is_some() || cfg.jwt_key.is_some(),
+            // Whether tokens are checked; never the key itself.
+            "jwt": cfg.jwt_key.is_some(),
+            "jwt_cookie": cfg.jwt_cookie,
+            "subscribe_auth": cfg.subscribe_auth.label(),
             "threads": cfg.threads,
         },
     })
@@ -262,6 +271,19 @@ fn prometheus(ctx: &Ctx) -> String {
         "counter",
         "Subscriber streams ended, by reason.",
         &ended,
+    );
+    let auth_failures: Vec<(String, u64)> = AuthFailure::ALL
+        .iter()
+        .map(|r| {
+            let n = s.auth_failures[r.index()];
+            (format!("{{reason=\"{}\"}}", r.label()), n)
+        })
+        .collect();
+    metric(
+        "auth_failures_total",
+        "counter",
+        "Tokens refused (401), by reason; missing = none sent where one is required.",
+        &auth_failures,
     );
     let rejected: Vec<(String, u64)> = statuses(&s)
         .map(|(st, n)| (format!("{{status=\"{st}\"}}"), n))
@@ -469,6 +491,32 @@ mod tests {
         ] {
             assert!(p.lines().any(|l| l == line), "missing {line:?} in\n{p}");
         }
+    }
+
+    #[test]
+    fn auth_failures_are_counted_and_the_key_never_shows() {
+        let key = "k".repeat(40);
+        let Ok(crate::config::Command::Run(config)) =
+            Config::from_args(["--jwt-key", key.as_str()], |_| None)
+        else {
+            panic!("config")
+        };
+        let ctx = Ctx::new(*config, Log::silent(), Shutdown::new());
+        ctx.stats.auth_failed(AuthFailure::BadSignature);
+        let j = stats_json(&ctx);
+        assert_eq!(j["auth_failures"]["bad_signature"], 1);
+        assert_eq!(j["auth_failures"]["expired"], 0);
+        assert_eq!(j["config"]["jwt"], true);
+        assert_eq!(j["config"]["subscribe_auth"], "optional");
+        assert!(!j.to_string().contains(&key));
+        let p = prometheus(&ctx);
+        assert!(
+            p.lines()
+                .any(|l| l == "ssehub_auth_failures_total{reason=\"bad_signature\"} 1"),
+            "{p}"
+        );
+        assert!(!p.contains(&key));
+        assert!(!format!("{ctx:?}").contains(&key));
     }
 
     #[test]

@@ -6,10 +6,13 @@
 //! would be decided now), for clients that do not parse the body to learn it.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
-use futures_lite::AsyncWriteExt;
+use async_io::Timer;
+use futures_lite::{AsyncWriteExt, FutureExt};
 
 use super::Ctx;
+use super::access::{self, Grant};
 use super::connection::Request;
 use super::socket::{Conn, write_timed};
 use super::writer::Writer;
@@ -34,13 +37,24 @@ pub(super) struct OpenStream {
     topics: Topics,
     /// The client's last event id, as sent.
     last_id: Option<String>,
+    grant: Grant,
 }
 
-/// Checks what a stream request asks for: topics and the resume id, or the refusal.
-pub(super) fn check(req: &Request) -> Result<OpenStream, Response> {
+/// A stream that is open: its subscription, its first frame, and when it ends (a token
+/// that expires).
+pub(super) struct Opened {
+    pub(super) sub: Subscription,
+    pub(super) preamble: Frame,
+    pub(super) ends_at: Option<Instant>,
+}
+
+/// Checks what a stream request asks for: its token's grant, topics and the resume id,
+/// or the refusal.
+pub(super) fn check(ctx: &Ctx, req: &Request) -> Result<OpenStream, Response> {
     if req.framing.body != BodyKind::None && req.framing.body != BodyKind::Length(0) {
         return Err(Response::text(400, "GET /stream takes no request body").close());
     }
+    let grant = access::subscriber(ctx, req)?;
     let mut topics = Vec::new();
     for (k, v) in req.params() {
         if k == "topic" {
@@ -67,18 +81,23 @@ pub(super) fn check(req: &Request) -> Result<OpenStream, Response> {
         .last_event_id
         .clone()
         .or_else(|| req.param("lastEventId"));
-    Ok(OpenStream { topics, last_id })
+    Ok(OpenStream {
+        topics,
+        last_id,
+        grant,
+    })
 }
 
 /// Registers the subscriber and builds its first frame (response head, `retry:` and a
-/// comment). `None` when the request was answered without a stream (HEAD, shutdown).
+/// comment), with the rights its token grants. `None` when the request was answered
+/// without a stream (HEAD, shutdown).
 pub(super) async fn open<S: Conn>(
     stream: &mut S,
     peer: SocketAddr,
     ctx: &Ctx,
     req: &Request,
     open: OpenStream,
-) -> Option<(Subscription, Frame)> {
+) -> Option<Opened> {
     let head = |resume: Resume| {
         let mut fields = ctx.cors.headers(req.origin.as_deref());
         if fields
@@ -102,16 +121,20 @@ pub(super) async fn open<S: Conn>(
         (Some(broker), Some(sent)) => from_the_broker(ctx, broker, sent).await,
         _ => None,
     };
+    let rights = open.grant.rights;
     let sink = stream.direct_sink();
     let subscribed = match (older, sink) {
         (Some(older), sink) => {
             ctx.hub
-                .subscribe_bridged(open.topics, last_id, older, Some(hook), sink)
+                .subscribe_bridged(open.topics, rights, last_id, older, Some(hook), sink)
         }
-        (None, Some(sink)) => ctx
+        (None, Some(sink)) => {
+            ctx.hub
+                .subscribe_direct(open.topics, rights, last_id, Some(hook), sink)
+        }
+        (None, None) => ctx
             .hub
-            .subscribe_direct(open.topics, last_id, Some(hook), sink),
-        (None, None) => ctx.hub.subscribe(open.topics, last_id, Some(hook)),
+            .subscribe_as(open.topics, rights, last_id, Some(hook)),
     };
     let sub = match subscribed {
         Ok(sub) => sub,
@@ -130,7 +153,11 @@ pub(super) async fn open<S: Conn>(
     ctx.log
         .line(format_args!("client {} connected from {peer}", sub.id()));
     let preamble = sse::preamble(head(sub.resume()), jittered(ctx.config.retry_ms), sub.id());
-    Some((sub, preamble))
+    Some(Opened {
+        sub,
+        preamble,
+        ends_at: open.grant.ends_at,
+    })
 }
 
 /// How long a resume waits for this node's reader to reach an id it has not seen yet
@@ -159,21 +186,38 @@ async fn from_the_broker(
 }
 
 /// The stream phase: the writer, then the subscriber's end, counted with its reason.
-pub(super) async fn write_stream<S: Conn>(
-    mut stream: S,
-    mut sub: Subscription,
-    preamble: Frame,
-    ctx: &Ctx,
-) {
-    let reason = Writer::new(
+///
+/// A stream whose token expires races its writer against a timer (only such streams
+/// pay for one): when the timer wins, the writer is dropped, the socket given back by
+/// any direct write, and the stream closed ([`Reason::TokenExpired`]).
+pub(super) async fn write_stream<S: Conn>(mut stream: S, opened: Opened, ctx: &Ctx) {
+    let Opened {
+        mut sub,
+        preamble,
+        ends_at,
+    } = opened;
+    let writer = Writer::new(
         &mut stream,
         &mut sub,
         preamble,
         &ctx.stats,
         ctx.config.limits.write_timeout,
-    )
-    .await;
-    if reason == Reason::Shutdown {
+    );
+    let reason = match ends_at {
+        None => writer.await,
+        Some(at) => {
+            let expiry = async move {
+                Timer::at(at).await;
+                Reason::TokenExpired
+            };
+            Box::pin(writer.or(expiry)).await
+        }
+    };
+    if reason == Reason::TokenExpired {
+        // A direct write may still hold the socket: let it finish first.
+        futures_lite::future::poll_fn(|cx| sub.poll_own(cx)).await;
+    }
+    if matches!(reason, Reason::Shutdown | Reason::TokenExpired) {
         // Stop writing so the client sees a clean end after the last frame.
         let _ = stream.close().await;
     }

@@ -18,6 +18,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import jwt from "jsonwebtoken";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BIN = resolve(ROOT, process.env.SSEHUB_BIN || "target/debug/ssehub");
@@ -26,6 +27,10 @@ const OUT = join(ROOT, "test-output", "browser");
 const TOKEN = "t";
 const WAIT = 10_000; // deadline of any single wait
 const TEST_TIMEOUT = 60_000; // deadline of any single test
+const JWT_KEY = "browser test key, at least 32 bytes long";
+
+/** A subscriber token for `topics`, minted by jsonwebtoken (not by ssehub). */
+const subscriberToken = (topics) => jwt.sign({ mercure: { subscribe: topics } }, JWT_KEY, { algorithm: "HS256" });
 
 const servers = new Set();
 let browser;
@@ -384,7 +389,7 @@ fetch("http://127.0.0.1:${ssehubPort}/stats").then((r) => r.json())
  * ssehub with `corsArgs(thatOrigin)`. The foreign server binds first, so that its origin
  * is known when ssehub starts; its page is filled in once ssehub's port is known.
  */
-async function crossOriginSetup(corsArgs) {
+async function crossOriginSetup(corsArgs, makeHtml = crossOriginHtml) {
   let html = "not ready";
   const web = createServer((req, res) => {
     res.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store" });
@@ -394,7 +399,7 @@ async function crossOriginSetup(corsArgs) {
   const origin = `http://127.0.0.1:${web.address().port}`;
   try {
     const srv = await startServer(corsArgs(origin));
-    html = crossOriginHtml(srv.port);
+    html = makeHtml(srv.port);
     return { srv, web, origin };
   } catch (e) {
     web.close();
@@ -443,5 +448,133 @@ test("cross-origin EventSource with --cors-origin receives events", { timeout: T
     await context.close();
     web.close();
     await stopServer(srv);
+  }
+});
+
+// ---------- private topics ----------
+
+test("private events: a page with the token cookie receives them, a page without does not", { timeout: TEST_TIMEOUT }, async () => {
+  const srv = await startServer(["--jwt-key", JWT_KEY]);
+  const base = `http://127.0.0.1:${srv.port}`;
+  const withToken = await browser.newContext();
+  const without = await browser.newContext();
+  const refused = await browser.newContext();
+  try {
+    const a = await withToken.newPage();
+    const pageErrors = [];
+    a.on("pageerror", (e) => pageErrors.push(e.message));
+    await a.goto(base + "/", { timeout: WAIT });
+    await waitState(a, "open");
+    await a.fill("#sub-token", subscriberToken(["secret/*"]));
+    await a.click("#sub-token-apply");
+    await waitState(a, "open");
+    const cookies = await withToken.cookies(base);
+    assert.ok(cookies.some((c) => c.name === "mercureAuthorization" && c.sameSite === "Strict"), JSON.stringify(cookies));
+
+    const b = await without.newPage();
+    await b.goto(base + "/", { timeout: WAIT });
+    await waitState(b, "open");
+    await a.waitForFunction(() => Number(document.getElementById("stat-clients").textContent) >= 2, null, { timeout: WAIT });
+
+    const secret = await curlPublish(srv.port, { data: "the private one", topic: "secret/1", private: true });
+    assert.equal(secret.delivered_to, 1, "only the page with the token");
+    await curlPublish(srv.port, { data: "the public one", topic: "secret/1" });
+    await waitEvent(a, "the private one");
+    await waitEvent(a, "the public one");
+    await waitEvent(b, "the public one");
+    assert.equal(await b.locator("#events .event").filter({ hasText: "the private one" }).count(), 0,
+      "a page without the token received a private event");
+
+    // The page's own form publishes a private event (publish token as usual).
+    await a.fill("#token", TOKEN);
+    await a.fill("#pub-topic", "secret/2");
+    await a.fill("#pub-data", "private from the form");
+    await a.check("#pub-private");
+    await a.click("#pub-send");
+    await waitEvent(a, "private from the form");
+    await a.locator("#pub-result").filter({ hasText: /delivered to 1$/ }).waitFor({ timeout: WAIT });
+    await b.waitForTimeout(500);
+    assert.equal(await b.locator("#events .event").filter({ hasText: "private from the form" }).count(), 0);
+
+    // A bad token: the stream is refused, and the page says why.
+    const c = await refused.newPage();
+    await c.goto(base + "/", { timeout: WAIT });
+    await waitState(c, "open");
+    await c.fill("#sub-token", jwt.sign({ mercure: { subscribe: ["*"] } }, "not the key, but 32 bytes or more", { algorithm: "HS256" }));
+    await c.click("#sub-token-apply");
+    await waitState(c, "closed");
+    await c.locator("#auth-result").filter({ hasText: "401 invalid token: bad signature" }).waitFor({ timeout: WAIT });
+    await c.screenshot({ path: join(OUT, "page-refused-token.png") });
+    // Removing the token reconnects without it.
+    await c.fill("#sub-token", "");
+    await c.click("#sub-token-apply");
+    await waitState(c, "open");
+    assert.deepEqual(pageErrors, [], "no uncaught errors in the page");
+  } finally {
+    await withToken.close();
+    await without.close();
+    await refused.close();
+    await stopServer(srv);
+  }
+});
+
+/** A page on another origin whose EventSource sends credentials (the token cookie). */
+function credentialedHtml(ssehubPort) {
+  return `<!doctype html><meta charset="utf-8"><title>other origin, with credentials</title>
+<p id="es">connecting</p><ul id="got"></ul>
+<script>
+const es = new EventSource("http://127.0.0.1:${ssehubPort}/stream", { withCredentials: true });
+window.errors = 0;
+es.onopen = () => { document.getElementById("es").textContent = "open"; };
+es.onerror = () => { window.errors++; document.getElementById("es").textContent = "error " + es.readyState; };
+es.onmessage = (e) => { const li = document.createElement("li"); li.textContent = e.data; document.getElementById("got").append(li); };
+</script>`;
+}
+
+/** Opens the credentialed page of `setup` with the token cookie set for ssehub's origin. */
+async function openCredentialed(setup) {
+  const context = await browser.newContext();
+  await context.addCookies([{
+    name: "mercureAuthorization", value: subscriberToken(["*"]),
+    url: `http://127.0.0.1:${setup.srv.port}`, sameSite: "Strict",
+  }]);
+  const page = await context.newPage();
+  await page.goto(setup.origin + "/", { timeout: WAIT });
+  return { context, page };
+}
+
+test("cross-origin EventSource with credentials gets private events when --cors-origin names the origin", { timeout: TEST_TIMEOUT }, async () => {
+  const setup = await crossOriginSetup((o) => ["--jwt-key", JWT_KEY, "--cors-origin", o], credentialedHtml);
+  const { context, page } = await openCredentialed(setup);
+  try {
+    await page.locator("#es").filter({ hasText: /^open$/ }).waitFor({ timeout: WAIT })
+      .catch(async () => {
+        throw new Error(`credentialed EventSource did not open (reads "${await page.locator("#es").textContent()}"); ` +
+          "does /stream send Access-Control-Allow-Credentials for the named origin?");
+      });
+    const ans = await curlPublish(setup.srv.port, { data: "private, cross-origin", private: true });
+    assert.equal(ans.delivered_to, 1, "the cookie's token reached the hub");
+    await page.locator("#got li").filter({ hasText: "private, cross-origin" }).waitFor({ timeout: WAIT });
+  } finally {
+    await context.close();
+    setup.web.close();
+    await stopServer(setup.srv);
+  }
+});
+
+test("cross-origin EventSource with credentials is refused by the browser with --cors-origin *", { timeout: TEST_TIMEOUT }, async () => {
+  const setup = await crossOriginSetup(() => ["--jwt-key", JWT_KEY, "--cors-origin", "*"], credentialedHtml);
+  const { context, page } = await openCredentialed(setup);
+  try {
+    await page.waitForFunction(() => window.errors >= 1, null, { timeout: WAIT });
+    await curlPublish(setup.srv.port, { data: "private, star", private: true });
+    await curlPublish(setup.srv.port, { data: "public, star" });
+    await page.waitForTimeout(2000);
+    assert.equal(await page.locator("#got li").count(), 0, "a credentialed read succeeded with Allow-Origin *");
+    assert.notEqual(await page.locator("#es").textContent(), "open");
+  } finally {
+    await context.close();
+    setup.web.close();
+    await stopServer(setup.srv);
   }
 });

@@ -80,6 +80,8 @@ pub struct Publish {
     pub token: Option<String>,
     /// Pad each event's data to this many bytes.
     pub body_size: usize,
+    /// Every Nth event is published private (0: none are).
+    pub private_every: u64,
     /// Topic to publish to.
     pub topic: String,
     /// Where to publish (the URL as given or derived from `--url`).
@@ -141,6 +143,9 @@ pub struct Config {
     pub max_fd_growth: Option<u64>,
     /// Path subscribers request (under the URL's prefix).
     pub subscribe_path: String,
+    /// Subscriber token, sent as `?authorization=` (not serialized).
+    #[serde(skip)]
+    pub subscribe_token: Option<String>,
     /// Idle mode: no publishing, no event expected.
     pub idle: bool,
     /// Executor threads; `None`: one per CPU. (The report's `tool.threads` says how many
@@ -194,6 +199,7 @@ struct Raw {
     publish_rate: Option<Rate>,
     token: Option<String>,
     body_size: usize,
+    private_every: u64,
     publish_topic: Option<String>,
     no_publish: bool,
     slow: usize,
@@ -203,6 +209,7 @@ struct Raw {
     max_rss_growth_kib: Option<u64>,
     max_fd_growth: Option<u64>,
     subscribe_path: String,
+    subscribe_token: Option<String>,
     publish_url: Option<String>,
     style: Option<Style>,
     wait_connected: bool,
@@ -228,6 +235,7 @@ impl Default for Raw {
             publish_rate: None,
             token: None,
             body_size: 0,
+            private_every: 0,
             publish_topic: None,
             no_publish: false,
             slow: 0,
@@ -237,6 +245,7 @@ impl Default for Raw {
             max_rss_growth_kib: None,
             max_fd_growth: None,
             subscribe_path: "/stream".to_string(),
+            subscribe_token: None,
             publish_url: None,
             style: None,
             wait_connected: false,
@@ -276,6 +285,7 @@ impl Raw {
             publish_rate,
             token,
             body_size,
+            private_every,
             publish_topic,
             no_publish,
             slow,
@@ -285,6 +295,7 @@ impl Raw {
             max_rss_growth_kib,
             max_fd_growth,
             subscribe_path,
+            subscribe_token,
             publish_url,
             style,
             wait_connected,
@@ -320,12 +331,13 @@ impl Raw {
                 || publish_topic.is_some()
                 || token.is_some()
                 || body_size > 0
+                || private_every > 0
                 || publish_url.is_some()
                 || style.is_some()
                 || wait_connected
             {
                 return Err(UsageError(format!(
-                    "{flag} conflicts with --publish-rate/--publish-topic/--token/--body-size/--publish-url/--publish-style/--wait-connected"
+                    "{flag} conflicts with --publish-rate/--publish-topic/--token/--body-size/--private-every/--publish-url/--publish-style/--wait-connected"
                 )));
             }
             None
@@ -347,6 +359,7 @@ impl Raw {
                 rate: publish_rate.unwrap_or(Rate::PerSec(100.0)),
                 token,
                 body_size,
+                private_every,
                 topic,
                 addr: explicit.then_some(target.addr),
                 host: target.host,
@@ -378,6 +391,7 @@ impl Raw {
             max_rss_growth_kib,
             max_fd_growth,
             subscribe_path,
+            subscribe_token,
             idle,
             threads,
             server,

@@ -28,6 +28,8 @@ struct PublishBody<'a> {
     data: &'a str,
     event: &'a str,
     topic: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    private: bool,
 }
 
 /// The event data for `seq`: `{"seq":N,"sent_us":M,"pad":"xx…"}` padded to `size` bytes.
@@ -183,6 +185,7 @@ async fn publisher(rt: Arc<Rt>) {
                 data: &data,
                 event: EVENT_NAME,
                 topic: &p.topic,
+                private: p.private_every > 0 && seq.is_multiple_of(p.private_every),
             })
             .unwrap_or_default(),
             Style::Nchan => data.into_bytes(),

@@ -276,8 +276,18 @@ impl Rt {
         let t0 = Instant::now();
         let d = cfg.duration;
         let tail = crate::args::tail_of(d);
-        let stream_target =
+        let mut stream_target =
             http::stream_target_at(&cfg.base.prefix, &cfg.subscribe_path, &cfg.topics);
+        if let Some(token) = &cfg.subscribe_token {
+            let sep = if stream_target.contains('?') {
+                '&'
+            } else {
+                '?'
+            };
+            stream_target.push(sep);
+            stream_target.push_str("authorization=");
+            stream_target.push_str(&http::encode_component(token));
+        }
         Rt {
             slots: (0..cfg.clients).map(|_| Slot::default()).collect(),
             c: Counters::default(),
@@ -414,6 +424,25 @@ mod tests {
         assert!(ssehub.own_event_name(b"soak"));
         assert!(!ssehub.own_event_name(b"") && !ssehub.own_event_name(b"tick"));
         assert_eq!(ssehub.stream_target, "/stream");
+        // A subscriber token rides in the query, after the topics.
+        let with_token = rt(&[
+            "--duration",
+            "5",
+            "--topic",
+            "a",
+            "--subscribe-token",
+            "x.y+z",
+            "--private-every",
+            "10",
+        ]);
+        assert_eq!(
+            with_token.stream_target,
+            "/stream?topic=a&authorization=x.y%2Bz"
+        );
+        assert_eq!(
+            with_token.cfg.publish.as_ref().map(|p| p.private_every),
+            Some(10)
+        );
         let nchan = rt(&[
             "--duration",
             "5",

@@ -12,8 +12,11 @@ pub const VERSION: u32 = 1;
 pub const HEADER_LEN: u64 = 32;
 /// Bytes before a record's payload (length and checksum).
 pub const RECORD_HEAD: u64 = 8;
-/// The smallest payload: offset and topic length.
-pub const MIN_RECORD: u32 = 10;
+/// The smallest payload: offset, flags and topic length.
+pub const MIN_RECORD: u32 = 11;
+/// A record's flag: the event is private (replayed only to subscribers whose rights
+/// cover its topic).
+pub const FLAG_PRIVATE: u8 = 1;
 /// The largest payload a record may have. **Unit:** bytes. Why: a corrupt length must
 /// not make the loader allocate gigabytes.
 pub const MAX_RECORD: u32 = 64 * 1024 * 1024;
@@ -79,18 +82,29 @@ pub fn parse_header(h: &[u8; HEADER_LEN as usize]) -> Result<(u64, u64), String>
     Ok((epoch, base))
 }
 
+/// One event as a record holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct Rec<'a> {
+    /// Its offset in the history.
+    pub offset: u64,
+    pub topic: &'a Topic,
+    pub frame: &'a Frame,
+    pub private: bool,
+}
+
 /// Appends the record of one event to `buf`.
-pub fn encode_record(buf: &mut Vec<u8>, offset: u64, topic: &Topic, frame: &Frame) {
-    let topic = topic.as_str().as_bytes();
-    let len = 8 + 2 + topic.len() + frame.len();
+pub fn encode_record(buf: &mut Vec<u8>, r: Rec<'_>) {
+    let topic = r.topic.as_str().as_bytes();
+    let len = 8 + 1 + 2 + topic.len() + r.frame.len();
     let len = u32::try_from(len).unwrap_or(u32::MAX);
     let start = buf.len();
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&offset.to_le_bytes());
+    buf.extend_from_slice(&r.offset.to_le_bytes());
+    buf.push(if r.private { FLAG_PRIVATE } else { 0 });
     buf.extend_from_slice(&(topic.len() as u16).to_le_bytes());
     buf.extend_from_slice(topic);
-    buf.extend_from_slice(frame.as_bytes());
+    buf.extend_from_slice(r.frame.as_bytes());
     let crc = record_crc(&len.to_le_bytes(), &buf[start + 8..]);
     buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
@@ -100,15 +114,21 @@ pub fn record_crc(len: &[u8], payload: &[u8]) -> u32 {
     crc32(crc32(0, len), payload)
 }
 
-/// A record's payload that passed its checksum: the offset, and the topic and frame
-/// (`None`: the topic is not a valid topic, which no writer produces).
-pub fn decode_payload(payload: &[u8]) -> (u64, Option<(Topic, Frame)>) {
+/// A record's payload (at least [`MIN_RECORD`] bytes) that passed its checksum: the
+/// offset, and the topic, frame and privacy (`None`: unknown flags or an invalid topic,
+/// which no writer produces).
+pub fn decode_payload(payload: &[u8]) -> (u64, Option<(Topic, Frame, bool)>) {
     let offset = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
-    let tlen = usize::from(u16::from_le_bytes(payload[8..10].try_into().expect("2")));
+    let flags = payload[8];
+    let tlen = usize::from(u16::from_le_bytes(payload[9..11].try_into().expect("2")));
     let rest = payload
-        .get(10..10 + tlen)
+        .get(11..11 + tlen)
+        .filter(|_| flags & !FLAG_PRIVATE == 0)
         .and_then(|t| std::str::from_utf8(t).ok())
         .and_then(|t| Topic::new(t).ok())
-        .map(|topic| (topic, Frame::from_encoded(payload[10 + tlen..].to_vec())));
+        .map(|topic| {
+            let frame = Frame::from_encoded(payload[11 + tlen..].to_vec());
+            (topic, frame, flags & FLAG_PRIVATE != 0)
+        });
     (offset, rest)
 }

@@ -71,7 +71,9 @@ fn a_history_file_keeps_the_epoch_offsets_and_events_across_a_restart() {
         [framed(&second, 3, "3"), framed(&second, 5, "5")]
     );
     // Ids continue.
-    let p = second.try_publish(&a, &ev("6")).unwrap();
+    let p = second
+        .try_publish(&a, &ev("6"), Visibility::Public)
+        .unwrap();
     assert_eq!(p.id, EventId::new(epoch, 6));
 }
 
@@ -82,7 +84,9 @@ fn a_failed_write_refuses_the_publish_and_the_hub_goes_on() {
     let s = h.subscribe(Topics::All, None, None).unwrap();
     h.publish(&default_topic(), &ev("1"));
     h.fail_next_history_write();
-    let e = h.try_publish(&default_topic(), &ev("lost")).unwrap_err();
+    let e = h
+        .try_publish(&default_topic(), &ev("lost"), Visibility::Public)
+        .unwrap_err();
     assert_eq!(e.op(), FileOp::Write);
     let shown = e.to_string();
     assert!(
@@ -109,7 +113,9 @@ fn a_failed_write_refuses_the_publish_and_the_hub_goes_on() {
     assert_eq!(snap.history_file_errors, [2, 0, 0]);
     assert_eq!(snap.events_published, 1);
     // The next publish works and takes the next offset; the file loads whole.
-    let p = h.try_publish(&default_topic(), &ev("2")).unwrap();
+    let p = h
+        .try_publish(&default_topic(), &ev("2"), Visibility::Public)
+        .unwrap();
     assert_eq!((p.id.offset, p.refused), (2, false));
     assert_eq!(texts(&[s.try_recv().unwrap()]), [framed(&h, 2, "2")]);
     drop(s);
@@ -125,8 +131,12 @@ fn the_history_file_stays_within_twice_the_caps() {
     let h = file_hub(&dir.file(), 10, Fsync::Never);
     let mut sizes = Vec::new();
     for i in 1..=200 {
-        h.try_publish(&default_topic(), &ev(&format!("{i:05}")))
-            .unwrap();
+        h.try_publish(
+            &default_topic(),
+            &ev(&format!("{i:05}")),
+            Visibility::Public,
+        )
+        .unwrap();
         sizes.push(h.history_file_len().unwrap());
     }
     // One record is 8 + 10 + 7 (topic) + the frame; the header 32 bytes.
@@ -240,8 +250,12 @@ fn concurrent_publishers_fan_out_in_id_order() {
             let h = h.clone();
             std::thread::spawn(move || {
                 for i in 0..250 {
-                    h.try_publish(&default_topic(), &ev(&format!("{t}-{i}")))
-                        .unwrap();
+                    h.try_publish(
+                        &default_topic(),
+                        &ev(&format!("{t}-{i}")),
+                        Visibility::Public,
+                    )
+                    .unwrap();
                 }
             })
         })
@@ -279,14 +293,48 @@ fn concurrent_publishers_fan_out_in_id_order() {
 fn async_publishing_runs_the_disk_work_elsewhere_and_says_why_it_failed() {
     let dir = TempDir::new("async");
     let h = file_hub(&dir.file(), 10, Fsync::Always);
-    let p = futures_lite::future::block_on(h.try_publish_async(default_topic(), ev("a")));
+    let p = futures_lite::future::block_on(h.try_publish_async(
+        default_topic(),
+        ev("a"),
+        Visibility::Public,
+    ));
     assert_eq!(p.unwrap().id.offset, 1);
     h.fail_next_history_write();
-    let e = futures_lite::future::block_on(h.try_publish_async(default_topic(), ev("b")));
+    let e = futures_lite::future::block_on(h.try_publish_async(
+        default_topic(),
+        ev("b"),
+        Visibility::Public,
+    ));
     assert_eq!(e.unwrap_err().op(), FileOp::Write);
     // Without a file: at once, and never an error.
     let mem = Hub::new(HubLimits::default(), Arc::new(Stats::new()));
     assert!(!mem.has_history_file() && mem.history_file_len().is_none());
-    let p = futures_lite::future::block_on(mem.try_publish_async(default_topic(), ev("c")));
+    let p = futures_lite::future::block_on(mem.try_publish_async(
+        default_topic(),
+        ev("c"),
+        Visibility::Public,
+    ));
     assert_eq!(p.unwrap().id.offset, 1);
+}
+
+#[test]
+fn a_private_event_stays_private_across_a_restart() {
+    let dir = TempDir::new("private");
+    let h = file_hub(&dir.file(), 10, Fsync::Never);
+    h.publish(&default_topic(), &ev("public"));
+    h.publish_as(&default_topic(), &ev("secret"), Visibility::Private);
+    let epoch = h.epoch();
+    drop(h);
+    let h = file_hub(&dir.file(), 10, Fsync::Never);
+    let from = format!("{epoch}-0");
+    let rights = Some(Arc::new(crate::auth::Selectors::new(["*"])));
+    let mut allowed = h
+        .subscribe_as(Topics::All, rights, Some(&from), None)
+        .unwrap();
+    assert_eq!(
+        texts(&allowed.take_backlog()),
+        [framed(&h, 1, "public"), framed(&h, 2, "secret")]
+    );
+    let mut anyone = h.subscribe(Topics::All, Some(&from), None).unwrap();
+    assert_eq!(texts(&anyone.take_backlog()), [framed(&h, 1, "public")]);
 }

@@ -100,6 +100,16 @@ const SECTIONS: &[(&str, &[Flag])] = &[
                     Ok(())
                 }),
             },
+            Flag {
+                name: "subscribe-token",
+                value: Some("T"),
+                help: "subscribers send this token (ssehub: ?authorization=T),\n\
+                       e.g. a JWT that may read --private-every events",
+                action: Action::Set(|r, v| {
+                    r.subscribe_token = Some(v.to_string());
+                    Ok(())
+                }),
+            },
         ],
     ),
     (
@@ -189,6 +199,15 @@ const SECTIONS: &[(&str, &[Flag])] = &[
                     if r.body_size > MAX_BODY_SIZE {
                         return Err(format!("at most {MAX_BODY_SIZE} bytes, got '{v}'"));
                     }
+                    Ok(())
+                }),
+            },
+            Flag {
+                name: "private-every",
+                value: Some("N"),
+                help: "mark every Nth event \"private\": true (default 0: none)",
+                action: Action::Set(|r, v| {
+                    r.private_every = num(v, "a whole number")?;
                     Ok(())
                 }),
             },
@@ -478,7 +497,7 @@ mod tests {
             assert!(!names.contains(&flag.name), "--{} twice", flag.name);
             names.push(flag.name);
         }
-        assert_eq!(names.len(), 29);
+        assert_eq!(names.len(), 31);
         assert!(text.contains(
             "\n  --url URL               base URL, http:// on 127.0.0.0/8 or [::1] only\n                          (default http://127.0.0.1:8080)\n"
         ));

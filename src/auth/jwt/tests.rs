@@ -1,0 +1,330 @@
+//! Tests of token verification: every rejection path, the leeway, the caps, and fixed
+//! tokens minted by PyJWT.
+
+use super::*;
+use crate::topic::Topic;
+
+const KEY: &str = "!ChangeThisMercureHubJWTSecretKey!";
+
+/// Minted by PyJWT 2 with [`KEY`]: `{"mercure":{"publish":["*"]}}`.
+const PYJWT_PUBLISH_ALL: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJtZXJjdXJlIjp7InB1Ymxpc2giOlsiKiJdfX0.a8cjcSRUAcHdnGNMKifA4BK5epRXxQI0UBp2XpNrBdw";
+
+/// Minted by PyJWT 2 with [`KEY`]: `{"mercure":{"subscribe":["a","orders/*"],
+/// "payload":{"user":"x"}},"sub":"u1","exp":4102444800}` (2100-01-01).
+const PYJWT_SUBSCRIBE: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJtZXJjdXJlIjp7InN1YnNjcmliZSI6WyJhIiwib3JkZXJzLyoiXSwicGF5bG9hZCI6eyJ1c2VyIjoieCJ9fSwic3ViIjoidTEiLCJleHAiOjQxMDI0NDQ4MDB9.dOVDgmnWw6cVNzF1faWGVCM0C3n2_qitcUgPt7BJZcY";
+
+fn key() -> Key {
+    Key::new(KEY)
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A token with this header and payload text, signed with `key` (HMAC-SHA256 from
+/// RustCrypto, not our verifier).
+fn sign(header: &str, payload: &str, key: &str) -> String {
+    let signing_input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(signing_input.as_bytes());
+    let sig = mac.finalize().into_bytes();
+    format!("{signing_input}.{}", b64(&sig))
+}
+
+/// An HS256 token of `payload` under [`KEY`].
+fn hs256(payload: &str) -> String {
+    sign(r#"{"alg":"HS256","typ":"JWT"}"#, payload, KEY)
+}
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn check(token: &str) -> Result<Claims, TokenError> {
+    verify(token, &key(), at(1_000_000))
+}
+
+fn topic(t: &str) -> Topic {
+    Topic::new(t).unwrap()
+}
+
+#[test]
+fn tokens_minted_by_pyjwt_verify() {
+    let c = verify(PYJWT_PUBLISH_ALL, &key(), SystemTime::now()).unwrap();
+    assert!(c.publish.matches(&topic("anything")));
+    assert!(c.subscribe.is_empty());
+    assert_eq!(c.expires, None);
+    let c = verify(PYJWT_SUBSCRIBE, &key(), SystemTime::now()).unwrap();
+    assert!(c.subscribe.matches(&topic("a")));
+    assert!(c.subscribe.matches(&topic("orders/eu/1")));
+    assert!(!c.subscribe.matches(&topic("orders")));
+    assert!(c.publish.is_empty());
+    assert_eq!(c.expires, Some(at(4_102_444_800)));
+}
+
+#[test]
+fn the_signature_is_over_the_exact_text() {
+    // Flip one character of each part: the header or payload no longer matches the
+    // signature, or the signature no longer matches them.
+    let t = PYJWT_SUBSCRIBE;
+    let dots: Vec<usize> = t.match_indices('.').map(|(i, _)| i).collect();
+    for i in [5, dots[0] + 5, dots[1] + 5] {
+        let mut bytes = t.as_bytes().to_vec();
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        let e = verify(&tampered, &key(), SystemTime::now()).unwrap_err();
+        assert!(
+            matches!(e, TokenError::BadSignature | TokenError::Malformed(_)),
+            "{i}: {e:?}"
+        );
+    }
+    // A different payload with the old signature.
+    let forged = format!(
+        "{}.{}.{}",
+        &t[..dots[0]],
+        b64(br#"{"mercure":{"subscribe":["*"]}}"#),
+        &t[dots[1] + 1..]
+    );
+    assert_eq!(
+        verify(&forged, &key(), SystemTime::now()),
+        Err(TokenError::BadSignature)
+    );
+}
+
+#[test]
+fn the_wrong_key_is_a_bad_signature() {
+    let other = Key::new("another key that is also long enough");
+    assert_eq!(
+        verify(PYJWT_PUBLISH_ALL, &other, SystemTime::now()),
+        Err(TokenError::BadSignature)
+    );
+    // A signature of the wrong length, too.
+    let t = hs256("{}");
+    let (signed, sig) = t.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    for len in [0, 16, 31] {
+        let short = format!("{signed}.{}", b64(&sig[..len]));
+        assert_eq!(check(&short), Err(TokenError::BadSignature), "{len}");
+    }
+    let long = format!("{signed}.{}", b64(&[&sig[..], b"x"].concat()));
+    assert_eq!(check(&long), Err(TokenError::BadSignature));
+}
+
+#[test]
+fn only_hs256_is_allowed() {
+    for header in [
+        r#"{"alg":"none"}"#,
+        r#"{"alg":"HS512"}"#,
+        r#"{"alg":"HS384"}"#,
+        r#"{"alg":"RS256"}"#,
+        r#"{"alg":"hs256"}"#,
+        r#"{"typ":"JWT"}"#,
+        r#"{"alg":"HS256","crit":["exp"]}"#,
+    ] {
+        // Correctly signed with the key, whatever the header claims: still refused.
+        let t = sign(header, "{}", KEY);
+        let e = check(&t).unwrap_err();
+        assert!(matches!(e, TokenError::NotAllowed(_)), "{header}: {e:?}");
+        assert_eq!(e.reason(), AuthFailure::NotAllowed);
+    }
+    // alg none with an empty signature, as such tokens are sent.
+    let none = format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(b"{}"));
+    assert_eq!(check(&none), Err(TokenError::NotAllowed("alg none")));
+    // A null alg is no alg; a non-string one is not a header this hub reads.
+    assert_eq!(
+        check(&sign(r#"{"alg":null}"#, "{}", KEY)),
+        Err(TokenError::NotAllowed("no alg"))
+    );
+    assert!(matches!(
+        check(&sign(r#"{"alg":256}"#, "{}", KEY)),
+        Err(TokenError::Malformed(_))
+    ));
+}
+
+#[test]
+fn malformed_tokens_say_which_part() {
+    let good = hs256("{}");
+    let (h, rest) = good.split_once('.').unwrap();
+    let (p, s) = rest.split_once('.').unwrap();
+    let cases: Vec<(String, &str)> = vec![
+        (String::new(), "three"),
+        ("abc".into(), "three"),
+        (format!("{h}.{p}"), "three"),
+        (format!("{good}.x"), "three"),
+        (format!("!!.{p}.{s}"), "header is not base64url"),
+        (format!("{h}=.{p}.{s}"), "header is not base64url"),
+        (
+            format!("{}.{p}.{s}", b64(b"not json")),
+            "header is not a JSON",
+        ),
+        (format!("{}.{p}.{s}", b64(b"[1]")), "header is not a JSON"),
+        (format!("{h}.{p}.!!"), "signature is not base64url"),
+        (format!("{h}.{p}.{s}="), "signature is not base64url"),
+    ];
+    for (token, needle) in cases {
+        let e = check(&token).unwrap_err();
+        assert_eq!(e.reason(), AuthFailure::Malformed, "{token}: {e:?}");
+        let text = e.to_string();
+        assert!(text.starts_with("malformed: "), "{text}");
+        assert!(text.contains(needle), "{token}: {text}");
+    }
+}
+
+#[test]
+fn claims_must_be_json_of_the_right_types() {
+    for payload in [
+        "not json",
+        "[1]",
+        r#"{"exp":"soon"}"#,
+        r#"{"nbf":true}"#,
+        r#"{"mercure":"*"}"#,
+        r#"{"mercure":{"subscribe":"*"}}"#,
+        r#"{"mercure":{"subscribe":[1]}}"#,
+        r#"{"mercure":{"publish":[null]}}"#,
+        r#"{"exp":1,"exp":2}"#,
+        r#"{"mercure":{"subscribe":["a"],"subscribe":["b"]}}"#,
+    ] {
+        let e = check(&hs256(payload)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TokenError::Malformed("payload is not JSON, or a claim has the wrong type")
+            ),
+            "{payload}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_claims_are_ignored_and_missing_lists_are_empty() {
+    let c = check(&hs256(
+        r#"{"sub":"u","iat":1,"aud":["x"],"mercure":{"payload":{"a":1},"other":2}}"#,
+    ))
+    .unwrap();
+    assert!(c.subscribe.is_empty() && c.publish.is_empty());
+    let c = check(&hs256(r#"{"mercure":null,"exp":null,"nbf":null}"#)).unwrap();
+    assert_eq!(c.expires, None);
+}
+
+#[test]
+fn expiry_has_a_five_second_leeway() {
+    let t = hs256(r#"{"exp":1000}"#);
+    assert!(verify(&t, &key(), at(999)).is_ok());
+    assert!(verify(&t, &key(), at(1004)).is_ok());
+    assert!(verify(&t, &key(), at(1000) + Duration::from_millis(4999)).is_ok());
+    assert_eq!(verify(&t, &key(), at(1005)), Err(TokenError::Expired));
+    assert_eq!(verify(&t, &key(), at(5000)), Err(TokenError::Expired));
+    assert_eq!(verify(&t, &key(), at(999)).unwrap().expires, Some(at(1000)));
+    assert_eq!(TokenError::Expired.to_string(), "expired");
+    assert_eq!(TokenError::Expired.reason(), AuthFailure::Expired);
+    // Fractional and out-of-range NumericDates.
+    let t = hs256(r#"{"exp":1000.5}"#);
+    assert_eq!(
+        verify(&t, &key(), at(999)).unwrap().expires,
+        Some(at(1000) + Duration::from_millis(500))
+    );
+    assert_eq!(check(&hs256(r#"{"exp":-1}"#)), Err(TokenError::Expired));
+    assert_eq!(check(&hs256(r#"{"exp":1e300}"#)).unwrap().expires, None);
+}
+
+#[test]
+fn not_before_has_a_five_second_leeway() {
+    let t = hs256(r#"{"nbf":1000}"#);
+    assert_eq!(verify(&t, &key(), at(994)), Err(TokenError::NotYetValid));
+    assert!(verify(&t, &key(), at(995)).is_ok());
+    assert!(verify(&t, &key(), at(2000)).is_ok());
+    assert_eq!(TokenError::NotYetValid.to_string(), "not yet valid");
+    assert_eq!(TokenError::NotYetValid.reason(), AuthFailure::NotYetValid);
+    // Expired is checked first.
+    let t = hs256(r#"{"nbf":3000,"exp":2000}"#);
+    assert_eq!(verify(&t, &key(), at(2500)), Err(TokenError::Expired));
+}
+
+#[test]
+fn the_signature_is_checked_before_the_claims() {
+    // An expired token under another key: the signature is what is wrong.
+    let t = sign(
+        r#"{"alg":"HS256"}"#,
+        r#"{"exp":1}"#,
+        "not the key, but long enough too",
+    );
+    assert_eq!(check(&t), Err(TokenError::BadSignature));
+    // Junk payload under another key: still the signature.
+    let t = sign(
+        r#"{"alg":"HS256"}"#,
+        "junk",
+        "not the key, but long enough too",
+    );
+    assert_eq!(check(&t), Err(TokenError::BadSignature));
+}
+
+#[test]
+fn size_caps_hold() {
+    // The whole token.
+    let pad = "x".repeat(MAX_TOKEN_BYTES);
+    let t = hs256(&format!(r#"{{"sub":"{pad}"}}"#));
+    assert_eq!(check(&t), Err(TokenError::TooLong));
+    assert_eq!(
+        check(&"a".repeat(MAX_TOKEN_BYTES + 1)),
+        Err(TokenError::TooLong)
+    );
+    assert!(TokenError::TooLong.to_string().contains("8192"));
+    // Selectors per list.
+    let list = |n: usize| {
+        (0..n)
+            .map(|i| format!("\"t{i}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let ok = hs256(&format!(
+        r#"{{"mercure":{{"subscribe":[{}]}}}}"#,
+        list(MAX_SELECTORS)
+    ));
+    assert!(check(&ok).is_ok());
+    for claim in ["subscribe", "publish"] {
+        let t = hs256(&format!(
+            r#"{{"mercure":{{"{claim}":[{}]}}}}"#,
+            list(MAX_SELECTORS + 1)
+        ));
+        assert_eq!(check(&t), Err(TokenError::TooManySelectors), "{claim}");
+    }
+    // Bytes per selector.
+    let long = "s".repeat(MAX_SELECTOR_BYTES);
+    assert!(
+        check(&hs256(&format!(
+            r#"{{"mercure":{{"subscribe":["{long}"]}}}}"#
+        )))
+        .is_ok()
+    );
+    let t = hs256(&format!(r#"{{"mercure":{{"publish":["{long}x"]}}}}"#));
+    assert_eq!(check(&t), Err(TokenError::SelectorTooLong));
+    for e in [TokenError::TooManySelectors, TokenError::SelectorTooLong] {
+        assert_eq!(e.reason(), AuthFailure::Malformed);
+        assert!(e.to_string().starts_with("malformed: "));
+    }
+}
+
+#[test]
+fn the_key_is_never_shown() {
+    let k = key();
+    assert_eq!(format!("{k:?}"), "Key(..)");
+    assert_eq!(k.len(), KEY.len());
+    assert!(!k.is_empty());
+}
+
+#[test]
+fn every_message_is_one_short_line() {
+    for e in [
+        TokenError::TooLong,
+        TokenError::Malformed("x"),
+        TokenError::TooManySelectors,
+        TokenError::SelectorTooLong,
+        TokenError::NotAllowed("alg none"),
+        TokenError::BadSignature,
+        TokenError::Expired,
+        TokenError::NotYetValid,
+    ] {
+        let text = e.to_string();
+        assert!(!text.contains('\n') && text.len() < 80, "{text}");
+    }
+}

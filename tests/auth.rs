@@ -1,0 +1,553 @@
+//! Private topics over TCP, with tokens minted by independent libraries (Python's PyJWT
+//! and Node's `jsonwebtoken`, never our own code): who gets which private events, live
+//! and in replay; each 401 reason; required mode; a stream that ends at `exp`; JWT
+//! publishers. `scripts/test.sh` installs both libraries when they are missing.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use ssehub::stats::{AuthFailure, Reason};
+
+use crate::support::{
+    Client, Response, SHORT, SseClient, TestServer, get, post_publish, start, wait_for,
+};
+
+/// The hub's key in these tests (at least 32 bytes, as HS256 asks).
+const KEY: &str = "private-topics test key, 32+ bytes";
+/// The static publish token.
+const TOKEN: &str = "pub-token";
+
+/// Seconds since the epoch.
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Runs a token minter; its one line of output.
+fn mint(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what} ({e}); scripts/test.sh installs it"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}); scripts/test.sh installs it: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A token of `claims` signed with `key` and `alg` by PyJWT.
+fn pyjwt(claims: &Value, key: &str, alg: &str) -> String {
+    let script = "import jwt, json, sys; print(jwt.encode(json.loads(sys.argv[1]), sys.argv[2], algorithm=sys.argv[3]))";
+    mint(
+        Command::new("python3")
+            .args(["-W", "ignore", "-c", script])
+            .args([&claims.to_string(), key, alg]),
+        "python3 with PyJWT",
+    )
+}
+
+/// A token of `claims` signed with `key` and `alg` by Node's `jsonwebtoken` (from
+/// tests/browser/node_modules).
+fn node_jwt(claims: &Value, key: &str, alg: &str) -> String {
+    let script = "const jwt = require('jsonwebtoken'); \
+        const [claims, key, algorithm] = process.argv.slice(1); \
+        console.log(jwt.sign(JSON.parse(claims), key, { algorithm, noTimestamp: true }));";
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    mint(
+        Command::new("node")
+            .current_dir(dir)
+            .args(["-e", script])
+            .args([&claims.to_string(), key, alg]),
+        "node with jsonwebtoken",
+    )
+}
+
+/// A hub with tokens on and `extra` flags.
+fn hub(extra: &[&str]) -> TestServer {
+    let mut args = vec![
+        "--no-demo",
+        "--heartbeat",
+        "0",
+        "--jwt-key",
+        KEY,
+        "--publish-token",
+        TOKEN,
+    ];
+    args.extend_from_slice(extra);
+    start(&args)
+}
+
+/// `GET /stream{query}` with `headers`; the response (a refusal: it has a body).
+fn refused_stream(srv: &TestServer, query: &str, headers: &[(&str, &str)]) -> Response {
+    let mut req = format!("GET /stream{query} HTTP/1.1\r\nHost: test\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    srv.client().request(req.as_bytes())
+}
+
+/// Publishes JSON with the static token; the answer's id, as the text a client echoes.
+fn publish(srv: &TestServer, body: Value) -> String {
+    let r = crate::support::publish_json(srv.addr, TOKEN, &body);
+    assert_eq!(r.status, 200, "publish {body}: {}", r.body_text());
+    match &r.json()["id"] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The data of every event `sub` receives until 300 ms pass without one.
+fn drain(sub: &mut SseClient) -> Vec<String> {
+    let mut got = Vec::new();
+    while let Some(ev) = sub.next_event(Duration::from_millis(300)) {
+        got.push(ev.data);
+    }
+    got
+}
+
+/// The value of the `/metrics` line `name{labels}`.
+fn metric(srv: &TestServer, line: &str) -> u64 {
+    let text = srv.client().request(&get("/metrics")).body_text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {line} in /metrics"))
+}
+
+#[test]
+fn tokens_from_pyjwt_and_jsonwebtoken_open_a_stream() {
+    let srv = hub(&[]);
+    let claims = json!({"mercure": {"subscribe": ["a"]}, "exp": now() + 600});
+    for token in [
+        pyjwt(&claims, KEY, "HS256"),
+        node_jwt(&claims, KEY, "HS256"),
+    ] {
+        let bearer = format!("Bearer {token}");
+        let mut s = SseClient::connect(srv.addr, "/stream", &[("Authorization", &bearer)]);
+        srv.wait_subscribers(1, SHORT);
+        publish(
+            &srv,
+            json!({"data": "for a", "topic": "a", "private": true}),
+        );
+        assert_eq!(s.expect_event().data, "for a");
+        drop(s);
+        srv.wait_subscribers(0, SHORT);
+    }
+}
+
+#[test]
+fn private_events_reach_only_subscribers_whose_token_matches() {
+    let srv = hub(&[]);
+    let for_a = pyjwt(&json!({"mercure": {"subscribe": ["a"]}}), KEY, "HS256");
+    // A Mercure-style token: several selectors (a prefix, a URI template this hub
+    // cannot match), a payload claim, publish rights, sub and exp.
+    let mercure = node_jwt(
+        &json!({
+            "mercure": {
+                "subscribe": ["b", "orders/*", "https://example.com/books/{id}"],
+                "publish": ["orders/*"],
+                "payload": {"user": "https://example.com/users/dunglas"},
+            },
+            "sub": "dunglas",
+            "exp": now() + 600,
+        }),
+        KEY,
+        "HS256",
+    );
+    let every = pyjwt(&json!({"mercure": {"subscribe": ["*"]}}), KEY, "HS256");
+    let bearer = format!("Bearer {for_a}");
+    let cookie = format!("theme=dark; mercureAuthorization={mercure}; other=1");
+    let mut with_a = SseClient::connect(srv.addr, "/stream", &[("Authorization", &bearer)]);
+    let mut without = SseClient::open(srv.addr, "/stream");
+    let mut by_cookie = SseClient::connect(srv.addr, "/stream", &[("Cookie", &cookie)]);
+    let mut by_query = SseClient::open(srv.addr, &format!("/stream?authorization={every}"));
+    srv.wait_subscribers(4, SHORT);
+    publish(
+        &srv,
+        json!({"data": "private a", "topic": "a", "private": true}),
+    );
+    publish(
+        &srv,
+        json!({"data": "private orders", "topic": "orders/eu/1", "private": true}),
+    );
+    publish(&srv, json!({"data": "public a", "topic": "a"}));
+    publish(
+        &srv,
+        json!({"data": "private orders root", "topic": "orders", "private": true}),
+    );
+    // Plain text, marked private in the query.
+    let r = srv.client().request(&post_publish(
+        "?topic=b&private=1",
+        Some(TOKEN),
+        "text/plain",
+        b"private b",
+    ));
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert_eq!(drain(&mut with_a), ["private a", "public a"]);
+    assert_eq!(drain(&mut without), ["public a"]);
+    assert_eq!(
+        drain(&mut by_cookie),
+        ["private orders", "public a", "private b"]
+    );
+    assert_eq!(
+        drain(&mut by_query),
+        [
+            "private a",
+            "private orders",
+            "public a",
+            "private orders root",
+            "private b"
+        ]
+    );
+}
+
+#[test]
+fn topic_filters_still_apply_to_private_events() {
+    let srv = hub(&[]);
+    let every = pyjwt(&json!({"mercure": {"subscribe": ["*"]}}), KEY, "HS256");
+    let mut only_b = SseClient::open(srv.addr, &format!("/stream?topic=b&authorization={every}"));
+    srv.wait_subscribers(1, SHORT);
+    publish(
+        &srv,
+        json!({"data": "private a", "topic": "a", "private": true}),
+    );
+    publish(
+        &srv,
+        json!({"data": "private b", "topic": "b", "private": true}),
+    );
+    assert_eq!(drain(&mut only_b), ["private b"]);
+}
+
+#[test]
+fn replay_of_a_mixed_history_yields_only_what_the_token_may_read() {
+    let srv = hub(&[]);
+    let first = publish(&srv, json!({"data": "start", "topic": "a"}));
+    publish(
+        &srv,
+        json!({"data": "private a", "topic": "a", "private": true}),
+    );
+    publish(&srv, json!({"data": "public b", "topic": "b"}));
+    publish(
+        &srv,
+        json!({"data": "private b", "topic": "b", "private": true}),
+    );
+    publish(
+        &srv,
+        json!({"data": "private c/1", "topic": "c/1", "private": true}),
+    );
+    let token = pyjwt(
+        &json!({"mercure": {"subscribe": ["a", "c/*"]}}),
+        KEY,
+        "HS256",
+    );
+    let bearer = format!("Bearer {token}");
+    let mut with = SseClient::connect(
+        srv.addr,
+        "/stream",
+        &[("Authorization", &bearer), ("Last-Event-ID", &first)],
+    );
+    assert_eq!(drain(&mut with), ["private a", "public b", "private c/1"]);
+    let mut without = SseClient::connect(srv.addr, "/stream", &[("Last-Event-ID", &first)]);
+    assert_eq!(drain(&mut without), ["public b"]);
+}
+
+#[test]
+fn each_invalid_token_is_a_401_naming_why_and_counted() {
+    // Room in the head for the oversized token, so that the token cap is what refuses it.
+    let srv = hub(&["--max-head-bytes", "65536", "--max-request-line", "65536"]);
+    let valid = json!({"mercure": {"subscribe": ["a"]}});
+    let good = pyjwt(&valid, KEY, "HS256");
+    let (head, rest) = good.split_once('.').unwrap();
+    let sig = rest.split_once('.').unwrap().1;
+    let tampered = format!(
+        "{head}.{}.{sig}",
+        URL_SAFE_NO_PAD.encode(br#"{"mercure":{"subscribe":["*"]}}"#)
+    );
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+        URL_SAFE_NO_PAD.encode(br#"{"mercure":{"subscribe":["*"]}}"#)
+    );
+    let big = json!({"mercure": {"subscribe": ["a"]}, "padding": "x".repeat(9000)});
+    let cases: Vec<(&str, String, &str, AuthFailure)> = vec![
+        (
+            "expired",
+            pyjwt(&json!({"exp": now() - 60}), KEY, "HS256"),
+            "invalid token: expired",
+            AuthFailure::Expired,
+        ),
+        (
+            "not yet valid",
+            node_jwt(&json!({"nbf": now() + 60}), KEY, "HS256"),
+            "invalid token: not yet valid",
+            AuthFailure::NotYetValid,
+        ),
+        (
+            "wrong key",
+            pyjwt(&valid, "another key, also 32 bytes or more", "HS256"),
+            "invalid token: bad signature",
+            AuthFailure::BadSignature,
+        ),
+        (
+            "tampered payload",
+            tampered,
+            "invalid token: bad signature",
+            AuthFailure::BadSignature,
+        ),
+        (
+            "alg none",
+            none,
+            "invalid token: not allowed: alg none",
+            AuthFailure::NotAllowed,
+        ),
+        (
+            "HS512",
+            node_jwt(&valid, KEY, "HS512"),
+            "invalid token: not allowed: alg must be HS256",
+            AuthFailure::NotAllowed,
+        ),
+        (
+            "oversized",
+            pyjwt(&big, KEY, "HS256"),
+            "invalid token: malformed: token exceeds 8192 bytes",
+            AuthFailure::Malformed,
+        ),
+        (
+            "not a JWT",
+            "garbage".into(),
+            "invalid token: malformed: not three dot-separated parts",
+            AuthFailure::Malformed,
+        ),
+    ];
+    for (what, token, message, _) in &cases {
+        let bearer = format!("Bearer {token}");
+        let r = refused_stream(&srv, "", &[("Authorization", &bearer)]);
+        r.assert_refusal(401);
+        assert_eq!(r.body_text(), format!("{message}\n"), "{what}");
+        assert_eq!(
+            r.header("WWW-Authenticate"),
+            Some("Bearer error=\"invalid_token\""),
+            "{what}"
+        );
+        // The same from the cookie and the query.
+        let cookie = format!("mercureAuthorization={token}");
+        let r = refused_stream(&srv, "", &[("Cookie", &cookie)]);
+        assert_eq!(r.body_text(), format!("{message}\n"), "{what} (cookie)");
+        let r = refused_stream(&srv, &format!("?authorization={token}"), &[]);
+        assert_eq!(r.body_text(), format!("{message}\n"), "{what} (query)");
+    }
+    assert_eq!(srv.hub.len(), 0);
+    let snap = srv.handle.snapshot();
+    for reason in AuthFailure::ALL {
+        let want = cases.iter().filter(|c| c.3 == reason).count() as u64 * 3;
+        assert_eq!(snap.auth_failures[reason.index()], want, "{reason:?}");
+        let line = format!(
+            "ssehub_auth_failures_total{{reason=\"{}\"}}",
+            reason.label()
+        );
+        assert_eq!(metric(&srv, &line), want, "{line}");
+    }
+    let stats = srv.client().request(&get("/stats")).json();
+    assert_eq!(stats["auth_failures"]["bad_signature"], 6);
+    // Neither the key nor any token is shown or logged.
+    let shown = format!("{stats} {}", srv.log.lock().unwrap().join("\n"));
+    assert!(!shown.contains(KEY));
+    assert!(!shown.contains(&good[..40]));
+}
+
+#[test]
+fn required_mode_refuses_a_stream_without_a_token() {
+    let srv = hub(&["--subscribe-auth", "required"]);
+    let r = refused_stream(&srv, "", &[]);
+    r.assert_refusal(401);
+    assert_eq!(r.header("WWW-Authenticate"), Some("Bearer"));
+    assert!(
+        r.body_text().starts_with("a token is required"),
+        "{}",
+        r.body_text()
+    );
+    // A cookie of another name is no token; an empty one neither.
+    let r = refused_stream(&srv, "", &[("Cookie", "session=x; mercureAuthorization=")]);
+    r.assert_refusal(401);
+    assert_eq!(
+        srv.handle.snapshot().auth_failures[AuthFailure::Missing.index()],
+        2
+    );
+    // A valid token with no subscribe claim is enough for public events.
+    let token = pyjwt(&json!({"sub": "reader"}), KEY, "HS256");
+    let bearer = format!("Bearer {token}");
+    let mut s = SseClient::connect(srv.addr, "/stream", &[("Authorization", &bearer)]);
+    srv.wait_subscribers(1, SHORT);
+    publish(&srv, json!({"data": "private", "private": true}));
+    publish(&srv, json!({"data": "public"}));
+    assert_eq!(drain(&mut s), ["public"]);
+}
+
+#[test]
+fn without_a_key_tokens_are_not_read_as_before() {
+    let srv = start(&["--no-demo", "--heartbeat", "0"]);
+    let _s = SseClient::connect(
+        srv.addr,
+        "/stream",
+        &[
+            ("Authorization", "Bearer not-a-jwt"),
+            ("Cookie", "mercureAuthorization=x"),
+        ],
+    );
+    srv.wait_subscribers(1, SHORT);
+}
+
+#[test]
+fn an_open_stream_ends_when_its_token_expires() {
+    let srv = hub(&[]);
+    let exp = now() + 2;
+    let token = pyjwt(
+        &json!({"mercure": {"subscribe": ["a"]}, "exp": exp}),
+        KEY,
+        "HS256",
+    );
+    let bearer = format!("Bearer {token}");
+    // A stream without a token, and one with a token that does not expire, stay open.
+    let mut forever = SseClient::open(srv.addr, "/stream");
+    let lasting = pyjwt(&json!({"mercure": {"subscribe": ["a"]}}), KEY, "HS256");
+    let lasting = format!("Bearer {lasting}");
+    let mut kept = SseClient::connect(srv.addr, "/stream", &[("Authorization", &lasting)]);
+    let start = Instant::now();
+    let mut s = SseClient::connect(srv.addr, "/stream", &[("Authorization", &bearer)]);
+    srv.wait_subscribers(3, SHORT);
+    publish(
+        &srv,
+        json!({"data": "before", "topic": "a", "private": true}),
+    );
+    assert_eq!(s.expect_event().data, "before");
+    assert!(
+        s.wait_eof(Duration::from_secs(4)),
+        "stream still open after exp"
+    );
+    let ended = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    assert!(
+        ended + Duration::from_millis(50) >= Duration::from_secs(exp),
+        "ended at {ended:?}, {:?} after connecting, before exp {exp}",
+        start.elapsed()
+    );
+    wait_for(SHORT, || {
+        srv.handle.snapshot().ended[Reason::TokenExpired.index()] == 1
+    })
+    .expect("token_expired counted");
+    assert_eq!(
+        metric(&srv, "ssehub_streams_ended_total{reason=\"token_expired\"}"),
+        1
+    );
+    srv.wait_subscribers(2, SHORT);
+    publish(
+        &srv,
+        json!({"data": "after", "topic": "a", "private": true}),
+    );
+    assert_eq!(kept.expect_events(2)[1].data, "after");
+    publish(&srv, json!({"data": "public"}));
+    assert_eq!(forever.expect_event().data, "public");
+}
+
+#[test]
+fn a_jwt_may_publish_where_its_publish_selectors_match() {
+    let srv = hub(&[]);
+    let mut sub = SseClient::open(srv.addr, "/stream");
+    srv.wait_subscribers(1, SHORT);
+    let token = node_jwt(
+        &json!({"mercure": {"publish": ["news/*", "alerts"]}}),
+        KEY,
+        "HS256",
+    );
+    let send = |token: &str, topic: &str| {
+        let body = json!({"data": format!("on {topic}"), "topic": topic});
+        crate::support::publish_json(srv.addr, token, &body)
+    };
+    for topic in ["news/1", "news/eu/2", "alerts"] {
+        let r = send(&token, topic);
+        assert_eq!(r.status, 200, "{topic}: {}", r.body_text());
+    }
+    for topic in ["news", "sports", "alerts/1"] {
+        let r = send(&token, topic);
+        r.assert_refusal(403);
+        assert_eq!(
+            r.body_text(),
+            format!("token may not publish to topic {topic}\n")
+        );
+    }
+    // A token without publish rights is refused before its body is read.
+    let reader = pyjwt(&json!({"mercure": {"subscribe": ["*"]}}), KEY, "HS256");
+    let r = send(&reader, "news/1");
+    r.assert_refusal(403);
+    assert_eq!(r.body_text(), "token may not publish to any topic\n");
+    // An expired publisher token is a 401 naming why.
+    let old = pyjwt(
+        &json!({"mercure": {"publish": ["*"]}, "exp": now() - 60}),
+        KEY,
+        "HS256",
+    );
+    let r = send(&old, "news/1");
+    r.assert_refusal(401);
+    assert_eq!(r.body_text(), "invalid token: expired\n");
+    // The static token still publishes anywhere.
+    assert_eq!(send(TOKEN, "sports").status, 200);
+    let got: Vec<String> = sub.expect_events(4).into_iter().map(|e| e.data).collect();
+    assert_eq!(got, ["on news/1", "on news/eu/2", "on alerts", "on sports"]);
+    sub.assert_no_event(Duration::from_millis(200));
+}
+
+#[test]
+fn publishing_with_only_a_key_is_on() {
+    let srv = start(&["--no-demo", "--heartbeat", "0", "--jwt-key", KEY]);
+    let token = pyjwt(&json!({"mercure": {"publish": ["*"]}}), KEY, "HS256");
+    let r = crate::support::publish_json(srv.addr, &token, &json!({"data": 1}));
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let r = crate::support::publish_json(srv.addr, "anything", &json!({"data": 1}));
+    r.assert_refusal(401);
+}
+
+#[test]
+fn cors_for_a_named_origin_allows_credentials() {
+    let srv = hub(&["--cors-origin", "http://app.test"]);
+    let mut c = Client::connect(srv.addr);
+    let r = c.request(b"OPTIONS /stream HTTP/1.1\r\nHost: test\r\nOrigin: http://app.test\r\n\r\n");
+    assert_eq!(r.header("Access-Control-Allow-Credentials"), Some("true"));
+    let r = c.request(b"GET /stats HTTP/1.1\r\nHost: test\r\nOrigin: http://other.test\r\n\r\n");
+    assert_eq!(r.header("Access-Control-Allow-Credentials"), None);
+    let star = hub(&["--cors-origin", "*"]);
+    let r = star
+        .client()
+        .request(b"GET /stats HTTP/1.1\r\nHost: test\r\nOrigin: http://app.test\r\n\r\n");
+    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+    assert_eq!(r.header("Access-Control-Allow-Credentials"), None);
+}
+
+#[test]
+fn private_events_are_refused_with_redis_until_its_entries_carry_visibility() {
+    // See the README: a shared stream's entries carry no visibility yet, and every node
+    // would deliver a private event to everyone, so it is refused (501), never leaked.
+    let redis = crate::support::redis::RedisServer::start(&[]);
+    let url = redis.unix_url("");
+    let srv = hub(&["--redis", &url]);
+    let mut sub = SseClient::open(srv.addr, "/stream");
+    srv.wait_subscribers(1, SHORT);
+    let r =
+        crate::support::publish_json(srv.addr, TOKEN, &json!({"data": "secret", "private": true}));
+    r.assert_refusal(501);
+    assert!(
+        r.body_text()
+            .starts_with("private events cannot go through --redis")
+    );
+    let r = crate::support::publish_json(srv.addr, TOKEN, &json!({"data": "public"}));
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let got = sub.expect_event();
+    assert_eq!(got.data, "public");
+    sub.assert_no_event(Duration::from_millis(300));
+}
