@@ -9,6 +9,7 @@
 //! subscriber seeing it twice is counted apart from other duplicates.
 
 use std::fs::OpenOptions;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -21,7 +22,7 @@ use serde::Serialize;
 
 use crate::args::{ServerCmd, StopSignal};
 
-/// Longest wait for the server to exit after a signal, or to accept after a start.
+/// Longest wait for the server to exit after a signal, or to answer after a start.
 const SERVER_WAIT: Duration = Duration::from_secs(15);
 /// How often the start-up wait tries to connect.
 const POLL: Duration = Duration::from_millis(10);
@@ -31,7 +32,7 @@ const POLL: Duration = Duration::from_millis(10);
 pub(crate) struct Restart {
     /// Restarts begun: the era a connection or request started in.
     era: AtomicU64,
-    /// Whether the server is down now (from the signal until it accepts again).
+    /// Whether the server is down now (from the signal until it answers again).
     down: AtomicBool,
     /// Publishes whose answer a restart cut off (they may have been published).
     ambiguous: Mutex<Vec<u64>>,
@@ -52,9 +53,9 @@ pub(crate) struct Restart {
 pub(crate) struct Found {
     /// Restarts done.
     pub(crate) restarts: u64,
-    /// From the first start until the server accepted. **Unit:** ms.
+    /// From the first start until the server answered a request. **Unit:** ms.
     pub(crate) startup_ms: Option<f64>,
-    /// From the restart's signal until the new server accepted. **Unit:** ms.
+    /// From the restart's signal until the new server answered a request. **Unit:** ms.
     pub(crate) downtime_ms: Option<f64>,
     /// How the stopped server ended (`exit 0`, `signal 9`).
     pub(crate) stopped_exit: Option<String>,
@@ -128,7 +129,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl ServerProc {
-    /// Starts the server and waits until it accepts on `addr`.
+    /// Starts the server and waits until it answers on `addr`.
     pub(crate) fn start(cfg: &ServerCmd, addr: SocketAddr, restart: &Restart) -> ServerProc {
         let p = ServerProc {
             cfg: cfg.clone(),
@@ -136,7 +137,7 @@ impl ServerProc {
             child: Mutex::new(None),
         };
         let t0 = Instant::now();
-        match p.spawn().and_then(|()| p.wait_accepting(None)) {
+        match p.spawn().and_then(|()| p.wait_answering(None)) {
             Ok(()) => restart.note(|f| f.startup_ms = Some(ms(t0.elapsed()))),
             Err(e) => restart.failed(format!("server start: {e}")),
         }
@@ -173,11 +174,27 @@ impl ServerProc {
         Ok(())
     }
 
-    /// Waits until the server accepts a connection (or has exited, or `SERVER_WAIT` passed).
-    fn wait_accepting(&self, stop: Option<&crate::runtime::Signal>) -> Result<(), String> {
+    /// Whether the server answers a request: a listening socket is not enough (the
+    /// kernel completes handshakes before the server accepts, for example while it
+    /// still reads its history file). Any HTTP answer will do.
+    fn answers(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+        let req = format!(
+            "GET /health HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        let mut head = [0u8; 5];
+        s.write_all(req.as_bytes()).is_ok() && s.read_exact(&mut head).is_ok() && &head == b"HTTP/"
+    }
+
+    /// Waits until the server answers (or has exited, or `SERVER_WAIT` passed).
+    fn wait_answering(&self, stop: Option<&crate::runtime::Signal>) -> Result<(), String> {
         let deadline = Instant::now() + SERVER_WAIT;
         loop {
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+            if self.answers() {
                 return Ok(());
             }
             if let Some(Ok(Some(status))) = self
@@ -191,7 +208,7 @@ impl ServerProc {
             }
             if Instant::now() >= deadline || stop.is_some_and(|s| s.fired()) {
                 return Err(format!(
-                    "the server did not accept on {} within 15 s",
+                    "the server did not answer on {} within 15 s",
                     self.addr
                 ));
             }
@@ -236,7 +253,7 @@ impl ServerProc {
         }
     }
 
-    /// Restarts the server: signal, wait for the exit, start, wait until it accepts.
+    /// Restarts the server: signal, wait for the exit, start, wait until it answers.
     /// Subscribers and the publisher see [`Restart::hit`] from the signal on.
     pub(crate) fn restart(&self, restart: &Restart, stop: &crate::runtime::Signal) {
         restart.down.store(true, Ordering::SeqCst);
@@ -252,7 +269,7 @@ impl ServerProc {
             }
             Err(e) => restart.failed(format!("restart: {e}")),
         }
-        match self.spawn().and_then(|()| self.wait_accepting(Some(stop))) {
+        match self.spawn().and_then(|()| self.wait_answering(Some(stop))) {
             Ok(()) => {
                 restart.note(|f| {
                     f.restarts += 1;
