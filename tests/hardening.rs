@@ -66,8 +66,8 @@ refused! {
     differing_content_lengths_are_400:
         *b"POST /publish HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\
            Content-Length: 6\r\n\r\nhello!" => 400;
-    transfer_encoding_gzip_is_501:
-        *b"POST /publish HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip\r\n\r\n" => 501;
+    transfer_encoding_gzip_is_400:
+        *b"POST /publish HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip\r\n\r\n" => 400;
     unknown_method_is_501: *b"FOO / HTTP/1.1\r\nHost: test\r\n\r\n" => 501;
     unknown_path_is_404: *b"GET /nope HTTP/1.1\r\nHost: test\r\n\r\n" => 404;
     unsupported_expectation_is_417:

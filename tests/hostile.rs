@@ -222,7 +222,8 @@ fn nc_with_an_oversized_request_line_reads_the_414() {
     let _ = std::fs::remove_file(path);
 }
 
-/// At the connection cap the 503 is readable too, although the request is never read.
+/// At the connection cap the 503 is readable too, although the request is read no further
+/// than its request line.
 #[test]
 fn the_503_at_the_connection_cap_is_readable() {
     let srv = start(&["--no-demo", "--heartbeat", "0", "--max-connections", "1"]);

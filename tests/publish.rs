@@ -60,7 +60,10 @@ fn publish_with_a_wrong_token_is_401() {
             br#"{"data":1}"#,
         ));
         r.assert_refusal(401);
-        assert_eq!(r.header("WWW-Authenticate"), Some("Bearer"));
+        assert_eq!(
+            r.header("WWW-Authenticate"),
+            Some("Bearer error=\"invalid_token\"")
+        );
     }
     assert_eq!(srv.hub.last_id(), None);
 }

@@ -68,8 +68,12 @@ pub enum ParseError {
     ConflictingContentLength,
     /// Both `Content-Length` and `Transfer-Encoding` are present (400).
     ContentLengthWithTransferEncoding,
-    /// The transfer codings are anything other than exactly `chunked` (501).
+    /// A transfer coding other than a single `chunked` comes before the final `chunked`
+    /// (501: the server does not implement it).
     UnsupportedTransferEncoding,
+    /// `Transfer-Encoding` is present but its final coding is not `chunked` (or it lists
+    /// none): the body cannot be delimited (400, RFC 9112 §6.3 item 4).
+    TransferEncodingNotChunked,
     /// An HTTP/1.0 request carries `Transfer-Encoding`, which RFC 9112 §6.1
     /// says to treat as faulty framing (400).
     TransferEncodingInHttp10,
@@ -83,6 +87,9 @@ pub enum ParseError {
     InvalidChunk,
     /// `Expect` carries anything other than `100-continue` (417).
     UnsupportedExpectation,
+    /// The target is an absolute `https://` URI, but the connection is cleartext
+    /// (421, RFC 9110 §7.4).
+    HttpsOverCleartext,
 }
 
 impl ParseError {
@@ -98,6 +105,7 @@ impl ParseError {
             Self::UnsupportedTransferEncoding => 501,
             Self::BodyTooLarge { .. } => 413,
             Self::UnsupportedExpectation => 417,
+            Self::HttpsOverCleartext => 421,
             Self::InvalidMethod
             | Self::InvalidTarget
             | Self::InvalidVersion
@@ -112,6 +120,7 @@ impl ParseError {
             | Self::InvalidContentLength
             | Self::ConflictingContentLength
             | Self::ContentLengthWithTransferEncoding
+            | Self::TransferEncodingNotChunked
             | Self::TransferEncodingInHttp10
             | Self::InvalidChunk => 400,
         }
@@ -129,7 +138,9 @@ impl fmt::Display for ParseError {
             Self::InvalidMethod => f.write_str("invalid request method"),
             Self::InvalidTarget => f.write_str("invalid request target"),
             Self::InvalidVersion => f.write_str("invalid http version"),
-            Self::UnsupportedVersion => f.write_str("unsupported http version"),
+            Self::UnsupportedVersion => {
+                f.write_str("unsupported http version: this server speaks http/1.1 and http/1.0")
+            }
             Self::InvalidRequestLine => f.write_str("malformed request line"),
             Self::InvalidHeaderName => f.write_str("invalid header field name"),
             Self::InvalidHeaderValue => f.write_str("invalid header field value"),
@@ -144,10 +155,16 @@ impl fmt::Display for ParseError {
                 f.write_str("content-length together with transfer-encoding")
             }
             Self::UnsupportedTransferEncoding => f.write_str("unsupported transfer-encoding"),
+            Self::TransferEncodingNotChunked => {
+                f.write_str("transfer-encoding does not end in chunked")
+            }
             Self::TransferEncodingInHttp10 => f.write_str("transfer-encoding in http/1.0 request"),
             Self::BodyTooLarge { limit } => write!(f, "request body exceeds {limit} bytes"),
             Self::InvalidChunk => f.write_str("malformed chunked body"),
             Self::UnsupportedExpectation => f.write_str("unsupported expectation"),
+            Self::HttpsOverCleartext => {
+                f.write_str("https target on a cleartext connection: use an http:// target")
+            }
         }
     }
 }
@@ -179,10 +196,12 @@ mod tests {
         (ConflictingContentLength, 400),
         (ContentLengthWithTransferEncoding, 400),
         (UnsupportedTransferEncoding, 501),
+        (TransferEncodingNotChunked, 400),
         (TransferEncodingInHttp10, 400),
         (BodyTooLarge { limit: 1024 }, 413),
         (InvalidChunk, 400),
         (UnsupportedExpectation, 417),
+        (HttpsOverCleartext, 421),
     ];
 
     #[test]
@@ -222,5 +241,11 @@ mod tests {
             "request body exceeds 5 bytes"
         );
         assert_eq!(ObsFold.to_string(), "obsolete line folding is not accepted");
+    }
+
+    #[test]
+    fn version_refusal_names_the_supported_versions() {
+        let s = UnsupportedVersion.to_string();
+        assert!(s.contains("http/1.0") && s.contains("http/1.1"), "{s}");
     }
 }

@@ -75,7 +75,9 @@ fn parse_content_length(s: &[u8]) -> Option<u64> {
 ///   (`5, 5`) are accepted when all values are identical. A length above
 ///   `max_body` is refused up front.
 /// - `Transfer-Encoding` (all fields combined, case-insensitive, empty list
-///   elements ignored) must be exactly `chunked`.
+///   elements ignored) must be exactly `chunked`: a list that does not end in
+///   `chunked` (or is empty) cannot be framed (400), and codings before the
+///   final `chunked` are not implemented (501).
 /// - `keep_alive`: HTTP/1.1 unless `Connection` lists `close`; HTTP/1.0 only
 ///   if `Connection` lists `keep-alive` and not `close`.
 /// - `Expect` may only list `100-continue` (case-insensitive).
@@ -87,6 +89,7 @@ fn parse_content_length(s: &[u8]) -> Option<u64> {
 /// [`ParseError::ConflictingContentLength`],
 /// [`ParseError::TransferEncodingInHttp10`],
 /// [`ParseError::ContentLengthWithTransferEncoding`],
+/// [`ParseError::TransferEncodingNotChunked`],
 /// [`ParseError::UnsupportedTransferEncoding`],
 /// [`ParseError::BodyTooLarge`] (with `limit: max_body`) and
 /// [`ParseError::UnsupportedExpectation`], as described above.
@@ -138,7 +141,12 @@ pub fn framing(head: &Head<'_, '_>, max_body: usize) -> Result<Framing, ParseErr
         if content_length.is_some() {
             return Err(ParseError::ContentLengthWithTransferEncoding);
         }
-        if codings != 1 || !last_is_chunked {
+        if !last_is_chunked {
+            // No coding at all, or a final one other than chunked: the body has no end
+            // we can find (RFC 9112 §6.3 item 4).
+            return Err(ParseError::TransferEncodingNotChunked);
+        }
+        if codings != 1 {
             return Err(ParseError::UnsupportedTransferEncoding);
         }
         BodyKind::Chunked
@@ -305,7 +313,17 @@ mod tests {
     frame!(
         frame_te_gzip,
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
-        Err(ParseError::UnsupportedTransferEncoding)
+        Err(ParseError::TransferEncodingNotChunked)
+    );
+    frame!(
+        frame_te_chunked_gzip,
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        Err(ParseError::TransferEncodingNotChunked)
+    );
+    frame!(
+        frame_te_identity,
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
+        Err(ParseError::TransferEncodingNotChunked)
     );
     frame!(
         frame_te_gzip_chunked,
@@ -316,7 +334,7 @@ mod tests {
     frame!(
         frame_te_empty,
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n",
-        Err(ParseError::UnsupportedTransferEncoding)
+        Err(ParseError::TransferEncodingNotChunked)
     );
     frame!(
         frame_te_http10,

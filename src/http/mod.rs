@@ -11,8 +11,9 @@
 //! - Leading empty lines before the request line are skipped (RFC 9112 §2.2) but count
 //!   toward the head limit.
 //! - Bodies framed by `Content-Length` or by `Transfer-Encoding: chunked` (RFC 9112 §6,
-//!   §7.1). Both at once, differing `Content-Length`s, or any other transfer coding are
-//!   refused (`400`, `400`, `501`).
+//!   §7.1). Both at once, differing `Content-Length`s, or transfer codings that do not end
+//!   in `chunked` are refused with `400` (RFC 9112 §6.3); a coding before the final
+//!   `chunked` gets `501`.
 //! - HTTP/1.1 requests need exactly one `Host` (RFC 9112 §3.2).
 //! - Keep-alive and pipelining for the short routes; `Connection: close` honoured.
 //! - `Expect: 100-continue` answered with an interim `100 Continue` once the request has
@@ -33,10 +34,13 @@
 //! - [`target`] splits the request-target into path and query and decodes the query.
 //!
 //! [`read`] is the only I/O: it reads a head within the byte limit and the deadline, and a
-//! body framed as [`framing`] decided. [`response`] builds the bytes of responses, and
-//! [`error::ParseError::status`] is the one place an error becomes a status code.
+//! body framed as [`framing`] decided. [`response`] builds the bytes of responses, dated
+//! by [`date`], and [`error::ParseError::status`] is the one place an error becomes a
+//! status code. [`conditional`] evaluates `If-Match` and `If-None-Match`.
 
 pub mod chunked;
+pub mod conditional;
+pub mod date;
 pub mod error;
 pub mod framing;
 pub mod head;

@@ -135,6 +135,38 @@ pub async fn read_head<S: AsyncRead + Unpin>(
     }
 }
 
+/// Whether the request in `buf` (its first bytes are enough, whole or not, valid or not)
+/// has the method `HEAD`, after the empty lines a request may start with. A refusal of
+/// it must then have no content (RFC 9110 §9.3.2).
+pub fn is_head_request(buf: &[u8]) -> bool {
+    skip_empty_lines(buf).starts_with(b"HEAD ")
+}
+
+fn skip_empty_lines(mut buf: &[u8]) -> &[u8] {
+    while let [b'\r', b'\n', rest @ ..] = buf {
+        buf = rest;
+    }
+    buf
+}
+
+/// Reads into `buf` until it holds the end of a request line (after the empty lines a
+/// request may start with), `max` bytes, the end of the stream, an error or `deadline`,
+/// whichever comes first: enough to answer a request that is refused unread (the
+/// connection cap) as its method requires. Never fails: what was read is in `buf`.
+pub async fn read_request_line<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    max: usize,
+    deadline: Instant,
+) {
+    while !skip_empty_lines(buf).contains(&b'\n') && buf.len() < max {
+        let room = (max - buf.len()).min(READ_CHUNK);
+        if !matches!(read_some(stream, buf, room, deadline).await, Ok(n) if n > 0) {
+            return;
+        }
+    }
+}
+
 /// Reads a request body framed by `kind` from `buf` (bytes already read) and the stream,
 /// by `deadline`. Bytes after the body stay in `buf` (a pipelined request).
 ///
@@ -178,5 +210,45 @@ pub async fn read_body<S: AsyncRead + Unpin>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_requests_are_known_by_their_first_bytes() {
+        for yes in [&b"HEAD / HTTP/1.1\r\n"[..], b"HEAD ", b"\r\n\r\nHEAD /x"] {
+            assert!(is_head_request(yes), "{yes:?}");
+        }
+        for no in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"HEAD",
+            b"HEADER /",
+            b"head /",
+            b"\nHEAD /",
+            b"",
+        ] {
+            assert!(!is_head_request(no), "{no:?}");
+        }
+    }
+
+    #[test]
+    fn a_request_line_is_read_up_to_its_end_or_the_limit() {
+        let read = |input: &[u8], max: usize| {
+            let mut stream = futures_lite::io::Cursor::new(input.to_vec());
+            let mut buf = Vec::new();
+            let deadline = Instant::now() + std::time::Duration::from_secs(1);
+            futures_lite::future::block_on(read_request_line(&mut stream, &mut buf, max, deadline));
+            buf
+        };
+        // One read takes what is there; the line's end stops the reading.
+        let whole = b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(read(whole, 100), whole);
+        // Leading empty lines are not the end of the request line.
+        assert_eq!(read(b"\r\n\r\nHEAD /", 100), b"\r\n\r\nHEAD /");
+        assert_eq!(read(&[b'a'; 5000], 10).len(), 10);
+        assert_eq!(read(b"", 10), b"");
     }
 }

@@ -1,6 +1,9 @@
-//! Bytes of responses: short responses with a body, and the SSE stream preamble.
+//! Bytes of responses: short responses with a body, and the SSE stream preamble. Every
+//! head carries `Date` (RFC 9110 §6.6.1), except the interim [`CONTINUE`].
 
 use std::fmt::Write as _;
+
+use super::date;
 
 /// The reason phrase of a status code.
 pub fn reason(status: u16) -> &'static str {
@@ -8,6 +11,7 @@ pub fn reason(status: u16) -> &'static str {
         100 => "Continue",
         200 => "OK",
         204 => "No Content",
+        304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -15,10 +19,12 @@ pub fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         411 => "Length Required",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
         414 => "URI Too Long",
         415 => "Unsupported Media Type",
         417 => "Expectation Failed",
+        421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
@@ -37,11 +43,19 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 ///
 /// ```
 /// use ssehub::http::response::Response;
-/// let bytes = Response::text(404, "no route for /x").close().to_bytes(false);
+/// let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+/// let bytes = Response::text(404, "no route for /x").close().to_bytes_at(false, date);
 /// assert_eq!(
 ///     String::from_utf8(bytes).unwrap(),
-///     "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n\
-///      Content-Length: 16\r\nConnection: close\r\n\r\nno route for /x\n"
+///     "HTTP/1.1 404 Not Found\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+///      Content-Type: text/plain; charset=utf-8\r\nContent-Length: 16\r\n\
+///      Connection: close\r\n\r\nno route for /x\n"
+/// );
+/// // No content fields where there can be no content (RFC 9110 §8.6, §15.3.5, §15.4.5).
+/// let bytes = Response::with_body(204, "text/plain", Vec::new()).to_bytes_at(false, date);
+/// assert_eq!(
+///     String::from_utf8(bytes).unwrap(),
+///     "HTTP/1.1 204 No Content\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"
 /// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,17 +116,33 @@ impl Response {
         self
     }
 
-    /// The bytes on the wire; `head_only` for a `HEAD` request (same headers, no body).
+    /// The bytes on the wire, dated now; `head_only` for a `HEAD` request (same headers,
+    /// no body).
     pub fn to_bytes(&self, head_only: bool) -> Vec<u8> {
-        let mut head = String::with_capacity(128);
+        self.to_bytes_at(head_only, &date::now())
+    }
+
+    /// The bytes on the wire with `date` (an IMF-fixdate) as the `Date` field.
+    ///
+    /// A 1xx, 204 or 304 has no content: it gets neither `Content-Type` nor
+    /// `Content-Length` (RFC 9110 §8.6), and no body is written.
+    pub fn to_bytes_at(&self, head_only: bool, date: &str) -> Vec<u8> {
+        let mut head = String::with_capacity(160);
         let _ = write!(
             head,
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+            "HTTP/1.1 {} {}\r\nDate: {date}\r\n",
             self.status,
             reason(self.status),
-            self.content_type,
-            self.body.len()
         );
+        let no_content = matches!(self.status, 100..=199 | 204 | 304);
+        if !no_content {
+            let _ = write!(
+                head,
+                "Content-Type: {}\r\nContent-Length: {}\r\n",
+                self.content_type,
+                self.body.len()
+            );
+        }
         for (name, value) in &self.headers {
             let _ = write!(head, "{name}: {value}\r\n");
         }
@@ -121,20 +151,31 @@ impl Response {
         }
         head.push_str("\r\n");
         let mut out = head.into_bytes();
-        if !head_only {
+        if !head_only && !no_content {
             out.extend_from_slice(&self.body);
         }
         out
     }
 }
 
-/// The head of an SSE response: `200`, `text/event-stream`, no caching, no proxy
-/// buffering, no `Content-Length`: the body ends when the connection closes.
+/// The `Cache-Control` of the stream (also sent with a `304` for it, RFC 9110 §15.4.5).
+pub const STREAM_CACHE_CONTROL: &str = "no-cache, no-transform";
+
+/// The head of an SSE response, dated now: `200`, `text/event-stream`, no caching, no
+/// proxy buffering, no `Content-Length`: the body ends when the connection closes.
 pub fn stream_head(extra: &[(&'static str, String)]) -> Vec<u8> {
-    let mut head = String::from(
+    stream_head_at(extra, &date::now())
+}
+
+/// [`stream_head`] with `date` (an IMF-fixdate) as the `Date` field.
+pub fn stream_head_at(extra: &[(&'static str, String)], date: &str) -> Vec<u8> {
+    let mut head = String::with_capacity(192);
+    let _ = write!(
+        head,
         "HTTP/1.1 200 OK\r\n\
+         Date: {date}\r\n\
          Content-Type: text/event-stream\r\n\
-         Cache-Control: no-cache, no-transform\r\n\
+         Cache-Control: {STREAM_CACHE_CONTROL}\r\n\
          X-Accel-Buffering: no\r\n\
          Connection: close\r\n",
     );
@@ -167,11 +208,31 @@ mod tests {
     #[test]
     fn stream_head_exact() {
         assert_eq!(
-            stream_head(&[]),
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+            stream_head_at(&[], "Sun, 06 Nov 1994 08:49:37 GMT"),
+            b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+              Content-Type: text/event-stream\r\n\
               Cache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\n\
               Connection: close\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn now_is_dated_like_the_injected_date() {
+        let s = String::from_utf8(Response::text(200, "ok").to_bytes(false)).unwrap();
+        let date = s.lines().nth(1).unwrap().strip_prefix("Date: ").unwrap();
+        assert_eq!((date.len(), &date[25..]), (29, " GMT"), "{s}");
+        let s = String::from_utf8(stream_head(&[])).unwrap();
+        assert!(s.lines().nth(1).unwrap().starts_with("Date: "), "{s}");
+    }
+
+    #[test]
+    fn no_content_fields_without_content() {
+        for status in [100, 204, 304] {
+            let r = Response::text(status, "dropped");
+            let s = String::from_utf8(r.to_bytes_at(false, "D")).unwrap();
+            assert!(!s.contains("Content-"), "{s}");
+            assert!(s.ends_with("\r\n\r\n"), "{s}");
+        }
     }
 
     #[test]

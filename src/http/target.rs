@@ -4,13 +4,22 @@ use std::borrow::Cow;
 
 use super::error::ParseError;
 
+/// The scheme of an absolute-form target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `http://`
+    Http,
+    /// `https://`: ssehub's socket is cleartext, so the caller refuses it (RFC 9110 §7.4).
+    Https,
+}
+
 /// A request-target split into path and query.
 ///
 /// Accepted forms (RFC 9112 §3.2):
 /// - origin-form `/path?query`;
 /// - absolute-form `http://host[:port]/path?query` (also `https://`, scheme
-///   case-insensitive), where the authority is validated and then ignored
-///   (RFC 9112 §3.2.2); an empty path becomes `/`;
+///   case-insensitive, reported in `scheme`), where the authority is validated
+///   and then ignored (RFC 9112 §3.2.2); an empty path becomes `/`;
 /// - asterisk-form `*`, reported with `asterisk == true` and path `*`.
 ///
 /// Both `path` and `query` are raw (still percent-encoded) slices of the
@@ -25,6 +34,8 @@ pub struct Target<'b> {
     /// Whether the target was the asterisk-form `*` (only meaningful for
     /// `OPTIONS`).
     pub asterisk: bool,
+    /// The scheme of an absolute-form target; `None` for the other forms.
+    pub scheme: Option<Scheme>,
 }
 
 /// Splits a raw request-target into path and query.
@@ -49,13 +60,15 @@ pub fn parse_target(raw: &str) -> Result<Target<'_>, ParseError> {
             path: "*",
             query: None,
             asterisk: true,
+            scheme: None,
         });
     }
-    let rest = if raw.starts_with('/') {
-        raw
+    let (scheme, rest) = if raw.starts_with('/') {
+        (None, raw)
     } else {
-        let after_scheme = strip_prefix_ignore_case(raw, "http://")
-            .or_else(|| strip_prefix_ignore_case(raw, "https://"))
+        let (scheme, after_scheme) = strip_prefix_ignore_case(raw, "http://")
+            .map(|rest| (Scheme::Http, rest))
+            .or_else(|| strip_prefix_ignore_case(raw, "https://").map(|rest| (Scheme::Https, rest)))
             .ok_or(ParseError::InvalidTarget)?;
         let end = after_scheme.find(['/', '?']).unwrap_or(after_scheme.len());
         let (authority, rest) = after_scheme
@@ -64,7 +77,7 @@ pub fn parse_target(raw: &str) -> Result<Target<'_>, ParseError> {
         if authority.is_empty() || !is_valid_host_port(authority.as_bytes()) {
             return Err(ParseError::InvalidTarget);
         }
-        rest
+        (Some(scheme), rest)
     };
     let (path, query) = match rest.split_once('?') {
         Some((path, query)) => (path, Some(query)),
@@ -74,7 +87,19 @@ pub fn parse_target(raw: &str) -> Result<Target<'_>, ParseError> {
         path: if path.is_empty() { "/" } else { path },
         query,
         asterisk: false,
+        scheme,
     })
+}
+
+/// Whether `raw` is an authority-form target, `uri-host ":" port` (RFC 9112 §3.2.3), the
+/// form `CONNECT` uses.
+pub fn is_authority_form(raw: &str) -> bool {
+    let port = if raw.starts_with('[') {
+        raw.find(']').and_then(|i| raw.get(i + 1..))
+    } else {
+        raw.find(':').and_then(|i| raw.get(i..))
+    };
+    port.is_some_and(|p| p.len() > 1 && p.starts_with(':')) && is_valid_host_port(raw.as_bytes())
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -242,8 +267,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// `target!(name, raw, path, query)` for origin-form, `target!(name, raw, scheme,
+    /// path, query)` for absolute-form.
     macro_rules! target {
         ($name:ident, $raw:expr, $path:expr, $query:expr) => {
+            target!(@ $name, $raw, None, $path, $query);
+        };
+        ($name:ident, $raw:expr, $scheme:ident, $path:expr, $query:expr) => {
+            target!(@ $name, $raw, Some(Scheme::$scheme), $path, $query);
+        };
+        (@ $name:ident, $raw:expr, $scheme:expr, $path:expr, $query:expr) => {
             #[test]
             fn $name() {
                 assert_eq!(
@@ -251,7 +284,8 @@ mod tests {
                     Ok(Target {
                         path: $path,
                         query: $query,
-                        asterisk: false
+                        asterisk: false,
+                        scheme: $scheme,
                     })
                 );
             }
@@ -276,23 +310,50 @@ mod tests {
     );
     target!(origin_empty_query, "/p?", "/p", Some(""));
     target!(origin_query_with_question, "/p?a?b", "/p", Some("a?b"));
-    target!(absolute_form, "http://example.com/p?q=1", "/p", Some("q=1"));
-    target!(absolute_form_port, "http://example.com:8080/p", "/p", None);
+    target!(
+        absolute_form,
+        "http://example.com/p?q=1",
+        Http,
+        "/p",
+        Some("q=1")
+    );
+    target!(
+        absolute_form_port,
+        "http://example.com:8080/p",
+        Http,
+        "/p",
+        None
+    );
     target!(
         absolute_form_https_upper,
         "HTTPS://Example.com/x",
+        Https,
         "/x",
         None
     );
-    target!(absolute_form_empty_path, "http://example.com", "/", None);
+    target!(
+        absolute_form_http_upper,
+        "HTTP://Example.com/x",
+        Http,
+        "/x",
+        None
+    );
+    target!(
+        absolute_form_empty_path,
+        "http://example.com",
+        Http,
+        "/",
+        None
+    );
     target!(
         absolute_form_empty_path_query,
         "http://example.com?a=b",
+        Http,
         "/",
         Some("a=b")
     );
-    target!(absolute_form_ipv6, "http://[::1]:80/", "/", None);
-    target!(absolute_form_ipv4, "http://127.0.0.1/s", "/s", None);
+    target!(absolute_form_ipv6, "http://[::1]:80/", Http, "/", None);
+    target!(absolute_form_ipv4, "http://127.0.0.1/s", Http, "/s", None);
 
     bad_target!(empty, "");
     bad_target!(authority_form, "example.com:443");
@@ -316,10 +377,29 @@ mod tests {
             Ok(Target {
                 path: "*",
                 query: None,
-                asterisk: true
+                asterisk: true,
+                scheme: None,
             })
         );
         assert_eq!(parse_target("**"), Err(ParseError::InvalidTarget));
+    }
+
+    #[test]
+    fn authority_form_is_host_and_port() {
+        for ok in ["example.com:443", "[::1]:80", "127.0.0.1:8080"] {
+            assert!(is_authority_form(ok), "{ok}");
+        }
+        for bad in [
+            "example.com",
+            "example.com:",
+            ":443",
+            "/p",
+            "*",
+            "u@h:1",
+            "[::1]",
+        ] {
+            assert!(!is_authority_form(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use futures_lite::FutureExt;
 
 use super::socket::{Conn, TcpConn, write_timed};
 use super::{Ctx, connection, stream};
+use crate::http::read::{is_head_request, read_request_line};
 use crate::http::response::Response;
 use crate::shutdown::Guard;
 
@@ -19,8 +20,10 @@ use crate::shutdown::Guard;
 /// tries again has a fair chance, and a reconnect storm is spread out by its own jitter.
 pub(super) const OVER_CAPACITY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// How long the answer to a refused connection may take to write. **Unit:** seconds.
-/// Why: a refused client must not hold its slot; the answer is a few hundred bytes.
+/// How long the answer to a refused connection may take to write, and how long its
+/// request line may take to arrive before that. **Unit:** seconds. Why: a refused client
+/// must not hold its slot; the answer is a few hundred bytes, and a client sends its
+/// request line at once.
 pub(super) const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Most connections accepted in a row before the accept loop yields to the other tasks
@@ -138,7 +141,17 @@ impl Drop for Slot {
     }
 }
 
+/// Answers a connection over the cap with `503` and `Retry-After`, then closes it. The
+/// request line is read first (at most `--max-request-line` bytes, within
+/// [`REFUSAL_WRITE_TIMEOUT`]), so that a `HEAD` gets no body (RFC 9110 §9.3.2); a client
+/// that sends nothing in that time gets the answer all the same.
 async fn reject_over_capacity<S: Conn>(mut stream: S, ctx: &Ctx) {
+    let mut buf = Vec::new();
+    let deadline = Instant::now() + REFUSAL_WRITE_TIMEOUT;
+    let max = ctx.config.limits.head.max_request_line;
+    read_request_line(&mut stream, &mut buf, max, deadline).await;
+    let head_only = is_head_request(&buf);
+    drop(buf);
     ctx.stats.rejected(503);
     let msg = format!(
         "server is at its limit of {} connections, retry later",
@@ -150,12 +163,12 @@ async fn reject_over_capacity<S: Conn>(mut stream: S, ctx: &Ctx) {
             OVER_CAPACITY_RETRY_AFTER.as_secs().to_string(),
         )
         .close()
-        .to_bytes(false);
+        .to_bytes(head_only);
     if write_timed(&mut stream, &bytes, REFUSAL_WRITE_TIMEOUT)
         .await
         .is_ok()
     {
-        // The request is still unread: drain it, so the client reads the answer.
+        // The rest of the request is unread: drain it, so the client reads the answer.
         connection::linger(&mut stream, ctx).await;
     }
 }

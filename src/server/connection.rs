@@ -12,11 +12,12 @@ use super::socket::{Conn, linger_close, write_timed};
 use super::stream::Opened;
 use super::{Ctx, publish, status, stream};
 use crate::http::ParseError;
+use crate::http::conditional::{self, Failed};
 use crate::http::framing::{BodyKind, Framing, framing};
 use crate::http::head::HeadParser;
-use crate::http::read::{ConnError, is_disconnect, read_head};
-use crate::http::response::Response;
-use crate::http::target::{parse_target, query_pairs};
+use crate::http::read::{ConnError, is_disconnect, is_head_request, read_head};
+use crate::http::response::{Response, STREAM_CACHE_CONTROL};
+use crate::http::target::{Scheme, Target, is_authority_form, parse_target, query_pairs};
 
 /// Serves one connection: requests until close, or a stream.
 pub(crate) async fn serve_connection<S: Conn>(mut stream: S, peer: SocketAddr, ctx: &Arc<Ctx>) {
@@ -55,7 +56,8 @@ pub(super) async fn serve_requests<S: Conn>(
         {
             Ok(req) => req,
             Err(e) => {
-                refuse(stream, ctx, e, served == 0).await;
+                let head_only = is_head_request(&buf);
+                refuse(stream, ctx, e, served == 0, head_only).await;
                 return None;
             }
         };
@@ -65,15 +67,22 @@ pub(super) async fn serve_requests<S: Conn>(
         let resp = match route(&req.method, &req.path) {
             Route::Refuse(resp) => resp,
             Route::Options(allow) => ctx.cors.preflight(req.origin.as_deref(), allow),
-            Route::Health => status::health(ctx),
-            Route::Stats => status::stats(ctx),
-            Route::Metrics => status::metrics(ctx),
-            Route::Page => Response::with_body(
-                200,
-                "text/html; charset=utf-8",
-                crate::page::HTML.as_bytes().to_vec(),
+            // Rendering these has no effect, so the preconditions are evaluated on what
+            // they render: only a 2xx is subject to them (`/health` at shutdown is not).
+            Route::Health => with_preconditions(&req, status::health(ctx)),
+            Route::Stats => with_preconditions(&req, status::stats(ctx)),
+            Route::Metrics => with_preconditions(&req, status::metrics(ctx)),
+            Route::Page => with_preconditions(
+                &req,
+                Response::with_body(
+                    200,
+                    "text/html; charset=utf-8",
+                    crate::page::HTML.as_bytes().to_vec(),
+                ),
             ),
-            Route::Publish => match publish::authorize(ctx, &req) {
+            Route::Publish => match publish::authorize(ctx, &req)
+                .and_then(|p| preconditions(&req, false).map_or(Ok(p), Err))
+            {
                 Err(refused) => refused,
                 Ok(publisher) => {
                     match publish::handle(stream, &mut buf, ctx, &req, &publisher).await {
@@ -83,7 +92,7 @@ pub(super) async fn serve_requests<S: Conn>(
                         }
                         Err(e) => {
                             // The head has arrived: a stalled body is a request timeout.
-                            refuse(stream, ctx, e, true).await;
+                            refuse(stream, ctx, e, true, req.is_head()).await;
                             return None;
                         }
                     }
@@ -91,10 +100,15 @@ pub(super) async fn serve_requests<S: Conn>(
             },
             Route::Stream => match stream::check(ctx, &req) {
                 Err(refused) => refused,
-                Ok(open) => {
-                    drop((buf, parser));
-                    return stream::open(stream, peer, ctx, &req, open).await;
-                }
+                Ok(open) => match preconditions(&req, true) {
+                    // A 304 carries the Cache-Control the stream head would have.
+                    Some(r) if r.status == 304 => r.header("Cache-Control", STREAM_CACHE_CONTROL),
+                    Some(failed) => failed,
+                    None => {
+                        drop((buf, parser));
+                        return stream::open(stream, peer, ctx, &req, open).await;
+                    }
+                },
             },
         };
         let resp = if body_read { resp } else { resp.close() };
@@ -131,6 +145,34 @@ async fn send<S: Conn>(stream: &mut S, ctx: &Ctx, req: &Request, resp: Response)
     written && !close
 }
 
+/// The answer when a precondition of `req` is false (RFC 9110 §13.1.1, §13.1.2), on a
+/// target that has a current representation or not (`/publish` has none). Called only
+/// where the answer would otherwise be 2xx, never for `OPTIONS` (§13.2.1).
+fn preconditions(req: &Request, has_representation: bool) -> Option<Response> {
+    let get_or_head = req.method == "GET" || req.method == "HEAD";
+    let failed = conditional::evaluate(
+        req.if_match.as_deref(),
+        req.if_none_match.as_deref(),
+        has_representation,
+        get_or_head,
+    )?;
+    Some(match failed {
+        // No content (§15.4.5); `send` adds Date and the Vary of the 200.
+        Failed { status: 304, .. } => Response::with_body(304, "text/plain", Vec::new()),
+        Failed { status, field } => {
+            Response::text(status, &format!("{field} is false for {}", req.path))
+        }
+    })
+}
+
+/// `resp`, or the answer of a false precondition when `resp` is a 2xx.
+fn with_preconditions(req: &Request, resp: Response) -> Response {
+    if !(200..300).contains(&resp.status) {
+        return resp;
+    }
+    preconditions(req, true).unwrap_or(resp)
+}
+
 /// [`linger_close`] within the configured bounds.
 pub(super) async fn linger<S: Conn>(stream: &mut S, ctx: &Ctx) {
     let limits = &ctx.config.limits;
@@ -139,8 +181,15 @@ pub(super) async fn linger<S: Conn>(stream: &mut S, ctx: &Ctx) {
 
 /// Answers a request that failed before routing, then the connection closes.
 /// A timeout gets `408` when `in_request` (part of a request had arrived, or this was the
-/// connection's first request); an idle keep-alive connection just closes.
-pub(super) async fn refuse<S: Conn>(stream: &mut S, ctx: &Ctx, e: ConnError, in_request: bool) {
+/// connection's first request); an idle keep-alive connection just closes. `head_only`:
+/// the request is a `HEAD`, so the answer has no body (RFC 9110 §9.3.2).
+pub(super) async fn refuse<S: Conn>(
+    stream: &mut S,
+    ctx: &Ctx,
+    e: ConnError,
+    in_request: bool,
+    head_only: bool,
+) {
     let resp = match e {
         ConnError::Parse(p) => Response::text(p.status(), &p.to_string()),
         ConnError::Timeout { partial } if partial || in_request => {
@@ -153,7 +202,7 @@ pub(super) async fn refuse<S: Conn>(stream: &mut S, ctx: &Ctx, e: ConnError, in_
         _ => return,
     };
     ctx.stats.rejected(resp.status);
-    let bytes = resp.close().to_bytes(false);
+    let bytes = resp.close().to_bytes(head_only);
     if write_timed(stream, &bytes, ctx.config.limits.write_timeout)
         .await
         .is_ok()
@@ -181,6 +230,10 @@ pub(super) struct Request {
     pub(super) content_type: Option<String>,
     /// `Last-Event-ID` (resuming a stream).
     pub(super) last_event_id: Option<String>,
+    /// `If-Match`, every field line joined with `, ` (preconditions).
+    pub(super) if_match: Option<String>,
+    /// `If-None-Match`, every field line joined with `, ` (preconditions).
+    pub(super) if_none_match: Option<String>,
 }
 
 impl Request {
@@ -216,13 +269,34 @@ fn take_request(
         limit: ctx.config.limits.head.max_head_bytes,
     })?;
     let framing = framing(&head, ctx.config.limits.max_body)?;
-    let target = parse_target(head.target)?;
+    let target = if head.method == "CONNECT" && is_authority_form(head.target) {
+        // Well-formed for CONNECT (RFC 9112 §3.2.3); the router answers 501.
+        Target {
+            path: head.target,
+            query: None,
+            asterisk: false,
+            scheme: None,
+        }
+    } else {
+        parse_target(head.target)?
+    };
     if target.asterisk && head.method != "OPTIONS" {
         return Err(ParseError::InvalidTarget);
+    }
+    if target.scheme == Some(Scheme::Https) {
+        // This socket is cleartext: an https resource is not served here (RFC 9110 §7.4).
+        return Err(ParseError::HttpsOverCleartext);
     }
     let field = |name: &str| {
         head.header(name)
             .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let list_field = |name: &str| {
+        let lines: Vec<_> = head
+            .headers_named(name)
+            .map(String::from_utf8_lossy)
+            .collect();
+        (!lines.is_empty()).then(|| lines.join(", "))
     };
     let req = Request {
         method: head.method.to_owned(),
@@ -238,6 +312,8 @@ fn take_request(
         cookie: field("Cookie"),
         content_type: field("Content-Type"),
         last_event_id: field("Last-Event-ID"),
+        if_match: list_field("If-Match"),
+        if_none_match: list_field("If-None-Match"),
     };
     let len = head.len;
     buf.drain(..len);

@@ -84,7 +84,10 @@ pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<Publisher, Response>
         return Ok(Publisher::Any);
     }
     let Some(key) = &config.jwt_key else {
-        return Err(access::unauthorized(None, "wrong bearer token"));
+        // RFC 6750 §3.1: a token that is present but wrong is `invalid_token`.
+        return Err(Response::text(401, "wrong bearer token")
+            .header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
+            .close());
     };
     let claims = access::verified(ctx, given, key)?;
     if claims.publish.is_empty() {

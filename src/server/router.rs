@@ -23,9 +23,10 @@ pub(super) enum Route {
     Refuse(Response),
 }
 
-/// Methods this server knows; any other gets `501` (RFC 9110 §9.1).
+/// Methods this server knows; any other gets `501` (RFC 9110 §9.1). `CONNECT` is not
+/// among them: ssehub makes no tunnels, so it is not implemented (501) on any target.
 pub(super) const KNOWN_METHODS: &[&str] = &[
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH",
 ];
 
 /// Most characters of a method or path echoed in an error message. Why: the answer
@@ -61,10 +62,12 @@ pub(super) fn route(method: &str, path: &str) -> Route {
         ));
     };
     if !allow.split(", ").any(|m| m == method) {
+        // The text does not name the method, so a HEAD gets the Content-Length a GET
+        // would (RFC 9110 §8.6).
         return Route::Refuse(
             Response::text(
                 405,
-                &format!("{method} is not allowed on {path}; allowed: {allow}"),
+                &format!("method not allowed on {path}; allowed: {allow}"),
             )
             .header("Allow", allow),
         );
@@ -119,6 +122,8 @@ mod tests {
             ("BREW", "/stream", Err(501)),
             ("get", "/stream", Err(501)),
             ("BREW", "/nope", Err(501)),
+            ("CONNECT", "example.com:443", Err(501)),
+            ("CONNECT", "/stream", Err(501)),
         ];
         for (method, path, want) in table {
             let got = route(method, path);
@@ -143,7 +148,7 @@ mod tests {
         );
         assert_eq!(
             r.body,
-            b"POST is not allowed on /stream; allowed: GET, HEAD, OPTIONS\n"
+            b"method not allowed on /stream; allowed: GET, HEAD, OPTIONS\n"
         );
         let long = format!("/{}", "x".repeat(500));
         let Route::Refuse(r) = route("GET", &long) else {
