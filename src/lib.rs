@@ -35,11 +35,12 @@
 //!    [`Event`] (`topic.rs`, `sse.rs`), public or private; a JWT's `publish` selectors
 //!    must cover the topic.
 //! 4. `hub/mod.rs`: [`Hub::publish`] assigns the id (`<epoch>-<offset>`, `event_id.rs`),
-//!    encodes the event once (`sse.rs`), keeps the frame in `hub/history.rs`, and
-//!    `try_send`s it to every matching subscriber (a private event only those whose
-//!    token's rights cover its topic): `Full` evicts. When every writer waits,
-//!    `hub/direct.rs` writes the frame to their sockets at once instead;
-//!    `hub/writer_state.rs` is the protocol.
+//!    encodes the event once (`sse.rs`), with `--history-file` appends it to the file first
+//!    (`hub/log_writer.rs`, `hub/log_file.rs`, under a publish lock of its own, off the
+//!    request thread), keeps the frame in `hub/history.rs`, and `try_send`s it to every
+//!    matching subscriber (a private event only those whose token's rights cover its
+//!    topic): `Full` evicts. When every writer waits, `hub/direct.rs` writes the frame to
+//!    their sockets at once instead; `hub/writer_state.rs` is the protocol.
 //! 5. `server/writer.rs` (started by `server/stream.rs`, after `server/access.rs` has
 //!    verified the subscriber's token, if any, with `auth/`): each subscriber's writer
 //!    takes what is queued (`hub/subscription.rs`) and writes it in one `sendmsg`
@@ -69,6 +70,7 @@
 //! | queue per subscriber | 100 frames | evicted (`queue_full`) |
 //! | one write to a subscriber | 10 s | evicted (`write_timeout`) |
 //! | replay history | 1,000 events / 4 MiB | oldest dropped; a resume from before them gets a `reset` event |
+//! | history file (`--history-file`) | about twice the replay caps | compacted (rewritten, synced, renamed) |
 //! | token | 8 KiB; 64 selectors per list, 256 bytes each | `401 invalid token: malformed` |
 //!
 //! # Ids and resuming
@@ -85,7 +87,10 @@
 //! id the stream starts live (`initialized`). The outcome is also in the `SSE-Resume`
 //! response header and counted in `/metrics` (`ssehub_resumes_total`,
 //! `ssehub_resets_total`). A browser's `EventSource` discards comments, so the reset is an
-//! event an application can listen to.
+//! event an application can listen to. With `--history-file` the history (epoch, offsets,
+//! events) is kept in an append-only file and survives restarts (`hub/log_file.rs`): a
+//! client resuming across a restart continues; a publish the file cannot take is
+//! answered `503`.
 //!
 //! # Example
 //!

@@ -43,15 +43,35 @@ pub enum Publisher {
 }
 
 impl Publisher {
-    /// Publishes `event` on `topic`; false when it could not be published (the broker is
-    /// unreachable: the caller logs or drops it, nothing is queued).
-    pub async fn publish(&self, topic: &Topic, event: &Event) -> bool {
+    /// Publishes `event` on `topic`; why not, when it could not be published (the broker
+    /// is unreachable or takes no private events, or the history file cannot be
+    /// written, which the hub logged and counted): the caller logs or drops it, nothing
+    /// is queued.
+    pub async fn publish(
+        &self,
+        topic: &Topic,
+        event: &Event,
+        visibility: Visibility,
+    ) -> Result<(), &'static str> {
         match self {
+            // With a history file the disk work runs off this thread.
+            Publisher::Hub(h) if h.has_history_file() => h
+                .try_publish_async(topic.clone(), event.clone(), visibility)
+                .await
+                .map(drop)
+                .map_err(|_| "the history file could not be written"),
             Publisher::Hub(h) => {
-                h.publish(topic, event);
-                true
+                h.publish_as(topic, event, visibility);
+                Ok(())
             }
-            Publisher::Broker(b) => b.publish(topic, event).await.is_ok(),
+            Publisher::Broker(_) if visibility == Visibility::Private => {
+                Err(crate::broker::NO_PRIVATE_EVENTS)
+            }
+            Publisher::Broker(b) => b
+                .publish(topic, event)
+                .await
+                .map(drop)
+                .map_err(|_| "broker unavailable"),
         }
     }
 }
@@ -110,7 +130,8 @@ pub async fn demo(publisher: Publisher, min_ms: u64, max_ms: u64) {
         let value = (fastrand::f64() * 1000.0).round() / 1000.0;
         let data = json!({"seq": seq, "ts": ts, "value": value}).to_string();
         if let Ok(event) = Event::new(data).and_then(|e| e.with_name("tick")) {
-            publisher.publish(&topic, &event).await;
+            // A refused publish was logged (and counted) where it failed; the demo goes on.
+            let _ = publisher.publish(&topic, &event, Visibility::Public).await;
         }
     }
 }
@@ -170,24 +191,13 @@ pub async fn lines<R: AsyncRead + Unpin>(
         };
         match parsed {
             Ok(p) => {
-                let published = match (p.private, &publisher) {
-                    (false, _) => publisher.publish(&p.topic, &p.event).await,
-                    (true, Publisher::Hub(hub)) => {
-                        hub.publish_as(&p.topic, &p.event, Visibility::Private);
-                        true
-                    }
-                    (true, Publisher::Broker(_)) => {
-                        log.line(format_args!(
-                            "stdin: line {number} not published: {}",
-                            crate::broker::NO_PRIVATE_EVENTS
-                        ));
-                        continue;
-                    }
+                let visibility = if p.private {
+                    Visibility::Private
+                } else {
+                    Visibility::Public
                 };
-                if !published {
-                    log.line(format_args!(
-                        "stdin: line {number} not published: broker unavailable"
-                    ));
+                if let Err(why) = publisher.publish(&p.topic, &p.event, visibility).await {
+                    log.line(format_args!("stdin: line {number} not published: {why}"));
                 }
             }
             Err(e) => log.line(format_args!("stdin: line {number} skipped: {e}")),

@@ -119,6 +119,41 @@ impl AuthFailure {
     }
 }
 
+/// A step of the history file (`--history-file`) that can fail while the server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileOp {
+    /// Appending a record: the publish is refused.
+    Write,
+    /// Syncing it: with `--fsync always` the publish is refused; with `interval` the
+    /// next sync tries again.
+    Sync,
+    /// Compacting the file: it grows on, and compaction is tried again later.
+    Compact,
+}
+
+impl FileOp {
+    /// Every step, in a fixed order (the order of the counters).
+    pub const ALL: [FileOp; 3] = [FileOp::Write, FileOp::Sync, FileOp::Compact];
+
+    /// The label used in logs, `/stats` and `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            FileOp::Write => "write",
+            FileOp::Sync => "sync",
+            FileOp::Compact => "compact",
+        }
+    }
+
+    /// Position of this step in [`FileOp::ALL`] and in [`Snapshot::history_file_errors`].
+    pub fn index(self) -> usize {
+        match self {
+            FileOp::Write => 0,
+            FileOp::Sync => 1,
+            FileOp::Compact => 2,
+        }
+    }
+}
+
 /// The error statuses counted one by one; anything else lands in the last slot.
 pub const COUNTED_STATUSES: [u16; 18] = [
     400, 401, 403, 404, 405, 408, 411, 412, 413, 414, 415, 417, 421, 431, 500, 501, 503, 505,
@@ -139,6 +174,7 @@ pub struct Stats {
     direct_writes: AtomicU64,
     direct_handoffs: AtomicU64,
     publishes_paced: AtomicU64,
+    history_file_errors: [AtomicU64; FileOp::ALL.len()],
     ended: [AtomicU64; Reason::ALL.len()],
     auth_failures: [AtomicU64; AuthFailure::ALL.len()],
     resumes: [AtomicU64; 3],
@@ -175,6 +211,8 @@ pub struct Snapshot {
     pub direct_handoffs: u64,
     /// Publish answers held because the writers were behind subscribers that still read.
     pub publishes_paced: u64,
+    /// I/O errors on the history file, by step, in [`FileOp::ALL`] order.
+    pub history_file_errors: [u64; FileOp::ALL.len()],
     /// Ended streams by reason, in [`Reason::ALL`] order.
     pub ended: [u64; Reason::ALL.len()],
     /// Refused tokens by why, in [`AuthFailure::ALL`] order.
@@ -210,6 +248,7 @@ impl Stats {
             direct_writes: AtomicU64::new(0),
             direct_handoffs: AtomicU64::new(0),
             publishes_paced: AtomicU64::new(0),
+            history_file_errors: Default::default(),
             ended: Default::default(),
             auth_failures: Default::default(),
             resumes: Default::default(),
@@ -275,6 +314,11 @@ impl Stats {
         self.publishes_paced.fetch_add(1, Relaxed);
     }
 
+    /// A step of the history file failed.
+    pub fn history_file_failed(&self, op: FileOp) {
+        self.history_file_errors[op.index()].fetch_add(1, Relaxed);
+    }
+
     /// A token was refused (or missing where one is required).
     pub fn auth_failed(&self, why: AuthFailure) {
         self.auth_failures[why.index()].fetch_add(1, Relaxed);
@@ -309,6 +353,7 @@ impl Stats {
             direct_writes: self.direct_writes.load(Relaxed),
             direct_handoffs: self.direct_handoffs.load(Relaxed),
             publishes_paced: self.publishes_paced.load(Relaxed),
+            history_file_errors: std::array::from_fn(|i| self.history_file_errors[i].load(Relaxed)),
             ended: std::array::from_fn(|i| self.ended[i].load(Relaxed)),
             auth_failures: std::array::from_fn(|i| self.auth_failures[i].load(Relaxed)),
             resumes: std::array::from_fn(|i| self.resumes[i].load(Relaxed)),
@@ -383,5 +428,17 @@ mod tests {
         s.auth_failed(AuthFailure::Expired);
         s.auth_failed(AuthFailure::Missing);
         assert_eq!(s.snapshot().auth_failures, [1, 0, 0, 0, 2, 0]);
+    }
+
+    #[test]
+    fn history_file_errors_count_by_step() {
+        let s = Stats::new();
+        s.history_file_failed(FileOp::Write);
+        s.history_file_failed(FileOp::Compact);
+        s.history_file_failed(FileOp::Compact);
+        assert_eq!(s.snapshot().history_file_errors, [1, 0, 2]);
+        for op in FileOp::ALL {
+            assert_eq!(FileOp::ALL[op.index()], op);
+        }
     }
 }

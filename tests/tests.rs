@@ -12,6 +12,8 @@ mod hub_e2e;
 mod publish;
 // Last-Event-ID replay from the history.
 mod replay;
+// --history-file: restarts, kill -9, corruption, unusable paths, a full disk.
+mod history_file;
 // Private topics: tokens minted by PyJWT and jsonwebtoken, rights, 401 reasons, expiry.
 mod auth;
 // The ssehub binary: flags, exit codes, signals, stdin mode.

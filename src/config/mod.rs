@@ -6,11 +6,12 @@
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::{DEFAULT_COOKIE, Key, SubscribeAuth};
 use crate::http::head::HeadLimits;
-use crate::hub::HubLimits;
+use crate::hub::{Fsync, HubLimits};
 use crate::redis::RedisUrl;
 
 /// Default listen address.
@@ -125,6 +126,10 @@ pub struct Config {
     pub stdin_json: bool,
     /// Origins allowed by CORS (`*` for any); empty: no CORS headers.
     pub cors_origins: Vec<String>,
+    /// The durable history file; `None`: the history lives in memory only.
+    pub history_file: Option<PathBuf>,
+    /// When the history file is synced.
+    pub fsync: Fsync,
     /// The HS256 key subscriber and publisher tokens are signed with; `None`: tokens
     /// are not accepted (private events then reach nobody).
     pub jwt_key: Option<Key>,
@@ -162,6 +167,8 @@ impl fmt::Debug for Config {
             .field("grace", &self.grace)
             // Never print the token or the key.
             .field("publish_token", &self.publish_token.as_ref().map(|_| ".."))
+            .field("history_file", &self.history_file)
+            .field("fsync", &self.fsync)
             .field("jwt_key", &self.jwt_key)
             .field("jwt_cookie", &self.jwt_cookie)
             .field("subscribe_auth", &self.subscribe_auth)
@@ -187,6 +194,8 @@ impl Default for Config {
             stdin: false,
             stdin_json: false,
             cors_origins: Vec::new(),
+            history_file: None,
+            fsync: Fsync::default(),
             jwt_key: None,
             jwt_cookie: DEFAULT_COOKIE.to_owned(),
             subscribe_auth: SubscribeAuth::Optional,
@@ -373,6 +382,18 @@ const OPTS: &[Opt] = &[
         name: "history-bytes",
         value: Some("BYTES"),
         help: "byte cap of the replay history [4194304]",
+        alias: None,
+    },
+    Opt {
+        name: "history-file",
+        value: Some("PATH"),
+        help: "keep the history in this append-only file across restarts [memory only]",
+        alias: None,
+    },
+    Opt {
+        name: "fsync",
+        value: Some("WHEN"),
+        help: "sync the history file: never, interval (every second), always (before each answer) [interval]",
         alias: None,
     },
     Opt {
@@ -663,6 +684,24 @@ impl Config {
         };
         let stdin = flag(raw, "stdin")?;
         let stdin_json = flag(raw, "stdin-json")?;
+        let history_file = match raw.get("history-file") {
+            Some("") => return Err(ConfigError("--history-file: expected a path".into())),
+            v => v.map(PathBuf::from),
+        };
+        let fsync = match raw.get("fsync") {
+            None => d.fsync,
+            Some(_) if history_file.is_none() => {
+                return Err(ConfigError("--fsync: only with --history-file".into()));
+            }
+            Some(v) => v
+                .parse()
+                .map_err(|e| ConfigError(format!("--fsync: {e}")))?,
+        };
+        if history_file.is_some() && redis.is_some() {
+            return Err(ConfigError(
+                "--history-file: not with --redis (the shared stream keeps the history)".into(),
+            ));
+        }
         Ok(Config {
             bind,
             limits,
@@ -678,6 +717,8 @@ impl Config {
             stdin: stdin || stdin_json,
             stdin_json,
             cors_origins,
+            history_file,
+            fsync,
             jwt_key,
             jwt_cookie,
             subscribe_auth,

@@ -217,3 +217,17 @@ fn cors_origins_repeat() {
     .unwrap();
     assert_eq!(c.cors_origins, ["http://a.test", "*"]);
 }
+
+#[test]
+fn fsync_needs_a_history_file_and_a_file_no_redis() {
+    let c = run(&["--history-file", "h", "--fsync", "always"], &[]).unwrap();
+    assert_eq!(
+        (c.history_file.as_deref(), c.fsync),
+        (Some("h".as_ref()), Fsync::Always)
+    );
+    let e = run(&["--fsync", "never"], &[]).unwrap_err();
+    assert!(e.0.contains("--history-file"), "{e}");
+    assert!(run(&["--history-file", "h", "--fsync", "x"], &[]).is_err());
+    let e = run(&["--history-file", "h", "--redis", "redis://h"], &[]).unwrap_err();
+    assert!(e.0.starts_with("--history-file"), "{e}");
+}

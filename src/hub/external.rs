@@ -8,13 +8,10 @@
 //! to [`Hub::subscribe_bridged`]); an id from before a loss (the stream trimmed past this
 //! node's cursor, flushed, or restarted without persistence) gets a `lost` reset.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use super::history::{History, Retained};
-use super::topic_counts::TopicCounts;
-use super::{
-    CloseHook, Delivery, DirectSink, Hub, HubLimits, Inner, State, SubscribeError, Subscription,
-};
+use super::{CloseHook, Delivery, DirectSink, Hub, HubLimits, SubscribeError, Subscription};
 use crate::auth::Selectors;
 use crate::event_id::{EventId, Reset, ResetReason};
 use crate::log::Log;
@@ -30,25 +27,7 @@ impl Hub {
     ///
     /// If `limits.queue_len` is 0.
     pub fn with_external_ids(limits: HubLimits, stats: Arc<Stats>, log: Log) -> Hub {
-        assert!(limits.queue_len > 0, "queue_len must be at least 1");
-        let state = State {
-            clients: Default::default(),
-            queue_len: limits.queue_len,
-            next_client: 1,
-            history: History::external(),
-            closed: false,
-            writers_idle: true,
-            topic_counts: TopicCounts::default(),
-        };
-        Hub {
-            inner: Arc::new(Inner {
-                state: Mutex::new(state),
-                limits,
-                stats,
-                log,
-                runner: OnceLock::new(),
-            }),
-        }
+        Hub::build(limits, stats, log, History::external(), None)
     }
 
     /// Whether a broker assigns this hub's ids.
@@ -114,7 +93,7 @@ impl Hub {
 
     /// Whether a client resuming from `last_event_id` needs the broker's events older
     /// than this history (then read them from its id on and pass them to
-    /// `Hub::subscribe_bridged`).
+    /// `Hub::subscribe_bridged`, which the server calls).
     pub fn needs_older(&self, last_event_id: &str) -> bool {
         let Ok(id) = last_event_id.parse::<EventId>() else {
             return false;

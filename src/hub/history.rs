@@ -4,12 +4,14 @@
 use std::collections::VecDeque;
 
 use super::HubLimits;
+use super::log_file::Rec;
 use crate::auth::Selectors;
 use crate::event_id::{EventId, Reset, ResetReason, Resume};
 use crate::sse::{self, Frame};
 use crate::topic::{Topic, Topics};
 
 /// One retained event.
+#[derive(Clone)]
 pub(super) struct Retained {
     /// Its id: `<epoch>-<offset>` issued here, or the broker's.
     pub(super) id: EventId,
@@ -29,6 +31,7 @@ enum Ids {
 }
 
 /// The bounded replay history, oldest first.
+#[derive(Clone)]
 pub(super) struct History {
     ids: Ids,
     /// Fixed for the life of the history: its start time in Unix ms.
@@ -106,17 +109,47 @@ impl History {
         self.events.len()
     }
 
-    /// Issues the next id (the caller then [`push`](History::push)es its event).
-    pub(super) fn next_id(&mut self) -> EventId {
-        self.last += 1;
-        EventId::new(self.epoch, self.last)
+    /// The id the next event gets: it is issued when its event is
+    /// [`push`](History::push)ed (a publish whose record cannot be written issues none).
+    pub(super) fn next_id(&self) -> EventId {
+        EventId::new(self.epoch, self.last + 1)
     }
 
-    /// Keeps `entry`, dropping the oldest events while over either cap. External ids
-    /// must increase (the caller skips the others).
+    /// An empty history of `epoch` whose events start after `base` (a history file's
+    /// header: the offsets before it were issued and are gone).
+    pub(super) fn after(epoch: u64, base: u64) -> History {
+        History {
+            last: base,
+            dropped_upto: base,
+            ..History::new(epoch)
+        }
+    }
+
+    /// The highest offset no longer retained (0: none): the base of a compacted file.
+    pub(super) fn dropped_upto(&self) -> u64 {
+        self.dropped_upto
+    }
+
+    /// The retained events, oldest first, as the history file's records hold them.
+    pub(super) fn retained(&self) -> impl Iterator<Item = Rec<'_>> {
+        self.events.iter().map(|e| Rec {
+            offset: e.id.offset,
+            topic: &e.topic,
+            frame: &e.frame,
+            private: e.private,
+        })
+    }
+
+    /// Keeps `entry`, dropping the oldest events while over either cap. A local id
+    /// must be the one of [`next_id`](History::next_id), which this issues; external
+    /// ids must increase (the caller skips the others).
     pub(super) fn push(&mut self, entry: Retained, limits: HubLimits) {
-        if self.ids == Ids::External {
-            self.ext_last = Some(entry.id);
+        match self.ids {
+            Ids::Local => {
+                debug_assert_eq!(entry.id.offset, self.last + 1);
+                self.last = entry.id.offset;
+            }
+            Ids::External => self.ext_last = Some(entry.id),
         }
         if limits.history_events == 0 {
             self.dropped(entry.id);

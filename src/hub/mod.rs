@@ -7,7 +7,10 @@
 //! | file | concept |
 //! |---|---|
 //! | `mod.rs` (this) | the registry: subscribe, publish, fan-out, eviction, close |
-//! | `history.rs` | the bounded replay history |
+//! | `history.rs` | the bounded replay history: ids, the resume decision |
+//! | `log_file.rs` (with `format.rs`) | the optional history file (`--history-file`): records, loading, compaction, fsync |
+//! | `publish.rs` | publishing: ids, the history, the fan-out (without a file: the hub lock alone) |
+//! | `log_writer.rs` | publishing with a history file: the publish lock, `try_publish`, refused publishes |
 //! | `subscription.rs` | the reader's end: queue, backlog, end reason |
 //! | `writer_state.rs` | the writer's state word (waiting, running, lent), with its transition table |
 //! | `direct.rs` | direct writes: a frame written to waiting writers' sockets without waking them |
@@ -99,15 +102,26 @@
 //! direct write of the frame instead of waking each writer's task (see `direct.rs` and
 //! the state table in `writer_state.rs`). No lock is held while it runs.
 //!
-//!
 //! # One place to publish
 //!
-//! Every event goes through [`Hub::publish`], the one place that issues ids and appends to
-//! the history: the seam where a durable log or a broker-backed publish path plugs in.
+//! Every event goes through the hub's publish path, the one place that issues ids and
+//! appends to the history: the seam where the history file (and later a broker-backed
+//! path) plugs in. Without a file, [`Hub::publish`] takes the hub lock alone and cannot
+//! fail. With one ([`Hub::with_history_file`]), a publish can fail (a full disk), so the
+//! server and the producers use [`Hub::try_publish_async`] (the disk work on the
+//! blocking pool, never on the thread that accepts and answers) and answer a failure
+//! with `503`; [`Hub::publish`] on such a hub logs and counts a failure and returns
+//! [`Published::refused`]. Locking: a separate **publish lock** serializes publishers
+//! (id, append, fsync) and is held across the short hub-lock section that pushes into
+//! the in-memory history and fans out; the hub lock is never held during file I/O, so
+//! subscribers, evictions and scrapes never wait for the disk (see `log_writer.rs`).
 
 mod direct;
 mod external;
 mod history;
+mod log_file;
+mod log_writer;
+mod publish;
 mod subscription;
 mod topic_counts;
 mod writer_state;
@@ -117,6 +131,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_channel::{Sender, TrySendError};
@@ -124,6 +139,9 @@ use async_channel::{Sender, TrySendError};
 pub(crate) use direct::{DirectJob, DirectSink};
 use direct::{DirectRunner, DirectTarget};
 use history::{History, Retained};
+pub use log_file::{FSYNC_INTERVAL, Fsync, OpenError};
+pub use log_writer::HistoryFileError;
+use log_writer::LogWriter;
 pub use subscription::Subscription;
 use topic_counts::TopicCounts;
 pub use topic_counts::{LISTED_TOPICS, TopicListing};
@@ -132,7 +150,7 @@ use writer_state::WriterState;
 use crate::auth::Selectors;
 use crate::event_id::{EventId, ResetReason, Resume, new_epoch};
 use crate::log::Log;
-use crate::sse::{Event, Frame, encode};
+use crate::sse::Frame;
 use crate::stats::{Reason, Stats};
 use crate::topic::{Topic, Topics};
 
@@ -194,13 +212,19 @@ impl Backlog {
     }
 }
 
-/// The result of [`Hub::publish`].
+/// The result of [`Hub::publish`] and [`Hub::try_publish`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
-    /// The id the hub assigned.
+    /// The id the hub assigned. (When `refused`: the event got none, and this is
+    /// `<epoch>-0`, which names no event.)
     pub id: EventId,
     /// How the frame fanned out.
     pub delivery: Delivery,
+    /// Only on a hub with a history file, only from [`Hub::publish`]: the record could
+    /// not be written, so the event was not published (no id, nobody got it); the hub
+    /// logged it and counted it in [`Snapshot::history_file_errors`](crate::Snapshot).
+    /// [`Hub::try_publish`] says why instead.
+    pub refused: bool,
 }
 
 /// Who may receive a published event.
@@ -261,7 +285,16 @@ pub struct Hub {
 }
 
 struct Inner {
+    /// The hub lock: the registry, the in-memory history, the fan-out. Never held
+    /// during file I/O.
     state: Mutex<State>,
+    /// With a history file, the publish lock (see `log_writer.rs`): taken before the
+    /// hub lock, by publishers only. `None`: publishing takes the hub lock alone.
+    writer: Option<Mutex<LogWriter>>,
+    /// The history file's size, for scrapes that must not wait for the publish lock.
+    file_bytes: AtomicU64,
+    /// The history's epoch (fixed).
+    epoch: u64,
     limits: HubLimits,
     stats: Arc<Stats>,
     log: Log,
@@ -328,19 +361,34 @@ impl Hub {
     ///
     /// If `limits.queue_len` is 0.
     pub fn with_log(limits: HubLimits, stats: Arc<Stats>, log: Log) -> Hub {
+        Hub::build(limits, stats, log, History::new(new_epoch()), None)
+    }
+
+    fn build(
+        limits: HubLimits,
+        stats: Arc<Stats>,
+        log: Log,
+        history: History,
+        writer: Option<LogWriter>,
+    ) -> Hub {
         assert!(limits.queue_len > 0, "queue_len must be at least 1");
         let state = State {
             clients: HashMap::new(),
             queue_len: limits.queue_len,
             next_client: 1,
-            history: History::new(new_epoch()),
+            history,
             closed: false,
             writers_idle: true,
             topic_counts: TopicCounts::default(),
         };
+        let epoch = state.history.epoch();
+        let file_bytes = AtomicU64::new(writer.as_ref().map_or(0, LogWriter::len));
         Hub {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
+                writer: writer.map(Mutex::new),
+                file_bytes,
+                epoch,
                 limits,
                 stats,
                 log,
@@ -386,7 +434,7 @@ impl Hub {
     /// The history's epoch: its start time in Unix milliseconds, fixed for the life of
     /// the hub (see [`EventId`]).
     pub fn epoch(&self) -> u64 {
-        self.lock().history.epoch()
+        self.inner.epoch
     }
 
     /// The outcome a subscriber sending `last_event_id` would get now, without
@@ -532,62 +580,6 @@ impl Hub {
             hub: self.clone(),
             ended: false,
         })
-    }
-
-    /// Publishes `event` on `topic`: assigns the next id, encodes the event **once**, keeps
-    /// it in the history, and hands the shared frame to every matching subscriber.
-    ///
-    /// Never waits: a subscriber whose queue is full is evicted instead.
-    ///
-    /// On a hub whose ids a broker assigns ([`Hub::with_external_ids`]), publish through
-    /// the broker instead: this delivers the event to this hub's subscribers only,
-    /// without an id and without keeping it (so no id can ever name two events), and
-    /// answers the id `0-0`.
-    pub fn publish(&self, topic: &Topic, event: &Event) -> Published {
-        self.publish_as(topic, event, Visibility::Public)
-    }
-
-    /// Like [`Hub::publish`], with a [`Visibility`]: a private event reaches (and is
-    /// replayed to) only the subscribers whose rights cover `topic`.
-    pub fn publish_as(&self, topic: &Topic, event: &Event, visibility: Visibility) -> Published {
-        let private = visibility == Visibility::Private;
-        let mut evicted = Vec::new();
-        let mut state = self.lock();
-        if state.history.is_external() {
-            drop(state);
-            let frame = encode(event, None);
-            let delivery = self.fan_out_frame(&frame, Some(topic), private);
-            return Published {
-                id: EventId::new(0, 0),
-                delivery,
-            };
-        }
-        let id = state.history.next_id();
-        let frame = encode(event, Some(&id.to_string()));
-        state.history.push(
-            Retained {
-                id,
-                topic: topic.clone(),
-                frame: frame.clone(),
-                private,
-            },
-            self.inner.limits,
-        );
-        let mut direct = Vec::new();
-        let go_direct = state.writers_idle && self.inner.runner.get().is_some();
-        let delivery = state.fan_out(
-            &frame,
-            Some(topic),
-            private,
-            None,
-            &mut evicted,
-            go_direct.then_some(&mut direct),
-        );
-        drop(state);
-        self.inner.stats.event_published();
-        self.run_direct(frame, direct);
-        self.finish_delivery(&delivery, evicted);
-        Published { id, delivery }
     }
 
     /// Hands `frame` (a heartbeat or other comment) to every subscriber, without an id and

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::event_id::ResetReason;
+use crate::sse::Event;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
@@ -17,16 +18,16 @@ fn hub(queue: usize, history: usize) -> Hub {
     )
 }
 
-fn ev(data: &str) -> Event {
+pub(super) fn ev(data: &str) -> Event {
     Event::new(data).unwrap()
 }
 
 /// The frame text the hub `h` encodes for `data` at `offset`.
-fn framed(h: &Hub, offset: u64, data: &str) -> String {
+pub(super) fn framed(h: &Hub, offset: u64, data: &str) -> String {
     format!("id: {}-{offset}\ndata: {data}\n\n", h.epoch())
 }
 
-fn texts(frames: &[Frame]) -> Vec<String> {
+pub(super) fn texts(frames: &[Frame]) -> Vec<String> {
     frames
         .iter()
         .map(|f| String::from_utf8(f.as_bytes().to_vec()).unwrap())
@@ -153,7 +154,7 @@ fn five_on_two_topics(history: usize) -> (Hub, Topic, Topic) {
 
 /// Subscribes to `topics` with `last`, returns the outcome and the backlog, and checks
 /// that the hub counted the outcome and that `resume_outcome` would have said the same.
-fn resume(h: &Hub, topics: Topics, last: Option<&str>) -> (Resume, Vec<Frame>) {
+pub(super) fn resume(h: &Hub, topics: Topics, last: Option<&str>) -> (Resume, Vec<Frame>) {
     let before = h.stats().snapshot();
     let peek = h.resume_outcome(last);
     let mut s = h.subscribe(topics, last, None).unwrap();
@@ -167,7 +168,7 @@ fn resume(h: &Hub, topics: Topics, last: Option<&str>) -> (Resume, Vec<Frame>) {
     (s.resume(), s.take_backlog())
 }
 
-fn only(t: &Topic) -> Topics {
+pub(super) fn only(t: &Topic) -> Topics {
     Topics::Only(vec![t.clone()].into())
 }
 

@@ -42,7 +42,7 @@ pub(crate) use socket::Conn;
 
 use crate::broker::{Broker, Reader};
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::hub::{Hub, OpenError};
 use crate::log::Log;
 use crate::producer::Producers;
 use crate::shutdown::{Guard, Shutdown};
@@ -62,6 +62,8 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// The history file could not be opened, created or read back.
+    HistoryFile(OpenError),
     /// The shared stream (`--redis`) could not be reached, or refused the node.
     Broker(String),
 }
@@ -70,6 +72,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            Error::HistoryFile(e) => write!(f, "{e}"),
             Error::Broker(why) => f.write_str(why),
         }
     }
@@ -79,6 +82,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Bind { source, .. } => Some(source),
+            Error::HistoryFile(e) => Some(e),
             Error::Broker(_) => None,
         }
     }
@@ -165,11 +169,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listen address of `config`.
+    /// Binds the listen address of `config` and, with a history file, opens and reads it.
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] when the address is in use or not available.
+    /// [`Error::Bind`] when the address is in use or not available;
+    /// [`Error::HistoryFile`] when the history file cannot be used;
+    /// [`Error::Broker`] when the shared stream cannot be reached.
     pub fn bind(config: Config, log: Log, shutdown: Shutdown) -> Result<Server, Error> {
         let addr = config.bind;
         let bind_err = |source| Error::Bind { addr, source };
@@ -180,9 +186,22 @@ impl Server {
         let _ = rustix::net::listen(&std, LISTEN_BACKLOG);
         let local = std.local_addr().map_err(bind_err)?;
         let listener = TcpListener::try_from(std).map_err(bind_err)?;
-        let (ctx, reader) = match config.redis.clone() {
-            None => (Ctx::new(config, log, shutdown), None),
-            Some(redis) => {
+        let (ctx, reader) = match (config.redis.clone(), config.history_file.clone()) {
+            (None, None) => (Ctx::new(config, log, shutdown), None),
+            (None, Some(path)) => {
+                let stats = Arc::new(Stats::new());
+                let hub = Hub::with_history_file(
+                    config.hub,
+                    stats.clone(),
+                    log.clone(),
+                    &path,
+                    config.fsync,
+                )
+                .map_err(Error::HistoryFile)?;
+                (Ctx::with(config, log, shutdown, stats, hub, None), None)
+            }
+            // (`Config` refuses --history-file with --redis: Redis keeps that history.)
+            (Some(redis), _) => {
                 // With a shared stream the ids are Redis's, and the node starts only once
                 // it has reached Redis and loaded the stream's tail.
                 let stats = Arc::new(Stats::new());

@@ -121,7 +121,7 @@ pub(super) async fn handle<S: Conn>(
             },
         });
     }
-    let (resp, congested) = publish_body(ctx, req, &body, publisher);
+    let (resp, congested) = publish_body(ctx, req, &body, publisher).await;
     if congested {
         pace_publisher(ctx).await;
     }
@@ -209,9 +209,18 @@ fn parse_body(req: &Request, body: &[u8]) -> Result<publish::Publish, Response> 
     parsed.map_err(|e| Response::text(400, &e.to_string()))
 }
 
+/// What `Retry-After` says when the history file could not take an event. **Unit:**
+/// seconds.
+pub const HISTORY_FILE_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// Publishes a request's event if `publisher` may publish to its topic; the answer, and
 /// whether the subscribers are congested.
-fn publish_body(ctx: &Ctx, req: &Request, body: &[u8], publisher: &Publisher) -> (Response, bool) {
+async fn publish_body(
+    ctx: &Ctx,
+    req: &Request,
+    body: &[u8],
+    publisher: &Publisher,
+) -> (Response, bool) {
     match parse_body(req, body) {
         Ok(p) => {
             if let Err(refused) = publisher.check(&p.topic) {
@@ -222,12 +231,34 @@ fn publish_body(ctx: &Ctx, req: &Request, body: &[u8], publisher: &Publisher) ->
             } else {
                 Visibility::Public
             };
-            let published = ctx.hub.publish_as(&p.topic, &p.event, visibility);
-            let resp = Response::json(
-                200,
-                &json!({"id": published.id.to_string(), "delivered_to": published.delivery.sent}),
-            );
-            (resp, published.delivery.congested())
+            // Without a history file this publishes at once; with one, the disk work
+            // runs off this thread, which accepts and answers everyone else.
+            match ctx
+                .hub
+                .try_publish_async(p.topic, p.event, visibility)
+                .await
+            {
+                Ok(published) => {
+                    let resp = Response::json(
+                        200,
+                        &json!({"id": published.id.to_string(), "delivered_to": published.delivery.sent}),
+                    );
+                    (resp, published.delivery.congested())
+                }
+                // The hub logged and counted it; the event got no id. The publisher may
+                // try again; the reason leaves the server's paths out.
+                Err(e) => (
+                    Response::text(
+                        503,
+                        &format!("event not published: history file: {}", e.reason()),
+                    )
+                    .header(
+                        "Retry-After",
+                        HISTORY_FILE_RETRY_AFTER.as_secs().to_string(),
+                    ),
+                    false,
+                ),
+            }
         }
         Err(resp) => (resp, false),
     }

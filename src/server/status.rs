@@ -11,7 +11,7 @@ use super::Ctx;
 use crate::broker::Op;
 use crate::event_id::{ResetReason, Resume};
 use crate::http::response::Response;
-use crate::stats::{AuthFailure, COUNTED_STATUSES, Reason, Snapshot};
+use crate::stats::{AuthFailure, COUNTED_STATUSES, FileOp, Reason, Snapshot};
 
 /// `GET /health`: `200` while serving, `503` while shutting down.
 pub(super) fn health(ctx: &Ctx) -> Response {
@@ -83,6 +83,10 @@ fn stats_json(ctx: &Ctx) -> Value {
         .collect();
     resumes.insert("resets".into(), Value::Object(resets));
     let last_id = ctx.hub.last_id().map(|id| id.to_string());
+    let file_errors: Map<String, Value> = FileOp::ALL
+        .iter()
+        .map(|op| (op.label().into(), json!(s.history_file_errors[op.index()])))
+        .collect();
     let cfg = &ctx.config;
     json!({
         "uptime_secs": s.uptime_secs,
@@ -107,12 +111,20 @@ fn stats_json(ctx: &Ctx) -> Value {
         "auth_failures": auth_failures,
         "rejected": rejected,
         "resumes": resumes,
-        "history": {"events": ctx.hub.history_len(), "epoch": ctx.hub.epoch(), "last_id": last_id},
+        "history": {
+            "events": ctx.hub.history_len(),
+            "epoch": ctx.hub.epoch(),
+            "last_id": last_id,
+            "file": cfg.history_file.as_ref().map(|p| p.display().to_string()),
+            "file_bytes": ctx.hub.history_file_len(),
+            "file_errors": file_errors,
+        },
         "broker": broker_json(ctx),
         "config": {
             "queue": cfg.hub.queue_len,
             "history": cfg.hub.history_events,
             "history_bytes": cfg.hub.history_bytes,
+            "fsync": cfg.history_file.as_ref().map(|_| cfg.fsync.label()),
             "heartbeat_secs": cfg.heartbeat.map_or(0.0, |d| d.as_secs_f64()),
             "write_timeout_secs": cfg.limits.write_timeout.as_secs_f64(),
             "header_timeout_secs": cfg.limits.request_timeout.as_secs_f64(),
@@ -314,6 +326,27 @@ fn prometheus(ctx: &Ctx) -> String {
         "gauge",
         "Offset of the last event published in this history (the id is <epoch>-<offset>).",
         &one(ctx.hub.last_id().map_or(0, |id| id.offset)),
+    );
+    if let Some(bytes) = ctx.hub.history_file_len() {
+        metric(
+            "history_file_bytes",
+            "gauge",
+            "Size of the history file.",
+            &one(bytes),
+        );
+    }
+    let file_errors: Vec<(String, u64)> = FileOp::ALL
+        .iter()
+        .map(|op| {
+            let n = s.history_file_errors[op.index()];
+            (format!("{{op=\"{}\"}}", op.label()), n)
+        })
+        .collect();
+    metric(
+        "history_file_errors_total",
+        "counter",
+        "I/O errors on the history file, by step (a write, or a sync with --fsync always, refused a publish).",
+        &file_errors,
     );
     metric(
         "history_epoch",

@@ -42,6 +42,36 @@ pub enum Style {
     Nchan,
 }
 
+/// How the tool stops the server it runs for a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopSignal {
+    /// `SIGTERM`: a graceful shutdown, which must exit 0.
+    Term,
+    /// `SIGKILL`: a crash.
+    Kill,
+}
+
+/// Restart mode: the server the tool runs itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerCmd {
+    /// The command, run as `sh -c 'exec CMD'`; it must listen on `--url`'s address.
+    pub cmd: String,
+    /// When to restart it, counted from the start of the run; `None`: it is only
+    /// started and stopped.
+    #[serde(serialize_with = "opt_secs")]
+    pub restart_after: Option<Duration>,
+    /// How it is stopped for the restart.
+    pub restart_signal: StopSignal,
+    /// Where its standard output and error go (appended); `None`: discarded.
+    pub log: Option<String>,
+}
+
+/// The drain phase at the end of a run of `duration` (see `run.rs`).
+pub fn tail_of(duration: Duration) -> Duration {
+    (duration / 10).clamp(Duration::from_millis(1500), Duration::from_secs(5))
+}
+
 /// Publisher settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Publish {
@@ -127,6 +157,15 @@ pub struct Config {
     /// Several nodes, expected outages, extra processes (`args/cluster.rs`).
     #[serde(flatten)]
     pub cluster: Cluster,
+    /// Restart mode (`--server-cmd`).
+    pub server: Option<ServerCmd>,
+}
+
+fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -182,6 +221,10 @@ struct Raw {
     idle: bool,
     threads: Option<usize>,
     cluster: cluster::ClusterRaw,
+    server_cmd: Option<String>,
+    restart_after: Option<Duration>,
+    restart_signal: Option<StopSignal>,
+    server_log: Option<String>,
 }
 
 impl Default for Raw {
@@ -215,6 +258,10 @@ impl Default for Raw {
             idle: false,
             threads: None,
             cluster: cluster::ClusterRaw::default(),
+            server_cmd: None,
+            restart_after: None,
+            restart_signal: None,
+            server_log: None,
         }
     }
 }
@@ -262,6 +309,10 @@ impl Raw {
             idle,
             threads,
             cluster,
+            server_cmd,
+            restart_after,
+            restart_signal,
+            server_log,
         } = self;
         let duration = duration.ok_or_else(|| UsageError("--duration is required".into()))?;
         if duration.as_secs_f64() < MIN_DURATION_SECS {
@@ -275,6 +326,14 @@ impl Raw {
         let base = parse_url(&url).map_err(|e| UsageError(e.to_string()))?;
         let dests = destinations(&base, sources)?;
         let explicit_publish_url = publish_url.is_some();
+        let server = server_cmd_of(
+            server_cmd,
+            restart_after,
+            restart_signal,
+            server_log,
+            duration,
+            (server_pid.is_some(), slow > 0),
+        )?;
         let publish = if no_publish || idle {
             let flag = if idle { "--idle" } else { "--no-publish" };
             if publish_rate.is_some()
@@ -331,6 +390,11 @@ impl Raw {
             publish.is_some(),
             explicit_publish_url,
         )?;
+        if server.is_some() && cluster.several() {
+            return Err(UsageError(
+                "--server-cmd runs one server: it conflicts with several --url".into(),
+            ));
+        }
         Ok(Config {
             url,
             base,
@@ -353,8 +417,55 @@ impl Raw {
             idle,
             threads,
             cluster,
+            server,
         })
     }
+}
+
+/// Restart mode's flags, checked against the run's `duration` and the flags it
+/// conflicts with (`pid_or_slow`: whether `--server-pid`, `--slow` were given).
+fn server_cmd_of(
+    cmd: Option<String>,
+    restart_after: Option<Duration>,
+    signal: Option<StopSignal>,
+    log: Option<String>,
+    duration: Duration,
+    (pid, slow): (bool, bool),
+) -> Result<Option<ServerCmd>, UsageError> {
+    let Some(cmd) = cmd else {
+        if restart_after.is_some() || signal.is_some() || log.is_some() {
+            return Err(UsageError(
+                "--restart-after/--restart-signal/--server-log need --server-cmd".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    if pid {
+        return Err(UsageError(
+            "--server-pid conflicts with --server-cmd (the tool runs that server itself)".into(),
+        ));
+    }
+    if let Some(after) = restart_after {
+        // The server must be back well before the drain phase.
+        let latest = duration.saturating_sub(tail_of(duration) + Duration::from_secs(2));
+        if after.is_zero() || after > latest {
+            return Err(UsageError(format!(
+                "--restart-after: above 0 and at most {:.1} s for this --duration (the restarted server needs time before the drain phase)",
+                latest.as_secs_f64()
+            )));
+        }
+        if slow {
+            return Err(UsageError(
+                "--slow conflicts with --restart-after (a restart closes them anyway)".into(),
+            ));
+        }
+    }
+    Ok(Some(ServerCmd {
+        cmd,
+        restart_after,
+        restart_signal: signal.unwrap_or(StopSignal::Term),
+        log,
+    }))
 }
 
 /// The destination addresses for `--sources K`: the URL's address and the next K-1
@@ -496,6 +607,51 @@ mod tests {
     }
 
     #[test]
+    fn restart_mode() {
+        let c = run(&[
+            "--duration",
+            "20",
+            "--server-cmd",
+            "ssehub --bind 127.0.0.1:9000",
+            "--restart-after",
+            "8",
+            "--restart-signal",
+            "kill",
+            "--server-log",
+            "s.log",
+        ])
+        .unwrap();
+        let s = c.server.unwrap();
+        assert_eq!(s.cmd, "ssehub --bind 127.0.0.1:9000");
+        assert_eq!(s.restart_after, Some(Duration::from_secs(8)));
+        assert_eq!(
+            (s.restart_signal, s.log.as_deref()),
+            (StopSignal::Kill, Some("s.log"))
+        );
+        let s = run(&["--duration", "5", "--server-cmd", "x"])
+            .unwrap()
+            .server
+            .unwrap();
+        assert_eq!(
+            (s.restart_after, s.restart_signal),
+            (None, StopSignal::Term)
+        );
+        assert!(run(&["--duration", "5"]).unwrap().server.is_none());
+        // 20 s leaves a 2 s tail; the server gets 2 s more to come back.
+        assert!(
+            run(&[
+                "--duration",
+                "20",
+                "--server-cmd",
+                "x",
+                "--restart-after",
+                "16"
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
     fn errors_are_one_line_and_name_the_flag() {
         for (args, flag) in [
             (&["--clients", "5"][..], "--duration"),
@@ -571,6 +727,61 @@ mod tests {
                 "--no-publish",
             ),
             (&["--duration", "5", "--idle=1"][..], "--idle"),
+            (
+                &["--duration", "5", "--restart-after", "1"][..],
+                "--server-cmd",
+            ),
+            (
+                &["--duration", "5", "--server-cmd", "x", "--server-pid", "1"][..],
+                "--server-pid",
+            ),
+            (
+                &[
+                    "--duration",
+                    "20",
+                    "--server-cmd",
+                    "x",
+                    "--restart-after",
+                    "17",
+                ][..],
+                "--restart-after",
+            ),
+            (
+                &[
+                    "--duration",
+                    "20",
+                    "--server-cmd",
+                    "x",
+                    "--restart-after",
+                    "0",
+                ][..],
+                "--restart-after",
+            ),
+            (
+                &[
+                    "--duration",
+                    "20",
+                    "--server-cmd",
+                    "x",
+                    "--restart-after",
+                    "5",
+                    "--slow",
+                    "1",
+                ][..],
+                "--slow",
+            ),
+            (
+                &[
+                    "--duration",
+                    "5",
+                    "--server-cmd",
+                    "x",
+                    "--restart-signal",
+                    "hup",
+                ][..],
+                "--restart-signal",
+            ),
+            (&["--duration", "5", "--server-cmd", ""][..], "--server-cmd"),
         ] {
             let e = run(args).unwrap_err().0;
             assert!(e.contains(flag), "{args:?}: {e}");

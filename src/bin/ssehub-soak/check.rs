@@ -80,6 +80,11 @@ impl SeqChecker {
         }
     }
 
+    /// Whether a number was seen.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
     /// The newest number seen.
     pub fn last(&self) -> Option<u64> {
         self.started.then(|| self.next - 1)

@@ -18,35 +18,60 @@ const MAX_SESSIONS: u64 = 2000;
 /// How long a slow client may take to drain its socket to the server's close.
 const SLOW_DRAIN: Duration = Duration::from_secs(2);
 
-/// A steady subscriber: connects once and reads until the run stops.
+/// A steady subscriber: connects once and reads until the run stops. When a restart
+/// (`--server-cmd`) ends its stream, it reconnects with the last id it saw, as a browser
+/// would, and its checks go on across the reconnect.
 async fn steady_client(rt: Arc<Rt>, idx: usize) {
     let slot = &rt.slots[idx];
     let mut st = StreamState::new(Role::Steady, rt.count_gaps());
     st.extra.node = rt.cluster.node_of(idx);
-    let mut connected = false;
-    let end = session(
-        &rt,
-        &mut st,
-        None,
-        &rt.stop,
-        Plan::default(),
-        Some(slot),
-        || {
-            connected = true;
-            slot.state.store(CONNECTED, Ordering::Relaxed);
-            add(&rt.c.connected, 1);
-            add(&rt.c.connected_now, 1);
-            add(&rt.c.initial_resolved, 1);
-        },
-    )
-    .await;
-    if connected {
-        rt.c.connected_now.fetch_sub(1, Ordering::Relaxed);
-    }
+    let mut ever = false;
+    let end = loop {
+        let era = rt.restart.era();
+        let last_id = st.parser.last_id().to_vec();
+        let mut connected = false;
+        let end = session(
+            &rt,
+            &mut st,
+            (!last_id.is_empty()).then_some(&last_id[..]),
+            &rt.stop,
+            Plan::default(),
+            Some(slot),
+            || {
+                connected = true;
+                slot.state.store(CONNECTED, Ordering::Relaxed);
+                add(&rt.c.connected_now, 1);
+                if !ever {
+                    add(&rt.c.connected, 1);
+                    add(&rt.c.initial_resolved, 1);
+                }
+            },
+        )
+        .await;
+        ever |= connected;
+        if connected {
+            rt.c.connected_now.fetch_sub(1, Ordering::Relaxed);
+        }
+        let restarted = matches!(end, End::ServerClosed | End::Failed(_)) && rt.restart.hit(era);
+        if !restarted || rt.stop.fired() {
+            break end;
+        }
+        slot.state.store(0, Ordering::Relaxed);
+        if connected {
+            add(&rt.restart.reconnected, 1);
+        }
+        st.parser.reconnect();
+        let pause = if rt.restart.is_down() { 50 } else { 5 };
+        if !sleep_until(Instant::now() + Duration::from_millis(pause), &rt.stop).await {
+            break End::Stopped;
+        }
+    };
     let state = match end {
         End::Failed(e) => {
             add(&rt.c.connect_failures, 1);
-            add(&rt.c.initial_resolved, 1);
+            if !ever {
+                add(&rt.c.initial_resolved, 1);
+            }
             rt.error(format!("client {idx}: {e}"));
             2
         }
@@ -140,11 +165,15 @@ async fn churn_client(rt: Arc<Rt>) {
         max_dwell: Some(millis(100, 500)),
         ..Plan::default()
     };
+    let era = rt.restart.era();
     let end = session(&rt, &mut st, None, &rt.active, plan, None, || {
         add(&rt.c.churn_sessions, 1)
     })
     .await;
     match end {
+        End::Failed(_) | End::ServerClosed if rt.restart.hit(era) => {
+            add(&rt.restart.sessions_ended, 1);
+        }
         End::Failed(e) => {
             add(&rt.c.churn_failed, 1);
             rt.error(format!("churn client: {e}"));
@@ -169,10 +198,20 @@ async fn reconnect_client(rt: Arc<Rt>) {
         need_event: true,
         max_dwell: Some(Duration::from_secs(3)),
     };
+    let era = rt.restart.era();
     let first = session(&rt, &mut st, None, &rt.active, plan(300, 800), None, || {}).await;
     match first {
         End::Deadline => {}
         End::Stopped => return,
+        // A restart ended it: resume across the restart, once the server is back.
+        End::ServerClosed | End::Failed(_) if rt.restart.hit(era) => {
+            add(&rt.restart.sessions_ended, 1);
+            while rt.restart.is_down() {
+                if !sleep_until(Instant::now() + Duration::from_millis(50), &rt.active).await {
+                    return;
+                }
+            }
+        }
         End::Failed(e) => {
             add(&rt.c.reconnect_failed, 1);
             rt.error(format!("reconnect client: {e}"));
@@ -195,6 +234,7 @@ async fn reconnect_client(rt: Arc<Rt>) {
     st.parser.reconnect();
     // On another node when there is one: the id is replayed by a node that did not send it.
     st.extra.node = rt.cluster.other_node(st.extra.node);
+    let era = rt.restart.era();
     let second = session(
         &rt,
         &mut st,
@@ -209,6 +249,9 @@ async fn reconnect_client(rt: Arc<Rt>) {
         add(&rt.c.reconnects_checked, 1);
     }
     match second {
+        End::Failed(_) | End::ServerClosed if rt.restart.hit(era) => {
+            add(&rt.restart.sessions_ended, 1);
+        }
         End::Failed(e) => {
             add(&rt.c.reconnect_failed, 1);
             rt.error(format!("reconnect client (resuming): {e}"));

@@ -16,6 +16,10 @@
 //! any stream; `503` answers to publishing are counted apart, and tolerated with
 //! `--tolerate-unavailable` while publishing recovers.
 //!
+//! Restart mode (`--server-cmd`, `--restart-after`): the tool runs the server itself and
+//! restarts it mid-run on the same port; every subscriber resumes with `Last-Event-ID`
+//! and must get exactly the events it missed, or a reset first (`server.rs`).
+//!
 //! Exit status: 0 when every check passed, 1 when one failed, 2 for bad usage.
 //!
 //! The tool does not use the ssehub library: these files can move to
@@ -36,17 +40,19 @@ mod publisher;
 mod report;
 mod run;
 mod runtime;
+mod server;
 mod session;
 mod sse;
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_executor::Executor;
 
 use crate::args::Command;
 use crate::runtime::Rt;
+use crate::server::{Restart, ServerProc};
 
 fn main() -> ExitCode {
     let cfg = match args::parse(std::env::args().skip(1)) {
@@ -69,7 +75,34 @@ fn main() -> ExitCode {
     let threads = cfg
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let rt = Arc::new(Rt::new(cfg));
+    // Restart mode: the server is started before the run's clock starts.
+    let restart = Restart::default();
+    let server = cfg
+        .server
+        .as_ref()
+        .map(|s| Arc::new(ServerProc::start(s, cfg.base.addr, &restart)));
+    if server.is_some() && !restart.found.lock().is_ok_and(|f| f.errors.is_empty()) {
+        return ExitCode::from(1);
+    }
+    let restart_after = cfg.server.as_ref().and_then(|s| s.restart_after);
+    let mut rt = Rt::new(cfg);
+    rt.restart = restart;
+    let rt = Arc::new(rt);
+    let restarter = server.clone().zip(restart_after).map(|(server, after)| {
+        let rt = rt.clone();
+        std::thread::spawn(move || {
+            let at = rt.t0 + after;
+            while Instant::now() < at {
+                if rt.stop.fired() {
+                    return;
+                }
+                std::thread::sleep(
+                    Duration::from_millis(20).min(at.saturating_duration_since(Instant::now())),
+                );
+            }
+            server.restart(&rt.restart, &rt.stop);
+        })
+    });
     let ex = Arc::new(Executor::new());
     let (done_tx, done_rx) = async_channel::bounded::<()>(1);
     let workers: Vec<_> = (1..threads)
@@ -100,6 +133,12 @@ fn main() -> ExitCode {
         eprintln!("ssehub-soak: the run overran its hard cap; reporting what was seen");
         run::Tail::default()
     });
+    if let Some(t) = restarter {
+        let _ = t.join();
+    }
+    if let Some(server) = &server {
+        server.finish(&rt.restart);
+    }
     let report = report::build(&rt, tail, threads);
     done_tx.close();
     for w in workers {

@@ -165,6 +165,8 @@ async fn publisher(rt: Arc<Rt>) {
         };
         let (conn, buf) = &mut conns[k];
         attempts += 1;
+        // Failures from here on are the restart's when one began meanwhile.
+        let era = rt.restart.era();
         let stream = match conn {
             Some(s) => s,
             None => match match addr {
@@ -177,7 +179,10 @@ async fn publisher(rt: Arc<Rt>) {
                     conn.insert(s)
                 }
                 Err(e) => {
-                    if !rt.active.fired() {
+                    if rt.restart.hit(era) {
+                        add(&rt.restart.publish_errors, 1);
+                        sleep_until(Instant::now() + Duration::from_millis(20), &rt.active).await;
+                    } else if !rt.active.fired() {
                         add(&rt.c.publish_errors, 1);
                         rt.error(format!("publisher: {e}"));
                         sleep_until(Instant::now() + Duration::from_millis(200), &rt.active).await;
@@ -220,6 +225,14 @@ async fn publisher(rt: Arc<Rt>) {
                     *conn = None;
                 }
             }
+            Ok((_, _, close)) if rt.restart.hit(era) => {
+                // Refused by a server going down or coming up: the same seq again.
+                add(&rt.restart.publish_errors, 1);
+                if close {
+                    *conn = None;
+                }
+                sleep_until(Instant::now() + Duration::from_millis(20), &rt.active).await;
+            }
             Ok((503, body, close)) => {
                 // The server cannot publish now (its broker is down). Expected
                 // (--tolerate-unavailable): the retry is a new event, since this one may
@@ -246,6 +259,13 @@ async fn publisher(rt: Arc<Rt>) {
                     *conn = None;
                 }
                 sleep_until(Instant::now() + Duration::from_millis(100), &rt.active).await;
+            }
+            Err(_) if rt.restart.hit(era) => {
+                // A restart cut the answer off: published or not, the same seq again,
+                // and a subscriber seeing it twice is the restart's doing.
+                add(&rt.restart.publish_errors, 1);
+                rt.restart.ambiguous(seq);
+                *conn = None;
             }
             Err(e) => {
                 // Unknown whether it was published: the same seq is used again (a

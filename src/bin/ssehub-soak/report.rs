@@ -10,6 +10,7 @@ use crate::cluster;
 use crate::procfs::{self, Sample};
 use crate::run::Tail;
 use crate::runtime::{PerRole, Rt};
+use crate::server::Found;
 
 /// Client counts.
 #[derive(Debug, Serialize)]
@@ -209,6 +210,26 @@ pub struct Server {
     pub cpu_ticks_per_sec_assumed: f64,
 }
 
+/// Restart mode (`--server-cmd`).
+#[derive(Debug, Serialize)]
+pub struct Restarts {
+    /// Restarts asked for (0 or 1).
+    pub planned: u64,
+    /// What starting, restarting and stopping the server found.
+    #[serde(flatten)]
+    pub found: Found,
+    /// Steady subscribers that reconnected (with `Last-Event-ID`) after the restart.
+    pub clients_reconnected: u64,
+    /// Churn and reconnect sessions the restart ended (not failures).
+    pub sessions_ended: u64,
+    /// Publish attempts the restart made fail (retried with the same `seq`; not
+    /// counted in `events.publish_errors`).
+    pub publish_errors: u64,
+    /// Events seen twice because the restart cut off their publish's answer and they
+    /// were published again (not counted in `checks.duplicates`).
+    pub republished_duplicates: u64,
+}
+
 /// The tool's own resources.
 #[derive(Debug, Serialize)]
 pub struct Tool {
@@ -245,6 +266,8 @@ pub struct Report {
     pub reconnect: Reconnect,
     /// Server samples, with `--server-pid`.
     pub server: Option<Server>,
+    /// Restart mode, with `--server-cmd`.
+    pub restart: Option<Restarts>,
     /// The tool itself.
     pub tool: Tool,
     /// Several nodes, publishing unavailable, extra processes (each only when it applies).
@@ -404,6 +427,19 @@ pub fn build(rt: &Rt, tail: Tail, threads: usize) -> Report {
             out_of_order: get(&reconnect.out_of_order),
         },
         server,
+        restart: rt.cfg.server.as_ref().map(|s| Restarts {
+            planned: u64::from(s.restart_after.is_some()),
+            found: rt
+                .restart
+                .found
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            clients_reconnected: get(&rt.restart.reconnected),
+            sessions_ended: get(&rt.restart.sessions_ended),
+            publish_errors: get(&rt.restart.publish_errors),
+            republished_duplicates: get(&rt.restart.duplicates),
+        }),
         tool: Tool {
             cpu_secs: procfs::own_cpu_secs(),
             rss_kib: own.map(|s| s.rss_kib),
@@ -489,6 +525,16 @@ pub fn failed_checks(r: &Report, cfg: &Config) -> Vec<String> {
         cfg.reconnect > 0.0 && rc.checked == 0,
         "reconnect_unchecked: no reconnect saw an event after resuming".to_string(),
     );
+    if let Some(rs) = &r.restart {
+        check(
+            rs.found.restarts < rs.planned,
+            format!("restart_not_done: {} of {}", rs.found.restarts, rs.planned),
+        );
+        check(
+            !rs.found.errors.is_empty(),
+            format!("server: {}", rs.found.errors.join("; ")),
+        );
+    }
     if let Some(s) = &r.server {
         check(s.end.is_none(), "server_not_sampled_at_end".to_string());
         if let (Some(max), Some(g)) = (cfg.max_rss_growth_kib, s.rss_growth_kib) {

@@ -18,6 +18,7 @@ use crate::cluster::ClusterRt;
 use crate::histogram::{Histogram, Sum};
 use crate::http;
 use crate::procfs::{self, Sample};
+use crate::server::Restart;
 
 /// Buffer for a response head (and a slow client's drain). **Unit:** bytes.
 pub(crate) const READ_BUF: usize = 4096;
@@ -263,6 +264,8 @@ pub(crate) struct Rt {
     pub(crate) active_end: Instant,
     /// The hard end of the run.
     pub(crate) end_at: Instant,
+    /// Restart mode's shared state (unused without `--server-cmd`).
+    pub(crate) restart: Restart,
     next_dest: AtomicUsize,
     handshakes: (Sender<()>, Receiver<()>),
     /// Nodes, the order check, outages, extra processes (`cluster.rs`).
@@ -274,7 +277,7 @@ impl Rt {
     pub(crate) fn new(cfg: Config) -> Rt {
         let t0 = Instant::now();
         let d = cfg.duration;
-        let tail = (d / 10).clamp(Duration::from_millis(1500), Duration::from_secs(5));
+        let tail = crate::args::tail_of(d);
         Rt {
             slots: (0..cfg.clients).map(|_| Slot::default()).collect(),
             c: Counters::default(),
@@ -290,6 +293,7 @@ impl Rt {
             t0,
             active_end: t0 + d - tail,
             end_at: t0 + d,
+            restart: Restart::default(),
             next_dest: AtomicUsize::new(0),
             handshakes: async_channel::bounded(MAX_HANDSHAKES),
             cluster: ClusterRt::new(&cfg),

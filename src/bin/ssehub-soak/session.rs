@@ -144,6 +144,10 @@ impl Handler<'_, '_> {
                         ));
                     }
                     Verdict::AnnouncedGap(k) => add(&r.announced_gaps, optional(k)),
+                    Verdict::Duplicate if self.rt.restart.is_ambiguous(n) => {
+                        // Published again after a restart cut its answer off.
+                        add(&self.rt.restart.duplicates, 1);
+                    }
                     Verdict::Duplicate => {
                         add(&r.duplicates, 1);
                         cluster::disorder(
@@ -256,10 +260,11 @@ pub(crate) async fn session(
         // Everything whose publish starts from now on was published after the server
         // subscribed this client (it sent the head after subscribing).
         let must = rt.sent_seq.load(Ordering::SeqCst) + 1;
-        st.checker.must_see_from(must);
-        if let Some(slot) = slot {
+        // (Only before the first event: a stream that resumes must continue from it.)
+        if let Some(slot) = slot.filter(|_| !st.checker.started()) {
             slot.must_from.store(must, Ordering::Relaxed);
         }
+        st.checker.must_see_from(must);
     }
     st.events_seen = 0;
     cluster::count_connected(rt, st.role, st.extra.node, st.resumed);

@@ -282,6 +282,7 @@ mod tests {
             ),
             (&["--url", "http://10.0.0.1:1"][..], "--url"),
             (&["--extra-pid", "x"][..], "--extra-pid"),
+            (&["--server-cmd", "ssehub"][..], "--server-cmd"),
         ] {
             let mut args = vec!["--duration", "5"];
             args.extend(two);

@@ -5,7 +5,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::{MAX_BODY_SIZE, Rate, Raw, Style, UsageError};
+use super::{MAX_BODY_SIZE, Rate, Raw, StopSignal, Style, UsageError};
 
 /// Applies a flag's value (`""` for a switch); the error is the message after `--NAME: `.
 type Setter = fn(&mut Raw, &str) -> Result<(), String>;
@@ -321,6 +321,56 @@ const SECTIONS: &[(&str, &[Flag])] = &[
         ],
     ),
     (
+        "Restart mode (the tool runs the server)",
+        &[
+            Flag {
+                name: "server-cmd",
+                value: Some("CMD"),
+                help: "start the server as sh -c 'exec CMD' before the run and\n\
+                       stop it (SIGTERM, must exit 0) after it; CMD must\n\
+                       listen on --url's address",
+                action: Action::Set(|r, v| {
+                    if v.trim().is_empty() {
+                        return Err(expected("a command", v));
+                    }
+                    r.server_cmd = Some(v.to_string());
+                    Ok(())
+                }),
+            },
+            Flag {
+                name: "restart-after",
+                value: Some("SECS"),
+                help: "restart it SECS into the run, on the same port: every\n\
+                       subscriber resumes with Last-Event-ID and must get\n\
+                       exactly what it missed, or a reset first",
+                action: Action::Set(|r, v| seconds(v).map(|d| r.restart_after = Some(d))),
+            },
+            Flag {
+                name: "restart-signal",
+                value: Some("S"),
+                help: "stop it for the restart with term (graceful, must\n\
+                       exit 0) or kill (a crash) (default term)",
+                action: Action::Set(|r, v| {
+                    r.restart_signal = Some(match v {
+                        "term" => StopSignal::Term,
+                        "kill" => StopSignal::Kill,
+                        _ => return Err(expected("term or kill", v)),
+                    });
+                    Ok(())
+                }),
+            },
+            Flag {
+                name: "server-log",
+                value: Some("PATH"),
+                help: "append the server's output to PATH (default: discard)",
+                action: Action::Set(|r, v| {
+                    r.server_log = Some(v.to_string());
+                    Ok(())
+                }),
+            },
+        ],
+    ),
+    (
         "Run",
         &[
             Flag {
@@ -489,7 +539,7 @@ mod tests {
             assert!(!names.contains(&flag.name), "--{} twice", flag.name);
             names.push(flag.name);
         }
-        assert_eq!(names.len(), 30);
+        assert_eq!(names.len(), 34);
         assert!(text.contains(
             "\n  --url URL               base URL, http:// on 127.0.0.0/8 or [::1] only\n                          (default http://127.0.0.1:8080). Repeat it for\n"
         ));
