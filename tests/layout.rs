@@ -107,7 +107,7 @@ fn no_source_file_is_too_big() {
 }
 
 #[test]
-fn the_check_sees_a_cycle() {
+fn the_scanner_reads_code_not_comments() {
     // The scanner itself: a use in code counts, one in a comment does not.
     let found = uses("use crate::hub::Hub; // crate::server\nlet x = crate::sse::heartbeat();");
     assert_eq!(

@@ -171,7 +171,9 @@ pub const LINGER_IDLE: Duration = Duration::from_millis(250);
 pub(super) async fn linger_close<S: Conn>(stream: &mut S, timeout: Duration, max_bytes: usize) {
     let _ = stream.close().await;
     let deadline = Instant::now() + timeout;
-    let mut sink = [0u8; 4096];
+    // On the heap, and only while lingering: an array here would sit in the request
+    // phase's future of every connection.
+    let mut sink = vec![0u8; 4096];
     let mut left = max_bytes;
     while left > 0 {
         let wait_until = deadline.min(Instant::now() + LINGER_IDLE);
