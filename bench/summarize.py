@@ -589,7 +589,7 @@ p("- ssehub: `ssehub --bind 127.0.0.1:PORT --no-demo --publish-token bench --hea
   "--quiet --queue 100 --max-clients 12000`.")
 p("- nchan: `nginx -p DIR -c DIR/nginx.conf -g 'daemon off;'` with `bench/nginx.conf.in`: "
   "`worker_processes 1`, `worker_connections 20000`, `worker_rlimit_nofile 20000`, "
-  "publisher `location = /pub` (`nchan_message_buffer_length 1000`), EventSource subscriber "
+  "`listen … backlog=4096`, publisher `location = /pub` (`nchan_message_buffer_length 1000`), EventSource subscriber "
   "`location = /sub` (`nchan_eventsource_event soak`, `nchan_subscriber_first_message newest`), "
   "one channel, `access_log off`. nchan's publisher answers `201`/`202`; any 2xx counts as published.")
 if any_axum:
@@ -598,7 +598,8 @@ if any_axum:
       "ssehub (its paths, `--publish-style ssehub`, `--token bench`): one bounded tokio `mpsc` "
       "channel of 100 events per subscriber, the subscriber evicted (channel dropped, stream "
       "ended, connection closed) when `try_send` finds it full; each event encoded once into one "
-      "`Bytes` shared by every subscriber; `TCP_NODELAY`; one worker thread per core. **A measuring "
+      "`Bytes` shared by every subscriber; `TCP_NODELAY`; one worker thread per core; a listen "
+      "backlog of 4096 (as ssehub's and the floor's). **A measuring "
       "stick, not a product** and never a dependency of ssehub.")
 if any_floor:
     p("- floor (the cost floor, W2, W3 and W5 only, run last: ssehub W2, nchan W2, "

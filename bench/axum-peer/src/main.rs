@@ -234,7 +234,17 @@ async fn serve(bind: SocketAddr, token: Option<String>) -> std::io::Result<()> {
         .route("/publish", post(publish))
         .route("/health", get(|| async { "ok\n" }))
         .with_state(app);
-    let listener = tokio::net::TcpListener::bind(bind).await?.tap_io(|tcp| {
+    // The backlog ssehub and the floor listen with (4096, capped by somaxconn): tokio's
+    // `TcpListener::bind` listens with 1024, which overflows when 10,000 subscribers
+    // connect at once and leaves some of them in SYN retries past the tool's deadline.
+    let socket = if bind.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(bind)?;
+    let listener = socket.listen(4096)?.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
     eprintln!("axum-peer: listening on http://{bind}");
