@@ -36,6 +36,11 @@ pub const DEFAULT_MAX_HEAD_BYTES: usize = 8 * 1024;
 /// browsers and proxies, and it sizes the header index each connection keeps.
 pub const DEFAULT_MAX_HEADERS: usize = 32;
 
+/// Header fields a [`HeadParser`]'s index first has room for; it grows for a longer
+/// head. **Unit:** header fields. **Why:** the index lives through every connection's
+/// request phase, and 16 covers a browser's EventSource request without a regrowth.
+const INITIAL_FIELDS: usize = 16;
+
 /// Outcome of a push parse that succeeded so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status<T> {
@@ -242,7 +247,7 @@ pub struct HeadLimits {
     /// Longest head accepted, in bytes, including leading empty lines and
     /// the final CRLF CRLF.
     pub max_head_bytes: usize,
-    /// Most header fields accepted; a [`HeadParser`]'s index holds this many.
+    /// Most header fields accepted; a [`HeadParser`]'s index holds at most this many.
     pub max_headers: usize,
 }
 
@@ -314,8 +319,9 @@ enum State {
 /// bytes, however they were split into reads. Once the head is complete,
 /// [`head`](Self::head) lends it without parsing again.
 ///
-/// The header index (the offsets of each field) is allocated once, sized by
-/// [`HeadLimits::max_headers`], when the first field arrives; call
+/// The header index (the offsets of each field) is allocated when the first field
+/// arrives, with room for 16 fields (at most [`HeadLimits::max_headers`]), and grows
+/// for a longer head; call
 /// [`reset`](Self::reset) after removing a head from the buffer to parse the
 /// next one with the same index (keep-alive, pipelining).
 ///
@@ -628,7 +634,11 @@ impl HeadParser {
     /// Records the field whose line just ended.
     fn push_field(&mut self) {
         if self.fields.capacity() == 0 {
-            self.fields.reserve_exact(self.limits.max_headers);
+            // Most requests carry a handful of fields (curl 3, a browser's EventSource
+            // about 10): start small, and let a longer head grow the index (up to
+            // `max_headers`, checked before this push) once for the connection.
+            self.fields
+                .reserve_exact(INITIAL_FIELDS.min(self.limits.max_headers));
         }
         self.fields.push(FieldSpan {
             start: self.line,

@@ -57,7 +57,7 @@ pub(super) async fn serve_requests<S: Conn>(
             Ok(req) => req,
             Err(e) => {
                 let head_only = is_head_request(&buf);
-                refuse(stream, ctx, e, served == 0, head_only).await;
+                Box::pin(refuse(stream, ctx, e, served == 0, head_only)).await;
                 return None;
             }
         };
@@ -85,14 +85,16 @@ pub(super) async fn serve_requests<S: Conn>(
             {
                 Err(refused) => refused,
                 Ok(publisher) => {
-                    match publish::handle(stream, &mut buf, ctx, &req, &publisher).await {
+                    // Boxed, as are the refusals: this future is part of every
+                    // subscriber's request phase, and these are most of its size.
+                    match Box::pin(publish::handle(stream, &mut buf, ctx, &req, &publisher)).await {
                         Ok(resp) => {
                             body_read = true;
                             resp
                         }
                         Err(e) => {
                             // The head has arrived: a stalled body is a request timeout.
-                            refuse(stream, ctx, e, true, req.is_head()).await;
+                            Box::pin(refuse(stream, ctx, e, true, req.is_head())).await;
                             return None;
                         }
                     }

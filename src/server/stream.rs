@@ -109,16 +109,19 @@ pub(super) async fn open<S: Conn>(
         fields.push((RESUME_HEADER, resume.label().to_owned()));
         stream_head(&fields)
     };
+    // The rare paths' futures are boxed (HEAD, a resume from the broker, a refusal):
+    // this future is part of every connection's request phase, whose memory an idle
+    // subscriber's heap keeps the shape of (#15, W1).
     if req.is_head() {
         let head = head(ctx.hub.resume_outcome(open.last_id.as_deref()));
-        let _ = write_timed(stream, &head, ctx.config.limits.write_timeout).await;
+        let _ = Box::pin(write_timed(stream, &head, ctx.config.limits.write_timeout)).await;
         return None;
     }
     let closer = stream.clone();
     let hook: CloseHook = Box::new(move || closer.shut_down());
     let last_id = open.last_id.as_deref();
     let older = match (&ctx.broker, last_id) {
-        (Some(broker), Some(sent)) => from_the_broker(ctx, broker, sent).await,
+        (Some(broker), Some(sent)) => Box::pin(from_the_broker(ctx, broker, sent)).await,
         _ => None,
     };
     let rights = open.grant.rights;
@@ -141,12 +144,15 @@ pub(super) async fn open<S: Conn>(
         Err(e) => {
             ctx.stats.rejected(503);
             let bytes = Response::text(503, &e.to_string()).close().to_bytes(false);
-            if write_timed(stream, &bytes, ctx.config.limits.write_timeout)
-                .await
-                .is_ok()
-            {
-                super::connection::linger(stream, ctx).await;
-            }
+            Box::pin(async {
+                if write_timed(stream, &bytes, ctx.config.limits.write_timeout)
+                    .await
+                    .is_ok()
+                {
+                    super::connection::linger(stream, ctx).await;
+                }
+            })
+            .await;
             return None;
         }
     };
