@@ -739,3 +739,6 @@ fn slice(buf: &[u8], start: usize, end: usize) -> &[u8] {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod index_tests;

@@ -4,16 +4,19 @@
 //! A waiting writer has nothing to batch: the next frame would wake its task only for
 //! that task to write one frame. When the subscriber registered a [`DirectSink`] (its
 //! socket) and the hub has a [`DirectRunner`], a publish that finds **every** writer
-//! waiting (none is behind) lends those sockets for that one frame instead (row 3 of
+//! waiting (none is behind; one whose socket a direct write still holds is not behind
+//! either) lends the waiting writers' sockets for that one frame instead (row 3 of
 //! the writer state table): the fan-out marks each one, outside the lock the runner
 //! writes the frame to each in a tight loop (the server splits that over its writer
 //! threads and the publishing thread), and gives each socket back (rows 4–5). A socket
 //! that does not take the whole frame hands the rest to its writer (row 6), which goes
 //! on from there; frames published meanwhile are queued as usual and the writer is
 //! woken for them when the socket is given back, so order is kept and a subscriber
-//! still falls behind, and is evicted, through its bounded queue. When any writer is
-//! busy, every frame is queued, so a fast publisher still gets frames batched into one
-//! write per subscriber. No lock is held while a direct write runs.
+//! still falls behind, and is evicted, through its bounded queue. When a writer was
+//! busy at the last publish, every frame is queued, so a fast publisher still gets
+//! frames batched into one write per subscriber. A queue made
+//! this way is given back after `QUEUE_RELEASE_AFTER` direct writes in a row find its
+//! writer waiting. No lock is held while a direct write runs.
 
 use std::fmt;
 use std::io;
@@ -148,6 +151,115 @@ mod tests {
         h.publish(&Topic::default_topic(), &Event::new("b").unwrap());
         assert_eq!(s.receiver().map(|r| r.len()), Some(1));
         assert!(matches!(s.poll_next(&mut cx), Poll::Ready(Some(_))));
+    }
+
+    #[test]
+    fn a_queue_is_given_back_once_the_writer_keeps_up_and_order_is_kept() {
+        use crate::hub::QUEUE_RELEASE_AFTER;
+        let h = hub();
+        let sink = Arc::new(Sink(Mutex::new(Vec::new())));
+        let s = h
+            .subscribe_direct(Topics::All, None, None, None, sink.clone())
+            .unwrap();
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let publish = |data: &str| h.publish(&Topic::default_topic(), &Event::new(data).unwrap());
+        let written = |s: &crate::hub::Subscription, cx: &mut Context<'_>| -> Vec<Vec<u8>> {
+            let mut out = Vec::new();
+            while let Poll::Ready(Some((f, 0))) = s.poll_next(cx) {
+                out.push(f.as_bytes().to_vec());
+            }
+            out
+        };
+        // The writer runs: frames wait, in a queue made for them.
+        assert!(s.poll_own(&mut cx).is_ready());
+        publish("q1");
+        publish("q2");
+        assert_eq!(s.receiver().map(|r| r.len()), Some(2));
+        assert_eq!(
+            written(&s, &mut cx).len(),
+            2,
+            "the writer takes both, then parks"
+        );
+        // The hub saw a busy writer last time: the next frame is still queued.
+        publish("q3");
+        assert_eq!(written(&s, &mut cx).len(), 1);
+        // Direct writes from now on; the queue stays until the last of them.
+        for i in 1..QUEUE_RELEASE_AFTER {
+            publish(&format!("d{i}"));
+            assert!(s.receiver().is_some(), "still held after {i} direct writes");
+            assert!(s.poll_next(&mut cx).is_pending());
+        }
+        publish("last");
+        assert!(s.receiver().is_none(), "given back");
+        // The writer finds no queue: it waits, it does not end.
+        assert!(s.poll_next(&mut cx).is_pending());
+        assert!(s.try_recv().is_none());
+        // Busy again: a new queue, which the writer reads.
+        assert!(s.poll_own(&mut cx).is_ready());
+        publish("again");
+        let again = written(&s, &mut cx);
+        assert_eq!(again.len(), 1);
+        assert!(again[0].ends_with(b"data: again\n\n"));
+        // The socket got the direct frames, in order, and none of the queued ones.
+        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let mut at = 0;
+        for i in 1..QUEUE_RELEASE_AFTER {
+            let needle = format!("data: d{i}\n\n");
+            at += out[at..].find(&needle).expect("in order") + needle.len();
+        }
+        assert!(out[at..].starts_with("id: ") && out[at..].ends_with("data: last\n\n"));
+        assert!(!out.contains("data: q") && !out.contains("again"));
+        // Closing the hub ends it, through its new queue.
+        drop(again);
+        assert!(s.poll_next(&mut cx).is_pending());
+        h.close();
+        assert!(matches!(s.poll_next(&mut cx), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn a_direct_write_that_overlaps_the_next_publish_does_not_switch_to_queueing() {
+        // A runner that holds the jobs: each direct write overlaps the next publish.
+        let held: Arc<Mutex<Vec<DirectJob>>> = Arc::default();
+        let h = Hub::new(HubLimits::default(), Arc::new(Stats::new()));
+        let jobs = held.clone();
+        h.set_direct_runner(move |job| jobs.lock().unwrap().push(job));
+        let sink = || Arc::new(Sink(Mutex::new(Vec::new())));
+        let (sa, sb) = (sink(), sink());
+        let a = h
+            .subscribe_direct(Topics::All, None, None, None, sa.clone())
+            .unwrap();
+        let b = h
+            .subscribe_direct(Topics::All, None, None, None, sb.clone())
+            .unwrap();
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let publish = |data: &str| h.publish(&Topic::default_topic(), &Event::new(data).unwrap());
+        assert!(a.poll_next(&mut cx).is_pending());
+        assert!(b.poll_next(&mut cx).is_pending());
+        publish("1");
+        assert_eq!(held.lock().unwrap().len(), 1, "both lent");
+        // The first write still holds both sockets: this frame waits in their queues.
+        publish("2");
+        assert_eq!(held.lock().unwrap().len(), 1);
+        assert_eq!(a.receiver().map(|r| r.len()), Some(1));
+        for job in held.lock().unwrap().drain(..) {
+            job.run();
+        }
+        for s in [&a, &b] {
+            assert!(matches!(s.poll_next(&mut cx), Poll::Ready(Some((_, 0)))));
+            assert!(s.poll_next(&mut cx).is_pending());
+        }
+        // No writer was busy (they were lent): the next frame is a direct write again.
+        publish("3");
+        let jobs: Vec<DirectJob> = held.lock().unwrap().drain(..).collect();
+        assert_eq!(jobs.iter().map(DirectJob::len).sum::<usize>(), 2);
+        jobs.into_iter().for_each(DirectJob::run);
+        for s in [&sa, &sb] {
+            let out = String::from_utf8(s.0.lock().unwrap().clone()).unwrap();
+            assert!(out.contains("data: 1\n\n") && out.ends_with("data: 3\n\n"));
+            assert!(!out.contains("data: 2"), "frame 2 went through the queue");
+        }
     }
 
     #[test]

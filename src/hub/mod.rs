@@ -98,9 +98,10 @@
 //! ```
 //! # Direct writes
 //!
-//! When every writer waits with an empty queue, a publish lends their sockets to one
-//! direct write of the frame instead of waking each writer's task (see `direct.rs` and
-//! the state table in `writer_state.rs`). No lock is held while it runs.
+//! When no writer is busy (each waits with an empty queue, or a direct write still
+//! holds its socket), a publish lends the waiting writers' sockets to one direct write
+//! of the frame instead of waking each writer's task (see `direct.rs`, `fan_out.rs` and the state table in
+//! `writer_state.rs`). No lock is held while it runs.
 //!
 //! # One place to publish
 //!
@@ -118,6 +119,7 @@
 
 mod direct;
 mod external;
+mod fan_out;
 mod history;
 mod log_file;
 mod log_writer;
@@ -125,6 +127,8 @@ mod publish;
 mod subscription;
 mod topic_counts;
 mod writer_state;
+
+pub use fan_out::QUEUE_RELEASE_AFTER;
 
 #[cfg(test)]
 mod tests;
@@ -134,7 +138,7 @@ use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use async_channel::{Sender, TrySendError};
+use async_channel::Sender;
 
 pub(crate) use direct::{DirectJob, DirectSink};
 use direct::{DirectRunner, DirectTarget};
@@ -327,6 +331,9 @@ struct Client {
     /// A broker's events up to this id are not sent to it: it resumed from an id this
     /// node had not read yet (a `future` reset), and has them from the node it left.
     skip_through: Option<EventId>,
+    /// Direct writes in a row that found its writer waiting while it had a queue: at
+    /// [`QUEUE_RELEASE_AFTER`] the queue is given back.
+    idle_lends: u8,
 }
 
 impl Client {
@@ -567,6 +574,7 @@ impl Hub {
                 on_evict,
                 sink,
                 skip_through,
+                idle_lends: 0,
             },
         );
         drop(state);
@@ -595,7 +603,7 @@ impl Hub {
         let mut direct = Vec::new();
         let delivery = {
             let mut state = self.lock();
-            let go_direct = state.writers_idle && self.inner.runner.get().is_some();
+            let go_direct = state.direct_now(self.inner.runner.get().is_some());
             state.fan_out(
                 frame,
                 topic,
@@ -695,85 +703,6 @@ impl Hub {
 }
 
 impl State {
-    /// `try_send`s `frame` to each matching subscriber (for a `private` frame, only those
-    /// whose rights cover `topic`); collects the ones to evict. With
-    /// `direct`, the sockets of waiting writers are taken for a direct write instead (see
-    /// the module docs); either way it notes whether every writer was waiting. A broker's
-    /// event (`event_id`) skips the subscribers that already have it
-    /// ([`Client::skip_through`]).
-    fn fan_out(
-        &mut self,
-        frame: &Frame,
-        topic: Option<&Topic>,
-        private: bool,
-        event_id: Option<EventId>,
-        evicted: &mut Vec<(ClientId, Client, Reason)>,
-        mut direct: Option<&mut Vec<DirectTarget>>,
-    ) -> Delivery {
-        let mut delivery = Delivery::default();
-        let mut gone: Vec<(ClientId, Reason)> = Vec::new();
-        let mut busy = 0usize;
-        let queue_len = self.queue_len;
-        for (id, client) in &mut self.clients {
-            // A public frame costs one bool test here; rights are matched only for
-            // private ones.
-            if let Some(t) = topic
-                && (!client.topics.matches(t) || private && !client.may_read(t))
-            {
-                continue;
-            }
-            if let (Some(floor), Some(event)) = (client.skip_through, event_id) {
-                if event <= floor {
-                    continue;
-                }
-                client.skip_through = None;
-            }
-            if let (Some(targets), Some(sink)) = (direct.as_deref_mut(), &client.sink)
-                && client.state.lend()
-            {
-                targets.push((client.state.clone(), sink.clone()));
-                delivery.sent += 1;
-                continue;
-            }
-            // A writer that is not waiting is busy, unless it waits for a client that
-            // stopped reading (that one is the client's problem, not the server's).
-            if !client.state.is_waiting() && !client.state.socket_full() {
-                busy += 1;
-            }
-            // The first frame this subscriber must queue brings its queue (allocated here,
-            // once, under the lock: about 2 KiB at 100 frames).
-            let tx = client.tx.get_or_insert_with(|| {
-                let (tx, rx) = async_channel::bounded(queue_len);
-                client.state.set_queue(rx);
-                tx
-            });
-            match tx.try_send(frame.clone()) {
-                Ok(()) => {
-                    client.state.notify();
-                    delivery.sent += 1;
-                    if tx.len() * 2 >= queue_len && !client.state.socket_full() {
-                        delivery.behind += 1;
-                    }
-                }
-                Err(TrySendError::Full(_)) => {
-                    delivery.dropped_full += 1;
-                    gone.push((*id, Reason::QueueFull));
-                }
-                Err(TrySendError::Closed(_)) => {
-                    delivery.dropped_closed += 1;
-                    gone.push((*id, Reason::HungUp));
-                }
-            }
-        }
-        self.writers_idle = busy == 0;
-        for (id, reason) in gone {
-            if let Some(client) = self.take(id) {
-                evicted.push((id, client, reason));
-            }
-        }
-        delivery
-    }
-
     /// Takes a subscriber out of the registry (and out of the topic counts).
     fn take(&mut self, id: ClientId) -> Option<Client> {
         let client = self.clients.remove(&id)?;

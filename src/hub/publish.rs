@@ -105,7 +105,7 @@ impl Hub {
             },
             self.inner.limits,
         );
-        let go_direct = state.writers_idle && self.inner.runner.get().is_some();
+        let go_direct = state.direct_now(self.inner.runner.get().is_some());
         state.fan_out(
             frame,
             Some(topic),

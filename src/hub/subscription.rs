@@ -30,7 +30,7 @@ impl fmt::Debug for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
             .field("id", &self.id)
-            .field("queued", &self.state.queue().map_or(0, Receiver::len))
+            .field("queued", &self.state.queued())
             .field("backlog", &self.backlog.len())
             .field("resume", &self.resume)
             .finish()
@@ -48,9 +48,10 @@ impl Subscription {
     /// [`Subscription::poll_recv`] is cheaper than the channel's own `recv`.
     ///
     /// Subscriptions made with [`Hub::subscribe`] have theirs at once. The server's
-    /// subscribers (with a direct sink) get one only when the hub first has to queue a
-    /// frame for them: `None` until then.
-    pub fn receiver(&self) -> Option<&Receiver<Frame>> {
+    /// subscribers (with a direct sink) get one only when the hub has to queue a frame
+    /// for them, and give it back once their writer has kept up for a while: `None`
+    /// while they have none. The handle is a clone of the receiving end.
+    pub fn receiver(&self) -> Option<Receiver<Frame>> {
         self.state.queue()
     }
 

@@ -53,8 +53,8 @@
 //!
 //! Each row has a unit test below, named after it.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use async_channel::{Receiver, TryRecvError};
@@ -83,10 +83,13 @@ pub(crate) struct WriterState {
     /// The writer's word on its socket: full, it waits for the client to read. Publish
     /// pacing then does not count this subscriber as one the server is behind for.
     socket_full: AtomicBool,
-    /// The subscriber's bounded queue, once it has one. A subscriber with a direct sink
+    /// The subscriber's bounded queue, while it has one. A subscriber with a direct sink
     /// gets it only when the hub first has to queue a frame for it (its writer was busy):
-    /// an idle subscriber never pays for a queue (about 2 KiB at 100 frames).
-    queue: OnceLock<Receiver<Frame>>,
+    /// an idle subscriber never pays for a queue (about 2 KiB at 100 frames). The hub
+    /// takes it back once the writer has kept up for a while (see
+    /// [`release_queue`](Self::release_queue)), so one slow fan-out does not leave every
+    /// subscriber holding a queue for good.
+    queue: Mutex<Option<Receiver<Frame>>>,
     /// The hub ended this subscriber before it had a queue (with one, closing the queue
     /// says so).
     ended: AtomicBool,
@@ -120,14 +123,34 @@ impl WriterState {
         }
     }
 
-    /// The queue, once there is one.
-    pub(crate) fn queue(&self) -> Option<&Receiver<Frame>> {
-        self.queue.get()
+    /// The queue, while there is one (a handle to it).
+    pub(crate) fn queue(&self) -> Option<Receiver<Frame>> {
+        lock(&self.queue).clone()
     }
 
-    /// Gives the subscriber its queue (once; the hub does it under its lock).
+    /// The number of frames queued (0 without a queue).
+    pub(crate) fn queued(&self) -> usize {
+        lock(&self.queue).as_ref().map_or(0, Receiver::len)
+    }
+
+    /// Gives the subscriber its queue (the hub does it under its lock, when it has none).
     pub(crate) fn set_queue(&self, rx: Receiver<Frame>) {
-        let _ = self.queue.set(rx);
+        let mut q = lock(&self.queue);
+        if q.is_none() {
+            *q = Some(rx);
+        }
+    }
+
+    /// The hub takes the queue back, under its lock, right after [`lend`](Self::lend)
+    /// succeeded: the writer was `WAITING`, so the queue is empty, and it stays parked
+    /// without looking at the queue until the socket is given back; it then finds no
+    /// queue (`Empty`), and the hub makes a new one when a frame must wait again. The
+    /// hub drops its sending end at the same time, so nothing sees the channel close.
+    pub(crate) fn release_queue(&self) {
+        debug_assert!(self.is_lent(), "the queue is taken back only while lent");
+        let rx = lock(&self.queue).take();
+        debug_assert!(rx.as_ref().is_none_or(Receiver::is_empty));
+        drop(rx);
     }
 
     /// The hub ended a subscriber that has no queue: its writer sees the end next.
@@ -137,7 +160,7 @@ impl WriterState {
 
     /// The next queued frame: `Empty` with no queue yet, `Closed` once ended.
     pub(crate) fn take_queued(&self) -> Result<Frame, TryRecvError> {
-        match self.queue.get() {
+        match lock(&self.queue).as_ref() {
             Some(rx) => rx.try_recv(),
             None if self.ended.load(Ordering::SeqCst) => Err(TryRecvError::Closed),
             None => Err(TryRecvError::Empty),
