@@ -776,13 +776,16 @@ p("- The tool samples the server's RSS, CPU and fds at start, once every subscri
   "connected (baseline), every second (the peak) and at the end.")
 p("- Raw JSON reports, server and tool logs: `test-output/bench/` (not committed).")
 
-# Hand-written analysis of the targets this build misses (kept beside the script, so a
-# regenerated page keeps it; its figures come from the profiles it names, not this run).
-analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
-if os.path.exists(analysis):
-    p()
-    with open(analysis) as f:
-        p(f.read().rstrip())
+# Hand-written sections kept beside the script, so a regenerated page keeps them: what
+# the last full run showed and what changed before it (this-run.md), the earlier analysis
+# of the targets (its figures come from the profiles it names), and the measurements of
+# private topics and of the history file, which have scripts of their own.
+for name in ("this-run.md", "analysis.md", "private-topics.md", "history-file.md"):
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+    if os.path.exists(path):
+        p()
+        with open(path) as f:
+            p(f.read().rstrip())
 
 # The section of scripts/bench-cluster.sh (several nodes on one Redis), written by that
 # script from its own run; kept at the end of the page when this one is rewritten.
