@@ -133,7 +133,7 @@ pub use fan_out::QUEUE_RELEASE_AFTER;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -306,7 +306,13 @@ struct Inner {
 }
 
 struct State {
-    clients: HashMap<ClientId, Client>,
+    /// The subscribers, in the order they came (ids only grow). The fan-out walks them
+    /// in that order, so consecutive writes touch sockets, tasks and (on loopback) the
+    /// clients' buffers that were allocated together: with 10,000 subscribers at 10
+    /// events/s, W3's p50 was 44–48 ms against 49–52 with a `HashMap`'s order (3 A/B
+    /// pairs), the server's CPU 3 % lower; W2 (1,000 subscribers, back to back) 0.45
+    /// against 0.44 CPU-µs per delivered event.
+    clients: BTreeMap<ClientId, Client>,
     /// Capacity of each queue (copied from the limits for the fan-out loop).
     queue_len: usize,
     next_client: u64,
@@ -380,7 +386,7 @@ impl Hub {
     ) -> Hub {
         assert!(limits.queue_len > 0, "queue_len must be at least 1");
         let state = State {
-            clients: HashMap::new(),
+            clients: BTreeMap::new(),
             queue_len: limits.queue_len,
             next_client: 1,
             history,
@@ -689,7 +695,7 @@ impl Hub {
             let mut state = self.lock();
             state.closed = true;
             state.topic_counts = TopicCounts::default();
-            state.clients.drain().collect()
+            std::mem::take(&mut state.clients).into_iter().collect()
         };
         for (id, client) in clients {
             self.retire(id, client, Reason::Shutdown, false);
