@@ -26,10 +26,6 @@ use crate::shutdown::Shutdown;
 
 /// Longest the reader waits for the writers before one entry. **Unit:** ms.
 pub const PACE_MAX: Duration = Duration::from_millis(50);
-/// How long the queues may go without draining before the reader goes on. **Unit:** ms.
-pub const PACE_STALL: Duration = Duration::from_millis(5);
-/// How often a paced reader looks at the queues again. **Unit:** ms.
-pub const PACE_POLL: Duration = Duration::from_millis(1);
 
 impl Broker {
     /// Runs the reader until `shutdown`: reads from the cursor, delivers, reconnects with
@@ -161,31 +157,11 @@ impl Broker {
         self.state().cursor.clone_from(&reader.cursor);
     }
 
-    /// Waits while the node's writers are behind (some subscriber whose socket still
-    /// takes data holds half a queue or more) and the queues are draining, checking every
-    /// [`PACE_POLL`], for at most [`PACE_MAX`] per entry. Subscribers that stopped
-    /// reading cannot hold the reader back: their writers report a full socket and do not
-    /// count, and when [`PACE_STALL`] passes with nothing drained it goes on; they fill
-    /// their queues and are evicted as usual. (The publish path of a single node paces a
-    /// publisher the same way, `server/publish.rs`.)
+    /// Waits while the node's writers are behind, for at most [`PACE_MAX`] per entry
+    /// ([`Hub::pace`](crate::hub::Hub::pace), as a single node's publish path paces a
+    /// publisher).
     async fn pace(&self, shutdown: &Shutdown) {
-        let hub = &self.inner.hub;
-        let start = Instant::now();
-        let mut before = hub.backlog();
-        let mut drained_at = start;
-        while start.elapsed() < PACE_MAX && !shutdown.is_triggered() {
-            Timer::after(PACE_POLL).await;
-            let now = hub.backlog();
-            if !now.congested() {
-                return;
-            }
-            if now.queued < before.queued {
-                drained_at = Instant::now();
-            } else if drained_at.elapsed() >= PACE_STALL {
-                return;
-            }
-            before = now;
-        }
+        self.inner.hub.pace(PACE_MAX, shutdown).await;
     }
 
     fn up(&self) {

@@ -123,6 +123,7 @@ mod fan_out;
 mod history;
 mod log_file;
 mod log_writer;
+mod pace;
 mod publish;
 mod subscription;
 mod topic_counts;

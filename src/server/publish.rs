@@ -8,7 +8,6 @@
 
 use std::time::{Duration, Instant};
 
-use async_io::Timer;
 use serde_json::json;
 
 use super::Ctx;
@@ -25,15 +24,6 @@ use crate::topic::Topic;
 
 /// Longest a publish answer waits for subscribers to catch up. **Unit:** ms.
 pub const MAX_PUBLISH_PACE: Duration = Duration::from_millis(50);
-
-/// How long the queues may go without draining before a paced publish answer goes out.
-/// **Unit:** ms.
-pub const PACE_STALL: Duration = Duration::from_millis(5);
-
-/// How often a paced publish looks at the queues again. **Unit:** ms. Why: fine enough
-/// that a drained backlog releases the answer within a millisecond, coarse enough to
-/// cost nothing next to the writes it waits for.
-pub const PACE_POLL: Duration = Duration::from_millis(1);
 
 /// Who may publish, as their credential says.
 #[derive(Debug)]
@@ -151,38 +141,14 @@ async fn receive_body<S: Conn>(
     .await
 }
 
-/// Holds a publisher's answer while the server's writers are behind (some subscriber
-/// whose socket still takes data holds half a queue or more) and the queues are
-/// draining, checking every [`PACE_POLL`], for at most [`MAX_PUBLISH_PACE`].
-///
-/// A publisher that sends its next event after the answer (as HTTP clients do) then
-/// slows to what the server can write, instead of filling queues and getting readers
-/// evicted for the server's own lateness. Subscribers that have stopped reading cannot
-/// hold it back: their writers report a full socket and do not count, and when
-/// [`PACE_STALL`] passes with nothing drained the answer goes out anyway; stuck
-/// subscribers fill their queues and are evicted as usual. (One millisecond was too
-/// short: a writer thread preempted for a few milliseconds on a busy machine let the
-/// publisher run on, and healthy subscribers were evicted.) Nothing else waits: the hub
-/// and other connections go on.
+/// Holds a publisher's answer while the server's writers are behind, for at most
+/// [`MAX_PUBLISH_PACE`] ([`Hub::pace`](crate::hub::Hub::pace)). A publisher that sends
+/// its next event after the answer (as HTTP clients do) then slows to what the server
+/// can write, instead of filling queues and getting readers evicted for the server's
+/// own lateness.
 async fn pace_publisher(ctx: &Ctx) {
     ctx.stats.publish_paced();
-    let start = Instant::now();
-    let deadline = start + MAX_PUBLISH_PACE;
-    let mut before = ctx.hub.backlog();
-    let mut drained_at = start;
-    while Instant::now() < deadline && !ctx.shutdown.is_triggered() {
-        Timer::after(PACE_POLL).await;
-        let now = ctx.hub.backlog();
-        if !now.congested() {
-            return;
-        }
-        if now.queued < before.queued {
-            drained_at = Instant::now();
-        } else if drained_at.elapsed() >= PACE_STALL {
-            return;
-        }
-        before = now;
-    }
+    ctx.hub.pace(MAX_PUBLISH_PACE, &ctx.shutdown).await;
 }
 
 /// What `Retry-After` says while the shared stream is unreachable. **Unit:** seconds.
