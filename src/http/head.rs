@@ -38,7 +38,8 @@ pub const DEFAULT_MAX_HEADERS: usize = 32;
 
 /// Header fields a [`HeadParser`]'s index first has room for; it grows for a longer
 /// head. **Unit:** header fields. **Why:** the index lives through every connection's
-/// request phase, and 16 covers a browser's EventSource request without a regrowth.
+/// request phase, and most requests are short (curl sends 3 fields); half of the
+/// default limit of 32 is 512 bytes less per connection, and a longer head grows it.
 const INITIAL_FIELDS: usize = 16;
 
 /// Outcome of a push parse that succeeded so far.
@@ -634,9 +635,8 @@ impl HeadParser {
     /// Records the field whose line just ended.
     fn push_field(&mut self) {
         if self.fields.capacity() == 0 {
-            // Most requests carry a handful of fields (curl 3, a browser's EventSource
-            // about 10): start small, and let a longer head grow the index (up to
-            // `max_headers`, checked before this push) once for the connection.
+            // Start small (see INITIAL_FIELDS); a longer head grows the index, up to
+            // `max_headers`, which is checked before this push.
             self.fields
                 .reserve_exact(INITIAL_FIELDS.min(self.limits.max_headers));
         }

@@ -100,8 +100,8 @@
 //!
 //! When no writer is busy (each waits with an empty queue, or a direct write still
 //! holds its socket), a publish lends the waiting writers' sockets to one direct write
-//! of the frame instead of waking each writer's task (see `direct.rs`, `fan_out.rs` and the state table in
-//! `writer_state.rs`). No lock is held while it runs.
+//! of the frame instead of waking each writer's task (see `direct.rs`, `fan_out.rs` and
+//! the state table in `writer_state.rs`). No lock is held while it runs.
 //!
 //! # One place to publish
 //!

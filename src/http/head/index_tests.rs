@@ -1,13 +1,8 @@
 //! The header index of a [`HeadParser`]: allocated on the first field, reused across
 //! keep-alive requests, grown for a long head up to the limit.
 
+use super::tests::LIMITS;
 use super::*;
-
-const LIMITS: HeadLimits = HeadLimits {
-    max_request_line: DEFAULT_MAX_REQUEST_LINE,
-    max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
-    max_headers: DEFAULT_MAX_HEADERS,
-};
 
 #[test]
 fn reset_reuses_the_header_index() {
@@ -67,7 +62,7 @@ fn a_long_head_grows_the_index_up_to_the_limit() {
         Some(format!("{}", fields - 1).as_bytes())
     );
     assert!(parser.fields.capacity() >= fields);
-    // One field more is refused, as before the index grew lazily.
+    // One field more is still refused.
     let mut over = head.trim_end_matches("\r\n").to_owned();
     over.push_str("\r\nX-over: 1\r\n\r\n");
     let mut parser = HeadParser::new(LIMITS);

@@ -2,7 +2,7 @@ use super::*;
 use crate::http::framing::framing;
 use proptest::prelude::*;
 
-const LIMITS: HeadLimits = HeadLimits {
+pub(super) const LIMITS: HeadLimits = HeadLimits {
     max_request_line: DEFAULT_MAX_REQUEST_LINE,
     max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
     max_headers: DEFAULT_MAX_HEADERS,
