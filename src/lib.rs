@@ -110,16 +110,17 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub mod auth;
-pub mod broker;
 pub mod config;
+pub mod envelope;
 pub mod event_id;
 #[doc(hidden)]
 pub mod http;
 pub mod hub;
+pub mod input;
 pub mod log;
 mod page;
+pub mod port;
 mod producer;
-pub mod publish;
 pub mod redis;
 pub mod server;
 pub mod shutdown;
@@ -130,9 +131,11 @@ pub mod testing;
 pub mod topic;
 
 pub use config::Config;
+pub use envelope::Envelope;
 pub use event_id::EventId;
 pub use hub::Hub;
 pub use log::Log;
+pub use port::Port;
 pub use server::Server;
 pub use shutdown::Shutdown;
 pub use sse::{Event, Frame};

@@ -16,11 +16,12 @@ use futures_lite::io::BufReader;
 use futures_lite::{AsyncBufReadExt, AsyncRead, AsyncReadExt, StreamExt};
 use serde_json::json;
 
-use crate::broker::Broker;
 use crate::config::Config;
-use crate::hub::{Hub, Visibility};
+use crate::envelope::Envelope;
+use crate::hub::Hub;
+use crate::input;
 use crate::log::Log;
-use crate::publish;
+use crate::port::Port;
 use crate::sse::{Event, heartbeat};
 use crate::topic::Topic;
 
@@ -32,50 +33,6 @@ pub const LINES_PER_POLL: u64 = 64;
 /// The topic of the demo producer's events.
 pub const DEMO_TOPIC: &str = "demo";
 
-/// Where the producers publish: the hub (ids issued here), or the shared stream (ids
-/// issued by Redis; the event reaches this hub when its reader sees it).
-#[derive(Debug, Clone)]
-pub enum Publisher {
-    /// This node alone.
-    Hub(Hub),
-    /// Several nodes on one Redis stream.
-    Broker(Broker),
-}
-
-impl Publisher {
-    /// Publishes `event` on `topic`; why not, when it could not be published (the broker
-    /// is unreachable or takes no private events, or the history file cannot be
-    /// written, which the hub logged and counted): the caller logs or drops it, nothing
-    /// is queued.
-    pub async fn publish(
-        &self,
-        topic: &Topic,
-        event: &Event,
-        visibility: Visibility,
-    ) -> Result<(), &'static str> {
-        match self {
-            // With a history file the disk work runs off this thread.
-            Publisher::Hub(h) if h.has_history_file() => h
-                .try_publish_async(topic.clone(), event.clone(), visibility)
-                .await
-                .map(drop)
-                .map_err(|_| "the history file could not be written"),
-            Publisher::Hub(h) => {
-                h.publish_as(topic, event, visibility);
-                Ok(())
-            }
-            Publisher::Broker(_) if visibility == Visibility::Private => {
-                Err(crate::broker::NO_PRIVATE_EVENTS)
-            }
-            Publisher::Broker(b) => b
-                .publish(topic, event)
-                .await
-                .map(drop)
-                .map_err(|_| "broker unavailable"),
-        }
-    }
-}
-
 /// The running producer tasks. Dropping this value cancels them.
 #[derive(Debug)]
 pub struct Producers {
@@ -83,20 +40,17 @@ pub struct Producers {
 }
 
 impl Producers {
-    /// Spawns the producers that `cfg` turns on, publishing to `hub`, or through
-    /// `broker` when there is one (heartbeats are always this hub's own).
+    /// Spawns the producers that `cfg` turns on, publishing through `port`
+    /// (heartbeats are always this `hub`'s own: comments, never events).
     pub fn spawn(
         ex: &Executor<'static>,
         cfg: &Config,
         hub: &Hub,
-        broker: Option<&Broker>,
+        port: &Port,
         log: &Log,
     ) -> Producers {
         let mut tasks = Vec::new();
-        let publisher = match broker {
-            Some(b) => Publisher::Broker(b.clone()),
-            None => Publisher::Hub(hub.clone()),
-        };
+        let publisher = port.clone();
         if cfg.demo {
             let (min, max) = cfg.demo_interval_ms;
             tasks.push(ex.spawn(demo(publisher.clone(), min, max)));
@@ -120,8 +74,8 @@ impl Producers {
 
 /// Publishes `{"seq":N,"ts":unix_ms,"value":x}` as `event: tick` on [`DEMO_TOPIC`], pausing
 /// a random `min_ms..=max_ms` before each.
-pub async fn demo(publisher: Publisher, min_ms: u64, max_ms: u64) {
-    let topic = Topic::new(DEMO_TOPIC).expect("valid constant");
+pub async fn demo(port: Port, min_ms: u64, max_ms: u64) {
+    let envelope = Envelope::on(Topic::new(DEMO_TOPIC).expect("valid constant"));
     for seq in 1u64.. {
         Timer::after(Duration::from_millis(fastrand::u64(min_ms..=max_ms))).await;
         let ts = SystemTime::now()
@@ -131,7 +85,7 @@ pub async fn demo(publisher: Publisher, min_ms: u64, max_ms: u64) {
         let data = json!({"seq": seq, "ts": ts, "value": value}).to_string();
         if let Ok(event) = Event::new(data).and_then(|e| e.with_name("tick")) {
             // A refused publish was logged (and counted) where it failed; the demo goes on.
-            let _ = publisher.publish(&topic, &event, Visibility::Public).await;
+            let _ = port.publish(envelope.clone(), event).await;
         }
     }
 }
@@ -151,7 +105,7 @@ pub async fn heartbeats(hub: Hub, every: Duration) {
 /// producer, not the server.
 pub async fn lines<R: AsyncRead + Unpin>(
     input: R,
-    publisher: Publisher,
+    port: Port,
     json: bool,
     max_line: usize,
     log: Log,
@@ -185,18 +139,13 @@ pub async fn lines<R: AsyncRead + Unpin>(
             line.pop();
         }
         let parsed = if json {
-            publish::from_json(&line)
+            input::from_json(&line)
         } else {
-            publish::from_text(&line, None, None, None, None)
+            input::from_text(&line, &input::Params::default())
         };
-        match parsed {
-            Ok(p) => {
-                let visibility = if p.private {
-                    Visibility::Private
-                } else {
-                    Visibility::Public
-                };
-                if let Err(why) = publisher.publish(&p.topic, &p.event, visibility).await {
+        match parsed.and_then(|p| Ok((p.envelope()?, p.event))) {
+            Ok((envelope, event)) => {
+                if let Err(why) = port.publish(envelope, event).await {
                     log.line(format_args!("stdin: line {number} not published: {why}"));
                 }
             }
@@ -248,13 +197,7 @@ mod tests {
         let h = hub();
         let sub = h.subscribe(Topics::All, None, None).unwrap();
         let input: &[u8] = b"one\r\ntwo\nbad\0nul\nlast-without-newline";
-        futures_lite::future::block_on(lines(
-            input,
-            Publisher::Hub(h.clone()),
-            false,
-            64,
-            Log::silent(),
-        ));
+        futures_lite::future::block_on(lines(input, Port::memory(&h), false, 64, Log::silent()));
         let e = h.epoch();
         assert_eq!(
             drain(&sub),
@@ -275,7 +218,7 @@ mod tests {
             format!("{{\"data\":\"a\",\"event\":\"e\"}}\n{long}not json\n{{\"data\":\"b\"}}\n");
         futures_lite::future::block_on(lines(
             input.as_bytes(),
-            Publisher::Hub(h.clone()),
+            Port::memory(&h),
             true,
             64,
             Log::silent(),
@@ -311,7 +254,7 @@ mod tests {
         let h = hub();
         let sub = h.subscribe(Topics::All, None, None).unwrap();
         futures_lite::future::block_on(async {
-            demo(Publisher::Hub(h.clone()), 1, 2)
+            demo(Port::memory(&h), 1, 2)
                 .or(async {
                     Timer::after(Duration::from_millis(50)).await;
                 })

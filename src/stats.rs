@@ -174,6 +174,7 @@ pub struct Stats {
     direct_writes: AtomicU64,
     direct_handoffs: AtomicU64,
     publishes_paced: AtomicU64,
+    publishes_replayed: AtomicU64,
     history_file_errors: [AtomicU64; FileOp::ALL.len()],
     ended: [AtomicU64; Reason::ALL.len()],
     auth_failures: [AtomicU64; AuthFailure::ALL.len()],
@@ -211,6 +212,9 @@ pub struct Snapshot {
     pub direct_handoffs: u64,
     /// Publish answers held because the writers were behind subscribers that still read.
     pub publishes_paced: u64,
+    /// Publishes answered as retries of a retained event (same idempotency key or
+    /// publisher id): nothing was published again.
+    pub publishes_replayed: u64,
     /// I/O errors on the history file, by step, in [`FileOp::ALL`] order.
     pub history_file_errors: [u64; FileOp::ALL.len()],
     /// Ended streams by reason, in [`Reason::ALL`] order.
@@ -248,6 +252,7 @@ impl Stats {
             direct_writes: AtomicU64::new(0),
             direct_handoffs: AtomicU64::new(0),
             publishes_paced: AtomicU64::new(0),
+            publishes_replayed: AtomicU64::new(0),
             history_file_errors: Default::default(),
             ended: Default::default(),
             auth_failures: Default::default(),
@@ -314,6 +319,11 @@ impl Stats {
         self.publishes_paced.fetch_add(1, Relaxed);
     }
 
+    /// A publish was a retry, answered without publishing.
+    pub fn publish_replayed(&self) {
+        self.publishes_replayed.fetch_add(1, Relaxed);
+    }
+
     /// A step of the history file failed.
     pub fn history_file_failed(&self, op: FileOp) {
         self.history_file_errors[op.index()].fetch_add(1, Relaxed);
@@ -353,6 +363,7 @@ impl Stats {
             direct_writes: self.direct_writes.load(Relaxed),
             direct_handoffs: self.direct_handoffs.load(Relaxed),
             publishes_paced: self.publishes_paced.load(Relaxed),
+            publishes_replayed: self.publishes_replayed.load(Relaxed),
             history_file_errors: std::array::from_fn(|i| self.history_file_errors[i].load(Relaxed)),
             ended: std::array::from_fn(|i| self.ended[i].load(Relaxed)),
             auth_failures: std::array::from_fn(|i| self.auth_failures[i].load(Relaxed)),

@@ -530,24 +530,38 @@ fn cors_for_a_named_origin_allows_credentials() {
 }
 
 #[test]
-fn private_events_are_refused_with_redis_until_its_entries_carry_visibility() {
-    // See the README: a shared stream's entries carry no visibility yet, and every node
-    // would deliver a private event to everyone, so it is refused (501), never leaked.
+fn private_events_go_through_redis_to_token_holders_only() {
+    // The stream's entries carry visibility (#19): a private event published on one node
+    // reaches, on every node, only subscribers whose token covers one of its topics
+    // (it used to be refused with 501).
     let redis = crate::support::redis::RedisServer::start(&[]);
     let url = redis.unix_url("");
-    let srv = hub(&["--redis", &url]);
-    let mut sub = SseClient::open(srv.addr, "/stream");
-    srv.wait_subscribers(1, SHORT);
-    let r =
-        crate::support::publish_json(srv.addr, TOKEN, &json!({"data": "secret", "private": true}));
-    r.assert_refusal(501);
-    assert!(
-        r.body_text()
-            .starts_with("private events cannot go through --redis")
+    let a = hub(&["--redis", &url]);
+    let b = hub(&["--redis", &url]);
+    let token = pyjwt(&json!({"mercure": {"subscribe": ["orders/*"]}}), KEY, "HS256");
+    let bearer = format!("Bearer {token}");
+    let mut holder = SseClient::connect(b.addr, "/stream", &[("Authorization", &bearer)]);
+    let mut anyone = SseClient::open(b.addr, "/stream");
+    b.wait_subscribers(2, SHORT);
+    let r = crate::support::publish_json(
+        a.addr,
+        TOKEN,
+        &json!({"data": "secret", "topic": ["orders/1", "audit"], "private": true}),
     );
-    let r = crate::support::publish_json(srv.addr, TOKEN, &json!({"data": "public"}));
     assert_eq!(r.status, 200, "{}", r.body_text());
-    let got = sub.expect_event();
-    assert_eq!(got.data, "public");
-    sub.assert_no_event(Duration::from_millis(300));
+    let r = crate::support::publish_json(a.addr, TOKEN, &json!({"data": "public"}));
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert_eq!(holder.expect_event().data, "secret");
+    assert_eq!(holder.expect_event().data, "public");
+    assert_eq!(anyone.expect_event().data, "public");
+    anyone.assert_no_event(Duration::from_millis(300));
+    // Replayed on another node, to the token holder only.
+    let from = format!("/stream?lastEventId={}", "0-0");
+    let mut late = SseClient::connect(a.addr, &from, &[("Authorization", &bearer)]);
+    let got: Vec<String> = (0..3)
+        .filter_map(|_| late.next_event(SHORT))
+        .filter(|e| e.event != "reset")
+        .map(|e| e.data)
+        .collect();
+    assert_eq!(got, ["secret", "public"]);
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 /// The crate's top-level modules, from the leaves up. A module may use only modules
 /// listed before it (and `testing`, on top, anything).
 const LAYERS: &[&str] = &[
-    "event_id", "log", "shutdown", "stats", "topic", "auth", "sse", "http", "redis", "page",
-    "publish", "hub", "config", "broker", "producer", "server", "testing",
+    "event_id", "log", "shutdown", "stats", "topic", "envelope", "auth", "sse", "http", "redis",
+    "page", "input", "hub", "port", "config", "producer", "server", "testing",
 ];
 
 /// Most lines in one source file, tests included.

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use crate::auth::{DEFAULT_COOKIE, Key, SubscribeAuth};
 use crate::http::head::HeadLimits;
-use crate::hub::{Fsync, HubLimits};
+use crate::hub::HubLimits;
+use crate::port::Fsync;
 use crate::redis::RedisUrl;
 
 /// Default listen address.
@@ -144,16 +145,7 @@ pub struct Config {
 /// The default Redis stream key.
 pub const DEFAULT_REDIS_STREAM: &str = "ssehub:events";
 
-/// Where the shared stream is (`--redis`, `--redis-stream`, `--redis-maxlen`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisConfig {
-    /// The server and the credentials (never shown).
-    pub url: RedisUrl,
-    /// The stream key.
-    pub stream: String,
-    /// Entries the stream keeps (`XADD ... MAXLEN ~ N`).
-    pub maxlen: usize,
-}
+pub use crate::port::RedisConfig;
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -13,63 +13,27 @@ use std::sync::Arc;
 use super::history::{History, Retained};
 use super::{CloseHook, Delivery, DirectSink, Hub, HubLimits, SubscribeError, Subscription};
 use crate::auth::Selectors;
+use crate::envelope::Envelope;
 use crate::event_id::{EventId, Reset, ResetReason};
 use crate::log::Log;
-use crate::sse::{self, Event, encode};
+use crate::sse::{self, Event};
 use crate::stats::Stats;
-use crate::topic::{Topic, Topics};
+use crate::topic::Topics;
 
 impl Hub {
-    /// A hub whose event ids a broker assigns: events arrive through
-    /// [`Hub::deliver`], in the broker's order.
+    /// A hub whose event ids a broker assigns: events arrive through [`Hub::commit`],
+    /// in the broker's order.
     ///
     /// # Panics
     ///
     /// If `limits.queue_len` is 0.
-    pub fn with_external_ids(limits: HubLimits, stats: Arc<Stats>, log: Log) -> Hub {
-        Hub::build(limits, stats, log, History::external(), None)
+    pub(crate) fn with_external_ids(limits: HubLimits, stats: Arc<Stats>, log: Log) -> Hub {
+        Hub::with_history(limits, stats, log, History::external())
     }
 
     /// Whether a broker assigns this hub's ids.
     pub fn has_external_ids(&self) -> bool {
         self.lock().history.is_external()
-    }
-
-    /// Delivers the event the broker ordered as `id`: encodes it once with that id,
-    /// keeps it, and hands it to every matching subscriber. An id not after the last one
-    /// delivered (a duplicate, or a reread after a reconnect) is skipped: `None`.
-    pub fn deliver(&self, id: EventId, topic: &Topic, event: &Event) -> Option<Delivery> {
-        let mut evicted = Vec::new();
-        let mut direct = Vec::new();
-        let frame = encode(event, Some(&id.to_string()));
-        let mut state = self.lock();
-        if state.history.last_id().is_some_and(|last| id <= last) {
-            return None;
-        }
-        // The broker's entries carry no visibility yet: what it orders is public.
-        state.history.push(
-            Retained {
-                id,
-                topic: topic.clone(),
-                frame: frame.clone(),
-                private: false,
-            },
-            self.inner.limits,
-        );
-        let go_direct = state.direct_now(self.inner.runner.get().is_some());
-        let delivery = state.fan_out(
-            &frame,
-            Some(topic),
-            false,
-            Some(id),
-            &mut evicted,
-            go_direct.then_some(&mut direct),
-        );
-        drop(state);
-        self.inner.stats.event_published();
-        self.run_direct(frame, direct);
-        self.finish_delivery(&delivery, evicted);
-        Some(delivery)
     }
 
     /// The broker lost events after the last one delivered (`next`: the first id read
@@ -88,7 +52,7 @@ impl Hub {
                 last: state.history.last_id(),
             })
         };
-        self.fan_out_frame(&frame, None, false)
+        self.broadcast(&frame)
     }
 
     /// Whether a client resuming from `last_event_id` needs the broker's events older
@@ -109,23 +73,14 @@ impl Hub {
 
     /// Loads events the broker kept from before this node started (oldest first), as
     /// history only: nobody is subscribed yet to receive them live.
-    pub fn preload(&self, events: Vec<(EventId, Topic, Event)>) {
+    pub(crate) fn preload(&self, events: Vec<(EventId, Envelope, Event)>) {
         let mut state = self.lock();
-        for (id, topic, event) in events {
+        for (id, envelope, event) in events {
             if state.history.last_id().is_some_and(|last| id <= last) {
                 continue;
             }
-            let frame = encode(&event, Some(&id.to_string()));
-            let private = false;
-            state.history.push(
-                Retained {
-                    id,
-                    topic,
-                    frame,
-                    private,
-                },
-                self.inner.limits,
-            );
+            let entry = Retained::encode(id, envelope, &event);
+            state.history.push(entry, self.inner.limits);
         }
     }
 
@@ -143,19 +98,14 @@ impl Hub {
         topics: Topics,
         rights: Option<Arc<Selectors>>,
         last_id: Option<&str>,
-        older: Vec<(EventId, Topic, Event)>,
+        older: Vec<(EventId, Envelope, Event)>,
         on_evict: Option<CloseHook>,
         sink: Option<Arc<dyn DirectSink>>,
     ) -> Result<Subscription, SubscribeError> {
         // Encoded for this client alone: a replay older than the history is rare.
         let older: Vec<Retained> = older
             .into_iter()
-            .map(|(id, topic, event)| Retained {
-                frame: encode(&event, Some(&id.to_string())),
-                id,
-                topic,
-                private: false,
-            })
+            .map(|(id, envelope, event)| Retained::encode(id, envelope, &event))
             .collect();
         self.subscribe_with(topics, rights, last_id, &older, on_evict, sink)
     }
@@ -186,8 +136,15 @@ mod tests {
         Event::new(s).unwrap()
     }
 
-    fn t() -> Topic {
-        Topic::default_topic()
+    fn t() -> Envelope {
+        Envelope::on(crate::topic::Topic::default_topic())
+    }
+
+    impl Hub {
+        /// A broker's event, as the reader commits it.
+        fn deliver(&self, id: EventId, env: &Envelope, event: &Event) -> Option<Delivery> {
+            self.commit(Retained::encode(id, env.clone(), event))
+        }
     }
 
     fn texts(frames: &[crate::sse::Frame]) -> Vec<String> {
@@ -323,10 +280,11 @@ mod tests {
         assert_eq!(h.history_len(), 2);
         let mut s = h.subscribe(Topics::All, Some("1-0"), None).unwrap();
         assert_eq!(texts(&s.take_backlog()), ["id: 2-0\ndata: y\n\n"]);
-        // A local publish on a broker-fed hub: delivered, without an id, never kept.
+        // A local publish on a broker-fed hub is refused: only the broker issues ids
+        // (it used to be delivered here alone, answered with the id 0-0).
         let live = h.subscribe(Topics::All, None, None).unwrap();
-        assert_eq!(h.publish(&t(), &ev("z")).id, id(0, 0));
-        assert_eq!(texts(&[live.try_recv().unwrap()]), ["data: z\n\n"]);
+        assert!(h.publish(t().topic(), &ev("z")).refused);
+        assert!(live.try_recv().is_none());
         assert_eq!(h.history_len(), 2);
     }
 }

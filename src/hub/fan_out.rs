@@ -5,10 +5,10 @@ use async_channel::TrySendError;
 
 use super::direct::DirectTarget;
 use super::{Client, ClientId, Delivery, State};
+use crate::envelope::Envelope;
 use crate::event_id::EventId;
 use crate::sse::Frame;
 use crate::stats::Reason;
-use crate::topic::Topic;
 
 /// Direct writes in a row, each finding the writer waiting with its queue empty, after
 /// which a subscriber's queue is given back (it gets a new one when a frame must wait
@@ -21,8 +21,9 @@ use crate::topic::Topic;
 pub const QUEUE_RELEASE_AFTER: u8 = 64;
 
 impl State {
-    /// `try_send`s `frame` to each matching subscriber (for a `private` frame, only those
-    /// whose rights cover `topic`); collects the ones to evict. With
+    /// `try_send`s `frame` to each subscriber that wants one of the `envelope`'s topics
+    /// (all of them without one; for a private event, only those whose rights cover one
+    /// of its topics, so each gets it once); collects the ones to evict. With
     /// `direct`, the sockets of waiting writers are taken for a direct write instead (see
     /// the module docs); either way it notes whether every writer was waiting. A broker's
     /// event (`event_id`) skips the subscribers that already have it
@@ -30,8 +31,7 @@ impl State {
     pub(super) fn fan_out(
         &mut self,
         frame: &Frame,
-        topic: Option<&Topic>,
-        private: bool,
+        envelope: Option<&Envelope>,
         event_id: Option<EventId>,
         evicted: &mut Vec<(ClientId, Client, Reason)>,
         mut direct: Option<&mut Vec<DirectTarget>>,
@@ -43,8 +43,8 @@ impl State {
         for (id, client) in &mut self.clients {
             // A public frame costs one bool test here; rights are matched only for
             // private ones.
-            if let Some(t) = topic
-                && (!client.topics.matches(t) || private && !client.may_read(t))
+            if let Some(env) = envelope
+                && (!env.wanted_by(&client.topics) || env.is_private() && !client.may_read(env))
             {
                 continue;
             }

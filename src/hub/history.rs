@@ -1,24 +1,55 @@
 //! The replay history: the last published events, bounded in count and in bytes, with
 //! the ids it issued and the resume decision (see `event_id.rs` for the contract).
 
-use std::collections::VecDeque;
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
 
 use super::HubLimits;
-use super::log_file::Rec;
 use crate::auth::Selectors;
+use crate::envelope::{Envelope, PublisherId};
 use crate::event_id::{EventId, Reset, ResetReason, Resume};
 use crate::sse::{self, Frame};
-use crate::topic::{Topic, Topics};
+use crate::topic::Topics;
 
-/// One retained event.
+/// One event in the hub's order: its position, its addressing, its encoded frame.
 #[derive(Clone)]
-pub(super) struct Retained {
-    /// Its id: `<epoch>-<offset>` issued here, or the broker's.
-    pub(super) id: EventId,
-    pub(super) topic: Topic,
-    pub(super) frame: Frame,
-    /// Replayed only to subscribers whose rights cover the topic.
-    pub(super) private: bool,
+pub(crate) struct Retained {
+    /// Its position: `<epoch>-<offset>` issued here, or the broker's stream id.
+    pub(crate) id: EventId,
+    /// Its topics, visibility, publisher id and idempotency key.
+    pub(crate) envelope: Envelope,
+    /// The SSE bytes, encoded once, with its wire id.
+    pub(crate) frame: Frame,
+}
+
+impl Retained {
+    /// `event` at position `id` with `envelope`, encoded once with its wire id.
+    pub(crate) fn encode(id: EventId, envelope: Envelope, event: &crate::sse::Event) -> Retained {
+        let frame = match envelope.id() {
+            Some(wire) => sse::encode(event, Some(wire.as_str())),
+            None => sse::encode(event, Some(&id.to_string())),
+        };
+        Retained {
+            id,
+            envelope,
+            frame,
+        }
+    }
+
+    /// The id its subscribers see: the publisher's, or the position.
+    pub(crate) fn wire_id(&self) -> Cow<'_, str> {
+        match self.envelope.id() {
+            Some(id) => Cow::Borrowed(id.as_str()),
+            None => Cow::Owned(self.id.to_string()),
+        }
+    }
+
+    /// Whether a subscriber with `topics` and `rights` may have it.
+    fn readable(&self, topics: &Topics, rights: Option<&Selectors>) -> bool {
+        self.envelope.wanted_by(topics)
+            && (!self.envelope.is_private()
+                || rights.is_some_and(|r| self.envelope.readable_by(|t| r.matches(t))))
+    }
 }
 
 /// Where the ids come from.
@@ -32,7 +63,7 @@ enum Ids {
 
 /// The bounded replay history, oldest first.
 #[derive(Clone)]
-pub(super) struct History {
+pub(crate) struct History {
     ids: Ids,
     /// Fixed for the life of the history: its start time in Unix ms.
     epoch: u64,
@@ -47,11 +78,14 @@ pub(super) struct History {
     ext_last: Option<EventId>,
     ext_dropped: Option<EventId>,
     lost_before: Option<EventId>,
+    /// The retained events' publisher ids and idempotency keys, to their positions.
+    by_wire_id: HashMap<PublisherId, EventId>,
+    by_key: HashMap<PublisherId, EventId>,
 }
 
 impl History {
     /// An empty history of `epoch`.
-    pub(super) fn new(epoch: u64) -> History {
+    pub(crate) fn new(epoch: u64) -> History {
         History {
             ids: Ids::Local,
             epoch,
@@ -62,11 +96,13 @@ impl History {
             ext_last: None,
             ext_dropped: None,
             lost_before: None,
+            by_wire_id: HashMap::new(),
+            by_key: HashMap::new(),
         }
     }
 
     /// An empty history whose ids a broker assigns.
-    pub(super) fn external() -> History {
+    pub(crate) fn external() -> History {
         History {
             ids: Ids::External,
             ..History::new(0)
@@ -74,25 +110,25 @@ impl History {
     }
 
     /// Whether a broker assigns the ids.
-    pub(super) fn is_external(&self) -> bool {
+    pub(crate) fn is_external(&self) -> bool {
         self.ids == Ids::External
     }
 
     /// Notes that events after the last one may have been lost (a broker gap); `next` is
     /// the first id read after the loss, if one was. Clients whose id is older than it
     /// get a `lost` reset.
-    pub(super) fn mark_lost(&mut self, next: Option<EventId>) {
+    pub(crate) fn mark_lost(&mut self, next: Option<EventId>) {
         let floor = next.or_else(|| self.ext_last.map(|l| EventId::new(l.epoch, l.offset + 1)));
         self.lost_before = floor;
     }
 
     /// The history's epoch.
-    pub(super) fn epoch(&self) -> u64 {
+    pub(crate) fn epoch(&self) -> u64 {
         self.epoch
     }
 
     /// The id of the last event issued (or, external, delivered).
-    pub(super) fn last_id(&self) -> Option<EventId> {
+    pub(crate) fn last_id(&self) -> Option<EventId> {
         match self.ids {
             Ids::Local => (self.last > 0).then(|| EventId::new(self.epoch, self.last)),
             Ids::External => self.ext_last,
@@ -100,24 +136,24 @@ impl History {
     }
 
     /// The oldest id still kept.
-    pub(super) fn first_retained(&self) -> Option<EventId> {
+    pub(crate) fn first_retained(&self) -> Option<EventId> {
         self.events.front().map(|e| e.id)
     }
 
     /// Events retained now.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.events.len()
     }
 
     /// The id the next event gets: it is issued when its event is
     /// [`push`](History::push)ed (a publish whose record cannot be written issues none).
-    pub(super) fn next_id(&self) -> EventId {
+    pub(crate) fn next_id(&self) -> EventId {
         EventId::new(self.epoch, self.last + 1)
     }
 
     /// An empty history of `epoch` whose events start after `base` (a history file's
     /// header: the offsets before it were issued and are gone).
-    pub(super) fn after(epoch: u64, base: u64) -> History {
+    pub(crate) fn after(epoch: u64, base: u64) -> History {
         History {
             last: base,
             dropped_upto: base,
@@ -126,24 +162,30 @@ impl History {
     }
 
     /// The highest offset no longer retained (0: none): the base of a compacted file.
-    pub(super) fn dropped_upto(&self) -> u64 {
+    pub(crate) fn dropped_upto(&self) -> u64 {
         self.dropped_upto
     }
 
-    /// The retained events, oldest first, as the history file's records hold them.
-    pub(super) fn retained(&self) -> impl Iterator<Item = Rec<'_>> {
-        self.events.iter().map(|e| Rec {
-            offset: e.id.offset,
-            topic: &e.topic,
-            frame: &e.frame,
-            private: e.private,
-        })
+    /// The retained events, oldest first.
+    pub(crate) fn retained(&self) -> impl Iterator<Item = &Retained> {
+        self.events.iter()
+    }
+
+    /// The wire id of the retained event that `envelope` repeats (the same idempotency
+    /// key, or the same publisher id), if there is one: a retried publish.
+    pub(crate) fn repeated(&self, envelope: &Envelope) -> Option<String> {
+        let pos = envelope
+            .key()
+            .and_then(|k| self.by_key.get(k))
+            .or_else(|| envelope.id().and_then(|i| self.by_wire_id.get(i)))?;
+        let at = self.events.binary_search_by(|e| e.id.cmp(pos)).ok()?;
+        Some(self.events[at].wire_id().into_owned())
     }
 
     /// Keeps `entry`, dropping the oldest events while over either cap. A local id
     /// must be the one of [`next_id`](History::next_id), which this issues; external
     /// ids must increase (the caller skips the others).
-    pub(super) fn push(&mut self, entry: Retained, limits: HubLimits) {
+    pub(crate) fn push(&mut self, entry: Retained, limits: HubLimits) {
         match self.ids {
             Ids::Local => {
                 debug_assert_eq!(entry.id.offset, self.last + 1);
@@ -156,14 +198,34 @@ impl History {
             return;
         }
         self.bytes += entry.frame.len();
+        if let Some(id) = entry.envelope.id() {
+            self.by_wire_id.insert(id.clone(), entry.id);
+        }
+        if let Some(key) = entry.envelope.key() {
+            self.by_key.insert(key.clone(), entry.id);
+        }
         self.events.push_back(entry);
         while self.events.len() > limits.history_events
             || (self.bytes > limits.history_bytes && self.events.len() > 1)
         {
             if let Some(old) = self.events.pop_front() {
                 self.bytes -= old.frame.len();
+                self.unindex(&old);
                 self.dropped(old.id);
             }
+        }
+    }
+
+    fn unindex(&mut self, old: &Retained) {
+        if let Some(id) = old.envelope.id()
+            && self.by_wire_id.get(id) == Some(&old.id)
+        {
+            self.by_wire_id.remove(id);
+        }
+        if let Some(key) = old.envelope.key()
+            && self.by_key.get(key) == Some(&old.id)
+        {
+            self.by_key.remove(key);
         }
     }
 
@@ -176,10 +238,17 @@ impl History {
 
     /// Where a client that sent `last_event_id` stands (an empty text is no id, as a
     /// browser never sends one).
-    pub(super) fn place(&self, last_event_id: Option<&str>) -> Placed {
+    pub(crate) fn place(&self, last_event_id: Option<&str>) -> Placed {
         let Some(sent) = last_event_id.filter(|s| !s.is_empty()) else {
             return Placed::Initialized;
         };
+        // A publisher's id names the event it was given to, while it is retained.
+        if let Some(id) = PublisherId::new(sent)
+            .ok()
+            .and_then(|p| self.by_wire_id.get(&p))
+        {
+            return Placed::After(*id);
+        }
         let Ok(id) = sent.parse::<EventId>() else {
             return Placed::Reset(ResetReason::Unknown);
         };
@@ -224,16 +293,14 @@ impl History {
     /// `topics`: the retained events after it, or a reset event and whatever retained
     /// events are certainly after the client's position. Private events are in it only
     /// where `rights` cover their topic.
-    pub(super) fn resume(
+    pub(crate) fn resume(
         &self,
         last_event_id: Option<&str>,
         topics: &Topics,
         rights: Option<&Selectors>,
         older: &[Retained],
     ) -> (Resume, Vec<Frame>) {
-        let readable = |e: &Retained| {
-            topics.matches(&e.topic) && (!e.private || rights.is_some_and(|r| r.matches(&e.topic)))
-        };
+        let readable = |e: &Retained| e.readable(topics, rights);
         let matching = |after: Option<EventId>| {
             let start = match after {
                 Some(a) => self.events.partition_point(|e| e.id <= a),
@@ -298,7 +365,7 @@ impl History {
 
 /// Where a client's id places it in the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Placed {
+pub(crate) enum Placed {
     /// No id.
     Initialized,
     /// Right after this id, with nothing after it dropped.
@@ -309,7 +376,7 @@ pub(super) enum Placed {
 
 impl Placed {
     /// The outcome a subscription placed here gets.
-    pub(super) fn outcome(self) -> Resume {
+    pub(crate) fn outcome(self) -> Resume {
         match self {
             Placed::Initialized => Resume::Initialized,
             Placed::After(_) => Resume::Continue,

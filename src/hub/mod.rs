@@ -117,26 +117,24 @@
 //! the in-memory history and fans out; the hub lock is never held during file I/O, so
 //! subscribers, evictions and scrapes never wait for the disk (see `log_writer.rs`).
 
+mod commit;
 mod direct;
 mod external;
 mod fan_out;
-mod history;
-mod log_file;
-mod log_writer;
+pub(crate) mod history;
 mod pace;
-mod publish;
 mod subscription;
 mod topic_counts;
 mod writer_state;
 
+pub(crate) use commit::Local;
 pub use fan_out::QUEUE_RELEASE_AFTER;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_channel::Sender;
@@ -144,20 +142,18 @@ use async_channel::Sender;
 pub(crate) use direct::{DirectJob, DirectSink};
 use direct::{DirectRunner, DirectTarget};
 use history::{History, Retained};
-pub use log_file::{FSYNC_INTERVAL, Fsync, OpenError};
-pub use log_writer::HistoryFileError;
-use log_writer::LogWriter;
 pub use subscription::Subscription;
 use topic_counts::TopicCounts;
 pub use topic_counts::{LISTED_TOPICS, TopicListing};
 use writer_state::WriterState;
 
 use crate::auth::Selectors;
+use crate::envelope::Envelope;
 use crate::event_id::{EventId, ResetReason, Resume, new_epoch};
 use crate::log::Log;
 use crate::sse::Frame;
 use crate::stats::{Reason, Stats};
-use crate::topic::{Topic, Topics};
+use crate::topic::Topics;
 
 /// The default capacity of each subscriber's queue, in frames (the seed's 100).
 pub const DEFAULT_CLIENT_QUEUE_LEN: usize = 100;
@@ -291,13 +287,12 @@ pub struct Hub {
 
 struct Inner {
     /// The hub lock: the registry, the in-memory history, the fan-out. Never held
-    /// during file I/O.
+    /// during file or network I/O.
     state: Mutex<State>,
-    /// With a history file, the publish lock (see `log_writer.rs`): taken before the
-    /// hub lock, by publishers only. `None`: publishing takes the hub lock alone.
-    writer: Option<Mutex<LogWriter>>,
-    /// The history file's size, for scrapes that must not wait for the publish lock.
-    file_bytes: AtomicU64,
+    /// Whether ids come from outside (a publish port other than memory holds its own
+    /// publish lock and hands ordered events to [`Hub::commit`]): then
+    /// [`Hub::publish`] refuses, so no id can be issued twice.
+    ported: bool,
     /// The history's epoch (fixed).
     epoch: u64,
     limits: HubLimits,
@@ -344,9 +339,12 @@ struct Client {
 }
 
 impl Client {
-    /// Whether a private event on `topic` may reach this subscriber.
-    fn may_read(&self, topic: &Topic) -> bool {
-        self.rights.as_ref().is_some_and(|r| r.matches(topic))
+    /// Whether a private event with this `envelope` may reach this subscriber: its
+    /// rights cover one of the event's topics.
+    fn may_read(&self, envelope: &Envelope) -> bool {
+        self.rights
+            .as_ref()
+            .is_some_and(|r| envelope.readable_by(|t| r.matches(t)))
     }
 }
 
@@ -375,7 +373,23 @@ impl Hub {
     ///
     /// If `limits.queue_len` is 0.
     pub fn with_log(limits: HubLimits, stats: Arc<Stats>, log: Log) -> Hub {
-        Hub::build(limits, stats, log, History::new(new_epoch()), None)
+        Hub::build(limits, stats, log, History::new(new_epoch()), false)
+    }
+
+    /// A hub whose events a publish port orders (see `port/`): it starts with `history`
+    /// (loaded from a file, or empty with a broker's ids) and takes events only through
+    /// [`Hub::commit`].
+    ///
+    /// # Panics
+    ///
+    /// If `limits.queue_len` is 0.
+    pub(crate) fn with_history(
+        limits: HubLimits,
+        stats: Arc<Stats>,
+        log: Log,
+        history: History,
+    ) -> Hub {
+        Hub::build(limits, stats, log, history, true)
     }
 
     fn build(
@@ -383,7 +397,7 @@ impl Hub {
         stats: Arc<Stats>,
         log: Log,
         history: History,
-        writer: Option<LogWriter>,
+        ported: bool,
     ) -> Hub {
         assert!(limits.queue_len > 0, "queue_len must be at least 1");
         let state = State {
@@ -396,12 +410,10 @@ impl Hub {
             topic_counts: TopicCounts::default(),
         };
         let epoch = state.history.epoch();
-        let file_bytes = AtomicU64::new(writer.as_ref().map_or(0, LogWriter::len));
         Hub {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
-                writer: writer.map(Mutex::new),
-                file_bytes,
+                ported,
                 epoch,
                 limits,
                 stats,
@@ -600,12 +612,6 @@ impl Hub {
     /// Hands `frame` (a heartbeat or other comment) to every subscriber, without an id and
     /// without keeping it for replay. Never waits.
     pub fn broadcast(&self, frame: &Frame) -> Delivery {
-        self.fan_out_frame(frame, None, false)
-    }
-
-    /// Hands `frame` to every subscriber (of `topic`, when given; a `private` frame only
-    /// to those whose rights cover it), outside the history.
-    fn fan_out_frame(&self, frame: &Frame, topic: Option<&Topic>, private: bool) -> Delivery {
         let mut evicted = Vec::new();
         let mut direct = Vec::new();
         let delivery = {
@@ -613,8 +619,7 @@ impl Hub {
             let go_direct = state.direct_now(self.inner.runner.get().is_some());
             state.fan_out(
                 frame,
-                topic,
-                private,
+                None,
                 None,
                 &mut evicted,
                 go_direct.then_some(&mut direct),

@@ -3,6 +3,7 @@
 use super::*;
 use crate::event_id::ResetReason;
 use crate::sse::Event;
+use crate::topic::Topic;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
@@ -18,16 +19,16 @@ fn hub(queue: usize, history: usize) -> Hub {
     )
 }
 
-pub(super) fn ev(data: &str) -> Event {
+pub(crate) fn ev(data: &str) -> Event {
     Event::new(data).unwrap()
 }
 
 /// The frame text the hub `h` encodes for `data` at `offset`.
-pub(super) fn framed(h: &Hub, offset: u64, data: &str) -> String {
+pub(crate) fn framed(h: &Hub, offset: u64, data: &str) -> String {
     format!("id: {}-{offset}\ndata: {data}\n\n", h.epoch())
 }
 
-pub(super) fn texts(frames: &[Frame]) -> Vec<String> {
+pub(crate) fn texts(frames: &[Frame]) -> Vec<String> {
     frames
         .iter()
         .map(|f| String::from_utf8(f.as_bytes().to_vec()).unwrap())
@@ -154,7 +155,7 @@ fn five_on_two_topics(history: usize) -> (Hub, Topic, Topic) {
 
 /// Subscribes to `topics` with `last`, returns the outcome and the backlog, and checks
 /// that the hub counted the outcome and that `resume_outcome` would have said the same.
-pub(super) fn resume(h: &Hub, topics: Topics, last: Option<&str>) -> (Resume, Vec<Frame>) {
+pub(crate) fn resume(h: &Hub, topics: Topics, last: Option<&str>) -> (Resume, Vec<Frame>) {
     let before = h.stats().snapshot();
     let peek = h.resume_outcome(last);
     let mut s = h.subscribe(topics, last, None).unwrap();
@@ -168,7 +169,7 @@ pub(super) fn resume(h: &Hub, topics: Topics, last: Option<&str>) -> (Resume, Ve
     (s.resume(), s.take_backlog())
 }
 
-pub(super) fn only(t: &Topic) -> Topics {
+pub(crate) fn only(t: &Topic) -> Topics {
     Topics::Only(vec![t.clone()].into())
 }
 

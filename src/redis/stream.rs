@@ -100,6 +100,56 @@ pub async fn xadd(
     Ok(String::from_utf8_lossy(id).into_owned())
 }
 
+/// The script of [`xadd_once`]: if the guard key exists, its value (the id the first
+/// publish got) and 1; else `XADD`, the guard set to the new id with a TTL, the id and 0.
+/// Redis runs a script atomically, so a retry after a lost reply finds the guard.
+pub const XADD_ONCE: &str = "local prev = redis.call('GET', KEYS[2]) \
+if prev then return {prev, 1} end \
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3)) \
+redis.call('SET', KEYS[2], id, 'EX', ARGV[2]) \
+return {id, 0}";
+
+/// `XADD` guarded by `guard` (a key that lives `ttl_secs`): the entry is added only if no
+/// publish with the same guard was added within the TTL. Returns the id and whether it
+/// was the earlier publish's (nothing added).
+///
+/// # Errors
+///
+/// As [`xadd`].
+pub async fn xadd_once(
+    conn: &mut Connection,
+    key: &str,
+    guard: &str,
+    ttl_secs: u64,
+    maxlen: usize,
+    fields: &[(&[u8], &[u8])],
+    timeout: Duration,
+) -> Result<(String, bool), RedisError> {
+    let maxlen = maxlen.to_string();
+    let ttl = ttl_secs.max(1).to_string();
+    let mut args: Vec<&[u8]> = vec![
+        b"EVAL",
+        XADD_ONCE.as_bytes(),
+        b"2",
+        key.as_bytes(),
+        guard.as_bytes(),
+        maxlen.as_bytes(),
+        ttl.as_bytes(),
+    ];
+    for (k, v) in fields {
+        args.push(k);
+        args.push(v);
+    }
+    let reply = conn.call(&args, timeout).await?;
+    let parts = reply.as_array().ok_or_else(|| protocol("EVAL reply"))?;
+    let id = parts
+        .first()
+        .and_then(Value::as_bytes)
+        .ok_or_else(|| protocol("EVAL id"))?;
+    let repeated = matches!(parts.get(1), Some(Value::Int(1)));
+    Ok((String::from_utf8_lossy(id).into_owned(), repeated))
+}
+
 /// What one turn of the reader got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Read {

@@ -84,10 +84,10 @@ pub(super) async fn serve_requests<S: Conn>(
                 .and_then(|p| preconditions(&req, false).map_or(Ok(p), Err))
             {
                 Err(refused) => refused,
-                Ok(publisher) => {
+                Ok(rights) => {
                     // Boxed, as are the refusals: this future is part of every
                     // subscriber's request phase, and these are most of its size.
-                    match Box::pin(publish::handle(stream, &mut buf, ctx, &req, &publisher)).await {
+                    match Box::pin(publish::handle(stream, &mut buf, ctx, &req, &rights)).await {
                         Ok(resp) => {
                             body_read = true;
                             resp
@@ -236,6 +236,8 @@ pub(super) struct Request {
     pub(super) if_match: Option<String>,
     /// `If-None-Match`, every field line joined with `, ` (preconditions).
     pub(super) if_none_match: Option<String>,
+    /// `Idempotency-Key` (publishing: a retry is answered, not published again).
+    pub(super) idempotency_key: Option<String>,
 }
 
 impl Request {
@@ -316,6 +318,7 @@ fn take_request(
         last_event_id: field("Last-Event-ID"),
         if_match: list_field("If-Match"),
         if_none_match: list_field("If-None-Match"),
+        idempotency_key: field("Idempotency-Key"),
     };
     let len = head.len;
     buf.drain(..len);

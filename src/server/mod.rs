@@ -40,10 +40,10 @@ use futures_lite::FutureExt;
 pub(crate) use connection::serve_connection;
 pub(crate) use socket::Conn;
 
-use crate::broker::{Broker, Reader};
 use crate::config::Config;
-use crate::hub::{Hub, OpenError};
+use crate::hub::Hub;
 use crate::log::Log;
+use crate::port::{Port, PortError, Store};
 use crate::producer::Producers;
 use crate::shutdown::{Guard, Shutdown};
 use crate::stats::{Snapshot, Stats};
@@ -62,18 +62,16 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
-    /// The history file could not be opened, created or read back.
-    HistoryFile(OpenError),
-    /// The shared stream (`--redis`) could not be reached, or refused the node.
-    Broker(String),
+    /// The publish port could not be opened: the history file cannot be used, or the
+    /// shared stream (`--redis`) could not be reached or refused the node.
+    Port(PortError),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
-            Error::HistoryFile(e) => write!(f, "{e}"),
-            Error::Broker(why) => f.write_str(why),
+            Error::Port(e) => write!(f, "{e}"),
         }
     }
 }
@@ -82,8 +80,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Bind { source, .. } => Some(source),
-            Error::HistoryFile(e) => Some(e),
-            Error::Broker(_) => None,
+            Error::Port(e) => Some(e),
         }
     }
 }
@@ -98,8 +95,8 @@ pub(crate) struct Ctx {
     pub(crate) log: Log,
     pub(crate) shutdown: Shutdown,
     pub(crate) cors: cors::Cors,
-    /// The shared stream, with `--redis`.
-    pub(crate) broker: Option<Broker>,
+    /// Where every publish goes (memory, the history file, or Redis).
+    pub(crate) port: Port,
     connections: Arc<AtomicUsize>,
 }
 
@@ -108,7 +105,8 @@ impl Ctx {
     pub(crate) fn new(config: Config, log: Log, shutdown: Shutdown) -> Arc<Ctx> {
         let stats = Arc::new(Stats::new());
         let hub = Hub::with_log(config.hub, stats.clone(), log.clone());
-        Ctx::with(config, log, shutdown, stats, hub, None)
+        let port = Port::memory(&hub);
+        Ctx::with(config, log, shutdown, stats, hub, port)
     }
 
     fn with(
@@ -117,7 +115,7 @@ impl Ctx {
         shutdown: Shutdown,
         stats: Arc<Stats>,
         hub: Hub,
-        broker: Option<Broker>,
+        port: Port,
     ) -> Arc<Ctx> {
         let cors = cors::Cors::new(&config.cors_origins);
         Arc::new(Ctx {
@@ -127,7 +125,7 @@ impl Ctx {
             log,
             shutdown,
             cors,
-            broker,
+            port,
             connections: Arc::new(AtomicUsize::new(0)),
         })
     }
@@ -164,18 +162,16 @@ pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
     ctx: Arc<Ctx>,
-    /// The shared stream's reader, started by [`Server::run`].
-    reader: Option<Reader>,
 }
 
 impl Server {
-    /// Binds the listen address of `config` and, with a history file, opens and reads it.
+    /// Binds the listen address of `config` and opens the publish port it names (with a
+    /// history file, opens and reads it; with Redis, connects and loads the tail).
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] when the address is in use or not available;
-    /// [`Error::HistoryFile`] when the history file cannot be used;
-    /// [`Error::Broker`] when the shared stream cannot be reached.
+    /// [`Error::Bind`] when the address is in use or not available; [`Error::Port`] when
+    /// the history file cannot be used or the shared stream cannot be reached.
     pub fn bind(config: Config, log: Log, shutdown: Shutdown) -> Result<Server, Error> {
         let addr = config.bind;
         let bind_err = |source| Error::Bind { addr, source };
@@ -186,41 +182,25 @@ impl Server {
         let _ = rustix::net::listen(&std, LISTEN_BACKLOG);
         let local = std.local_addr().map_err(bind_err)?;
         let listener = TcpListener::try_from(std).map_err(bind_err)?;
-        let (ctx, reader) = match (config.redis.clone(), config.history_file.clone()) {
-            (None, None) => (Ctx::new(config, log, shutdown), None),
-            (None, Some(path)) => {
-                let stats = Arc::new(Stats::new());
-                let hub = Hub::with_history_file(
-                    config.hub,
-                    stats.clone(),
-                    log.clone(),
-                    &path,
-                    config.fsync,
-                )
-                .map_err(Error::HistoryFile)?;
-                (Ctx::with(config, log, shutdown, stats, hub, None), None)
-            }
+        // The port (memory, history file or Redis) is chosen here, once. With Redis the
+        // node starts only once it has reached Redis and loaded the stream's tail.
+        let stats = Arc::new(Stats::new());
+        let store = match (&config.redis, &config.history_file) {
             // (`Config` refuses --history-file with --redis: Redis keeps that history.)
-            (Some(redis), _) => {
-                // With a shared stream the ids are Redis's, and the node starts only once
-                // it has reached Redis and loaded the stream's tail.
-                let stats = Arc::new(Stats::new());
-                let hub = Hub::with_external_ids(config.hub, stats.clone(), log.clone());
-                let (broker, reader) = futures_lite::future::block_on(Broker::connect(
-                    redis,
-                    hub.clone(),
-                    log.clone(),
-                ))
-                .map_err(Error::Broker)?;
-                let ctx = Ctx::with(config, log, shutdown, stats, hub, Some(broker));
-                (ctx, Some(reader))
-            }
+            (Some(redis), _) => Store::Redis(redis.clone()),
+            (None, Some(path)) => Store::File {
+                path: path.clone(),
+                fsync: config.fsync,
+            },
+            (None, None) => Store::Memory,
         };
+        let (hub, port) =
+            Port::open(&store, config.hub, stats.clone(), log.clone()).map_err(Error::Port)?;
+        let ctx = Ctx::with(config, log, shutdown, stats, hub, port);
         Ok(Server {
             listener,
             addr: local,
             ctx,
-            reader,
         })
     }
 
@@ -229,9 +209,14 @@ impl Server {
         self.addr
     }
 
-    /// The hub, e.g. to publish from the embedding program.
+    /// The hub, e.g. to subscribe from the embedding program.
     pub fn hub(&self) -> &Hub {
         &self.ctx.hub
+    }
+
+    /// The publish port: publish from the embedding program through it.
+    pub fn port(&self) -> &Port {
+        &self.ctx.port
     }
 
     /// A handle on the server's counters that outlives [`Server::run`].
@@ -276,11 +261,8 @@ impl Server {
                 }
                 None => job.run(),
             });
-        let producers = Producers::spawn(&ex, &ctx.config, &ctx.hub, ctx.broker.as_ref(), &ctx.log);
-        let reader = match (&ctx.broker, self.reader) {
-            (Some(b), Some(r)) => Some(ex.spawn(b.clone().run_reader(r, ctx.shutdown.clone()))),
-            _ => None,
-        };
+        let producers = Producers::spawn(&ex, &ctx.config, &ctx.hub, &ctx.port, &ctx.log);
+        let reader = ctx.port.start(&ex, &ctx.shutdown);
         let (guard, all_done) = Guard::new();
         ctx.log.line(format_args!("listening on {}", self.addr));
         accept::accept_loop(&self.listener, &ex, &streams, &ctx, &guard).await;

@@ -15,40 +15,44 @@ use super::access;
 use super::connection::Request;
 use super::socket::{Conn, write_timed};
 use crate::auth::{self, Selectors};
+use crate::envelope::{Envelope, PublisherId};
 use crate::http::framing::BodyKind;
 use crate::http::read::{ConnError, read_body};
 use crate::http::response::{CONTINUE, Response};
-use crate::hub::Visibility;
-use crate::publish;
+use crate::input;
 use crate::topic::Topic;
 
 /// Longest a publish answer waits for subscribers to catch up. **Unit:** ms.
 pub const MAX_PUBLISH_PACE: Duration = Duration::from_millis(50);
 
-/// Who may publish, as their credential says.
+/// What a publisher's credential lets it publish to.
 #[derive(Debug)]
-pub(super) enum Publisher {
+pub(super) enum PublishRights {
     /// The static `--publish-token`: every topic.
     Any,
     /// A JWT: the topics its `publish` selectors cover.
     Only(Selectors),
 }
 
-impl Publisher {
-    /// `Ok` when this publisher may publish to `topic`, or the `403`.
-    fn check(&self, topic: &Topic) -> Result<(), Response> {
+impl PublishRights {
+    /// `Ok` when these rights cover every one of `topics` (an event's own and its
+    /// alternates), or the `403` naming the first that is not covered.
+    fn check<'a>(&self, mut topics: impl Iterator<Item = &'a Topic>) -> Result<(), Response> {
         match self {
-            Publisher::Only(selectors) if !selectors.matches(topic) => Err(Response::text(
-                403,
-                &format!("token may not publish to topic {topic}"),
-            )),
-            _ => Ok(()),
+            PublishRights::Only(selectors) => match topics.find(|t| !selectors.matches(t)) {
+                Some(topic) => Err(Response::text(
+                    403,
+                    &format!("token may not publish to topic {topic}"),
+                )),
+                None => Ok(()),
+            },
+            PublishRights::Any => Ok(()),
         }
     }
 }
 
 /// Checks the bearer token: who may go on and send the body, or the refusal.
-pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<Publisher, Response> {
+pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<PublishRights, Response> {
     let config = &ctx.config;
     if config.publish_token.is_none() && config.jwt_key.is_none() {
         return Err(Response::text(
@@ -69,9 +73,9 @@ pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<Publisher, Response>
         ));
     };
     if let Some(token) = &config.publish_token
-        && publish::constant_time_eq(given.as_bytes(), token.as_bytes())
+        && input::constant_time_eq(given.as_bytes(), token.as_bytes())
     {
-        return Ok(Publisher::Any);
+        return Ok(PublishRights::Any);
     }
     let Some(key) = &config.jwt_key else {
         // RFC 6750 §3.1: a token that is present but wrong is `invalid_token`.
@@ -83,35 +87,20 @@ pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<Publisher, Response>
     if claims.publish.is_empty() {
         return Err(Response::text(403, "token may not publish to any topic").close());
     }
-    Ok(Publisher::Only(claims.publish))
+    Ok(PublishRights::Only(claims.publish))
 }
 
-/// Reads the body of an authorized publish, publishes it and paces the publisher:
-/// the answer, or why the body could not be read.
+/// Reads the body of an authorized publish, publishes it through the port and paces
+/// the publisher: the answer, or why the body could not be read.
 pub(super) async fn handle<S: Conn>(
     stream: &mut S,
     buf: &mut Vec<u8>,
     ctx: &Ctx,
     req: &Request,
-    publisher: &Publisher,
+    rights: &PublishRights,
 ) -> Result<Response, ConnError> {
     let body = receive_body(stream, buf, ctx, req).await?;
-    if let Some(broker) = &ctx.broker {
-        // Through the shared stream: answered once Redis has the entry, with its id.
-        return Ok(match parse_body(req, &body) {
-            Err(resp) => resp,
-            Ok(p) => match publisher.check(&p.topic) {
-                Err(refused) => refused,
-                Ok(()) if p.private => Response::text(501, crate::broker::NO_PRIVATE_EVENTS),
-                Ok(()) => match broker.publish(&p.topic, &p.event).await {
-                    Ok(id) => Response::json(200, &json!({"id": id.to_string()})),
-                    Err(e) => Response::text(503, &e.to_string())
-                        .header("Retry-After", BROKER_RETRY_AFTER.as_secs().to_string()),
-                },
-            },
-        });
-    }
-    let (resp, congested) = publish_body(ctx, req, &body, publisher).await;
+    let (resp, congested) = publish_body(ctx, req, &body, rights).await;
     if congested {
         pace_publisher(ctx).await;
     }
@@ -151,81 +140,102 @@ async fn pace_publisher(ctx: &Ctx) {
     ctx.hub.pace(MAX_PUBLISH_PACE, &ctx.shutdown).await;
 }
 
-/// What `Retry-After` says while the shared stream is unreachable. **Unit:** seconds.
-pub const BROKER_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The query parameters a plain-text publish reads (with a JSON body, none may be
+/// given: the body says it all).
+const TEXT_PARAMS: [&str; 5] = ["event", "topic", "retry", "private", "id"];
+
+/// The header that marks the answer to a retried publish (as Stripe's API does).
+pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 
 /// The request's event, or the `400` naming what is wrong.
-fn parse_body(req: &Request, body: &[u8]) -> Result<publish::Publish, Response> {
+fn parse_body(req: &Request, body: &[u8]) -> Result<(input::Publish, Envelope), Response> {
+    let bad = |e: &dyn std::fmt::Display| Response::text(400, &e.to_string());
     let is_json = req.content_type.as_deref().is_some_and(|ct| {
         ct.trim_start()
             .to_ascii_lowercase()
             .starts_with("application/json")
     });
+    let params: Vec<(String, String)> = req
+        .params()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     let parsed = if is_json {
-        publish::from_json(body)
+        // A query flag that a JSON body would ignore is refused, never dropped: a
+        // `?private=1` must not publish publicly (#20).
+        if let Some((name, _)) = params
+            .iter()
+            .find(|(k, _)| TEXT_PARAMS.contains(&k.as_str()))
+        {
+            return Err(bad(&format_args!(
+                "query parameter {name:?} is not read with a JSON body: put \"{name}\" in the body"
+            )));
+        }
+        input::from_json(body)
     } else {
-        publish::from_text(
-            body,
-            req.param("event").as_deref(),
-            req.param("topic").as_deref(),
-            req.param("retry").as_deref(),
-            req.param("private").as_deref(),
-        )
+        let one = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let text = input::Params {
+            event: one("event"),
+            topics: params
+                .iter()
+                .filter(|(k, _)| k == "topic")
+                .map(|(_, v)| v.as_str())
+                .collect(),
+            retry: one("retry"),
+            private: one("private"),
+            id: one("id"),
+        };
+        input::from_text(body, &text)
     };
-    parsed.map_err(|e| Response::text(400, &e.to_string()))
+    let p = parsed.map_err(|e| bad(&e))?;
+    let mut envelope = p.envelope().map_err(|e| bad(&e))?;
+    if let Some(key) = &req.idempotency_key {
+        let key = PublisherId::named(key, "Idempotency-Key").map_err(|e| bad(&e))?;
+        envelope = envelope.with_key(key);
+    }
+    Ok((p, envelope))
 }
 
-/// What `Retry-After` says when the history file could not take an event. **Unit:**
-/// seconds.
-pub const HISTORY_FILE_RETRY_AFTER: Duration = Duration::from_secs(1);
-
-/// Publishes a request's event if `publisher` may publish to its topic; the answer, and
-/// whether the subscribers are congested.
+/// Publishes a request's event through the port if `rights` cover its topics; the
+/// answer, and whether the subscribers are congested.
 async fn publish_body(
     ctx: &Ctx,
     req: &Request,
     body: &[u8],
-    publisher: &Publisher,
+    rights: &PublishRights,
 ) -> (Response, bool) {
-    match parse_body(req, body) {
-        Ok(p) => {
-            if let Err(refused) = publisher.check(&p.topic) {
-                return (refused, false);
+    let (p, envelope) = match parse_body(req, body) {
+        Ok(parsed) => parsed,
+        Err(resp) => return (resp, false),
+    };
+    if let Err(refused) = rights.check(p.topics()) {
+        return (refused, false);
+    }
+    match ctx.port.publish(envelope, p.event).await {
+        Ok(receipt) => {
+            let mut answer = json!({"id": receipt.id});
+            if let Some(n) = receipt.delivered_to {
+                answer["delivered_to"] = json!(n);
             }
-            let visibility = if p.private {
-                Visibility::Private
-            } else {
-                Visibility::Public
-            };
-            // Without a history file this publishes at once; with one, the disk work
-            // runs off this thread, which accepts and answers everyone else.
-            match ctx
-                .hub
-                .try_publish_async(p.topic, p.event, visibility)
-                .await
-            {
-                Ok(published) => {
-                    let resp = Response::json(
-                        200,
-                        &json!({"id": published.id.to_string(), "delivered_to": published.delivery.sent}),
-                    );
-                    (resp, published.delivery.congested())
-                }
-                // The hub logged and counted it; the event got no id. The publisher may
-                // try again; the reason leaves the server's paths out.
-                Err(e) => (
-                    Response::text(
-                        503,
-                        &format!("event not published: history file: {}", e.reason()),
-                    )
-                    .header(
-                        "Retry-After",
-                        HISTORY_FILE_RETRY_AFTER.as_secs().to_string(),
-                    ),
-                    false,
-                ),
+            let mut resp = Response::json(200, &answer);
+            if receipt.replayed {
+                ctx.stats.publish_replayed();
+                resp = resp.header(REPLAYED_HEADER, "true");
             }
+            (resp, receipt.congested)
         }
-        Err(resp) => (resp, false),
+        // Logged and counted where it failed; the event got no id. The publisher may
+        // try again; the reason leaves the server's paths out.
+        Err(refused) => (
+            Response::text(503, &refused.to_string()).header(
+                "Retry-After",
+                refused.retry_after.as_secs().max(1).to_string(),
+            ),
+            false,
+        ),
     }
 }

@@ -8,21 +8,21 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value, json};
 
 use super::Ctx;
-use crate::broker::Op;
 use crate::event_id::{ResetReason, Resume};
 use crate::http::response::Response;
+use crate::port::Op;
 use crate::stats::{AuthFailure, COUNTED_STATUSES, FileOp, Reason, Snapshot};
 
 /// `GET /health`: `200` while serving, `503` while shutting down.
 pub(super) fn health(ctx: &Ctx) -> Response {
-    if let Some(b) = &ctx.broker {
-        let s = b.status();
-        if !s.up && !ctx.shutdown.is_triggered() {
-            return Response::json(
-                503,
-                &json!({"status": "broker_down", "reason": s.reason, "clients": ctx.hub.len()}),
-            );
-        }
+    if let Some(s) = ctx.port.status().broker
+        && !s.up
+        && !ctx.shutdown.is_triggered()
+    {
+        return Response::json(
+            503,
+            &json!({"status": "broker_down", "reason": s.reason, "clients": ctx.hub.len()}),
+        );
     }
     if ctx.shutdown.is_triggered() {
         Response::json(
@@ -116,7 +116,7 @@ fn stats_json(ctx: &Ctx) -> Value {
             "epoch": ctx.hub.epoch(),
             "last_id": last_id,
             "file": cfg.history_file.as_ref().map(|p| p.display().to_string()),
-            "file_bytes": ctx.hub.history_file_len(),
+            "file_bytes": ctx.port.status().file_bytes,
             "file_errors": file_errors,
         },
         "broker": broker_json(ctx),
@@ -144,10 +144,9 @@ fn stats_json(ctx: &Ctx) -> Value {
 
 /// The shared stream's state (`null` without `--redis`). Never the password.
 fn broker_json(ctx: &Ctx) -> Value {
-    let Some(b) = &ctx.broker else {
+    let Some(s) = ctx.port.status().broker else {
         return Value::Null;
     };
-    let s = b.status();
     let errors: Map<String, Value> = Op::ALL
         .iter()
         .map(|op| (op.label().to_owned(), json!(s.errors[*op as usize])))
@@ -327,7 +326,7 @@ fn prometheus(ctx: &Ctx) -> String {
         "Offset of the last event published in this history (the id is <epoch>-<offset>).",
         &one(ctx.hub.last_id().map_or(0, |id| id.offset)),
     );
-    if let Some(bytes) = ctx.hub.history_file_len() {
+    if let Some(bytes) = ctx.port.status().file_bytes {
         metric(
             "history_file_bytes",
             "gauge",
@@ -378,8 +377,7 @@ fn prometheus(ctx: &Ctx) -> String {
         "Topics with subscribers past the listing cap.",
         &one(listing.unlisted_topics as u64),
     );
-    if let Some(b) = &ctx.broker {
-        let st = b.status();
+    if let Some(st) = ctx.port.status().broker {
         metric(
             "broker_up",
             "gauge",

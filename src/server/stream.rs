@@ -120,8 +120,8 @@ pub(super) async fn open<S: Conn>(
     let closer = stream.clone();
     let hook: CloseHook = Box::new(move || closer.shut_down());
     let last_id = open.last_id.as_deref();
-    let older = match (&ctx.broker, last_id) {
-        (Some(broker), Some(sent)) => Box::pin(from_the_broker(ctx, broker, sent)).await,
+    let older = match last_id {
+        Some(sent) if ctx.hub.has_external_ids() => Box::pin(from_the_log(ctx, sent)).await,
         _ => None,
     };
     let rights = open.grant.rights;
@@ -172,14 +172,13 @@ pub(super) async fn open<S: Conn>(
 /// to this stream (a `future` reset).
 pub const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
 
-/// With a shared stream: waits briefly for this node to reach a client's id it has not
-/// read yet, and reads from Redis what a client older than the history missed (`None`:
-/// the history is enough).
-async fn from_the_broker(
+/// With a shared log: waits briefly for this node to reach a client's id it has not
+/// read yet, and reads from the log what a client older than the history missed
+/// (`None`: the history is enough).
+async fn from_the_log(
     ctx: &Ctx,
-    broker: &crate::broker::Broker,
     sent: &str,
-) -> Option<Vec<(EventId, Topic, crate::sse::Event)>> {
+) -> Option<Vec<(EventId, crate::envelope::Envelope, crate::sse::Event)>> {
     let id: EventId = sent.parse().ok()?;
     let until = std::time::Instant::now() + CATCH_UP_WAIT;
     while ctx.hub.last_id().is_none_or(|last| last < id) && std::time::Instant::now() < until {
@@ -188,7 +187,7 @@ async fn from_the_broker(
     if !ctx.hub.needs_older(sent) {
         return None;
     }
-    Some(broker.older(id).await)
+    Some(ctx.port.older(id).await)
 }
 
 /// The stream phase: the writer, then the subscriber's end, counted with its reason.

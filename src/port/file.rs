@@ -1,4 +1,5 @@
-//! The publish path of a hub with a history file, and the publish lock it runs under.
+//! The history-file backend (`--history-file`): the publish lock it runs under, and the
+//! path of one publish through it.
 //!
 //! Such a hub has two locks, always taken in this order:
 //!
@@ -15,20 +16,25 @@
 //! `--fsync interval`, a thread of the file's own syncs it every
 //! [`FSYNC_INTERVAL`](super::FSYNC_INTERVAL) and takes neither lock.
 
+mod log_file;
+
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use super::history::{History, Retained};
-use super::log_file::{Fsync, LogFile, OpenError};
-use super::{Delivery, Hub, HubLimits, Published, Visibility};
-use crate::event_id::EventId;
+use log_file::LogFile;
+pub use log_file::{FSYNC_INTERVAL, Fsync, OpenError};
+
+use super::{Backend, BoxFuture, PortError, Receipt, Refused, Status};
+use crate::envelope::Envelope;
+use crate::hub::history::{History, Retained};
+use crate::hub::{Hub, HubLimits, Published};
 use crate::log::Log;
-use crate::sse::{Event, Frame, encode};
+use crate::sse::Event;
 use crate::stats::{FileOp, Stats};
-use crate::topic::Topic;
 
 /// What the publish lock guards: the file and the writer's copy of the retained tail,
 /// whose last offset is the one authority for the next id.
@@ -96,24 +102,12 @@ impl LogWriter {
         self.file.len()
     }
 
-    /// Appends the event of `id` (the writer's next) and keeps it in the tail.
-    fn append(
-        &mut self,
-        id: EventId,
-        topic: &Topic,
-        frame: &Frame,
-        private: bool,
-    ) -> Result<(), HistoryFileError> {
+    /// Appends `entry` (at the writer's next id) and keeps it in the tail.
+    fn append(&mut self, entry: &Retained) -> Result<(), HistoryFileError> {
         self.file
-            .append(id.offset, topic, frame, private)
+            .append(entry)
             .map_err(|(op, e)| self.error(op, e))?;
-        let entry = Retained {
-            id,
-            topic: topic.clone(),
-            frame: frame.clone(),
-            private,
-        };
-        self.tail.push(entry, self.limits);
+        self.tail.push(entry.clone(), self.limits);
         Ok(())
     }
 
@@ -149,27 +143,57 @@ fn lock(writer: &Mutex<LogWriter>) -> MutexGuard<'_, LogWriter> {
     writer.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Hub {
-    /// Like [`Hub::with_log`], with the history kept in the file at `path` (created if
-    /// it does not exist): its epoch, offsets and retained events survive a restart. See
-    /// [`Fsync`] for what each mode keeps through a crash, and [`Hub::try_publish`] for
-    /// the locking.
-    ///
-    /// # Errors
-    ///
-    /// [`OpenError`] (one line, naming the file) when the file cannot be created,
-    /// written or compacted, or is corrupt other than in its last record.
-    ///
-    /// # Panics
-    ///
-    /// If `limits.queue_len` is 0.
-    pub fn with_history_file(
+/// The history-file backend: the publish lock (the writer) and the hub it feeds.
+pub(super) struct FileLog {
+    hub: Hub,
+    writer: Mutex<LogWriter>,
+    /// The file's size, for scrapes that must not wait for the publish lock.
+    file_bytes: AtomicU64,
+    stats: Arc<Stats>,
+    log: Log,
+}
+
+/// What a publish through the file did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Appended and committed.
+    Published(Published, String),
+    /// A retry of a retained event: its wire id.
+    Repeated(String),
+}
+
+/// Opens (or creates) the history file at `path` and the hub it feeds: the file's
+/// epoch, offsets and retained events survive a restart. See [`Fsync`] for what each
+/// mode keeps through a crash.
+///
+/// # Errors
+///
+/// [`PortError::HistoryFile`] (one line, naming the file) when the file cannot be
+/// created, written or compacted, or is corrupt other than in its last record.
+///
+/// # Panics
+///
+/// If `limits.queue_len` is 0.
+pub(super) fn open(
+    path: &Path,
+    fsync: Fsync,
+    limits: HubLimits,
+    stats: Arc<Stats>,
+    log: Log,
+) -> Result<(Hub, Arc<dyn Backend>), PortError> {
+    let file = FileLog::open(path, fsync, limits, stats, log).map_err(PortError::HistoryFile)?;
+    Ok((file.hub.clone(), Arc::new(Arc::new(file))))
+}
+
+impl FileLog {
+    /// See [`open`].
+    pub(super) fn open(
+        path: &Path,
+        fsync: Fsync,
         limits: HubLimits,
         stats: Arc<Stats>,
         log: Log,
-        path: &Path,
-        fsync: Fsync,
-    ) -> Result<Hub, OpenError> {
+    ) -> Result<FileLog, OpenError> {
         assert!(limits.queue_len > 0, "queue_len must be at least 1");
         let (file, loaded) = LogFile::open(path, fsync, limits)?;
         for note in &loaded.notes {
@@ -202,115 +226,76 @@ impl Hub {
                 ));
             });
         }
-        Ok(Hub::build(limits, stats, log, history, Some(writer)))
+        let hub = Hub::with_history(limits, stats.clone(), log.clone(), history);
+        Ok(FileLog {
+            hub,
+            file_bytes: AtomicU64::new(writer.len()),
+            writer: Mutex::new(writer),
+            stats,
+            log,
+        })
     }
 
-    /// Like [`Hub::publish_as`], saying why a hub with a history file refused the event.
+    /// The hub this file feeds.
+    #[cfg(test)]
+    pub(super) fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Publishes through the file, on the calling thread (which waits for the disk).
     ///
-    /// With a history file, publishers take the **publish lock** first: the id, the
-    /// append (and with [`Fsync::Always`] the sync) happen under it alone; then, still
-    /// holding it so that fan-out follows id order, the hub lock for the in-memory
-    /// history and the fan-out only. Subscribers, evictions and scrapes never wait for
-    /// the disk; concurrent publishers wait for each other. Compaction takes the publish
-    /// lock alone, after the fan-out.
+    /// Publishers take the **publish lock** first: a retry is recognised, the id issued,
+    /// the record appended (and with [`Fsync::Always`] synced) under it alone; then,
+    /// still holding it so that fan-out follows id order, the hub lock for the
+    /// in-memory history and the fan-out only ([`Hub::commit`]). Subscribers, evictions
+    /// and scrapes never wait for the disk; concurrent publishers wait for each other.
+    /// Compaction takes the publish lock alone, after the fan-out.
     ///
     /// # Errors
     ///
     /// [`HistoryFileError`] when the record could not be written (or, with `always`,
-    /// synced): the event got no id and reached nobody; the hub logged and counted it
-    /// and serves on. Never without a history file.
-    pub fn try_publish(
+    /// synced): the event got no id and reached nobody; it is logged and counted and the
+    /// hub serves on.
+    pub(super) fn try_publish(
         &self,
-        topic: &Topic,
+        envelope: Envelope,
         event: &Event,
-        visibility: Visibility,
-    ) -> Result<Published, HistoryFileError> {
-        match &self.inner.writer {
-            None => Ok(self.publish_in_memory(topic, event, visibility)),
-            Some(writer) => self.publish_logged(writer, topic, event, visibility),
+    ) -> Result<Outcome, HistoryFileError> {
+        let mut w = lock(&self.writer);
+        if let Some(first) = w.tail.repeated(&envelope) {
+            return Ok(Outcome::Repeated(first));
         }
-    }
-
-    /// [`Hub::try_publish`] for async callers (the server's `POST /publish`, the
-    /// producers): without a history file it publishes at once, as `publish` does; with
-    /// one, the disk work runs on the blocking thread pool, so the caller's executor
-    /// thread (which accepts and answers everyone else) never waits for the disk.
-    ///
-    /// # Errors
-    ///
-    /// As [`Hub::try_publish`].
-    pub async fn try_publish_async(
-        &self,
-        topic: Topic,
-        event: Event,
-        visibility: Visibility,
-    ) -> Result<Published, HistoryFileError> {
-        if self.inner.writer.is_none() {
-            return Ok(self.publish_in_memory(&topic, &event, visibility));
-        }
-        let hub = self.clone();
-        smol::unblock(move || hub.try_publish(&topic, &event, visibility)).await
-    }
-
-    /// Whether the hub keeps its history in a file.
-    pub fn has_history_file(&self) -> bool {
-        self.inner.writer.is_some()
-    }
-
-    /// The size of the history file now, with one. **Unit:** bytes. Takes no lock.
-    pub fn history_file_len(&self) -> Option<u64> {
-        self.inner
-            .writer
-            .as_ref()
-            .map(|_| self.inner.file_bytes.load(Ordering::Relaxed))
-    }
-
-    /// The publish path with a history file (see `try_publish` and the module docs).
-    pub(super) fn publish_logged(
-        &self,
-        writer: &Mutex<LogWriter>,
-        topic: &Topic,
-        event: &Event,
-        visibility: Visibility,
-    ) -> Result<Published, HistoryFileError> {
-        let private = visibility == Visibility::Private;
-        let mut w = lock(writer);
         let id = w.tail.next_id();
-        let frame = encode(event, Some(&id.to_string()));
-        if let Err(e) = w.append(id, topic, &frame, private) {
+        let entry = Retained::encode(id, envelope, event);
+        let wire = entry.wire_id().into_owned();
+        if let Err(e) = w.append(&entry) {
             drop(w);
             self.file_failed(&e, "publish refused");
             return Err(e);
         }
-        self.inner.file_bytes.store(w.len(), Ordering::Relaxed);
+        self.file_bytes.store(w.len(), Ordering::Relaxed);
         let compact = w.wants_compaction();
-        let mut evicted = Vec::new();
-        let mut direct = Vec::new();
-        let delivery: Delivery = {
-            let mut state = self.lock();
-            let event = (id, topic, &frame, private);
-            self.keep_and_fan_out(&mut state, event, &mut evicted, &mut direct)
-        };
+        let delivery = self.hub.commit(entry).unwrap_or_default();
         drop(w);
-        self.inner.stats.event_published();
-        self.run_direct(frame, direct);
-        self.finish_delivery(&delivery, evicted);
         if compact {
-            self.compact_history_file(writer);
+            self.compact();
         }
-        Ok(Published {
-            id,
-            delivery,
-            refused: false,
-        })
+        Ok(Outcome::Published(
+            Published {
+                id,
+                delivery,
+                refused: false,
+            },
+            wire,
+        ))
     }
 
     /// Compacts the file if it is still due, under the publish lock alone. A failure is
     /// logged and counted; the file grows on and compaction is tried again later.
-    fn compact_history_file(&self, writer: &Mutex<LogWriter>) {
-        let mut w = lock(writer);
+    fn compact(&self) {
+        let mut w = lock(&self.writer);
         let result = w.compact();
-        self.inner.file_bytes.store(w.len(), Ordering::Relaxed);
+        self.file_bytes.store(w.len(), Ordering::Relaxed);
         drop(w);
         if let Err(e) = result {
             self.file_failed(&e, "the file grows on; tried again later");
@@ -318,14 +303,58 @@ impl Hub {
     }
 
     fn file_failed(&self, e: &HistoryFileError, then: &str) {
-        self.inner.stats.history_file_failed(e.op());
-        self.inner.log.line(format_args!("{e}; {then}"));
+        self.stats.history_file_failed(e.op());
+        self.log.line(format_args!("{e}; {then}"));
+    }
+
+    /// The file's size now. **Unit:** bytes. Takes no lock.
+    pub(super) fn len(&self) -> u64 {
+        self.file_bytes.load(Ordering::Relaxed)
     }
 
     /// Test hook: the next append to the history file fails.
     #[cfg(test)]
-    pub(super) fn fail_next_history_write(&self) {
-        lock(self.inner.writer.as_ref().expect("a history file")).fail_next_write();
+    pub(super) fn fail_next_write(&self) {
+        lock(&self.writer).fail_next_write();
+    }
+}
+
+/// What `Retry-After` says when the history file could not take an event. **Unit:**
+/// seconds.
+pub const HISTORY_FILE_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl Backend for Arc<FileLog> {
+    fn publish(&self, envelope: Envelope, event: Event) -> BoxFuture<'_, Result<Receipt, Refused>> {
+        let file = self.clone();
+        Box::pin(async move {
+            // The disk work runs on the blocking pool, never on the thread that accepts
+            // and answers everyone else.
+            let done = smol::unblock(move || file.try_publish(envelope, &event)).await;
+            match done {
+                Ok(Outcome::Published(p, id)) => Ok(Receipt {
+                    id,
+                    delivered_to: Some(p.delivery.sent),
+                    replayed: false,
+                    congested: p.delivery.congested(),
+                }),
+                Ok(Outcome::Repeated(id)) => Ok(Receipt::replay(id)),
+                Err(e) => Err(Refused {
+                    reason: format!("history file: {}", e.reason()),
+                    retry_after: HISTORY_FILE_RETRY_AFTER,
+                }),
+            }
+        })
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            backend: "file",
+            up: true,
+            reason: None,
+            file_bytes: Some(self.len()),
+            syncs: None,
+            broker: None,
+        }
     }
 }
 

@@ -20,6 +20,7 @@ use super::{
     entry_event, explain,
 };
 use crate::event_id::EventId;
+use crate::hub::history::Retained;
 use crate::redis::stream;
 use crate::redis::{Connection, RedisError};
 use crate::shutdown::Shutdown;
@@ -140,8 +141,8 @@ impl Broker {
         for e in &read.entries {
             reader.cursor.clone_from(&e.id);
             match entry_event(e) {
-                Ok((id, topic, event)) => {
-                    let delivery = hub.deliver(id, &topic, &event);
+                Ok((id, envelope, event)) => {
+                    let delivery = hub.commit(Retained::encode(id, envelope, &event));
                     if delivery.is_some_and(|d| d.congested()) {
                         self.pace(shutdown).await;
                     }

@@ -1,6 +1,8 @@
 //! The bytes of the history file: the header, one record, and the CRC-32 both carry
 //! (see the format table in `log_file.rs`).
 
+use crate::envelope::Envelope;
+use crate::hub::history::Retained;
 use crate::sse::Frame;
 use crate::topic::Topic;
 
@@ -92,6 +94,18 @@ pub struct Rec<'a> {
     pub private: bool,
 }
 
+impl<'a> Rec<'a> {
+    /// The record of a retained event.
+    pub fn of(e: &'a Retained) -> Rec<'a> {
+        Rec {
+            offset: e.id.offset,
+            topic: e.envelope.topic(),
+            frame: &e.frame,
+            private: e.envelope.is_private(),
+        }
+    }
+}
+
 /// Appends the record of one event to `buf`.
 pub fn encode_record(buf: &mut Vec<u8>, r: Rec<'_>) {
     let topic = r.topic.as_str().as_bytes();
@@ -117,7 +131,7 @@ pub fn record_crc(len: &[u8], payload: &[u8]) -> u32 {
 /// A record's payload (at least [`MIN_RECORD`] bytes) that passed its checksum: the
 /// offset, and the topic, frame and privacy (`None`: unknown flags or an invalid topic,
 /// which no writer produces).
-pub fn decode_payload(payload: &[u8]) -> (u64, Option<(Topic, Frame, bool)>) {
+pub fn decode_payload(payload: &[u8]) -> (u64, Option<(Envelope, Frame)>) {
     let offset = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
     let flags = payload[8];
     let tlen = usize::from(u16::from_le_bytes(payload[9..11].try_into().expect("2")));
@@ -128,7 +142,8 @@ pub fn decode_payload(payload: &[u8]) -> (u64, Option<(Topic, Frame, bool)>) {
         .and_then(|t| Topic::new(t).ok())
         .map(|topic| {
             let frame = Frame::from_encoded(payload[11 + tlen..].to_vec());
-            (topic, frame, flags & FLAG_PRIVATE != 0)
+            let envelope = Envelope::on(topic).with_private(flags & FLAG_PRIVATE != 0);
+            (envelope, frame)
         });
     (offset, rest)
 }

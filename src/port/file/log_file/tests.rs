@@ -3,6 +3,9 @@
 
 use super::format::{HEADER_LEN, MAGIC, crc32, header};
 use super::*;
+use crate::envelope::Envelope;
+use crate::sse::Frame;
+use crate::topic::Topic;
 
 /// A history file path in a fresh directory, removed when dropped.
 struct Tmp(PathBuf);
@@ -40,6 +43,22 @@ fn topic() -> Topic {
     Topic::new("t").unwrap()
 }
 
+/// Appends the event at `offset` as the writer does.
+fn put(
+    log: &mut LogFile,
+    offset: u64,
+    topic: &Topic,
+    frame: &Frame,
+    private: bool,
+) -> Result<(), (FileOp, io::Error)> {
+    let entry = Retained {
+        id: EventId::new(log.epoch(), offset),
+        envelope: Envelope::on(topic.clone()).with_private(private),
+        frame: frame.clone(),
+    };
+    log.append(&entry)
+}
+
 /// Caps that keep everything.
 const ALL: HubLimits = HubLimits {
     queue_len: 1,
@@ -61,7 +80,7 @@ fn kept(l: &Loaded) -> Vec<(u64, String)> {
         .retained()
         .map(|r| {
             let text = String::from_utf8(r.frame.as_bytes().to_vec()).unwrap();
-            (r.offset, text)
+            (r.id.offset, text)
         })
         .collect()
 }
@@ -72,8 +91,14 @@ fn with_events(name: &str, n: u64) -> (Tmp, u64) {
     let (mut log, loaded) = open(&path).unwrap();
     assert_eq!((last(&loaded), loaded.read), (0, 0));
     for i in 1..=n {
-        log.append(i, &topic(), &frame(&format!("data: {i}\n\n")), false)
-            .unwrap();
+        put(
+            &mut log,
+            i,
+            &topic(),
+            &frame(&format!("data: {i}\n\n")),
+            false,
+        )
+        .unwrap();
     }
     let epoch = log.epoch();
     drop(log);
@@ -109,18 +134,24 @@ fn records_come_back_with_the_epoch_and_offsets() {
 fn a_private_event_stays_private_through_the_file_and_compaction() {
     let path = tmp("private");
     let (mut log, _) = open(&path).unwrap();
-    log.append(1, &topic(), &frame("data: a\n\n"), false)
-        .unwrap();
-    log.append(2, &topic(), &frame("data: b\n\n"), true)
-        .unwrap();
+    put(&mut log, 1, &topic(), &frame("data: a\n\n"), false).unwrap();
+    put(&mut log, 2, &topic(), &frame("data: b\n\n"), true).unwrap();
     drop(log);
     let (mut log, loaded) = open(&path).unwrap();
-    let private: Vec<bool> = loaded.history.retained().map(|r| r.private).collect();
+    let private: Vec<bool> = loaded
+        .history
+        .retained()
+        .map(|r| r.envelope.is_private())
+        .collect();
     assert_eq!(private, [false, true]);
     log.compact(0, loaded.history.retained()).unwrap();
     drop(log);
     let (_, again) = open(&path).unwrap();
-    let private: Vec<bool> = again.history.retained().map(|r| r.private).collect();
+    let private: Vec<bool> = again
+        .history
+        .retained()
+        .map(|r| r.envelope.is_private())
+        .collect();
     assert_eq!(private, [false, true]);
     // A flag this build does not know is corruption, not a guess.
     let mut bytes = fs::read(&*path).unwrap();
@@ -168,8 +199,7 @@ fn a_torn_last_record_is_cut_off_and_logged_whatever_was_torn() {
             loaded.notes
         );
         // Ids continue after the last whole record, and the file loads again.
-        log.append(3, &topic(), &frame("data: again\n\n"), false)
-            .unwrap();
+        put(&mut log, 3, &topic(), &frame("data: again\n\n"), false).unwrap();
         drop(log);
         let (_, again) = open(&path).unwrap();
         assert_eq!(last(&again), 3);
@@ -216,8 +246,7 @@ fn a_header_torn_at_creation_starts_a_new_history() {
         "{:?}",
         loaded.notes
     );
-    log.append(1, &topic(), &frame("data: 1\n\n"), false)
-        .unwrap();
+    put(&mut log, 1, &topic(), &frame("data: 1\n\n"), false).unwrap();
     drop(log);
     assert_eq!(last(&open(&path).unwrap().1), 1);
 }
@@ -250,12 +279,9 @@ fn a_bad_header_or_another_kind_of_file_is_refused() {
 fn offsets_out_of_sequence_are_corruption() {
     let path = tmp("sequence");
     let (mut log, _) = open(&path).unwrap();
-    log.append(1, &topic(), &frame("data: a\n\n"), false)
-        .unwrap();
-    log.append(3, &topic(), &frame("data: c\n\n"), false)
-        .unwrap();
-    log.append(4, &topic(), &frame("data: d\n\n"), false)
-        .unwrap();
+    put(&mut log, 1, &topic(), &frame("data: a\n\n"), false).unwrap();
+    put(&mut log, 3, &topic(), &frame("data: c\n\n"), false).unwrap();
+    put(&mut log, 4, &topic(), &frame("data: d\n\n"), false).unwrap();
     drop(log);
     let e = open(&path).map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("record offset 3, expected 2"), "{e}");
@@ -267,13 +293,10 @@ fn a_failed_write_leaves_no_partial_record() {
     let (mut log, _) = LogFile::open(&path, Fsync::Always, ALL).unwrap();
     let before = log.len();
     log.fail_next = true;
-    let (op, _) = log
-        .append(3, &topic(), &frame("data: lost\n\n"), false)
-        .unwrap_err();
+    let (op, _) = put(&mut log, 3, &topic(), &frame("data: lost\n\n"), false).unwrap_err();
     assert_eq!(op, FileOp::Write);
     assert_eq!(fs::metadata(&*path).unwrap().len(), before);
-    log.append(3, &topic(), &frame("data: kept\n\n"), false)
-        .unwrap();
+    put(&mut log, 3, &topic(), &frame("data: kept\n\n"), false).unwrap();
     drop(log);
     let (_, loaded) = open(&path).unwrap();
     assert_eq!(last(&loaded), 3);
@@ -293,8 +316,7 @@ fn compaction_keeps_the_epoch_and_the_offsets_even_with_no_record() {
     let tail: Vec<_> = loaded.history.retained().skip(7).collect();
     log.compact(7, tail.into_iter()).unwrap();
     assert!(!log.wants_compaction(five));
-    log.append(11, &topic(), &frame("data: 11\n\n"), false)
-        .unwrap();
+    put(&mut log, 11, &topic(), &frame("data: 11\n\n"), false).unwrap();
     drop(log);
     let (mut log, loaded) = open(&path).unwrap();
     assert_eq!(loaded.history.epoch(), epoch);
@@ -319,8 +341,7 @@ fn a_failed_compaction_leaves_the_file_as_it_was() {
     assert!(log.compact(2, loaded.history.retained().skip(2)).is_err());
     assert_eq!(fs::read(&*path).unwrap(), before);
     fs::remove_dir(&tmp_path).unwrap();
-    log.append(5, &topic(), &frame("data: 5\n\n"), false)
-        .unwrap();
+    put(&mut log, 5, &topic(), &frame("data: 5\n\n"), false).unwrap();
     drop(log);
     assert_eq!(last(&open(&path).unwrap().1), 5);
 }

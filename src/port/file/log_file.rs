@@ -59,15 +59,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-pub(super) use format::Rec;
+use format::Rec;
 use format::{HEADER_LEN, MAGIC, MAX_RECORD, MIN_RECORD, RECORD_HEAD};
 
-use super::HubLimits;
-use super::history::{History, Retained};
 use crate::event_id::{EventId, new_epoch};
-use crate::sse::Frame;
+use crate::hub::HubLimits;
+use crate::hub::history::{History, Retained};
 use crate::stats::FileOp;
-use crate::topic::Topic;
 
 /// How often `--fsync interval` syncs a changed file. **Unit:** ms (1000).
 pub const FSYNC_INTERVAL: Duration = Duration::from_millis(1000);
@@ -312,14 +310,13 @@ impl LogFile {
                     "at byte {pos}: record offset {offset}, expected {expected}"
                 )));
             }
-            let (topic, frame, private) =
+            let (envelope, frame) =
                 rest.ok_or_else(|| err(format!("at byte {pos}: corrupt record (flags or topic)")))?;
             history.push(
                 Retained {
                     id: EventId::new(epoch, offset),
-                    topic,
+                    envelope,
                     frame,
-                    private,
                 },
                 limits,
             );
@@ -415,13 +412,7 @@ impl LogFile {
     /// Appends the record of one event (and syncs it with `always`). On failure the file
     /// is cut back to where it was, so it stays loadable; the error says which step
     /// failed.
-    pub(super) fn append(
-        &mut self,
-        offset: u64,
-        topic: &Topic,
-        frame: &Frame,
-        private: bool,
-    ) -> Result<(), (FileOp, io::Error)> {
+    pub(super) fn append(&mut self, entry: &Retained) -> Result<(), (FileOp, io::Error)> {
         if self.stale {
             // A compaction replaced the file and could not open the new one.
             self.reopen().map_err(|e| (FileOp::Write, e))?;
@@ -430,14 +421,8 @@ impl LogFile {
             // A record half written by an earlier failure is still at the end.
             self.cut_back().map_err(|e| (FileOp::Write, e))?;
         }
-        let mut buf = Vec::with_capacity(frame.len() + 64);
-        let rec = Rec {
-            offset,
-            topic,
-            frame,
-            private,
-        };
-        format::encode_record(&mut buf, rec);
+        let mut buf = Vec::with_capacity(entry.frame.len() + 64);
+        format::encode_record(&mut buf, Rec::of(entry));
         if let Err(e) = self.write_synced(&buf) {
             // Leave no partial record behind; the next append starts where this one did.
             if self.cut_back().is_err() {
@@ -497,7 +482,7 @@ impl LogFile {
     pub(super) fn compact<'a>(
         &mut self,
         base: u64,
-        retained: impl Iterator<Item = Rec<'a>>,
+        retained: impl Iterator<Item = &'a Retained>,
     ) -> io::Result<()> {
         let mut tmp_name = self.path.as_os_str().to_owned();
         tmp_name.push(".tmp");
@@ -505,8 +490,8 @@ impl LogFile {
         let mut buf = Vec::with_capacity(64 * 1024);
         buf.extend_from_slice(&format::header(self.epoch, base));
         let mut records = 0;
-        for rec in retained {
-            format::encode_record(&mut buf, rec);
+        for entry in retained {
+            format::encode_record(&mut buf, Rec::of(entry));
             records += 1;
         }
         let staged = (|| {

@@ -36,19 +36,46 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use crate::config::RedisConfig;
+use async_executor::{Executor, Task};
+
+use super::{Backend, BoxFuture, PortError, Receipt, Refused, Status};
+use crate::envelope::{Envelope, PublisherId};
 use crate::event_id::EventId;
-use crate::hub::Hub;
+use crate::hub::{Hub, HubLimits};
 use crate::log::Log;
 use crate::redis::stream::{self, Entry};
-use crate::redis::{Connection, ErrorKind, RedisError};
+use crate::redis::{Connection, ErrorKind, RedisError, RedisUrl};
+use crate::shutdown::Shutdown;
 use crate::sse::Event;
+use crate::stats::Stats;
 use crate::topic::Topic;
 
-/// Why a private event is refused on a node with `--redis` (`501`): the stream's entries
-/// carry no visibility yet, so every node would deliver it to every subscriber.
-pub const NO_PRIVATE_EVENTS: &str =
-    "private events cannot go through --redis yet (every node would deliver them to everyone)";
+/// Where the shared stream is (`--redis`, `--redis-stream`, `--redis-maxlen`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// The server and the credentials (never shown).
+    pub url: RedisUrl,
+    /// The stream key.
+    pub stream: String,
+    /// Entries the stream keeps (`XADD ... MAXLEN ~ N`).
+    pub maxlen: usize,
+}
+
+/// Longest a publish through Redis waits for this node's reader to deliver it before it
+/// is answered. **Unit:** ms. **Why:** a publisher that sends its next event after the
+/// answer (as HTTP clients do) then goes at the pace this node reads and writes, instead
+/// of piling entries into Redis that every node must then deliver at once (the fast
+/// publisher of `scripts/bench-cluster.sh` got a p99 of 5.6 s and 77 healthy readers
+/// evicted without it). Past it the publish is answered anyway: it is in Redis.
+pub const MAX_READER_LAG: Duration = Duration::from_millis(2000);
+
+/// How long Redis remembers an idempotency key or a publisher id, so that a retry is
+/// recognised on any node even after the entry was trimmed from the stream. **Unit:**
+/// seconds (one day).
+pub const IDEMPOTENCY_TTL: u64 = 24 * 60 * 60;
+
+/// What `Retry-After` says while the shared stream is unreachable. **Unit:** seconds.
+pub const BROKER_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// How long connecting and logging in may take. **Unit:** seconds.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -153,6 +180,8 @@ struct Inner {
     reconnects: AtomicU64,
     errors: [AtomicU64; Op::ALL.len()],
     gaps: AtomicU64,
+    /// The reader's connection and cursor until [`Backend::start`] takes them.
+    reader: Mutex<Option<Reader>>,
 }
 
 struct State {
@@ -194,34 +223,160 @@ pub fn explain(e: &RedisError) -> String {
     }
 }
 
-/// A stream entry as an event: its id, topic and event, or why it cannot be one.
-pub fn entry_event(e: &Entry) -> Result<(EventId, Topic, Event), String> {
+/// A stream entry as an event: its id, envelope and event, or why it cannot be one.
+///
+/// Fields: `topic` (absent: the default topic), `alt` (repeated: alternate topics),
+/// `private` (`1`), `id` (the publisher's id), `key` (the idempotency key), `data`,
+/// `event`, `retry`. Entries written before alternates and private events existed have
+/// only the first and the last three, and read as public events on one topic.
+pub fn entry_event(e: &Entry) -> Result<(EventId, Envelope, Event), String> {
     let id: EventId = e.id.parse().map_err(|_| format!("entry id {:?}", e.id))?;
-    let text = |f: &str| -> Result<Option<&str>, String> {
-        e.field(f)
-            .map(|v| {
-                std::str::from_utf8(v).map_err(|_| format!("entry {}: {f} is not UTF-8", e.id))
+    let bad = |what: &dyn fmt::Display| format!("entry {}: {what}", e.id);
+    let utf8 = |f: &str, v: &[u8]| -> Result<String, String> {
+        String::from_utf8(v.to_vec()).map_err(|_| bad(&format!("{f} is not UTF-8")))
+    };
+    let (mut topics, mut alternates, mut private) = (Vec::new(), Vec::new(), false);
+    let (mut data, mut name, mut retry, mut pid, mut key) = (None, None, None, None, None);
+    for (k, v) in &e.fields {
+        match k.as_slice() {
+            b"topic" => topics.push(Topic::new(&utf8("topic", v)?).map_err(|err| bad(&err))?),
+            b"alt" => alternates.push(Topic::new(&utf8("alt", v)?).map_err(|err| bad(&err))?),
+            b"private" => private = v.as_slice() == b"1",
+            b"data" => data = Some(utf8("data", v)?),
+            b"event" => name = Some(utf8("event", v)?),
+            b"retry" => retry = Some(utf8("retry", v)?),
+            b"id" => pid = Some(PublisherId::new(&utf8("id", v)?).map_err(|err| bad(&err))?),
+            b"key" => {
+                key = Some(PublisherId::named(&utf8("key", v)?, "key").map_err(|err| bad(&err))?)
+            }
+            _ => {}
+        }
+    }
+    if topics.is_empty() {
+        topics.push(Topic::default_topic());
+    }
+    topics.extend(alternates);
+    let mut envelope = Envelope::new(topics)
+        .map_err(|err| bad(&err))?
+        .with_private(private);
+    if let Some(p) = pid {
+        envelope = envelope.with_id(p);
+    }
+    if let Some(k) = key {
+        envelope = envelope.with_key(k);
+    }
+    let data = data.ok_or_else(|| bad(&"no data field"))?;
+    let mut event = Event::new(data).map_err(|err| bad(&err))?;
+    if let Some(name) = name {
+        event = event.with_name(&name).map_err(|err| bad(&err))?;
+    }
+    if let Some(r) = retry {
+        event = event.with_retry(r.parse().map_err(|_| bad(&"bad retry"))?);
+    }
+    Ok((id, envelope, event))
+}
+
+/// The stream fields of an event (see [`entry_event`]).
+fn entry_fields<'a>(
+    envelope: &'a Envelope,
+    event: &'a Event,
+    retry: &'a Option<String>,
+) -> Vec<(&'a [u8], &'a [u8])> {
+    let mut fields: Vec<(&[u8], &[u8])> = vec![(b"topic", envelope.topic().as_str().as_bytes())];
+    for alt in envelope.alternates() {
+        fields.push((b"alt", alt.as_str().as_bytes()));
+    }
+    if envelope.is_private() {
+        fields.push((b"private", b"1"));
+    }
+    if let Some(id) = envelope.id() {
+        fields.push((b"id", id.as_str().as_bytes()));
+    }
+    if let Some(key) = envelope.key() {
+        fields.push((b"key", key.as_str().as_bytes()));
+    }
+    fields.push((b"data", event.data().as_bytes()));
+    if let Some(name) = event.name() {
+        fields.push((b"event", name.as_bytes()));
+    }
+    if let Some(r) = retry {
+        fields.push((b"retry", r.as_bytes()));
+    }
+    fields
+}
+
+/// Connects to Redis and opens the hub it feeds (see [`Broker::connect`]).
+///
+/// # Errors
+///
+/// [`PortError::Broker`] with a one-line reason.
+pub(super) fn open(
+    cfg: RedisConfig,
+    limits: HubLimits,
+    stats: Arc<Stats>,
+    log: Log,
+) -> Result<(Hub, Arc<dyn Backend>), PortError> {
+    let hub = Hub::with_external_ids(limits, stats, log.clone());
+    let broker = futures_lite::future::block_on(Broker::connect(cfg, hub.clone(), log))
+        .map_err(PortError::Broker)?;
+    Ok((hub, Arc::new(broker)))
+}
+
+impl Backend for Broker {
+    fn publish(&self, envelope: Envelope, event: Event) -> BoxFuture<'_, Result<Receipt, Refused>> {
+        Box::pin(async move {
+            let refused = |e: Unavailable| Refused {
+                reason: e.to_string(),
+                retry_after: BROKER_RETRY_AFTER,
+            };
+            let (id, repeated) = self.publish(&envelope, &event).await.map_err(refused)?;
+            let wire = match envelope.id() {
+                Some(p) => p.as_str().to_owned(),
+                None => id.to_string(),
+            };
+            if repeated {
+                return Ok(Receipt::replay(wire));
+            }
+            // Answered once this node's reader delivered it (or after MAX_READER_LAG).
+            let seen = self.hub().wait_committed(id, MAX_READER_LAG).await;
+            let backlog = self.hub().backlog();
+            Ok(Receipt {
+                id: wire,
+                delivered_to: None,
+                replayed: false,
+                congested: seen && backlog.congested(),
             })
-            .transpose()
-    };
-    let topic = match text("topic")? {
-        Some(t) => Topic::new(t).map_err(|err| format!("entry {}: {err}", e.id))?,
-        None => Topic::default_topic(),
-    };
-    let data = text("data")?.ok_or_else(|| format!("entry {}: no data field", e.id))?;
-    let mut event = Event::new(data).map_err(|err| format!("entry {}: {err}", e.id))?;
-    if let Some(name) = text("event")? {
-        event = event
-            .with_name(name)
-            .map_err(|err| format!("entry {}: {err}", e.id))?;
+        })
     }
-    if let Some(r) = text("retry")? {
-        let ms = r
-            .parse()
-            .map_err(|_| format!("entry {}: bad retry", e.id))?;
-        event = event.with_retry(ms);
+
+    fn status(&self) -> Status {
+        let b = self.status();
+        Status {
+            backend: "redis",
+            up: b.up,
+            reason: b.reason.clone(),
+            file_bytes: None,
+            syncs: None,
+            broker: Some(b),
+        }
     }
-    Ok((id, topic, event))
+
+    fn older(&self, from: EventId) -> BoxFuture<'_, Vec<(EventId, Envelope, Event)>> {
+        Box::pin(self.older(from))
+    }
+
+    fn start(&self, ex: &Executor<'static>, shutdown: &Shutdown) -> Vec<Task<()>> {
+        let taken = self
+            .inner
+            .reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        taken
+            .map(|r| ex.spawn(self.clone().run_reader(r, shutdown.clone())))
+            .into_iter()
+            .collect()
+    }
 }
 
 impl Broker {
@@ -233,7 +388,7 @@ impl Broker {
     ///
     /// A one-line reason when Redis cannot be reached, refuses the credentials, or is
     /// a cluster: the node does not start.
-    pub async fn connect(cfg: RedisConfig, hub: Hub, log: Log) -> Result<(Broker, Reader), String> {
+    pub async fn connect(cfg: RedisConfig, hub: Hub, log: Log) -> Result<Broker, String> {
         let where_ = cfg.url.to_string();
         let fail = |e: RedisError| format!("redis at {where_}: {}", explain(&e));
         let mut writer = Connection::connect(&cfg.url, "ssehub-publish", CONNECT_TIMEOUT)
@@ -289,15 +444,13 @@ impl Broker {
                 reconnects: AtomicU64::new(0),
                 errors: Default::default(),
                 gaps: AtomicU64::new(0),
+                reader: Mutex::new(Some(Reader {
+                    conn: Some(reader),
+                    cursor,
+                })),
             }),
         };
-        Ok((
-            broker,
-            Reader {
-                conn: Some(reader),
-                cursor,
-            },
-        ))
+        Ok(broker)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -327,15 +480,25 @@ impl Broker {
         }
     }
 
-    /// Publishes `event` on `topic`: `XADD`, answered with the id Redis assigned once it
-    /// accepted the entry. The event reaches subscribers (on every node, this one
-    /// included) when the readers see it. Never queues: while Redis is unreachable it
-    /// fails at once.
+    /// Publishes `event` with `envelope`: `XADD`, answered with the id Redis assigned
+    /// once it accepted the entry, and whether it was a retry (`true`: an entry with
+    /// the same idempotency key, or the same publisher id, was added within
+    /// [`IDEMPOTENCY_TTL`]; nothing was added and the id is that entry's). The event
+    /// reaches subscribers (on every node, this one included) when the readers see it.
+    /// Never queues: while Redis is unreachable it fails at once.
+    ///
+    /// With a key or a publisher id the guard and the entry are written by one script,
+    /// atomically: a retry after a reply that was lost (Redis applied the `XADD`, the
+    /// connection broke before the answer) finds the guard and adds nothing.
     ///
     /// # Errors
     ///
     /// [`Unavailable`] with the reason.
-    pub async fn publish(&self, topic: &Topic, event: &Event) -> Result<EventId, Unavailable> {
+    pub async fn publish(
+        &self,
+        envelope: &Envelope,
+        event: &Event,
+    ) -> Result<(EventId, bool), Unavailable> {
         let mut writer = self.inner.writer.lock().await;
         if writer.as_ref().is_none_or(Connection::is_broken) {
             *writer = None;
@@ -363,20 +526,35 @@ impl Broker {
         }
         let conn = writer.as_mut().expect("connected above");
         let retry = event.retry().map(|r| r.to_string());
-        let mut fields: Vec<(&[u8], &[u8])> = vec![
-            (b"topic", topic.as_str().as_bytes()),
-            (b"data", event.data().as_bytes()),
-        ];
-        if let Some(name) = event.name() {
-            fields.push((b"event", name.as_bytes()));
-        }
-        if let Some(r) = &retry {
-            fields.push((b"retry", r.as_bytes()));
-        }
+        let fields = entry_fields(envelope, event, &retry);
         let cfg = &self.inner.cfg;
-        match stream::xadd(conn, &cfg.stream, cfg.maxlen, &fields, COMMAND_TIMEOUT).await {
-            Ok(id) => id
+        let guard = match (envelope.key(), envelope.id()) {
+            (Some(k), _) => Some(format!("{}:key:{k}", cfg.stream)),
+            (None, Some(i)) => Some(format!("{}:id:{i}", cfg.stream)),
+            (None, None) => None,
+        };
+        let added = match &guard {
+            Some(g) => {
+                let t = COMMAND_TIMEOUT;
+                stream::xadd_once(
+                    conn,
+                    &cfg.stream,
+                    g,
+                    IDEMPOTENCY_TTL,
+                    cfg.maxlen,
+                    &fields,
+                    t,
+                )
+                .await
+            }
+            None => stream::xadd(conn, &cfg.stream, cfg.maxlen, &fields, COMMAND_TIMEOUT)
+                .await
+                .map(|id| (id, false)),
+        };
+        match added {
+            Ok((id, repeated)) => id
                 .parse()
+                .map(|id| (id, repeated))
                 .map_err(|_| Unavailable(format!("Redis answered the id {id:?}"))),
             Err(e) => {
                 self.count(Op::Xadd);
@@ -401,7 +579,7 @@ impl Broker {
 
     /// The events from `from` on (inclusive), for a client whose id is older than the
     /// history: empty when Redis cannot be asked (the client then gets a reset).
-    pub async fn older(&self, from: EventId) -> Vec<(EventId, Topic, Event)> {
+    pub async fn older(&self, from: EventId) -> Vec<(EventId, Envelope, Event)> {
         let cfg = &self.inner.cfg;
         let conn = Connection::connect(&cfg.url, "ssehub-replay", CONNECT_TIMEOUT).await;
         let got = match conn {
@@ -469,8 +647,8 @@ mod tests {
                 (b"retry".to_vec(), b"700".to_vec()),
             ],
         };
-        let (id, topic, ev) = entry_event(&e).unwrap();
-        assert_eq!((id, topic.as_str()), (EventId::new(5, 1), "news"));
+        let (id, env, ev) = entry_event(&e).unwrap();
+        assert_eq!((id, env.topic().as_str()), (EventId::new(5, 1), "news"));
         assert_eq!(
             (ev.data(), ev.name(), ev.retry()),
             ("a\nb", Some("upd"), Some(700))
