@@ -22,8 +22,9 @@
 //!
 //! Exit status: 0 when every check passed, 1 when one failed, 2 for bad usage.
 //!
-//! The tool does not use the ssehub library: these files can move to
-//! `src/bin/ssehub-soak/` of ssehub unchanged.
+//! The tool does not use the ssehub library (a package of its own in ssehub's
+//! workspace): it checks the server from the outside, with its own HTTP client and SSE
+//! parser.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
