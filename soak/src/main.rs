@@ -22,6 +22,13 @@
 //!
 //! Exit status: 0 when every check passed, 1 when one failed, 2 for bad usage.
 //!
+//! Files, from the leaves up; each uses only files before it (`tests/layout.rs` checks):
+//! `http.rs` `sse.rs` `check.rs` `histogram.rs` `order.rs` `procfs.rs` `signal.rs`
+//! (the wire, the checks, the clock) → `args.rs` → `counters.rs` `dial.rs` → `server.rs`
+//! `cluster.rs` (restart mode, several nodes: each takes only what it needs) →
+//! `runtime.rs` (the `Rt` every task shares) → `session.rs` `clients.rs` `publisher.rs`
+//! → `run.rs` → `report.rs`.
+//!
 //! The tool does not use the ssehub library (a package of its own in ssehub's
 //! workspace): it checks the server from the outside, with its own HTTP client and SSE
 //! parser.
@@ -33,6 +40,8 @@ mod args;
 mod check;
 mod clients;
 mod cluster;
+mod counters;
+mod dial;
 mod histogram;
 mod http;
 mod order;
@@ -43,6 +52,7 @@ mod run;
 mod runtime;
 mod server;
 mod session;
+mod signal;
 mod sse;
 
 use std::process::ExitCode;

@@ -1,218 +1,26 @@
 //! What every task of a run shares: the [`Rt`] with its configuration, counters,
-//! signals and server samples, and the timing and connection helpers.
+//! signals and server samples. It sits on top of the parts it holds ([`ClusterRt`],
+//! [`Restart`], [`Dialer`]), which take only what they need, never an `Rt`.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
-use async_channel::{Receiver, Sender};
-use async_io::Timer;
 use async_net::TcpStream;
-use futures_lite::{AsyncWriteExt, Future, FutureExt};
 
 use crate::args::{Config, EVENT_NAME, Style};
-use crate::check::ResetReason;
 use crate::cluster::ClusterRt;
-use crate::histogram::{Histogram, Sum};
-use crate::http;
+use crate::counters::{Counters, Slot};
+use crate::dial::Dialer;
+use crate::histogram::Histogram;
 use crate::procfs::{self, Sample};
 use crate::server::Restart;
+use crate::signal::Signal;
 
-/// Buffer for a response head (and a slow client's drain). **Unit:** bytes.
-pub(crate) const READ_BUF: usize = 4096;
-/// Deadline for a TCP connect, a request write, or a response head.
-pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most connection handshakes in progress at once (keeps the server's accept backlog
-/// from overflowing when `--connect-rate` is 0).
-const MAX_HANDSHAKES: usize = 256;
 /// Error messages kept for the report.
 const MAX_ERRORS: usize = 10;
-
-/// A one-shot broadcast signal.
-#[derive(Debug)]
-pub(crate) struct Signal {
-    tx: Sender<()>,
-    rx: Receiver<()>,
-}
-
-impl Default for Signal {
-    fn default() -> Self {
-        let (tx, rx) = async_channel::bounded(1);
-        Signal { tx, rx }
-    }
-}
-
-impl Signal {
-    /// Fires the signal (idempotent).
-    pub(crate) fn fire(&self) {
-        self.tx.close();
-    }
-
-    /// Whether it has fired.
-    pub(crate) fn fired(&self) -> bool {
-        self.rx.is_closed()
-    }
-
-    /// Waits until it fires.
-    pub(crate) async fn wait(&self) {
-        let _ = self.rx.recv().await;
-    }
-}
-
-/// Runs `fut` until it finishes (`Some`), `stop` fires or `deadline` passes (`None`).
-pub(crate) async fn until<T>(
-    fut: impl Future<Output = T>,
-    stop: &Signal,
-    deadline: Option<Instant>,
-) -> Option<T> {
-    async { Some(fut.await) }
-        .or(async {
-            stop.wait().await;
-            None
-        })
-        .or(async {
-            match deadline {
-                Some(d) => {
-                    Timer::at(d).await;
-                }
-                None => futures_lite::future::pending::<()>().await,
-            }
-            None
-        })
-        .await
-}
-
-/// Sleeps until `at`; false when `stop` fired first.
-pub(crate) async fn sleep_until(at: Instant, stop: &Signal) -> bool {
-    until(Timer::at(at), stop, None).await.is_some()
-}
-
-/// Microseconds since the Unix epoch.
-pub(crate) fn unix_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
-/// The kind of a subscriber, for the counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    /// A steady subscriber.
-    Steady = 0,
-    /// A short-lived churn client.
-    Churn = 1,
-    /// A client that hangs up and resumes with `Last-Event-ID`.
-    Reconnect = 2,
-}
-
-/// Counters per [`Role`].
-#[derive(Debug, Default)]
-pub(crate) struct PerRole {
-    /// Missing events no reset announced (failures).
-    pub(crate) gaps: AtomicU64,
-    /// Missing events a reset event announced before them.
-    pub(crate) announced_gaps: AtomicU64,
-    /// Events seen twice.
-    pub(crate) duplicates: AtomicU64,
-    /// Events older than one already seen.
-    pub(crate) out_of_order: AtomicU64,
-}
-
-/// All counters of a run.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    /// Checks per role.
-    pub(crate) roles: [PerRole; 3],
-    /// Steady clients that got a `200 text/event-stream` head.
-    pub(crate) connected: AtomicU64,
-    /// Steady clients connected right now.
-    pub(crate) connected_now: AtomicU64,
-    /// Steady clients that could not connect.
-    pub(crate) connect_failures: AtomicU64,
-    /// Steady clients whose stream the server closed.
-    pub(crate) dropped: AtomicU64,
-    /// Initial (steady and slow) clients that connected or failed.
-    pub(crate) initial_resolved: AtomicU64,
-    /// Own events received by steady and churn clients.
-    pub(crate) received: Sum,
-    /// Events received by all subscribers that were not the tool's own.
-    pub(crate) foreign: Sum,
-    /// Comment lines received (heartbeats and others).
-    pub(crate) comments: Sum,
-    /// Body bytes received by subscribers.
-    pub(crate) bytes: Sum,
-    /// Events without a `seq` in their data (`--no-publish`: not checked).
-    pub(crate) unsequenced: AtomicU64,
-    /// Reset events received, by reason (in `check::ResetReason::ALL` order).
-    pub(crate) resets: [AtomicU64; ResetReason::ALL.len()],
-    /// Reset events other than `lost` on streams that sent no `Last-Event-ID` (never
-    /// expected).
-    pub(crate) unexpected_resets: AtomicU64,
-    /// Events published (answered 200).
-    pub(crate) published: AtomicU64,
-    /// Failed publish requests.
-    pub(crate) publish_errors: AtomicU64,
-    /// Sum of `delivered_to` in publish answers.
-    pub(crate) delivered_to: AtomicU64,
-    /// Slow clients that connected and sent their request.
-    pub(crate) slow_connected: AtomicU64,
-    /// Slow clients that could not connect.
-    pub(crate) slow_failed: AtomicU64,
-    /// Slow clients whose connection the server closed.
-    pub(crate) slow_evicted: AtomicU64,
-    /// Slow clients still served at the check.
-    pub(crate) slow_not_evicted: AtomicU64,
-    /// Slow clients whose check finished.
-    pub(crate) slow_done: AtomicU64,
-    /// Bytes slow clients drained at the check.
-    pub(crate) slow_drained_bytes: AtomicU64,
-    /// Churn sessions that connected.
-    pub(crate) churn_sessions: AtomicU64,
-    /// Churn sessions that could not connect.
-    pub(crate) churn_failed: AtomicU64,
-    /// Churn sessions the server closed early.
-    pub(crate) churn_dropped: AtomicU64,
-    /// Reconnect sessions started.
-    pub(crate) reconnect_sessions: AtomicU64,
-    /// Reconnections made with a `Last-Event-ID`.
-    pub(crate) reconnects: AtomicU64,
-    /// Reconnections after which at least one own event arrived (continuity checked).
-    pub(crate) reconnects_checked: AtomicU64,
-    /// Reconnect sessions that could not connect or were closed by the server.
-    pub(crate) reconnect_failed: AtomicU64,
-    /// Reconnect sessions that saw no event id before hanging up (nothing to resume).
-    pub(crate) reconnect_no_id: AtomicU64,
-    /// Churn and reconnect sessions alive.
-    pub(crate) in_flight: AtomicU64,
-}
-
-/// Adds `n` to a counter.
-pub(crate) fn add(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
-}
-
-/// Reads a counter.
-pub(crate) fn get(c: &AtomicU64) -> u64 {
-    c.load(Ordering::Relaxed)
-}
-
-/// State of a steady subscriber, visible to the tail check. On a cache line of its own:
-/// the slots of subscribers served by different threads do not share one.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-pub(crate) struct Slot {
-    /// 0 pending, 1 connected, 2 failed, 3 closed by the server, 4 stopped.
-    pub(crate) state: AtomicU8,
-    /// The first sequence number it must see.
-    pub(crate) must_from: AtomicU64,
-    /// The newest own sequence number it saw (0: none).
-    pub(crate) last_seq: AtomicU64,
-}
-
-/// [`Slot::state`] of a subscriber that got its stream.
-pub(crate) const CONNECTED: u8 = 1;
 
 /// Server samples taken during the run.
 #[derive(Debug, Default, Clone, Copy)]
@@ -267,7 +75,8 @@ pub(crate) struct Rt {
     /// Restart mode's shared state (unused without `--server-cmd`).
     pub(crate) restart: Restart,
     next_dest: AtomicUsize,
-    handshakes: (Sender<()>, Receiver<()>),
+    /// Connects with a limit on handshakes in progress.
+    pub(crate) dial: Dialer,
     /// Nodes, the order check, outages, extra processes (`cluster.rs`).
     pub(crate) cluster: ClusterRt,
 }
@@ -295,7 +104,7 @@ impl Rt {
             end_at: t0 + d,
             restart: Restart::default(),
             next_dest: AtomicUsize::new(0),
-            handshakes: async_channel::bounded(MAX_HANDSHAKES),
+            dial: Dialer::default(),
             cluster: ClusterRt::new(&cfg),
             cfg,
         }
@@ -358,59 +167,9 @@ impl Rt {
     }
 }
 
-/// The request target of the subscribers' `GET` under `prefix` (a node's path prefix):
-/// the subscribe path, the topics, and `--subscribe-token` in the query.
-pub(crate) fn stream_target(cfg: &Config, prefix: &str) -> String {
-    let mut target = http::stream_target_at(prefix, &cfg.subscribe_path, &cfg.topics);
-    if let Some(token) = &cfg.subscribe_token {
-        let sep = if target.contains('?') { '&' } else { '?' };
-        target.push(sep);
-        target.push_str("authorization=");
-        target.push_str(&http::encode_component(token));
-    }
-    target
-}
-
-/// Connects to the next destination, with the handshake limit and [`IO_TIMEOUT`].
+/// Connects to the next destination (`--url`'s addresses in turn).
 pub(crate) async fn connect(rt: &Rt, stop: &Signal) -> io::Result<TcpStream> {
-    connect_to(rt, rt.dest(), stop).await
-}
-
-/// Connects to `dest`, with the handshake limit and [`IO_TIMEOUT`].
-pub(crate) async fn connect_to(rt: &Rt, dest: SocketAddr, stop: &Signal) -> io::Result<TcpStream> {
-    let deadline = Instant::now() + IO_TIMEOUT;
-    let gone = || io::Error::new(io::ErrorKind::Interrupted, "stopped");
-    match until(rt.handshakes.0.send(()), stop, Some(deadline)).await {
-        Some(Ok(())) => {}
-        None if !stop.fired() => {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "connect {dest}: no handshake slot within 5 s ({MAX_HANDSHAKES} connections still in their handshake)"
-                ),
-            ));
-        }
-        _ => return Err(gone()),
-    }
-    let r = until(TcpStream::connect(dest), stop, Some(deadline)).await;
-    let _ = rt.handshakes.1.try_recv();
-    match r {
-        Some(Ok(s)) => Ok(s),
-        Some(Err(e)) => Err(io::Error::new(e.kind(), format!("connect {dest}: {e}"))),
-        None if stop.fired() => Err(gone()),
-        None => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("connect {dest}: timed out"),
-        )),
-    }
-}
-
-/// Writes all of `bytes` within [`IO_TIMEOUT`].
-pub(crate) async fn write_timed(s: &mut TcpStream, bytes: &[u8], stop: &Signal) -> io::Result<()> {
-    match until(s.write_all(bytes), stop, Some(Instant::now() + IO_TIMEOUT)).await {
-        Some(r) => r,
-        None => Err(io::ErrorKind::TimedOut.into()),
-    }
+    rt.dial.connect(rt.dest(), stop).await
 }
 
 #[cfg(test)]
