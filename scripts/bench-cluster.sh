@@ -50,12 +50,12 @@ command -v redis-server >/dev/null || {
 }
 
 echo "bench-cluster: building (release)"
-cargo build --release --quiet --bins
+cargo build --release --quiet --workspace --bins
 target=${CARGO_TARGET_DIR:-target}
 case "$target" in /*) ;; *) target="$root/$target" ;; esac
 ssehub="$target/release/ssehub"
 soak="$target/release/ssehub-soak"
-built_rev="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ' (with uncommitted changes)')"
+built_rev="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src soak Cargo.toml Cargo.lock || echo ' (with uncommitted changes)')"
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -6,7 +6,7 @@ bound; the start-up time with a full history file.
 
 Usage: scripts/bench-history-file.py [--runs 3] [--duration 10] [--long 60] [--dir DIR]
        [--quick]
-Needs the release binaries (cargo build --release --bins; CARGO_TARGET_DIR is honoured).
+Needs the release binaries (cargo build --release --workspace --bins; CARGO_TARGET_DIR is honoured).
 The file lives in DIR (default /tmp/ssehub-bench-hf). Prints a Markdown summary and the
 exact commands; every figure is the median of --runs runs (fresh server and file each).
 """

@@ -85,7 +85,7 @@ fi
 # --- builds -------------------------------------------------------------------------------
 # Rebuilt every run: the server changes, and the bench measures the current one.
 echo "bench: building (release, and the static release binary)"
-cargo build --release --quiet --bins
+cargo build --release --quiet --workspace --bins
 target=${CARGO_TARGET_DIR:-target}
 case "$target" in /*) ;; *) target="$root/$target" ;; esac
 RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
@@ -96,7 +96,7 @@ peer_target="$target/axum-peer"
 cargo build --release --quiet --manifest-path bench/axum-peer/Cargo.toml --target-dir "$peer_target"
 axum_bin="$peer_target/release/axum-peer"
 # The revision that was built (the tree may change while the bench runs).
-built_rev="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ' (with uncommitted changes)')"
+built_rev="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src soak Cargo.toml Cargo.lock || echo ' (with uncommitted changes)')"
 # The cost floor: bench/floor.c, built once (only when a workload it runs in is selected).
 floor_bin="$root/$out/floor"
 if [ "$floor_runs" = 1 ]; then

@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 duration=${1:-60}
 shift || true
 
-cargo build --release --quiet --bins
+cargo build --release --quiet --workspace --bins
 out=test-output/soak-cluster
 rm -rf "$out"
 mkdir -p "$out"

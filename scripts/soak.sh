@@ -18,7 +18,7 @@ shift || true
 part=$(python3 -c "print(max(10, round($duration / 3)))")
 restart_at=$(python3 -c "print(round($part * 0.4, 1))")
 
-cargo build --release --quiet --bins
+cargo build --release --quiet --workspace --bins
 out=test-output/soak
 mkdir -p "$out"
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true

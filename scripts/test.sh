@@ -43,8 +43,9 @@ fi
 # Subscribers in the tests each hold a descriptor.
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
-cargo test --all-targets
-cargo test --doc
+# Both packages: the server and its library (root), the soak tool (soak/).
+cargo test --workspace --all-targets
+cargo test --workspace --doc
 
 # The live page in headless Chromium (installs chromium and playwright-core if missing).
 scripts/browser-test.sh

@@ -34,7 +34,7 @@
 //!    verified by `auth/`), the body read; `publish.rs` turns it into a [`Topic`] and an
 //!    [`Event`] (`topic.rs`, `sse.rs`), public or private; a JWT's `publish` selectors
 //!    must cover the topic.
-//! 4. `hub/mod.rs`: [`Hub::publish`] assigns the id (`<epoch>-<offset>`, `event_id.rs`),
+//! 4. `hub/publish.rs`: [`Hub::publish`] assigns the id (`<epoch>-<offset>`, `event_id.rs`),
 //!    encodes the event once (`sse.rs`), with `--history-file` appends it to the file first
 //!    (`hub/log_writer.rs`, `hub/log_file.rs`, under a publish lock of its own, off the
 //!    request thread), keeps the frame in `hub/history.rs`, and `try_send`s it to every
@@ -46,7 +46,7 @@
 //!    takes what is queued (`hub/subscription.rs`) and writes it in one `sendmsg`
 //!    (`server/socket.rs`); a stream opened with a token ends when it expires.
 //!
-//! Around them: `config.rs` (flags), `producer.rs` (demo, heartbeat, stdin), `stats.rs`
+//! Around them: `config/` (flags), `producer.rs` (demo, heartbeat, stdin), `stats.rs`
 //! (counters, shown by `server/status.rs`), `log.rs`, `shutdown.rs`, `page.rs`.
 //! `auth/` (JWT verification, selectors, where a token comes from) sits just above the
 //! leaves it uses (`topic`, `stats`).

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ssehub::EventId;
 
 use crate::support::{
-    Client, MAX_WAIT, SHORT, SseClient, get, publish_json, run_binary, spawn_binary,
+    Client, MAX_WAIT, SHORT, SseClient, get, publish_json, run_binary, soak_binary, spawn_binary,
 };
 
 /// A fresh directory, removed when dropped.
@@ -424,7 +424,7 @@ fn soak_with_a_restart(dir: &TempDir, server_flags: &str) -> serde_json::Value {
         env!("CARGO_BIN_EXE_ssehub")
     );
     let log = dir.0.join("server.log");
-    let out = Command::new(env!("CARGO_BIN_EXE_ssehub-soak"))
+    let out = Command::new(soak_binary())
         .args(["--url", &format!("http://127.0.0.1:{port}"), "--token", "t"])
         .args([
             "--clients",

@@ -29,6 +29,8 @@ mod metrics;
 mod hostile;
 // The shape of the code: one-way dependencies, file sizes.
 mod layout;
+// Docs point at files that exist (docs/, README.md, the crate and module docs).
+mod doc_paths;
 // RFC 9110 / RFC 9112 requirements, one test each (docs/http-conformance.md lists them).
 mod conformance;
 // The Redis client against a real redis-server.

@@ -242,6 +242,38 @@ impl Drop for Binary {
     }
 }
 
+/// The soak tool's binary (`soak/`, a package of its own, so Cargo gives this package no
+/// `CARGO_BIN_EXE_` for it): built here with the cargo that runs these tests, in the same
+/// profile, once per test run; its path is beside the server's.
+pub fn soak_binary() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let server = std::path::Path::new(env!("CARGO_BIN_EXE_ssehub"));
+            let dir = server.parent().expect("the binaries' directory");
+            let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            build
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "ssehub-soak",
+                    "--bin",
+                    "ssehub-soak",
+                ])
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            if dir.file_name().is_some_and(|p| p == "release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("run cargo build -p ssehub-soak");
+            assert!(status.success(), "cargo build -p ssehub-soak: {status}");
+            let soak = dir.join("ssehub-soak");
+            assert!(soak.exists(), "no {}", soak.display());
+            soak
+        })
+        .clone()
+}
+
 /// Output of a binary run that is expected to end by itself.
 pub struct Finished {
     pub status: ExitStatus,

@@ -13,11 +13,12 @@ use async_io::{Async, Timer};
 use futures_lite::{AsyncReadExt, Future, future};
 
 use crate::check::{RESET_EVENT, SeqChecker, Verdict, payload, reset_reason, seq_of};
-use crate::cluster::{self, StreamExtra};
+use crate::cluster::StreamExtra;
+use crate::counters::{Role, Slot, add};
+use crate::dial::{IO_TIMEOUT, READ_BUF, write_timed};
 use crate::http::{self, Dechunker, Framing};
-use crate::runtime::{
-    IO_TIMEOUT, READ_BUF, Role, Rt, Signal, Slot, add, unix_us, until, write_timed,
-};
+use crate::runtime::Rt;
+use crate::signal::{Signal, unix_us, until};
 use crate::sse::{Caps, Item, Parser};
 
 /// Why a stream session ended.
@@ -83,7 +84,7 @@ impl Handler<'_, '_> {
                 // a gap before the next event is announced, not silent.
                 let reason = reset_reason(e.data);
                 add(&c.resets[reason.index()], 1);
-                let lost = cluster::on_reset(self.rt, self.role, self.extra, reason);
+                let lost = self.rt.cluster.on_reset(self.role, self.extra, reason);
                 if !self.resumed && !lost {
                     add(&c.unexpected_resets, 1);
                     self.rt.error(format!(
@@ -129,7 +130,7 @@ impl Handler<'_, '_> {
                 let prev = self.checker.last();
                 let expected = self.checker.expected();
                 // Refused publishes that may not have been published are not missing.
-                let optional = |k: u64| k - cluster::optional_in(self.rt, expected, n).min(k);
+                let optional = |k: u64| k - self.rt.cluster.optional_in(expected, n).min(k);
                 match self.checker.observe(n) {
                     Verdict::InOrder => {}
                     Verdict::Gap(k) if optional(k) == 0 => {}
@@ -150,8 +151,7 @@ impl Handler<'_, '_> {
                     }
                     Verdict::Duplicate => {
                         add(&r.duplicates, 1);
-                        cluster::disorder(
-                            self.rt,
+                        let at = self.rt.cluster.disorder(
                             self.role,
                             self.extra,
                             "a duplicate",
@@ -159,11 +159,11 @@ impl Handler<'_, '_> {
                             prev,
                             e.id,
                         );
+                        self.rt.error(at);
                     }
                     Verdict::OutOfOrder { filled } => {
                         add(&r.out_of_order, 1);
-                        cluster::disorder(
-                            self.rt,
+                        let at = self.rt.cluster.disorder(
                             self.role,
                             self.extra,
                             "out of order",
@@ -171,6 +171,7 @@ impl Handler<'_, '_> {
                             prev,
                             e.id,
                         );
+                        self.rt.error(at);
                         if filled {
                             // (Saturating: the gap it fills may have been an announced one.)
                             let _ =
@@ -181,7 +182,9 @@ impl Handler<'_, '_> {
                         }
                     }
                 }
-                cluster::on_event(self.rt, self.role, self.extra, n, e.id);
+                if let Err(e) = self.rt.cluster.on_event(self.role, self.extra, n, e.id) {
+                    self.rt.error(e);
+                }
                 self.tally.max_seq = self.tally.max_seq.max(n);
             }
         }
@@ -210,13 +213,13 @@ pub(crate) async fn session(
     slot: Option<&Slot>,
     on_connected: impl FnOnce(),
 ) -> End {
-    let mut stream = match cluster::connect_node(rt, st.extra.node, stop).await {
+    let mut stream = match rt.cluster.connect(&rt.dial, st.extra.node, stop).await {
         Ok(s) => s,
         Err(_) if stop.fired() => return End::Stopped,
         Err(e) => return End::Failed(e.to_string()),
     };
     st.resumed = last_id.is_some();
-    let req = cluster::stream_request(rt, st.extra.node, last_id);
+    let req = rt.cluster.stream_request(st.extra.node, last_id);
     if let Err(e) = write_timed(&mut stream, &req, stop).await {
         return End::Failed(format!("writing the request: {e}"));
     }
@@ -267,7 +270,8 @@ pub(crate) async fn session(
         st.checker.must_see_from(must);
     }
     st.events_seen = 0;
-    cluster::count_connected(rt, st.role, st.extra.node, st.resumed);
+    rt.cluster
+        .count_connected(st.role, st.extra.node, st.resumed);
     on_connected();
     let connected_at = Instant::now();
     let min_until = plan.min_dwell.map(|d| connected_at + d);

@@ -18,9 +18,11 @@ use async_executor::Executor;
 use async_io::Timer;
 
 use crate::clients::connector;
-use crate::cluster::{self, Phase};
+use crate::cluster::Phase;
+use crate::counters::{CONNECTED, PerRole, get};
 use crate::publisher::spawn_publisher;
-use crate::runtime::{CONNECTED, PerRole, Rt, get, sleep_until, until};
+use crate::runtime::Rt;
+use crate::signal::{sleep_until, until};
 
 /// Prints a progress line every `--progress` seconds.
 async fn progress(rt: Arc<Rt>) {
@@ -111,7 +113,7 @@ fn behind(rt: &Rt, final_seq: u64) -> (u64, u64) {
 pub(crate) async fn run(rt: Arc<Rt>, ex: Arc<Executor<'static>>) -> Tail {
     let start = rt.sample_server();
     rt.samples.lock().unwrap_or_else(|e| e.into_inner()).start = start;
-    cluster::sample_extra(&rt, Phase::Start);
+    rt.cluster.sample_extra(Phase::Start);
     let publisher = spawn_publisher(rt.clone());
     ex.spawn(progress(rt.clone())).detach();
     let connector = ex.spawn(connector(rt.clone(), ex.clone()));
@@ -158,7 +160,7 @@ pub(crate) async fn run(rt: Arc<Rt>, ex: Arc<Executor<'static>>) -> Tail {
     .await;
     let end = rt.sample_server();
     rt.samples.lock().unwrap_or_else(|e| e.into_inner()).end = end;
-    cluster::sample_extra(&rt, Phase::End);
+    rt.cluster.sample_extra(Phase::End);
     let connected_at_end = get(&rt.c.connected_now);
     rt.stop.fire();
     Tail {

@@ -191,7 +191,7 @@ impl ServerProc {
     }
 
     /// Waits until the server answers (or has exited, or `SERVER_WAIT` passed).
-    fn wait_answering(&self, stop: Option<&crate::runtime::Signal>) -> Result<(), String> {
+    fn wait_answering(&self, stop: Option<&crate::signal::Signal>) -> Result<(), String> {
         let deadline = Instant::now() + SERVER_WAIT;
         loop {
             if self.answers() {
@@ -255,7 +255,7 @@ impl ServerProc {
 
     /// Restarts the server: signal, wait for the exit, start, wait until it answers.
     /// Subscribers and the publisher see [`Restart::hit`] from the signal on.
-    pub(crate) fn restart(&self, restart: &Restart, stop: &crate::runtime::Signal) {
+    pub(crate) fn restart(&self, restart: &Restart, stop: &crate::signal::Signal) {
         restart.down.store(true, Ordering::SeqCst);
         restart.era.fetch_add(1, Ordering::SeqCst);
         let t0 = Instant::now();

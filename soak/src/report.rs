@@ -7,9 +7,10 @@ use serde::Serialize;
 use crate::args::Config;
 use crate::check::ResetReason;
 use crate::cluster;
+use crate::counters::PerRole;
 use crate::procfs::{self, Sample};
 use crate::run::Tail;
-use crate::runtime::{PerRole, Rt};
+use crate::runtime::Rt;
 use crate::server::Found;
 
 /// Client counts.
@@ -445,7 +446,7 @@ pub fn build(rt: &Rt, tail: Tail, threads: usize) -> Report {
             rss_kib: own.map(|s| s.rss_kib),
             threads,
         },
-        multi: cluster::report(rt, get(&c.published), received),
+        multi: rt.cluster.report(get(&c.published), received),
         errors: rt.errors.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         ok: false,
         failed_checks: Vec::new(),

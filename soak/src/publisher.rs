@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::args::{EVENT_NAME, Rate, Style};
 use crate::cluster;
+use crate::counters::add;
+use crate::dial::IO_TIMEOUT;
 use crate::http::{self, Dechunker, Framing};
-use crate::runtime::{IO_TIMEOUT, Rt, add, connect, connect_to, sleep_until, unix_us, until};
+use crate::runtime::{Rt, connect};
+use crate::signal::{sleep_until, unix_us, until};
 
 /// The publish answer of ssehub.
 #[derive(Debug, Deserialize)]
@@ -170,7 +173,7 @@ async fn publisher(rt: Arc<Rt>) {
         let stream = match conn {
             Some(s) => s,
             None => match match addr {
-                Some(addr) => connect_to(&rt, addr, &rt.active).await,
+                Some(addr) => rt.dial.connect(addr, &rt.active).await,
                 None => connect(&rt, &rt.active).await,
             } {
                 Ok(s) => {
@@ -216,7 +219,7 @@ async fn publisher(rt: Arc<Rt>) {
             Ok((status, body, close)) if accepted(p.style, status) => {
                 add(&rt.c.published, 1);
                 rt.acked_seq.store(seq, Ordering::SeqCst);
-                cluster::on_published(&rt, &mut unavailable_since);
+                rt.cluster.on_published(&mut unavailable_since);
                 if let Ok(a) = serde_json::from_slice::<Answer>(&body) {
                     add(&rt.c.delivered_to, a.delivered_to);
                 }
@@ -238,9 +241,10 @@ async fn publisher(rt: Arc<Rt>) {
                 // (--tolerate-unavailable): the retry is a new event, since this one may
                 // have reached the broker all the same (see cluster.rs); otherwise the
                 // same seq is used again.
-                cluster::on_unavailable(&rt, &mut unavailable_since, target, &body);
+                rt.cluster
+                    .on_unavailable(&mut unavailable_since, target, &body);
                 if rt.cfg.cluster.tolerate_unavailable {
-                    cluster::abandon(&rt, seq);
+                    rt.cluster.abandon(seq);
                     seq += 1;
                 }
                 if close {

@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 use async_executor::Executor;
 use futures_lite::{AsyncReadExt, Future};
 
-use crate::cluster;
-use crate::runtime::{CONNECTED, READ_BUF, Role, Rt, add, get, sleep_until, until, write_timed};
+use crate::cluster::Phase;
+use crate::counters::{CONNECTED, Role, add, get};
+use crate::dial::{READ_BUF, write_timed};
+use crate::runtime::Rt;
 use crate::session::{End, Plan, StreamState, session};
+use crate::signal::{sleep_until, until};
 
 /// Most churn plus reconnect sessions alive at once.
 const MAX_SESSIONS: u64 = 2000;
@@ -92,8 +95,8 @@ async fn steady_client(rt: Arc<Rt>, idx: usize) {
 async fn slow_client(rt: Arc<Rt>, idx: usize) {
     let node = rt.cluster.node_of(idx);
     let started = async {
-        let mut s = cluster::connect_node(&rt, node, &rt.active).await?;
-        let req = cluster::stream_request(&rt, node, None);
+        let mut s = rt.cluster.connect(&rt.dial, node, &rt.active).await?;
+        let req = rt.cluster.stream_request(node, None);
         write_timed(&mut s, &req, &rt.active).await?;
         io::Result::Ok(s)
     }
@@ -109,7 +112,7 @@ async fn slow_client(rt: Arc<Rt>, idx: usize) {
         }
     };
     add(&rt.c.slow_connected, 1);
-    cluster::count_slow(&rt, node);
+    rt.cluster.count_slow(node);
     rt.active.wait().await;
     let deadline = (Instant::now() + SLOW_DRAIN).min(rt.end_at - Duration::from_millis(700));
     let mut buf = [0u8; READ_BUF];
@@ -320,7 +323,7 @@ pub(crate) async fn connector(rt: Arc<Rt>, ex: Arc<Executor<'static>>) {
         sleep_until(Instant::now() + Duration::from_millis(20), &rt.active).await;
     }
     let baseline = rt.sample_server();
-    cluster::sample_extra(&rt, cluster::Phase::Baseline);
+    rt.cluster.sample_extra(Phase::Baseline);
     {
         let mut s = rt.samples.lock().unwrap_or_else(|e| e.into_inner());
         s.baseline = baseline;

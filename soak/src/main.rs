@@ -22,8 +22,16 @@
 //!
 //! Exit status: 0 when every check passed, 1 when one failed, 2 for bad usage.
 //!
-//! The tool does not use the ssehub library: these files can move to
-//! `src/bin/ssehub-soak/` of ssehub unchanged.
+//! Files, from the leaves up; each uses only files before it (`tests/layout.rs` checks):
+//! `http.rs` `sse.rs` `check.rs` `histogram.rs` `order.rs` `procfs.rs` `signal.rs`
+//! (the wire, the checks, the clock) → `args.rs` → `counters.rs` `dial.rs` → `server.rs`
+//! `cluster.rs` (restart mode, several nodes: each takes only what it needs) →
+//! `runtime.rs` (the `Rt` every task shares) → `session.rs` `clients.rs` `publisher.rs`
+//! → `run.rs` → `report.rs`.
+//!
+//! The tool does not use the ssehub library (a package of its own in ssehub's
+//! workspace): it checks the server from the outside, with its own HTTP client and SSE
+//! parser.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
@@ -32,6 +40,8 @@ mod args;
 mod check;
 mod clients;
 mod cluster;
+mod counters;
+mod dial;
 mod histogram;
 mod http;
 mod order;
@@ -42,6 +52,7 @@ mod run;
 mod runtime;
 mod server;
 mod session;
+mod signal;
 mod sse;
 
 use std::process::ExitCode;

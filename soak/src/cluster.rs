@@ -26,10 +26,12 @@ use serde::Serialize;
 
 use crate::args::{Config, PublishTo};
 use crate::check::ResetReason;
+use crate::counters::{Role, add, get};
+use crate::dial::Dialer;
 use crate::http;
 use crate::order::{BLOCK, BlockDigest, Offer, OrderTable};
 use crate::procfs::{self, Sample};
-use crate::runtime::{Role, Rt, Signal, add, connect_to, get};
+use crate::signal::Signal;
 
 /// How long the publisher waits after a `503` before it tries again. **Why:** short,
 /// so that the report says within a quarter second when publishing recovered (the
@@ -92,10 +94,16 @@ struct Unavailable {
     now: AtomicBool,
 }
 
-/// The run-time state of this file, one per run (in [`Rt`]).
+/// The run-time state of this file, one per run (in the run's `Rt`). Its methods take
+/// what they need besides it (a [`Dialer`]), and hand back what the run keeps (an error
+/// message, the report's part), so this file does not know the `Rt`.
 #[derive(Debug)]
 pub(crate) struct ClusterRt {
     nodes: Vec<NodeRt>,
+    /// Where publishing goes (`--publish-to`), for the report.
+    publish_to: PublishTo,
+    /// Whether `503`s are expected (`--tolerate-unavailable`).
+    tolerate_unavailable: bool,
     /// The next node per kind of subscriber, so that each kind is spread evenly.
     next_node: [AtomicUsize; 3],
     /// The shared block digests (with several nodes only).
@@ -105,6 +113,30 @@ pub(crate) struct ClusterRt {
     /// Sequence numbers whose publish was answered `503` and not tried again (in
     /// order): they may or may not reach subscribers.
     optional: Mutex<Vec<u64>>,
+}
+
+/// The request target of the subscribers' `GET` under `prefix` (a node's path prefix):
+/// the subscribe path, the topics, and `--subscribe-token` in the query.
+fn stream_target(cfg: &Config, prefix: &str) -> String {
+    let mut target = http::stream_target_at(prefix, &cfg.subscribe_path, &cfg.topics);
+    if let Some(token) = &cfg.subscribe_token {
+        let sep = if target.contains('?') { '&' } else { '?' };
+        target.push(sep);
+        target.push_str("authorization=");
+        target.push_str(&http::encode_component(token));
+    }
+    target
+}
+
+/// Per-stream state of this file, in the subscriber's `StreamState`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StreamExtra {
+    /// The node it connects to.
+    pub(crate) node: usize,
+    saw_lost: bool,
+    /// The last reset event's reason on this stream, and how many events ago.
+    last_reset: Option<(ResetReason, u64)>,
+    digest: BlockDigest,
 }
 
 impl ClusterRt {
@@ -117,7 +149,7 @@ impl ClusterRt {
             .map(|n| NodeRt {
                 url: n.url.clone(),
                 host: n.base.host.clone(),
-                stream_target: crate::runtime::stream_target(cfg, &n.base.prefix),
+                stream_target: stream_target(cfg, &n.base.prefix),
                 dests: n.dests.clone(),
                 next_dest: AtomicUsize::new(0),
                 c: NodeCounters::default(),
@@ -125,6 +157,8 @@ impl ClusterRt {
             .collect();
         ClusterRt {
             nodes,
+            publish_to: cfg.cluster.publish_to.unwrap_or(PublishTo::One),
+            tolerate_unavailable: cfg.cluster.tolerate_unavailable,
             next_node: Default::default(),
             order: cfg.cluster.several().then(OrderTable::default),
             extra: Mutex::new(
@@ -161,176 +195,178 @@ impl ClusterRt {
     pub(crate) fn stream_target(&self, node: usize) -> &str {
         &self.nodes[node].stream_target
     }
-}
 
-/// Per-stream state of this file, in the subscriber's `StreamState`.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct StreamExtra {
-    /// The node it connects to.
-    pub(crate) node: usize,
-    saw_lost: bool,
-    /// The last reset event's reason on this stream, and how many events ago.
-    last_reset: Option<(ResetReason, u64)>,
-    digest: BlockDigest,
-}
-
-/// Connects to `node` (the next of its destinations).
-pub(crate) async fn connect_node(rt: &Rt, node: usize, stop: &Signal) -> io::Result<TcpStream> {
-    let n = &rt.cluster.nodes[node];
-    let i = n.next_dest.fetch_add(1, Ordering::Relaxed);
-    connect_to(rt, n.dests[i % n.dests.len()], stop).await
-}
-
-/// The `GET` request of a stream on `node`.
-pub(crate) fn stream_request(rt: &Rt, node: usize, last_id: Option<&[u8]>) -> Vec<u8> {
-    let host = &rt.cluster.nodes[node].host;
-    http::stream_request(rt.cluster.stream_target(node), host, last_id)
-}
-
-/// What a subscriber of `role` on `node` is counted as, once it has its stream.
-pub(crate) fn count_connected(rt: &Rt, role: Role, node: usize, resumed: bool) {
-    let c = &rt.cluster.nodes[node].c;
-    add(
-        match (role, resumed) {
-            (Role::Steady, _) => &c.steady,
-            (Role::Churn, _) => &c.churn,
-            (Role::Reconnect, false) => &c.reconnect_first,
-            (Role::Reconnect, true) => &c.resumed,
-        },
-        1,
-    );
-}
-
-/// A slow client connected to `node`.
-pub(crate) fn count_slow(rt: &Rt, node: usize) {
-    add(&rt.cluster.nodes[node].c.slow, 1);
-}
-
-/// A reset event on a stream; whether it may come on a stream that did not resume (a
-/// `lost` reset: the server's broker lost entries, which any stream may be told).
-pub(crate) fn on_reset(rt: &Rt, role: Role, extra: &mut StreamExtra, reason: ResetReason) -> bool {
-    let c = &rt.cluster.nodes[extra.node].c;
-    add(&c.resets, 1);
-    extra.last_reset = Some((reason, 0));
-    let lost = reason == ResetReason::Lost;
-    if lost && role == Role::Steady && !std::mem::replace(&mut extra.saw_lost, true) {
-        add(&c.steady_lost, 1);
+    /// Connects to `node` (the next of its destinations).
+    pub(crate) async fn connect(
+        &self,
+        dial: &Dialer,
+        node: usize,
+        stop: &Signal,
+    ) -> io::Result<TcpStream> {
+        let n = &self.nodes[node];
+        let i = n.next_dest.fetch_add(1, Ordering::Relaxed);
+        dial.connect(n.dests[i % n.dests.len()], stop).await
     }
-    lost
-}
 
-/// An own event `seq` with `id`: folded into the stream's block digest (several nodes).
-pub(crate) fn on_event(rt: &Rt, role: Role, extra: &mut StreamExtra, seq: u64, id: &[u8]) {
-    if let Some((_, since)) = &mut extra.last_reset {
-        *since += 1;
+    /// The `GET` request of a stream on `node`.
+    pub(crate) fn stream_request(&self, node: usize, last_id: Option<&[u8]>) -> Vec<u8> {
+        http::stream_request(self.stream_target(node), &self.nodes[node].host, last_id)
     }
-    let Some(table) = &rt.cluster.order else {
-        return;
-    };
-    if let Some((block, Offer::Mismatch)) = extra.digest.observe(table, seq, id) {
-        rt.error(format!(
-            "order: events {}..={} reached a {role:?} client on {} in another order, or with other ids, than another subscriber",
-            block * BLOCK,
-            block * BLOCK + BLOCK - 1,
-            rt.cluster.nodes[extra.node].url
-        ));
-    }
-}
 
-/// Says where a duplicate or out-of-order event came (among the first errors kept).
-pub(crate) fn disorder(
-    rt: &Rt,
-    role: Role,
-    extra: &StreamExtra,
-    what: &str,
-    seq: u64,
-    prev: Option<u64>,
-    id: &[u8],
-) {
-    let reset = match extra.last_reset {
-        Some((reason, since)) => format!(", {since} events after a {reason:?} reset"),
-        None => String::new(),
-    };
-    rt.error(format!(
-        "{role:?} client on {}: {seq} is {what} (previous {prev:?}, id {:?}{reset})",
-        rt.cluster.nodes[extra.node].url,
-        String::from_utf8_lossy(id)
-    ));
-}
-
-/// The publisher got a `503`: counted, and the first one logged.
-pub(crate) fn on_unavailable(rt: &Rt, since: &mut Option<Instant>, target: &str, body: &[u8]) {
-    let u = &rt.cluster.unavailable;
-    if get(&u.answers) == 0 {
-        eprintln!(
-            "ssehub-soak: publisher: POST {target} answered 503 (unavailable{}): {}",
-            if rt.cfg.cluster.tolerate_unavailable {
-                ", tolerated"
-            } else {
-                ""
+    /// What a subscriber of `role` on `node` is counted as, once it has its stream.
+    pub(crate) fn count_connected(&self, role: Role, node: usize, resumed: bool) {
+        let c = &self.nodes[node].c;
+        add(
+            match (role, resumed) {
+                (Role::Steady, _) => &c.steady,
+                (Role::Churn, _) => &c.churn,
+                (Role::Reconnect, false) => &c.reconnect_first,
+                (Role::Reconnect, true) => &c.resumed,
             },
-            String::from_utf8_lossy(body).trim()
+            1,
         );
     }
-    add(&u.answers, 1);
-    u.now.store(true, Ordering::Relaxed);
-    since.get_or_insert_with(Instant::now);
-}
 
-/// A publish of `seq` was answered `503` and is not tried again: the next attempt is a
-/// new event. **Why:** a `503` does not prove that nothing was published. A node whose
-/// `XADD` reached Redis just before Redis died (or the connection broke) never reads the
-/// answer, and reports the broker unavailable, while other nodes may already have
-/// delivered the entry. Trying the same `seq` again would then show as a duplicate at
-/// every subscriber; as a new event, the refused one is optional: neither a gap when it
-/// is missing nor a duplicate when it arrives.
-pub(crate) fn abandon(rt: &Rt, seq: u64) {
-    add(&rt.cluster.unavailable.abandoned, 1);
-    rt.cluster
-        .optional
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(seq);
-}
+    /// A slow client connected to `node`.
+    pub(crate) fn count_slow(&self, node: usize) {
+        add(&self.nodes[node].c.slow, 1);
+    }
 
-/// How many optional sequence numbers lie in `from..to` (`from`: the number a stream
-/// expected next, if known).
-pub(crate) fn optional_in(rt: &Rt, from: Option<u64>, to: u64) -> u64 {
-    let Some(from) = from else {
-        return 0;
-    };
-    let optional = rt
-        .cluster
-        .optional
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let lo = optional.partition_point(|&s| s < from);
-    let hi = optional.partition_point(|&s| s < to);
-    hi.saturating_sub(lo) as u64
-}
+    /// A reset event on a stream; whether it may come on a stream that did not resume (a
+    /// `lost` reset: the server's broker lost entries, which any stream may be told).
+    pub(crate) fn on_reset(
+        &self,
+        role: Role,
+        extra: &mut StreamExtra,
+        reason: ResetReason,
+    ) -> bool {
+        let c = &self.nodes[extra.node].c;
+        add(&c.resets, 1);
+        extra.last_reset = Some((reason, 0));
+        let lost = reason == ResetReason::Lost;
+        if lost && role == Role::Steady && !std::mem::replace(&mut extra.saw_lost, true) {
+            add(&c.steady_lost, 1);
+        }
+        lost
+    }
 
-/// The publisher got an answer that published: ends a stretch of `503`s.
-pub(crate) fn on_published(rt: &Rt, since: &mut Option<Instant>) {
-    let Some(from) = since.take() else {
-        return;
-    };
-    let u = &rt.cluster.unavailable;
-    let us = from.elapsed().as_micros() as u64;
-    add(&u.stretches, 1);
-    add(&u.total_us, us);
-    u.longest_us.fetch_max(us, Ordering::Relaxed);
-    u.now.store(false, Ordering::Relaxed);
-}
+    /// An own event `seq` with `id`: folded into the stream's block digest (several
+    /// nodes). `Err`: the block it completed differs from another stream's (a failure;
+    /// the message is for the report's errors).
+    pub(crate) fn on_event(
+        &self,
+        role: Role,
+        extra: &mut StreamExtra,
+        seq: u64,
+        id: &[u8],
+    ) -> Result<(), String> {
+        if let Some((_, since)) = &mut extra.last_reset {
+            *since += 1;
+        }
+        let Some(table) = &self.order else {
+            return Ok(());
+        };
+        match extra.digest.observe(table, seq, id) {
+            Some((block, Offer::Mismatch)) => Err(format!(
+                "order: events {}..={} reached a {role:?} client on {} in another order, or with other ids, than another subscriber",
+                block * BLOCK,
+                block * BLOCK + BLOCK - 1,
+                self.nodes[extra.node].url
+            )),
+            _ => Ok(()),
+        }
+    }
 
-/// Samples the `--extra-pid` processes (a process that is gone gives no sample).
-pub(crate) fn sample_extra(rt: &Rt, phase: Phase) {
-    let mut extra = rt.cluster.extra.lock().unwrap_or_else(|e| e.into_inner());
-    for e in extra.iter_mut() {
-        let s = procfs::sample(&e.pid.to_string()).ok();
-        match phase {
-            Phase::Start => e.start = s,
-            Phase::Baseline => e.baseline = s,
-            Phase::End => e.end = s,
+    /// Where a duplicate or out-of-order event came, for the report's errors.
+    pub(crate) fn disorder(
+        &self,
+        role: Role,
+        extra: &StreamExtra,
+        what: &str,
+        seq: u64,
+        prev: Option<u64>,
+        id: &[u8],
+    ) -> String {
+        let reset = match extra.last_reset {
+            Some((reason, since)) => format!(", {since} events after a {reason:?} reset"),
+            None => String::new(),
+        };
+        format!(
+            "{role:?} client on {}: {seq} is {what} (previous {prev:?}, id {:?}{reset})",
+            self.nodes[extra.node].url,
+            String::from_utf8_lossy(id)
+        )
+    }
+
+    /// The publisher got a `503`: counted, and the first one logged.
+    pub(crate) fn on_unavailable(&self, since: &mut Option<Instant>, target: &str, body: &[u8]) {
+        let u = &self.unavailable;
+        if get(&u.answers) == 0 {
+            eprintln!(
+                "ssehub-soak: publisher: POST {target} answered 503 (unavailable{}): {}",
+                if self.tolerate_unavailable {
+                    ", tolerated"
+                } else {
+                    ""
+                },
+                String::from_utf8_lossy(body).trim()
+            );
+        }
+        add(&u.answers, 1);
+        u.now.store(true, Ordering::Relaxed);
+        since.get_or_insert_with(Instant::now);
+    }
+
+    /// A publish of `seq` was answered `503` and is not tried again: the next attempt is
+    /// a new event. **Why:** a `503` does not prove that nothing was published. A node
+    /// whose `XADD` reached Redis just before Redis died (or the connection broke) never
+    /// reads the answer, and reports the broker unavailable, while other nodes may
+    /// already have delivered the entry. Trying the same `seq` again would then show as
+    /// a duplicate at every subscriber; as a new event, the refused one is optional:
+    /// neither a gap when it is missing nor a duplicate when it arrives.
+    pub(crate) fn abandon(&self, seq: u64) {
+        add(&self.unavailable.abandoned, 1);
+        self.optional
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(seq);
+    }
+
+    /// How many optional sequence numbers lie in `from..to` (`from`: the number a
+    /// stream expected next, if known).
+    pub(crate) fn optional_in(&self, from: Option<u64>, to: u64) -> u64 {
+        let Some(from) = from else {
+            return 0;
+        };
+        let optional = self.optional.lock().unwrap_or_else(|e| e.into_inner());
+        let lo = optional.partition_point(|&s| s < from);
+        let hi = optional.partition_point(|&s| s < to);
+        hi.saturating_sub(lo) as u64
+    }
+
+    /// The publisher got an answer that published: ends a stretch of `503`s.
+    pub(crate) fn on_published(&self, since: &mut Option<Instant>) {
+        let Some(from) = since.take() else {
+            return;
+        };
+        let u = &self.unavailable;
+        let us = from.elapsed().as_micros() as u64;
+        add(&u.stretches, 1);
+        add(&u.total_us, us);
+        u.longest_us.fetch_max(us, Ordering::Relaxed);
+        u.now.store(false, Ordering::Relaxed);
+    }
+
+    /// Samples the `--extra-pid` processes (a process that is gone gives no sample).
+    pub(crate) fn sample_extra(&self, phase: Phase) {
+        let mut extra = self.extra.lock().unwrap_or_else(|e| e.into_inner());
+        for e in extra.iter_mut() {
+            let s = procfs::sample(&e.pid.to_string()).ok();
+            match phase {
+                Phase::Start => e.start = s,
+                Phase::Baseline => e.baseline = s,
+                Phase::End => e.end = s,
+            }
         }
     }
 }
@@ -442,67 +478,70 @@ fn per_event(cpu_secs: f64, events: u64) -> Option<f64> {
     (events > 0).then(|| (cpu_secs * 1e6 / events as f64 * 1000.0).round() / 1000.0)
 }
 
-/// This file's part of the report.
-pub(crate) fn report(rt: &Rt, published: u64, received: u64) -> Extra {
-    let cl = &rt.cluster;
-    let cluster = cl.order.as_ref().map(|t| ClusterReport {
-        publish_to: rt.cfg.cluster.publish_to.unwrap_or(PublishTo::One),
-        nodes: cl
-            .nodes
+impl ClusterRt {
+    /// This file's part of the report.
+    pub(crate) fn report(&self, published: u64, received: u64) -> Extra {
+        let cl = self;
+        let cluster = cl.order.as_ref().map(|t| ClusterReport {
+            publish_to: cl.publish_to,
+            nodes: cl
+                .nodes
+                .iter()
+                .map(|n| NodeReport {
+                    url: n.url.clone(),
+                    steady: get(&n.c.steady),
+                    steady_lost_reset: get(&n.c.steady_lost),
+                    slow: get(&n.c.slow),
+                    churn_sessions: get(&n.c.churn),
+                    reconnect_first_sessions: get(&n.c.reconnect_first),
+                    resumed_here: get(&n.c.resumed),
+                    resets: get(&n.c.resets),
+                })
+                .collect(),
+            order: OrderReport {
+                block_events: BLOCK,
+                blocks: get(&t.blocks),
+                comparisons_same: get(&t.same),
+                mismatches: get(&t.mismatches),
+            },
+        });
+        let u = &cl.unavailable;
+        let publish_unavailable = (get(&u.answers) > 0).then(|| UnavailableReport {
+            answers: get(&u.answers),
+            optional_events: get(&u.abandoned),
+            stretches: get(&u.stretches),
+            total_secs: secs(get(&u.total_us)),
+            longest_secs: secs(get(&u.longest_us)),
+            recovered: !u.now.load(Ordering::Relaxed),
+            tolerated: cl.tolerate_unavailable,
+        });
+        let round = |x: f64| (x * 100.0).round() / 100.0;
+        let extra_processes = cl
+            .extra
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|n| NodeReport {
-                url: n.url.clone(),
-                steady: get(&n.c.steady),
-                steady_lost_reset: get(&n.c.steady_lost),
-                slow: get(&n.c.slow),
-                churn_sessions: get(&n.c.churn),
-                reconnect_first_sessions: get(&n.c.reconnect_first),
-                resumed_here: get(&n.c.resumed),
-                resets: get(&n.c.resets),
+            .map(|e| {
+                let since_baseline = e.end.zip(e.baseline).map(|(e, b)| e.cpu_secs - b.cpu_secs);
+                ExtraProcess {
+                    pid: e.pid,
+                    cpu_secs: e
+                        .end
+                        .zip(e.start)
+                        .map(|(e, s)| round(e.cpu_secs - s.cpu_secs)),
+                    cpu_secs_since_baseline: since_baseline.map(round),
+                    cpu_us_per_published_event: since_baseline
+                        .and_then(|c| per_event(c, published)),
+                    cpu_us_per_delivered_event: since_baseline.and_then(|c| per_event(c, received)),
+                    rss_kib_end: e.end.map(|s| s.rss_kib),
+                }
             })
-            .collect(),
-        order: OrderReport {
-            block_events: BLOCK,
-            blocks: get(&t.blocks),
-            comparisons_same: get(&t.same),
-            mismatches: get(&t.mismatches),
-        },
-    });
-    let u = &cl.unavailable;
-    let publish_unavailable = (get(&u.answers) > 0).then(|| UnavailableReport {
-        answers: get(&u.answers),
-        optional_events: get(&u.abandoned),
-        stretches: get(&u.stretches),
-        total_secs: secs(get(&u.total_us)),
-        longest_secs: secs(get(&u.longest_us)),
-        recovered: !u.now.load(Ordering::Relaxed),
-        tolerated: rt.cfg.cluster.tolerate_unavailable,
-    });
-    let round = |x: f64| (x * 100.0).round() / 100.0;
-    let extra_processes = cl
-        .extra
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|e| {
-            let since_baseline = e.end.zip(e.baseline).map(|(e, b)| e.cpu_secs - b.cpu_secs);
-            ExtraProcess {
-                pid: e.pid,
-                cpu_secs: e
-                    .end
-                    .zip(e.start)
-                    .map(|(e, s)| round(e.cpu_secs - s.cpu_secs)),
-                cpu_secs_since_baseline: since_baseline.map(round),
-                cpu_us_per_published_event: since_baseline.and_then(|c| per_event(c, published)),
-                cpu_us_per_delivered_event: since_baseline.and_then(|c| per_event(c, received)),
-                rss_kib_end: e.end.map(|s| s.rss_kib),
-            }
-        })
-        .collect();
-    Extra {
-        cluster,
-        publish_unavailable,
-        extra_processes,
+            .collect();
+        Extra {
+            cluster,
+            publish_unavailable,
+            extra_processes,
+        }
     }
 }
 
@@ -587,17 +626,17 @@ mod tests {
 
     #[test]
     fn refused_events_are_optional() {
-        let rt = match crate::args::parse(["--duration", "5", "--tolerate-unavailable"]) {
-            Ok(crate::args::Command::Run(c)) => Rt::new(*c),
+        let cl = match crate::args::parse(["--duration", "5", "--tolerate-unavailable"]) {
+            Ok(crate::args::Command::Run(c)) => ClusterRt::new(&c),
             other => panic!("{other:?}"),
         };
-        abandon(&rt, 5);
-        abandon(&rt, 9);
-        assert_eq!(optional_in(&rt, Some(3), 10), 2);
-        assert_eq!(optional_in(&rt, Some(6), 9), 0);
-        assert_eq!(optional_in(&rt, Some(5), 6), 1);
-        assert_eq!(optional_in(&rt, None, 10), 0);
-        let x = report(&rt, 0, 0);
+        cl.abandon(5);
+        cl.abandon(9);
+        assert_eq!(cl.optional_in(Some(3), 10), 2);
+        assert_eq!(cl.optional_in(Some(6), 9), 0);
+        assert_eq!(cl.optional_in(Some(5), 6), 1);
+        assert_eq!(cl.optional_in(None, 10), 0);
+        let x = cl.report(0, 0);
         assert!(x.publish_unavailable.is_none(), "no 503 was counted");
     }
 
