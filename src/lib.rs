@@ -31,30 +31,37 @@
 //!    is read within its byte limit and deadline and parsed; `server/router.rs` maps
 //!    method × path to a route.
 //! 3. `server/publish.rs`: the bearer token is checked (the static token, or a JWT
-//!    verified by `auth/`), the body read; `publish.rs` turns it into a [`Topic`] and an
-//!    [`Event`] (`topic.rs`, `sse.rs`), public or private; a JWT's `publish` selectors
-//!    must cover the topic.
-//! 4. `hub/publish.rs`: [`Hub::publish`] assigns the id (`<epoch>-<offset>`, `event_id.rs`),
-//!    encodes the event once (`sse.rs`), with `--history-file` appends it to the file first
-//!    (`hub/log_writer.rs`, `hub/log_file.rs`, under a publish lock of its own, off the
-//!    request thread), keeps the frame in `hub/history.rs`, and `try_send`s it to every
-//!    matching subscriber (a private event only those whose token's rights cover its
-//!    topic): `Full` evicts. When every writer waits, `hub/direct.rs` writes the frame to
-//!    their sockets at once instead; `hub/writer_state.rs` is the protocol.
+//!    verified by `auth/`), the body read; `input.rs` turns it into an [`Envelope`]
+//!    (topics, the first canonical; public or private; the publisher's id;
+//!    `envelope.rs`) and an [`Event`] (`sse.rs`); a JWT's `publish` selectors must
+//!    cover every topic. `Idempotency-Key` joins the envelope.
+//! 4. `port/mod.rs`: [`Port::publish`], the one call every publisher makes, goes to the
+//!    backend chosen at start: `port/memory.rs` (the default), `port/file.rs` (with
+//!    `port/file/log_file.rs`: the record is appended, under a publish lock of its own,
+//!    off the request thread) or `port/redis.rs` (`XADD`; the event comes back through
+//!    this node's reader, `port/redis/reader.rs`). Each assigns the position
+//!    (`<epoch>-<offset>`, `event_id.rs`, or Redis's), answers a retry with the first
+//!    id, and hands the event to `hub/commit.rs`: encoded once (`sse.rs`), kept in
+//!    `hub/history.rs`, and `hub/fan_out.rs` `try_send`s it to every subscriber that
+//!    wants one of its topics (a private event only to those whose token's rights
+//!    cover one): `Full` evicts. When every writer waits, `hub/direct.rs` writes the
+//!    frame to their sockets at once instead; `hub/writer_state.rs` is the protocol.
 //! 5. `server/writer.rs` (started by `server/stream.rs`, after `server/access.rs` has
 //!    verified the subscriber's token, if any, with `auth/`): each subscriber's writer
 //!    takes what is queued (`hub/subscription.rs`) and writes it in one `sendmsg`
 //!    (`server/socket.rs`); a stream opened with a token ends when it expires.
 //!
-//! Around them: `config/` (flags), `producer.rs` (demo, heartbeat, stdin), `stats.rs`
+//! Around them: `config/` (flags), `producer.rs` (demo, heartbeat, stdin, through the
+//! port), `stats.rs`
 //! (counters, shown by `server/status.rs`), `log.rs`, `shutdown.rs`, `page.rs`.
 //! `auth/` (JWT verification, selectors, where a token comes from) sits just above the
 //! leaves it uses (`topic`, `stats`).
 //! Dependencies point one way: the leaves (`http/`, `event_id`, `topic`, `sse`, `log`,
-//! `stats`, `shutdown`, `page`) import nothing above them (`sse` and `stats` use
-//! `event_id`, the lowest); `redis/` and `publish` use leaves; `hub/` uses leaves and
-//! `auth`; `config` embeds the HTTP and hub limits; `producer` uses the hub; `server/`
-//! uses everything below it. A test (`tests/layout.rs`) reads the `crate::` paths and
+//! `stats`, `shutdown`, `page`, `envelope`) import nothing above them (`sse` and
+//! `stats` use `event_id`, the lowest); `redis/` and `input` use leaves; `hub/` uses
+//! leaves and `auth`; `port/` uses the hub and `redis/`, and is the only module that
+//! names a backend; `config` embeds the HTTP and hub limits and the port's choice;
+//! `producer` uses the port; `server/` uses everything below it. A test (`tests/layout.rs`) reads the `crate::` paths and
 //! fails on a dependency that does not point down, or a source file over 800 lines.
 //!
 //! # Limits
@@ -88,7 +95,7 @@
 //! response header and counted in `/metrics` (`ssehub_resumes_total`,
 //! `ssehub_resets_total`). A browser's `EventSource` discards comments, so the reset is an
 //! event an application can listen to. With `--history-file` the history (epoch, offsets,
-//! events) is kept in an append-only file and survives restarts (`hub/log_file.rs`): a
+//! events) is kept in an append-only file and survives restarts (`port/file/log_file.rs`): a
 //! client resuming across a restart continues; a publish the file cannot take is
 //! answered `503`.
 //!

@@ -6,11 +6,12 @@
 //!
 //! | file | concept |
 //! |---|---|
-//! | `mod.rs` (this) | the registry: subscribe, publish, fan-out, eviction, close |
-//! | `history.rs` | the bounded replay history: ids, the resume decision |
-//! | `log_file.rs` (with `format.rs`) | the optional history file (`--history-file`): records, loading, compaction, fsync |
-//! | `publish.rs` | publishing: ids, the history, the fan-out (without a file: the hub lock alone) |
-//! | `log_writer.rs` | publishing with a history file: the publish lock, `try_publish`, refused publishes |
+//! | `mod.rs` (this) | the registry: subscribe, broadcast, eviction, close |
+//! | `commit.rs` | the one entry for an ordered event: history, fan-out, then counting and evictions; the in-memory publish |
+//! | `fan_out.rs` | one frame to every subscriber that may have it: queued or lent for a direct write |
+//! | `history.rs` | the bounded replay history: ids, publisher ids and keys, the resume decision |
+//! | `external.rs` | a hub whose ids a broker assigns: losses, bridging old resumes |
+//! | `pace.rs` | waiting while the writers are behind |
 //! | `subscription.rs` | the reader's end: queue, backlog, end reason |
 //! | `writer_state.rs` | the writer's state word (waiting, running, lent), with its transition table |
 //! | `direct.rs` | direct writes: a frame written to waiting writers' sockets without waking them |
@@ -105,17 +106,13 @@
 //!
 //! # One place to publish
 //!
-//! Every event goes through the hub's publish path, the one place that issues ids and
-//! appends to the history: the seam where the history file (and later a broker-backed
-//! path) plugs in. Without a file, [`Hub::publish`] takes the hub lock alone and cannot
-//! fail. With one ([`Hub::with_history_file`]), a publish can fail (a full disk), so the
-//! server and the producers use [`Hub::try_publish_async`] (the disk work on the
-//! blocking pool, never on the thread that accepts and answers) and answer a failure
-//! with `503`; [`Hub::publish`] on such a hub logs and counts a failure and returns
-//! [`Published::refused`]. Locking: a separate **publish lock** serializes publishers
-//! (id, append, fsync) and is held across the short hub-lock section that pushes into
-//! the in-memory history and fans out; the hub lock is never held during file I/O, so
-//! subscribers, evictions and scrapes never wait for the disk (see `log_writer.rs`).
+//! Every event enters through one door, `Hub::commit` (crate-private): the publish
+//! port (`port/`) chose its position, stored it (in memory, in the history file, or in
+//! Redis) and holds its own publish lock across the call, so the fan-out follows
+//! position order. [`Hub::publish`] is the in-memory port's way in: it issues the next
+//! `<epoch>-<offset>` under the hub lock and commits at once, and is refused on a hub
+//! whose events another port orders, so no id is ever issued twice. The hub lock is
+//! never held during file or network I/O.
 
 mod commit;
 mod direct;
@@ -213,7 +210,7 @@ impl Backlog {
     }
 }
 
-/// The result of [`Hub::publish`] and [`Hub::try_publish`].
+/// The result of [`Hub::publish`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
     /// The id the hub assigned. (When `refused`: the event got none, and this is
@@ -224,7 +221,7 @@ pub struct Published {
     /// Only on a hub with a history file, only from [`Hub::publish`]: the record could
     /// not be written, so the event was not published (no id, nobody got it); the hub
     /// logged it and counted it in [`Snapshot::history_file_errors`](crate::Snapshot).
-    /// [`Hub::try_publish`] says why instead.
+    /// The publish port says why instead.
     pub refused: bool,
 }
 

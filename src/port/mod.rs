@@ -20,7 +20,7 @@
 //! repeats a retained event's is answered with that event's id ([`Receipt::replayed`])
 //! and publishes nothing.
 //!
-//! A new backend is one file here implementing [`Backend`] plus one line in
+//! A new backend is one file here implementing `Backend` plus one line in
 //! [`Port::open`]. Nothing outside this folder names a backend.
 
 mod file;

@@ -31,7 +31,7 @@
 //! appended) and the publish is refused. When the file holds twice the caps' worth of
 //! records or bytes it is compacted: the retained events are written to `PATH.tmp`,
 //! synced, and renamed over `PATH` (then the directory is synced), so the file never
-//! grows past about twice the caps. The caller (`log_writer.rs`) does all of this under
+//! grows past about twice the caps. The caller (`port/file.rs`) does all of this under
 //! the publish lock, never under the hub's lock.
 //!
 //! # Durability ([`Fsync`])
