@@ -361,6 +361,23 @@ mod tests {
     }
 
     #[test]
+    fn stream_with_a_repeated_topic_counts_one_subscriber() {
+        let ctx = Ctx::new(Config::default(), Log::silent(), Shutdown::new());
+        let d = Topic::new("D").unwrap();
+        let _sub = ctx
+            .hub
+            .subscribe(Topics::requested([d.clone(), d]), None, None)
+            .unwrap();
+        assert_eq!(stats_json(&ctx)["topics"], json!({"D": 1}));
+        let text = prometheus(&ctx);
+        assert!(
+            text.lines()
+                .any(|l| l == "ssehub_topic_subscribers{topic=\"D\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
