@@ -66,19 +66,22 @@
 //!
 //! # Limits
 //!
-//! | limit | default | on violation |
+//! Each limit is a flag; its default, unit and environment twin are in the flag table,
+//! [`config::FLAGS`] (which `--help` and README's configuration table print).
+//!
+//! | limit | set by | on violation |
 //! |---|---|---|
-//! | request line | 8 KiB | `414`, close |
-//! | request head | 8 KiB | `431`, close |
-//! | header fields | 32 | `431`, close |
-//! | request body | 64 KiB | `413`, close |
-//! | head/body read deadline | 10 s | `408`, close |
-//! | connections | 10,000 | `503` + `Retry-After`, close |
-//! | queue per subscriber | 100 frames | evicted (`queue_full`) |
-//! | one write to a subscriber | 10 s | evicted (`write_timeout`) |
-//! | replay history | 1,000 events / 4 MiB | oldest dropped; a resume from before them gets a `reset` event |
+//! | request line | `--max-request-line` | `414`, close |
+//! | request head | `--max-head-bytes` | `431`, close |
+//! | header fields | `--max-headers` | `431`, close |
+//! | request body | `--max-body` | `413`, close |
+//! | head/body read deadline | `--request-timeout` | `408`, close |
+//! | connections | `--max-connections` | `503` + `Retry-After`, close |
+//! | queue per subscriber | `--queue` | evicted (`queue_full`) |
+//! | one write to a subscriber | `--write-timeout` | evicted (`write_timeout`) |
+//! | replay history | `--history`, `--history-bytes` | oldest dropped; a resume from before them gets a `reset` event |
 //! | history file (`--history-file`) | about twice the replay caps | compacted (rewritten, synced, renamed) |
-//! | token | 8 KiB; 64 selectors per list, 256 bytes each | `401 invalid token: malformed` |
+//! | token | fixed: 8 KiB; 64 selectors per list, 256 bytes each | `401 invalid token: malformed` |
 //!
 //! # Ids and resuming
 //!

@@ -102,11 +102,62 @@ pub enum Topics {
 }
 
 impl Topics {
+    /// The filter of a subscriber that asked for `topics`: each kept once, in the order
+    /// first asked (a topic asked twice, `?topic=D&topic=D`, is one subscription and is
+    /// counted once in `/stats` and `/metrics`). None asked: every topic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ssehub::{Topic, Topics};
+    /// let d = Topic::new("D").unwrap();
+    /// assert_eq!(Topics::requested([d.clone(), d.clone()]), Topics::Only([d].into()));
+    /// assert_eq!(Topics::requested([]), Topics::All);
+    /// ```
+    pub fn requested(topics: impl IntoIterator<Item = Topic>) -> Topics {
+        let mut list: Vec<Topic> = Vec::new();
+        for t in topics {
+            if !list.contains(&t) {
+                list.push(t);
+            }
+        }
+        if list.is_empty() {
+            Topics::All
+        } else {
+            Topics::Only(list.into())
+        }
+    }
+
     /// Whether an event on `topic` goes to this subscriber.
     pub fn matches(&self, topic: &Topic) -> bool {
         match self {
             Topics::All => true,
             Topics::Only(list) => list.iter().any(|t| t == topic),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_topic_in_the_query_is_one_topic_of_the_filter() {
+        let t = |n: &str| Topic::new(n).unwrap();
+        for (asked, kept) in [
+            (vec![], None),
+            (vec!["D", "D"], Some(vec!["D"])),
+            (vec!["a", "b", "a", "c", "b"], Some(vec!["a", "b", "c"])),
+            (vec!["b", "a"], Some(vec!["b", "a"])),
+        ] {
+            let want = kept.map_or(Topics::All, |k| {
+                Topics::Only(k.into_iter().map(t).collect())
+            });
+            assert_eq!(
+                Topics::requested(asked.iter().map(|n| t(n))),
+                want,
+                "{asked:?}"
+            );
         }
     }
 }

@@ -212,6 +212,51 @@ fn environment_twin_of_a_flag_is_validated_too() {
 }
 
 #[test]
+fn config_file_sets_the_server_below_its_flags() {
+    let dir = std::env::temp_dir().join(format!("ssehub-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ssehub.env");
+    // systemd's EnvironmentFile= format. The address is the flag's (flags win); the
+    // queue and the history are the file's.
+    std::fs::write(
+        &file,
+        "# ssehub\n; for the test\n\nSSEHUB_BIND=127.0.0.1:9\nSSEHUB_QUEUE=7\n\
+         SSEHUB_HISTORY=\"3\"\nSSEHUB_NO_DEMO='yes'\nSSEHUB_HEARTBEAT=0\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let bin = spawn_binary(&["--config", path]);
+    let stats = Client::connect(bin.addr).request(&get("/stats")).json();
+    assert_eq!(stats["config"]["queue"], 7, "{stats}");
+    assert_eq!(stats["config"]["history"], 3, "{stats}");
+    assert_ne!(bin.addr.port(), 9);
+    drop(bin);
+
+    // A name no flag has: exit 2, one line naming the file and the line.
+    std::fs::write(&file, "SSEHUB_QUEUE=7\nSSEHUB_QUEUEE=8\n").unwrap();
+    let out = run_binary(&["--config", path]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{:?}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("{path} line 2: unknown setting SSEHUB_QUEUEE")),
+        "{:?}",
+        out.stderr
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // A file that is not there: exit 2, one line naming it.
+    let out = run_binary(&["--config", path]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{:?}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("cannot read '{path}'")),
+        "{:?}",
+        out.stderr
+    );
+}
+
+#[test]
 fn overlong_stdin_line_is_skipped_and_the_next_one_published() {
     let mut bin = spawn_binary(&[
         "--stdin",

@@ -189,6 +189,34 @@ fn stats_and_metrics_agree_with_real_traffic() {
 }
 
 #[test]
+fn stream_with_a_repeated_topic_counts_one_subscriber() {
+    // The bug: `?topic=D&topic=D` got each event once but counted two subscribers of D.
+    let srv = start(&["--no-demo", "--heartbeat", "0"]);
+    let mut s = SseClient::open(srv.addr, "/stream?topic=D&topic=D&topic=E");
+    srv.wait_subscribers(1, SHORT);
+    srv.publish("D", None, "one");
+    srv.publish("E", None, "two");
+    assert_eq!(s.next_event(SHORT).expect("the D event").data, "one");
+    assert_eq!(s.next_event(SHORT).expect("the E event, once").data, "two");
+
+    let stats = Client::connect(srv.addr).request(&get("/stats")).json();
+    assert_eq!(stats["topics"]["D"], 1, "{stats}");
+    assert_eq!(stats["topics"]["E"], 1, "{stats}");
+    let text = Client::connect(srv.addr)
+        .request(&get("/metrics"))
+        .body_text();
+    let samples = strict_samples(&text);
+    assert_eq!(
+        samples["ssehub_topic_subscribers{topic=\"D\"}"], 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        samples["ssehub_topic_subscribers{topic=\"E\"}"], 1.0,
+        "{text}"
+    );
+}
+
+#[test]
 fn head_on_short_routes_has_headers_and_no_body() {
     let srv = start(&["--no-demo"]);
     for path in ["/health", "/stats", "/metrics", "/"] {

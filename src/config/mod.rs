@@ -1,8 +1,14 @@
-//! Configuration: command-line flags, their `SSEHUB_*` environment twins, and validation.
+//! Configuration: command-line flags, their `SSEHUB_*` environment twins, a `--config`
+//! file of those twins, and validation.
 //!
-//! Raw values (strings from flags and the environment) are kept apart from the validated
-//! [`Config`]: [`Config::from_args`] turns the first into the second or names the flag
-//! that is wrong. A flag wins over its environment twin; either wins over the default.
+//! Every flag is one row of [`FLAGS`] (`flags.rs`): the help text, the twins and README's
+//! table come from it. Raw values (strings from flags, the environment and the file) are
+//! kept apart from the validated [`Config`]: [`Config::from_args`] turns the first into
+//! the second or names the flag that is wrong.
+//!
+//! **Precedence**, highest first: a flag, its environment twin, the `--config` file
+//! (`file.rs`), the default. Each source replaces a value wholesale (a repeated flag's
+//! list included); the file is named by `--config` or `SSEHUB_CONFIG`.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -228,254 +234,23 @@ pub enum Command {
     Version,
 }
 
-/// One flag: its name, whether it takes a value, and its help line.
-struct Opt {
-    name: &'static str,
-    value: Option<&'static str>,
-    help: &'static str,
-    /// An older name still accepted (flag and environment twin).
-    alias: Option<&'static str>,
-}
-
-const OPTS: &[Opt] = &[
-    Opt {
-        name: "bind",
-        value: Some("ADDR"),
-        help: "listen address [127.0.0.1:8080]",
-        alias: None,
-    },
-    Opt {
-        name: "queue",
-        value: Some("N"),
-        help: "frames queued per client before it is evicted [100]",
-        alias: None,
-    },
-    Opt {
-        name: "heartbeat",
-        value: Some("SECS"),
-        help: "heartbeat comment interval, 0 = off [15]",
-        alias: None,
-    },
-    Opt {
-        name: "no-demo",
-        value: None,
-        help: "do not run the demo event producer",
-        alias: None,
-    },
-    Opt {
-        name: "min-interval-ms",
-        value: Some("MS"),
-        help: "demo producer: shortest pause [500]",
-        alias: None,
-    },
-    Opt {
-        name: "max-interval-ms",
-        value: Some("MS"),
-        help: "demo producer: longest pause [2000]",
-        alias: None,
-    },
-    Opt {
-        name: "max-connections",
-        value: Some("N"),
-        help: "concurrent TCP connections; over it 503 [10000]",
-        alias: Some("max-clients"),
-    },
-    Opt {
-        name: "threads",
-        value: Some("N"),
-        help: "threads writing to subscribers [cores - 1, at least 1]",
-        alias: None,
-    },
-    Opt {
-        name: "grace",
-        value: Some("SECS"),
-        help: "shutdown grace period [5]",
-        alias: None,
-    },
-    Opt {
-        name: "write-timeout",
-        value: Some("SECS"),
-        help: "deadline of one write to a client [10]",
-        alias: None,
-    },
-    Opt {
-        name: "request-timeout",
-        value: Some("SECS"),
-        help: "deadline to receive a request, head and body; over it 408 [10]",
-        alias: Some("header-timeout"),
-    },
-    Opt {
-        name: "send-buffer",
-        value: Some("BYTES"),
-        help: "kernel send buffer per connection (SO_SNDBUF), 0 = autotuning [262144]",
-        alias: None,
-    },
-    Opt {
-        name: "max-request-line",
-        value: Some("BYTES"),
-        help: "longest request line; over it 414 [8192]",
-        alias: None,
-    },
-    Opt {
-        name: "max-head-bytes",
-        value: Some("BYTES"),
-        help: "longest request head; over it 431 [8192]",
-        alias: None,
-    },
-    Opt {
-        name: "max-headers",
-        value: Some("N"),
-        help: "most header fields; over it 431 [32]",
-        alias: None,
-    },
-    Opt {
-        name: "max-body",
-        value: Some("BYTES"),
-        help: "largest request body; over it 413 [65536]",
-        alias: None,
-    },
-    Opt {
-        name: "publish-token",
-        value: Some("TOKEN"),
-        help: "bearer token for POST /publish; unset = publishing off",
-        alias: None,
-    },
-    Opt {
-        name: "jwt-key",
-        value: Some("KEY"),
-        help: "HS256 key of subscriber and publisher tokens (JWT, Mercure claims)",
-        alias: None,
-    },
-    Opt {
-        name: "jwt-key-file",
-        value: Some("PATH"),
-        help: "read the JWT key from this file (one trailing newline dropped)",
-        alias: None,
-    },
-    Opt {
-        name: "jwt-cookie",
-        value: Some("NAME"),
-        help: "cookie a subscriber's token is read from [mercureAuthorization]",
-        alias: None,
-    },
-    Opt {
-        name: "subscribe-auth",
-        value: Some("MODE"),
-        help: "optional: streams without a token get public events; required: 401 [optional]",
-        alias: None,
-    },
-    Opt {
-        name: "history",
-        value: Some("N"),
-        help: "events kept for Last-Event-ID replay, 0 = off [1000]",
-        alias: None,
-    },
-    Opt {
-        name: "history-bytes",
-        value: Some("BYTES"),
-        help: "byte cap of the replay history [4194304]",
-        alias: None,
-    },
-    Opt {
-        name: "history-file",
-        value: Some("PATH"),
-        help: "keep the history in this append-only file across restarts [memory only]",
-        alias: None,
-    },
-    Opt {
-        name: "fsync",
-        value: Some("WHEN"),
-        help: "sync the history file: never, interval (every second), always (before each answer) [interval]",
-        alias: None,
-    },
-    Opt {
-        name: "retry-ms",
-        value: Some("MS"),
-        help: "reconnect delay sent to clients, jittered ±20% [3000]",
-        alias: None,
-    },
-    Opt {
-        name: "stdin",
-        value: None,
-        help: "publish each line of standard input as an event",
-        alias: None,
-    },
-    Opt {
-        name: "stdin-json",
-        value: None,
-        help: "with --stdin: each line is a JSON object like POST /publish",
-        alias: None,
-    },
-    Opt {
-        name: "cors-origin",
-        value: Some("ORIGIN"),
-        help: "allow this origin (repeatable, or *)",
-        alias: None,
-    },
-    Opt {
-        name: "redis",
-        value: Some("URL"),
-        help: "share one Redis stream with other nodes: redis://[user:pass@]host:port[/db] or unix:///path",
-        alias: None,
-    },
-    Opt {
-        name: "redis-stream",
-        value: Some("KEY"),
-        help: "the Redis stream key [ssehub:events]",
-        alias: None,
-    },
-    Opt {
-        name: "redis-maxlen",
-        value: Some("N"),
-        help: "entries the shared stream keeps, approximately (MAXLEN ~) [--history]",
-        alias: None,
-    },
-    Opt {
-        name: "quiet",
-        value: None,
-        help: "log nothing",
-        alias: None,
-    },
-];
-
-/// The help text.
-pub fn help() -> String {
-    let mut out = format!(
-        "ssehub {} — a small Server-Sent Events broadcast hub\n\n\
-         Usage: ssehub [OPTIONS]\n\nOptions (each also read from SSEHUB_<NAME>, e.g. SSEHUB_BIND):\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    for o in OPTS {
-        let left = match o.value {
-            Some(v) => format!("--{} {v}", o.name),
-            None => format!("--{}", o.name),
-        };
-        out.push_str(&format!("  {left:<26} {}\n", o.help));
-        if let Some(old) = o.alias {
-            out.push_str(&format!(
-                "  {:<26} (older name --{old}, still accepted)\n",
-                ""
-            ));
-        }
-    }
-    out.push_str("  --help                     print this help\n  --version                  print the version\n");
-    out
-}
-
-/// Environment variable twin of a flag: `max-clients` → `SSEHUB_MAX_CLIENTS`.
-pub fn env_name(flag: &str) -> String {
-    format!("SSEHUB_{}", flag.to_ascii_uppercase().replace('-', "_"))
-}
+pub use flags::{FLAGS, Flag, env_name, help};
 
 /// Raw values: flag name → values as given (flags override the environment).
 #[derive(Debug, Default)]
 struct Raw(Vec<(&'static str, Vec<String>)>);
 
 impl Raw {
+    /// The last value given for the flag `name`.
     fn get(&self, name: &str) -> Option<&str> {
         self.all(name).last().map(String::as_str)
     }
+    /// Every value given for the flag `name` (several for a repeated flag).
     fn all(&self, name: &str) -> &[String] {
+        debug_assert!(
+            FLAGS.iter().any(|f| f.name == name),
+            "--{name} is not in the flag table"
+        );
         self.0
             .iter()
             .find(|(n, _)| *n == name)
@@ -514,21 +289,6 @@ impl Config {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut raw = Raw::default();
-        for o in OPTS {
-            let value = env(&env_name(o.name)).or_else(|| o.alias.and_then(|a| env(&env_name(a))));
-            if let Some(v) = value {
-                let values = if o.name == "cors-origin" {
-                    v.split(',')
-                        .map(|s| s.trim().to_owned())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                } else {
-                    vec![v]
-                };
-                raw.set(o.name, values);
-            }
-        }
         let mut from_flags: Vec<(&'static str, Vec<String>)> = Vec::new();
         let mut args = args.into_iter().map(Into::into);
         while let Some(arg) = args.next() {
@@ -546,23 +306,36 @@ impl Config {
                 Some((n, v)) => (n, Some(v.to_owned())),
                 None => (body, None),
             };
-            let Some(opt) = OPTS
-                .iter()
-                .find(|o| o.name == name || o.alias == Some(name))
-            else {
+            let Some(flag) = flags::find(name) else {
                 return Err(ConfigError(format!("unknown flag '--{name}' (see --help)")));
             };
-            let value = match (opt.value, inline) {
+            let value = match (flag.value, inline) {
                 (None, None) => "true".to_owned(),
-                (None, Some(v)) => v,
-                (Some(_), Some(v)) => v,
+                (_, Some(v)) => v,
                 (Some(kind), None) => args
                     .next()
                     .ok_or_else(|| ConfigError(format!("--{name} needs a value ({kind})")))?,
             };
-            match from_flags.iter_mut().find(|(n, _)| *n == opt.name) {
+            match from_flags.iter_mut().find(|(n, _)| *n == flag.name) {
                 Some((_, v)) => v.push(value),
-                None => from_flags.push((opt.name, vec![value])),
+                None => from_flags.push((flag.name, vec![value])),
+            }
+        }
+        // Lowest first: the file, then the environment, then the flags.
+        let mut raw = Raw::default();
+        let file = match from_flags.iter().find(|(n, _)| *n == "config") {
+            Some((_, v)) => v.last().cloned(),
+            None => env(&env_name("config")),
+        };
+        if let Some(path) = file {
+            for (flag, value) in read_file(&path)? {
+                raw.set(flag.name, twin_values(flag, value));
+            }
+        }
+        for f in FLAGS {
+            let value = env(&f.env()).or_else(|| f.alias.and_then(|a| env(&env_name(a))));
+            if let Some(v) = value {
+                raw.set(f.name, twin_values(f, v));
             }
         }
         for (name, values) in from_flags {
@@ -719,6 +492,51 @@ impl Config {
     }
 }
 
+/// The values of an environment twin (or a file line): a comma-separated list for a
+/// flag that repeats, else the one value.
+fn twin_values(flag: &Flag, v: String) -> Vec<String> {
+    if flag.repeats {
+        v.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    } else {
+        vec![v]
+    }
+}
+
+/// The settings of a `--config` file, each with its flag. `SSEHUB_*` names must be
+/// flags' twins (`SSEHUB_CONFIG` excepted: a file does not name another); other names
+/// are skipped, for a file shared with other programs. Every error is one line naming
+/// the file (and the line).
+fn read_file(path: &str) -> Result<Vec<(&'static Flag, String)>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("--config: cannot read '{path}': {e}")))?;
+    let at = |line: usize, what: &str| ConfigError(format!("--config: {path} line {line}: {what}"));
+    let mut out = Vec::new();
+    for a in file::parse(&text).map_err(|e| at(e.line, &e.what))? {
+        if !a.name.starts_with("SSEHUB_") {
+            continue;
+        }
+        match flags::find_env(&a.name) {
+            Some(f) if f.name == "config" => {
+                return Err(at(
+                    a.line,
+                    "SSEHUB_CONFIG: a config file cannot name another",
+                ));
+            }
+            Some(f) => out.push((f, a.value)),
+            None => {
+                return Err(at(
+                    a.line,
+                    &format!("unknown setting {} (see --help)", a.name),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn parse_addr(v: &str) -> Result<SocketAddr, ConfigError> {
     let err = || {
         ConfigError(format!(
@@ -783,6 +601,8 @@ fn flag(raw: &Raw, name: &str) -> Result<bool, ConfigError> {
     }
 }
 
+pub mod file;
+pub mod flags;
 mod jwt;
 #[cfg(test)]
 mod tests;

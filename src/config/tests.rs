@@ -231,3 +231,91 @@ fn fsync_needs_a_history_file_and_a_file_no_redis() {
     let e = run(&["--history-file", "h", "--redis", "redis://h"], &[]).unwrap_err();
     assert!(e.0.starts_with("--history-file"), "{e}");
 }
+
+/// A `--config` file with `text` in a directory of its own; the directory is removed on
+/// drop.
+struct ConfigFile(std::path::PathBuf);
+
+impl ConfigFile {
+    fn new(name: &str, text: &str) -> ConfigFile {
+        let dir = std::env::temp_dir().join(format!("ssehub-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ssehub.env");
+        std::fs::write(&path, text).unwrap();
+        ConfigFile(path)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+    }
+}
+
+#[test]
+fn config_file_is_below_the_environment_and_the_flags() {
+    let file = ConfigFile::new(
+        "precedence",
+        "# all three from the file\nSSEHUB_QUEUE=5\nSSEHUB_HISTORY='6'\n\
+         SSEHUB_GRACE=\"7\"\nSSEHUB_MAX_CLIENTS=8\nSSEHUB_CORS_ORIGIN=http://a.test, *\n\
+         PATH=/not/ours\n",
+    );
+    let c = run(&["--config", file.path()], &[]).unwrap();
+    assert_eq!(
+        (c.hub.queue_len, c.hub.history_events, c.grace),
+        (5, 6, Duration::from_secs(7))
+    );
+    assert_eq!(c.limits.max_connections, 8, "an alias's twin in a file");
+    assert_eq!(c.cors_origins, ["http://a.test", "*"]);
+    // The environment beats the file; a flag beats both.
+    let env = [("SSEHUB_QUEUE", "50"), ("SSEHUB_HISTORY", "60")];
+    let c = run(&["--config", file.path(), "--history", "600"], &env).unwrap();
+    assert_eq!((c.hub.queue_len, c.hub.history_events), (50, 600));
+    assert_eq!(c.grace, Duration::from_secs(7));
+    // SSEHUB_CONFIG names the file too; --config wins over it.
+    let c = run(&[], &[("SSEHUB_CONFIG", file.path())]).unwrap();
+    assert_eq!(c.hub.queue_len, 5);
+    let e = run(
+        &["--config", file.path()],
+        &[("SSEHUB_CONFIG", "/nonexistent")],
+    );
+    assert_eq!(e.unwrap().hub.queue_len, 5);
+    // A bad value from the file names the flag, as from anywhere else.
+    let bad = ConfigFile::new("bad-value", "SSEHUB_QUEUE=0\n");
+    let e = run(&["--config", bad.path()], &[]).unwrap_err();
+    assert!(e.0.starts_with("--queue:"), "{e}");
+}
+
+#[test]
+fn config_file_errors_name_the_file_and_the_line() {
+    let missing = "/nonexistent/ssehub.env";
+    let e = run(&["--config", missing], &[]).unwrap_err();
+    assert!(
+        e.0.starts_with(&format!("--config: cannot read '{missing}'")),
+        "{e}"
+    );
+    assert!(!e.0.contains('\n'));
+    for (name, text, needle) in [
+        (
+            "unknown",
+            "SSEHUB_QUEUE=1\n\nSSEHUB_QUEUEE=2\n",
+            "line 3: unknown setting SSEHUB_QUEUEE",
+        ),
+        ("export", "export SSEHUB_QUEUE=1\n", "line 1: 'export'"),
+        ("nested", "SSEHUB_CONFIG=/x\n", "line 1: SSEHUB_CONFIG"),
+        (
+            "syntax",
+            "# ok\nSSEHUB_QUEUE\n",
+            "line 2: expected NAME=value",
+        ),
+    ] {
+        let file = ConfigFile::new(name, text);
+        let e = run(&["--config", file.path()], &[]).unwrap_err();
+        let want = format!("--config: {} {needle}", file.path());
+        assert!(e.0.starts_with(&want), "{e} (wanted {want})");
+        assert!(!e.0.contains('\n'));
+    }
+}

@@ -1,17 +1,23 @@
 //! `/health`, `/stats` (JSON) and `/metrics` (Prometheus text exposition format 0.0.4).
 //!
-//! `/stats` and `/metrics` render one `Snapshot` of the lock-free counters, plus a few
-//! figures read from the hub (per-topic subscribers, history size).
+//! `/stats` and `/metrics` are both written from one table of counters, [`COUNTERS`]
+//! (`status/counters.rs`): each row says where the counter sits in `/stats`, its name,
+//! type and help in `/metrics`, and how it is read from one snapshot of the lock-free
+//! counters and the hub.
 
 use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 
 use super::Ctx;
-use crate::event_id::{ResetReason, Resume};
+use crate::config::Config;
 use crate::http::response::Response;
-use crate::port::Op;
-use crate::stats::{AuthFailure, COUNTED_STATUSES, FileOp, Reason, Snapshot};
+
+mod counters;
+
+#[cfg(test)]
+use counters::Kind;
+use counters::{COUNTERS, Reading, View};
 
 /// `GET /health`: `200` while serving, `503` while shutting down.
 pub(super) fn health(ctx: &Ctx) -> Response {
@@ -51,373 +57,118 @@ pub(super) fn metrics(ctx: &Ctx) -> Response {
     )
 }
 
-/// The `/stats` document.
+/// The `/stats` document: every row of [`COUNTERS`] at its place, and the settings.
 fn stats_json(ctx: &Ctx) -> Value {
-    let s = ctx.stats.snapshot();
-    let mut ended = Map::new();
-    for r in Reason::ALL {
-        ended.insert(r.label().into(), json!(s.ended[r.index()]));
-    }
-    let mut auth_failures = Map::new();
-    for r in AuthFailure::ALL {
-        auth_failures.insert(r.label().into(), json!(s.auth_failures[r.index()]));
-    }
-    let mut rejected = Map::new();
-    for (status, n) in statuses(&s) {
-        rejected.insert(status, json!(n));
-    }
-    let listing = ctx.hub.topic_counts();
-    let topics: Map<String, Value> = listing
-        .listed
-        .iter()
-        .map(|(t, n)| (t.clone(), json!(n)))
-        .collect();
-    let mut resumes: Map<String, Value> = Resume::LABELS
-        .iter()
-        .zip(s.resumes)
-        .map(|(l, n)| ((*l).into(), json!(n)))
-        .collect();
-    let resets: Map<String, Value> = ResetReason::ALL
-        .iter()
-        .map(|r| (r.label().into(), json!(s.resets[r.index()])))
-        .collect();
-    resumes.insert("resets".into(), Value::Object(resets));
-    let last_id = ctx.hub.last_id().map(|id| id.to_string());
-    let file_errors: Map<String, Value> = FileOp::ALL
-        .iter()
-        .map(|op| (op.label().into(), json!(s.history_file_errors[op.index()])))
-        .collect();
-    let cfg = &ctx.config;
-    json!({
-        "uptime_secs": s.uptime_secs,
-        "clients": s.clients,
-        "peak_clients": s.peak_clients,
-        "connections_open": ctx.connections(),
-        "connections_total": s.connections,
-        "topics": topics,
-        "topics_unlisted": {
-            "topics": listing.unlisted_topics,
-            "subscribers": listing.unlisted_subscribers,
-        },
-        "events_published": s.events_published,
-        "frames_queued": s.frames_queued,
-        "frames_written": s.frames_written,
-        "bytes_written": s.bytes_written,
-        "write_calls": s.write_calls,
-        "direct_writes": s.direct_writes,
-        "direct_handoffs": s.direct_handoffs,
-        "publishes_paced": s.publishes_paced,
-        "streams_ended": ended,
-        "auth_failures": auth_failures,
-        "rejected": rejected,
-        "resumes": resumes,
-        "history": {
-            "events": ctx.hub.history_len(),
-            "epoch": ctx.hub.epoch(),
-            "last_id": last_id,
-            "file": cfg.history_file.as_ref().map(|p| p.display().to_string()),
-            "file_bytes": ctx.port.status().file_bytes,
-            "file_errors": file_errors,
-        },
-        "broker": broker_json(ctx),
-        "config": {
-            "queue": cfg.hub.queue_len,
-            "history": cfg.hub.history_events,
-            "history_bytes": cfg.hub.history_bytes,
-            "fsync": cfg.history_file.as_ref().map(|_| cfg.fsync.label()),
-            "heartbeat_secs": cfg.heartbeat.map_or(0.0, |d| d.as_secs_f64()),
-            "write_timeout_secs": cfg.limits.write_timeout.as_secs_f64(),
-            "header_timeout_secs": cfg.limits.request_timeout.as_secs_f64(),
-            "max_clients": cfg.limits.max_connections,
-            "max_head_bytes": cfg.limits.head.max_head_bytes,
-            "max_headers": cfg.limits.head.max_headers,
-            "max_body": cfg.limits.max_body,
-            "publishing": cfg.publish_token.is_some() || cfg.jwt_key.is_some(),
-            // Whether tokens are checked; never the key itself.
-            "jwt": cfg.jwt_key.is_some(),
-            "jwt_cookie": cfg.jwt_cookie,
-            "subscribe_auth": cfg.subscribe_auth.label(),
-            "threads": cfg.threads,
-        },
-    })
+    stats_doc(&View::now(ctx))
 }
 
-/// The shared stream's state (`null` without `--redis`). Never the password.
-fn broker_json(ctx: &Ctx) -> Value {
-    let Some(s) = ctx.port.status().broker else {
-        return Value::Null;
+/// The `/stats` document of one view.
+fn stats_doc(view: &View<'_>) -> Value {
+    let mut doc = Map::new();
+    for c in COUNTERS {
+        put(&mut doc, c.stats, (c.read)(view));
+    }
+    doc.insert("config".into(), config_json(&view.ctx.config));
+    Value::Object(doc)
+}
+
+/// Puts a reading at its dot-separated `path` in `doc`, making the objects on the way.
+fn put(doc: &mut Map<String, Value>, path: &str, reading: Reading) {
+    let (parents, key) = match path.rsplit_once('.') {
+        Some((parents, key)) => (Some(parents), key),
+        None => (None, path),
     };
-    let errors: Map<String, Value> = Op::ALL
-        .iter()
-        .map(|op| (op.label().to_owned(), json!(s.errors[*op as usize])))
-        .collect();
+    if reading == Reading::Off {
+        // The whole section is null (a section with rows that are there stays).
+        let section = path.split('.').next().unwrap_or(path);
+        doc.entry(section).or_insert(Value::Null);
+        return;
+    }
+    let mut here = doc;
+    for k in parents.into_iter().flat_map(|p| p.split('.')) {
+        let next = here.entry(k).or_insert_with(|| Value::Object(Map::new()));
+        if !next.is_object() {
+            *next = Value::Object(Map::new());
+        }
+        here = next.as_object_mut().expect("made an object above");
+    }
+    let value = match reading {
+        Reading::Number(n) => json!(n),
+        Reading::Flag(b) => json!(b),
+        Reading::Seconds(s) => json!(s),
+        Reading::ByLabel(_, pairs) => {
+            Value::Object(pairs.into_iter().map(|(l, n)| (l, json!(n))).collect())
+        }
+        Reading::Id(id) => json!(id.map(|id| id.to_string())),
+        Reading::Text(t) => json!(t),
+        Reading::Null | Reading::Off => Value::Null,
+    };
+    // A section written before its parent's own counts keeps them (`resumes.resets`).
+    match (here.get_mut(key), value) {
+        (Some(Value::Object(old)), Value::Object(new)) => old.extend(new),
+        (_, value) => {
+            here.insert(key.to_owned(), value);
+        }
+    }
+}
+
+/// The settings `/stats` shows (never a token or the key).
+fn config_json(cfg: &Config) -> Value {
     json!({
-        "up": s.up,
-        "reason": s.reason,
-        "reconnects": s.reconnects,
-        "errors": errors,
-        "gaps": s.gaps,
-        "last_read_age_secs": s.last_read_age_secs,
-        "cursor": s.cursor,
+        "queue": cfg.hub.queue_len,
+        "history": cfg.hub.history_events,
+        "history_bytes": cfg.hub.history_bytes,
+        "fsync": cfg.history_file.as_ref().map(|_| cfg.fsync.label()),
+        "heartbeat_secs": cfg.heartbeat.map_or(0.0, |d| d.as_secs_f64()),
+        "write_timeout_secs": cfg.limits.write_timeout.as_secs_f64(),
+        "header_timeout_secs": cfg.limits.request_timeout.as_secs_f64(),
+        "max_clients": cfg.limits.max_connections,
+        "max_head_bytes": cfg.limits.head.max_head_bytes,
+        "max_headers": cfg.limits.head.max_headers,
+        "max_body": cfg.limits.max_body,
+        "publishing": cfg.publish_token.is_some() || cfg.jwt_key.is_some(),
+        // Whether tokens are checked; never the key itself.
+        "jwt": cfg.jwt_key.is_some(),
+        "jwt_cookie": cfg.jwt_cookie,
+        "subscribe_auth": cfg.subscribe_auth.label(),
+        "threads": cfg.threads,
     })
 }
 
-/// Rejected-request counters as (status label, count), "other" last.
-fn statuses(s: &Snapshot) -> impl Iterator<Item = (String, u64)> + '_ {
-    COUNTED_STATUSES
-        .iter()
-        .map(|c| c.to_string())
-        .chain(std::iter::once("other".to_owned()))
-        .zip(s.rejected.iter().copied())
+/// The `/metrics` text: every row of [`COUNTERS`] that is there now, as `ssehub_NAME`.
+fn prometheus(ctx: &Ctx) -> String {
+    prometheus_text(&View::now(ctx))
 }
 
-/// The `/metrics` text.
-fn prometheus(ctx: &Ctx) -> String {
-    let s = ctx.stats.snapshot();
+/// The `/metrics` text of one view.
+fn prometheus_text(view: &View<'_>) -> String {
     let mut out = String::with_capacity(4096);
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
-        let _ = writeln!(out, "# HELP ssehub_{name} {help}");
+    for c in COUNTERS {
+        let Some(kind) = c.kind.label() else {
+            continue;
+        };
+        let samples: Vec<(String, String)> = match (c.read)(view) {
+            Reading::Null | Reading::Off | Reading::Text(_) => continue,
+            Reading::Number(n) => vec![(String::new(), n.to_string())],
+            Reading::Flag(b) => vec![(String::new(), u64::from(b).to_string())],
+            Reading::Seconds(s) => vec![(String::new(), format!("{:.3}", s.unwrap_or(f64::NAN)))],
+            Reading::Id(id) => vec![(String::new(), id.map_or(0, |id| id.offset).to_string())],
+            Reading::ByLabel(label, pairs) => pairs
+                .into_iter()
+                .map(|(v, n)| {
+                    (
+                        format!("{{{label}=\"{}\"}}", escape_label(&v)),
+                        n.to_string(),
+                    )
+                })
+                .collect(),
+        };
+        let name = c.metric;
+        let _ = writeln!(out, "# HELP ssehub_{name} {}", c.help);
         let _ = writeln!(out, "# TYPE ssehub_{name} {kind}");
         for (labels, v) in samples {
             let _ = writeln!(out, "ssehub_{name}{labels} {v}");
         }
-    };
-    let one = |v: u64| [(String::new(), v)];
-    metric(
-        "uptime_seconds",
-        "gauge",
-        "Seconds since the server started.",
-        &one(s.uptime_secs),
-    );
-    metric(
-        "clients",
-        "gauge",
-        "Subscribers connected now.",
-        &one(s.clients),
-    );
-    metric(
-        "clients_peak",
-        "gauge",
-        "Most subscribers connected at once.",
-        &one(s.peak_clients),
-    );
-    metric(
-        "connections_open",
-        "gauge",
-        "TCP connections open now.",
-        &one(ctx.connections() as u64),
-    );
-    metric(
-        "connections_accepted_total",
-        "counter",
-        "TCP connections accepted.",
-        &one(s.connections),
-    );
-    metric(
-        "events_published_total",
-        "counter",
-        "Events published (each got an id).",
-        &one(s.events_published),
-    );
-    metric(
-        "frames_queued_total",
-        "counter",
-        "Frames handed to subscriber queues.",
-        &one(s.frames_queued),
-    );
-    metric(
-        "frames_written_total",
-        "counter",
-        "Frames written to subscriber sockets.",
-        &one(s.frames_written),
-    );
-    metric(
-        "bytes_written_total",
-        "counter",
-        "Bytes written to subscriber sockets.",
-        &one(s.bytes_written),
-    );
-    metric(
-        "write_calls_total",
-        "counter",
-        "Write calls made to subscriber sockets.",
-        &one(s.write_calls),
-    );
-    metric(
-        "direct_writes_total",
-        "counter",
-        "Writes of one frame made directly while the subscriber's writer waited.",
-        &one(s.direct_writes),
-    );
-    metric(
-        "direct_handoffs_total",
-        "counter",
-        "Direct writes the socket did not take whole; the writer wrote the rest.",
-        &one(s.direct_handoffs),
-    );
-    metric(
-        "publishes_paced_total",
-        "counter",
-        "Publish answers held while the writers were behind subscribers that still read.",
-        &one(s.publishes_paced),
-    );
-    let ended: Vec<(String, u64)> = Reason::ALL
-        .iter()
-        .map(|r| (format!("{{reason=\"{}\"}}", r.label()), s.ended[r.index()]))
-        .collect();
-    metric(
-        "streams_ended_total",
-        "counter",
-        "Subscriber streams ended, by reason.",
-        &ended,
-    );
-    let auth_failures: Vec<(String, u64)> = AuthFailure::ALL
-        .iter()
-        .map(|r| {
-            let n = s.auth_failures[r.index()];
-            (format!("{{reason=\"{}\"}}", r.label()), n)
-        })
-        .collect();
-    metric(
-        "auth_failures_total",
-        "counter",
-        "Tokens refused (401), by reason; missing = none sent where one is required.",
-        &auth_failures,
-    );
-    let rejected: Vec<(String, u64)> = statuses(&s)
-        .map(|(st, n)| (format!("{{status=\"{st}\"}}"), n))
-        .collect();
-    metric(
-        "requests_rejected_total",
-        "counter",
-        "Requests refused, by status.",
-        &rejected,
-    );
-    metric(
-        "history_events",
-        "gauge",
-        "Events kept for replay.",
-        &one(ctx.hub.history_len() as u64),
-    );
-    let resumes: Vec<(String, u64)> = Resume::LABELS
-        .iter()
-        .zip(s.resumes)
-        .map(|(l, n)| (format!("{{outcome=\"{l}\"}}"), n))
-        .collect();
-    metric(
-        "resumes_total",
-        "counter",
-        "Streams started, by resume outcome (the SSE-Resume header).",
-        &resumes,
-    );
-    let resets: Vec<(String, u64)> = ResetReason::ALL
-        .iter()
-        .map(|r| (format!("{{reason=\"{}\"}}", r.label()), s.resets[r.index()]))
-        .collect();
-    metric(
-        "resets_total",
-        "counter",
-        "Streams started with a reset event, by reason.",
-        &resets,
-    );
-    metric(
-        "last_event_id",
-        "gauge",
-        "Offset of the last event published in this history (the id is <epoch>-<offset>).",
-        &one(ctx.hub.last_id().map_or(0, |id| id.offset)),
-    );
-    if let Some(bytes) = ctx.port.status().file_bytes {
-        metric(
-            "history_file_bytes",
-            "gauge",
-            "Size of the history file.",
-            &one(bytes),
-        );
-    }
-    let file_errors: Vec<(String, u64)> = FileOp::ALL
-        .iter()
-        .map(|op| {
-            let n = s.history_file_errors[op.index()];
-            (format!("{{op=\"{}\"}}", op.label()), n)
-        })
-        .collect();
-    metric(
-        "history_file_errors_total",
-        "counter",
-        "I/O errors on the history file, by step (a write, or a sync with --fsync always, refused a publish).",
-        &file_errors,
-    );
-    metric(
-        "history_epoch",
-        "gauge",
-        "The history's epoch: its start time in Unix milliseconds.",
-        &one(ctx.hub.epoch()),
-    );
-    let listing = ctx.hub.topic_counts();
-    let topics: Vec<(String, u64)> = listing
-        .listed
-        .iter()
-        .map(|(t, n)| (format!("{{topic=\"{}\"}}", escape_label(t)), *n as u64))
-        .collect();
-    metric(
-        "topic_subscribers",
-        "gauge",
-        "Subscribers per requested topic (* = all topics), for the first topics up to the listing cap.",
-        &topics,
-    );
-    metric(
-        "topic_subscribers_unlisted",
-        "gauge",
-        "Subscriptions to topics past the listing cap, all together.",
-        &one(listing.unlisted_subscribers as u64),
-    );
-    metric(
-        "topics_unlisted",
-        "gauge",
-        "Topics with subscribers past the listing cap.",
-        &one(listing.unlisted_topics as u64),
-    );
-    if let Some(st) = ctx.port.status().broker {
-        metric(
-            "broker_up",
-            "gauge",
-            "1 while the shared Redis stream answers the reader, 0 while it does not.",
-            &one(u64::from(st.up)),
-        );
-        metric(
-            "broker_reconnects_total",
-            "counter",
-            "Reconnections to Redis, reader and publisher together.",
-            &one(st.reconnects),
-        );
-        let errors: Vec<(String, u64)> = Op::ALL
-            .iter()
-            .map(|op| {
-                (
-                    format!("{{op=\"{}\"}}", op.label()),
-                    st.errors[*op as usize],
-                )
-            })
-            .collect();
-        metric(
-            "broker_errors_total",
-            "counter",
-            "Failed exchanges with Redis, by operation.",
-            &errors,
-        );
-        metric(
-            "broker_gaps_total",
-            "counter",
-            "Losses noticed: the reader's cursor entry was gone (subscribers got a lost reset).",
-            &one(st.gaps),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP ssehub_broker_last_read_age_seconds Seconds since the reader last heard from Redis.\n\
-             # TYPE ssehub_broker_last_read_age_seconds gauge\n\
-             ssehub_broker_last_read_age_seconds {:.3}",
-            st.last_read_age_secs.unwrap_or(f64::NAN)
-        );
     }
     out
 }
@@ -436,7 +187,9 @@ mod tests {
     use crate::log::Log;
     use crate::shutdown::Shutdown;
     use crate::sse::Event;
+    use crate::stats::AuthFailure;
     use crate::topic::{Topic, Topics};
+    use std::collections::HashSet;
 
     #[test]
     fn both_encodings_show_the_same_counts() {
@@ -515,6 +268,113 @@ mod tests {
         );
         assert!(!p.contains(&key));
         assert!(!format!("{ctx:?}").contains(&key));
+    }
+
+    #[test]
+    fn every_counter_is_one_row_in_both_documents() {
+        let ctx = Ctx::new(Config::default(), Log::silent(), Shutdown::new());
+        let view = View::now(&ctx);
+        let (doc, text) = (stats_doc(&view), prometheus_text(&view));
+        let (mut paths, mut names) = (HashSet::new(), HashSet::new());
+        for c in COUNTERS {
+            assert!(paths.insert(c.stats), "{} twice in /stats", c.stats);
+            let reading = (c.read)(&view);
+            // Every key on the path is there (the last one maybe null), or for a feature
+            // that is off, its section is null.
+            let mut at = Some(&doc);
+            for k in c.stats.split('.') {
+                at = at.and_then(|v| v.get(k));
+                if reading == Reading::Off {
+                    break;
+                }
+            }
+            match at {
+                Some(v) if reading == Reading::Off => assert!(v.is_null(), "{}", c.stats),
+                Some(_) => {}
+                None => panic!("{} missing from /stats", c.stats),
+            }
+            assert_eq!(c.kind == Kind::Detail, c.metric.is_empty(), "{}", c.stats);
+            if c.metric.is_empty() {
+                continue;
+            }
+            assert!(names.insert(c.metric), "{} twice in /metrics", c.metric);
+            assert_eq!(
+                c.kind == Kind::Counter,
+                c.metric.ends_with("_total"),
+                "{}",
+                c.metric
+            );
+            let typed = format!("# TYPE ssehub_{} {}\n", c.metric, c.kind.label().unwrap());
+            let there = !matches!(reading, Reading::Off | Reading::Null);
+            assert_eq!(text.contains(&typed), there, "{}", c.metric);
+        }
+    }
+
+    #[test]
+    fn broker_rows_are_null_without_a_broker_and_written_with_one() {
+        let ctx = Ctx::new(Config::default(), Log::silent(), Shutdown::new());
+        let mut view = View::now(&ctx);
+        assert_eq!(stats_doc(&view)["broker"], Value::Null);
+        assert!(!prometheus_text(&view).contains("ssehub_broker"));
+        view.broker = Some(crate::port::BrokerStatus {
+            up: true,
+            reason: None,
+            reconnects: 2,
+            errors: [0, 3, 0, 0, 1],
+            gaps: 4,
+            last_read_age_secs: Some(0.25),
+            cursor: "5-0".into(),
+        });
+        let doc = stats_doc(&view);
+        assert_eq!(
+            doc["broker"],
+            json!({
+                "up": true, "reason": null, "reconnects": 2,
+                "errors": {"connect": 0, "xadd": 3, "xread": 0, "xrange": 0, "decode": 1},
+                "gaps": 4, "last_read_age_secs": 0.25, "cursor": "5-0",
+            })
+        );
+        let text = prometheus_text(&view);
+        for line in [
+            "ssehub_broker_up 1",
+            "ssehub_broker_reconnects_total 2",
+            "ssehub_broker_errors_total{op=\"xadd\"} 3",
+            "ssehub_broker_gaps_total 4",
+            "ssehub_broker_last_read_age_seconds 0.250",
+            "# TYPE ssehub_broker_last_read_age_seconds gauge",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        view.broker.as_mut().unwrap().last_read_age_secs = None;
+        assert_eq!(
+            stats_doc(&view)["broker"]["last_read_age_secs"],
+            Value::Null
+        );
+        let text = prometheus_text(&view);
+        assert!(
+            text.contains("\nssehub_broker_last_read_age_seconds NaN\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn stream_with_a_repeated_topic_counts_one_subscriber() {
+        let ctx = Ctx::new(Config::default(), Log::silent(), Shutdown::new());
+        let d = Topic::new("D").unwrap();
+        let _sub = ctx
+            .hub
+            .subscribe(Topics::requested([d.clone(), d]), None, None)
+            .unwrap();
+        assert_eq!(stats_json(&ctx)["topics"], json!({"D": 1}));
+        let text = prometheus(&ctx);
+        assert!(
+            text.lines()
+                .any(|l| l == "ssehub_topic_subscribers{topic=\"D\"} 1"),
+            "{text}"
+        );
     }
 
     #[test]

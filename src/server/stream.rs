@@ -70,11 +70,8 @@ pub(super) fn check(ctx: &Ctx, req: &Request) -> Result<OpenStream, Response> {
             }
         }
     }
-    let topics = if topics.is_empty() {
-        Topics::All
-    } else {
-        Topics::Only(topics.into())
-    };
+    // Each topic once: `?topic=D&topic=D` is one subscriber of D, not two.
+    let topics = Topics::requested(topics);
     // A browser cannot set the header on its first connect, hence the query twin; the
     // header wins. The text goes to the hub as sent: it decides what it means.
     let last_id = req
