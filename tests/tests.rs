@@ -37,3 +37,6 @@ mod conformance;
 mod redis_client;
 // Several nodes on one Redis: one order, replay on any node, outages and losses.
 mod cluster;
+// Every kind of event (alternate topics, private, publisher ids, idempotent retries)
+// through each backend of the publish port: memory, a history file, three Redis nodes.
+mod events;

@@ -18,7 +18,7 @@ use ssehub::server::Handle;
 use ssehub::sse::Event;
 use ssehub::stats::Snapshot;
 use ssehub::{Config, Hub, Log, Server, Shutdown};
-use ssehub::{EventId, Topic};
+use ssehub::{Envelope, EventId, Port, Topic};
 
 /// The longest any single wait in these tests may take.
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
@@ -34,6 +34,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub shutdown: Shutdown,
     pub hub: Hub,
+    pub port: Port,
     pub handle: Handle,
     pub log: Arc<Mutex<Vec<String>>>,
     join: Option<JoinHandle<Snapshot>>,
@@ -55,6 +56,7 @@ pub fn start(args: &[&str]) -> TestServer {
     let server = Server::bind(config, log, shutdown.clone()).expect("bind 127.0.0.1:0");
     let addr = server.local_addr();
     let hub = server.hub().clone();
+    let port = server.port().clone();
     let handle = server.handle();
     let join = std::thread::Builder::new()
         .name("test-server".into())
@@ -64,6 +66,7 @@ pub fn start(args: &[&str]) -> TestServer {
         addr,
         shutdown,
         hub,
+        port,
         handle,
         log: lines,
         join: Some(join),
@@ -71,15 +74,17 @@ pub fn start(args: &[&str]) -> TestServer {
 }
 
 impl TestServer {
-    /// Publishes `data` (with an optional event name) on `topic` through the hub; returns the id.
+    /// Publishes `data` (with an optional event name) on `topic` through the server's
+    /// publish port; returns the id.
     pub fn publish(&self, topic: &str, name: Option<&str>, data: &str) -> EventId {
         let mut ev = Event::new(data).expect("valid data");
         if let Some(n) = name {
             ev = ev.with_name(n).expect("valid name");
         }
-        self.hub
-            .publish(&Topic::new(topic).expect("valid topic"), &ev)
-            .id
+        let envelope = Envelope::on(Topic::new(topic).expect("valid topic"));
+        let receipt =
+            futures_lite::future::block_on(self.port.publish(envelope, ev)).expect("published");
+        receipt.id.parse().expect("a hub id")
     }
 
     /// Waits until the hub holds exactly `n` subscribers.
