@@ -71,7 +71,7 @@
 //! | one write to a subscriber | 10 s | evicted (`write_timeout`) |
 //! | replay history | 1,000 events / 4 MiB | oldest dropped; a resume from before them gets a `reset` event |
 //! | history file (`--history-file`) | about twice the replay caps | compacted (rewritten, synced, renamed) |
-//! | token | 8 KiB; 64 selectors per list, 256 bytes each | `401 invalid token: malformed` |
+//! | token | 7 KiB (7,168 bytes: the default head and request line keep 1 KiB beside it); 64 selectors per list, 256 bytes each | `401 invalid token: malformed` |
 //!
 //! # Ids and resuming
 //!

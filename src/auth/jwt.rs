@@ -19,9 +19,12 @@ use super::selector::{MAX_SELECTOR_BYTES, MAX_SELECTORS, Selectors};
 use crate::stats::AuthFailure;
 
 /// Longest token accepted. **Unit:** bytes. **Why:** a Mercure token with a few dozen
-/// selectors is well under 2 KiB; 8 KiB is the default head size, so a token can never
-/// be the reason a request is too big, and verification work stays bounded.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// selectors is well under 2 KiB. 7 KiB leaves 1 KiB of the default 8 KiB request head
+/// and request line (`--max-head-bytes`, `--max-request-line`) for the rest of the
+/// request, so every token the verifier would take can arrive in the header, the cookie
+/// or the query under the default limits (`server/access.rs` asserts it when compiled);
+/// and verification work stays bounded.
+pub const MAX_TOKEN_BYTES: usize = 7 * 1024;
 
 /// How far `exp` and `nbf` are stretched for clocks that disagree. **Unit:** seconds.
 /// **Why:** the usual few seconds of skew between the machine that mints tokens and the
