@@ -81,7 +81,7 @@
 //! | one write to a subscriber | `--write-timeout` | evicted (`write_timeout`) |
 //! | replay history | `--history`, `--history-bytes` | oldest dropped; a resume from before them gets a `reset` event |
 //! | history file (`--history-file`) | about twice the replay caps | compacted (rewritten, synced, renamed) |
-//! | token | fixed: 8 KiB; 64 selectors per list, 256 bytes each | `401 invalid token: malformed` |
+//! | token | fixed: 7 KiB (7,168 bytes: the default head and request line keep 1 KiB beside it); 64 selectors per list, 256 bytes each | `401 invalid token: malformed` |
 //!
 //! # Ids and resuming
 //!

@@ -11,17 +11,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 use sha2::Sha256;
+
+use self::jose::{ClaimsSet, Header};
 
 use super::selector::{MAX_SELECTOR_BYTES, MAX_SELECTORS, Selectors};
 use crate::stats::AuthFailure;
 
 /// Longest token accepted. **Unit:** bytes. **Why:** a Mercure token with a few dozen
-/// selectors is well under 2 KiB; 8 KiB is the default head size, so a token can never
-/// be the reason a request is too big, and verification work stays bounded.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// selectors is well under 2 KiB. 7 KiB leaves 1 KiB of the default 8 KiB request head
+/// and request line (`--max-head-bytes`, `--max-request-line`) for the rest of the
+/// request, so every token the verifier would take can arrive in the header, the cookie
+/// or the query under the default limits (`server/access.rs` asserts it when compiled);
+/// and verification work stays bounded.
+pub const MAX_TOKEN_BYTES: usize = 7 * 1024;
 
 /// How far `exp` and `nbf` are stretched for clocks that disagree. **Unit:** seconds.
 /// **Why:** the usual few seconds of skew between the machine that mints tokens and the
@@ -81,7 +84,8 @@ pub struct Claims {
 pub enum TokenError {
     /// Longer than [`MAX_TOKEN_BYTES`].
     TooLong,
-    /// Not a well-formed JWT; says which part is wrong.
+    /// Not a well-formed JWT, or a member of the header or claims of the wrong type;
+    /// says which part or member.
     Malformed(&'static str),
     /// A list claim with more than [`MAX_SELECTORS`] selectors.
     TooManySelectors,
@@ -140,28 +144,6 @@ impl fmt::Display for TokenError {
 
 impl std::error::Error for TokenError {}
 
-/// The JOSE header: only what decides how the token is checked.
-#[derive(Deserialize)]
-struct Header {
-    alg: Option<String>,
-    crit: Option<IgnoredAny>,
-}
-
-/// The claims this hub reads.
-#[derive(Deserialize)]
-struct Payload {
-    mercure: Option<Mercure>,
-    exp: Option<f64>,
-    nbf: Option<f64>,
-}
-
-/// The `mercure` claim.
-#[derive(Deserialize)]
-struct Mercure {
-    subscribe: Option<Vec<String>>,
-    publish: Option<Vec<String>>,
-}
-
 /// Verifies `token` (signed with `key`) at time `now`: its claims, or why it is refused.
 ///
 /// A token is `base64url(header) . base64url(payload) . base64url(signature)` (RFC 7519,
@@ -169,19 +151,26 @@ struct Mercure {
 /// the first failure:
 ///
 /// 1. the size: at most [`MAX_TOKEN_BYTES`];
-/// 2. the form: three parts, each base64url; the header a JSON object;
+/// 2. the form: three parts, each base64url; the header a JSON object, `alg` (if
+///    present) a string;
 /// 3. the algorithm: `alg` must be `HS256`. `none`, `HS512`, `RS256`, a missing `alg` and
 ///    a `crit` header are refused before any key is used, so no token chooses how it is
 ///    checked;
 /// 4. the signature: HMAC-SHA256 of the first two parts under the key, compared in
 ///    constant time (RustCrypto's `verify_slice`); nothing of the payload is read before
 ///    it has passed;
-/// 5. the claims: a JSON object; `mercure.subscribe` and `mercure.publish` lists of at
-///    most [`MAX_SELECTORS`] strings of at most [`MAX_SELECTOR_BYTES`] bytes; `exp` and
-///    `nbf` numbers (seconds since the epoch), each checked with [`LEEWAY`].
+/// 5. the claims: a JSON object; `mercure` an object whose `subscribe` and `publish` are
+///    arrays of at most [`MAX_SELECTORS`] strings of at most [`MAX_SELECTOR_BYTES`]
+///    bytes; `exp`, `nbf` and `iat` NumericDates (any JSON number of seconds since the
+///    epoch: RFC 7519 §2 allows fractions, as `jsonwebtoken` and Mercure do); `exp` and
+///    `nbf` checked with [`LEEWAY`].
 ///
-/// Other claims (`sub`, `iat`, Mercure's `payload`, …) are ignored, so a token minted for
-/// a Mercure hub works here unchanged. A claim given twice is refused as malformed.
+/// The header and the claims are parsed into strict types (`jwt/jose.rs`): a member this
+/// hub reads that has another JSON type, `null` included, refuses the token with a reason
+/// naming it (`malformed: exp must be a NumericDate (a number)`); it never reads as
+/// absent. Other claims (`sub`, `aud`, Mercure's `payload`, …) and header parameters
+/// (`typ`, `kid`, …) are ignored, whatever their type, so a token minted for a Mercure
+/// hub works here unchanged. A name given twice in any object is refused as malformed.
 /// A token without `exp` does not expire.
 ///
 /// # Errors
@@ -218,17 +207,11 @@ pub fn verify(token: &str, key: &Key, now: SystemTime) -> Result<Claims, TokenEr
     mac.update(payload.as_bytes());
     mac.verify_slice(&signature)
         .map_err(|_| TokenError::BadSignature)?;
-    let payload = decode(payload, "payload is not base64url")?;
-    let claims: Payload = serde_json::from_slice(&payload)
-        .map_err(|_| TokenError::Malformed("payload is not JSON, or a claim has the wrong type"))?;
+    let claims = ClaimsSet::parse(&decode(payload, "payload is not base64url")?)?;
     check_times(&claims, now)?;
-    let mercure = claims.mercure.unwrap_or(Mercure {
-        subscribe: None,
-        publish: None,
-    });
     Ok(Claims {
-        subscribe: selectors(mercure.subscribe)?,
-        publish: selectors(mercure.publish)?,
+        subscribe: selectors(&claims.mercure.subscribe)?,
+        publish: selectors(&claims.mercure.publish)?,
         expires: claims.exp.and_then(to_time),
     })
 }
@@ -242,10 +225,8 @@ fn decode(part: &str, what: &'static str) -> Result<Vec<u8>, TokenError> {
 
 /// Refuses any header but `{"alg": "HS256", ...}` without `crit`.
 fn check_header(part: &str) -> Result<(), TokenError> {
-    let bytes = decode(part, "header is not base64url")?;
-    let header: Header = serde_json::from_slice(&bytes)
-        .map_err(|_| TokenError::Malformed("header is not a JSON object"))?;
-    if header.crit.is_some() {
+    let header = Header::parse(&decode(part, "header is not base64url")?)?;
+    if header.crit {
         return Err(TokenError::NotAllowed("crit header extensions"));
     }
     match header.alg.as_deref() {
@@ -257,7 +238,7 @@ fn check_header(part: &str) -> Result<(), TokenError> {
 }
 
 /// `exp` and `nbf` against `now`, each stretched by [`LEEWAY`].
-fn check_times(claims: &Payload, now: SystemTime) -> Result<(), TokenError> {
+fn check_times(claims: &ClaimsSet, now: SystemTime) -> Result<(), TokenError> {
     let now = now
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -273,8 +254,7 @@ fn check_times(claims: &Payload, now: SystemTime) -> Result<(), TokenError> {
 }
 
 /// A list claim, within the caps.
-fn selectors(list: Option<Vec<String>>) -> Result<Selectors, TokenError> {
-    let list = list.unwrap_or_default();
+fn selectors(list: &[String]) -> Result<Selectors, TokenError> {
     if list.len() > MAX_SELECTORS {
         return Err(TokenError::TooManySelectors);
     }
@@ -290,5 +270,6 @@ fn to_time(secs: f64) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(since)
 }
 
+mod jose;
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::Ctx;
 use super::connection::Request;
 use crate::auth::{self, Credentials, Selectors, SubscribeAuth, TokenError};
+use crate::http::head::{DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_REQUEST_LINE};
 use crate::http::response::Response;
 use crate::stats::AuthFailure;
 
@@ -21,6 +22,18 @@ use crate::stats::AuthFailure;
 /// up to this. **Unit:** seconds. **Why:** streams opened with tokens minted at the same
 /// moment would otherwise all end, and reconnect, in the same instant.
 pub const EXPIRY_JITTER: Duration = Duration::from_secs(1);
+
+/// What the default head keeps beside the longest token for the rest of a request (the
+/// request line's method, path and version, `Host`, a browser's other headers and
+/// cookies). **Unit:** bytes.
+const HEAD_ROOM: usize = 1024;
+
+// Every token the verifier would take fits the default head and request line, with
+// HEAD_ROOM to spare: never a 431 or 414 for a token that is not too long (#20).
+const _: () = assert!(
+    auth::MAX_TOKEN_BYTES + HEAD_ROOM <= DEFAULT_MAX_HEAD_BYTES
+        && auth::MAX_TOKEN_BYTES + HEAD_ROOM <= DEFAULT_MAX_REQUEST_LINE
+);
 
 /// What a subscriber's valid token grants.
 #[derive(Debug, Clone, Default)]

@@ -130,15 +130,14 @@ fn only_hs256_is_allowed() {
     // alg none with an empty signature, as such tokens are sent.
     let none = format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(b"{}"));
     assert_eq!(check(&none), Err(TokenError::NotAllowed("alg none")));
-    // A null alg is no alg; a non-string one is not a header this hub reads.
-    assert_eq!(
-        check(&sign(r#"{"alg":null}"#, "{}", KEY)),
-        Err(TokenError::NotAllowed("no alg"))
-    );
-    assert!(matches!(
-        check(&sign(r#"{"alg":256}"#, "{}", KEY)),
-        Err(TokenError::Malformed(_))
-    ));
+    // A null alg is a wrong type, not a missing one; so is a number.
+    for header in [r#"{"alg":null}"#, r#"{"alg":256}"#, r#"{"alg":["HS256"]}"#] {
+        assert_eq!(
+            check(&sign(header, "{}", KEY)),
+            Err(TokenError::Malformed("alg must be a string")),
+            "{header}"
+        );
+    }
 }
 
 #[test]
@@ -155,9 +154,16 @@ fn malformed_tokens_say_which_part() {
         (format!("{h}=.{p}.{s}"), "header is not base64url"),
         (
             format!("{}.{p}.{s}", b64(b"not json")),
-            "header is not a JSON",
+            "header is not JSON",
         ),
-        (format!("{}.{p}.{s}", b64(b"[1]")), "header is not a JSON"),
+        (
+            format!("{}.{p}.{s}", b64(br#"{"alg":"HS256","alg":"HS256"}"#)),
+            "header is not JSON, or repeats a name",
+        ),
+        (
+            format!("{}.{p}.{s}", b64(b"[1]")),
+            "header must be a JSON object",
+        ),
         (format!("{h}.{p}.!!"), "signature is not base64url"),
         (format!("{h}.{p}.{s}="), "signature is not base64url"),
     ];
@@ -172,38 +178,66 @@ fn malformed_tokens_say_which_part() {
 
 #[test]
 fn claims_must_be_json_of_the_right_types() {
-    for payload in [
-        "not json",
-        "[1]",
-        r#"{"exp":"soon"}"#,
-        r#"{"nbf":true}"#,
-        r#"{"mercure":"*"}"#,
-        r#"{"mercure":{"subscribe":"*"}}"#,
-        r#"{"mercure":{"subscribe":[1]}}"#,
-        r#"{"mercure":{"publish":[null]}}"#,
-        r#"{"exp":1,"exp":2}"#,
-        r#"{"mercure":{"subscribe":["a"],"subscribe":["b"]}}"#,
-    ] {
-        let e = check(&hs256(payload)).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                TokenError::Malformed("payload is not JSON, or a claim has the wrong type")
-            ),
-            "{payload}: {e:?}"
-        );
-    }
+    assert_refused(&[
+        ("not json", "payload is not JSON, or repeats a name"),
+        ("{", "payload is not JSON, or repeats a name"),
+        ("[1]", "payload must be a JSON object"),
+        (r#"{"exp":"soon"}"#, "exp must be a NumericDate (a number)"),
+        (r#"{"nbf":true}"#, "nbf must be a NumericDate (a number)"),
+        (r#"{"mercure":"*"}"#, "mercure must be a JSON object"),
+        (
+            r#"{"mercure":{"subscribe":"*"}}"#,
+            "mercure.subscribe must be an array of strings",
+        ),
+        (
+            r#"{"mercure":{"subscribe":[1]}}"#,
+            "mercure.subscribe must be an array of strings",
+        ),
+        (
+            r#"{"mercure":{"subscribe":[["a"]]}}"#,
+            "mercure.subscribe must be an array of strings",
+        ),
+        (
+            r#"{"mercure":{"publish":[null]}}"#,
+            "mercure.publish must be an array of strings",
+        ),
+        (
+            r#"{"mercure":{"publish":{"0":"*"}}}"#,
+            "mercure.publish must be an array of strings",
+        ),
+        (
+            r#"{"exp":1,"exp":2}"#,
+            "payload is not JSON, or repeats a name",
+        ),
+        (
+            r#"{"mercure":{"subscribe":["a"],"subscribe":["b"]}}"#,
+            "payload is not JSON, or repeats a name",
+        ),
+        // Repeated anywhere, even in a claim that is not read.
+        (
+            r#"{"mercure":{"payload":{"a":1,"a":2}}}"#,
+            "payload is not JSON, or repeats a name",
+        ),
+    ]);
 }
 
 #[test]
-fn unknown_claims_are_ignored_and_missing_lists_are_empty() {
+fn unknown_members_of_any_type_are_ignored_and_missing_lists_are_empty() {
     let c = check(&hs256(
-        r#"{"sub":"u","iat":1,"aud":["x"],"mercure":{"payload":{"a":1},"other":2}}"#,
+        r#"{"sub":"u","iat":1.5,"aud":["x"],"jti":null,"mercure":{"payload":[null,{"a":1}],"other":2}}"#,
     ))
     .unwrap();
     assert!(c.subscribe.is_empty() && c.publish.is_empty());
-    let c = check(&hs256(r#"{"mercure":null,"exp":null,"nbf":null}"#)).unwrap();
     assert_eq!(c.expires, None);
+    let c = check(&hs256(r#"{"mercure":{}}"#)).unwrap();
+    assert!(c.subscribe.is_empty() && c.publish.is_empty());
+    // Header parameters this hub does not read are not checked either.
+    let t = sign(
+        r#"{"alg":"HS256","typ":null,"kid":[1],"x5u":{}}"#,
+        r#"{"mercure":{"publish":["a"]}}"#,
+        KEY,
+    );
+    assert!(check(&t).unwrap().publish.matches(&topic("a")));
 }
 
 #[test]
@@ -268,7 +302,10 @@ fn size_caps_hold() {
         check(&"a".repeat(MAX_TOKEN_BYTES + 1)),
         Err(TokenError::TooLong)
     );
-    assert!(TokenError::TooLong.to_string().contains("8192"));
+    assert_eq!(
+        TokenError::TooLong.to_string(),
+        "malformed: token exceeds 7168 bytes"
+    );
     // Selectors per list.
     let list = |n: usize| {
         (0..n)
@@ -317,6 +354,10 @@ fn every_message_is_one_short_line() {
     for e in [
         TokenError::TooLong,
         TokenError::Malformed("x"),
+        TokenError::Malformed("header is not JSON, or repeats a name"),
+        TokenError::Malformed("payload is not JSON, or repeats a name"),
+        TokenError::Malformed("mercure.subscribe must be an array of strings"),
+        TokenError::Malformed("exp must be a NumericDate (a number)"),
         TokenError::TooManySelectors,
         TokenError::SelectorTooLong,
         TokenError::NotAllowed("alg none"),
@@ -326,5 +367,89 @@ fn every_message_is_one_short_line() {
     ] {
         let text = e.to_string();
         assert!(!text.contains('\n') && text.len() < 80, "{text}");
+    }
+}
+
+/// Each `(payload, reason)`: the payload, correctly signed, is refused as malformed with
+/// this reason.
+fn assert_refused(cases: &[(&str, &'static str)]) {
+    for (payload, reason) in cases {
+        assert_eq!(
+            check(&hs256(payload)),
+            Err(TokenError::Malformed(reason)),
+            "{payload}"
+        );
+    }
+}
+
+#[test]
+fn a_header_that_is_not_an_object_is_refused() {
+    // #20: a header that is a JSON array, `["HS256",null]`, signed with the key, was read
+    // as `{"alg":"HS256"}` (a serde-derived struct also reads a sequence). RFC 7515 §5.2.
+    for header in [
+        r#"["HS256",null]"#,
+        r#"["HS256"]"#,
+        r#""HS256""#,
+        "null",
+        "1",
+    ] {
+        let t = sign(header, r#"{"mercure":{"subscribe":["*"]}}"#, KEY);
+        assert_eq!(
+            check(&t),
+            Err(TokenError::Malformed("header must be a JSON object")),
+            "{header}"
+        );
+    }
+}
+
+#[test]
+fn claims_that_are_not_an_object_are_refused() {
+    // #20: claims as an array, `[{"subscribe":["*"],"publish":["*"]},null,null]`, were read
+    // as `{"mercure":{…},"exp":null,"nbf":null}` and granted every topic; so was a
+    // `mercure` claim that is an array of the two lists. RFC 7519 §7.2.
+    assert_refused(&[
+        (
+            r#"[{"subscribe":["*"],"publish":["*"]},null,null]"#,
+            "payload must be a JSON object",
+        ),
+        (r#"[{"subscribe":["*"]}]"#, "payload must be a JSON object"),
+        ("null", "payload must be a JSON object"),
+        (r#""{}""#, "payload must be a JSON object"),
+        (
+            r#"{"mercure":[["*"],["*"]]}"#,
+            "mercure must be a JSON object",
+        ),
+        (r#"{"mercure":[["*"]]}"#, "mercure must be a JSON object"),
+        (r#"{"mercure":null}"#, "mercure must be a JSON object"),
+        (
+            r#"{"mercure":{"subscribe":null}}"#,
+            "mercure.subscribe must be an array of strings",
+        ),
+        (
+            r#"{"mercure":{"publish":null}}"#,
+            "mercure.publish must be an array of strings",
+        ),
+    ]);
+}
+
+#[test]
+fn a_null_or_mistyped_numeric_date_is_refused_not_absent() {
+    // #20: `"exp": null` read as a token that never expires, `"nbf": null` as one valid
+    // at once. A NumericDate is a JSON number (RFC 7519 §2, §4.1.4-6); `iat` is checked
+    // the same way, though its value is not used.
+    for claim in ["exp", "nbf", "iat"] {
+        let reason = match claim {
+            "exp" => "exp must be a NumericDate (a number)",
+            "nbf" => "nbf must be a NumericDate (a number)",
+            _ => "iat must be a NumericDate (a number)",
+        };
+        for value in ["null", r#""4102444800""#, "true", "[1]", "{}"] {
+            let payload = format!(r#"{{"{claim}":{value}}}"#);
+            assert_eq!(
+                check(&hs256(&payload)),
+                Err(TokenError::Malformed(reason)),
+                "{payload}"
+            );
+        }
     }
 }

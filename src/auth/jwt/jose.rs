@@ -1,0 +1,244 @@
+//! The JOSE header (RFC 7515 §4) and the claims set (RFC 7519 §4), parsed into strict
+//! types.
+//!
+//! Each is a JSON object (RFC 7515 §5.2, RFC 7519 §7.2). Every member this hub reads has
+//! one JSON type, and a member of another type, `null` included, refuses the token with a
+//! one-line reason: a wrong type never reads as absent. Members this hub does not read
+//! are ignored, whatever their type. A name given twice in any object refuses the token
+//! (both RFCs allow a parser to refuse duplicates). To read a new member, add a field and
+//! take it with [`take`], which has no way to skip a wrong type.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+use super::TokenError;
+
+/// The JOSE header, as far as it decides how a token is checked. Other parameters
+/// (`typ`, `kid`, `jku`, …) are not read: the key is always the hub's own.
+#[derive(Debug)]
+pub(super) struct Header {
+    /// `alg`, a string (`None`: absent).
+    pub(super) alg: Option<String>,
+    /// Whether `crit` is present, whatever its value: no extension is understood.
+    pub(super) crit: bool,
+}
+
+impl Header {
+    /// The header of this JSON text.
+    pub(super) fn parse(json: &[u8]) -> Result<Header, TokenError> {
+        let mut header = object(
+            json,
+            "header is not JSON, or repeats a name",
+            "header must be a JSON object",
+        )?;
+        Ok(Header {
+            alg: take(&mut header, "alg", string, "alg must be a string")?,
+            crit: header.contains_key("crit"),
+        })
+    }
+}
+
+/// The claims this hub reads. Other claims (`sub`, `aud`, `jti`, …) are ignored.
+#[derive(Debug)]
+pub(super) struct ClaimsSet {
+    /// `mercure` (an absent claim reads as one with no lists).
+    pub(super) mercure: Mercure,
+    /// `exp`, a NumericDate: seconds since the epoch, any JSON number (RFC 7519 §2
+    /// allows fractions).
+    pub(super) exp: Option<f64>,
+    /// `nbf`, a NumericDate.
+    pub(super) nbf: Option<f64>,
+}
+
+/// The `mercure` claim. `payload` (any JSON) and other members are not read.
+#[derive(Debug, Default)]
+pub(super) struct Mercure {
+    /// `subscribe`, an array of strings (empty when absent).
+    pub(super) subscribe: Vec<String>,
+    /// `publish`, an array of strings (empty when absent).
+    pub(super) publish: Vec<String>,
+}
+
+impl ClaimsSet {
+    /// The claims of this JSON text.
+    pub(super) fn parse(json: &[u8]) -> Result<ClaimsSet, TokenError> {
+        let mut claims = object(
+            json,
+            "payload is not JSON, or repeats a name",
+            "payload must be a JSON object",
+        )?;
+        // `iat` is not used, but a token whose `iat` is no date is not well formed.
+        take(
+            &mut claims,
+            "iat",
+            date,
+            "iat must be a NumericDate (a number)",
+        )?;
+        let mercure = take(
+            &mut claims,
+            "mercure",
+            object_value,
+            "mercure must be a JSON object",
+        )?;
+        Ok(ClaimsSet {
+            mercure: mercure.map(Mercure::read).transpose()?.unwrap_or_default(),
+            exp: take(
+                &mut claims,
+                "exp",
+                date,
+                "exp must be a NumericDate (a number)",
+            )?,
+            nbf: take(
+                &mut claims,
+                "nbf",
+                date,
+                "nbf must be a NumericDate (a number)",
+            )?,
+        })
+    }
+}
+
+impl Mercure {
+    /// The claim from its object.
+    fn read(mut mercure: Map<String, Value>) -> Result<Mercure, TokenError> {
+        let mut list = |name: &str, wrong| -> Result<Vec<String>, TokenError> {
+            Ok(take(&mut mercure, name, strings, wrong)?.unwrap_or_default())
+        };
+        Ok(Mercure {
+            subscribe: list("subscribe", "mercure.subscribe must be an array of strings")?,
+            publish: list("publish", "mercure.publish must be an array of strings")?,
+        })
+    }
+}
+
+/// Member `name` of `object` as read by `read` (`None` when absent), or `wrong` when it
+/// is present but `read` does not take it.
+fn take<T>(
+    object: &mut Map<String, Value>,
+    name: &str,
+    read: fn(Value) -> Option<T>,
+    wrong: &'static str,
+) -> Result<Option<T>, TokenError> {
+    match object.remove(name) {
+        None => Ok(None),
+        Some(value) => read(value).map(Some).ok_or(TokenError::Malformed(wrong)),
+    }
+}
+
+/// A JSON string.
+fn string(value: Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// A NumericDate: any JSON number.
+fn date(value: Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        _ => None,
+    }
+}
+
+/// A JSON array of strings.
+fn strings(value: Value) -> Option<Vec<String>> {
+    match value {
+        Value::Array(items) => items.into_iter().map(string).collect(),
+        _ => None,
+    }
+}
+
+/// A JSON object.
+fn object_value(value: Value) -> Option<Map<String, Value>> {
+    match value {
+        Value::Object(members) => Some(members),
+        _ => None,
+    }
+}
+
+/// `json` as an object: `not_json` when it is no JSON text (or repeats a name),
+/// `not_object` when it is JSON of another type.
+fn object(
+    json: &[u8],
+    not_json: &'static str,
+    not_object: &'static str,
+) -> Result<Map<String, Value>, TokenError> {
+    match serde_json::from_slice::<Unique>(json) {
+        Ok(Unique(Value::Object(members))) => Ok(members),
+        Ok(Unique(_)) => Err(TokenError::Malformed(not_object)),
+        Err(_) => Err(TokenError::Malformed(not_json)),
+    }
+}
+
+/// A JSON value in which no object repeats a name, at any depth (`serde_json::Value`
+/// keeps the last silently).
+struct Unique(Value);
+
+impl<'de> Deserialize<'de> for Unique {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Unique, D::Error> {
+        deserializer.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+/// Builds a [`Unique`].
+struct UniqueVisitor;
+
+impl<'de> Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON without repeated names")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Value, E> {
+        Number::from_f64(n)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("a number that is not finite"))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Unique(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let Unique(value) = map.next_value()?;
+            if members.insert(name, value).is_some() {
+                return Err(de::Error::custom("a name given twice"));
+            }
+        }
+        Ok(Value::Object(members))
+    }
+}
