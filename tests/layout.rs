@@ -169,3 +169,45 @@ fn the_scanner_reads_code_not_comments() {
         ["hub".to_owned(), "sse".to_owned()]
     );
 }
+
+/// Names that belong to one implementation of the publish port (`src/port/`).
+const BACKEND_NAMES: &[&str] = &[
+    "port::memory",
+    "port::file",
+    "port::redis",
+    "Broker",
+    "LogWriter",
+    "LogFile",
+    "FileLog",
+];
+
+/// Only the publish port's own files name one of its backends: everything else
+/// publishes through `Port::publish` and reads `Port::status` (#19).
+#[test]
+fn no_file_outside_the_port_names_a_backend() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let port = src.join("port");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| !f.starts_with(&port)) {
+        let text = std::fs::read_to_string(file).expect("read file");
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for name in BACKEND_NAMES {
+                let hit = code.match_indices(name).any(|(i, _)| {
+                    let after = code[i + name.len()..].chars().next();
+                    !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
+                if hit {
+                    found.push(format!("{}:{}: {name}", file.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "backends named outside src/port/: {found:#?}"
+    );
+    assert!(port.join("memory.rs").exists() && port.join("file.rs").exists());
+}

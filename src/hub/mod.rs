@@ -192,9 +192,9 @@ impl Delivery {
     }
 }
 
-/// The state of all queues at one instant (see [`Hub::backlog`]).
+/// The state of all queues at one instant (see [`Hub::queue_load`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Backlog {
+pub struct QueueLoad {
     /// Subscribers registered.
     pub subscribers: usize,
     /// Of those, how many hold half a queue or more while their socket takes data.
@@ -203,7 +203,7 @@ pub struct Backlog {
     pub queued: usize,
 }
 
-impl Backlog {
+impl QueueLoad {
     /// Whether the server's writers are behind for some subscriber that is reading.
     pub fn congested(&self) -> bool {
         self.behind > 0
@@ -467,11 +467,11 @@ impl Hub {
     }
 
     /// How far behind the subscribers are: a consistent look at every queue.
-    pub fn backlog(&self) -> Backlog {
+    pub fn queue_load(&self) -> QueueLoad {
         let state = self.lock();
-        let mut b = Backlog {
+        let mut b = QueueLoad {
             subscribers: state.clients.len(),
-            ..Backlog::default()
+            ..QueueLoad::default()
         };
         for c in state.clients.values() {
             let len = c.tx.as_ref().map_or(0, Sender::len);

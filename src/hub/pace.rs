@@ -29,11 +29,11 @@ impl Hub {
     /// connections go on.
     pub(crate) async fn pace(&self, max: Duration, shutdown: &Shutdown) {
         let start = Instant::now();
-        let mut before = self.backlog();
+        let mut before = self.queue_load();
         let mut drained_at = start;
         while start.elapsed() < max && !shutdown.is_triggered() {
             Timer::after(PACE_POLL).await;
-            let now = self.backlog();
+            let now = self.queue_load();
             if !now.congested() {
                 return;
             }

@@ -377,10 +377,10 @@ fn backlog_counts_subscribers_at_half_a_queue_or_more() {
     assert_eq!(p.delivery.behind, 2);
     assert!(p.delivery.congested());
     while reading.receiver().unwrap().try_recv().is_ok() {}
-    let b = h.backlog();
+    let b = h.queue_load();
     assert_eq!(
         b,
-        Backlog {
+        QueueLoad {
             subscribers: 2,
             behind: 1,
             queued: 2
@@ -390,15 +390,15 @@ fn backlog_counts_subscribers_at_half_a_queue_or_more() {
     assert!(b.congested());
     // Once its writer reports a full socket, the client is the slow one: no pacing.
     lagging.set_socket_full(true);
-    assert!(!h.backlog().congested());
+    assert!(!h.queue_load().congested());
     let p = h.publish(&Topic::default_topic(), &ev("3"));
     assert_eq!(p.delivery.behind, 0);
     lagging.set_socket_full(false);
-    assert!(h.backlog().congested());
+    assert!(h.queue_load().congested());
     drop(lagging);
     assert_eq!(
-        h.backlog(),
-        Backlog {
+        h.queue_load(),
+        QueueLoad {
             subscribers: 1,
             behind: 0,
             queued: 1

@@ -339,7 +339,7 @@ impl Backend for Broker {
             }
             // Answered once this node's reader delivered it (or after MAX_READER_LAG).
             let seen = self.hub().wait_committed(id, MAX_READER_LAG).await;
-            let backlog = self.hub().backlog();
+            let backlog = self.hub().queue_load();
             Ok(Receipt {
                 id: wire,
                 delivered_to: None,

@@ -27,7 +27,7 @@ pub(super) const OVER_CAPACITY_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub(super) const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Most connections accepted in a row before the accept loop yields to the other tasks
-/// of its thread. **Unit:** connections. **Why:** a reconnect storm fills the backlog
+/// of its thread. **Unit:** connections. **Why:** a reconnect storm fills the accept queue
 /// faster than requests are answered; answering must go on meanwhile.
 pub(super) const ACCEPTS_PER_POLL: u32 = 32;
 

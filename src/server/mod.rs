@@ -48,8 +48,9 @@ use crate::producer::Producers;
 use crate::shutdown::{Guard, Shutdown};
 use crate::stats::{Snapshot, Stats};
 
-/// Connections the kernel queues for `accept`.
-pub const LISTEN_BACKLOG: i32 = 4096;
+/// Connections the kernel queues for `accept` (the `listen(2)` argument). **Unit:**
+/// connections.
+pub const ACCEPT_QUEUE: i32 = 4096;
 
 /// A start-up or run-time failure of the server.
 #[derive(Debug)]
@@ -176,10 +177,10 @@ impl Server {
         let addr = config.bind;
         let bind_err = |source| Error::Bind { addr, source };
         let std = StdListener::bind(addr).map_err(bind_err)?;
-        // std listens with a backlog of 128: too few for thousands of subscribers
+        // std listens with an accept queue of 128: too few for thousands of subscribers
         // reconnecting at once after a restart. Listening again raises it (the kernel
-        // caps it at net.core.somaxconn); if that fails, the old backlog stays.
-        let _ = rustix::net::listen(&std, LISTEN_BACKLOG);
+        // caps it at net.core.somaxconn); if that fails, the old queue stays.
+        let _ = rustix::net::listen(&std, ACCEPT_QUEUE);
         let local = std.local_addr().map_err(bind_err)?;
         let listener = TcpListener::try_from(std).map_err(bind_err)?;
         // The port (memory, history file or Redis) is chosen here, once. With Redis the

@@ -270,7 +270,7 @@ fn only_publishers_wait_while_the_publish_lock_is_held() {
             let late = others.subscribe(Topics::All, Some(&format!("{epoch}-0")), None);
             assert_eq!(late.unwrap().take_backlog().len(), 1);
             others.broadcast(&Frame::comment("ping").unwrap());
-            let _ = (others.backlog(), others.len(), others.topic_counts());
+            let _ = (others.queue_load(), others.len(), others.topic_counts());
             let _ = (others.last_id(), others.epoch(), others.history_file_len());
             let _ = (others.history_len(), others.resume_outcome(None));
         }),
