@@ -538,7 +538,11 @@ fn private_events_go_through_redis_to_token_holders_only() {
     let url = redis.unix_url("");
     let a = hub(&["--redis", &url]);
     let b = hub(&["--redis", &url]);
-    let token = pyjwt(&json!({"mercure": {"subscribe": ["orders/*"]}}), KEY, "HS256");
+    let token = pyjwt(
+        &json!({"mercure": {"subscribe": ["orders/*"]}}),
+        KEY,
+        "HS256",
+    );
     let bearer = format!("Bearer {token}");
     let mut holder = SseClient::connect(b.addr, "/stream", &[("Authorization", &bearer)]);
     let mut anyone = SseClient::open(b.addr, "/stream");

@@ -6,6 +6,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::*;
+use crate::envelope::PublisherId;
 use crate::event_id::{EventId, Resume};
 use crate::hub::tests::{ev, framed, only, resume, texts};
 use crate::hub::{Delivery, Visibility};
@@ -206,8 +207,8 @@ fn the_history_file_stays_within_twice_the_caps() {
         .unwrap();
         sizes.push(h.history_file_len().unwrap());
     }
-    // One record is 8 + 10 + 7 (topic) + the frame; the header 32 bytes.
-    let record = 8 + 10 + "default".len() as u64 + framed(&h, 200, "00200").len() as u64;
+    // One record is 12 + 16 + 7 (topic) + the frame; the header 32 bytes.
+    let record = 12 + 16 + "default".len() as u64 + framed(&h, 200, "00200").len() as u64;
     let most = *sizes.iter().max().unwrap();
     assert!(most <= 32 + 20 * record, "{most} > {}", 32 + 20 * record);
     assert_eq!(
@@ -387,4 +388,64 @@ fn a_private_event_stays_private_across_a_restart() {
     );
     let mut anyone = h.subscribe(Topics::All, Some(&from), None).unwrap();
     assert_eq!(texts(&anyone.take_backlog()), [framed(&h, 1, "public")]);
+}
+
+impl FileHub {
+    /// Publishes `envelope` through the file: the outcome (a publish or a retry's answer).
+    fn put(&self, envelope: Envelope, data: &str) -> Outcome {
+        self.0.try_publish(envelope, &ev(data)).unwrap()
+    }
+}
+
+#[test]
+fn publisher_ids_keys_and_alternates_come_back_after_a_restart() {
+    let dir = TempDir::new("envelopes");
+    let h = file_hub(&dir.file(), 100, Fsync::Always);
+    let (a, b) = (Topic::new("a").unwrap(), Topic::new("b").unwrap());
+    let id = PublisherId::new("urn:uuid:1").unwrap();
+    let key = PublisherId::named("key-2", "Idempotency-Key").unwrap();
+    let with_id = Envelope::new(vec![a.clone(), b.clone()])
+        .unwrap()
+        .with_id(id.clone());
+    let with_key = Envelope::on(a.clone())
+        .with_key(key.clone())
+        .with_private(true);
+    assert!(matches!(h.put(with_id.clone(), "1"), Outcome::Published(_, w) if w == "urn:uuid:1"));
+    let Outcome::Published(_, second) = h.put(with_key.clone(), "2") else {
+        panic!("not published");
+    };
+    h.put(Envelope::on(a.clone()), "3");
+    let epoch = h.epoch();
+    drop(h);
+    let h = file_hub(&dir.file(), 100, Fsync::Always);
+    // Retries are recognised across the restart, by publisher id and by key.
+    let retry = Envelope::on(b.clone()).with_id(id.clone());
+    assert_eq!(
+        h.put(retry, "again"),
+        Outcome::Repeated("urn:uuid:1".into())
+    );
+    let retry = Envelope::on(b.clone()).with_key(key);
+    assert_eq!(h.put(retry, "again"), Outcome::Repeated(second.clone()));
+    assert_eq!(h.last_id(), Some(EventId::new(epoch, 3)));
+    // A client resumes from the publisher's id.
+    let (r, backlog) = resume(&h, only(&a), Some("urn:uuid:1"));
+    assert_eq!(r, Resume::Continue);
+    assert_eq!(
+        texts(&backlog),
+        [framed(&h, 3, "3")],
+        "the private one withheld"
+    );
+    // The alternate topic still reaches its subscribers.
+    let (_, backlog) = resume(&h, only(&b), Some(&format!("{epoch}-0")));
+    assert_eq!(texts(&backlog), ["id: urn:uuid:1\ndata: 1\n\n"]);
+    // Privacy too, and the next id follows.
+    let rights = Some(Arc::new(crate::auth::Selectors::new(["a"])));
+    let mut s = h
+        .subscribe_as(only(&a), rights, Some(&format!("{epoch}-1")), None)
+        .unwrap();
+    assert_eq!(
+        texts(&s.take_backlog()),
+        [framed(&h, 2, "2"), framed(&h, 3, "3")]
+    );
+    assert!(matches!(h.put(Envelope::on(a), "4"), Outcome::Published(p, _) if p.id.offset == 4));
 }
