@@ -449,3 +449,80 @@ fn publisher_ids_keys_and_alternates_come_back_after_a_restart() {
     );
     assert!(matches!(h.put(Envelope::on(a), "4"), Outcome::Published(p, _) if p.id.offset == 4));
 }
+
+#[test]
+fn concurrent_publishers_with_fsync_always_share_syncs_and_fan_out_in_id_order() {
+    let dir = TempDir::new("group");
+    let limits = HubLimits {
+        queue_len: 1000,
+        history_events: 40,
+        history_bytes: usize::MAX,
+    };
+    let h = FileHub::open(limits, &dir.file(), Fsync::Always);
+    // A slow disk, so that publishes pile up behind each sync.
+    h.0.group().unwrap().set_delay(Duration::from_millis(2));
+    let sub = h.subscribe(Topics::All, None, None).unwrap();
+    let (threads, each) = (8, 40);
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                for i in 0..each {
+                    let p = h.publish(&default_topic(), &ev(&format!("{t}-{i}")));
+                    assert!(!p.refused);
+                }
+            })
+        })
+        .collect();
+    for t in handles {
+        t.join().unwrap();
+    }
+    let total = threads * each;
+    let mut offsets = Vec::new();
+    while let Some(f) = sub.try_recv() {
+        let text = texts(&[f]).remove(0);
+        let id = text.strip_prefix("id: ").unwrap().split('\n').next();
+        offsets.push(id.unwrap().parse::<EventId>().unwrap().offset);
+    }
+    assert_eq!(offsets, (1..=total).collect::<Vec<u64>>());
+    let syncs = h.0.status().syncs.unwrap();
+    assert!(
+        syncs > 0 && syncs < total,
+        "{syncs} syncs for {total} publishes"
+    );
+    // Compacted along the way (40 retained), and everything loads back.
+    drop((sub, h));
+    let again = FileHub::open(limits, &dir.file(), Fsync::Always);
+    assert_eq!(again.last_id().map(|i| i.offset), Some(total));
+    assert_eq!(again.history_len(), 40);
+}
+
+#[test]
+fn a_failed_group_sync_refuses_the_queued_publishes_and_reissues_their_ids() {
+    let dir = TempDir::new("group-fail");
+    let h = file_hub(&dir.file(), 100, Fsync::Always);
+    let sub = h.subscribe(Topics::All, None, None).unwrap();
+    h.publish(&default_topic(), &ev("1"));
+    let g = h.0.group().unwrap();
+    g.fail_next
+        .store(true, std::sync::atomic::Ordering::Release);
+    let e = h
+        .try_publish(&default_topic(), &ev("lost"), Visibility::Public)
+        .unwrap_err();
+    assert_eq!(e.op(), FileOp::Sync);
+    assert!(e.to_string().contains("injected sync failure"), "{e}");
+    // Nobody got it, it is not in the file, and its id is issued again.
+    assert_eq!(texts(&[sub.try_recv().unwrap()]), [framed(&h, 1, "1")]);
+    assert!(sub.try_recv().is_none());
+    assert_eq!(h.stats().snapshot().history_file_errors, [0, 1, 0]);
+    let p = h.publish(&default_topic(), &ev("2"));
+    assert_eq!((p.id.offset, p.refused), (2, false));
+    assert_eq!(texts(&[sub.try_recv().unwrap()]), [framed(&h, 2, "2")]);
+    drop((sub, h));
+    let again = file_hub(&dir.file(), 100, Fsync::Never);
+    let (_, backlog) = resume(&again, Topics::All, Some(&format!("{}-0", again.epoch())));
+    assert_eq!(
+        texts(&backlog),
+        [framed(&again, 1, "1"), framed(&again, 2, "2")]
+    );
+}
