@@ -366,6 +366,34 @@ impl FileLog {
     }
 }
 
+impl Drop for FileLog {
+    /// A stop says how many syncs the file took (with `always`, each covered a group).
+    fn drop(&mut self) {
+        let syncs = self.syncs.load(Ordering::Relaxed);
+        if syncs > 0 {
+            let w = lock(&self.writer);
+            let last = w.tail.next_id().offset - 1;
+            self.log.line(format_args!(
+                "history file {}: {syncs} syncs, last offset {last}",
+                w.file.path().display()
+            ));
+        }
+    }
+}
+
+/// Loads the history file at `path` as a start would (created when missing, a proven
+/// torn tail cut, a version-1 file rewritten) with the default caps, and closes it: the
+/// records read. For the fuzz target and tools; a server uses [`Port::open`](super::Port::open).
+///
+/// # Errors
+///
+/// [`OpenError`] as at start: the file is then left as it was.
+#[doc(hidden)]
+pub fn load_history_file(path: &Path) -> Result<u64, OpenError> {
+    let (_, loaded) = LogFile::open(path, Fsync::Never, HubLimits::default())?;
+    Ok(loaded.read)
+}
+
 /// What `Retry-After` says when the history file could not take an event. **Unit:**
 /// seconds.
 pub const HISTORY_FILE_RETRY_AFTER: Duration = Duration::from_secs(1);

@@ -262,7 +262,7 @@ fn only_publishers_wait_while_the_publish_lock_is_held() {
     let h = file_hub(&dir.file(), 100, Fsync::Always);
     h.publish(&default_topic(), &ev("1"));
     let sub = h.subscribe(Topics::All, None, None).unwrap();
-    // A publisher stuck in a slow fsync holds the publish lock, and only it.
+    // A publisher stuck in a slow write holds the publish lock, and only it.
     let stuck = lock(&h.0.writer);
     let others = h.clone();
     let epoch = h.epoch();
