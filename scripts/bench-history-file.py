@@ -2,10 +2,13 @@
 """The history file's costs (issue #12), in one run: publishes per second and
 publish->receive latency with no file and with --fsync never, interval and always
 (100 subscribers, ssehub-soak back to back); the file's size over a long run against its
-bound; the start-up time with a full history file.
+bound; the start-up time with a full history file; and group commit (issue #19): publishes
+per second and syncs per publish with 1, 16 and 64 concurrent publishers for --fsync never
+and always, and always with each sync slowed by 2 ms (the SSEHUB_TEST_SYNC_DELAY_MS test
+hook), as a slow disk would.
 
 Usage: scripts/bench-history-file.py [--runs 3] [--duration 10] [--long 60] [--dir DIR]
-       [--quick]
+       [--quick] [--group-only] [--group-duration 5]
 Needs the release binaries (cargo build --release --workspace --bins; CARGO_TARGET_DIR is honoured).
 The file lives in DIR (default /tmp/ssehub-bench-hf). Prints a Markdown summary and the
 exact commands; every figure is the median of --runs runs (fresh server and file each).
@@ -213,6 +216,115 @@ def startup(args):
     return out
 
 
+def publisher(port, seconds, body):
+    """One publisher: POSTs back to back on one keep-alive connection for `seconds`;
+    the publishes answered 200."""
+    s = socket.create_connection(("127.0.0.1", port))
+    data = json.dumps({"data": "x" * body})
+    req = (f"POST /publish HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {TOKEN}\r\n"
+           f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n{data}"
+           ).encode()
+    f = s.makefile("rb")
+    done, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        s.sendall(req)
+        status = f.readline()
+        length = 0
+        while True:
+            line = f.readline()
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+            if line in (b"\r\n", b""):
+                break
+        f.read(length)
+        if status.startswith(b"HTTP/1.1 200"):
+            done += 1
+    s.close()
+    return done
+
+
+def publishers_in_process(port, seconds, body, n):
+    """`n` publisher threads in this process; their total."""
+    counts = [0] * n
+
+    def run(i):
+        counts[i] = publisher(port, seconds, body)
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sum(counts)
+
+
+GROUP_MODES = [("never", "never", 0), ("always", "always", 0),
+               ("always, sync +2 ms", "always", 2)]
+
+
+def group_commit(args):
+    """{(mode label, publishers): {publishes_per_sec, syncs_per_publish}}: fresh server
+    and file per cell; publishers spread over up to 4 processes (Python's lock)."""
+    from concurrent.futures import ProcessPoolExecutor
+    out = {}
+    for label, mode, delay in GROUP_MODES:
+        for n in (1, 16, 64):
+            fresh(args.dir)
+            path = os.path.join(args.dir, "history")
+            port = free_port()
+            cmd = [c for c in server_cmd(port, mode_flags(mode, path)) if c != "--quiet"]
+            env = dict(os.environ, SSEHUB_TEST_SYNC_DELAY_MS=str(delay))
+            log = open(os.path.join(args.dir, "server.log"), "w")
+            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env)
+            t0 = time.monotonic()
+            while True:
+                try:
+                    if answers(port):
+                        break
+                except OSError:
+                    pass
+                if p.poll() is not None or time.monotonic() - t0 > 60:
+                    sys.exit(f"server did not start: {cmd}")
+                time.sleep(0.01)
+            procs = min(n, 4)
+            split = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
+            t0 = time.monotonic()
+            with ProcessPoolExecutor(procs) as ex:
+                total = sum(ex.map(publishers_in_process, [port] * procs,
+                                   [args.group_duration] * procs, [100] * procs, split))
+            secs = time.monotonic() - t0
+            stop(p)
+            log.close()
+            syncs = 0
+            for line in open(os.path.join(args.dir, "server.log")):
+                if " syncs, last offset " in line:
+                    syncs = int(line.split(" syncs, ")[0].rsplit(" ", 1)[1])
+            out[(label, n)] = {"publishes": total, "publishes_per_sec": total / secs,
+                               "syncs": syncs, "syncs_per_publish": syncs / max(total, 1)}
+    return out
+
+
+def print_group(args):
+    print("\ngroup commit: server", " ".join(server_cmd("PORT", [
+        "--history-file", f"{args.dir}/history", "--fsync", "MODE"])).replace(" --quiet", ""),
+        "[SSEHUB_TEST_SYNC_DELAY_MS=2]")
+    print(f"load: N publishers (threads over up to 4 processes), each POSTing 100-byte "
+          f"JSON events back to back on one keep-alive connection for "
+          f"{args.group_duration} s")
+    g = group_commit(args)
+    print("\n| --fsync | publishers | publishes/s | syncs/publish | publishes/sync | "
+          "vs never |")
+    print("|---|---|---|---|---|---|")
+    for label, _, _ in GROUP_MODES:
+        for n in (1, 16, 64):
+            r = g[(label, n)]
+            per = r["publishes"] / r["syncs"] if r["syncs"] else float("inf")
+            ratio = r["publishes_per_sec"] / g[("never", n)]["publishes_per_sec"]
+            print(f"| {label} | {n} | {r['publishes_per_sec']:,.0f} | "
+                  f"{r['syncs_per_publish']:.3f} | {per:.1f} | {ratio:.2f}x |")
+    print("\ngroup runs:", json.dumps({f"{k[0]} / {k[1]}": v for k, v in g.items()}))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
@@ -220,6 +332,9 @@ def main():
     ap.add_argument("--long", type=float, default=60)
     ap.add_argument("--dir", default="/tmp/ssehub-bench-hf")
     ap.add_argument("--quick", action="store_true", help="1 short run each, small files")
+    ap.add_argument("--group-only", action="store_true",
+                    help="only the group-commit table (issue #19)")
+    ap.add_argument("--group-duration", type=float, default=5)
     args = ap.parse_args()
     if args.quick:
         args.runs, args.duration, args.long = 1, 4, 5
@@ -227,6 +342,9 @@ def main():
                         capture_output=True, text=True).stdout.splitlines()[-1].split()
     print(f"file system of {args.dir}: {fs[1]} on {fs[0]}; {os.cpu_count()} CPUs; "
           f"load {os.getloadavg()[0]:.1f}")
+    if args.group_only:
+        print_group(args)
+        return
     print("\nserver:", " ".join(server_cmd("PORT", ["[--history-file", f"{args.dir}/history",
                                                   "--fsync", "MODE]"])))
     print("load:  ", " ".join(soak_args("PORT", args.duration, 100, 100)))
@@ -247,6 +365,7 @@ def main():
     print(f"file bound: {json.dumps(b)}")
     for s in startup(args):
         print(f"start-up: {json.dumps(s)}")
+    print_group(args)
 
 
 if __name__ == "__main__":

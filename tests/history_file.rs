@@ -275,6 +275,45 @@ fn a_corrupt_history_file_stops_the_start_with_one_line_naming_the_file_and_byte
 }
 
 #[test]
+fn a_second_server_on_the_same_file_stops_at_start_naming_the_holder() {
+    let dir = TempDir::new("two-servers");
+    let path = dir.file();
+    let args = [
+        "--no-demo",
+        "--publish-token",
+        "t",
+        "--history-file",
+        arg(&path),
+    ];
+    let mut first = spawn_binary(&args);
+    publish(first.addr, "one");
+    let mut all = vec!["--bind", "127.0.0.1:0"];
+    all.extend_from_slice(&args);
+    let before = std::fs::read(&path).unwrap();
+    let out = run_binary(&all);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{:?}", out.stderr);
+    assert!(out.stderr.contains(arg(&path)), "{:?}", out.stderr);
+    let pid = format!("pid {}", first.child.id());
+    assert!(out.stderr.contains(&pid), "{:?}", out.stderr);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the file is left as it was"
+    );
+    // The first still serves; once it is gone, the next one starts.
+    publish(first.addr, "two");
+    first.child.kill().expect("kill");
+    first.wait_exit(Duration::from_secs(5)).expect("exited");
+    let second = spawn_binary(&args);
+    assert!(
+        second.stderr_has("2 events read", SHORT),
+        "{:?}",
+        second.stderr
+    );
+}
+
+#[test]
 fn an_unusable_history_path_is_one_line_at_start() {
     let dir = TempDir::new("paths");
     let missing = dir.0.join("no/such/dir/history");

@@ -3,10 +3,13 @@
 //!
 //! Such a hub has two locks, always taken in this order:
 //!
-//! 1. the **publish lock** (`Mutex<LogWriter>`), taken by publishers only: the next id,
-//!    the record's append (and with `--fsync always` its sync) run under it alone;
+//! 1. the **publish lock** (`Mutex<LogWriter>`), taken by publishers only: the next id
+//!    and the record's append run under it alone;
 //! 2. the **hub lock** (the registry), taken while still holding the publish lock, for
 //!    the in-memory push and the fan-out only, so that fan-out order is id order.
+//!
+//! With `--fsync always` the sync and the commit run after the publish lock is released,
+//! shared by every publish that arrived meanwhile (group commit, `file/group.rs`).
 //!
 //! Subscribers, evictions, heartbeats and scrapes take only the hub lock, which is never
 //! held during file I/O: a slow disk delays publishers, one after the other (inherent to
@@ -16,15 +19,17 @@
 //! `--fsync interval`, a thread of the file's own syncs it every
 //! [`FSYNC_INTERVAL`](super::FSYNC_INTERVAL) and takes neither lock.
 
+mod group;
 mod log_file;
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use group::Group;
 use log_file::LogFile;
 pub use log_file::{FSYNC_INTERVAL, Fsync, OpenError};
 
@@ -149,6 +154,12 @@ pub(super) struct FileLog {
     writer: Mutex<LogWriter>,
     /// The file's size, for scrapes that must not wait for the publish lock.
     file_bytes: AtomicU64,
+    /// With `--fsync always`: the group commit.
+    group: Option<Group>,
+    /// Syncs made.
+    syncs: Arc<AtomicU64>,
+    /// With `--fsync always`: compaction is due, for the next leader's turn.
+    compact_due: AtomicBool,
     stats: Arc<Stats>,
     log: Log,
 }
@@ -227,8 +238,16 @@ impl FileLog {
             });
         }
         let hub = Hub::with_history(limits, stats.clone(), log.clone(), history);
+        let syncs = writer.file.syncs();
+        let group = (writer.file.fsync() == Fsync::Always).then(|| {
+            let last = writer.tail.next_id().offset - 1;
+            Group::new(path.to_owned(), writer.file.handle(), last, syncs.clone())
+        });
         Ok(FileLog {
             hub,
+            group,
+            syncs,
+            compact_due: AtomicBool::new(false),
             file_bytes: AtomicU64::new(writer.len()),
             writer: Mutex::new(writer),
             stats,
@@ -245,9 +264,11 @@ impl FileLog {
     /// Publishes through the file, on the calling thread (which waits for the disk).
     ///
     /// Publishers take the **publish lock** first: a retry is recognised, the id issued,
-    /// the record appended (and with [`Fsync::Always`] synced) under it alone; then,
-    /// still holding it so that fan-out follows id order, the hub lock for the
-    /// in-memory history and the fan-out only ([`Hub::commit`]). Subscribers, evictions
+    /// the record appended under it alone; then, still holding it so that fan-out
+    /// follows id order, the hub lock for the in-memory history and the fan-out only
+    /// ([`Hub::commit`]). With [`Fsync::Always`] the event is queued instead and the
+    /// publish lock released: it is committed once a sync covered its record (see
+    /// `file/group.rs`), and a retry is answered once the event it repeats is durable. Subscribers, evictions
     /// and scrapes never wait for the disk; concurrent publishers wait for each other.
     /// Compaction takes the publish lock alone, after the fan-out.
     ///
@@ -263,11 +284,17 @@ impl FileLog {
     ) -> Result<Outcome, HistoryFileError> {
         let mut w = lock(&self.writer);
         if let Some(first) = w.tail.repeated(&envelope) {
+            if let Some(group) = &self.group {
+                let upto = w.tail.next_id().offset - 1;
+                drop(w);
+                self.durable_upto(group, upto)?;
+            }
             return Ok(Outcome::Repeated(first));
         }
         let id = w.tail.next_id();
         let entry = Retained::encode(id, envelope, event);
         let wire = entry.wire_id().into_owned();
+        let at = w.len();
         if let Err(e) = w.append(&entry) {
             drop(w);
             self.file_failed(&e, "publish refused");
@@ -275,6 +302,20 @@ impl FileLog {
         }
         self.file_bytes.store(w.len(), Ordering::Relaxed);
         let compact = w.wants_compaction();
+        if let Some(group) = &self.group {
+            group.queue(entry, at, w.file.handle());
+            if compact {
+                self.compact_due.store(true, Ordering::Release);
+            }
+            drop(w);
+            let delivery = self.durable(group, id.offset)?;
+            let published = Published {
+                id,
+                delivery,
+                refused: false,
+            };
+            return Ok(Outcome::Published(published, wire));
+        }
         let delivery = self.hub.commit(entry).unwrap_or_default();
         drop(w);
         if compact {
@@ -312,11 +353,45 @@ impl FileLog {
         self.file_bytes.load(Ordering::Relaxed)
     }
 
+    /// With `--fsync always`, the group commit (for tests).
+    #[cfg(test)]
+    fn group(&self) -> Option<&Group> {
+        self.group.as_ref()
+    }
+
     /// Test hook: the next append to the history file fails.
     #[cfg(test)]
     pub(super) fn fail_next_write(&self) {
         lock(&self.writer).fail_next_write();
     }
+}
+
+impl Drop for FileLog {
+    /// A stop says how many syncs the file took (with `always`, each covered a group).
+    fn drop(&mut self) {
+        let syncs = self.syncs.load(Ordering::Relaxed);
+        if syncs > 0 {
+            let w = lock(&self.writer);
+            let last = w.tail.next_id().offset - 1;
+            self.log.line(format_args!(
+                "history file {}: {syncs} syncs, last offset {last}",
+                w.file.path().display()
+            ));
+        }
+    }
+}
+
+/// Loads the history file at `path` as a start would (created when missing, a proven
+/// torn tail cut, a version-1 file rewritten) with the default caps, and closes it: the
+/// records read. For the fuzz target and tools; a server uses [`Port::open`](super::Port::open).
+///
+/// # Errors
+///
+/// [`OpenError`] as at start: the file is then left as it was.
+#[doc(hidden)]
+pub fn load_history_file(path: &Path) -> Result<u64, OpenError> {
+    let (_, loaded) = LogFile::open(path, Fsync::Never, HubLimits::default())?;
+    Ok(loaded.read)
 }
 
 /// What `Retry-After` says when the history file could not take an event. **Unit:**
@@ -352,7 +427,7 @@ impl Backend for Arc<FileLog> {
             up: true,
             reason: None,
             file_bytes: Some(self.len()),
-            syncs: None,
+            syncs: Some(self.syncs.load(Ordering::Relaxed)),
             broker: None,
         }
     }

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use async_executor::{Executor, Task};
 
-pub use file::{FSYNC_INTERVAL, Fsync, HistoryFileError, OpenError};
+pub use file::{FSYNC_INTERVAL, Fsync, HistoryFileError, OpenError, load_history_file};
 pub use redis::{
     BACKOFF_BASE, BACKOFF_CAP, BrokerStatus, COMMAND_TIMEOUT, CONNECT_TIMEOUT, IDEMPOTENCY_TTL,
     MAX_READER_LAG, Op, READ_BLOCK, READ_COUNT, RedisConfig, backoff, entry_event,

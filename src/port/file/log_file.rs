@@ -1,44 +1,68 @@
 //! The optional durable history (`--history-file PATH`): an append-only file of the
 //! retained events, so that a restart keeps the epoch, the offsets and the history.
 //!
-//! # Format (version 1, little-endian; `format.rs`)
+//! # Format (version 2, little-endian; `format.rs`)
 //!
 //! ```text
-//! header  (32 bytes)  magic "ssehubhf" | version u32 = 1 | epoch u64 | base u64 | crc32 u32
-//! record  (repeated)  len u32 | crc32 u32 | payload (len bytes)
-//! payload             offset u64 | flags u8 | topic_len u16 | topic | frame (the encoded SSE bytes)
-//! flags               bit 0: private (replayed only to subscribers whose rights cover the topic)
+//! header   (32 bytes)  magic "ssehubhf" | version u32 = 2 | epoch u64 | base u64 | crc32 u32
+//! record   (repeated)  magic F1 5E 52 32 | len u32 | crc32 u32 | payload (len bytes)
+//! payload              offset u64 | flags u8 | topic count u8 | id_len u16 | key_len u16
+//!                      | (topic_len u16 | topic) per topic, the event's own first
+//!                      | id (the publisher's, id_len bytes, 0: none)
+//!                      | key (the idempotency key, key_len bytes, 0: none)
+//!                      | frame (the encoded SSE bytes)
+//! flags                bit 0: private (replayed only to subscribers whose rights cover a topic)
 //! ```
 //!
 //! `base` is the offset of the last event issued before the first record (0 for a new
 //! file): it keeps the offsets going when compaction dropped every record. A record's
-//! CRC-32 covers its `len` and its payload; the header's covers the 28 bytes before it.
-//! Offsets are consecutive from `base + 1`.
+//! CRC-32 covers its magic, its `len` and its payload (so a flipped length bit is caught);
+//! the header's covers the 28 bytes before it. Offsets are consecutive from `base + 1`.
+//! The record magic (`F1 5E` never occurs in UTF-8 text) lets the loader find the
+//! records after a damaged one.
 //!
-//! # Loading
+//! Version 1 (until 0.x; one topic, no publisher id or key, no record magic:
+//! `len u32 | crc32 u32 | offset u64 | flags u8 | topic_len u16 | topic | frame`) is still
+//! read. Such a file is rewritten in version 2 (as compaction writes it: the retained
+//! tail, to `PATH.tmp`, renamed over `PATH`) as soon as it is loaded, so a file never
+//! mixes versions and everything appended is version 2.
+//!
+//! # Loading (`load.rs`)
 //!
 //! At start the file is read once, record by record, into a history that keeps only the
-//! tail within the caps. A bad record that reaches the end of the file (short, or failing
-//! its checksum) is a torn last write: it is cut off and logged. Anything else that is
-//! wrong (a bad header, a bad record followed by more data, offsets out of sequence) is
-//! an error naming the file and the byte offset: the server does not start rather than
-//! reuse ids, and the file is left as it was.
+//! tail within the caps (publisher ids and idempotency keys indexed again, so resumes by
+//! the publisher's id and retried publishes work across a restart). A *bad* record
+//! (short, a wrong magic or length, or failing its checksum) is a torn last write only
+//! if no whole record passing its checksum follows it anywhere in the file: then it is
+//! cut off and logged. A bad record followed by a valid one, a bad header, offsets out of
+//! sequence, or a record that passed its checksum but does not decode, is corruption:
+//! an error naming the file and the byte offset, the server does not start (rather than
+//! reuse ids), and the file is left byte for byte as it was.
+//!
+//! # One server per file (`lock.rs`)
+//!
+//! Opening takes an exclusive `flock` on `PATH.lock` for the process's life and writes
+//! the PID into it; a second server on the same file stops at start with one line
+//! naming the file and the holder's PID.
 //!
 //! # Writing
 //!
 //! Each event is appended as one record before anyone gets it. A failed write is cut
 //! back off the file (so the file stays loadable; until the cut succeeds nothing more is
 //! appended) and the publish is refused. When the file holds twice the caps' worth of
-//! records or bytes it is compacted: the retained events are written to `PATH.tmp`,
-//! synced, and renamed over `PATH` (then the directory is synced), so the file never
-//! grows past about twice the caps. The caller (`port/file.rs`) does all of this under
+//! records or bytes it is compacted: the retained events are written to `PATH.tmp`
+//! (created afresh, never through a symlink or an existing file: `O_CREAT | O_EXCL |
+//! O_NOFOLLOW`, whatever was there removed first), synced, and renamed over `PATH`
+//! (then the directory is synced), so the file never grows past about twice the caps.
+//! The caller (`port/file.rs`) does all of this under
 //! the publish lock, never under the hub's lock.
 //!
 //! # Durability ([`Fsync`])
 //!
 //! - `always`: each record is synced (`fdatasync`) before the event is delivered and the
-//!   publish answered; every acknowledged event survives a crash or a power cut.
-//!   Publishes wait for the disk, one at a time.
+//!   publish answered; every acknowledged event survives a crash or a power cut. The
+//!   sync is shared (group commit, `file/group.rs`): records appended while one sync
+//!   runs are covered by the next.
 //! - `interval` (default): a thread syncs the file every [`FSYNC_INTERVAL`] (1000 ms)
 //!   when it changed. A process crash (`kill -9`) loses nothing that was acknowledged
 //!   (the kernel has it); a power cut loses up to about a second of events.
@@ -47,22 +71,25 @@
 //!   seconds), and may leave a tail the loader refuses as corrupt.
 
 mod format;
+mod load;
+mod lock;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use format::Rec;
-use format::{HEADER_LEN, MAGIC, MAX_RECORD, MIN_RECORD, RECORD_HEAD};
+use format::{HEADER_LEN, MAGIC, VERSION_1};
+use load::{Failed, read_full};
 
-use crate::event_id::{EventId, new_epoch};
+use crate::event_id::new_epoch;
 use crate::hub::HubLimits;
 use crate::hub::history::{History, Retained};
 use crate::stats::FileOp;
@@ -158,9 +185,33 @@ pub(super) struct LogFile {
     /// syncer thread syncs (replaced by compaction).
     dirty: Arc<AtomicBool>,
     sync_target: Arc<Mutex<Arc<File>>>,
+    /// Syncs made (by `interval`'s thread, or `always`'s group commit).
+    syncs: Arc<AtomicU64>,
     /// Set by tests to make the next write fail.
     #[cfg(test)]
     pub(super) fail_next: bool,
+    /// The open `PATH.lock`, holding the exclusive lock (dropped last).
+    _lock: File,
+}
+
+/// Creates the file at `path` afresh for writing, never through a symlink or into an
+/// existing file (`O_CREAT | O_EXCL | O_NOFOLLOW`): whatever is there (a stale temporary
+/// file, a planted symlink) is removed first (a symlink itself, not what it points to).
+fn create_new(path: &Path) -> io::Result<File> {
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(lock::no_follow())
+            .open(path)
+    };
+    match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(path)?;
+            create()
+        }
+        other => other,
+    }
 }
 
 /// Syncs the directory holding `path`, so that a create or a rename in it is durable.
@@ -170,20 +221,6 @@ fn sync_dir(path: &Path) -> io::Result<()> {
         _ => Path::new("."),
     };
     File::open(dir)?.sync_all()
-}
-
-/// Reads as much of `buf` as the reader has; the count.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 impl LogFile {
@@ -217,11 +254,16 @@ impl LogFile {
         if !meta.is_file() {
             return Err(err("not a regular file".into()));
         }
-        let size = meta.len();
+        // Before anything is read or cut: another server may be writing it.
+        let lock = lock::take(path).map_err(err)?;
+        let size = file
+            .metadata()
+            .map_err(|e| io_err("read its metadata", e))?
+            .len();
         let mut notes = Vec::new();
         if size < HEADER_LEN {
             let mut start = vec![0u8; size as usize];
-            read_full(&mut file, &mut start).map_err(|e| io_err("read it", e))?;
+            read_full(&mut &file, &mut start).map_err(|e| io_err("read it", e))?;
             let n = start.len().min(MAGIC.len());
             if start[..n] != MAGIC[..n] {
                 return Err(err("at byte 0: not an ssehub history file".into()));
@@ -239,7 +281,7 @@ impl LogFile {
                 .and_then(|()| sync_dir(path))
                 .map_err(|e| io_err("write its header", e))?;
             notes.push(format!("new history, epoch {epoch}"));
-            let log = LogFile::new(path, file, fsync, epoch, HEADER_LEN, 0);
+            let log = LogFile::new(path, file, fsync, (epoch, HEADER_LEN, 0), lock);
             let history = History::after(epoch, 0);
             let read = 0;
             return Ok((
@@ -251,87 +293,33 @@ impl LogFile {
                 },
             ));
         }
-        let mut r = BufReader::with_capacity(256 * 1024, &mut file);
         let mut h = [0u8; HEADER_LEN as usize];
-        let got = read_full(&mut r, &mut h).map_err(|e| io_err("read it", e))?;
-        if got < h.len() {
-            return Err(err("at byte 0: not an ssehub history file".into()));
-        }
-        let (epoch, base) = format::parse_header(&h).map_err(err)?;
-        let mut history = History::after(epoch, base);
-        let mut read = 0u64;
-        let mut pos = HEADER_LEN;
-        let mut payload = Vec::new();
-        let good_end = loop {
-            let mut rh = [0u8; RECORD_HEAD as usize];
-            let n = read_full(&mut r, &mut rh).map_err(|e| io_err("read it", e))?;
-            if n == 0 {
-                break pos;
-            }
-            let torn = |pos: u64, why: &str| {
-                format!(
-                    "dropped a torn last record at byte {pos} ({} bytes, {why})",
-                    size - pos
-                )
-            };
-            if n < rh.len() {
-                notes.push(torn(pos, "short header"));
-                break pos;
-            }
-            let len = u32::from_le_bytes(rh[..4].try_into().expect("4 bytes"));
-            let crc = u32::from_le_bytes(rh[4..].try_into().expect("4 bytes"));
-            let end = pos + RECORD_HEAD + u64::from(len);
-            if !(MIN_RECORD..=MAX_RECORD).contains(&len) {
-                if end >= size {
-                    notes.push(torn(pos, "bad length"));
-                    break pos;
-                }
-                return Err(err(format!("at byte {pos}: corrupt record (length {len})")));
-            }
-            payload.resize(len as usize, 0);
-            let n = read_full(&mut r, &mut payload).map_err(|e| io_err("read it", e))?;
-            if n < payload.len() {
-                notes.push(torn(pos, "short record"));
-                break pos;
-            }
-            if format::record_crc(&rh[..4], &payload) != crc {
-                if end == size {
-                    notes.push(torn(pos, "checksum mismatch"));
-                    break pos;
-                }
-                return Err(err(format!(
-                    "at byte {pos}: corrupt record (checksum mismatch)"
-                )));
-            }
-            let (offset, rest) = format::decode_payload(&payload);
-            let expected = history.next_id().offset;
-            if offset != expected {
-                return Err(err(format!(
-                    "at byte {pos}: record offset {offset}, expected {expected}"
-                )));
-            }
-            let (envelope, frame) =
-                rest.ok_or_else(|| err(format!("at byte {pos}: corrupt record (flags or topic)")))?;
-            history.push(
-                Retained {
-                    id: EventId::new(epoch, offset),
-                    envelope,
-                    frame,
-                },
-                limits,
-            );
-            read += 1;
-            pos = end;
+        file.read_exact_at(&mut h, 0)
+            .map_err(|e| io_err("read it", e))?;
+        let (version, epoch, base) = format::parse_header(&h).map_err(err)?;
+        let found = match load::records(&file, size, version, (epoch, base), limits) {
+            Ok(found) => found,
+            Err(Failed::Io(e)) => return Err(io_err("read it", e)),
+            Err(Failed::Corrupt(what)) => return Err(err(what)),
         };
-        drop(r);
-        if good_end < size {
+        let (history, read, good_end) = (found.history, found.read, found.good_end);
+        if let Some(torn) = found.torn {
+            notes.push(torn);
             file.set_len(good_end)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| io_err("cut off its torn last record", e))?;
         }
         file.seek(SeekFrom::Start(good_end))
             .map_err(|e| io_err("seek to its end", e))?;
-        let log = LogFile::new(path, file, fsync, epoch, good_end, read);
+        let mut log = LogFile::new(path, file, fsync, (epoch, good_end, read), lock);
+        if version == VERSION_1 {
+            log.compact(history.dropped_upto(), history.retained())
+                .map_err(|e| io_err("rewrite it in format version 2", e))?;
+            notes.push(format!(
+                "rewrote the format version 1 file in version {}",
+                format::VERSION
+            ));
+        }
         Ok((
             log,
             Loaded {
@@ -342,7 +330,8 @@ impl LogFile {
         ))
     }
 
-    fn new(path: &Path, file: File, fsync: Fsync, epoch: u64, len: u64, records: u64) -> Self {
+    fn new(path: &Path, file: File, fsync: Fsync, at: (u64, u64, u64), lock: File) -> Self {
+        let (epoch, len, records) = at;
         let file = Arc::new(file);
         LogFile {
             path: path.to_owned(),
@@ -357,8 +346,10 @@ impl LogFile {
             compact_not_before: 0,
             dirty: Arc::new(AtomicBool::new(false)),
             sync_target: Arc::new(Mutex::new(file)),
+            syncs: Arc::new(AtomicU64::new(0)),
             #[cfg(test)]
             fail_next: false,
+            _lock: lock,
         }
     }
 
@@ -369,6 +360,7 @@ impl LogFile {
     pub(super) fn start_syncer(&self, report: impl Fn(&io::Error) + Send + 'static) {
         let dirty: Weak<AtomicBool> = Arc::downgrade(&self.dirty);
         let target: Weak<Mutex<Arc<File>>> = Arc::downgrade(&self.sync_target);
+        let syncs = self.syncs.clone();
         let _ = std::thread::Builder::new()
             .name("ssehub-fsync".into())
             .spawn(move || {
@@ -379,6 +371,7 @@ impl LogFile {
                     };
                     if dirty.swap(false, Ordering::AcqRel) {
                         let file = target.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                        syncs.fetch_add(1, Ordering::Relaxed);
                         if let Err(e) = file.sync_data() {
                             dirty.store(true, Ordering::Release);
                             report(&e);
@@ -409,9 +402,9 @@ impl LogFile {
         self.len
     }
 
-    /// Appends the record of one event (and syncs it with `always`). On failure the file
-    /// is cut back to where it was, so it stays loadable; the error says which step
-    /// failed.
+    /// Appends the record of one event (not synced: `interval`'s thread or `always`'s
+    /// group commit syncs it). On failure the file is cut back to where it was, so it
+    /// stays loadable; the error says which step failed.
     pub(super) fn append(&mut self, entry: &Retained) -> Result<(), (FileOp, io::Error)> {
         if self.stale {
             // A compaction replaced the file and could not open the new one.
@@ -422,8 +415,8 @@ impl LogFile {
             self.cut_back().map_err(|e| (FileOp::Write, e))?;
         }
         let mut buf = Vec::with_capacity(entry.frame.len() + 64);
-        format::encode_record(&mut buf, Rec::of(entry));
-        if let Err(e) = self.write_synced(&buf) {
+        format::encode_record(&mut buf, entry);
+        if let Err(e) = self.write(&buf) {
             // Leave no partial record behind; the next append starts where this one did.
             if self.cut_back().is_err() {
                 self.torn = true;
@@ -447,7 +440,7 @@ impl LogFile {
         Ok(())
     }
 
-    fn write_synced(&mut self, buf: &[u8]) -> Result<(), (FileOp, io::Error)> {
+    fn write(&mut self, buf: &[u8]) -> Result<(), (FileOp, io::Error)> {
         #[cfg(test)]
         if std::mem::take(&mut self.fail_next) {
             // Half a record reaches the file, as a full disk would leave it.
@@ -455,13 +448,30 @@ impl LogFile {
             let e = io::Error::new(io::ErrorKind::StorageFull, "injected write failure");
             return Err((FileOp::Write, e));
         }
-        (&*self.file)
-            .write_all(buf)
-            .map_err(|e| (FileOp::Write, e))?;
-        if self.fsync == Fsync::Always {
-            self.file.sync_data().map_err(|e| (FileOp::Sync, e))?;
-        }
-        Ok(())
+        (&*self.file).write_all(buf).map_err(|e| (FileOp::Write, e))
+    }
+
+    /// The open file, for a sync made without the publish lock (`always`'s group
+    /// commit). Records appended before this call are covered by its `sync_data`.
+    pub(super) fn handle(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    /// The syncs counter (shared with `interval`'s thread).
+    pub(super) fn syncs(&self) -> Arc<AtomicU64> {
+        self.syncs.clone()
+    }
+
+    /// Cuts the last `records` records off, back to byte `len` (after a failed group
+    /// sync: those events were refused). If the cut fails it is made before the next
+    /// append.
+    pub(super) fn cut_to(&mut self, len: u64, records: u64) -> io::Result<()> {
+        self.record_bytes -= self.len - len;
+        self.len = len;
+        self.records -= records;
+        let cut = self.cut_back();
+        self.torn = cut.is_err();
+        cut
     }
 
     /// Whether the file holds twice the caps' worth of records or bytes.
@@ -484,18 +494,16 @@ impl LogFile {
         base: u64,
         retained: impl Iterator<Item = &'a Retained>,
     ) -> io::Result<()> {
-        let mut tmp_name = self.path.as_os_str().to_owned();
-        tmp_name.push(".tmp");
-        let tmp_path = PathBuf::from(tmp_name);
+        let tmp_path = lock::beside(&self.path, ".tmp");
         let mut buf = Vec::with_capacity(64 * 1024);
         buf.extend_from_slice(&format::header(self.epoch, base));
         let mut records = 0;
         for entry in retained {
-            format::encode_record(&mut buf, Rec::of(entry));
+            format::encode_record(&mut buf, entry);
             records += 1;
         }
         let staged = (|| {
-            let mut tmp = File::create(&tmp_path)?;
+            let mut tmp = create_new(&tmp_path)?;
             tmp.write_all(&buf)?;
             tmp.sync_all()
         })()

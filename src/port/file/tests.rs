@@ -6,6 +6,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::*;
+use crate::envelope::PublisherId;
 use crate::event_id::{EventId, Resume};
 use crate::hub::tests::{ev, framed, only, resume, texts};
 use crate::hub::{Delivery, Visibility};
@@ -206,8 +207,8 @@ fn the_history_file_stays_within_twice_the_caps() {
         .unwrap();
         sizes.push(h.history_file_len().unwrap());
     }
-    // One record is 8 + 10 + 7 (topic) + the frame; the header 32 bytes.
-    let record = 8 + 10 + "default".len() as u64 + framed(&h, 200, "00200").len() as u64;
+    // One record is 12 + 16 + 7 (topic) + the frame; the header 32 bytes.
+    let record = 12 + 16 + "default".len() as u64 + framed(&h, 200, "00200").len() as u64;
     let most = *sizes.iter().max().unwrap();
     assert!(most <= 32 + 20 * record, "{most} > {}", 32 + 20 * record);
     assert_eq!(
@@ -261,7 +262,7 @@ fn only_publishers_wait_while_the_publish_lock_is_held() {
     let h = file_hub(&dir.file(), 100, Fsync::Always);
     h.publish(&default_topic(), &ev("1"));
     let sub = h.subscribe(Topics::All, None, None).unwrap();
-    // A publisher stuck in a slow fsync holds the publish lock, and only it.
+    // A publisher stuck in a slow write holds the publish lock, and only it.
     let stuck = lock(&h.0.writer);
     let others = h.clone();
     let epoch = h.epoch();
@@ -387,4 +388,141 @@ fn a_private_event_stays_private_across_a_restart() {
     );
     let mut anyone = h.subscribe(Topics::All, Some(&from), None).unwrap();
     assert_eq!(texts(&anyone.take_backlog()), [framed(&h, 1, "public")]);
+}
+
+impl FileHub {
+    /// Publishes `envelope` through the file: the outcome (a publish or a retry's answer).
+    fn put(&self, envelope: Envelope, data: &str) -> Outcome {
+        self.0.try_publish(envelope, &ev(data)).unwrap()
+    }
+}
+
+#[test]
+fn publisher_ids_keys_and_alternates_come_back_after_a_restart() {
+    let dir = TempDir::new("envelopes");
+    let h = file_hub(&dir.file(), 100, Fsync::Always);
+    let (a, b) = (Topic::new("a").unwrap(), Topic::new("b").unwrap());
+    let id = PublisherId::new("urn:uuid:1").unwrap();
+    let key = PublisherId::named("key-2", "Idempotency-Key").unwrap();
+    let with_id = Envelope::new(vec![a.clone(), b.clone()])
+        .unwrap()
+        .with_id(id.clone());
+    let with_key = Envelope::on(a.clone())
+        .with_key(key.clone())
+        .with_private(true);
+    assert!(matches!(h.put(with_id.clone(), "1"), Outcome::Published(_, w) if w == "urn:uuid:1"));
+    let Outcome::Published(_, second) = h.put(with_key.clone(), "2") else {
+        panic!("not published");
+    };
+    h.put(Envelope::on(a.clone()), "3");
+    let epoch = h.epoch();
+    drop(h);
+    let h = file_hub(&dir.file(), 100, Fsync::Always);
+    // Retries are recognised across the restart, by publisher id and by key.
+    let retry = Envelope::on(b.clone()).with_id(id.clone());
+    assert_eq!(
+        h.put(retry, "again"),
+        Outcome::Repeated("urn:uuid:1".into())
+    );
+    let retry = Envelope::on(b.clone()).with_key(key);
+    assert_eq!(h.put(retry, "again"), Outcome::Repeated(second.clone()));
+    assert_eq!(h.last_id(), Some(EventId::new(epoch, 3)));
+    // A client resumes from the publisher's id.
+    let (r, backlog) = resume(&h, only(&a), Some("urn:uuid:1"));
+    assert_eq!(r, Resume::Continue);
+    assert_eq!(
+        texts(&backlog),
+        [framed(&h, 3, "3")],
+        "the private one withheld"
+    );
+    // The alternate topic still reaches its subscribers.
+    let (_, backlog) = resume(&h, only(&b), Some(&format!("{epoch}-0")));
+    assert_eq!(texts(&backlog), ["id: urn:uuid:1\ndata: 1\n\n"]);
+    // Privacy too, and the next id follows.
+    let rights = Some(Arc::new(crate::auth::Selectors::new(["a"])));
+    let mut s = h
+        .subscribe_as(only(&a), rights, Some(&format!("{epoch}-1")), None)
+        .unwrap();
+    assert_eq!(
+        texts(&s.take_backlog()),
+        [framed(&h, 2, "2"), framed(&h, 3, "3")]
+    );
+    assert!(matches!(h.put(Envelope::on(a), "4"), Outcome::Published(p, _) if p.id.offset == 4));
+}
+
+#[test]
+fn concurrent_publishers_with_fsync_always_share_syncs_and_fan_out_in_id_order() {
+    let dir = TempDir::new("group");
+    let limits = HubLimits {
+        queue_len: 1000,
+        history_events: 40,
+        history_bytes: usize::MAX,
+    };
+    let h = FileHub::open(limits, &dir.file(), Fsync::Always);
+    // A slow disk, so that publishes pile up behind each sync.
+    h.0.group().unwrap().set_delay(Duration::from_millis(2));
+    let sub = h.subscribe(Topics::All, None, None).unwrap();
+    let (threads, each) = (8, 40);
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                for i in 0..each {
+                    let p = h.publish(&default_topic(), &ev(&format!("{t}-{i}")));
+                    assert!(!p.refused);
+                }
+            })
+        })
+        .collect();
+    for t in handles {
+        t.join().unwrap();
+    }
+    let total = threads * each;
+    let mut offsets = Vec::new();
+    while let Some(f) = sub.try_recv() {
+        let text = texts(&[f]).remove(0);
+        let id = text.strip_prefix("id: ").unwrap().split('\n').next();
+        offsets.push(id.unwrap().parse::<EventId>().unwrap().offset);
+    }
+    assert_eq!(offsets, (1..=total).collect::<Vec<u64>>());
+    let syncs = h.0.status().syncs.unwrap();
+    assert!(
+        syncs > 0 && syncs < total,
+        "{syncs} syncs for {total} publishes"
+    );
+    // Compacted along the way (40 retained), and everything loads back.
+    drop((sub, h));
+    let again = FileHub::open(limits, &dir.file(), Fsync::Always);
+    assert_eq!(again.last_id().map(|i| i.offset), Some(total));
+    assert_eq!(again.history_len(), 40);
+}
+
+#[test]
+fn a_failed_group_sync_refuses_the_queued_publishes_and_reissues_their_ids() {
+    let dir = TempDir::new("group-fail");
+    let h = file_hub(&dir.file(), 100, Fsync::Always);
+    let sub = h.subscribe(Topics::All, None, None).unwrap();
+    h.publish(&default_topic(), &ev("1"));
+    let g = h.0.group().unwrap();
+    g.fail_next
+        .store(true, std::sync::atomic::Ordering::Release);
+    let e = h
+        .try_publish(&default_topic(), &ev("lost"), Visibility::Public)
+        .unwrap_err();
+    assert_eq!(e.op(), FileOp::Sync);
+    assert!(e.to_string().contains("injected sync failure"), "{e}");
+    // Nobody got it, it is not in the file, and its id is issued again.
+    assert_eq!(texts(&[sub.try_recv().unwrap()]), [framed(&h, 1, "1")]);
+    assert!(sub.try_recv().is_none());
+    assert_eq!(h.stats().snapshot().history_file_errors, [0, 1, 0]);
+    let p = h.publish(&default_topic(), &ev("2"));
+    assert_eq!((p.id.offset, p.refused), (2, false));
+    assert_eq!(texts(&[sub.try_recv().unwrap()]), [framed(&h, 2, "2")]);
+    drop((sub, h));
+    let again = file_hub(&dir.file(), 100, Fsync::Never);
+    let (_, backlog) = resume(&again, Topics::All, Some(&format!("{}-0", again.epoch())));
+    assert_eq!(
+        texts(&backlog),
+        [framed(&again, 1, "1"), framed(&again, 2, "2")]
+    );
 }
