@@ -20,8 +20,8 @@ mod probe;
 
 use std::time::Duration;
 
-pub use listen::{Inherited, ListenError, inherited};
-pub use notify::Notifier;
+pub use listen::{Inherited, LISTEN_FDS_START, ListenError, MAX_LISTEN_FDS, inherited};
+pub use notify::{NOTIFY_SEND_TIMEOUT, Notifier};
 pub use probe::{ProbeError, probe};
 
 /// The variables socket activation sets; [`inherited`] reads them and the binary clears
