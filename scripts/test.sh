@@ -17,6 +17,12 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
 # Real Redis for the broker's tests (each test starts its own on a unix socket).
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# tests/daemon.rs: systemd-socket-activate and systemd-analyze (no running systemd needed),
+# chroot or unshare and ldd for the empty-root test of the static binary.
+{ command -v systemd-socket-activate && command -v systemd-analyze; } >/dev/null 2>&1 \
+  || need+=(systemd)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v ldd >/dev/null 2>&1 || need+=(libc-bin)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   apt_install "${need[@]}"

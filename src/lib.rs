@@ -54,9 +54,14 @@
 //! Around them: `config/` (flags), `producer.rs` (demo, heartbeat, stdin, through the
 //! port), `stats.rs`
 //! (counters, shown by `server/status.rs`), `log.rs`, `shutdown.rs`, `page.rs`.
+//! `daemon/` (a leaf) speaks systemd's protocols: `notify.rs` (`sd_notify` datagrams),
+//! `listen.rs` (socket activation: listeners inherited through `LISTEN_FDS`, taken
+//! without `unsafe`), `probe.rs` (`ssehub probe URL`, a container's health check);
+//! `server/watchdog.rs` sends `READY`, `STATUS`, `WATCHDOG` (only while the accept
+//! loops and the writers make progress) and `STOPPING`.
 //! `auth/` (JWT verification, selectors, where a token comes from) sits just above the
 //! leaves it uses (`topic`, `stats`).
-//! Dependencies point one way: the leaves (`http/`, `event_id`, `topic`, `sse`, `log`,
+//! Dependencies point one way: the leaves (`http/`, `event_id`, `topic`, `sse`, `log`, `daemon`,
 //! `stats`, `shutdown`, `page`, `envelope`) import nothing above them (`sse` and
 //! `stats` use `event_id`, the lowest); `redis/` and `input` use leaves; `hub/` uses
 //! leaves and `auth`; `port/` uses the hub and `redis/`, and is the only module that
@@ -121,6 +126,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod daemon;
 pub mod envelope;
 pub mod event_id;
 #[doc(hidden)]

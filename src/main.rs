@@ -1,17 +1,34 @@
 //! The `ssehub` binary: flags → [`Config`] → [`Server`] → exit code.
 //!
 //! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when the server cannot run
-//! (e.g. the port is in use), 2 for a bad flag or value.
+//! (e.g. the port is in use), 2 for a bad flag or value. `ssehub probe URL` (a health
+//! check) exits 0 on a `2xx` answer and 1 otherwise.
+//!
+//! Under systemd: listeners handed down by socket activation (`LISTEN_FDS`) replace
+//! `--bind`, and `$NOTIFY_SOCKET` gets `READY`, `STATUS`, `WATCHDOG` and `STOPPING`.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use futures_lite::StreamExt;
 use ssehub::config::{Command, help};
-use ssehub::{Config, Log, Server, Shutdown};
+use ssehub::{Config, Log, Server, Shutdown, daemon};
+
+/// The deadline of `ssehub probe`. **Unit:** seconds. **Why:** well under the usual
+/// health-check timeouts (Docker's default is 30 s), long enough for a loaded server.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
-    let args = std::env::args().skip(1);
-    let config = match Config::from_args(args, |k| std::env::var(k).ok()) {
+    let env = |k: &str| std::env::var(k).ok();
+    // Socket activation: taken first, then the variables are cleared, as sd_listen_fds(1)
+    // does, so that no child process believes the listeners are its own.
+    let inherited = daemon::inherited(env);
+    clear_listen_vars();
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("probe") {
+        return probe(args.nth(1), args.next());
+    }
+    let config = match Config::from_args(args, env) {
         Ok(Command::Run(c)) => *c,
         Ok(Command::Help) => {
             print!("{}", help());
@@ -32,13 +49,29 @@ fn main() -> ExitCode {
         Log::stderr()
     };
     let shutdown = Shutdown::new();
-    let server = match Server::bind(config, log.clone(), shutdown.clone()) {
+    let server = match inherited {
+        Ok(l) if l.is_empty() => Server::bind(config, log.clone(), shutdown.clone()),
+        Ok(l) => Server::from_inherited(config, l, log.clone(), shutdown.clone()),
+        Err(e) => {
+            eprintln!("ssehub: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut server = match server {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ssehub: {e}");
             return ExitCode::from(1);
         }
     };
+    match daemon::Notifier::from_env(env) {
+        Ok(Some(n)) => {
+            let stall = env(daemon::STALL_ACCEPT_HOOK).map(Into::into);
+            server = server.notify(n, daemon::watchdog_interval(env), stall);
+        }
+        Ok(None) => {}
+        Err(e) => log.line(format_args!("NOTIFY_SOCKET unusable, not notifying: {e}")),
+    }
     if let Err(e) = watch_signals(shutdown, log.clone()) {
         eprintln!("ssehub: cannot install signal handlers: {e}");
         return ExitCode::from(1);
@@ -49,6 +82,40 @@ fn main() -> ExitCode {
         stats.connections, stats.events_published
     ));
     ExitCode::SUCCESS
+}
+
+/// `ssehub probe URL`: one `GET`; exit 0 on `2xx`, 1 otherwise, one line on stderr.
+fn probe(url: Option<String>, extra: Option<String>) -> ExitCode {
+    let (Some(url), None) = (url, extra) else {
+        eprintln!("ssehub probe: usage: ssehub probe http://HOST:PORT/PATH");
+        return ExitCode::from(2);
+    };
+    match daemon::probe(&url, PROBE_TIMEOUT) {
+        Ok(status) if (200..300).contains(&status) => {
+            eprintln!("ssehub probe: {url}: {status}");
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            eprintln!("ssehub probe: {url}: {status}, not 2xx");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("ssehub probe: {url}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Removes the socket-activation variables from the environment.
+fn clear_listen_vars() {
+    for var in daemon::LISTEN_VARS {
+        if std::env::var_os(var).is_some() {
+            // SAFETY: called at the top of `main`, before any thread is started (the
+            // signal thread, the executors and the reactor come later), so no other
+            // thread can read or write the environment meanwhile.
+            unsafe { std::env::remove_var(var) };
+        }
+    }
 }
 
 /// Fires `shutdown` on the first SIGINT or SIGTERM.

@@ -40,3 +40,6 @@ mod cluster;
 // Every kind of event (alternate topics, private, publisher ids, idempotent retries)
 // through each backend of the publish port: memory, a history file, three Redis nodes.
 mod events;
+// Running as a daemon: systemd notify and watchdog, socket activation, the units, the
+// static binary in an empty root.
+mod daemon;

@@ -416,7 +416,8 @@ const HELP_WIDTH: usize = 80;
 pub fn help() -> String {
     let mut out = format!(
         "ssehub {} — a small Server-Sent Events broadcast hub\n\n\
-         Usage: ssehub [OPTIONS]\n\n\
+         Usage: ssehub [OPTIONS]\n\
+         \x20      ssehub probe URL   (a health check: exit 0 on a 2xx answer)\n\n\
          Options (each also read from SSEHUB_<NAME>, e.g. SSEHUB_BIND, and from a\n\
          --config file; a flag wins over the environment, the environment over the\n\
          file):\n",

@@ -9,7 +9,9 @@ use async_io::Timer;
 use async_net::TcpListener;
 use futures_lite::FutureExt;
 
+use super::router::Scope;
 use super::socket::{Conn, TcpConn, write_timed};
+use super::watchdog::Pulse;
 use super::{Ctx, connection, stream};
 use crate::http::read::{is_head_request, read_request_line};
 use crate::http::response::Response;
@@ -37,30 +39,59 @@ pub(super) const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// Longest pause after repeated failed `accept`s. **Unit:** seconds.
 pub(super) const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Accepts until shutdown. Accept errors (e.g. out of descriptors) back off from 10 ms to
-/// 1 s and never stop the loop; they are logged once per burst.
+/// What woke the accept loop.
+enum Woken {
+    Accepted(std::io::Result<(async_net::TcpStream, std::net::SocketAddr)>),
+    Ping,
+    Shutdown,
+}
+
+/// Accepts on `listener` until shutdown, serving the routes of `scope`. Accept errors
+/// (e.g. out of descriptors) back off from 10 ms to 1 s and never stop the loop; they
+/// are logged once per burst. With a `pulse`, each wake-up (a connection, an error, or
+/// the watchdog's ping) counts one turn (see `watchdog.rs`).
 pub(super) async fn accept_loop(
-    listener: &TcpListener,
-    ex: &Arc<Executor<'static>>,
-    streams: &Arc<Executor<'static>>,
-    ctx: &Arc<Ctx>,
-    guard: &Guard,
+    listener: TcpListener,
+    scope: Scope,
+    pulse: Option<Pulse>,
+    ex: Arc<Executor<'static>>,
+    streams: Arc<Executor<'static>>,
+    ctx: Arc<Ctx>,
+    guard: Guard,
 ) {
+    let (ex, streams, ctx, guard) = (&ex, &streams, &ctx, &guard);
     let mut backoff = Duration::ZERO;
     let mut in_a_row = 0u32;
     loop {
+        if let Some(p) = &pulse {
+            p.stall_hook().or(ctx.shutdown.wait()).await;
+        }
         in_a_row += 1;
         if in_a_row >= ACCEPTS_PER_POLL {
             in_a_row = 0;
             futures_lite::future::yield_now().await;
         }
-        let accepted = async { Some(listener.accept().await) }
+        let woken = async { Woken::Accepted(listener.accept().await) }
             .or(async {
                 ctx.shutdown.wait().await;
-                None
+                Woken::Shutdown
+            })
+            .or(async {
+                match &pulse {
+                    Some(p) => p.pinged().await,
+                    None => futures_lite::future::pending().await,
+                }
+                Woken::Ping
             })
             .await;
-        let Some(accepted) = accepted else { return };
+        if let Some(p) = &pulse {
+            p.turn();
+        }
+        let accepted = match woken {
+            Woken::Accepted(a) => a,
+            Woken::Ping => continue,
+            Woken::Shutdown => return,
+        };
         match accepted {
             Ok((stream, peer)) => {
                 backoff = Duration::ZERO;
@@ -88,7 +119,8 @@ pub(super) async fn accept_loop(
                     ex.spawn(async move {
                         let mut stream = stream;
                         let opened =
-                            Box::pin(connection::serve_requests(&mut stream, peer, &ctx)).await;
+                            Box::pin(connection::serve_requests(&mut stream, peer, scope, &ctx))
+                                .await;
                         if let Some(opened) = opened {
                             // The writer moves to the stream executor; this task ends.
                             streams

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use futures_lite::FutureExt;
 
-use super::router::{Route, route};
+use super::router::{Route, Scope, route_in};
 use super::socket::{Conn, linger_close, write_timed};
 use super::stream::Opened;
 use super::{Ctx, publish, status, stream};
@@ -23,15 +23,17 @@ use crate::http::target::{Scheme, Target, is_authority_form, parse_target, query
 pub(crate) async fn serve_connection<S: Conn>(mut stream: S, peer: SocketAddr, ctx: &Arc<Ctx>) {
     // The request phase is boxed: its buffer and futures are freed before a stream
     // starts, so a long-lived subscriber's task holds only the writer's state.
-    if let Some(opened) = Box::pin(serve_requests(&mut stream, peer, ctx)).await {
+    if let Some(opened) = Box::pin(serve_requests(&mut stream, peer, Scope::All, ctx)).await {
         stream::write_stream(stream, opened, ctx).await;
     }
 }
 
-/// Answers requests until the connection closes (`None`) or becomes a stream.
+/// Answers requests until the connection closes (`None`) or becomes a stream; only the
+/// routes `scope` serves.
 pub(super) async fn serve_requests<S: Conn>(
     stream: &mut S,
     peer: SocketAddr,
+    scope: Scope,
     ctx: &Arc<Ctx>,
 ) -> Option<Opened> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
@@ -64,7 +66,7 @@ pub(super) async fn serve_requests<S: Conn>(
         served += 1;
         // A request whose body is left unread cannot be followed on this connection.
         let mut body_read = req.framing.body == BodyKind::None;
-        let resp = match route(&req.method, &req.path) {
+        let resp = match route_in(scope, &req.method, &req.path) {
             Route::Refuse(resp) => resp,
             Route::Options(allow) => ctx.cors.preflight(req.origin.as_deref(), allow),
             // Rendering these has no effect, so the preconditions are evaluated on what

@@ -14,6 +14,7 @@
 //! | `socket.rs` | the connection type, `sendmsg`, the direct sink |
 //! | `cors.rs` | cross-origin headers and preflights |
 //! | `status.rs` | `/health`, `/stats` and `/metrics` |
+//! | `watchdog.rs` | systemd: `READY`, `STATUS`, `WATCHDOG` only on progress, `STOPPING` |
 
 mod accept;
 mod access;
@@ -24,13 +25,16 @@ mod router;
 mod socket;
 mod status;
 mod stream;
+mod watchdog;
 mod writer;
 
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use async_executor::Executor;
 use async_io::Timer;
@@ -39,8 +43,13 @@ use futures_lite::FutureExt;
 
 pub(crate) use connection::serve_connection;
 pub(crate) use socket::Conn;
+pub use watchdog::STATUS_INTERVAL;
+
+use router::Scope;
+use watchdog::{Probes, Systemd};
 
 use crate::config::Config;
+use crate::daemon::{Inherited, Notifier};
 use crate::hub::Hub;
 use crate::log::Log;
 use crate::port::{Port, PortError, Store};
@@ -66,6 +75,13 @@ pub enum Error {
     /// The publish port could not be opened: the history file cannot be used, or the
     /// shared stream (`--redis`) could not be reached or refused the node.
     Port(PortError),
+    /// An inherited listener's address could not be read.
+    Inherited {
+        /// Its `FileDescriptorName=`.
+        name: String,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for Error {
@@ -73,6 +89,9 @@ impl fmt::Display for Error {
         match self {
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Error::Port(e) => write!(f, "{e}"),
+            Error::Inherited { name, source } => {
+                write!(f, "inherited listener {name}: {source}")
+            }
         }
     }
 }
@@ -82,6 +101,7 @@ impl std::error::Error for Error {
         match self {
             Error::Bind { source, .. } => Some(source),
             Error::Port(e) => Some(e),
+            Error::Inherited { source, .. } => Some(source),
         }
     }
 }
@@ -160,9 +180,10 @@ impl Handle {
 /// A bound server, not yet serving.
 #[derive(Debug)]
 pub struct Server {
-    listener: TcpListener,
-    addr: SocketAddr,
+    /// Every listener with the routes it serves; the first is [`Server::local_addr`].
+    listeners: Vec<(TcpListener, SocketAddr, Scope)>,
     ctx: Arc<Ctx>,
+    systemd: Option<Systemd>,
 }
 
 impl Server {
@@ -183,6 +204,45 @@ impl Server {
         let _ = rustix::net::listen(&std, ACCEPT_QUEUE);
         let local = std.local_addr().map_err(bind_err)?;
         let listener = TcpListener::try_from(std).map_err(bind_err)?;
+        Server::open(config, vec![(listener, local, Scope::All)], log, shutdown)
+    }
+
+    /// Serves on listeners the service manager opened (socket activation,
+    /// [`crate::daemon::inherited`]) instead of binding `config.bind`. A listener named
+    /// `public` serves only `/stream`, `/health` and `/` (the rest answers `404`
+    /// there); any other name serves every route. The publish port is opened as in
+    /// [`Server::bind`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Inherited`] when a listener's address cannot be read; [`Error::Port`] as
+    /// in [`Server::bind`].
+    pub fn from_inherited(
+        config: Config,
+        inherited: Vec<Inherited>,
+        log: Log,
+        shutdown: Shutdown,
+    ) -> Result<Server, Error> {
+        let mut listeners = Vec::with_capacity(inherited.len());
+        for Inherited { name, listener } in inherited {
+            let err = |source| Error::Inherited {
+                name: name.clone(),
+                source,
+            };
+            let addr = listener.local_addr().map_err(err)?;
+            let listener = TcpListener::try_from(listener).map_err(err)?;
+            listeners.push((listener, addr, Scope::of_name(&name)));
+        }
+        Server::open(config, listeners, log, shutdown)
+    }
+
+    /// Opens the publish port for a server on `listeners`.
+    fn open(
+        config: Config,
+        listeners: Vec<(TcpListener, SocketAddr, Scope)>,
+        log: Log,
+        shutdown: Shutdown,
+    ) -> Result<Server, Error> {
         // The port (memory, history file or Redis) is chosen here, once. With Redis the
         // node starts only once it has reached Redis and loaded the stream's tail.
         let stats = Arc::new(Stats::new());
@@ -199,15 +259,39 @@ impl Server {
             Port::open(&store, config.hub, stats.clone(), log.clone()).map_err(Error::Port)?;
         let ctx = Ctx::with(config, log, shutdown, stats, hub, port);
         Ok(Server {
-            listener,
-            addr: local,
+            listeners,
             ctx,
+            systemd: None,
         })
     }
 
-    /// The address actually bound (useful with port 0).
+    /// Tells the service manager through `notifier`: `READY=1` once serving, `STATUS=`
+    /// (clients and events) every period, `STOPPING=1` at shutdown; with `watchdog`
+    /// (`WATCHDOG_USEC`), `WATCHDOG=1` every half of it while the accept loops and the
+    /// writers make progress (see `server/watchdog.rs` for what that means).
+    /// `stall_file` is the test hook [`crate::daemon::STALL_ACCEPT_HOOK`].
+    pub fn notify(
+        mut self,
+        notifier: Notifier,
+        watchdog: Option<Duration>,
+        stall_file: Option<PathBuf>,
+    ) -> Server {
+        self.systemd = Some(Systemd {
+            notifier,
+            watchdog,
+            stall_file,
+        });
+        self
+    }
+
+    /// The address actually bound (useful with port 0); with several listeners, the
+    /// first one's.
+    ///
+    /// # Panics
+    ///
+    /// When socket activation handed down no listener (the binary refuses that).
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.listeners[0].1
     }
 
     /// The hub, e.g. to subscribe from the embedding program.
@@ -265,14 +349,45 @@ impl Server {
         let producers = Producers::spawn(&ex, &ctx.config, &ctx.hub, &ctx.port, &ctx.log);
         let reader = ctx.port.start(&ex, &ctx.shutdown);
         let (guard, all_done) = Guard::new();
-        ctx.log.line(format_args!("listening on {}", self.addr));
-        accept::accept_loop(&self.listener, &ex, &streams, &ctx, &guard).await;
-        drop(self.listener);
-        ctx.log.line(format_args!(
-            "shutting down: {} clients, grace {:?}",
-            ctx.hub.len(),
-            ctx.config.grace
-        ));
+        let mut probes = Probes::default();
+        let stall = self.systemd.as_ref().and_then(|s| s.stall_file.clone());
+        let mut loops = Vec::with_capacity(self.listeners.len());
+        for (listener, addr, scope) in self.listeners {
+            match scope {
+                Scope::All => ctx.log.line(format_args!("listening on {addr}")),
+                Scope::Public => ctx.log.line(format_args!("listening on {addr} (public)")),
+            }
+            let pulse = self.systemd.as_ref().map(|_| probes.pulse(stall.clone()));
+            let accept = accept::accept_loop(
+                listener,
+                scope,
+                pulse,
+                ex.clone(),
+                streams.clone(),
+                ctx.clone(),
+                guard.clone(),
+            );
+            loops.push(ex.spawn(accept));
+        }
+        let watcher = self.systemd.map(|systemd| {
+            let (ctx, streams) = (ctx.clone(), streams.clone());
+            let _ = systemd
+                .notifier
+                .ready(&format!("serving: {}", watchdog::status_line(&ctx)));
+            ex.spawn(async move {
+                watchdog::watch(&systemd, probes, &ctx, streams).await;
+                systemd
+            })
+        });
+        for accept in loops {
+            accept.await;
+        }
+        if let Some(watcher) = watcher {
+            let systemd = watcher.await;
+            let _ = systemd
+                .notifier
+                .stopping(&format!("stopping: {}", watchdog::status_line(&ctx)));
+        }
         drop(producers);
         drop(reader);
         ctx.hub.close();

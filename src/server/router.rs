@@ -83,6 +83,50 @@ pub(super) fn route(method: &str, path: &str) -> Route {
     }
 }
 
+/// Which routes a listener serves, by the name its socket was given
+/// (`FileDescriptorName=` under socket activation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Every route: the `--bind` listener, and an inherited socket of any other name
+    /// (`admin`, `unknown`, …).
+    All,
+    /// An inherited socket named `public`: only what browsers need, `GET`/`HEAD` (and
+    /// `OPTIONS`) on `/stream`, `/health` and `/`. `/publish`, `/stats` and `/metrics`
+    /// answer `404` there, as if they did not exist.
+    Public,
+}
+
+impl Scope {
+    /// The scope of an inherited socket named `name`.
+    pub(crate) fn of_name(name: &str) -> Scope {
+        if name == "public" {
+            Scope::Public
+        } else {
+            Scope::All
+        }
+    }
+
+    /// Whether `path` is served on a listener of this scope.
+    fn serves(self, path: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Public => matches!(path, "/stream" | "/health" | "/" | "*"),
+        }
+    }
+}
+
+/// Routes a request by `method` and `path`, as [`route`], on a listener of `scope`: a
+/// path the scope does not serve is unknown there (`404`; a `501` method stays `501`).
+pub(super) fn route_in(scope: Scope, method: &str, path: &str) -> Route {
+    if scope.serves(path) || !KNOWN_METHODS.contains(&method) {
+        return route(method, path);
+    }
+    Route::Refuse(Response::text(
+        404,
+        &format!("no route for {} on this listener", truncate(path)),
+    ))
+}
+
 /// At most [`MAX_ECHOED_CHARS`] characters of `s`.
 pub(super) fn truncate(s: &str) -> &str {
     match s.char_indices().nth(MAX_ECHOED_CHARS) {
@@ -134,6 +178,37 @@ mod tests {
                 }
                 (Err(status), g) => panic!("{method} {path}: want {status}, got {g:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_public_listener_serves_only_streams_health_and_the_page() {
+        let table: &[(&str, &str, Option<u16>)] = &[
+            ("GET", "/stream", None),
+            ("HEAD", "/health", None),
+            ("GET", "/", None),
+            ("OPTIONS", "/stream", None),
+            ("OPTIONS", "*", None),
+            ("POST", "/publish", Some(404)),
+            ("OPTIONS", "/publish", Some(404)),
+            ("GET", "/stats", Some(404)),
+            ("GET", "/metrics", Some(404)),
+            ("BREW", "/metrics", Some(501)),
+            ("POST", "/stream", Some(405)),
+        ];
+        for (method, path, refused) in table {
+            let got = route_in(Scope::Public, method, path);
+            match (refused, &got) {
+                (None, Route::Refuse(r)) => panic!("{method} {path}: refused {}", r.status),
+                (None, _) => assert_eq!(got, route(method, path)),
+                (Some(s), Route::Refuse(r)) => assert_eq!(r.status, *s, "{method} {path}"),
+                (Some(s), g) => panic!("{method} {path}: want {s}, got {g:?}"),
+            }
+            assert_eq!(route_in(Scope::All, method, path), route(method, path));
+        }
+        assert_eq!(Scope::of_name("public"), Scope::Public);
+        for name in ["admin", "unknown", "ssehub", "Public"] {
+            assert_eq!(Scope::of_name(name), Scope::All, "{name}");
         }
     }
 
