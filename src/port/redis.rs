@@ -41,6 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use async_executor::{Executor, Task};
+use futures_lite::FutureExt;
 
 use super::{Backend, BoxFuture, PortError, Receipt, Refused, Status};
 use crate::envelope::{Envelope, PublisherId};
@@ -81,6 +82,12 @@ pub const IDEMPOTENCY_TTL: u64 = 24 * 60 * 60;
 /// What `Retry-After` says while the shared stream is unreachable. **Unit:** seconds.
 pub const BROKER_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// Longest a resume waits to ask Redis for the stream's newest id (connecting
+/// included), when a client sends an id this node has not read. **Unit:** ms. **Why:**
+/// the client waits for its stream head meanwhile; past it the id is taken as one that
+/// cannot be placed (a `future` reset, then live events), never as one to wait for.
+pub const ASK_TIMEOUT: Duration = Duration::from_millis(1000);
+
 /// How long connecting and logging in may take. **Unit:** seconds.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one command (other than the reader's blocking read) may take. **Unit:** s.
@@ -115,7 +122,8 @@ pub enum Op {
     Xadd,
     /// The reader's `XREAD` and its checked read (`EVAL`).
     Xread,
-    /// `XRANGE` for a resume older than the history.
+    /// `XRANGE` for a resume older than the history, or `XREVRANGE` for the newest id
+    /// (a resume from an id this node has not read).
     Xrange,
     /// An entry that is not an event this hub can deliver (skipped).
     Decode,
@@ -369,6 +377,10 @@ impl Backend for Broker {
         Box::pin(self.older(from))
     }
 
+    fn newest(&self) -> BoxFuture<'_, Result<Option<EventId>, String>> {
+        Box::pin(self.newest())
+    }
+
     fn start(&self, ex: &Executor<'static>, shutdown: &Shutdown) -> Vec<Task<()>> {
         let taken = self
             .inner
@@ -579,6 +591,35 @@ impl Broker {
             .reason
             .clone()
             .unwrap_or_else(|| "reconnecting".to_owned())
+    }
+
+    /// The id of the stream's newest entry (`XREVRANGE key + - COUNT 1` on a connection of
+    /// its own, within [`ASK_TIMEOUT`]), for a client whose id this node has not read:
+    /// `Ok(None)` when the stream is empty or absent, `Err` with the reason when Redis
+    /// cannot be asked in time.
+    pub async fn newest(&self) -> Result<Option<EventId>, String> {
+        let cfg = &self.inner.cfg;
+        let ask = async {
+            let mut c = Connection::connect(&cfg.url, "ssehub-replay", ASK_TIMEOUT).await?;
+            stream::newest(&mut c, &cfg.stream, ASK_TIMEOUT).await
+        };
+        let got = ask
+            .or(async {
+                async_io::Timer::after(ASK_TIMEOUT).await;
+                Err(RedisError::Timeout)
+            })
+            .await;
+        match got {
+            Ok(id) => Ok(id.and_then(|id| id.parse().ok())),
+            Err(e) => {
+                self.count(Op::Xrange);
+                let why = explain(&e);
+                self.inner.log.line(format_args!(
+                    "redis: asking for the newest id for a resume failed: {why}"
+                ));
+                Err(why)
+            }
+        }
     }
 
     /// The events from `from` on (inclusive), for a client whose id is older than the
