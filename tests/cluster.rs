@@ -298,15 +298,26 @@ fn killed_connections_paused_redis_trims_and_flushes() {
         ("reset", Some("lost"))
     );
     assert_eq!(next_data(&mut on_b, MAX_WAIT).unwrap().data, "kept one");
-    // The stream trimmed past the nodes' cursors: a lost reset, never a silent gap.
+    // The stream trimmed of what the nodes read: nothing was lost, no reset (#20).
     redis.cli(&["XTRIM", "ssehub:events", "MAXLEN", "0"]);
     publish(&a, "after trim");
+    let ev = on_b.next_event(MAX_WAIT).expect("event");
+    assert_eq!(
+        (ev.event.as_str(), ev.data.as_str()),
+        ("message", "after trim")
+    );
+    // Trimmed past the nodes' cursors, of an entry they had not read: a lost reset,
+    // never a silent gap.
+    let script = "redis.call('XADD', KEYS[1], '*', 'topic', 'default', 'data', 'unread') \
+                  redis.call('XTRIM', KEYS[1], 'MAXLEN', '0') return 1";
+    redis.cli(&["EVAL", script, "1", "ssehub:events"]);
+    publish(&a, "after cut");
     let reset = on_b.next_event(MAX_WAIT).expect("reset");
     assert_eq!(
         (reset.event.as_str(), reset.json()["reason"].as_str()),
         ("reset", Some("lost"))
     );
-    assert_eq!(next_data(&mut on_b, MAX_WAIT).unwrap().data, "after trim");
+    assert_eq!(next_data(&mut on_b, MAX_WAIT).unwrap().data, "after cut");
     // FLUSHALL too.
     redis.cli(&["FLUSHALL"]);
     let ok = wait_for(MAX_WAIT, || {

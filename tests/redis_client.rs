@@ -168,7 +168,7 @@ fn stream_commands_add_read_and_see_a_trimmed_cursor() {
         T,
     ))
     .unwrap();
-    assert!(got.cursor_exists);
+    assert_eq!(got.shape.as_ref().map(|s| s.length), Some(5));
     assert_eq!(
         got.entries.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
         ids
@@ -185,27 +185,46 @@ fn stream_commands_add_read_and_see_a_trimmed_cursor() {
         T,
     ))
     .unwrap();
-    assert!(got.cursor_exists && got.entries.is_empty());
+    assert!(got.entries.is_empty());
     assert!(t0.elapsed() < Duration::from_secs(2));
     // The tail and a range.
-    let tail = block(stream::tail(&mut r, "k", 2, T)).unwrap();
+    let (tail, shape) = block(stream::tail(&mut r, "k", 2, T)).unwrap();
+    assert_eq!(shape.and_then(|s| s.entries_added), Some(5));
     assert_eq!(
         tail.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
         ids[3..]
     );
     let from = block(stream::range_from(&mut r, "k", &ids[1], 10, T)).unwrap();
     assert_eq!(from.len(), 4);
-    // Trim past the cursor: the reader sees its cursor is gone.
+    // Trimmed past a cursor: the entries after it that the stream no longer holds were
+    // lost to a reader there (two of the three), and to one at the newest entry nothing.
     srv.cli(&["XTRIM", "k", "MAXLEN", "1"]);
-    let got = block(stream::read(
-        &mut r,
-        "k",
-        &ids[2],
-        100,
-        Duration::from_millis(100),
-        T,
-    ))
-    .unwrap();
-    assert!(!got.cursor_exists);
-    assert_eq!(got.entries.len(), 1);
+    let mut at = |cursor: &str, seen: u64| {
+        let got = block(stream::read(
+            &mut r,
+            "k",
+            cursor,
+            100,
+            Duration::from_millis(100),
+            T,
+        ))
+        .unwrap();
+        let mut pos = stream::Position {
+            cursor: cursor.to_owned(),
+            seen: Some(seen),
+        };
+        (pos.advance(&got, 100), got.entries.len(), pos)
+    };
+    let (lost, n, pos) = at(&ids[2], 3);
+    assert!(lost);
+    assert_eq!(
+        (n, pos.cursor.as_str(), pos.seen),
+        (1, ids[4].as_str(), Some(5))
+    );
+    let (lost, n, _) = at(&ids[3], 4);
+    assert!(
+        !lost,
+        "the cursor's entry is gone, but the next one was read"
+    );
+    assert_eq!(n, 1);
 }

@@ -37,6 +37,8 @@ mod conformance;
 mod redis_client;
 // Several nodes on one Redis: one order, replay on any node, outages and losses.
 mod cluster;
+// Resets on Redis nodes: a short stream, an id beyond the stream, a lagging node.
+mod cluster_resets;
 // Every kind of event (alternate topics, private, publisher ids, idempotent retries)
 // through each backend of the publish port: memory, a history file, three Redis nodes.
 mod events;

@@ -90,15 +90,23 @@ impl Hub {
     /// They bridge the client to the history when they start at its id and reach the
     /// history's start; otherwise the client gets an `evicted` reset, as without them.
     ///
+    /// `unread`: the broker holds the client's id (asked of it), but this node has not
+    /// read that far yet (the client came from a node that is ahead). Its `future` reset
+    /// is then followed only by the events after its id: it has the others. Otherwise a
+    /// `future` reset (an id beyond the stream, or the broker could not be asked) is
+    /// followed by every live event from now.
+    ///
     /// # Errors
     ///
     /// [`SubscribeError::Closed`] once the hub is closed.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn subscribe_bridged(
         &self,
         topics: Topics,
         rights: Option<Arc<Selectors>>,
         last_id: Option<&str>,
         older: Vec<(EventId, Envelope, Event)>,
+        unread: bool,
         on_evict: Option<CloseHook>,
         sink: Option<Arc<dyn DirectSink>>,
     ) -> Result<Subscription, SubscribeError> {
@@ -107,7 +115,7 @@ impl Hub {
             .into_iter()
             .map(|(id, envelope, event)| Retained::encode(id, envelope, &event))
             .collect();
-        self.subscribe_with(topics, rights, last_id, &older, on_evict, sink)
+        self.subscribe_with(topics, rights, last_id, &older, unread, on_evict, sink)
     }
 }
 
@@ -205,7 +213,7 @@ mod tests {
             (id(30, 0), t(), ev("30")),
         ];
         let mut s = h
-            .subscribe_bridged(Topics::All, None, Some("10-0"), older, None, None)
+            .subscribe_bridged(Topics::All, None, Some("10-0"), older, false, None, None)
             .unwrap();
         assert_eq!(s.resume(), Resume::Continue);
         assert_eq!(
@@ -219,7 +227,7 @@ mod tests {
         // The broker no longer has the client's event: evicted, then what is kept.
         let older = vec![(id(20, 0), t(), ev("20"))];
         let mut s = h
-            .subscribe_bridged(Topics::All, None, Some("10-0"), older, None, None)
+            .subscribe_bridged(Topics::All, None, Some("10-0"), older, false, None, None)
             .unwrap();
         assert_eq!(s.resume(), Resume::Reset(ResetReason::Evicted));
         let got = texts(&s.take_backlog());
@@ -257,7 +265,18 @@ mod tests {
         // Redis): a future reset, then only the events after its id, never those it had.
         let h = hub(10);
         h.deliver(id(10, 0), &t(), &ev("a"));
-        let mut s = h.subscribe(Topics::All, Some("30-0"), None).unwrap();
+        // The server asked Redis: it holds 30-0.
+        let mut s = h
+            .subscribe_bridged(
+                Topics::All,
+                None,
+                Some("30-0"),
+                Vec::new(),
+                true,
+                None,
+                None,
+            )
+            .unwrap();
         assert_eq!(s.resume(), Resume::Reset(ResetReason::Future));
         assert_eq!(s.take_backlog().len(), 1, "the reset only");
         let live = h.subscribe(Topics::All, None, None).unwrap();
@@ -271,6 +290,33 @@ mod tests {
         assert_eq!(got[1..], ["id: 40-0\ndata: d\n\n", "id: 50-0\ndata: e\n\n"]);
         // Other subscribers get everything.
         assert_eq!(std::iter::from_fn(|| live.try_recv()).count(), 5);
+    }
+
+    #[test]
+    fn an_id_the_broker_does_not_hold_goes_live_after_its_reset() {
+        // Beyond the stream (or the broker could not be asked): a future reset, then
+        // every live event, as on a single node; never withheld until the clock passes.
+        let h = hub(10);
+        h.deliver(id(10, 0), &t(), &ev("a"));
+        let beyond = h.subscribe(Topics::All, Some("9999999-0"), None).unwrap();
+        let unasked = h
+            .subscribe_bridged(
+                Topics::All,
+                None,
+                Some("30-0"),
+                Vec::new(),
+                false,
+                None,
+                None,
+            )
+            .unwrap();
+        h.deliver(id(20, 0), &t(), &ev("live"));
+        for mut s in [beyond, unasked] {
+            assert_eq!(s.resume(), Resume::Reset(ResetReason::Future));
+            assert_eq!(s.take_backlog().len(), 1, "the reset only");
+            let got = texts(&std::iter::from_fn(|| s.try_recv()).collect::<Vec<_>>());
+            assert_eq!(got, ["id: 20-0\ndata: live\n\n"]);
+        }
     }
 
     #[test]

@@ -328,7 +328,8 @@ struct Client {
     on_evict: Option<CloseHook>,
     sink: Option<Arc<dyn DirectSink>>,
     /// A broker's events up to this id are not sent to it: it resumed from an id this
-    /// node had not read yet (a `future` reset), and has them from the node it left.
+    /// node had not read yet though the broker holds it (a `future` reset), and has them
+    /// from the node it left.
     skip_through: Option<EventId>,
     /// Direct writes in a row that found its writer waiting while it had a queue: at
     /// [`QUEUE_RELEASE_AFTER`] the queue is given back.
@@ -512,7 +513,7 @@ impl Hub {
         last_id: Option<&str>,
         on_evict: Option<CloseHook>,
     ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_with(topics, None, last_id, &[], on_evict, None)
+        self.subscribe_with(topics, None, last_id, &[], false, on_evict, None)
     }
 
     /// [`Hub::subscribe_as`] for a writer whose socket the hub may write directly (see
@@ -526,7 +527,7 @@ impl Hub {
         on_evict: Option<CloseHook>,
         sink: Arc<dyn DirectSink>,
     ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_with(topics, rights, last_id, &[], on_evict, Some(sink))
+        self.subscribe_with(topics, rights, last_id, &[], false, on_evict, Some(sink))
     }
 
     /// Like [`Hub::subscribe`], for a subscriber that may also read the private events
@@ -543,17 +544,20 @@ impl Hub {
         last_id: Option<&str>,
         on_evict: Option<CloseHook>,
     ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_with(topics, rights, last_id, &[], on_evict, None)
+        self.subscribe_with(topics, rights, last_id, &[], false, on_evict, None)
     }
 
     /// [`Hub::subscribe_as`], with a broker's events older than the history (see
-    /// `external.rs`).
+    /// `external.rs`), and `unread`: the broker holds the client's id though this node
+    /// has not read it yet (its `future` reset then skips the broker's events up to it).
+    #[allow(clippy::too_many_arguments)]
     fn subscribe_with(
         &self,
         topics: Topics,
         rights: Option<Arc<Selectors>>,
         last_id: Option<&str>,
         older: &[Retained],
+        unread: bool,
         on_evict: Option<CloseHook>,
         sink: Option<Arc<dyn DirectSink>>,
     ) -> Result<Subscription, SubscribeError> {
@@ -573,8 +577,11 @@ impl Hub {
         let (resume, backlog) = state
             .history
             .resume(last_id, &topics, rights.as_deref(), older);
+        // Only an id the broker is known to hold is skipped through: any other future id
+        // (beyond the stream, or the broker could not be asked) goes live from now, as
+        // its reset says, instead of silently withholding events until the clock passes it.
         let skip_through = match resume {
-            Resume::Reset(ResetReason::Future) if state.history.is_external() => {
+            Resume::Reset(ResetReason::Future) if unread && state.history.is_external() => {
                 last_id.and_then(|s| s.parse().ok())
             }
             _ => None,

@@ -132,6 +132,14 @@ pub(crate) trait Backend: Send + Sync + 'static {
         Box::pin(async { Vec::new() })
     }
 
+    /// The id of the newest event the shared log holds, asked of the log itself (not of
+    /// this node's copy), within a bounded time: to tell a client's id this node has not
+    /// read yet from one nobody issued. `Ok(None)`: the log is empty; `Err`: it cannot
+    /// be asked now (or there is no shared log), with the reason.
+    fn newest(&self) -> BoxFuture<'_, Result<Option<EventId>, String>> {
+        Box::pin(async { Err("no shared log".to_owned()) })
+    }
+
     /// Starts the backend's own tasks (a broker's reader) on `ex`.
     fn start(&self, ex: &Executor<'static>, shutdown: &Shutdown) -> Vec<Task<()>> {
         let _ = (ex, shutdown);
@@ -242,6 +250,11 @@ impl Port {
     /// Retained events older than the hub's history, from `from` on (see [`Backend::older`]).
     pub(crate) async fn older(&self, from: EventId) -> Vec<(EventId, Envelope, Event)> {
         self.backend.older(from).await
+    }
+
+    /// The newest id the shared log holds (see [`Backend::newest`]).
+    pub(crate) async fn newest(&self) -> Result<Option<EventId>, String> {
+        self.backend.newest().await
     }
 
     /// Starts the backend's own tasks; dropping them stops them.

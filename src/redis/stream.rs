@@ -1,7 +1,8 @@
 //! The Redis Stream commands the hub uses, with their replies parsed: `XADD` with an
-//! approximate `MAXLEN`, the reader's `XREAD BLOCK` and its pipelined cursor check, the tail
-//! at start (`XREVRANGE`) and a range for a resume older than the local history
-//! (`XRANGE`).
+//! approximate `MAXLEN`, the reader's `XREAD` with the stream's shape taken in the same
+//! atomic step and the rule that tells a real gap from a trim of what was read
+//! ([`Position`]), the tail at start (`XREVRANGE`), the newest id, and a range for a
+//! resume older than the local history (`XRANGE`).
 
 use std::time::Duration;
 
@@ -150,26 +151,199 @@ pub async fn xadd_once(
     Ok((String::from_utf8_lossy(id).into_owned(), repeated))
 }
 
+/// A Lua function the reader's scripts share: the stream's length, its `entries-added`
+/// counter (Redis 7 and later; -1 before) and its first entry's id (`''` when empty),
+/// from `XINFO STREAM`, or `false` when the key does not exist.
+const SHAPE: &str = "local function shape(key) \
+if redis.call('EXISTS', key) == 0 then return false end \
+local info = redis.call('XINFO', 'STREAM', key) \
+local len, added, first = 0, -1, '' \
+for i = 1, #info, 2 do \
+local k, v = info[i], info[i + 1] \
+if k == 'length' then len = v \
+elseif k == 'entries-added' then added = v \
+elseif k == 'first-entry' and v then first = v[1] end \
+end \
+return {len, added, first} \
+end ";
+
+/// The script of [`read`]: `XREAD COUNT n STREAMS key cursor` and the stream's shape, in
+/// one atomic step.
+pub const READ_CHECKED: &str = "return {redis.call('XREAD', 'COUNT', ARGV[1], 'STREAMS', \
+KEYS[1], ARGV[2]), shape(KEYS[1])}";
+
+/// The script of [`tail`]: the newest entries and the stream's shape, in one atomic step.
+pub const TAIL_CHECKED: &str = "return {redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', \
+ARGV[1]), shape(KEYS[1])}";
+
+/// What the stream said about itself in the same instant as a read (`XINFO STREAM`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shape {
+    /// Entries it holds now.
+    pub length: u64,
+    /// Entries ever added to it (`entries-added`, Redis 7 and later; `None` before).
+    pub entries_added: Option<u64>,
+    /// Its oldest entry's id (`None`: it is empty).
+    pub first: Option<String>,
+}
+
 /// What one turn of the reader got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Read {
-    /// Whether the cursor's own entry still existed after the read (always true for the
-    /// start cursor `0-0`). False: entries after it may have been trimmed or lost before
-    /// this node read them.
-    pub cursor_exists: bool,
     /// Entries after the cursor, oldest first.
     pub entries: Vec<Entry>,
+    /// The stream's shape in the same instant (`None`: the key does not exist).
+    pub shape: Option<Shape>,
 }
 
-/// One turn of the reader, pipelined: `XREAD COUNT count BLOCK block_ms STREAMS key
-/// cursor`, then `XRANGE key cursor cursor` (does the cursor's entry still exist?),
-/// within `block + slack`.
+/// Where a reader stands in the stream: its cursor, and how many entries the stream had
+/// ever been given up to and including the cursor's (`seen`; `None` when not known: a
+/// Redis before 7, which has no `entries-added` counter).
 ///
-/// The check runs after the read, so it covers it: Redis trims a stream from its oldest
-/// end, so when the cursor's entry is still there after the read, nothing after it was
-/// trimmed before the read saw it, and the entries read are all there was (up to
-/// `count`). Checked before the read instead, a trim landing while the read blocks
-/// would lose entries silently. (`XDEL` of single entries is not detected.)
+/// # The gap rule
+///
+/// A reader has missed entries exactly when an entry added after its cursor was removed
+/// (trimmed or deleted) before the reader read it. The cursor's own entry being gone
+/// says nothing: with `MAXLEN ~ 1` it is trimmed as soon as the next entry is added,
+/// though the reader reads that one. [`read`] takes the entries after the cursor and the
+/// stream's [`Shape`] in one atomic step, so with `added` (entries ever added, Redis's
+/// counter) and `present` (entries after the cursor the stream holds now):
+///
+/// - `added - seen` entries were ever added after the cursor; when `present` is known
+///   (the read got fewer than `count`, so it got them all; or the stream's first entry is
+///   after the cursor, so it holds only such entries), a difference is exact:
+///   `added - seen > present` means that many were removed unread (`lost`), and
+///   `added - seen < present` cannot happen in one stream: it was deleted or flushed and
+///   made again (`lost`, and read again from `0-0`).
+/// - A full read from a cursor the stream still reaches: trims cut the oldest end, so
+///   none reached past the cursor; only a counter gone backwards (a new stream) is a
+///   loss. A removed entry after the cursor shows in a later read's count.
+/// - No stream at all: a loss unless the cursor is `0-0`.
+/// - Without the counter (Redis before 7) the rule falls back to "the cursor's entry is
+///   gone" (the first entry is after it), which can report a loss that was not one when
+///   the stream is trimmed to the entry after the cursor (a very short `MAXLEN`).
+///
+/// One case passes unseen: a stream deleted and made again whose counter lands exactly
+/// where the reader's count expects it (`added - seen == present`); it takes a new
+/// stream trimmed by exactly `seen` entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// The id of the last entry read (`0-0`: before the first).
+    pub cursor: String,
+    /// Entries ever added up to and including the cursor's.
+    pub seen: Option<u64>,
+}
+
+impl Position {
+    /// The position after the newest entry of `tail` (read with [`tail`], whose shape is
+    /// `shape`).
+    pub fn after_tail(tail: &[Entry], shape: Option<&Shape>) -> Position {
+        Position {
+            cursor: tail
+                .last()
+                .map_or_else(|| "0-0".to_owned(), |e| e.id.clone()),
+            seen: match shape {
+                None => Some(0),
+                Some(s) => s.entries_added,
+            },
+        }
+    }
+
+    /// Applies one [`read`] of up to `count` entries from this position: whether entries
+    /// after the cursor were lost (see the gap rule above), and the position after the
+    /// entries read (the cursor back to `0-0` when the stream was made again and the read
+    /// got nothing, so that it is read from its start).
+    pub fn advance(&mut self, read: &Read, count: usize) -> bool {
+        let at_start = self.cursor == "0-0";
+        let Some(shape) = &read.shape else {
+            self.cursor = "0-0".to_owned();
+            self.seen = Some(0);
+            return !at_start;
+        };
+        let k = read.entries.len() as u64;
+        let first_after = shape
+            .first
+            .as_deref()
+            .is_none_or(|f| newer(f, &self.cursor));
+        let present = if read.entries.len() < count {
+            Some(k)
+        } else if first_after {
+            Some(shape.length)
+        } else {
+            None
+        };
+        let (lost, remade) = match (self.seen, shape.entries_added, present) {
+            (Some(s), Some(a), Some(p)) => {
+                let since = a.checked_sub(s);
+                (since != Some(p), since.is_none_or(|n| n < p))
+            }
+            (Some(s), Some(a), None) => (a < s, a < s),
+            _ => (!at_start && first_after, !at_start && first_after),
+        };
+        self.seen = match (shape.entries_added, present) {
+            (Some(a), Some(p)) => Some(a.saturating_sub(p - k)),
+            (Some(_), None) if !lost => self.seen.map(|s| s + k),
+            _ => None,
+        };
+        match read.entries.last() {
+            Some(e) => self.cursor.clone_from(&e.id),
+            None if lost && remade => {
+                self.cursor = "0-0".to_owned();
+                self.seen = shape.entries_added.map(|a| a.saturating_sub(shape.length));
+            }
+            None => {}
+        }
+        lost
+    }
+}
+
+/// Whether stream id `a` is after `b` (`<ms>-<seq>`; text that is not an id is after).
+fn newer(a: &str, b: &str) -> bool {
+    let parse = |s: &str| -> Option<(u64, u64)> {
+        let (ms, seq) = s.split_once('-')?;
+        Some((ms.parse().ok()?, seq.parse().ok()?))
+    };
+    match (parse(a), parse(b)) {
+        (Some(a), Some(b)) => a > b,
+        _ => true,
+    }
+}
+
+fn shape(v: &Value) -> Result<Option<Shape>, RedisError> {
+    if v.is_nil() {
+        return Ok(None);
+    }
+    let int = |v: Option<&Value>| match v {
+        Some(Value::Int(n)) => Ok(*n),
+        _ => Err(protocol("stream shape")),
+    };
+    let parts = v.as_array().ok_or_else(|| protocol("stream shape"))?;
+    let length = u64::try_from(int(parts.first())?).map_err(|_| protocol("length"))?;
+    let entries_added = u64::try_from(int(parts.get(1))?).ok();
+    let first = parts
+        .get(2)
+        .and_then(Value::as_bytes)
+        .filter(|b| !b.is_empty())
+        .map(|b| String::from_utf8_lossy(b).into_owned());
+    Ok(Some(Shape {
+        length,
+        entries_added,
+        first,
+    }))
+}
+
+/// One turn of the reader, pipelined: `XREAD COUNT 1 BLOCK block_ms STREAMS key cursor`
+/// (it waits for an entry; its reply is not used), then [`READ_CHECKED`], which reads up
+/// to `count` entries after the cursor and takes the stream's [`Shape`] in the same
+/// atomic step, all within `block + slack`. [`Position::advance`] then tells whether
+/// entries were lost.
+///
+/// The shape is taken with the read, not before or after it: between two commands
+/// another client's `XADD` can trim entries, and a check made then cannot tell entries
+/// removed before the read (lost) from entries removed after it (read). (`XINFO` was
+/// chosen over checking that the cursor's entry still exists, as first done: that entry
+/// is trimmed as soon as the next one is added on a short stream, which said "lost" for
+/// every entry with `MAXLEN ~ 1`.)
 ///
 /// # Errors
 ///
@@ -184,11 +358,12 @@ pub async fn read(
 ) -> Result<Read, RedisError> {
     let count = count.to_string();
     let block_ms = block.as_millis().to_string();
+    let script = format!("{SHAPE}{READ_CHECKED}");
     let cmds: Vec<Vec<&[u8]>> = vec![
         vec![
             b"XREAD",
             b"COUNT",
-            count.as_bytes(),
+            b"1",
             b"BLOCK",
             block_ms.as_bytes(),
             b"STREAMS",
@@ -196,37 +371,40 @@ pub async fn read(
             cursor.as_bytes(),
         ],
         vec![
-            b"XRANGE",
+            b"EVAL",
+            script.as_bytes(),
+            b"1",
             key.as_bytes(),
-            cursor.as_bytes(),
+            count.as_bytes(),
             cursor.as_bytes(),
         ],
     ];
     let mut replies = conn.pipeline(&cmds, block + slack).await?.into_iter();
+    check(replies.next().ok_or(RedisError::Closed)?)?;
     let got = check(replies.next().ok_or(RedisError::Closed)?)?;
-    let range = check(replies.next().ok_or(RedisError::Closed)?)?;
-    let cursor_exists = cursor == "0-0" || !entries(&range)?.is_empty();
-    // XREAD: nil on timeout, else [[key, entries]].
-    let entries = match got.as_array() {
-        None => Vec::new(),
-        Some(streams) => {
-            let mut out = Vec::new();
-            for s in streams {
-                let pair = s.as_array().ok_or_else(|| protocol("XREAD stream"))?;
-                if let [_, es] = pair {
-                    out.extend(entries(es)?);
-                }
+    let parts = got.as_array().ok_or_else(|| protocol("read reply"))?;
+    // XREAD: nil when there is nothing, else [[key, entries]].
+    let mut out = Vec::new();
+    if let Some(streams) = parts.first().and_then(Value::as_array) {
+        for s in streams {
+            let pair = s.as_array().ok_or_else(|| protocol("XREAD stream"))?;
+            if let [_, es] = pair {
+                out.extend(entries(es)?);
             }
-            out
         }
+    }
+    let shape = match parts.get(1) {
+        Some(v) => shape(v)?,
+        None => None,
     };
     Ok(Read {
-        cursor_exists,
-        entries,
+        entries: out,
+        shape,
     })
 }
 
-/// The newest `n` entries, oldest first (`XREVRANGE key + - COUNT n`, reversed).
+/// The newest `n` entries, oldest first, and the stream's [`Shape`] in the same atomic
+/// step ([`TAIL_CHECKED`]; `None`: no stream).
 ///
 /// # Errors
 ///
@@ -236,14 +414,38 @@ pub async fn tail(
     key: &str,
     n: usize,
     timeout: Duration,
-) -> Result<Vec<Entry>, RedisError> {
+) -> Result<(Vec<Entry>, Option<Shape>), RedisError> {
     let n = n.max(1).to_string();
-    let v = conn
-        .call(&["XREVRANGE", key, "+", "-", "COUNT", &n], timeout)
-        .await?;
-    let mut es = entries(&v)?;
+    let script = format!("{SHAPE}{TAIL_CHECKED}");
+    let v = conn.call(&["EVAL", &script, "1", key, &n], timeout).await?;
+    let parts = v.as_array().ok_or_else(|| protocol("tail reply"))?;
+    let mut es = match parts.first() {
+        Some(v) => entries(v)?,
+        None => Vec::new(),
+    };
     es.reverse();
-    Ok(es)
+    let shape = match parts.get(1) {
+        Some(v) => shape(v)?,
+        None => None,
+    };
+    Ok((es, shape))
+}
+
+/// The id of the newest entry (`XREVRANGE key + - COUNT 1`; `None`: the stream is empty
+/// or absent).
+///
+/// # Errors
+///
+/// The exchange's error.
+pub async fn newest(
+    conn: &mut Connection,
+    key: &str,
+    timeout: Duration,
+) -> Result<Option<String>, RedisError> {
+    let v = conn
+        .call(&["XREVRANGE", key, "+", "-", "COUNT", "1"], timeout)
+        .await?;
+    Ok(entries(&v)?.pop().map(|e| e.id))
 }
 
 /// Up to `n` entries from `from` on, inclusive (`XRANGE key from + COUNT n`).
@@ -295,5 +497,88 @@ mod tests {
         ] {
             assert!(entries(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    fn read_of(ids: &[&str], shape_of: Option<(u64, Option<u64>, &str)>) -> Read {
+        Read {
+            entries: ids
+                .iter()
+                .map(|id| Entry {
+                    id: (*id).to_owned(),
+                    fields: Vec::new(),
+                })
+                .collect(),
+            shape: shape_of.map(|(length, entries_added, first)| Shape {
+                length,
+                entries_added,
+                first: (!first.is_empty()).then(|| first.to_owned()),
+            }),
+        }
+    }
+
+    fn at(cursor: &str, seen: Option<u64>) -> Position {
+        Position {
+            cursor: cursor.to_owned(),
+            seen,
+        }
+    }
+
+    #[test]
+    fn a_gap_is_an_entry_removed_before_it_was_read_not_a_trimmed_cursor() {
+        // MAXLEN ~ 1: the cursor's entry was trimmed when the next was added; read: no gap.
+        let mut p = at("1-0", Some(1));
+        assert!(!p.advance(&read_of(&["2-0"], Some((1, Some(2), "2-0"))), 10));
+        assert_eq!(p, at("2-0", Some(2)));
+        // 2-0 was trimmed before it was read: a gap, then in step again.
+        let mut p = at("1-0", Some(1));
+        assert!(p.advance(&read_of(&["3-0"], Some((1, Some(3), "3-0"))), 10));
+        assert_eq!(p, at("3-0", Some(3)));
+        assert!(!p.advance(&read_of(&["4-0"], Some((1, Some(4), "4-0"))), 10));
+        // Everything cut, nothing read: a gap, the cursor stays.
+        let mut p = at("1-0", Some(1));
+        assert!(p.advance(&read_of(&[], Some((0, Some(3), ""))), 10));
+        assert_eq!(p, at("1-0", Some(3)));
+        assert!(!p.advance(&read_of(&[], Some((0, Some(3), ""))), 10));
+        // A full read from a cursor the stream still holds: trims cannot reach past it.
+        let mut p = at("1-0", Some(1));
+        assert!(!p.advance(&read_of(&["2-0", "3-0"], Some((4, Some(4), "1-0"))), 2));
+        assert_eq!(p, at("3-0", Some(3)));
+        // A full read past a cut: the stream's length tells.
+        let mut p = at("1-0", Some(1));
+        assert!(!p.advance(&read_of(&["2-0", "3-0"], Some((3, Some(4), "2-0"))), 2));
+        assert_eq!(p, at("3-0", Some(3)));
+        let mut p = at("1-0", Some(1));
+        assert!(p.advance(&read_of(&["3-0", "4-0"], Some((3, Some(5), "3-0"))), 2));
+        assert_eq!(p, at("4-0", Some(4)));
+    }
+
+    #[test]
+    fn a_stream_gone_or_made_again_is_a_gap_and_is_read_from_its_start() {
+        let mut p = at("5-0", Some(5));
+        assert!(p.advance(&read_of(&[], None), 10));
+        assert_eq!(p, at("0-0", Some(0)));
+        assert!(!p.advance(&read_of(&[], None), 10));
+        // Made again with ids before the cursor: the counter went back.
+        let mut p = at("5-0", Some(5));
+        assert!(p.advance(&read_of(&[], Some((1, Some(1), "2-0"))), 10));
+        assert_eq!(p, at("0-0", Some(0)));
+        assert!(!p.advance(&read_of(&["2-0"], Some((1, Some(1), "2-0"))), 10));
+        // Made again with later ids: more after the cursor than the counter allows.
+        let mut p = at("5-0", Some(5));
+        assert!(p.advance(&read_of(&["6-0", "7-0"], Some((2, Some(2), "6-0"))), 10));
+        assert_eq!(p, at("7-0", Some(2)));
+    }
+
+    #[test]
+    fn without_the_counter_a_gone_cursor_is_taken_as_a_gap() {
+        // Redis before 7: no entries-added; the cursor's entry gone is all there is.
+        let mut p = at("1-0", None);
+        assert!(p.advance(&read_of(&["2-0"], Some((1, None, "2-0"))), 10));
+        assert!(!p.advance(&read_of(&["3-0"], Some((2, None, "2-0"))), 10));
+        assert_eq!(p, at("3-0", None));
+        // At the start nothing was read, so nothing was missed.
+        let mut p = at("0-0", None);
+        assert!(!p.advance(&read_of(&["2-0"], Some((1, None, "2-0"))), 10));
+        assert!(!newer("1-9", "2-0") && newer("2-0", "1-9") && newer("10-0", "9-0"));
     }
 }

@@ -117,17 +117,22 @@ pub(super) async fn open<S: Conn>(
     let closer = stream.clone();
     let hook: CloseHook = Box::new(move || closer.shut_down());
     let last_id = open.last_id.as_deref();
-    let older = match last_id {
+    let placed = match last_id {
         Some(sent) if ctx.hub.has_external_ids() => Box::pin(from_the_log(ctx, sent)).await,
         _ => None,
     };
     let rights = open.grant.rights;
     let sink = stream.direct_sink();
-    let subscribed = match (older, sink) {
-        (Some(older), sink) => {
-            ctx.hub
-                .subscribe_bridged(open.topics, rights, last_id, older, Some(hook), sink)
-        }
+    let subscribed = match (placed, sink) {
+        (Some(FromTheLog { older, unread }), sink) => ctx.hub.subscribe_bridged(
+            open.topics,
+            rights,
+            last_id,
+            older,
+            unread,
+            Some(hook),
+            sink,
+        ),
         (None, Some(sink)) => {
             ctx.hub
                 .subscribe_direct(open.topics, rights, last_id, Some(hook), sink)
@@ -163,28 +168,56 @@ pub(super) async fn open<S: Conn>(
     })
 }
 
-/// How long a resume waits for this node's reader to reach an id it has not seen yet
-/// (the client came from a node that is ahead). **Unit:** ms. **Why:** nodes read the
-/// same stream within milliseconds of each other; past this the id is taken as unknown
-/// to this stream (a `future` reset).
+/// How long a resume waits for this node's reader to reach an id it has not read yet
+/// but Redis holds (the client came from a node that is ahead). **Unit:** ms. **Why:**
+/// nodes read the same stream within milliseconds of each other; past this the client
+/// gets a `future` reset and the events after its id as this node reads them.
 pub const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
 
-/// With a shared log: waits briefly for this node to reach a client's id it has not
-/// read yet, and reads from the log what a client older than the history missed
-/// (`None`: the history is enough).
-async fn from_the_log(
-    ctx: &Ctx,
-    sent: &str,
-) -> Option<Vec<(EventId, crate::envelope::Envelope, crate::sse::Event)>> {
+/// What the shared log says of a client's id on a broker-fed node.
+struct FromTheLog {
+    /// The log's events from the client's id on, when it is older than the history.
+    older: Vec<(EventId, crate::envelope::Envelope, crate::sse::Event)>,
+    /// Redis holds the id, but this node has not read that far: the client has what
+    /// comes before it (from the node it left), so those are skipped for it.
+    unread: bool,
+}
+
+/// With a shared log, for a client's id (`None`: not an id, nothing to ask):
+///
+/// - an id this node has not read is looked up in Redis (its newest id, within
+///   `ASK_TIMEOUT`): one Redis holds is waited for (up to [`CATCH_UP_WAIT`]) and, if
+///   this node is still behind, its `future` reset skips what the client had; one
+///   beyond Redis's newest cannot be placed, and one Redis cannot be asked about is
+///   treated the same (the fail-safe: never withhold events silently): a `future`
+///   reset, then live events from now;
+/// - an id older than the history gets the log's events from it on.
+async fn from_the_log(ctx: &Ctx, sent: &str) -> Option<FromTheLog> {
     let id: EventId = sent.parse().ok()?;
-    let until = std::time::Instant::now() + CATCH_UP_WAIT;
-    while ctx.hub.last_id().is_none_or(|last| last < id) && std::time::Instant::now() < until {
-        async_io::Timer::after(std::time::Duration::from_millis(10)).await;
+    let behind = || ctx.hub.last_id().is_none_or(|last| last < id);
+    let mut unread = false;
+    if behind() {
+        match ctx.port.newest().await {
+            Ok(Some(newest)) if newest >= id => {
+                let until = std::time::Instant::now() + CATCH_UP_WAIT;
+                while behind() && std::time::Instant::now() < until {
+                    async_io::Timer::after(std::time::Duration::from_millis(10)).await;
+                }
+                unread = behind();
+            }
+            Ok(_) => {}
+            Err(why) => ctx.log.line(format_args!(
+                "resume from {sent}: Redis cannot say whether it holds the id ({why}); \
+                 the client gets a future reset and live events"
+            )),
+        }
     }
-    if !ctx.hub.needs_older(sent) {
-        return None;
-    }
-    Some(ctx.port.older(id).await)
+    let older = if ctx.hub.needs_older(sent) {
+        ctx.port.older(id).await
+    } else {
+        Vec::new()
+    };
+    Some(FromTheLog { older, unread })
 }
 
 /// The stream phase: the writer, then the subscriber's end, counted with its reason.

@@ -65,7 +65,7 @@ impl Broker {
                             self.inner.reconnects.fetch_add(1, Relaxed);
                             self.inner.log.line(format_args!(
                                 "redis: reader reconnected, cursor {}",
-                                reader.cursor
+                                reader.position.cursor
                             ));
                             c
                         }
@@ -83,7 +83,7 @@ impl Broker {
                     stream::read(
                         &mut conn,
                         &self.inner.cfg.stream,
-                        &reader.cursor,
+                        &reader.position.cursor,
                         READ_COUNT,
                         READ_BLOCK,
                         COMMAND_TIMEOUT,
@@ -114,32 +114,31 @@ impl Broker {
         }
     }
 
-    /// Delivers what one read got, after reporting a loss if the cursor's entry is gone,
-    /// pacing itself by the node's writers.
+    /// Delivers what one read got, after reporting a loss if entries after the cursor
+    /// were removed before this node read them ([`stream::Position::advance`]), pacing
+    /// itself by the node's writers.
     async fn apply(&self, reader: &mut Reader, read: stream::Read, shutdown: &Shutdown) {
         let hub = &self.inner.hub;
         // Heard from Redis now (delivering may take a while when paced).
         self.state().last_read = Some(Instant::now());
-        if !read.cursor_exists {
+        let before = reader.position.cursor.clone();
+        if reader.position.advance(&read, READ_COUNT) {
             self.inner.gaps.fetch_add(1, Relaxed);
             let next = read
                 .entries
                 .first()
                 .and_then(|e| e.id.parse::<EventId>().ok());
             self.inner.log.line(format_args!(
-                "redis: entry {} is gone from stream {} (trimmed, flushed or lost in a restart): \
-                 subscribers get a lost reset",
-                reader.cursor, self.inner.cfg.stream
+                "redis: entries after {before} are gone from stream {} before this node read \
+                 them (trimmed, deleted, flushed or lost in a restart): subscribers get a lost \
+                 reset",
+                self.inner.cfg.stream
             ));
+            // After a restart from `0-0`, entries not after the last delivered are
+            // skipped by the hub.
             hub.lost(next);
-            if read.entries.is_empty() {
-                // Nothing to move the cursor to: read the stream from its start. Entries
-                // not after the last delivered are skipped by the hub.
-                reader.cursor = "0-0".to_owned();
-            }
         }
         for e in &read.entries {
-            reader.cursor.clone_from(&e.id);
             match entry_event(e) {
                 Ok((id, envelope, event)) => {
                     let delivery = hub.commit(Retained::encode(id, envelope, &event));
@@ -155,7 +154,7 @@ impl Broker {
                 }
             }
         }
-        self.state().cursor.clone_from(&reader.cursor);
+        self.state().cursor.clone_from(&reader.position.cursor);
     }
 
     /// Waits while the node's writers are behind, for at most [`PACE_MAX`] per entry

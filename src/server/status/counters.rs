@@ -383,7 +383,7 @@ pub(super) const COUNTERS: &[Counter] = &[
         stats: "broker.gaps",
         metric: "broker_gaps_total",
         kind: Kind::Counter,
-        help: "Losses noticed: the reader's cursor entry was gone (subscribers got a lost reset).",
+        help: "Losses noticed: entries added after the reader's cursor were removed before it read them (subscribers got a lost reset).",
         read: |v| broker(v, |b| Reading::Number(b.gaps)),
     },
     Counter {
