@@ -19,6 +19,7 @@ mod accept;
 mod access;
 mod connection;
 mod cors;
+mod mercure;
 mod publish;
 mod router;
 mod socket;
