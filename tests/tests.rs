@@ -40,3 +40,6 @@ mod cluster;
 // Every kind of event (alternate topics, private, publisher ids, idempotent retries)
 // through each backend of the publish port: memory, a history file, three Redis nodes.
 mod events;
+// The Mercure path with Mercure's own clients: Symfony's publisher (php-symfony-mercure),
+// form posts; selectors, Mercure's token rules, resume headers, the CSRF rule.
+mod mercure;
