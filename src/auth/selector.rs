@@ -7,9 +7,9 @@ use std::fmt;
 use crate::mercure::{Pattern, Syntax};
 use crate::topic::Topic;
 
-/// Longest selector in a token. **Unit:** bytes. **Why:** topics are at most 128
-/// bytes; a selector twice that still fits any prefix or Mercure template one meets, and
-/// a token cannot make matching costly.
+/// Longest selector in a token. **Unit:** bytes. **Why:** it fits any prefix or Mercure
+/// template one meets, and a token cannot make matching costly (a template's automaton
+/// is at most this many steps).
 pub const MAX_SELECTOR_BYTES: usize = 256;
 
 /// Most selectors in one list (`subscribe` or `publish`). **Why:** a private event is
