@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Headless-browser test of the live page (GET /) against the real ssehub binary.
+# Headless-browser tests against the real ssehub binary: the live page (GET /) and
+# Mercure's conformance cases on the hub path (tests/browser/mercure.test.mjs).
 #
 # Installs what it needs when missing (Debian's chromium, playwright-core and jsonwebtoken
 # from the lockfile in tests/browser; playwright never downloads a browser of its own), builds the

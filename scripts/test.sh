@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of ssehub on a fresh Debian machine: installs the real clients the
-# tests drive (curl, nc, redis-server, PyJWT, jsonwebtoken, Chromium) when they are
+# tests drive (curl, nc, redis-server, PyJWT, jsonwebtoken, Symfony's Mercure publisher,
+# Chromium) when they are
 # missing, then runs the unit, integration, doc and browser tests. Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,11 @@ if ! python3 -c 'import jwt' 2>/dev/null; then
   python3 -m pip install --quiet pyjwt 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages pyjwt 2>/dev/null \
     || apt_install python3-jwt
+fi
+# tests/mercure.rs publishes through Symfony's own Mercure publisher (Debian's package).
+if ! command -v php >/dev/null 2>&1 || [ ! -f /usr/share/php/Symfony/Component/Mercure/autoload.php ]; then
+  echo "test.sh: installing php-cli and php-symfony-mercure (apt)"
+  apt_install php-cli php-symfony-mercure
 fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   echo "test.sh: installing nodejs and npm (apt)"

@@ -212,11 +212,15 @@ impl Envelope {
         self.inner.key.as_ref()
     }
 
-    /// Whether a subscriber filtering on `filter` wants it (any of its topics).
+    /// Whether a subscriber filtering on `filter` wants it (any of its topics). The arms
+    /// for [`Topics::All`] and [`Topics::Only`] are the fan-out's hot path; a Mercure
+    /// filter with patterns ([`Topics::Matching`]) tries each topic against its names and
+    /// patterns, allocating nothing.
     pub fn wanted_by(&self, filter: &Topics) -> bool {
         match filter {
             Topics::All => true,
             Topics::Only(_) => self.inner.topics.iter().any(|t| filter.matches(t)),
+            Topics::Matching(m) => self.inner.topics.iter().any(|t| m.matches(t)),
         }
     }
 

@@ -134,6 +134,7 @@ pub mod http;
 pub mod hub;
 pub mod input;
 pub mod log;
+pub mod mercure;
 mod page;
 pub mod port;
 mod producer;

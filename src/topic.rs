@@ -3,13 +3,19 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// The longest topic name, in bytes.
-pub const MAX_TOPIC_BYTES: usize = 128;
+use crate::mercure::Pattern;
+
+/// The longest topic name, in bytes. **Why:** Mercure topics are IRIs
+/// (`https://example.com/books/1`); 2 KiB holds any URL a browser keeps, and every
+/// record and frame stays small.
+pub const MAX_TOPIC_BYTES: usize = 2048;
 /// The topic of events published without one.
 pub const DEFAULT_TOPIC: &str = "default";
 
-/// A validated topic name: 1 to [`MAX_TOPIC_BYTES`] bytes of ASCII letters, digits and
-/// `- _ . : / ~ @ +`.
+/// A validated topic name: 1 to [`MAX_TOPIC_BYTES`] bytes of any characters but control
+/// characters (so never CR, LF, NUL or DEL) and white space (which no IRI holds: it is
+/// written `%20`): a plain name (`orders/eu-1`) or an IRI, as Mercure's topics are
+/// (`https://example.com/livres/été?x={y}`).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Topic(Arc<str>);
 
@@ -25,7 +31,9 @@ impl Topic {
     /// ```
     /// use ssehub::Topic;
     /// assert!(Topic::new("orders/eu-1").is_ok());
+    /// assert!(Topic::new("https://example.com/été/{c}?d=1#e").is_ok());
     /// assert!(Topic::new("a b").is_err());
+    /// assert!(Topic::new("a\nb").is_err());
     /// assert!(Topic::new("").is_err());
     /// ```
     pub fn new(name: &str) -> Result<Topic, TopicError> {
@@ -35,8 +43,7 @@ impl Topic {
         if name.len() > MAX_TOPIC_BYTES {
             return Err(TopicError::TooLong);
         }
-        let ok = |b: u8| b.is_ascii_alphanumeric() || b"-_.:/~@+".contains(&b);
-        if !name.bytes().all(ok) {
+        if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(TopicError::InvalidChar);
         }
         Ok(Topic(name.into()))
@@ -73,7 +80,7 @@ pub enum TopicError {
     Empty,
     /// The name is longer than [`MAX_TOPIC_BYTES`].
     TooLong,
-    /// The name holds a character outside the allowed set.
+    /// The name holds a control character or white space.
     InvalidChar,
 }
 
@@ -82,10 +89,9 @@ impl fmt::Display for TopicError {
         match self {
             TopicError::Empty => write!(f, "topic must not be empty"),
             TopicError::TooLong => write!(f, "topic exceeds {MAX_TOPIC_BYTES} bytes"),
-            TopicError::InvalidChar => write!(
-                f,
-                "topic may only hold ASCII letters, digits and - _ . : / ~ @ +"
-            ),
+            TopicError::InvalidChar => {
+                write!(f, "topic must not hold control characters or white space")
+            }
         }
     }
 }
@@ -99,6 +105,63 @@ pub enum Topics {
     All,
     /// Only these (a short list: matching is a linear scan).
     Only(Box<[Topic]>),
+    /// Mercure selectors with patterns (URI templates, URL patterns) among them: see
+    /// [`Matching`]. A Mercure subscriber with exact names only is [`Topics::Only`].
+    Matching(Arc<Matching>),
+}
+
+/// A filter of exact names and patterns: an event is wanted when any of them matches
+/// any of its topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matching {
+    /// The exact names.
+    names: Box<[Topic]>,
+    /// The patterns.
+    patterns: Box<[Pattern]>,
+    /// What `/stats` and `/metrics` count this subscriber under: its names, then each
+    /// pattern's text.
+    counted: Box<[Topic]>,
+}
+
+impl Matching {
+    /// The filter of `names` (each kept once) and `patterns`.
+    ///
+    /// # Errors
+    ///
+    /// [`TopicError`] when a pattern's text could not be a topic name (it is counted
+    /// under it).
+    pub fn new(names: Vec<Topic>, patterns: Vec<Pattern>) -> Result<Matching, TopicError> {
+        let mut unique: Vec<Topic> = Vec::with_capacity(names.len());
+        for t in names {
+            if !unique.contains(&t) {
+                unique.push(t);
+            }
+        }
+        let mut counted = unique.clone();
+        for p in &patterns {
+            let t = Topic::new(p.source())?;
+            if !counted.contains(&t) {
+                counted.push(t);
+            }
+        }
+        Ok(Matching {
+            names: unique.into(),
+            patterns: patterns.into(),
+            counted: counted.into(),
+        })
+    }
+
+    /// Whether any name or pattern matches `topic`.
+    pub fn matches(&self, topic: &Topic) -> bool {
+        self.names.iter().any(|t| t == topic)
+            || self.patterns.iter().any(|p| p.matches(topic.as_str()))
+    }
+
+    /// What the subscriber is counted under in `/stats` and `/metrics`: its names and
+    /// its patterns' texts.
+    pub fn counted(&self) -> &[Topic] {
+        &self.counted
+    }
 }
 
 impl Topics {
@@ -133,6 +196,17 @@ impl Topics {
         match self {
             Topics::All => true,
             Topics::Only(list) => list.iter().any(|t| t == topic),
+            Topics::Matching(m) => m.matches(topic),
+        }
+    }
+
+    /// The names a subscriber is counted under in `/stats` and `/metrics` (`None`:
+    /// every topic, counted as `*`).
+    pub fn counted(&self) -> Option<&[Topic]> {
+        match self {
+            Topics::All => None,
+            Topics::Only(list) => Some(list),
+            Topics::Matching(m) => Some(m.counted()),
         }
     }
 }
@@ -140,6 +214,46 @@ impl Topics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mercure::Syntax;
+
+    #[test]
+    fn topics_are_any_text_without_control_characters_or_white_space() {
+        for ok in [
+            "a",
+            "https://example.com/a%20b/{c}?d=é#e",
+            "will-not-match}",
+            &"x".repeat(MAX_TOPIC_BYTES),
+        ] {
+            assert!(Topic::new(ok).is_ok(), "{ok:?}");
+        }
+        for (bad, why) in [
+            ("", TopicError::Empty),
+            ("a\rb", TopicError::InvalidChar),
+            ("a b", TopicError::InvalidChar),
+            ("a\u{a0}b", TopicError::InvalidChar),
+            ("a\nb", TopicError::InvalidChar),
+            ("a\0b", TopicError::InvalidChar),
+            ("a\u{7f}", TopicError::InvalidChar),
+            ("a\u{85}", TopicError::InvalidChar),
+            (&"x".repeat(MAX_TOPIC_BYTES + 1), TopicError::TooLong),
+        ] {
+            assert_eq!(Topic::new(bad), Err(why), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_matching_filter_takes_names_and_patterns() {
+        let t = |n: &str| Topic::new(n).unwrap();
+        let p = Pattern::new("https://e.com/{id}", Syntax::UriTemplate).unwrap();
+        let m = Topics::Matching(Arc::new(
+            Matching::new(vec![t("a"), t("a")], vec![p]).unwrap(),
+        ));
+        assert!(m.matches(&t("a")));
+        assert!(m.matches(&t("https://e.com/1")));
+        assert!(!m.matches(&t("https://e.com/1/2")));
+        assert_eq!(m.counted().unwrap(), [t("a"), t("https://e.com/{id}")]);
+        assert_eq!(Topics::All.counted(), None);
+    }
 
     #[test]
     fn repeated_topic_in_the_query_is_one_topic_of_the_filter() {

@@ -44,7 +44,7 @@ fn mint(cmd: &mut Command, what: &str) -> String {
 }
 
 /// A token of `claims` signed with `key` and `alg` by PyJWT.
-fn pyjwt(claims: &Value, key: &str, alg: &str) -> String {
+pub(crate) fn pyjwt(claims: &Value, key: &str, alg: &str) -> String {
     let script = "import jwt, json, sys; print(jwt.encode(json.loads(sys.argv[1]), sys.argv[2], algorithm=sys.argv[3]))";
     mint(
         Command::new("python3")

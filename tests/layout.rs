@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 /// The crate's top-level modules, from the leaves up. A module may use only modules
 /// listed before it (and `testing`, on top, anything).
 const LAYERS: &[&str] = &[
-    "event_id", "log", "daemon", "shutdown", "stats", "topic", "envelope", "auth", "sse", "http",
-    "redis", "page", "input", "hub", "port", "config", "producer", "server", "testing",
+    "event_id", "log", "daemon", "shutdown", "stats", "mercure", "topic", "envelope", "auth",
+    "sse", "http", "redis", "page", "input", "hub", "port", "config", "producer", "server",
+    "testing",
 ];
 
 /// The soak tool's modules (`soak/src/`), from the leaves up, by the same rule. The

@@ -400,7 +400,10 @@ fn topic_filters_select_events_per_subscriber() {
 #[test]
 fn bad_topic_in_stream_query_is_400() {
     let srv = start(&["--no-demo", "--heartbeat", "0"]);
-    let long = format!("/stream?topic={}", "t".repeat(200));
+    let long = format!(
+        "/stream?topic={}",
+        "t".repeat(ssehub::topic::MAX_TOPIC_BYTES + 1)
+    );
     for path in [
         "/stream?topic=a%20b",
         "/stream?topic=",

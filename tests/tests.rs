@@ -45,3 +45,6 @@ mod events;
 // Running as a daemon: systemd notify and watchdog, socket activation, the units, the
 // static binary in an empty root.
 mod daemon;
+// The Mercure path with Mercure's own clients: Symfony's publisher (php-symfony-mercure),
+// form posts; selectors, Mercure's token rules, resume headers, the CSRF rule.
+mod mercure;

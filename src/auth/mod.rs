@@ -11,7 +11,7 @@
 //! | `mod.rs` (this) | where a token comes from, the subscribe mode |
 //! | `jwt.rs` | verification: HS256 only, size caps, `exp`/`nbf` with a leeway |
 //! | `jwt/jose.rs` | the header and the claims as strict types: a wrong type refuses the token |
-//! | `selector.rs` | selectors: exact names, `*`, prefixes like `orders/*` |
+//! | `selector.rs` | selectors: exact names, `*`, prefixes like `orders/*`; by Mercure's rules on its path (`*` only, URI templates) |
 //! | `cookie.rs` | one cookie out of a `Cookie` header |
 //!
 //! # Where a subscriber's token comes from

@@ -4,11 +4,12 @@
 
 use std::fmt;
 
+use crate::mercure::{Pattern, Syntax};
 use crate::topic::Topic;
 
-/// Longest selector in a token. **Unit:** bytes. **Why:** topics are at most 128
-/// bytes; a selector twice that still fits any prefix or Mercure template one meets, and
-/// a token cannot make matching costly.
+/// Longest selector in a token. **Unit:** bytes. **Why:** it fits any prefix or Mercure
+/// template one meets, and a token cannot make matching costly (a template's automaton
+/// is at most this many steps).
 pub const MAX_SELECTOR_BYTES: usize = 256;
 
 /// Most selectors in one list (`subscribe` or `publish`). **Why:** a private event is
@@ -28,8 +29,13 @@ pub const MAX_SELECTORS: usize = 64;
 ///
 /// Only a trailing `*` is special. A selector in any other form (a Mercure URI template
 /// such as `https://example.com/books/{id}`, a `*` in the middle) is kept as an exact
-/// name: it matches no topic this hub can hold, and the token stays valid, so a token
-/// minted for a Mercure hub is accepted unchanged.
+/// name, and the token stays valid, so a token minted for a Mercure hub is accepted
+/// unchanged.
+///
+/// On the Mercure path the same token is read by Mercure's rules instead
+/// ([`Selectors::mercure`]): only a bare `*` is a wildcard (`orders/*` is the exact name
+/// `orders/*` there), and a selector holding `{` is a URI template
+/// ([`Selector::Template`]).
 #[derive(Clone, PartialEq, Eq)]
 pub enum Selector {
     /// `*`: every topic.
@@ -38,6 +44,8 @@ pub enum Selector {
     Exact(Box<str>),
     /// `prefix*`: topics that start with `prefix` and are longer than it.
     Prefix(Box<str>),
+    /// A URI template (Mercure's rules only, see [`Selectors::mercure`]).
+    Template(Box<Pattern>),
 }
 
 impl Selector {
@@ -66,6 +74,24 @@ impl Selector {
             Selector::Any => true,
             Selector::Exact(name) => **name == *topic,
             Selector::Prefix(prefix) => topic.len() > prefix.len() && topic.starts_with(&**prefix),
+            Selector::Template(t) => t.matches(topic),
+        }
+    }
+
+    /// The same selector read by Mercure's rules: a prefix is the exact name it was
+    /// written as, an exact name holding `{` is a URI template (kept exact when it is
+    /// not one this hub supports: it then matches only itself).
+    fn mercure(&self) -> Selector {
+        match self {
+            Selector::Any => Selector::Any,
+            Selector::Prefix(prefix) => Selector::Exact(format!("{prefix}*").into()),
+            Selector::Exact(name) if name.contains('{') => {
+                match Pattern::new(name, Syntax::UriTemplate) {
+                    Ok(t) => Selector::Template(Box::new(t)),
+                    Err(_) => Selector::Exact(name.clone()),
+                }
+            }
+            other => other.clone(),
         }
     }
 }
@@ -76,6 +102,7 @@ impl fmt::Debug for Selector {
             Selector::Any => f.write_str("\"*\""),
             Selector::Exact(name) => write!(f, "{name:?}"),
             Selector::Prefix(prefix) => write!(f, "\"{}*\"", prefix.escape_debug()),
+            Selector::Template(t) => write!(f, "{:?}", t.source()),
         }
     }
 }
@@ -100,6 +127,26 @@ impl Selectors {
     /// ```
     pub fn new<'a>(texts: impl IntoIterator<Item = &'a str>) -> Selectors {
         Selectors(texts.into_iter().map(Selector::parse).collect())
+    }
+
+    /// The same list read by Mercure's rules, for the Mercure path: only a bare `*` is a
+    /// wildcard, and selectors holding `{` are URI templates.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ssehub::auth::Selectors;
+    /// use ssehub::Topic;
+    /// let t = |n: &str| Topic::new(n).unwrap();
+    /// let s = Selectors::new(["orders/*", "https://e.com/books/{id}"]);
+    /// assert!(s.matches(&t("orders/1")));
+    /// let m = s.mercure();
+    /// assert!(!m.matches(&t("orders/1")));
+    /// assert!(m.matches(&t("orders/*")));
+    /// assert!(m.matches(&t("https://e.com/books/1")));
+    /// ```
+    pub fn mercure(&self) -> Selectors {
+        Selectors(self.0.iter().map(Selector::mercure).collect())
     }
 
     /// Whether any selector covers `topic`.
@@ -188,6 +235,31 @@ mod tests {
         }
         assert!(!Selectors::default().matches(&Topic::new("a").unwrap()));
         assert!(Selectors::default().is_empty());
+    }
+
+    #[test]
+    fn mercure_rules_on_the_mercure_path() {
+        // Selector, topic, whether it matches by Mercure's rules.
+        let table: &[(&str, &str, bool)] = &[
+            ("*", "anything", true),
+            ("orders/*", "orders/1", false),
+            ("orders/*", "orders/*", true),
+            ("a*", "ab", false),
+            ("a", "a", true),
+            ("https://e.com/books/{id}", "https://e.com/books/1", true),
+            ("https://e.com/books/{id}", "https://e.com/books/1/2", false),
+            ("https://e.com/{+p}", "https://e.com/a/b", true),
+            ("https://e.com{?q}", "https://e.com{?q}", true),
+            ("https://e.com{?q}", "https://e.com?q=1", false),
+        ];
+        for &(selector, topic, want) in table {
+            let s = Selectors::new([selector]).mercure();
+            assert_eq!(
+                s.matches(&Topic::new(topic).unwrap()),
+                want,
+                "{selector:?} on {topic:?}"
+            );
+        }
     }
 
     #[test]

@@ -317,6 +317,14 @@ pub const FLAGS: &[Flag] = &[
          events; required: 401 without a valid token",
     ),
     flag(
+        "mercure-path",
+        Some("PATH"),
+        "",
+        Default::Text(crate::mercure::DEFAULT_PATH),
+        "where ssehub speaks Mercure (0.x and 1.0: subscribe\n\
+         with topic/match*, form publish); off: nowhere",
+    ),
+    flag(
         "history",
         Some("N"),
         "events",

@@ -146,6 +146,8 @@ pub struct Config {
     pub subscribe_auth: SubscribeAuth,
     /// Several nodes on one Redis stream (`--redis`); `None`: this node alone.
     pub redis: Option<RedisConfig>,
+    /// The path where ssehub speaks Mercure (`--mercure-path`); `None`: nowhere.
+    pub mercure_path: Option<String>,
 }
 
 /// The default Redis stream key.
@@ -171,6 +173,7 @@ impl fmt::Debug for Config {
             .field("jwt_cookie", &self.jwt_cookie)
             .field("subscribe_auth", &self.subscribe_auth)
             .field("redis", &self.redis)
+            .field("mercure_path", &self.mercure_path)
             .finish_non_exhaustive()
     }
 }
@@ -198,6 +201,7 @@ impl Default for Config {
             jwt_cookie: DEFAULT_COOKIE.to_owned(),
             subscribe_auth: SubscribeAuth::Optional,
             redis: None,
+            mercure_path: Some(crate::mercure::DEFAULT_PATH.to_owned()),
         }
     }
 }
@@ -447,6 +451,7 @@ impl Config {
                 })
             }
         };
+        let mercure_path = mercure_path(raw.get("mercure-path"))?;
         let stdin = flag(raw, "stdin")?;
         let stdin_json = flag(raw, "stdin-json")?;
         let history_file = match raw.get("history-file") {
@@ -488,7 +493,34 @@ impl Config {
             jwt_cookie,
             subscribe_auth,
             redis,
+            mercure_path,
         })
+    }
+}
+
+/// Paths the native routes take: the Mercure path may not be one of them.
+const NATIVE_PATHS: [&str; 6] = ["/", "/stream", "/publish", "/health", "/stats", "/metrics"];
+
+/// `--mercure-path`: `off`, or an absolute path of visible ASCII that no native route
+/// takes.
+fn mercure_path(given: Option<&str>) -> Result<Option<String>, ConfigError> {
+    let path = match given {
+        None => crate::mercure::DEFAULT_PATH,
+        Some("off") => return Ok(None),
+        Some(p) => p,
+    };
+    let ok = path.starts_with('/')
+        && path.len() > 1
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
+        && !NATIVE_PATHS.contains(&path);
+    if ok {
+        Ok(Some(path.to_owned()))
+    } else {
+        Err(ConfigError(format!(
+            "--mercure-path: expected off or a path like /.well-known/mercure (not a native route), got '{path}'"
+        )))
     }
 }
 

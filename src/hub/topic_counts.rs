@@ -45,12 +45,9 @@ pub struct TopicListing {
 impl TopicCounts {
     /// A subscriber to `topics` joined.
     pub(super) fn add(&mut self, topics: &Topics) {
-        let list = match topics {
-            Topics::All => {
-                self.all += 1;
-                return;
-            }
-            Topics::Only(list) => list,
+        let Some(list) = topics.counted() else {
+            self.all += 1;
+            return;
         };
         for t in list.iter() {
             if let Some(n) = self.listed.get_mut(t) {
@@ -69,12 +66,9 @@ impl TopicCounts {
 
     /// A subscriber to `topics` left.
     pub(super) fn remove(&mut self, topics: &Topics) {
-        let list = match topics {
-            Topics::All => {
-                self.all = self.all.saturating_sub(1);
-                return;
-            }
-            Topics::Only(list) => list,
+        let Some(list) = topics.counted() else {
+            self.all = self.all.saturating_sub(1);
+            return;
         };
         for t in list.iter() {
             if let Some(n) = self.listed.get_mut(t) {

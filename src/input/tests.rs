@@ -22,7 +22,7 @@ fn json_errors_are_precise() {
         (br#"{"data":"x","topics":"a"}"#, "unknown field"),
         (br#"{"data":"x","event":"a\rb"}"#, "CR, LF or NUL"),
         (br#"{"data":"a\u0000b"}"#, "NUL"),
-        (br#"{"data":"x","topic":"a b"}"#, "topic may only"),
+        (br#"{"data":"x","topic":"a b"}"#, "topic must not hold"),
         (br#"{"data":"x","retry":-1}"#, "retry"),
         (br#"{"data":"x","data":"y"}"#, "duplicate field \"data\""),
     ];

@@ -10,7 +10,7 @@ use futures_lite::FutureExt;
 use super::router::{Route, Scope, route_in};
 use super::socket::{Conn, linger_close, write_timed};
 use super::stream::Opened;
-use super::{Ctx, publish, status, stream};
+use super::{Ctx, mercure, publish, status, stream};
 use crate::http::ParseError;
 use crate::http::conditional::{self, Failed};
 use crate::http::framing::{BodyKind, Framing, framing};
@@ -66,7 +66,8 @@ pub(super) async fn serve_requests<S: Conn>(
         served += 1;
         // A request whose body is left unread cannot be followed on this connection.
         let mut body_read = req.framing.body == BodyKind::None;
-        let resp = match route_in(scope, &req.method, &req.path) {
+        let mercure = ctx.config.mercure_path.as_deref();
+        let resp = match route_in(scope, &req.method, &req.path, mercure) {
             Route::Refuse(resp) => resp,
             Route::Options(allow) => ctx.cors.preflight(req.origin.as_deref(), allow),
             // Rendering these has no effect, so the preconditions are evaluated on what
@@ -82,14 +83,23 @@ pub(super) async fn serve_requests<S: Conn>(
                     crate::page::HTML.as_bytes().to_vec(),
                 ),
             ),
-            Route::Publish => match publish::authorize(ctx, &req)
-                .and_then(|p| preconditions(&req, false).map_or(Ok(p), Err))
+            route @ (Route::Publish | Route::MercurePublish) => match if route == Route::Publish {
+                publish::authorize(ctx, &req)
+            } else {
+                mercure::authorize(ctx, &req)
+            }
+            .and_then(|p| preconditions(&req, false).map_or(Ok(p), Err))
             {
                 Err(refused) => refused,
                 Ok(rights) => {
                     // Boxed, as are the refusals: this future is part of every
                     // subscriber's request phase, and these are most of its size.
-                    match Box::pin(publish::handle(stream, &mut buf, ctx, &req, &rights)).await {
+                    let handled = if route == Route::Publish {
+                        Box::pin(publish::handle(stream, &mut buf, ctx, &req, &rights)).await
+                    } else {
+                        Box::pin(mercure::publish(stream, &mut buf, ctx, &req, &rights)).await
+                    };
+                    match handled {
                         Ok(resp) => {
                             body_read = true;
                             resp
@@ -102,7 +112,11 @@ pub(super) async fn serve_requests<S: Conn>(
                     }
                 }
             },
-            Route::Stream => match stream::check(ctx, &req) {
+            route @ (Route::Stream | Route::MercureSubscribe) => match if route == Route::Stream {
+                stream::check(ctx, &req)
+            } else {
+                mercure::check(ctx, &req)
+            } {
                 Err(refused) => refused,
                 Ok(open) => match preconditions(&req, true) {
                     // A 304 carries the Cache-Control the stream head would have.

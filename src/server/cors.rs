@@ -28,6 +28,16 @@ impl Cors {
         }
     }
 
+    /// Whether `origin` is allowed: `*` or named on the list (Mercure's CSRF rule for a
+    /// publish authorized by a cookie). Without an origin, or with CORS off: no.
+    pub(crate) fn allows(&self, origin: Option<&str>) -> bool {
+        origin.is_some_and(|o| {
+            self.origins
+                .iter()
+                .any(|a| a == "*" || a.eq_ignore_ascii_case(o))
+        })
+    }
+
     /// Header fields to add for a request whose `Origin` header is `origin`.
     pub(crate) fn headers(&self, origin: Option<&str>) -> Vec<(&'static str, String)> {
         let allowed = &self.origins;

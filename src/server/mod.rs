@@ -20,6 +20,7 @@ mod accept;
 mod access;
 mod connection;
 mod cors;
+mod mercure;
 mod publish;
 mod router;
 mod socket;

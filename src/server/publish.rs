@@ -37,7 +37,10 @@ pub(super) enum PublishRights {
 impl PublishRights {
     /// `Ok` when these rights cover every one of `topics` (an event's own and its
     /// alternates), or the `403` naming the first that is not covered.
-    fn check<'a>(&self, mut topics: impl Iterator<Item = &'a Topic>) -> Result<(), Response> {
+    pub(super) fn check<'a>(
+        &self,
+        mut topics: impl Iterator<Item = &'a Topic>,
+    ) -> Result<(), Response> {
         match self {
             PublishRights::Only(selectors) => match topics.find(|t| !selectors.matches(t)) {
                 Some(topic) => Err(Response::text(
@@ -108,7 +111,7 @@ pub(super) async fn handle<S: Conn>(
 }
 
 /// Reads the body of an accepted request, after `100 Continue` when the client waits.
-async fn receive_body<S: Conn>(
+pub(super) async fn receive_body<S: Conn>(
     stream: &mut S,
     buf: &mut Vec<u8>,
     ctx: &Ctx,
@@ -135,7 +138,7 @@ async fn receive_body<S: Conn>(
 /// its next event after the answer (as HTTP clients do) then slows to what the server
 /// can write, instead of filling queues and getting readers evicted for the server's
 /// own lateness.
-async fn pace_publisher(ctx: &Ctx) {
+pub(super) async fn pace_publisher(ctx: &Ctx) {
     ctx.stats.publish_paced();
     ctx.hub.pace(MAX_PUBLISH_PACE, &ctx.shutdown).await;
 }

@@ -9,6 +9,10 @@ pub(super) enum Route {
     Stream,
     /// `POST /publish`.
     Publish,
+    /// `GET` or `HEAD` on the Mercure path: subscribe.
+    MercureSubscribe,
+    /// `POST` on the Mercure path: publish.
+    MercurePublish,
     /// `GET` or `HEAD /health`.
     Health,
     /// `GET` or `HEAD /stats`.
@@ -34,7 +38,10 @@ pub(super) const KNOWN_METHODS: &[&str] = &[
 pub(super) const MAX_ECHOED_CHARS: usize = 64;
 
 /// The methods allowed on `path`, or `None` for an unknown path.
-fn allowed(path: &str) -> Option<&'static str> {
+fn allowed(path: &str, mercure: Option<&str>) -> Option<&'static str> {
+    if mercure == Some(path) {
+        return Some(MERCURE_METHODS);
+    }
     Some(match path {
         "/stream" | "/health" | "/stats" | "/metrics" | "/" => "GET, HEAD, OPTIONS",
         "/publish" => "POST, OPTIONS",
@@ -43,8 +50,12 @@ fn allowed(path: &str) -> Option<&'static str> {
     })
 }
 
-/// Routes a request by `method` and `path` (`*` for the asterisk form).
-pub(super) fn route(method: &str, path: &str) -> Route {
+/// The methods of the Mercure path.
+const MERCURE_METHODS: &str = "GET, HEAD, POST, OPTIONS";
+
+/// Routes a request by `method` and `path` (`*` for the asterisk form); `mercure` is the
+/// Mercure path, if on.
+pub(super) fn route(method: &str, path: &str, mercure: Option<&str>) -> Route {
     if !KNOWN_METHODS.contains(&method) {
         return Route::Refuse(Response::text(
             501,
@@ -55,7 +66,7 @@ pub(super) fn route(method: &str, path: &str) -> Route {
         // The parser refuses this form already (RFC 9112 §3.2.4); the router agrees.
         return Route::Refuse(Response::text(400, "the * target is only for OPTIONS"));
     }
-    let Some(allow) = allowed(path) else {
+    let Some(allow) = allowed(path, mercure) else {
         return Route::Refuse(Response::text(
             404,
             &format!("no route for {}", truncate(path)),
@@ -74,6 +85,8 @@ pub(super) fn route(method: &str, path: &str) -> Route {
     }
     match (method, path) {
         ("OPTIONS", _) => Route::Options(allow),
+        ("POST", _) if mercure == Some(path) => Route::MercurePublish,
+        _ if mercure == Some(path) => Route::MercureSubscribe,
         (_, "/stream") => Route::Stream,
         (_, "/publish") => Route::Publish,
         (_, "/health") => Route::Health,
@@ -106,20 +119,24 @@ impl Scope {
         }
     }
 
-    /// Whether `path` is served on a listener of this scope.
-    fn serves(self, path: &str) -> bool {
+    /// Whether `method` on `path` is served on a listener of this scope (the Mercure
+    /// hub path, at `mercure`, only for subscribing there).
+    fn serves(self, method: &str, path: &str, mercure: Option<&str>) -> bool {
         match self {
             Scope::All => true,
-            Scope::Public => matches!(path, "/stream" | "/health" | "/" | "*"),
+            Scope::Public => {
+                matches!(path, "/stream" | "/health" | "/" | "*")
+                    || (Some(path) == mercure && matches!(method, "GET" | "HEAD" | "OPTIONS"))
+            }
         }
     }
 }
 
 /// Routes a request by `method` and `path`, as [`route`], on a listener of `scope`: a
 /// path the scope does not serve is unknown there (`404`; a `501` method stays `501`).
-pub(super) fn route_in(scope: Scope, method: &str, path: &str) -> Route {
-    if scope.serves(path) || !KNOWN_METHODS.contains(&method) {
-        return route(method, path);
+pub(super) fn route_in(scope: Scope, method: &str, path: &str, mercure: Option<&str>) -> Route {
+    if scope.serves(method, path, mercure) || !KNOWN_METHODS.contains(&method) {
+        return route(method, path, mercure);
     }
     Route::Refuse(Response::text(
         404,
@@ -168,9 +185,20 @@ mod tests {
             ("BREW", "/nope", Err(501)),
             ("CONNECT", "example.com:443", Err(501)),
             ("CONNECT", "/stream", Err(501)),
+            ("GET", "/.well-known/mercure", Ok(MercureSubscribe)),
+            ("HEAD", "/.well-known/mercure", Ok(MercureSubscribe)),
+            ("POST", "/.well-known/mercure", Ok(MercurePublish)),
+            (
+                "OPTIONS",
+                "/.well-known/mercure",
+                Ok(Options(MERCURE_METHODS)),
+            ),
+            ("PUT", "/.well-known/mercure", Err(405)),
+            ("GET", "/.well-known/mercure/", Err(404)),
+            ("GET", "/.well-known/mercure/subscriptions", Err(404)),
         ];
         for (method, path, want) in table {
-            let got = route(method, path);
+            let got = route(method, path, Some("/.well-known/mercure"));
             match (want, &got) {
                 (Ok(r), g) => assert_eq!(g, r, "{method} {path}"),
                 (Err(status), Refuse(resp)) => {
@@ -197,14 +225,17 @@ mod tests {
             ("POST", "/stream", Some(405)),
         ];
         for (method, path, refused) in table {
-            let got = route_in(Scope::Public, method, path);
+            let got = route_in(Scope::Public, method, path, None);
             match (refused, &got) {
                 (None, Route::Refuse(r)) => panic!("{method} {path}: refused {}", r.status),
-                (None, _) => assert_eq!(got, route(method, path)),
+                (None, _) => assert_eq!(got, route(method, path, None)),
                 (Some(s), Route::Refuse(r)) => assert_eq!(r.status, *s, "{method} {path}"),
                 (Some(s), g) => panic!("{method} {path}: want {s}, got {g:?}"),
             }
-            assert_eq!(route_in(Scope::All, method, path), route(method, path));
+            assert_eq!(
+                route_in(Scope::All, method, path, None),
+                route(method, path, None)
+            );
         }
         assert_eq!(Scope::of_name("public"), Scope::Public);
         for name in ["admin", "unknown", "ssehub", "Public"] {
@@ -214,7 +245,11 @@ mod tests {
 
     #[test]
     fn refusals_say_what_is_allowed_in_one_short_line() {
-        let Route::Refuse(r) = route("POST", "/stream") else {
+        assert!(matches!(
+            route("GET", "/.well-known/mercure", None),
+            Route::Refuse(_)
+        ));
+        let Route::Refuse(r) = route("POST", "/stream", None) else {
             panic!()
         };
         assert!(
@@ -226,7 +261,7 @@ mod tests {
             b"method not allowed on /stream; allowed: GET, HEAD, OPTIONS\n"
         );
         let long = format!("/{}", "x".repeat(500));
-        let Route::Refuse(r) = route("GET", &long) else {
+        let Route::Refuse(r) = route("GET", &long, None) else {
             panic!()
         };
         assert_eq!(r.body.len(), "no route for ".len() + MAX_ECHOED_CHARS + 1);

@@ -32,12 +32,31 @@ pub const MAX_TOPICS_PER_STREAM: usize = 64;
 /// `initialized` (see `event_id.rs`).
 pub const RESUME_HEADER: &str = "SSE-Resume";
 
-/// A checked `GET /stream` request.
+/// A checked `GET /stream` request (or a subscribe on the Mercure path).
 pub(super) struct OpenStream {
     topics: Topics,
     /// The client's last event id, as sent.
     last_id: Option<String>,
     grant: Grant,
+    /// On the Mercure path: what its resume headers need.
+    mercure: Option<super::mercure::Resuming>,
+}
+
+impl OpenStream {
+    /// A subscribe request on the Mercure path, checked there.
+    pub(super) fn mercure(
+        topics: Topics,
+        last_id: Option<String>,
+        grant: Grant,
+        resuming: super::mercure::Resuming,
+    ) -> OpenStream {
+        OpenStream {
+            topics,
+            last_id,
+            grant,
+            mercure: Some(resuming),
+        }
+    }
 }
 
 /// A stream that is open: its subscription, its first frame, and when it ends (a token
@@ -82,6 +101,7 @@ pub(super) fn check(ctx: &Ctx, req: &Request) -> Result<OpenStream, Response> {
         topics,
         last_id,
         grant,
+        mercure: None,
     })
 }
 
@@ -95,15 +115,25 @@ pub(super) async fn open<S: Conn>(
     req: &Request,
     open: OpenStream,
 ) -> Option<Opened> {
+    // Read before subscribing: an event published in between is sent live, and the
+    // headers name the one before it.
+    let mercure = open.mercure.as_ref().map(|m| m.before(ctx));
     let head = |resume: Resume| {
         let mut fields = ctx.cors.headers(req.origin.as_deref());
         if fields
             .iter()
             .any(|(n, _)| *n == "Access-Control-Allow-Origin")
         {
-            fields.push(("Access-Control-Expose-Headers", RESUME_HEADER.to_owned()));
+            let exposed = match mercure {
+                Some(_) => super::mercure::EXPOSED_HEADERS,
+                None => RESUME_HEADER,
+            };
+            fields.push(("Access-Control-Expose-Headers", exposed.to_owned()));
         }
         fields.push((RESUME_HEADER, resume.label().to_owned()));
+        if let Some(m) = &mercure {
+            m.head_fields(resume, &mut fields);
+        }
         stream_head(&fields)
     };
     // The rare paths' futures are boxed (HEAD, a resume from the broker, a refusal):
@@ -117,8 +147,12 @@ pub(super) async fn open<S: Conn>(
     let closer = stream.clone();
     let hook: CloseHook = Box::new(move || closer.shut_down());
     let last_id = open.last_id.as_deref();
+    // Mercure's `earliest` wants the history only: the broker is not read for it.
+    let earliest = open.mercure.as_ref().is_some_and(|m| m.earliest());
     let placed = match last_id {
-        Some(sent) if ctx.hub.has_external_ids() => Box::pin(from_the_log(ctx, sent)).await,
+        Some(sent) if ctx.hub.has_external_ids() && !earliest => {
+            Box::pin(from_the_log(ctx, sent)).await
+        }
         _ => None,
     };
     let rights = open.grant.rights;
