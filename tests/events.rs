@@ -69,10 +69,21 @@ fn publish(addr: SocketAddr, body: Value) -> String {
     r.json()["id"].as_str().expect("id").to_owned()
 }
 
-/// The data of every event (resets left out) that arrives within `quiet` of the last.
-fn drain(sub: &mut SseClient) -> Vec<(String, String)> {
+/// The (id, data) of the next `n` events (resets left out), waiting up to 5 s for them,
+/// then of any that arrive within 300 ms more (there should be none).
+fn take(sub: &mut SseClient, n: usize) -> Vec<(String, String)> {
     let mut got = Vec::new();
-    while let Some(ev) = sub.next_event(Duration::from_millis(400)) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(ev) = sub.next_event(left) else {
+            break;
+        };
+        if ev.event != "reset" {
+            got.push((ev.id, ev.data));
+        }
+    }
+    while let Some(ev) = sub.next_event(Duration::from_millis(300)) {
         if ev.event != "reset" {
             got.push((ev.id, ev.data));
         }
@@ -133,18 +144,21 @@ fn every_kind(into: &TestServer, from: &TestServer) {
     assert_eq!(retry.header("Idempotent-Replayed"), Some("true"));
     assert_eq!(retry.json()["id"], "book-1");
 
-    let got_a = drain(&mut on_a);
+    let got_a = take(&mut on_a, 4);
     assert_eq!(datas(&got_a), ["alt", "named", "after", "once"]);
     assert_eq!(got_a[1].0, "book-1", "the publisher's id on the wire");
-    assert_eq!(datas(&drain(&mut on_b)), ["alt"]);
-    assert_eq!(datas(&drain(&mut on_ab)), ["alt", "named", "after", "once"]);
-    assert_eq!(datas(&drain(&mut on_c)), Vec::<&str>::new());
+    assert_eq!(datas(&take(&mut on_b, 1)), ["alt"]);
     assert_eq!(
-        datas(&drain(&mut may_b)),
+        datas(&take(&mut on_ab, 4)),
+        ["alt", "named", "after", "once"]
+    );
+    assert_eq!(datas(&take(&mut on_c, 0)), Vec::<&str>::new());
+    assert_eq!(
+        datas(&take(&mut may_b, 5)),
         ["alt", "secret", "named", "after", "once"]
     );
     assert_eq!(
-        datas(&drain(&mut anyone)),
+        datas(&take(&mut anyone, 4)),
         ["alt", "named", "after", "once"]
     );
 }
@@ -152,7 +166,7 @@ fn every_kind(into: &TestServer, from: &TestServer) {
 /// A resume from the publisher's id `book-1` on `srv` gets exactly what followed it.
 fn resume_from_publisher_id(srv: &TestServer) {
     let mut late = SseClient::connect(srv.addr, "/stream?topic=a", &[("Last-Event-ID", "book-1")]);
-    let got = drain(&mut late);
+    let got = take(&mut late, 2);
     assert_eq!(datas(&got), ["after", "once"]);
 }
 
@@ -209,7 +223,7 @@ fn every_kind_of_event_through_a_history_file_and_across_a_restart() {
     let bearer = format!("Bearer {}", token(&["b"]));
     let first = {
         let mut all = SseClient::connect(srv.addr, "/stream", &[("Last-Event-ID", "book-1")]);
-        drain(&mut all)
+        take(&mut all, 2)
     };
     assert_eq!(datas(&first), ["after", "once"]);
     let epoch_start = format!("{}-0", srv.hub.epoch());
@@ -219,7 +233,7 @@ fn every_kind_of_event_through_a_history_file_and_across_a_restart() {
         &[("Authorization", &bearer), ("Last-Event-ID", &epoch_start)],
     );
     assert_eq!(
-        datas(&drain(&mut may_b)),
+        datas(&take(&mut may_b, 5)),
         ["alt", "secret", "named", "after", "once"]
     );
 }
@@ -279,12 +293,16 @@ impl LossyProxy {
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 16 * 1024];
                     while let Ok(n) = c_in.read(&mut buf) {
-                        if n == 0 || s_out.write_all(&buf[..n]).is_err() {
+                        if n == 0 {
                             break;
                         }
+                        // Marked before it is forwarded, so the reply cannot race past.
                         let eval = buf[..n].windows(4).any(|w| w == b"EVAL");
                         if eval && arm.swap(false, Ordering::SeqCst) {
                             lost_up.store(true, Ordering::SeqCst);
+                        }
+                        if s_out.write_all(&buf[..n]).is_err() {
+                            break;
                         }
                     }
                     let _ = s_out.shutdown(Shutdown::Write);
@@ -355,7 +373,7 @@ fn a_retry_after_a_lost_xadd_reply_publishes_nothing_twice() {
     assert_eq!(answer.status, 200, "{}", answer.body_text());
     assert_eq!(answer.header("Idempotent-Replayed"), Some("true"));
     assert_eq!(redis.cli(&["XLEN", "ssehub:events"]), "1");
-    let got = drain(&mut sub);
+    let got = take(&mut sub, 1);
     assert_eq!(datas(&got), ["pay once"]);
     assert_eq!(got[0].0, answer.json()["id"].as_str().unwrap());
 }
