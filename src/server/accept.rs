@@ -10,7 +10,7 @@ use async_net::TcpListener;
 use futures_lite::FutureExt;
 
 use super::router::Scope;
-use super::socket::{Conn, TcpConn, write_timed};
+use super::socket::{Conn, TcpConn, linger, write_timed};
 use super::watchdog::Pulse;
 use super::{Ctx, connection, stream};
 use crate::http::read::{is_head_request, read_request_line};
@@ -201,6 +201,6 @@ async fn reject_over_capacity<S: Conn>(mut stream: S, ctx: &Ctx) {
         .is_ok()
     {
         // The rest of the request is unread: drain it, so the client reads the answer.
-        connection::linger(&mut stream, ctx).await;
+        linger(&mut stream, &ctx.config.limits).await;
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Ctx;
-use super::connection::Request;
+use super::request::Request;
 use crate::auth::{self, Credentials, Selectors, SubscribeAuth, TokenError};
 use crate::http::head::{DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_REQUEST_LINE};
 use crate::http::response::Response;

@@ -7,17 +7,16 @@ use std::time::Instant;
 
 use futures_lite::FutureExt;
 
+use super::request::{Request, take_request};
 use super::router::{Route, Scope, route_in};
-use super::socket::{Conn, linger_close, write_timed};
+use super::socket::{Conn, linger, write_timed};
 use super::stream::Opened;
 use super::{Ctx, mercure, publish, status, stream};
-use crate::http::ParseError;
 use crate::http::conditional::{self, Failed};
-use crate::http::framing::{BodyKind, Framing, framing};
+use crate::http::framing::BodyKind;
 use crate::http::head::HeadParser;
 use crate::http::read::{ConnError, is_disconnect, is_head_request, read_head};
 use crate::http::response::{Response, STREAM_CACHE_CONTROL};
-use crate::http::target::{Scheme, Target, is_authority_form, parse_target, query_pairs};
 
 /// Serves one connection: requests until close, or a stream.
 pub(crate) async fn serve_connection<S: Conn>(mut stream: S, peer: SocketAddr, ctx: &Arc<Ctx>) {
@@ -53,9 +52,9 @@ pub(super) async fn serve_requests<S: Conn>(
             })
             .await;
         let result = got?;
-        let req = match result
-            .and_then(|_| take_request(&mut buf, &mut parser, ctx).map_err(ConnError::from))
-        {
+        let req = match result.and_then(|_| {
+            take_request(&mut buf, &mut parser, &ctx.config.limits).map_err(ConnError::from)
+        }) {
             Ok(req) => req,
             Err(e) => {
                 let head_only = is_head_request(&buf);
@@ -158,7 +157,7 @@ async fn send<S: Conn>(stream: &mut S, ctx: &Ctx, req: &Request, resp: Response)
     if written && close && resp.status >= 400 {
         // The client may still be sending (a body, pipelined requests): let it read the
         // answer before the close.
-        linger(stream, ctx).await;
+        linger(stream, &ctx.config.limits).await;
     }
     written && !close
 }
@@ -191,12 +190,6 @@ fn with_preconditions(req: &Request, resp: Response) -> Response {
     preconditions(req, true).unwrap_or(resp)
 }
 
-/// [`linger_close`] within the configured bounds.
-pub(super) async fn linger<S: Conn>(stream: &mut S, ctx: &Ctx) {
-    let limits = &ctx.config.limits;
-    linger_close(stream, limits.linger_timeout, limits.linger_bytes).await;
-}
-
 /// Answers a request that failed before routing, then the connection closes.
 /// A timeout gets `408` when `in_request` (part of a request had arrived, or this was the
 /// connection's first request); an idle keep-alive connection just closes. `head_only`:
@@ -226,118 +219,6 @@ pub(super) async fn refuse<S: Conn>(
         .is_ok()
     {
         // Let the peer read the answer before the close: stop writing, drain, close.
-        linger(stream, ctx).await;
+        linger(stream, &ctx.config.limits).await;
     }
-}
-
-/// A parsed request: what the routes use of it, copied out of the read buffer (the
-/// buffer is read into again for the body while the request is in use).
-#[derive(Debug)]
-pub(super) struct Request {
-    pub(super) method: String,
-    pub(super) path: String,
-    query: Option<String>,
-    pub(super) framing: Framing,
-    /// `Origin` (CORS).
-    pub(super) origin: Option<String>,
-    /// `Authorization` (publishing; a subscriber's token).
-    pub(super) authorization: Option<String>,
-    /// `Cookie` (a subscriber's token).
-    pub(super) cookie: Option<String>,
-    /// `Content-Type` (publishing).
-    pub(super) content_type: Option<String>,
-    /// `Last-Event-ID` (resuming a stream).
-    pub(super) last_event_id: Option<String>,
-    /// `If-Match`, every field line joined with `, ` (preconditions).
-    pub(super) if_match: Option<String>,
-    /// `If-None-Match`, every field line joined with `, ` (preconditions).
-    pub(super) if_none_match: Option<String>,
-    /// `Idempotency-Key` (publishing: a retry is answered, not published again).
-    pub(super) idempotency_key: Option<String>,
-}
-
-impl Request {
-    /// The query's pairs, decoded.
-    pub(super) fn params(
-        &self,
-    ) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> {
-        query_pairs(self.query.as_deref().unwrap_or(""))
-    }
-
-    /// The first query parameter named `name`, decoded.
-    pub(super) fn param(&self, name: &str) -> Option<String> {
-        self.params()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    }
-
-    /// Whether this is a `HEAD` request (answered without a body).
-    pub(super) fn is_head(&self) -> bool {
-        self.method == "HEAD"
-    }
-}
-
-/// Takes the head `parser` found at the start of `buf`: checks its framing and target,
-/// copies what the routes use, removes it from `buf` and resets `parser` for the next.
-fn take_request(
-    buf: &mut Vec<u8>,
-    parser: &mut HeadParser,
-    ctx: &Ctx,
-) -> Result<Request, ParseError> {
-    // Not reached: read_head returned once `parser` had the complete head.
-    let head = parser.head(buf).ok_or(ParseError::HeadTooLarge {
-        limit: ctx.config.limits.head.max_head_bytes,
-    })?;
-    let framing = framing(&head, ctx.config.limits.max_body)?;
-    let target = if head.method == "CONNECT" && is_authority_form(head.target) {
-        // Well-formed for CONNECT (RFC 9112 §3.2.3); the router answers 501.
-        Target {
-            path: head.target,
-            query: None,
-            asterisk: false,
-            scheme: None,
-        }
-    } else {
-        parse_target(head.target)?
-    };
-    if target.asterisk && head.method != "OPTIONS" {
-        return Err(ParseError::InvalidTarget);
-    }
-    if target.scheme == Some(Scheme::Https) {
-        // This socket is cleartext: an https resource is not served here (RFC 9110 §7.4).
-        return Err(ParseError::HttpsOverCleartext);
-    }
-    let field = |name: &str| {
-        head.header(name)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    };
-    let list_field = |name: &str| {
-        let lines: Vec<_> = head
-            .headers_named(name)
-            .map(String::from_utf8_lossy)
-            .collect();
-        (!lines.is_empty()).then(|| lines.join(", "))
-    };
-    let req = Request {
-        method: head.method.to_owned(),
-        path: if target.asterisk {
-            "*".to_owned()
-        } else {
-            target.path.to_owned()
-        },
-        query: target.query.map(str::to_owned),
-        framing,
-        origin: field("Origin"),
-        authorization: field("Authorization"),
-        cookie: field("Cookie"),
-        content_type: field("Content-Type"),
-        last_event_id: field("Last-Event-ID"),
-        if_match: list_field("If-Match"),
-        if_none_match: list_field("If-None-Match"),
-        idempotency_key: field("Idempotency-Key"),
-    };
-    let len = head.len;
-    buf.drain(..len);
-    parser.reset();
-    Ok(req)
 }

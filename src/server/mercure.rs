@@ -7,7 +7,7 @@
 //!   Mercure's rules ([`Selectors::mercure`]); the resume id comes from `Last-Event-ID`,
 //!   `lastEventID`, `last_event_id` or `Last-Event-ID` in the query, `earliest` meaning
 //!   every retained event. The stream is then opened as `/stream` opens one, `reset`
-//!   event included, with two more head fields ([`Before::head_fields`]).
+//!   event included, with two more head fields (`resume_fields.rs`).
 //! - `POST`: a form (`topic`, `data`, `private`, `id`, `type`, `retry`) published through
 //!   the port; the answer is `200 text/plain` with the event's id. A publish authorized
 //!   by a cookie must come from an allowed `Origin` (`--cors-origin`), as Mercure's CSRF
@@ -18,13 +18,14 @@ use std::sync::Arc;
 
 use super::Ctx;
 use super::access;
-use super::connection::Request;
 use super::publish::{self, PublishRights, REPLAYED_HEADER};
+use super::request::Request;
+use super::resume_fields::Resuming;
 use super::socket::Conn;
 use super::stream::OpenStream;
 use crate::auth::{self, Credentials, Source};
 use crate::envelope::{Envelope, PublisherId};
-use crate::event_id::{EventId, ResetReason, Resume};
+use crate::event_id::EventId;
 use crate::http::framing::BodyKind;
 use crate::http::read::ConnError;
 use crate::http::response::Response;
@@ -33,12 +34,6 @@ use crate::input;
 use crate::mercure::query::{self, EARLIEST, Selector};
 use crate::sse::Event;
 use crate::topic::{Matching, Topic, Topics};
-
-/// The head fields a browser page may read from a Mercure stream.
-pub(super) const EXPOSED_HEADERS: &str = "SSE-Resume, Last-Event-ID, Mercure-Last-Event-ID";
-
-/// The 1.0 response header: the id of the event before the first one sent.
-pub const MERCURE_LAST_EVENT_ID: &str = "Mercure-Last-Event-ID";
 
 fn bad(e: &dyn std::fmt::Display) -> Response {
     Response::text(400, &e.to_string())
@@ -64,10 +59,7 @@ pub(super) fn check(ctx: &Ctx, req: &Request) -> Result<OpenStream, Response> {
     } else {
         asked.last_event_id.clone()
     };
-    let resuming = Resuming {
-        asked: asked.last_event_id,
-        earliest,
-    };
+    let resuming = Resuming::new(asked.last_event_id, earliest);
     Ok(OpenStream::mercure(topics, last_id, grant, resuming))
 }
 
@@ -100,62 +92,6 @@ fn earliest_id(ctx: &Ctx) -> Option<String> {
     }
     let before_first = last.offset.saturating_sub(ctx.hub.history_len() as u64);
     Some(EventId::new(last.epoch, before_first).to_string())
-}
-
-/// What a Mercure subscriber's resume headers need, from its request.
-#[derive(Debug)]
-pub(super) struct Resuming {
-    /// The resume id, as sent.
-    asked: Option<String>,
-    /// It asked for `earliest`.
-    earliest: bool,
-}
-
-impl Resuming {
-    /// Whether it asked for every retained event.
-    pub(super) fn earliest(&self) -> bool {
-        self.earliest
-    }
-
-    /// Reads the newest id, just before the subscription is made.
-    pub(super) fn before(&self, ctx: &Ctx) -> Before {
-        Before {
-            asked: self.asked.clone(),
-            earliest: self.earliest,
-            newest: ctx.hub.last_id(),
-        }
-    }
-}
-
-/// A Mercure subscriber's resume, and the newest id just before it subscribed.
-#[derive(Debug)]
-pub(super) struct Before {
-    asked: Option<String>,
-    earliest: bool,
-    newest: Option<EventId>,
-}
-
-impl Before {
-    /// Adds `Last-Event-ID` (0.x: the newest event when it subscribed) and
-    /// `Mercure-Last-Event-ID` (1.0: the event before the first one sent) for a stream
-    /// that started with `resume`; `earliest` where that is before every retained event.
-    /// An id this hub names is ssehub's own (`<epoch>-<offset>`), which it accepts back
-    /// like the publisher's.
-    pub(super) fn head_fields(&self, resume: Resume, fields: &mut Vec<(&'static str, String)>) {
-        let newest = self
-            .newest
-            .map_or_else(|| EARLIEST.to_owned(), |id| id.to_string());
-        let before_first = match resume {
-            _ if self.earliest => EARLIEST.to_owned(),
-            Resume::Continue | Resume::Reset(ResetReason::Lost) => {
-                self.asked.clone().unwrap_or_else(|| newest.clone())
-            }
-            Resume::Reset(reason) if reason.replays() => EARLIEST.to_owned(),
-            _ => newest.clone(),
-        };
-        fields.push(("Last-Event-ID", newest));
-        fields.push((MERCURE_LAST_EVENT_ID, before_first));
-    }
 }
 
 /// Checks a publisher's credential on the Mercure path: the static `--publish-token` as a

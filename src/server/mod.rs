@@ -22,6 +22,8 @@ mod connection;
 mod cors;
 mod mercure;
 mod publish;
+mod request;
+mod resume_fields;
 mod router;
 mod socket;
 mod status;

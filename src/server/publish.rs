@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::Ctx;
 use super::access;
-use super::connection::Request;
+use super::request::Request;
 use super::socket::{Conn, write_timed};
 use crate::auth::{self, Selectors};
 use crate::envelope::{Envelope, PublisherId};

@@ -163,6 +163,11 @@ pub(super) async fn write_timed<S: AsyncWrite + Unpin>(
 /// sent all it will, and closing now leaves no unread input to turn into a reset.
 pub const LINGER_IDLE: Duration = Duration::from_millis(250);
 
+/// [`linger_close`] within the configured bounds (`--linger-timeout`, `--linger-bytes`).
+pub(super) async fn linger<S: Conn>(stream: &mut S, limits: &crate::config::Limits) {
+    linger_close(stream, limits.linger_timeout, limits.linger_bytes).await;
+}
+
 /// Closes a connection in stages after a refusal (RFC 9112 §9.6): stop writing, then
 /// read and discard what the client still sends, until it is silent for [`LINGER_IDLE`],
 /// for at most `timeout` and `max_bytes` in all, then close. Closing with unread input makes the kernel send a reset, and a client

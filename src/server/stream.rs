@@ -13,7 +13,7 @@ use futures_lite::{AsyncWriteExt, FutureExt};
 
 use super::Ctx;
 use super::access::{self, Grant};
-use super::connection::Request;
+use super::request::Request;
 use super::socket::{Conn, write_timed};
 use super::writer::Writer;
 use crate::event_id::{EventId, Resume};
@@ -39,7 +39,7 @@ pub(super) struct OpenStream {
     last_id: Option<String>,
     grant: Grant,
     /// On the Mercure path: what its resume headers need.
-    mercure: Option<super::mercure::Resuming>,
+    mercure: Option<super::resume_fields::Resuming>,
 }
 
 impl OpenStream {
@@ -48,7 +48,7 @@ impl OpenStream {
         topics: Topics,
         last_id: Option<String>,
         grant: Grant,
-        resuming: super::mercure::Resuming,
+        resuming: super::resume_fields::Resuming,
     ) -> OpenStream {
         OpenStream {
             topics,
@@ -125,7 +125,7 @@ pub(super) async fn open<S: Conn>(
             .any(|(n, _)| *n == "Access-Control-Allow-Origin")
         {
             let exposed = match mercure {
-                Some(_) => super::mercure::EXPOSED_HEADERS,
+                Some(_) => super::resume_fields::EXPOSED_HEADERS,
                 None => RESUME_HEADER,
             };
             fields.push(("Access-Control-Expose-Headers", exposed.to_owned()));
@@ -185,7 +185,7 @@ pub(super) async fn open<S: Conn>(
                     .await
                     .is_ok()
                 {
-                    super::connection::linger(stream, ctx).await;
+                    super::socket::linger(stream, &ctx.config.limits).await;
                 }
             })
             .await;
