@@ -40,3 +40,6 @@ mod cluster;
 // Every kind of event (alternate topics, private, publisher ids, idempotent retries)
 // through each backend of the publish port: memory, a history file, three Redis nodes.
 mod events;
+// Behind real reverse proxies (nginx, Caddy with HTTP/2 and Chromium), and the soak
+// tool's proxy doctor.
+mod proxy;
