@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::support::proxy::{
     Proxy, ProxyStream, caddyfile, free_port, nginx_site, publish_through, start_caddy, start_nginx,
 };
-use crate::support::{Binary, spawn_binary};
+use crate::support::{Binary, soak_binary, spawn_binary};
 
 const TOKEN: &str = "proxy-test-token";
 
@@ -231,4 +231,99 @@ fn caddy_over_http2_serves_twelve_chromium_tabs_on_one_origin() {
         out.contains("received: 5 events in each of 12 tabs"),
         "{out}"
     );
+}
+
+/// Runs `ssehub-soak doctor` for `duration` seconds through nginx (`deploy/nginx.conf`
+/// with `edits`) in front of ssehub with heartbeats every `heartbeat` seconds; its exit
+/// code, JSON report and stderr.
+fn doctor_through_nginx(
+    edits: &[(&str, &str)],
+    heartbeat: &str,
+    duration: &str,
+) -> (Option<i32>, serde_json::Value, String) {
+    let soak = soak_binary();
+    let hub = hub(heartbeat);
+    let port = free_port();
+    let nginx = start_nginx(&nginx_site(hub.addr, port, edits), port);
+    let started = Instant::now();
+    let (code, out, err) = run_capped(
+        soak.to_str().expect("a UTF-8 path"),
+        &[
+            "doctor",
+            &format!("http://127.0.0.1:{port}/stream?topic=doctor"),
+            "--publish-url",
+            &format!("http://127.0.0.1:{port}/publish"),
+            "--token",
+            TOKEN,
+            "--duration",
+            duration,
+        ],
+        &[],
+        Duration::from_secs(30),
+    );
+    let report = serde_json::from_str(&out).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}); exit {code:?}\nstdout:\n{out}\nstderr:\n{err}\nnginx:\n{}",
+            nginx.log()
+        )
+    });
+    let cap: f64 = duration.parse().expect("seconds");
+    assert!(
+        started.elapsed() < Duration::from_secs_f64(cap + 2.0),
+        "the doctor overran --duration {duration}: {:?}",
+        started.elapsed()
+    );
+    (code, report, err)
+}
+
+#[test]
+fn doctor_says_streaming_through_nginx_without_buffering() {
+    let (code, report, err) = doctor_through_nginx(&[], "15", "4");
+    assert_eq!(report["verdict"], "streaming", "{report:#}\n{err}");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(report["published"].as_u64().unwrap() >= 10, "{report:#}");
+    assert_eq!(report["received"], report["published"], "{report:#}");
+    assert!(report["max_burst"].as_u64().unwrap() < 4, "{report:#}");
+    assert!(
+        report["first_byte_ms"].as_f64().unwrap() < 1000.0,
+        "{report:#}"
+    );
+    // nginx's own headers are named; nothing that breaks streaming was added.
+    let added = report["added_headers"].to_string();
+    assert!(added.contains("Server: nginx"), "{added}");
+    assert!(added.contains("Transfer-Encoding: chunked"), "{added}");
+    assert_eq!(report["warnings"], json!([]), "{report:#}");
+    assert!(err.contains("doctor: verdict: streaming"), "{err}");
+}
+
+#[test]
+fn doctor_says_buffered_when_nginx_buffers() {
+    // `proxy_buffering on` alone still streams: nginx obeys ssehub's
+    // `X-Accel-Buffering: no`. Ignoring that header makes it buffer.
+    let (code, report, err) = doctor_through_nginx(
+        &[(
+            "proxy_buffering off;",
+            "proxy_buffering on;\n        proxy_ignore_headers X-Accel-Buffering;",
+        )],
+        "15",
+        "6",
+    );
+    assert_eq!(report["verdict"], "buffered", "{report:#}\n{err}");
+    assert_eq!(code, Some(1), "{err}");
+    let held_back =
+        report["missing"].as_u64().unwrap() > 0 || report["max_burst"].as_u64().unwrap() >= 4;
+    assert!(held_back, "{report:#}");
+}
+
+#[test]
+fn doctor_says_cut_after_5_s_when_nginx_times_out_without_heartbeats() {
+    let (code, report, err) = doctor_through_nginx(
+        &[("proxy_read_timeout 60s;", "proxy_read_timeout 5s;")],
+        "0",
+        "12",
+    );
+    assert_eq!(report["verdict"], "cut after 5 ± 1 s", "{report:#}\n{err}");
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(report["cut"], true);
+    assert_eq!(report["received"], report["published"], "{report:#}");
 }
