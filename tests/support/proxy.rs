@@ -123,7 +123,17 @@ pub fn start_nginx(site: &str, port: u16) -> Proxy {
     );
     std::fs::write(dir.join("nginx.conf"), main).expect("write nginx.conf");
     let log = std::fs::File::create(dir.join("proxy.log")).expect("log file");
-    let child = Command::new("nginx")
+    // Debian puts nginx in /usr/sbin, which is not on every user's PATH.
+    let nginx = std::env::var("NGINX_BIN").unwrap_or_else(|_| {
+        let sbin = "/usr/sbin/nginx";
+        if Path::new(sbin).exists() {
+            sbin
+        } else {
+            "nginx"
+        }
+        .to_owned()
+    });
+    let child = Command::new(nginx)
         .arg("-p")
         .arg(&dir)
         .arg("-c")
