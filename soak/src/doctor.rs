@@ -430,7 +430,7 @@ fn summarize(r: &Report) {
         r.published, r.received, r.delay_ms.p50, r.delay_ms.max
     );
     eprintln!(
-        "doctor: largest burst {} events (size: count {:?})",
+        "doctor: largest burst: {} (events arriving together; bursts by size: {:?})",
         r.max_burst, r.bursts
     );
     let end = if r.cut { "then cut" } else { "still open" };
