@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of ssehub on a fresh Debian machine: installs the real clients the
-# tests drive (curl, nc, redis-server, PyJWT, jsonwebtoken, Symfony's Mercure publisher,
-# Chromium) when they are
-# missing, then runs the unit, integration, doc and browser tests. Usage: scripts/test.sh
+# tests drive (curl, nc, redis-server, nginx, caddy, PyJWT, jsonwebtoken, Symfony's
+# Mercure publisher, systemd's tools, Chromium) when they are missing, then runs the unit,
+# integration, doc and browser tests. Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,9 +24,34 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   || need+=(systemd)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v ldd >/dev/null 2>&1 || need+=(libc-bin)
+# Chromium for tests/proxy.rs (twelve tabs through Caddy over HTTP/2) and the browser test.
+[ -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   apt_install "${need[@]}"
+fi
+
+# Real reverse proxies for tests/proxy.rs: each test starts its own nginx and caddy as
+# this user; the packages' system services are not wanted (and both would take port 80,
+# failing the install), so a policy-rc.d keeps apt from starting them.
+proxies=()
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || proxies+=(nginx)
+command -v caddy >/dev/null 2>&1 || proxies+=(caddy)
+if [ ${#proxies[@]} -gt 0 ]; then
+  echo "test.sh: installing ${proxies[*]} (services not started)"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  policy=/usr/sbin/policy-rc.d
+  created=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod +x "$policy"
+    created=1
+  fi
+  status=0
+  apt_install "${proxies[@]}" || status=$?
+  [ -z "$created" ] || $sudo rm -f "$policy"
+  [ "$status" = 0 ] || exit "$status"
 fi
 
 # tests/auth.rs mints its tokens with independent libraries: Python's PyJWT and Node's

@@ -25,6 +25,7 @@ const SOAK_LAYERS: &[&str] = &[
     "procfs",
     "signal",
     "args",
+    "doctor",
     "counters",
     "dial",
     "server",

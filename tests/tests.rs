@@ -48,3 +48,6 @@ mod daemon;
 // The Mercure path with Mercure's own clients: Symfony's publisher (php-symfony-mercure),
 // form posts; selectors, Mercure's token rules, resume headers, the CSRF rule.
 mod mercure;
+// Behind real reverse proxies (nginx, Caddy with HTTP/2 and Chromium), and the soak
+// tool's proxy doctor.
+mod proxy;

@@ -10,9 +10,11 @@ use serde::Serialize;
 use crate::http::{BaseUrl, parse_url};
 
 mod cluster;
+mod doctor;
 mod flags;
 
 pub use cluster::{Cluster, PublishTo};
+pub use doctor::Doctor;
 pub use flags::help;
 
 /// The event type the tool publishes and recognises as its own.
@@ -177,6 +179,8 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 pub enum Command {
     /// Run a soak test.
     Run(Box<Config>),
+    /// `doctor URL`: what the path to the hub does to a stream.
+    Doctor(Box<Doctor>),
     /// Print the help text.
     Help,
 }
@@ -225,6 +229,8 @@ struct Raw {
     restart_after: Option<Duration>,
     restart_signal: Option<StopSignal>,
     server_log: Option<String>,
+    /// The names of the flags given, in order (`doctor` refuses the ones it ignores).
+    set: Vec<&'static str>,
 }
 
 impl Default for Raw {
@@ -262,6 +268,7 @@ impl Default for Raw {
             restart_after: None,
             restart_signal: None,
             server_log: None,
+            set: Vec::new(),
         }
     }
 }
@@ -272,7 +279,20 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    match flags::read(args.into_iter().map(Into::into))? {
+    let mut args = args.into_iter().map(Into::into).peekable();
+    if args.peek().is_some_and(|a| a == "doctor") {
+        args.next();
+        let url = match args.peek() {
+            Some(u) if !u.starts_with('-') => args.next().unwrap_or_default(),
+            Some(h) if h == "-h" || h == "--help" => return Ok(Command::Help),
+            _ => return Err(UsageError("doctor needs a URL (see --help)".into())),
+        };
+        return match flags::read(args)? {
+            Some(raw) => doctor::validate(url, raw).map(|d| Command::Doctor(Box::new(d))),
+            None => Ok(Command::Help),
+        };
+    }
+    match flags::read(args)? {
         Some(raw) => raw.into_config().map(|c| Command::Run(Box::new(c))),
         None => Ok(Command::Help),
     }
@@ -313,6 +333,7 @@ impl Raw {
             restart_after,
             restart_signal,
             server_log,
+            set: _,
         } = self;
         let duration = duration.ok_or_else(|| UsageError("--duration is required".into()))?;
         if duration.as_secs_f64() < MIN_DURATION_SECS {

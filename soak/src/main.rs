@@ -20,11 +20,16 @@
 //! restarts it mid-run on the same port; every subscriber resumes with `Last-Event-ID`
 //! and must get exactly the events it missed, or a reset first (`server.rs`).
 //!
+//! Doctor mode (`ssehub-soak doctor URL`, `doctor.rs`): what a proxy between the tool
+//! and the hub does to a stream (buffering, an idle cut-off, added headers), with a
+//! verdict.
+//!
 //! Exit status: 0 when every check passed, 1 when one failed, 2 for bad usage.
 //!
 //! Files, from the leaves up; each uses only files before it (`tests/layout.rs` checks):
 //! `http.rs` `sse.rs` `check.rs` `histogram.rs` `order.rs` `procfs.rs` `signal.rs`
-//! (the wire, the checks, the clock) → `args.rs` → `counters.rs` `dial.rs` → `server.rs`
+//! (the wire, the checks, the clock) → `args.rs` → `doctor.rs` (on its own) →
+//! `counters.rs` `dial.rs` → `server.rs`
 //! `cluster.rs` (restart mode, several nodes: each takes only what it needs) →
 //! `runtime.rs` (the `Rt` every task shares) → `session.rs` `clients.rs` `publisher.rs`
 //! → `run.rs` → `report.rs`.
@@ -42,6 +47,7 @@ mod clients;
 mod cluster;
 mod counters;
 mod dial;
+mod doctor;
 mod histogram;
 mod http;
 mod order;
@@ -68,6 +74,7 @@ use crate::server::{Restart, ServerProc};
 fn main() -> ExitCode {
     let cfg = match args::parse(std::env::args().skip(1)) {
         Ok(Command::Run(c)) => *c,
+        Ok(Command::Doctor(d)) => return doctor::run(*d),
         Ok(Command::Help) => {
             print!("{}", args::help());
             return ExitCode::SUCCESS;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod redis;
 
 use std::io::{self, BufRead, BufReader, Read, Write};

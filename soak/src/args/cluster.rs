@@ -184,7 +184,7 @@ mod tests {
     fn run(args: &[&str]) -> Result<Config, String> {
         match parse(args.iter().copied()).map_err(|e| e.0)? {
             Command::Run(c) => Ok(*c),
-            Command::Help => panic!("help"),
+            other => panic!("not a run: {other:?}"),
         }
     }
 

@@ -438,7 +438,16 @@ fn flags() -> impl Iterator<Item = &'static Flag> {
 pub fn help() -> String {
     let mut out = String::from(
         "ssehub-soak: soak and load test an SSE server on this machine (loopback only)\n\n\
-         USAGE: ssehub-soak --duration SECS [FLAGS]\n\n",
+         USAGE: ssehub-soak --duration SECS [FLAGS]\n\
+         \x20      ssehub-soak doctor URL --publish-url URL [--token T] [FLAGS]\n\n\
+         doctor: publishes small timestamped events through --publish-url and reads\n\
+         them through URL (a stream URL through a proxy): the first-byte delay,\n\
+         burst sizes (buffering), the idle cut-off, the headers the path added and a\n\
+         verdict (streaming, buffered, cut after N ± 1 s). Events for the first half\n\
+         of --duration (default 20, at most 5 s of events), quiet for the rest. It\n\
+         takes --publish-url --token --publish-topic (default: URL's topic= or\n\
+         doctor) --publish-rate (default 10) --body-size (default 200) --duration.\n\
+         Exit status: 0 streaming, 1 buffered or cut, 2 bad usage, 3 could not run.\n\n",
     );
     for (title, flags) in SECTIONS {
         out.push_str(title);
@@ -518,6 +527,7 @@ pub(super) fn read(mut args: impl Iterator<Item = String>) -> Result<Option<Raw>
                 .ok_or_else(|| UsageError(format!("--{name} needs a value")))?,
         };
         set(&mut raw, &value).map_err(|e| UsageError(format!("--{name}: {e}")))?;
+        raw.set.push(flag.name);
     }
     Ok(Some(raw))
 }

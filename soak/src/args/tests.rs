@@ -5,7 +5,7 @@ use super::*;
 fn run(args: &[&str]) -> Result<Config, UsageError> {
     match parse(args.iter().copied())? {
         Command::Run(c) => Ok(*c),
-        Command::Help => panic!("help"),
+        other => panic!("not a run: {other:?}"),
     }
 }
 
