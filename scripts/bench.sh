@@ -13,11 +13,16 @@
 # JSON reports of this run only.
 #
 # Usage: scripts/bench.sh [--quick] [--only W2[,W3...]] [--runs N] [--out FILE]
+#                         [--servers ssehub,floor] [--ssehub-bin PATH]
 #   --quick   1 run each, shorter durations (for trying it out)
 #   --only    run only these workloads (W1..W5, comma separated)
 #   --runs N  runs per workload and server (default 3, --quick: 1)
 #   --out     the Markdown file to write (default BENCHMARKS.md; --quick and --only
 #             default to test-output/bench/BENCHMARKS.md so a full run's file stays)
+#   --servers run only these servers (of ssehub, nchan, axum, floor; default all), for
+#             a before/after of ssehub beside the floor
+#   --ssehub-bin  measure this ssehub binary (a static build of an earlier commit, say)
+#             instead of the one built here
 # Needs gcc (for the floor, when W2, W3 or W5 runs). The axum peer is built into
 # ${CARGO_TARGET_DIR:-target}/axum-peer. Raw reports, server logs (the floor's ends
 # with its frames_per_write count), the floor binary and the commands:
@@ -27,6 +32,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 quick=0
+servers="ssehub,nchan,axum,floor"
+ssehub_bin=""
 only="W1,W2,W3,W4,W5"
 runs=""
 outfile=""
@@ -39,7 +46,9 @@ while [ $# -gt 0 ]; do
     --runs=*) runs=${1#--runs=} ;;
     --out) outfile=$2; shift ;;
     --out=*) outfile=${1#--out=} ;;
-    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    --servers) servers=$2; shift ;;
+    --ssehub-bin) ssehub_bin=$2; shift ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -111,6 +120,13 @@ fi
 soak="$target/release/ssehub-soak"
 dyn_bin="$target/release/ssehub"
 static_bin="$target/x86_64-unknown-linux-gnu/release/ssehub"
+if [ -n "$ssehub_bin" ]; then
+    static_bin=$ssehub_bin
+    built_rev="$ssehub_bin (given with --ssehub-bin)"
+fi
+servers=" $(echo "$servers" | tr ',' ' ') "
+# wanted KIND: whether --servers names it
+wanted() { case "$servers" in *" $1 "*) return 0 ;; esac; return 1; }
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -218,15 +234,19 @@ for r in $(seq "$runs"); do
         echo "start_rss $build $r $(rss_kib "$srv_sample_pid")" >>"$footprint"
         stop_server
     done
-    start_server nchan "start-nchan-$r"
-    sleep 0.5
-    echo "start_rss nchan_worker $r $(rss_kib "$srv_sample_pid")" >>"$footprint"
-    echo "start_rss nchan_master $r $(rss_kib "$srv_pid")" >>"$footprint"
-    stop_server
-    start_server axum "start-axum-$r"
-    sleep 0.5
-    echo "start_rss axum $r $(rss_kib "$srv_sample_pid")" >>"$footprint"
-    stop_server
+    if wanted nchan; then
+        start_server nchan "start-nchan-$r"
+        sleep 0.5
+        echo "start_rss nchan_worker $r $(rss_kib "$srv_sample_pid")" >>"$footprint"
+        echo "start_rss nchan_master $r $(rss_kib "$srv_pid")" >>"$footprint"
+        stop_server
+    fi
+    if wanted axum; then
+        start_server axum "start-axum-$r"
+        sleep 0.5
+        echo "start_rss axum $r $(rss_kib "$srv_sample_pid")" >>"$footprint"
+        stop_server
+    fi
 done
 
 # --- workloads ----------------------------------------------------------------------------
@@ -287,6 +307,7 @@ for r in $(seq "$runs"); do
         kinds="ssehub nchan axum"
         case " $floor_workloads " in *" $w "*) kinds="ssehub nchan axum floor" ;; esac
         for kind in $kinds; do
+            wanted "$kind" || continue
             for s in $subs; do run_one "$kind" "$s" "$r"; done
         done
     done

@@ -70,7 +70,7 @@ pub enum Syntax {
     UrlPattern,
 }
 
-/// A compiled pattern (see the [module docs](self) for what each syntax supports).
+/// A compiled pattern (see the module docs for what each syntax supports).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Pattern {
     source: Box<str>,
