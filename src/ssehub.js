@@ -13,13 +13,13 @@
 //   lastEventId  the last id the group saw.
 //
 // Sharing: tabs of one origin that open the same URL (same path, same query parameters in
-// any order; lastEventId aside) elect one leader with a Web Lock named after the URL. The
+// any order) elect one leader with a Web Lock named after the URL. The
 // leader holds the only EventSource and relays every event (named ones too, reset,
 // token-expiring; ids and lastEventId) over a BroadcastChannel of the same name, so every
 // tab sees the same events in the same order. When the leader's tab closes, the next tab
 // in the lock's queue leads at once and resumes from the last id the group saw
 // (?lastEventId=), and ids already seen are skipped: nothing is missed or repeated. Tabs
-// with other URLs form groups of their own. A named event reaches the tabs once one of
+// with other URLs form groups of their own (one with ?lastEventId= too: it asked for a replay). A named event reaches the tabs once one of
 // them listens for that name (as with EventSource, which reports only names listened to).
 //
 // Tokens: on a token-expiring event the leader calls options.refresh() (a Promise, e.g. one
@@ -31,10 +31,10 @@
   const KEEP_IDS = 1000; // ids remembered to skip a repeat after a handover or a refresh
   const ALWAYS = ["message", "reset", "token-expiring"];
 
-  /** The URL with its query sorted and without lastEventId: the group's name. */
+  /** The URL with its query sorted: the group's name. */
   function groupKey(href) {
     const u = new URL(href);
-    const params = [...u.searchParams].filter(([k]) => k !== "lastEventId");
+    const params = [...u.searchParams];
     params.sort((a, b) => (a[0] + "=" + a[1] < b[0] + "=" + b[1] ? -1 : 1));
     u.search = new URLSearchParams(params).toString();
     u.hash = "";
@@ -64,7 +64,7 @@
       this._channel.onmessage = (m) => this._onPost(m.data);
       this._abort = new AbortController();
       root.navigator.locks.request(this._key, { signal: this._abort.signal }, () => {
-        if (this.readyState === CLOSED) return undefined;
+        if (this._closed) return undefined;
         this._lead();
         return new Promise((release) => { this._release = release; });
       }).catch(() => { /* aborted by close() */ });
@@ -80,7 +80,8 @@
     }
 
     close() {
-      if (this.readyState === CLOSED) return;
+      if (this._closed) return;
+      this._closed = true;
       this.readyState = CLOSED;
       if (this._es) { this._es.close(); this._es = null; }
       if (this._old) { this._old.close(); this._old = null; }
@@ -138,7 +139,7 @@
       this._renewing = true;
       try {
         await this._refresh();
-        if (this.readyState === CLOSED || !this.leader) return;
+        if (this._closed || !this.leader) return;
         this._old = this._es;
         this._open(this.lastEventId);
       } catch (_) {
@@ -181,7 +182,7 @@
     }
 
     _onPost(msg) {
-      if (this.readyState === CLOSED) return;
+      if (this._closed) return;
       if (msg.t === "names" || msg.t === "hello") {
         // Every tab learns every name, so whichever leads next listens for them all.
         for (const n of msg.names) {
