@@ -155,8 +155,8 @@ impl FileOp {
 }
 
 /// The error statuses counted one by one; anything else lands in the last slot.
-pub const COUNTED_STATUSES: [u16; 18] = [
-    400, 401, 403, 404, 405, 408, 411, 412, 413, 414, 415, 417, 421, 431, 500, 501, 503, 505,
+pub const COUNTED_STATUSES: [u16; 19] = [
+    400, 401, 403, 404, 405, 408, 411, 412, 413, 414, 415, 417, 421, 429, 431, 500, 501, 503, 505,
 ];
 
 /// The server's counters. All methods take `&self` and are lock-free.

@@ -436,6 +436,8 @@ fn an_open_stream_ends_when_its_token_expires() {
     let start = Instant::now();
     let mut s = SseClient::connect(srv.addr, "/stream", &[("Authorization", &bearer)]);
     srv.wait_subscribers(3, SHORT);
+    // Less is left than the notice (30 s by default): token-expiring comes at once.
+    assert_eq!(s.expect_event().event, "token-expiring");
     publish(
         &srv,
         json!({"data": "before", "topic": "a", "private": true}),

@@ -16,6 +16,8 @@ mod replay;
 mod history_file;
 // Private topics: tokens minted by PyJWT and jsonwebtoken, rights, 401 reasons, expiry.
 mod auth;
+// The token lifecycle (#24): token-expiring, 401 on both paths, the per-token cap; /ssehub.js.
+mod token_lifecycle;
 // The ssehub binary: flags, exit codes, signals, stdin mode.
 mod binary;
 // Malformed and oversized requests, and attacks: each answered precisely, others unharmed.

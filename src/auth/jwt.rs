@@ -75,6 +75,8 @@ pub struct Claims {
     /// `exp`: when the token stops being valid (`None`: never). A stream opened with the
     /// token ends then.
     pub expires: Option<SystemTime>,
+    /// `sub`: whose token it is (`None` when absent).
+    pub sub: Option<String>,
 }
 
 /// Why a token was refused. The `Display` text is what the `401` says after
@@ -213,6 +215,7 @@ pub fn verify(token: &str, key: &Key, now: SystemTime) -> Result<Claims, TokenEr
         subscribe: selectors(&claims.mercure.subscribe)?,
         publish: selectors(&claims.mercure.publish)?,
         expires: claims.exp.and_then(to_time),
+        sub: claims.sub,
     })
 }
 

@@ -15,8 +15,9 @@ use crate::port::Fsync;
 
 use super::{
     DEFAULT_BIND, DEFAULT_GRACE, DEFAULT_HEARTBEAT, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_INTERVAL_MS, DEFAULT_MIN_INTERVAL_MS, DEFAULT_REDIS_STREAM,
-    DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_MS, DEFAULT_SEND_BUFFER, DEFAULT_WRITE_TIMEOUT,
+    DEFAULT_MAX_INTERVAL_MS, DEFAULT_MAX_STREAMS_PER_TOKEN, DEFAULT_MIN_INTERVAL_MS,
+    DEFAULT_REDIS_STREAM, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_MS, DEFAULT_SEND_BUFFER,
+    DEFAULT_TOKEN_EXPIRING_NOTICE, DEFAULT_WRITE_TIMEOUT,
 };
 
 /// One flag of the server.
@@ -315,6 +316,23 @@ pub const FLAGS: &[Flag] = &[
         Default::Label(|| SubscribeAuth::Optional.label()),
         "optional: streams without a token get public\n\
          events; required: 401 without a valid token",
+    ),
+    flag(
+        "token-notice",
+        Some("SECS"),
+        "seconds",
+        Default::Seconds(DEFAULT_TOKEN_EXPIRING_NOTICE),
+        "a stream opened with a token gets a\n\
+         token-expiring event this long before exp,\n\
+         0 = off",
+    ),
+    flag(
+        "max-streams-per-token",
+        Some("N"),
+        "streams",
+        Default::Number(DEFAULT_MAX_STREAMS_PER_TOKEN as u64),
+        "concurrent streams per token (by sub, else per\n\
+         token); over it 429 + Retry-After, 0 = off",
     ),
     flag(
         "mercure-path",

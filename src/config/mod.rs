@@ -58,6 +58,15 @@ pub const DEFAULT_SEND_BUFFER: usize = 256 * 1024;
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 /// Default `retry:` sent to each subscriber. **Unit:** milliseconds.
 pub const DEFAULT_RETRY_MS: u32 = 3000;
+/// Default time before a token's `exp` at which its stream gets a `token-expiring`
+/// event. **Unit:** seconds. **Why:** long enough for a page to fetch a fresh token and
+/// reconnect before the old stream ends.
+pub const DEFAULT_TOKEN_EXPIRING_NOTICE: Duration = Duration::from_secs(30);
+/// Default cap on concurrent streams per token (by `sub`, else per token). **Unit:**
+/// streams. **Why:** a browser sharing one stream per token (`ssehub.js`) needs one;
+/// a hundred leaves room for many browsers of one user, and stops a leaked token from
+/// holding every connection.
+pub const DEFAULT_MAX_STREAMS_PER_TOKEN: u32 = 100;
 /// Default bounds of the demo producer's random interval. **Unit:** milliseconds.
 pub const DEFAULT_MIN_INTERVAL_MS: u64 = 500;
 /// See [`DEFAULT_MIN_INTERVAL_MS`].
@@ -148,6 +157,11 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// The path where ssehub speaks Mercure (`--mercure-path`); `None`: nowhere.
     pub mercure_path: Option<String>,
+    /// How long before its token's `exp` a stream gets a `token-expiring` event;
+    /// `None`: never.
+    pub token_expiring_notice: Option<Duration>,
+    /// Most concurrent streams per token (by `sub`, else per token); 0: no cap.
+    pub max_streams_per_token: u32,
 }
 
 /// The default Redis stream key.
@@ -174,6 +188,8 @@ impl fmt::Debug for Config {
             .field("subscribe_auth", &self.subscribe_auth)
             .field("redis", &self.redis)
             .field("mercure_path", &self.mercure_path)
+            .field("token_expiring_notice", &self.token_expiring_notice)
+            .field("max_streams_per_token", &self.max_streams_per_token)
             .finish_non_exhaustive()
     }
 }
@@ -202,6 +218,8 @@ impl Default for Config {
             subscribe_auth: SubscribeAuth::Optional,
             redis: None,
             mercure_path: Some(crate::mercure::DEFAULT_PATH.to_owned()),
+            token_expiring_notice: Some(DEFAULT_TOKEN_EXPIRING_NOTICE),
+            max_streams_per_token: DEFAULT_MAX_STREAMS_PER_TOKEN,
         }
     }
 }
@@ -494,12 +512,28 @@ impl Config {
             subscribe_auth,
             redis,
             mercure_path,
+            token_expiring_notice: secs(raw, "token-notice", DEFAULT_TOKEN_EXPIRING_NOTICE, true)?,
+            max_streams_per_token: int(
+                raw,
+                "max-streams-per-token",
+                DEFAULT_MAX_STREAMS_PER_TOKEN,
+                0,
+                1_000_000,
+            )?,
         })
     }
 }
 
 /// Paths the native routes take: the Mercure path may not be one of them.
-const NATIVE_PATHS: [&str; 6] = ["/", "/stream", "/publish", "/health", "/stats", "/metrics"];
+const NATIVE_PATHS: [&str; 7] = [
+    "/",
+    "/stream",
+    "/publish",
+    "/health",
+    "/stats",
+    "/metrics",
+    "/ssehub.js",
+];
 
 /// `--mercure-path`: `off`, or an absolute path of visible ASCII that no native route
 /// takes.

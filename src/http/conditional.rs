@@ -1,5 +1,6 @@
 //! Conditional requests (RFC 9110 §13) for a server without validators: ssehub sends no
-//! `ETag` and no `Last-Modified`, so no entity tag ever matches, and only `*` can be true.
+//! `ETag` and no `Last-Modified` (but on `/ssehub.js`, see [`none_match`]), so no entity
+//! tag ever matches, and only `*` can be true.
 //!
 //! Pure: the caller says whether the target has a current representation and what the
 //! method is, and evaluates only when the answer would otherwise be 2xx and the method
@@ -45,6 +46,21 @@ pub fn evaluate(
     }
 }
 
+/// Whether `If-None-Match` (`if_none_match`, all field lines joined) is false for a
+/// representation whose entity tag is `etag` (quoted, as sent in `ETag`): `*`, or a
+/// listed tag equal to it by the weak comparison (§8.8.3.2, `W/` ignored). A GET or
+/// HEAD then gets `304` (§13.1.2).
+pub fn none_match(if_none_match: Option<&str>, etag: &str) -> bool {
+    let Some(v) = if_none_match else {
+        return false;
+    };
+    let weak = |t: &str| {
+        let t = t.trim_matches([' ', '\t']);
+        t.strip_prefix("W/").unwrap_or(t).to_owned()
+    };
+    is_star(v) || v.split(',').any(|t| weak(t) == weak(etag))
+}
+
 fn is_star(value: &str) -> bool {
     value.trim_matches([' ', '\t']) == "*"
 }
@@ -55,6 +71,23 @@ mod tests {
 
     const fn failed(status: u16, field: &'static str) -> Option<Failed> {
         Some(Failed { status, field })
+    }
+
+    #[test]
+    fn none_match_compares_weakly() {
+        let tag = "\"abc\"";
+        for (value, want) in [
+            (None, false),
+            (Some("*"), true),
+            (Some("\"abc\""), true),
+            (Some("W/\"abc\""), true),
+            (Some("\"x\", \"abc\""), true),
+            (Some("\"x\""), false),
+            (Some("abc"), false),
+            (Some(""), false),
+        ] {
+            assert_eq!(none_match(value, tag), want, "{value:?}");
+        }
     }
 
     #[test]

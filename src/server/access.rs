@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Ctx;
+use super::quota::Slot;
 use super::request::Request;
 use crate::auth::{self, Credentials, Selectors, SubscribeAuth, TokenError};
 use crate::http::head::{DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_REQUEST_LINE};
@@ -36,12 +37,16 @@ const _: () = assert!(
 );
 
 /// What a subscriber's valid token grants.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(super) struct Grant {
     /// Topics whose private events it may read (`None`: none).
     pub(super) rights: Option<Arc<Selectors>>,
     /// When its stream ends (the token's `exp` plus jitter); `None`: never.
     pub(super) ends_at: Option<Instant>,
+    /// The token's `exp` (what the `token-expiring` event says).
+    pub(super) expires: Option<SystemTime>,
+    /// Its place under the token's stream cap, held while the stream lives.
+    pub(super) slot: Option<Slot>,
 }
 
 /// The grant of a stream request: none without a token (where that is allowed), the
@@ -71,10 +76,13 @@ pub(super) fn subscriber(ctx: &Ctx, req: &Request) -> Result<Grant, Response> {
         return Ok(Grant::default());
     };
     let claims = verified(ctx, token, key)?;
+    let slot = ctx.quota.take(claims.sub.as_deref(), token)?;
     let rights = (!claims.subscribe.is_empty()).then(|| Arc::new(claims.subscribe));
     Ok(Grant {
         rights,
         ends_at: claims.expires.map(stream_end),
+        expires: claims.expires,
+        slot,
     })
 }
 

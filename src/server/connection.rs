@@ -11,7 +11,7 @@ use super::request::{Request, take_request};
 use super::router::{Route, Scope, route_in};
 use super::socket::{Conn, linger, write_timed};
 use super::stream::Opened;
-use super::{Ctx, mercure, publish, status, stream};
+use super::{Ctx, mercure, publish, script, status, stream};
 use crate::http::conditional::{self, Failed};
 use crate::http::framing::BodyKind;
 use crate::http::head::HeadParser;
@@ -82,6 +82,7 @@ pub(super) async fn serve_requests<S: Conn>(
                     crate::page::HTML.as_bytes().to_vec(),
                 ),
             ),
+            Route::Script => script::response(&req),
             route @ (Route::Publish | Route::MercurePublish) => match if route == Route::Publish {
                 publish::authorize(ctx, &req)
             } else {

@@ -8,6 +8,9 @@
 //! | `connection.rs` | one connection: read a head, route, answer or refuse, or become a stream |
 //! | `router.rs` | method × path → route (pure) |
 //! | `access.rs` | a subscriber's token: its rights and expiry, or the `401` |
+//! | `expiring.rs` | the `token-expiring` event before a token's `exp` |
+//! | `quota.rs` | the per-token cap on concurrent streams (`429`) |
+//! | `script.rs` | `GET /ssehub.js`, the browser client, with its `ETag` |
 //! | `publish.rs` | `POST /publish`: authorization, body, publish, pacing |
 //! | `stream.rs` | `GET /stream`: subscribe, preamble, the writer, the end reason |
 //! | `writer.rs` | the subscriber's writer loop |
@@ -20,11 +23,14 @@ mod accept;
 mod access;
 mod connection;
 mod cors;
+mod expiring;
 mod mercure;
 mod publish;
+mod quota;
 mod request;
 mod resume_fields;
 mod router;
+mod script;
 mod socket;
 mod status;
 mod stream;
@@ -121,6 +127,8 @@ pub(crate) struct Ctx {
     pub(crate) cors: cors::Cors,
     /// Where every publish goes (memory, the history file, or Redis).
     pub(crate) port: Port,
+    /// Open streams per token, under `--max-streams-per-token`.
+    quota: Arc<quota::Quota>,
     connections: Arc<AtomicUsize>,
 }
 
@@ -142,6 +150,7 @@ impl Ctx {
         port: Port,
     ) -> Arc<Ctx> {
         let cors = cors::Cors::new(&config.cors_origins);
+        let quota = quota::Quota::new(config.max_streams_per_token);
         Arc::new(Ctx {
             config,
             hub,
@@ -150,6 +159,7 @@ impl Ctx {
             shutdown,
             cors,
             port,
+            quota,
             connections: Arc::new(AtomicUsize::new(0)),
         })
     }

@@ -21,6 +21,8 @@ pub(super) enum Route {
     Metrics,
     /// `GET` or `HEAD /`: the live page.
     Page,
+    /// `GET` or `HEAD /ssehub.js`: the browser client.
+    Script,
     /// `OPTIONS` on a known path (or `*`): `204` with these methods in `Allow`.
     Options(&'static str),
     /// Refused before anything else: `501`, `404` or `405`.
@@ -43,7 +45,7 @@ fn allowed(path: &str, mercure: Option<&str>) -> Option<&'static str> {
         return Some(MERCURE_METHODS);
     }
     Some(match path {
-        "/stream" | "/health" | "/stats" | "/metrics" | "/" => "GET, HEAD, OPTIONS",
+        "/stream" | "/health" | "/stats" | "/metrics" | "/" | "/ssehub.js" => "GET, HEAD, OPTIONS",
         "/publish" => "POST, OPTIONS",
         "*" => "GET, HEAD, POST, OPTIONS",
         _ => return None,
@@ -92,6 +94,7 @@ pub(super) fn route(method: &str, path: &str, mercure: Option<&str>) -> Route {
         (_, "/health") => Route::Health,
         (_, "/stats") => Route::Stats,
         (_, "/metrics") => Route::Metrics,
+        (_, "/ssehub.js") => Route::Script,
         _ => Route::Page,
     }
 }
@@ -104,7 +107,7 @@ pub(crate) enum Scope {
     /// (`admin`, `unknown`, …).
     All,
     /// An inherited socket named `public`: only what browsers need, `GET`/`HEAD` (and
-    /// `OPTIONS`) on `/stream`, `/health` and `/`. `/publish`, `/stats` and `/metrics`
+    /// `OPTIONS`) on `/stream`, `/health`, `/` and `/ssehub.js`. `/publish`, `/stats` and `/metrics`
     /// answer `404` there, as if they did not exist.
     Public,
 }
@@ -125,7 +128,7 @@ impl Scope {
         match self {
             Scope::All => true,
             Scope::Public => {
-                matches!(path, "/stream" | "/health" | "/" | "*")
+                matches!(path, "/stream" | "/health" | "/" | "/ssehub.js" | "*")
                     || (Some(path) == mercure && matches!(method, "GET" | "HEAD" | "OPTIONS"))
             }
         }
@@ -170,6 +173,9 @@ mod tests {
             ("GET", "/metrics", Ok(Metrics)),
             ("GET", "/", Ok(Page)),
             ("HEAD", "/", Ok(Page)),
+            ("GET", "/ssehub.js", Ok(Script)),
+            ("HEAD", "/ssehub.js", Ok(Script)),
+            ("POST", "/ssehub.js", Err(405)),
             ("OPTIONS", "/stream", Ok(Options("GET, HEAD, OPTIONS"))),
             ("OPTIONS", "/publish", Ok(Options("POST, OPTIONS"))),
             ("OPTIONS", "*", Ok(Options("GET, HEAD, POST, OPTIONS"))),
@@ -215,6 +221,7 @@ mod tests {
             ("GET", "/stream", None),
             ("HEAD", "/health", None),
             ("GET", "/", None),
+            ("GET", "/ssehub.js", None),
             ("OPTIONS", "/stream", None),
             ("OPTIONS", "*", None),
             ("POST", "/publish", Some(404)),

@@ -13,6 +13,7 @@ use futures_lite::{AsyncWriteExt, FutureExt};
 
 use super::Ctx;
 use super::access::{self, Grant};
+use super::expiring;
 use super::request::Request;
 use super::socket::{Conn, write_timed};
 use super::writer::Writer;
@@ -65,6 +66,10 @@ pub(super) struct Opened {
     pub(super) sub: Subscription,
     pub(super) preamble: Frame,
     pub(super) ends_at: Option<Instant>,
+    /// The `token-expiring` event and when it is sent.
+    pub(super) notice: Option<(Instant, Frame)>,
+    /// Its place under the token's stream cap, given back when the stream ends.
+    pub(super) slot: Option<super::quota::Slot>,
 }
 
 /// Checks what a stream request asks for: its token's grant, topics and the resume id,
@@ -195,10 +200,16 @@ pub(super) async fn open<S: Conn>(
     ctx.log
         .line(format_args!("client {} connected from {peer}", sub.id()));
     let preamble = sse::preamble(head(sub.resume()), jittered(ctx.config.retry_ms), sub.id());
+    let notice = match (open.grant.expires, ctx.config.token_expiring_notice) {
+        (Some(exp), Some(before)) => Some(expiring::notice(exp, before)),
+        _ => None,
+    };
     Some(Opened {
         sub,
         preamble,
         ends_at: open.grant.ends_at,
+        notice,
+        slot: open.grant.slot,
     })
 }
 
@@ -264,14 +275,19 @@ pub(super) async fn write_stream<S: Conn>(mut stream: S, opened: Opened, ctx: &C
         mut sub,
         preamble,
         ends_at,
+        notice,
+        slot,
     } = opened;
-    let writer = Writer::new(
+    let mut writer = Writer::new(
         &mut stream,
         &mut sub,
         preamble,
         &ctx.stats,
         ctx.config.limits.write_timeout,
     );
+    if let Some((at, frame)) = notice {
+        writer.notice(at, frame);
+    }
     let reason = match ends_at {
         None => writer.await,
         Some(at) => {
@@ -291,6 +307,7 @@ pub(super) async fn write_stream<S: Conn>(mut stream: S, opened: Opened, ctx: &C
         let _ = stream.close().await;
     }
     sub.end(reason);
+    drop(slot);
 }
 
 /// `ms` ±20%, so that a restart does not bring every client back in the same instant.

@@ -106,6 +106,9 @@ pub(super) struct Writer<'a, S> {
     /// Bytes the client has sent since the stream started (see
     /// [`STREAM_READ_ALLOWANCE`]).
     received: u32,
+    /// A frame of the server's own due at a time (the `token-expiring` event); boxed,
+    /// so a stream without one pays a pointer.
+    notice: Option<Box<(Timer, Frame)>>,
 }
 
 impl<'a, S: Conn> Writer<'a, S> {
@@ -137,7 +140,13 @@ impl<'a, S: Conn> Writer<'a, S> {
             deferred: false,
             last_write: None,
             received: 0,
+            notice: None,
         }
+    }
+
+    /// Writes `frame` at `at` (at once if past), between two batches.
+    pub(super) fn notice(&mut self, at: Instant, frame: Frame) {
+        self.notice = Some(Box::new((Timer::at(at), frame)));
     }
 
     /// Writes what is owed until done or the socket would block.
@@ -215,6 +224,14 @@ impl<'a, S: Conn> Writer<'a, S> {
 
     /// Waits for frames; `Ready(Err)` when the stream must end.
     fn poll_fill_batch(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Reason>> {
+        // Before the queue: a busy queue must not hold the notice back.
+        if let Some(notice) = &mut self.notice
+            && Pin::new(&mut notice.0).poll(cx).is_ready()
+        {
+            let (_, frame) = *self.notice.take().expect("just polled");
+            self.batch.push(frame);
+            return Poll::Ready(Ok(()));
+        }
         match self.sub.poll_next(cx) {
             Poll::Ready(Some((frame, written))) => {
                 // `written` > 0: the rest of a frame a direct write could not put out whole.

@@ -40,7 +40,7 @@ impl Header {
     }
 }
 
-/// The claims this hub reads. Other claims (`sub`, `aud`, `jti`, …) are ignored.
+/// The claims this hub reads. Other claims (`aud`, `jti`, …) are ignored.
 #[derive(Debug)]
 pub(super) struct ClaimsSet {
     /// `mercure` (an absent claim reads as one with no lists).
@@ -50,6 +50,8 @@ pub(super) struct ClaimsSet {
     pub(super) exp: Option<f64>,
     /// `nbf`, a NumericDate.
     pub(super) nbf: Option<f64>,
+    /// `sub`, a string: whose token it is (the per-token stream cap counts by it).
+    pub(super) sub: Option<String>,
 }
 
 /// The `mercure` claim. `payload` (any JSON) and other members are not read.
@@ -96,6 +98,7 @@ impl ClaimsSet {
                 date,
                 "nbf must be a NumericDate (a number)",
             )?,
+            sub: take(&mut claims, "sub", string, "sub must be a string")?,
         })
     }
 }

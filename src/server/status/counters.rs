@@ -234,6 +234,13 @@ pub(super) const COUNTERS: &[Counter] = &[
         },
     },
     Counter {
+        stats: "streams_refused_per_token",
+        metric: "streams_refused_per_token_total",
+        kind: Kind::Counter,
+        help: "Streams refused (429) because their token had --max-streams-per-token open.",
+        read: |v| Reading::Number(v.ctx.quota.refused()),
+    },
+    Counter {
         stats: "rejected",
         metric: "requests_rejected_total",
         kind: Kind::Counter,
