@@ -39,6 +39,8 @@ mod redis_client;
 mod cluster;
 // Resets on Redis nodes: a short stream, an id beyond the stream, a lagging node.
 mod cluster_resets;
+// Sentinel: failovers followed, losses announced, WAIT keeps answered events.
+mod sentinel;
 // Every kind of event (alternate topics, private, publisher ids, idempotent retries)
 // through each backend of the publish port: memory, a history file, three Redis nodes.
 mod events;

@@ -440,10 +440,12 @@ impl Config {
                     1,
                     10_000_000,
                 )?;
+                let wait_replicas = int(raw, "redis-wait-replicas", 0, 0, 64)?;
                 Some(RedisConfig {
                     url,
                     stream,
                     maxlen,
+                    wait_replicas,
                 })
             }
         };
