@@ -377,7 +377,7 @@ pub const FLAGS: &[Flag] = &[
         "",
         Default::Unset,
         "share one Redis stream with other nodes:\n\
-         redis://[user:pass@]host:port[/db],\n\
+         redis[s]://[user:pass@]host:port[/db],\n\
          unix:///path or, through Sentinel,\n\
          redis-sentinel://[user:pass@]host:port[,host:port]\n\
          /MASTER[/db][?redis_password=P]",
@@ -396,6 +396,30 @@ pub const FLAGS: &[Flag] = &[
         Default::Said("--history"),
         "entries the shared stream keeps, approximately\n\
          (MAXLEN ~)",
+    ),
+    flag(
+        "redis-ca",
+        Some("FILE"),
+        "",
+        Default::Unset,
+        "with rediss://: trust the CA certificates in FILE\n\
+         (PEM) instead of the system's roots",
+    ),
+    flag(
+        "redis-cert",
+        Some("FILE"),
+        "",
+        Default::Unset,
+        "with rediss://: send this client certificate\n\
+         chain (PEM; with --redis-key)",
+    ),
+    flag(
+        "redis-key",
+        Some("FILE"),
+        "",
+        Default::Unset,
+        "with rediss://: the client certificate's key\n\
+         (PEM)",
     ),
     flag(
         "redis-wait-replicas",

@@ -264,7 +264,7 @@ pub fn explain(e: &RedisError) -> String {
             format!("{e} (Redis is out of memory: raise maxmemory or lower --redis-maxlen)")
         }
         Some(ErrorKind::Cluster) => {
-            format!("{e} (Redis Cluster is not supported: use one primary)")
+            format!("{e} (Redis Cluster is not supported: use one primary, or Sentinel)")
         }
         _ => e.to_string(),
     }

@@ -15,7 +15,7 @@ use async_net::unix::UnixStream;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
 
 use super::resp::{self, ReplyLimits, RespError, Value};
-use super::url::{Endpoint, RedisUrl};
+use super::url::{Endpoint, RedisUrl, TlsFiles};
 
 /// What kind of error reply a server sent (the first word of `-ERR ...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +116,8 @@ pub fn check(v: Value) -> Result<Value, RedisError> {
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl AsyncRead for Stream {
@@ -127,6 +129,8 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -140,6 +144,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -147,6 +153,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -154,6 +162,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_close(cx),
             Stream::Unix(s) => Pin::new(s).poll_close(cx),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
         }
     }
 }
@@ -215,7 +225,7 @@ impl Connection {
             }
             None => (url.endpoint.clone(), false),
         };
-        let mut conn = Connection::open(&endpoint, deadline).await?;
+        let mut conn = Connection::open(&endpoint, url.tls.as_deref(), deadline).await?;
         let mut login: Vec<Vec<Vec<u8>>> = Vec::new();
         if let Some(auth) = auth_command(url.user.as_deref(), url.password.as_deref()) {
             login.push(auth);
@@ -271,7 +281,7 @@ impl Connection {
         timeout: Duration,
     ) -> Result<Connection, RedisError> {
         let deadline = Instant::now() + timeout;
-        let mut conn = Connection::open(endpoint, deadline).await?;
+        let mut conn = Connection::open(endpoint, None, deadline).await?;
         if let Some(auth) = auth_command(user, password) {
             let left = deadline.saturating_duration_since(Instant::now());
             for reply in conn.pipeline(&[auth], left).await? {
@@ -281,14 +291,26 @@ impl Connection {
         Ok(conn)
     }
 
-    /// Opens the socket, by `deadline`.
-    async fn open(endpoint: &Endpoint, deadline: Instant) -> Result<Connection, RedisError> {
+    /// Opens the socket (with TLS: and makes the handshake), by `deadline`.
+    async fn open(
+        endpoint: &Endpoint,
+        tls: Option<&TlsFiles>,
+        deadline: Instant,
+    ) -> Result<Connection, RedisError> {
         let stream = async {
             Ok(match endpoint {
                 Endpoint::Tcp(host, port) => {
                     let s = TcpStream::connect((host.as_str(), *port)).await?;
                     let _ = s.set_nodelay(true);
-                    Stream::Tcp(s)
+                    match tls {
+                        #[cfg(feature = "tls")]
+                        Some(files) => {
+                            Stream::Tls(Box::new(super::tls::handshake(s, host, files).await?))
+                        }
+                        #[cfg(not(feature = "tls"))]
+                        Some(_) => return Err(io::Error::other("built without TLS")),
+                        None => Stream::Tcp(s),
+                    }
                 }
                 Endpoint::Unix(path) => Stream::Unix(UnixStream::connect(path).await?),
             })

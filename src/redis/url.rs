@@ -8,11 +8,24 @@
 //! the common setup; the query sets Redis's own when they differ).
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// The default Redis port.
 pub const DEFAULT_PORT: u16 = 6379;
 /// The default Sentinel port.
 pub const DEFAULT_SENTINEL_PORT: u16 = 26379;
+
+/// Where the trust and the client's identity come from (`--redis-ca`, `--redis-cert`,
+/// `--redis-key`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA certificates (PEM) to trust instead of the system's roots.
+    pub ca: Option<PathBuf>,
+    /// The client certificate chain (PEM).
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub key: Option<PathBuf>,
+}
 
 /// The sentinels to ask for the master (`redis-sentinel://`).
 #[derive(Clone, PartialEq, Eq)]
@@ -41,7 +54,9 @@ pub struct RedisUrl {
     pub db: u32,
     /// With Sentinel: the sentinels that say where the master is (`endpoint` is then
     /// the first sentinel's, unused).
-    pub sentinel: Option<Sentinels>,
+    pub sentinel: Option<Box<Sentinels>>,
+    /// TLS (`rediss://`), with where its trust and identity come from.
+    pub tls: Option<Box<TlsFiles>>,
 }
 
 /// A TCP host and port, or a unix socket path.
@@ -94,8 +109,13 @@ impl fmt::Display for RedisUrl {
                 self.db
             );
         }
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         match &self.endpoint {
-            Endpoint::Tcp(h, p) => write!(f, "redis://{auth}{h}:{p}/{}", self.db),
+            Endpoint::Tcp(h, p) => write!(f, "{scheme}://{auth}{h}:{p}/{}", self.db),
             Endpoint::Unix(path) => write!(f, "unix://{auth}{path}?db={}", self.db),
         }
     }
@@ -196,7 +216,14 @@ impl RedisUrl {
             }
         };
         match scheme {
-            "redis" => {
+            "redis" | "rediss" => {
+                if scheme == "rediss" && !cfg!(feature = "tls") {
+                    return Err(
+                        "rediss:// needs TLS, and this ssehub was built without the \
+                                tls feature"
+                            .into(),
+                    );
+                }
                 let (hostport, db) = match rest.split_once('/') {
                     Some((h, "")) => (h, 0),
                     Some((h, d)) => (h, d.parse().map_err(|_| "database must be a number")?),
@@ -209,6 +236,7 @@ impl RedisUrl {
                     password,
                     db,
                     sentinel: None,
+                    tls: (scheme == "rediss").then(Box::default),
                 })
             }
             "unix" => {
@@ -229,6 +257,7 @@ impl RedisUrl {
                     password,
                     db,
                     sentinel: None,
+                    tls: None,
                 })
             }
             "redis-sentinel" => {
@@ -273,15 +302,15 @@ impl RedisUrl {
                     user: redis_user.or_else(|| user.clone()),
                     password: redis_password.or_else(|| password.clone()),
                     db,
-                    sentinel: Some(Sentinels {
+                    sentinel: Some(Box::new(Sentinels {
                         addrs,
                         master: percent_decode(master)?,
                         user,
                         password,
-                    }),
+                    })),
+                    tls: None,
                 })
             }
-            "rediss" => Err("TLS (rediss://) is not supported: reach a remote Redis through a unix socket, localhost or a tunnel".into()),
             other => Err(format!(
                 "unknown scheme {other:?}: expected redis://, unix:// or redis-sentinel://"
             )),
@@ -305,6 +334,9 @@ mod tests {
         let u = RedisUrl::parse("redis://[::1]:7000/3").unwrap();
         assert_eq!(u.endpoint, Endpoint::Tcp("::1".into(), 7000));
         assert_eq!(u.db, 3);
+        let u = RedisUrl::parse("rediss://h:6380").unwrap();
+        assert_eq!(u.tls.is_some(), cfg!(feature = "tls"));
+        assert_eq!(u.to_string(), "rediss://h:6380/0");
         let u = RedisUrl::parse("unix://u:p@/tmp/r.sock?db=4").unwrap();
         assert_eq!(u.endpoint, Endpoint::Unix("/tmp/r.sock".into()));
         assert_eq!(
@@ -357,7 +389,6 @@ mod tests {
             "redis://h:1/x",
             "redis://",
             "unix://relative.sock",
-            "rediss://h",
             "http://h",
             "redis://u:%zz@h",
         ] {
