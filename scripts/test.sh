@@ -18,6 +18,9 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
 # Real Redis for the broker's tests (each test starts its own on a unix socket).
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# Sentinel failovers (tests/sentinel.rs) and the TLS test's CA and certificates.
+command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # tests/daemon.rs: systemd-socket-activate and systemd-analyze (no running systemd needed),
 # chroot or unshare and ldd for the empty-root test of the static binary.
 { command -v systemd-socket-activate && command -v systemd-analyze; } >/dev/null 2>&1 \

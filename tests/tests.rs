@@ -41,6 +41,10 @@ mod redis_client;
 mod cluster;
 // Resets on Redis nodes: a short stream, an id beyond the stream, a lagging node.
 mod cluster_resets;
+// TLS to Redis: the right CA, a wrong CA, an expired certificate.
+mod redis_tls;
+// Sentinel: failovers followed, losses announced, WAIT keeps answered events.
+mod sentinel;
 // Every kind of event (alternate topics, private, publisher ids, idempotent retries)
 // through each backend of the publish port: memory, a history file, three Redis nodes.
 mod events;

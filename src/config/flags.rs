@@ -403,8 +403,10 @@ pub const FLAGS: &[Flag] = &[
         "",
         Default::Unset,
         "share one Redis stream with other nodes:\n\
-         redis://[user:pass@]host:port[/db] or\n\
-         unix:///path",
+         redis[s]://[user:pass@]host:port[/db],\n\
+         unix:///path or, through Sentinel,\n\
+         redis-sentinel://[user:pass@]host:port[,host:port]\n\
+         /MASTER[/db][?redis_password=P]",
     ),
     flag(
         "redis-stream",
@@ -420,6 +422,39 @@ pub const FLAGS: &[Flag] = &[
         Default::Said("--history"),
         "entries the shared stream keeps, approximately\n\
          (MAXLEN ~)",
+    ),
+    flag(
+        "redis-ca",
+        Some("FILE"),
+        "",
+        Default::Unset,
+        "with rediss://: trust the CA certificates in FILE\n\
+         (PEM) instead of the system's roots",
+    ),
+    flag(
+        "redis-cert",
+        Some("FILE"),
+        "",
+        Default::Unset,
+        "with rediss://: send this client certificate\n\
+         chain (PEM; with --redis-key)",
+    ),
+    flag(
+        "redis-key",
+        Some("FILE"),
+        "",
+        Default::Unset,
+        "with rediss://: the client certificate's key\n\
+         (PEM)",
+    ),
+    flag(
+        "redis-wait-replicas",
+        Some("N"),
+        "replicas",
+        Default::Number(0),
+        "answer a publish only once N replicas have it\n\
+         (WAIT N, 1 s at most; fewer: 503): an answered\n\
+         event then survives the master's loss",
     ),
     flag(
         "config",

@@ -442,7 +442,24 @@ impl Config {
         let redis = match raw.get("redis") {
             None => None,
             Some(u) => {
-                let url = RedisUrl::parse(u).map_err(|e| ConfigError(format!("--redis: {e}")))?;
+                let mut url =
+                    RedisUrl::parse(u).map_err(|e| ConfigError(format!("--redis: {e}")))?;
+                let path = |name: &str| raw.get(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+                let files = crate::redis::TlsFiles {
+                    ca: path("redis-ca"),
+                    cert: path("redis-cert"),
+                    key: path("redis-key"),
+                };
+                if files != crate::redis::TlsFiles::default() {
+                    match &mut url.tls {
+                        Some(t) => **t = files,
+                        None => {
+                            return Err(ConfigError(
+                                "--redis-ca, --redis-cert, --redis-key: only with rediss://".into(),
+                            ));
+                        }
+                    }
+                }
                 let stream = raw
                     .get("redis-stream")
                     .unwrap_or(DEFAULT_REDIS_STREAM)
@@ -462,10 +479,12 @@ impl Config {
                     1,
                     10_000_000,
                 )?;
+                let wait_replicas = int(raw, "redis-wait-replicas", 0, 0, 64)?;
                 Some(RedisConfig {
                     url,
                     stream,
                     maxlen,
+                    wait_replicas,
                 })
             }
         };

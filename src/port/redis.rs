@@ -32,7 +32,12 @@
 //!   reason, `/metrics` shows the broker's state, and both connections reconnect with
 //!   exponential backoff and full jitter ([`backoff`]), the reader from its cursor.
 
+mod entry;
+mod failover;
 mod reader;
+
+pub use entry::entry_event;
+use entry::entry_fields;
 
 use std::fmt;
 use std::sync::Arc;
@@ -44,16 +49,15 @@ use async_executor::{Executor, Task};
 use futures_lite::FutureExt;
 
 use super::{Backend, BoxFuture, PortError, Receipt, Refused, Status};
-use crate::envelope::{Envelope, PublisherId};
+use crate::envelope::Envelope;
 use crate::event_id::EventId;
 use crate::hub::{Hub, HubLimits};
 use crate::log::Log;
-use crate::redis::stream::{self, Entry};
+use crate::redis::stream;
 use crate::redis::{Connection, ErrorKind, RedisError, RedisUrl};
 use crate::shutdown::Shutdown;
 use crate::sse::Event;
 use crate::stats::Stats;
-use crate::topic::Topic;
 
 /// Where the shared stream is (`--redis`, `--redis-stream`, `--redis-maxlen`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +68,9 @@ pub struct RedisConfig {
     pub stream: String,
     /// Entries the stream keeps (`XADD ... MAXLEN ~ N`).
     pub maxlen: usize,
+    /// Replicas that must have an entry before its publish is answered (`WAIT N`,
+    /// `--redis-wait-replicas`; 0: no wait).
+    pub wait_replicas: usize,
 }
 
 /// Longest a publish through Redis waits for this node's reader to deliver it before it
@@ -92,6 +99,13 @@ pub const ASK_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one command (other than the reader's blocking read) may take. **Unit:** s.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest a publish waits for `--redis-wait-replicas` replicas to acknowledge its entry
+/// (`WAIT N timeout`). **Unit:** ms. **Why:** replicas on a local network acknowledge
+/// within a millisecond or two; past a second one of them is down or far behind, and
+/// the publisher is better told (`503`, retry with the same idempotency key) than kept
+/// waiting.
+pub const WAIT_TIMEOUT: Duration = Duration::from_millis(1000);
+
 /// How long the reader's `XREAD` blocks in Redis. **Unit:** ms. **Why:** short enough that
 /// a dead connection is noticed within a second or two (the read gets `BLOCK` plus
 /// [`COMMAND_TIMEOUT`] in all), long enough to cost Redis nothing when idle.
@@ -162,6 +176,15 @@ pub struct BrokerStatus {
     pub last_read_age_secs: Option<f64>,
     /// The reader's cursor.
     pub cursor: String,
+    /// Times the node's reader moved to another master (Sentinel failovers it followed).
+    pub failovers: u64,
+    /// Seconds the reader spent without a master (Redis unreachable, or a failover under
+    /// way), all outages together, the current one included.
+    pub down_secs: f64,
+    /// Entries lost (removed before this node read them, or missing on a new master).
+    pub lost_entries: u64,
+    /// The master the reader reads from (`host:port`; with Sentinel, the one named).
+    pub master: Option<String>,
 }
 
 /// Why a publish through the broker failed.
@@ -192,6 +215,11 @@ struct Inner {
     reconnects: AtomicU64,
     errors: [AtomicU64; Op::ALL.len()],
     gaps: AtomicU64,
+    lost_entries: AtomicU64,
+    failovers: AtomicU64,
+    /// Bumped when the master moved (`+switch-master`, or a `READONLY` answer): the
+    /// connections made before it are dropped and made again through the sentinels.
+    generation: AtomicU64,
     /// The reader's connection and cursor until [`Backend::start`] takes them.
     reader: Mutex<Option<Reader>>,
 }
@@ -204,6 +232,13 @@ struct State {
     /// The writer's reconnect attempts since it last worked, and when it may try again.
     writer_attempts: u32,
     writer_retry_at: Option<Instant>,
+    /// The [`Inner::generation`] the writer connected in.
+    writer_generation: u64,
+    /// Since when the reader is without a master, and the time of earlier outages.
+    down_since: Option<Instant>,
+    down_total: Duration,
+    /// The master the reader reads from.
+    master: Option<String>,
 }
 
 impl fmt::Debug for Broker {
@@ -220,7 +255,7 @@ pub fn explain(e: &RedisError) -> String {
     match e.kind() {
         Some(ErrorKind::Loading) => format!("{e} (Redis is loading its data; retrying)"),
         Some(ErrorKind::ReadOnly) => {
-            format!("{e} (a read-only replica: point --redis at the primary)")
+            format!("{e} (a read-only replica: point --redis at the primary, or use Sentinel)")
         }
         Some(ErrorKind::NoAuth | ErrorKind::WrongPass) => {
             format!("{e} (check the user and password in --redis)")
@@ -229,92 +264,10 @@ pub fn explain(e: &RedisError) -> String {
             format!("{e} (Redis is out of memory: raise maxmemory or lower --redis-maxlen)")
         }
         Some(ErrorKind::Cluster) => {
-            format!("{e} (Redis Cluster is not supported: use one primary)")
+            format!("{e} (Redis Cluster is not supported: use one primary, or Sentinel)")
         }
         _ => e.to_string(),
     }
-}
-
-/// A stream entry as an event: its id, envelope and event, or why it cannot be one.
-///
-/// Fields: `topic` (absent: the default topic), `alt` (repeated: alternate topics),
-/// `private` (`1`), `id` (the publisher's id), `key` (the idempotency key), `data`,
-/// `event`, `retry`. Entries written before alternates and private events existed have
-/// only the first and the last three, and read as public events on one topic.
-pub fn entry_event(e: &Entry) -> Result<(EventId, Envelope, Event), String> {
-    let id: EventId = e.id.parse().map_err(|_| format!("entry id {:?}", e.id))?;
-    let bad = |what: &dyn fmt::Display| format!("entry {}: {what}", e.id);
-    let utf8 = |f: &str, v: &[u8]| -> Result<String, String> {
-        String::from_utf8(v.to_vec()).map_err(|_| bad(&format!("{f} is not UTF-8")))
-    };
-    let (mut topics, mut alternates, mut private) = (Vec::new(), Vec::new(), false);
-    let (mut data, mut name, mut retry, mut pid, mut key) = (None, None, None, None, None);
-    for (k, v) in &e.fields {
-        match k.as_slice() {
-            b"topic" => topics.push(Topic::new(&utf8("topic", v)?).map_err(|err| bad(&err))?),
-            b"alt" => alternates.push(Topic::new(&utf8("alt", v)?).map_err(|err| bad(&err))?),
-            b"private" => private = v.as_slice() == b"1",
-            b"data" => data = Some(utf8("data", v)?),
-            b"event" => name = Some(utf8("event", v)?),
-            b"retry" => retry = Some(utf8("retry", v)?),
-            b"id" => pid = Some(PublisherId::new(&utf8("id", v)?).map_err(|err| bad(&err))?),
-            b"key" => {
-                key = Some(PublisherId::named(&utf8("key", v)?, "key").map_err(|err| bad(&err))?)
-            }
-            _ => {}
-        }
-    }
-    if topics.is_empty() {
-        topics.push(Topic::default_topic());
-    }
-    topics.extend(alternates);
-    let mut envelope = Envelope::new(topics)
-        .map_err(|err| bad(&err))?
-        .with_private(private);
-    if let Some(p) = pid {
-        envelope = envelope.with_id(p);
-    }
-    if let Some(k) = key {
-        envelope = envelope.with_key(k);
-    }
-    let data = data.ok_or_else(|| bad(&"no data field"))?;
-    let mut event = Event::new(data).map_err(|err| bad(&err))?;
-    if let Some(name) = name {
-        event = event.with_name(&name).map_err(|err| bad(&err))?;
-    }
-    if let Some(r) = retry {
-        event = event.with_retry(r.parse().map_err(|_| bad(&"bad retry"))?);
-    }
-    Ok((id, envelope, event))
-}
-
-/// The stream fields of an event (see [`entry_event`]).
-fn entry_fields<'a>(
-    envelope: &'a Envelope,
-    event: &'a Event,
-    retry: &'a Option<String>,
-) -> Vec<(&'a [u8], &'a [u8])> {
-    let mut fields: Vec<(&[u8], &[u8])> = vec![(b"topic", envelope.topic().as_str().as_bytes())];
-    for alt in envelope.alternates() {
-        fields.push((b"alt", alt.as_str().as_bytes()));
-    }
-    if envelope.is_private() {
-        fields.push((b"private", b"1"));
-    }
-    if let Some(id) = envelope.id() {
-        fields.push((b"id", id.as_str().as_bytes()));
-    }
-    if let Some(key) = envelope.key() {
-        fields.push((b"key", key.as_str().as_bytes()));
-    }
-    fields.push((b"data", event.data().as_bytes()));
-    if let Some(name) = event.name() {
-        fields.push((b"event", name.as_bytes()));
-    }
-    if let Some(r) = retry {
-        fields.push((b"retry", r.as_bytes()));
-    }
-    fields
 }
 
 /// Connects to Redis and opens the hub it feeds (see [`Broker::connect`]).
@@ -388,10 +341,14 @@ impl Backend for Broker {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        taken
+        let mut tasks: Vec<Task<()>> = taken
             .map(|r| ex.spawn(self.clone().run_reader(r, shutdown.clone())))
             .into_iter()
-            .collect()
+            .collect();
+        if self.inner.cfg.url.sentinel.is_some() {
+            tasks.push(ex.spawn(self.clone().watch_sentinels(shutdown.clone())));
+        }
+        tasks
     }
 }
 
@@ -418,6 +375,7 @@ impl Broker {
             .await
             .map_err(fail)?;
         let position = stream::Position::after_tail(&tail, shape.as_ref());
+        let master = reader.endpoint().to_string();
         let _ = writer
             .call(&["PING"], COMMAND_TIMEOUT)
             .await
@@ -456,10 +414,17 @@ impl Broker {
                     cursor: cursor.clone(),
                     writer_attempts: 0,
                     writer_retry_at: None,
+                    writer_generation: 0,
+                    down_since: None,
+                    down_total: Duration::ZERO,
+                    master: Some(master),
                 }),
                 reconnects: AtomicU64::new(0),
                 errors: Default::default(),
                 gaps: AtomicU64::new(0),
+                lost_entries: AtomicU64::new(0),
+                failovers: AtomicU64::new(0),
+                generation: AtomicU64::new(0),
                 reader: Mutex::new(Some(Reader {
                     conn: Some(reader),
                     position,
@@ -493,6 +458,11 @@ impl Broker {
             gaps: self.inner.gaps.load(Relaxed),
             last_read_age_secs: s.last_read.map(|t| t.elapsed().as_secs_f64()),
             cursor: s.cursor.clone(),
+            failovers: self.inner.failovers.load(Relaxed),
+            down_secs: (s.down_total + s.down_since.map_or(Duration::ZERO, |t| t.elapsed()))
+                .as_secs_f64(),
+            lost_entries: self.inner.lost_entries.load(Relaxed),
+            master: s.master.clone(),
         }
     }
 
@@ -516,6 +486,11 @@ impl Broker {
         event: &Event,
     ) -> Result<(EventId, bool), Unavailable> {
         let mut writer = self.inner.writer.lock().await;
+        let generation = self.inner.generation.load(Relaxed);
+        if writer.is_some() && self.state().writer_generation != generation {
+            // The master moved since this connection was made: ask the sentinels again.
+            *writer = None;
+        }
         if writer.as_ref().is_none_or(Connection::is_broken) {
             *writer = None;
             // Do not try again before the backoff allows: a publisher retrying in a loop
@@ -528,7 +503,10 @@ impl Broker {
             {
                 Ok(c) => {
                     self.inner.reconnects.fetch_add(1, Relaxed);
-                    self.state().writer_attempts = 0;
+                    let mut s = self.state();
+                    s.writer_attempts = 0;
+                    s.writer_generation = generation;
+                    drop(s);
                     *writer = Some(c);
                 }
                 Err(e) => {
@@ -567,14 +545,37 @@ impl Broker {
                 .await
                 .map(|id| (id, false)),
         };
+        let added = match added {
+            Ok(got) if cfg.wait_replicas > 0 => {
+                stream::wait_replicas(conn, cfg.wait_replicas, WAIT_TIMEOUT, COMMAND_TIMEOUT)
+                    .await
+                    .map(|acked| (got, acked))
+            }
+            Ok(got) => Ok((got, cfg.wait_replicas)),
+            Err(e) => Err(e),
+        };
         match added {
-            Ok((id, repeated)) => id
+            Ok((_, acked)) if acked < cfg.wait_replicas => {
+                self.count(Op::Xadd);
+                Err(Unavailable(format!(
+                    "{acked} of {} replicas acknowledged the entry within {} ms (it may \
+                     exist: a retry with the same Idempotency-Key is safe)",
+                    cfg.wait_replicas,
+                    WAIT_TIMEOUT.as_millis()
+                )))
+            }
+            Ok(((id, repeated), _)) => id
                 .parse()
                 .map(|id| (id, repeated))
                 .map_err(|_| Unavailable(format!("Redis answered the id {id:?}"))),
             Err(e) => {
                 self.count(Op::Xadd);
-                if conn.is_broken() {
+                if e.kind() == Some(ErrorKind::ReadOnly) {
+                    // The master became a replica: the next publish asks the sentinels
+                    // again, and so does the reader.
+                    *writer = None;
+                    self.moved();
+                } else if conn.is_broken() {
                     *writer = None;
                 }
                 let why = explain(&e);
@@ -679,47 +680,5 @@ mod tests {
         let late: Vec<Duration> = (0..200).map(|_| backoff(30)).collect();
         assert!(late.iter().any(|d| *d > Duration::from_secs(2)));
         assert!(late.iter().any(|d| *d < Duration::from_secs(2)));
-    }
-
-    #[test]
-    fn entries_become_events_or_say_why_not() {
-        let e = Entry {
-            id: "5-1".into(),
-            fields: vec![
-                (b"topic".to_vec(), b"news".to_vec()),
-                (b"data".to_vec(), b"a\nb".to_vec()),
-                (b"event".to_vec(), b"upd".to_vec()),
-                (b"retry".to_vec(), b"700".to_vec()),
-            ],
-        };
-        let (id, env, ev) = entry_event(&e).unwrap();
-        assert_eq!((id, env.topic().as_str()), (EventId::new(5, 1), "news"));
-        assert_eq!(
-            (ev.data(), ev.name(), ev.retry()),
-            ("a\nb", Some("upd"), Some(700))
-        );
-        for fields in [
-            vec![
-                (b"topic".to_vec(), b"bad topic".to_vec()),
-                (b"data".to_vec(), b"x".to_vec()),
-            ],
-            vec![(b"topic".to_vec(), b"t".to_vec())],
-            vec![(b"data".to_vec(), vec![0xff])],
-            vec![
-                (b"data".to_vec(), b"x".to_vec()),
-                (b"event".to_vec(), b"a\nb".to_vec()),
-            ],
-        ] {
-            let e = Entry {
-                id: "1-0".into(),
-                fields,
-            };
-            assert!(entry_event(&e).is_err(), "{e:?}");
-        }
-        let e = Entry {
-            id: "nope".into(),
-            fields: vec![(b"data".to_vec(), b"x".to_vec())],
-        };
-        assert!(entry_event(&e).is_err());
     }
 }

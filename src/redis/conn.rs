@@ -15,7 +15,7 @@ use async_net::unix::UnixStream;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
 
 use super::resp::{self, ReplyLimits, RespError, Value};
-use super::url::{Endpoint, RedisUrl};
+use super::url::{Endpoint, RedisUrl, TlsFiles};
 
 /// What kind of error reply a server sent (the first word of `-ERR ...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +116,8 @@ pub fn check(v: Value) -> Result<Value, RedisError> {
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl AsyncRead for Stream {
@@ -127,6 +129,8 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -140,6 +144,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -147,6 +153,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -154,6 +162,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_close(cx),
             Stream::Unix(s) => Pin::new(s).poll_close(cx),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
         }
     }
 }
@@ -161,6 +171,8 @@ impl AsyncWrite for Stream {
 /// One logged-in connection.
 pub struct Connection {
     stream: Stream,
+    /// Where it is connected (with Sentinel: the master the sentinels named).
+    endpoint: Endpoint,
     /// Reply bytes read and not yet parsed.
     buf: Vec<u8>,
     limits: ReplyLimits,
@@ -176,28 +188,129 @@ impl fmt::Debug for Connection {
     }
 }
 
+/// `AUTH [user] password`, when there is a password.
+fn auth_command(user: Option<&str>, password: Option<&str>) -> Option<Vec<Vec<u8>>> {
+    let pw = password?;
+    let mut auth = vec![b"AUTH".to_vec()];
+    if let Some(user) = user {
+        auth.push(user.as_bytes().to_vec());
+    }
+    auth.push(pw.as_bytes().to_vec());
+    Some(auth)
+}
+
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
 
 impl Connection {
     /// Connects to `url` and logs in (`AUTH`, `SELECT`, `CLIENT SETNAME name`), all within
-    /// `timeout`.
+    /// `timeout`. With Sentinel (`redis-sentinel://`) the sentinels are asked for the
+    /// master first, and the server must say `ROLE` master.
     ///
     /// # Errors
     ///
-    /// The connect or login failure; a refused `AUTH` is [`ErrorKind::WrongPass`].
+    /// The connect or login failure; a refused `AUTH` is [`ErrorKind::WrongPass`]; a
+    /// server the sentinels named that is not (or no longer) the master is
+    /// [`ErrorKind::ReadOnly`].
     pub async fn connect(
         url: &RedisUrl,
         name: &str,
         timeout: Duration,
     ) -> Result<Connection, RedisError> {
         let deadline = Instant::now() + timeout;
+        let (endpoint, check_role) = match &url.sentinel {
+            Some(s) => {
+                let (host, port) = super::sentinel::master_addr(s, deadline).await?;
+                (Endpoint::Tcp(host, port), true)
+            }
+            None => (url.endpoint.clone(), false),
+        };
+        let mut conn = Connection::open(&endpoint, url.tls.as_deref(), deadline).await?;
+        let mut login: Vec<Vec<Vec<u8>>> = Vec::new();
+        if let Some(auth) = auth_command(url.user.as_deref(), url.password.as_deref()) {
+            login.push(auth);
+        }
+        if url.db != 0 {
+            login.push(vec![b"SELECT".to_vec(), url.db.to_string().into_bytes()]);
+        }
+        login.push(vec![
+            b"CLIENT".to_vec(),
+            b"SETNAME".to_vec(),
+            name.as_bytes().to_vec(),
+        ]);
+        if check_role {
+            login.push(vec![b"ROLE".to_vec()]);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut replies = conn.pipeline(&login, left).await?;
+        let role = if check_role { replies.pop() } else { None };
+        for reply in replies {
+            check(reply)?;
+        }
+        if let Some(role) = role {
+            let role = check(role)?;
+            let word = role
+                .as_array()
+                .and_then(|r| r.first())
+                .and_then(Value::as_bytes)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            if word != "master" {
+                return Err(RedisError::Reply {
+                    kind: ErrorKind::ReadOnly,
+                    message: format!(
+                        "READONLY {endpoint} says ROLE {word:?}, not master (a failover is \
+                         under way)"
+                    ),
+                });
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Connects to `endpoint` and logs in with `AUTH` only (a sentinel has no databases),
+    /// within `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::connect`].
+    pub async fn connect_plain(
+        endpoint: &Endpoint,
+        user: Option<&str>,
+        password: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Connection, RedisError> {
+        let deadline = Instant::now() + timeout;
+        let mut conn = Connection::open(endpoint, None, deadline).await?;
+        if let Some(auth) = auth_command(user, password) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            for reply in conn.pipeline(&[auth], left).await? {
+                check(reply)?;
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Opens the socket (with TLS: and makes the handshake), by `deadline`.
+    async fn open(
+        endpoint: &Endpoint,
+        tls: Option<&TlsFiles>,
+        deadline: Instant,
+    ) -> Result<Connection, RedisError> {
         let stream = async {
-            Ok(match &url.endpoint {
+            Ok(match endpoint {
                 Endpoint::Tcp(host, port) => {
                     let s = TcpStream::connect((host.as_str(), *port)).await?;
                     let _ = s.set_nodelay(true);
-                    Stream::Tcp(s)
+                    match tls {
+                        #[cfg(feature = "tls")]
+                        Some(files) => {
+                            Stream::Tls(Box::new(super::tls::handshake(s, host, files).await?))
+                        }
+                        #[cfg(not(feature = "tls"))]
+                        Some(_) => return Err(io::Error::other("built without TLS")),
+                        None => Stream::Tcp(s),
+                    }
                 }
                 Endpoint::Unix(path) => Stream::Unix(UnixStream::connect(path).await?),
             })
@@ -214,34 +327,80 @@ impl Connection {
                 RedisError::Io(e)
             }
         })?;
-        let mut conn = Connection {
+        Ok(Connection {
             stream,
+            endpoint: endpoint.clone(),
             buf: Vec::new(),
             limits: ReplyLimits::default(),
             broken: false,
-        };
-        let mut login: Vec<Vec<Vec<u8>>> = Vec::new();
-        if let Some(pw) = &url.password {
-            let mut auth = vec![b"AUTH".to_vec()];
-            if let Some(user) = &url.user {
-                auth.push(user.as_bytes().to_vec());
+        })
+    }
+
+    /// Where this connection goes (with Sentinel: the master it was told of).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Sends a command without reading its reply (pub/sub: the reply comes as a push).
+    ///
+    /// # Errors
+    ///
+    /// The write's failure (it breaks the connection).
+    pub async fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<(), RedisError> {
+        if self.broken {
+            return Err(RedisError::Broken);
+        }
+        let mut out = Vec::new();
+        resp::encode(&mut out, args);
+        self.broken = true;
+        self.stream.write_all(&out).await.map_err(RedisError::Io)?;
+        self.broken = false;
+        Ok(())
+    }
+
+    /// The next value the server sends on its own (a pub/sub message), or `None` when
+    /// none came within `timeout`. Waiting is safe to cancel: the connection stays usable.
+    ///
+    /// # Errors
+    ///
+    /// The socket's failure, or bytes that are not RESP2 (both break the connection).
+    pub async fn next_push(&mut self, timeout: Duration) -> Result<Option<Value>, RedisError> {
+        if self.broken {
+            return Err(RedisError::Broken);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match resp::parse(&self.buf, self.limits) {
+                Ok(Some((v, used))) => {
+                    self.buf.drain(..used);
+                    return Ok(Some(v));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.broken = true;
+                    return Err(RedisError::Protocol(e));
+                }
             }
-            auth.push(pw.as_bytes().to_vec());
-            login.push(auth);
+            let mut chunk = [0u8; 4096];
+            let n = async { Some(self.stream.read(&mut chunk).await) }
+                .or(async {
+                    Timer::at(deadline).await;
+                    None
+                })
+                .await;
+            match n {
+                None => return Ok(None),
+                Some(Ok(0)) => {
+                    self.broken = true;
+                    return Err(RedisError::Closed);
+                }
+                Some(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                Some(Err(e)) => {
+                    self.broken = true;
+                    return Err(RedisError::Io(e));
+                }
+            }
         }
-        if url.db != 0 {
-            login.push(vec![b"SELECT".to_vec(), url.db.to_string().into_bytes()]);
-        }
-        login.push(vec![
-            b"CLIENT".to_vec(),
-            b"SETNAME".to_vec(),
-            name.as_bytes().to_vec(),
-        ]);
-        let left = deadline.saturating_duration_since(Instant::now());
-        for reply in conn.pipeline(&login, left).await? {
-            check(reply)?;
-        }
-        Ok(conn)
     }
 
     /// Whether an earlier exchange failed or was cancelled: the connection must go.

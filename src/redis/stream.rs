@@ -151,6 +151,27 @@ pub async fn xadd_once(
     Ok((String::from_utf8_lossy(id).into_owned(), repeated))
 }
 
+/// `WAIT replicas timeout`: how many replicas acknowledged every write this connection
+/// made so far, waiting at most `timeout` for `replicas` of them (the exchange gets
+/// `timeout + slack`).
+///
+/// # Errors
+///
+/// The exchange's error.
+pub async fn wait_replicas(
+    conn: &mut Connection,
+    replicas: usize,
+    timeout: Duration,
+    slack: Duration,
+) -> Result<usize, RedisError> {
+    let n = replicas.to_string();
+    let ms = timeout.as_millis().max(1).to_string();
+    match conn.call(&["WAIT", &n, &ms], timeout + slack).await? {
+        Value::Int(k) => Ok(usize::try_from(k).unwrap_or(0)),
+        _ => Err(protocol("WAIT reply")),
+    }
+}
+
 /// A Lua function the reader's scripts share: the stream's length, its `entries-added`
 /// counter (Redis 7 and later; -1 before) and its first entry's id (`''` when empty),
 /// from `XINFO STREAM`, or `false` when the key does not exist.
@@ -254,6 +275,37 @@ impl Position {
     /// entries read (the cursor back to `0-0` when the stream was made again and the read
     /// got nothing, so that it is read from its start).
     pub fn advance(&mut self, read: &Read, count: usize) -> bool {
+        self.advance_counted(read, count).is_some()
+    }
+
+    /// As [`Position::advance`], with how many entries were lost: `Some(n)` on a loss,
+    /// `n` exact when the counter and the entries after the cursor are known (entries
+    /// added after the cursor and removed unread, or entries this node read that the
+    /// stream no longer counts: a failover to a replica that lacked them), else at least
+    /// 1.
+    pub fn advance_counted(&mut self, read: &Read, count: usize) -> Option<u64> {
+        let before = (self.seen, read.entries.len() as u64);
+        let lost = self.advance_inner(read, count);
+        if !lost {
+            return None;
+        }
+        let n = match (before.0, read.shape.as_ref().and_then(|s| s.entries_added)) {
+            (Some(s), Some(a)) => {
+                let since = a.checked_sub(s);
+                match since {
+                    // Added after the cursor, fewer present than added.
+                    Some(n) => n.saturating_sub(before.1),
+                    // The counter went back: what this node counted past the stream's
+                    // own count, less the entries read now (added after it).
+                    None => s.saturating_sub(a.saturating_sub(before.1)),
+                }
+            }
+            _ => 0,
+        };
+        Some(n.max(1))
+    }
+
+    fn advance_inner(&mut self, read: &Read, count: usize) -> bool {
         let at_start = self.cursor == "0-0";
         let Some(shape) = &read.shape else {
             self.cursor = "0-0".to_owned();
@@ -550,6 +602,29 @@ mod tests {
         let mut p = at("1-0", Some(1));
         assert!(p.advance(&read_of(&["3-0", "4-0"], Some((3, Some(5), "3-0"))), 2));
         assert_eq!(p, at("4-0", Some(4)));
+    }
+
+    #[test]
+    fn losses_are_counted_in_entries() {
+        // Two of three added after the cursor were trimmed unread.
+        let mut p = at("1-0", Some(1));
+        let r = read_of(&["4-0"], Some((1, Some(4), "4-0")));
+        assert_eq!(p.advance_counted(&r, 10), Some(2));
+        // A failover to a replica that lacked the last 3 entries this node read (seen
+        // 10, the new master counts 7), then one new entry there.
+        let mut p = at("10-0", Some(10));
+        let r = read_of(&["11-0"], Some((8, Some(8), "1-0")));
+        assert_eq!(p.advance_counted(&r, 10), Some(3));
+        assert_eq!(
+            p.advance_counted(&read_of(&[], Some((8, Some(8), "1-0"))), 10),
+            None
+        );
+        // Nothing known but the loss: at least one.
+        let mut p = at("1-0", None);
+        assert_eq!(
+            p.advance_counted(&read_of(&["2-0"], Some((1, None, "2-0"))), 10),
+            Some(1)
+        );
     }
 
     #[test]

@@ -1,10 +1,44 @@
-//! Where the Redis server is and how to log in: `redis://[user:password@]host:port[/db]`
-//! or `unix:///path/to/socket[?db=N]` (user and password as `unix://user:pass@/path`).
+//! Where the Redis server is and how to log in: `redis://[user:password@]host:port[/db]`,
+//! `unix:///path/to/socket[?db=N]` (user and password as `unix://user:pass@/path`), or
+//! through Sentinel:
+//! `redis-sentinel://[user:password@]host:port[,host:port…]/MASTER-NAME[/db][?redis_user=U&redis_password=P]`.
+//!
+//! With Sentinel the credentials before `@` are the sentinels' and, unless
+//! `redis_user` / `redis_password` say otherwise, Redis's too (one password for both is
+//! the common setup; the query sets Redis's own when they differ).
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// The default Redis port.
 pub const DEFAULT_PORT: u16 = 6379;
+/// The default Sentinel port.
+pub const DEFAULT_SENTINEL_PORT: u16 = 26379;
+
+/// Where the trust and the client's identity come from (`--redis-ca`, `--redis-cert`,
+/// `--redis-key`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA certificates (PEM) to trust instead of the system's roots.
+    pub ca: Option<PathBuf>,
+    /// The client certificate chain (PEM).
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub key: Option<PathBuf>,
+}
+
+/// The sentinels to ask for the master (`redis-sentinel://`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sentinels {
+    /// The sentinels, `host:port`, asked in order.
+    pub addrs: Vec<(String, u16)>,
+    /// The master's name in the sentinels' configuration.
+    pub master: String,
+    /// The sentinels' ACL user, if any.
+    pub user: Option<String>,
+    /// The sentinels' password, if any.
+    pub password: Option<String>,
+}
 
 /// A parsed Redis address and credentials. Its `Debug` and `Display` never show the
 /// password.
@@ -18,6 +52,11 @@ pub struct RedisUrl {
     pub password: Option<String>,
     /// The database to `SELECT` (0 by default).
     pub db: u32,
+    /// With Sentinel: the sentinels that say where the master is (`endpoint` is then
+    /// the first sentinel's, unused).
+    pub sentinel: Option<Box<Sentinels>>,
+    /// TLS (`rediss://`), with where its trust and identity come from.
+    pub tls: Option<Box<TlsFiles>>,
 }
 
 /// A TCP host and port, or a unix socket path.
@@ -27,6 +66,16 @@ pub enum Endpoint {
     Tcp(String, u16),
     /// A unix socket path.
     Unix(String),
+}
+
+impl fmt::Debug for Sentinels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sentinels")
+            .field("addrs", &self.addrs)
+            .field("master", &self.master)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
 
 impl fmt::Display for Endpoint {
@@ -45,8 +94,28 @@ impl fmt::Display for RedisUrl {
             (None, Some(_)) => ":***@".to_owned(),
             (None, None) => String::new(),
         };
+        if let Some(s) = &self.sentinel {
+            let hosts: Vec<String> = s.addrs.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+            let sauth = match (&s.user, &s.password) {
+                (Some(u), _) => format!("{u}:***@"),
+                (None, Some(_)) => ":***@".to_owned(),
+                (None, None) => String::new(),
+            };
+            return write!(
+                f,
+                "redis-sentinel://{sauth}{}/{}/{}",
+                hosts.join(","),
+                s.master,
+                self.db
+            );
+        }
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         match &self.endpoint {
-            Endpoint::Tcp(h, p) => write!(f, "redis://{auth}{h}:{p}/{}", self.db),
+            Endpoint::Tcp(h, p) => write!(f, "{scheme}://{auth}{h}:{p}/{}", self.db),
             Endpoint::Unix(path) => write!(f, "unix://{auth}{path}?db={}", self.db),
         }
     }
@@ -78,6 +147,31 @@ fn percent_decode(s: &str) -> Result<String, String> {
         }
     }
     String::from_utf8(out).map_err(|_| "credentials are not UTF-8".to_owned())
+}
+
+/// `host[:port]` (IPv6 in brackets), with `default` for a missing port.
+fn host_port(hostport: &str, default: u16) -> Result<(String, u16), String> {
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+            (h, p.parse().map_err(|_| "port must be a number")?)
+        }
+        _ => (hostport, default),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    Ok((host.to_owned(), port))
+}
+
+/// The value of `name` in a `a=1&b=2` query, percent-decoded.
+fn query_value(query: Option<&str>, name: &str) -> Result<Option<String>, String> {
+    query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .map(percent_decode)
+        .transpose()
 }
 
 impl RedisUrl {
@@ -122,27 +216,27 @@ impl RedisUrl {
             }
         };
         match scheme {
-            "redis" => {
+            "redis" | "rediss" => {
+                if scheme == "rediss" && !cfg!(feature = "tls") {
+                    return Err(
+                        "rediss:// needs TLS, and this ssehub was built without the \
+                                tls feature"
+                            .into(),
+                    );
+                }
                 let (hostport, db) = match rest.split_once('/') {
                     Some((h, "")) => (h, 0),
                     Some((h, d)) => (h, d.parse().map_err(|_| "database must be a number")?),
                     None => (rest, 0),
                 };
-                let (host, port) = match hostport.rsplit_once(':') {
-                    Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-                        (h, p.parse().map_err(|_| "port must be a number")?)
-                    }
-                    _ => (hostport, DEFAULT_PORT),
-                };
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                if host.is_empty() {
-                    return Err("missing host".into());
-                }
+                let (host, port) = host_port(hostport, DEFAULT_PORT)?;
                 Ok(RedisUrl {
-                    endpoint: Endpoint::Tcp(host.to_owned(), port),
+                    endpoint: Endpoint::Tcp(host, port),
                     user,
                     password,
                     db,
+                    sentinel: None,
+                    tls: (scheme == "rediss").then(Box::default),
                 })
             }
             "unix" => {
@@ -162,10 +256,64 @@ impl RedisUrl {
                     user,
                     password,
                     db,
+                    sentinel: None,
+                    tls: None,
                 })
             }
-            "rediss" => Err("TLS (rediss://) is not supported: reach a remote Redis through a unix socket, localhost or a tunnel".into()),
-            other => Err(format!("unknown scheme {other:?}: expected redis:// or unix://")),
+            "redis-sentinel" => {
+                let (rest, query) = match rest.split_once('?') {
+                    Some((r, q)) => (r, Some(q)),
+                    None => (rest, None),
+                };
+                let mut parts = rest.split('/');
+                let hosts = parts.next().unwrap_or("");
+                let master = parts.next().unwrap_or("");
+                if master.is_empty() {
+                    return Err(
+                        "expected redis-sentinel://host:port[,host:port…]/MASTER-NAME[/db]".into(),
+                    );
+                }
+                let db = match parts.next() {
+                    None | Some("") => 0,
+                    Some(d) => d.parse().map_err(|_| "database must be a number")?,
+                };
+                if parts.next().is_some() {
+                    return Err("too many path parts after the master name".into());
+                }
+                let addrs = hosts
+                    .split(',')
+                    .map(|h| host_port(h, DEFAULT_SENTINEL_PORT))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let redis_user = query_value(query, "redis_user")?;
+                let redis_password = query_value(query, "redis_password")?;
+                if let Some(q) = query {
+                    for kv in q.split('&') {
+                        let k = kv.split('=').next().unwrap_or("");
+                        if !matches!(k, "redis_user" | "redis_password") {
+                            return Err(format!(
+                                "unknown parameter {k:?}: expected redis_user or redis_password"
+                            ));
+                        }
+                    }
+                }
+                let (h, p) = addrs[0].clone();
+                Ok(RedisUrl {
+                    endpoint: Endpoint::Tcp(h, p),
+                    user: redis_user.or_else(|| user.clone()),
+                    password: redis_password.or_else(|| password.clone()),
+                    db,
+                    sentinel: Some(Box::new(Sentinels {
+                        addrs,
+                        master: percent_decode(master)?,
+                        user,
+                        password,
+                    })),
+                    tls: None,
+                })
+            }
+            other => Err(format!(
+                "unknown scheme {other:?}: expected redis://, unix:// or redis-sentinel://"
+            )),
         }
     }
 }
@@ -186,12 +334,51 @@ mod tests {
         let u = RedisUrl::parse("redis://[::1]:7000/3").unwrap();
         assert_eq!(u.endpoint, Endpoint::Tcp("::1".into(), 7000));
         assert_eq!(u.db, 3);
+        let u = RedisUrl::parse("rediss://h:6380").unwrap();
+        assert_eq!(u.tls.is_some(), cfg!(feature = "tls"));
+        assert_eq!(u.to_string(), "rediss://h:6380/0");
         let u = RedisUrl::parse("unix://u:p@/tmp/r.sock?db=4").unwrap();
         assert_eq!(u.endpoint, Endpoint::Unix("/tmp/r.sock".into()));
         assert_eq!(
             (u.user.as_deref(), u.password.as_deref(), u.db),
             (Some("u"), Some("p"), 4)
         );
+    }
+
+    #[test]
+    fn sentinel_forms() {
+        let u = RedisUrl::parse("redis-sentinel://s1,s2:26380,[::1]:7/mymaster/2").unwrap();
+        let s = u.sentinel.as_ref().unwrap();
+        assert_eq!(
+            s.addrs,
+            vec![
+                ("s1".to_owned(), 26379),
+                ("s2".to_owned(), 26380),
+                ("::1".to_owned(), 7)
+            ]
+        );
+        assert_eq!((s.master.as_str(), u.db), ("mymaster", 2));
+        assert_eq!((u.user, u.password), (None, None));
+        // One password for both, or Redis's own from the query.
+        let u = RedisUrl::parse("redis-sentinel://ops:sp@h/m").unwrap();
+        let s = u.sentinel.as_ref().unwrap();
+        assert_eq!(
+            (s.user.as_deref(), s.password.as_deref()),
+            (Some("ops"), Some("sp"))
+        );
+        assert_eq!(
+            (u.user.as_deref(), u.password.as_deref()),
+            (Some("ops"), Some("sp"))
+        );
+        let u = RedisUrl::parse("redis-sentinel://:sp@h/m?redis_user=app&redis_password=r%26p")
+            .unwrap();
+        assert_eq!(
+            (u.user.as_deref(), u.password.as_deref()),
+            (Some("app"), Some("r&p"))
+        );
+        assert_eq!(u.sentinel.as_ref().unwrap().password.as_deref(), Some("sp"));
+        assert!(!format!("{u} {u:?}").contains("sp@") && !u.to_string().contains("r&p"));
+        assert_eq!(u.to_string(), "redis-sentinel://:***@h:26379/m/0");
     }
 
     #[test]
@@ -202,13 +389,26 @@ mod tests {
             "redis://h:1/x",
             "redis://",
             "unix://relative.sock",
-            "rediss://h",
             "http://h",
             "redis://u:%zz@h",
         ] {
             let e = RedisUrl::parse(bad).unwrap_err();
             assert!(!e.contains('\n') && !e.contains("zz"), "{bad}: {e}");
         }
+        for bad in [
+            "redis-sentinel://h:1",
+            "redis-sentinel://h:1/",
+            "redis-sentinel://h:x/m",
+            "redis-sentinel://h:1,/m",
+            "redis-sentinel://h:1/m/x",
+            "redis-sentinel://h:1/m?nope=1",
+        ] {
+            let e = RedisUrl::parse(bad).unwrap_err();
+            assert!(!e.contains('\n'), "{bad}: {e}");
+        }
+        let u = RedisUrl::parse("redis-sentinel://u:topsecret@h:1/m?redis_password=alsosecret")
+            .unwrap();
+        assert!(!format!("{u} {u:?}").contains("secret"));
         let u = RedisUrl::parse("redis://u:topsecret@h:1").unwrap();
         assert!(!format!("{u} {u:?}").contains("topsecret"));
     }

@@ -324,6 +324,10 @@ mod tests {
             gaps: 4,
             last_read_age_secs: Some(0.25),
             cursor: "5-0".into(),
+            failovers: 1,
+            down_secs: 1.5,
+            lost_entries: 6,
+            master: Some("127.0.0.1:6380".into()),
         });
         let doc = stats_doc(&view);
         assert_eq!(
@@ -332,6 +336,8 @@ mod tests {
                 "up": true, "reason": null, "reconnects": 2,
                 "errors": {"connect": 0, "xadd": 3, "xread": 0, "xrange": 0, "decode": 1},
                 "gaps": 4, "last_read_age_secs": 0.25, "cursor": "5-0",
+                "lost_entries": 6, "failovers": 1, "down_secs": 1.5,
+                "master": "127.0.0.1:6380",
             })
         );
         let text = prometheus_text(&view);
@@ -340,6 +346,9 @@ mod tests {
             "ssehub_broker_reconnects_total 2",
             "ssehub_broker_errors_total{op=\"xadd\"} 3",
             "ssehub_broker_gaps_total 4",
+            "ssehub_broker_lost_entries_total 6",
+            "ssehub_broker_failovers_total 1",
+            "ssehub_broker_down_seconds_total 1.500",
             "ssehub_broker_last_read_age_seconds 0.250",
             "# TYPE ssehub_broker_last_read_age_seconds gauge",
         ] {

@@ -5,6 +5,7 @@
 
 pub mod proxy;
 pub mod redis;
+pub mod sentinel;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

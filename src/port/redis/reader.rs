@@ -28,14 +28,26 @@ use crate::shutdown::Shutdown;
 /// Longest the reader waits for the writers before one entry. **Unit:** ms.
 pub const PACE_MAX: Duration = Duration::from_millis(50);
 
+/// How often a blocked read looks whether the master moved (a `+switch-master`).
+/// **Unit:** ms.
+pub const MOVED_POLL: Duration = Duration::from_millis(50);
+
 impl Broker {
     /// Runs the reader until `shutdown`: reads from the cursor, delivers, reconnects with
     /// backoff after a failure (from the same cursor), and reports losses.
     pub async fn run_reader(self, mut reader: Reader, shutdown: Shutdown) {
         let mut attempt = 0u32;
+        let mut generation = self.inner.generation.load(Relaxed);
         loop {
             if shutdown.is_triggered() {
                 return;
+            }
+            let now = self.inner.generation.load(Relaxed);
+            if now != generation {
+                // The master moved: ask the sentinels again, at once.
+                reader.conn = None;
+                generation = now;
+                attempt = 0;
             }
             let conn = match reader.conn.take() {
                 Some(c) if !c.is_broken() => c,
@@ -63,6 +75,7 @@ impl Broker {
                     {
                         Ok(c) => {
                             self.inner.reconnects.fetch_add(1, Relaxed);
+                            self.reading_from(c.endpoint());
                             self.inner.log.line(format_args!(
                                 "redis: reader reconnected, cursor {}",
                                 reader.position.cursor
@@ -78,6 +91,12 @@ impl Broker {
                 }
             };
             let mut conn = conn;
+            let moved = async {
+                while self.inner.generation.load(Relaxed) == generation {
+                    Timer::after(MOVED_POLL).await;
+                }
+                Some(Err(RedisError::Broken))
+            };
             let read = async {
                 Some(
                     stream::read(
@@ -91,6 +110,7 @@ impl Broker {
                     .await,
                 )
             }
+            .or(moved)
             .or(async {
                 shutdown.wait().await;
                 None
@@ -104,6 +124,7 @@ impl Broker {
                     self.apply(&mut reader, read, &shutdown).await;
                     reader.conn = Some(conn);
                 }
+                Err(RedisError::Broken) if self.inner.generation.load(Relaxed) != generation => {}
                 Err(e) => {
                     self.count(Op::Xread);
                     self.down(&e);
@@ -122,16 +143,16 @@ impl Broker {
         // Heard from Redis now (delivering may take a while when paced).
         self.state().last_read = Some(Instant::now());
         let before = reader.position.cursor.clone();
-        if reader.position.advance(&read, READ_COUNT) {
+        if let Some(n) = reader.position.advance_counted(&read, READ_COUNT) {
             self.inner.gaps.fetch_add(1, Relaxed);
+            self.inner.lost_entries.fetch_add(n, Relaxed);
             let next = read
                 .entries
                 .first()
                 .and_then(|e| e.id.parse::<EventId>().ok());
             self.inner.log.line(format_args!(
-                "redis: entries after {before} are gone from stream {} before this node read \
-                 them (trimmed, deleted, flushed or lost in a restart): subscribers get a lost \
-                 reset",
+                "redis: {n} entries around {before} are gone from stream {} (trimmed, deleted, \
+                 flushed, or lost in a restart or a failover): subscribers get a lost reset",
                 self.inner.cfg.stream
             ));
             // After a restart from `0-0`, entries not after the last delivered are
@@ -169,15 +190,25 @@ impl Broker {
         if !s.up {
             s.up = true;
             s.reason = None;
+            if let Some(t) = s.down_since.take() {
+                s.down_total += t.elapsed();
+            }
             drop(s);
             self.inner.log.line(format_args!("redis: reachable again"));
         }
     }
 
     fn down(&self, e: &RedisError) {
-        let why = explain(e);
+        self.set_down(explain(e));
+    }
+
+    /// The broker is down for `why` (from now, if it was up).
+    pub(super) fn set_down(&self, why: String) {
         let mut s = self.state();
         let changed = s.reason.as_deref() != Some(why.as_str());
+        if s.up {
+            s.down_since = Some(Instant::now());
+        }
         s.up = false;
         s.reason = Some(why.clone());
         drop(s);

@@ -407,4 +407,32 @@ pub(super) const COUNTERS: &[Counter] = &[
         help: "The reader's position in the shared stream.",
         read: |v| broker(v, |b| Reading::Text(Some(b.cursor.clone()))),
     },
+    Counter {
+        stats: "broker.lost_entries",
+        metric: "broker_lost_entries_total",
+        kind: Kind::Counter,
+        help: "Entries lost: removed before the reader read them, or missing on a new master after a failover (subscribers got a lost reset).",
+        read: |v| broker(v, |b| Reading::Number(b.lost_entries)),
+    },
+    Counter {
+        stats: "broker.failovers",
+        metric: "broker_failovers_total",
+        kind: Kind::Counter,
+        help: "Times the reader moved to another master (Sentinel failovers followed).",
+        read: |v| broker(v, |b| Reading::Number(b.failovers)),
+    },
+    Counter {
+        stats: "broker.down_secs",
+        metric: "broker_down_seconds_total",
+        kind: Kind::Counter,
+        help: "Seconds the reader was without a master (Redis unreachable or a failover under way), all outages together.",
+        read: |v| broker(v, |b| Reading::Seconds(Some(b.down_secs))),
+    },
+    Counter {
+        stats: "broker.master",
+        metric: "",
+        kind: Kind::Detail,
+        help: "The master the reader reads from (with Sentinel, the one the sentinels named).",
+        read: |v| broker(v, |b| Reading::Text(b.master.clone())),
+    },
 ];

@@ -1,0 +1,335 @@
+//! Three nodes on a Sentinel-managed Redis (one master, two replicas, three sentinels on
+//! loopback): a failover is followed, every event that survived reaches every
+//! subscriber in one order, what a failover lost is announced by a `lost` reset (never a
+//! silent gap), publishing answers 503 + Retry-After during the switch and recovers by
+//! itself, and with `--redis-wait-replicas 1` no answered event is lost to a `kill -9`.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::sentinel::{SentinelSet, cli_tcp};
+use crate::support::{Client, SseClient, SseEvent, TestServer, get, publish_json, start};
+
+const TOKEN: &str = "k";
+/// Delivery must be back this soon after the sentinels promote a replica.
+const BACK_WITHIN: Duration = Duration::from_secs(5);
+
+fn nodes(url: &str, extra: &[&str]) -> Vec<TestServer> {
+    (0..3)
+        .map(|_| {
+            let mut args = vec![
+                "--no-demo",
+                "--heartbeat",
+                "1",
+                "--publish-token",
+                TOKEN,
+                "--redis",
+                url,
+            ];
+            args.extend_from_slice(extra);
+            start(&args)
+        })
+        .collect()
+}
+
+/// A subscriber read on its own thread, every event kept.
+struct Sub {
+    events: Arc<Mutex<Vec<SseEvent>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sub {
+    fn open(node: &TestServer) -> Sub {
+        let mut c = SseClient::open(node.addr, "/stream");
+        c.keep_raw = false;
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (e, s) = (events.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(ev) = c.next_event(Duration::from_millis(100)) {
+                    e.lock().unwrap().push(ev);
+                }
+            }
+        });
+        Sub {
+            events,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn has(&self, data: &str) -> bool {
+        self.events.lock().unwrap().iter().any(|e| e.data == data)
+    }
+
+    fn finish(mut self) -> Vec<SseEvent> {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.take().map(JoinHandle::join);
+        std::mem::take(&mut *self.events.lock().unwrap())
+    }
+}
+
+fn try_publish(node: &TestServer, data: &str) -> (u16, Option<String>) {
+    let r = publish_json(node.addr, TOKEN, &json!({"data": data}));
+    if r.status != 200 {
+        assert_eq!(r.status, 503, "{r:?}");
+        assert!(r.header("Retry-After").is_some(), "{r:?}");
+    }
+    (r.status, r.header("Retry-After").map(str::to_owned))
+}
+
+fn health(node: &TestServer) -> u16 {
+    Client::connect(node.addr).request(&get("/health")).status
+}
+
+fn stats(node: &TestServer) -> serde_json::Value {
+    Client::connect(node.addr).request(&get("/stats")).json()["broker"].clone()
+}
+
+/// The data of the entries the master holds now, oldest first.
+fn survivors(set: &SentinelSet) -> Vec<String> {
+    let port = set.master_port().expect("a master");
+    let out = cli_tcp(port, &["XRANGE", "ssehub:events", "-", "+"]);
+    let lines: Vec<&str> = out.lines().collect();
+    lines
+        .windows(2)
+        .filter(|w| w[0] == "data")
+        .map(|w| w[1].to_owned())
+        .collect()
+}
+
+/// Publishes until an event is answered and delivered on every subscriber (each answer
+/// other than 200 must be 503 with Retry-After); how many were refused, and the data
+/// of those answered.
+fn publish_until_back(nodes: &[TestServer], subs: &[Sub], tag: &str) -> (usize, Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut refused, mut acked) = (0, Vec::new());
+    for i in 0.. {
+        assert!(Instant::now() < deadline, "publishing did not recover");
+        let data = format!("{tag}{i}");
+        let (status, _) = try_publish(&nodes[i % nodes.len()], &data);
+        if status != 200 {
+            refused += 1;
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        acked.push(data.clone());
+        let seen_by = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < seen_by && !subs.iter().all(|s| s.has(&data)) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if subs.iter().all(|s| s.has(&data)) {
+            return (refused, acked);
+        }
+    }
+    unreachable!()
+}
+
+/// Checks what each subscriber got: data events in the stream's order (ids increasing),
+/// every survivor it was subscribed for, and a `lost` reset wherever an event it could
+/// have had (answered, or delivered) is missing from the new master.
+fn check_delivery(subs: Vec<Sub>, acked: &[String], survivors: &[String]) -> usize {
+    let alive: HashSet<&String> = survivors.iter().collect();
+    let answered_lost: Vec<&String> = acked.iter().filter(|a| !alive.contains(a)).collect();
+    let mut lost_resets = 0;
+    let mut orders = Vec::new();
+    for sub in subs {
+        let got = sub.finish();
+        let resets: Vec<&SseEvent> = got.iter().filter(|e| e.event == "reset").collect();
+        for r in &resets {
+            assert_eq!(r.json()["reason"], "lost", "{r:?}");
+        }
+        let data: Vec<&SseEvent> = got.iter().filter(|e| e.event != "reset").collect();
+        let ids: Vec<ssehub::EventId> = data.iter().map(|e| e.event_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "one order: {ids:?}");
+        let delivered_lost = data.iter().any(|e| !alive.contains(&e.data));
+        if delivered_lost || !answered_lost.is_empty() {
+            assert!(
+                !resets.is_empty(),
+                "a silent gap: lost {answered_lost:?}, delivered-then-lost {delivered_lost}"
+            );
+            lost_resets += 1;
+        }
+        let seen: Vec<String> = data
+            .iter()
+            .map(|e| e.data.clone())
+            .filter(|d| alive.contains(d))
+            .collect();
+        orders.push(seen);
+    }
+    // Every survivor, in one order on every node.
+    let want = survivors.to_vec();
+    for o in &orders {
+        assert_eq!(o, &want, "every surviving event, in the stream's order");
+    }
+    lost_resets
+}
+
+#[test]
+fn a_sentinel_failover_is_followed_in_one_order_without_a_silent_gap() {
+    let set = SentinelSet::start();
+    let nodes = nodes(&set.url(), &[]);
+    let subs: Vec<Sub> = nodes.iter().map(Sub::open).collect();
+    for n in &nodes {
+        n.wait_subscribers(1, Duration::from_secs(2));
+    }
+    let (_, mut acked) = publish_until_back(&nodes, &subs, "before");
+    for i in 0..9 {
+        let (s, _) = try_publish(&nodes[i % 3], &format!("b{i}"));
+        assert_eq!(s, 200);
+        acked.push(format!("b{i}"));
+    }
+    let old = set.master_port().unwrap();
+    assert_eq!(
+        cli_tcp(set.sentinel_ports[0], &["SENTINEL", "FAILOVER", "mymaster"]),
+        "OK"
+    );
+    // Publish through the switch.
+    let (new, promoted) = {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut i = 0;
+        loop {
+            let data = format!("during{i}");
+            if try_publish(&nodes[i % 3], &data).0 == 200 {
+                acked.push(data);
+            }
+            i += 1;
+            if let Some(p) = set.master_port().filter(|&p| p != old) {
+                break (p, Instant::now());
+            }
+            assert!(Instant::now() < deadline, "no promotion");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let (_, after) = publish_until_back(&nodes, &subs, "after");
+    let back = promoted.elapsed();
+    acked.extend(after);
+    assert!(
+        back < BACK_WITHIN,
+        "delivery back {back:?} after the promotion"
+    );
+    let want = json!(format!("127.0.0.1:{new}"));
+    for n in &nodes {
+        let t = Instant::now();
+        while stats(n)["master"] != want && t.elapsed() < BACK_WITHIN {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let b = stats(n);
+        let log = n.log.lock().unwrap().join("\n");
+        assert_eq!(b["master"], want, "{b}\n{log}");
+        assert!(b["failovers"].as_u64() >= Some(1), "{b}");
+    }
+    let surv = survivors(&set);
+    check_delivery(subs, &acked, &surv);
+}
+
+/// Stops both replicas and cuts their links, so that what is published next lives on
+/// the master only;
+/// publishes `n` events (answers noted); kills the master with SIGKILL; lets the
+/// replicas go on. Returns the old master's port and the answered events.
+fn kill_master_with_unreplicated(
+    set: &SentinelSet,
+    nodes: &[TestServer],
+    n: usize,
+) -> (u16, Vec<String>, usize) {
+    let old = set.master_port().unwrap();
+    let replicas: Vec<u16> = set
+        .servers
+        .iter()
+        .map(|s| s.port)
+        .filter(|&p| p != old)
+        .collect();
+    for &r in &replicas {
+        set.signal(r, "STOP");
+    }
+    // Cut their links too: bytes already sent would wait in a stopped replica's socket.
+    cli_tcp(old, &["CLIENT", "KILL", "TYPE", "replica"]);
+    let (mut acked, mut refused) = (Vec::new(), 0);
+    for i in 0..n {
+        let data = format!("unreplicated{i}");
+        match try_publish(&nodes[i % 3], &data).0 {
+            200 => acked.push(data),
+            _ => refused += 1,
+        }
+    }
+    // Every node reads them (the master has them) before it dies.
+    std::thread::sleep(Duration::from_millis(300));
+    set.signal(old, "KILL");
+    for &r in &replicas {
+        set.signal(r, "CONT");
+    }
+    (old, acked, refused)
+}
+
+#[test]
+fn a_kill_9_of_the_master_is_a_lost_reset_for_what_it_took_and_delivery_resumes() {
+    let set = SentinelSet::start();
+    let nodes = nodes(&set.url(), &[]);
+    let subs: Vec<Sub> = nodes.iter().map(Sub::open).collect();
+    for n in &nodes {
+        n.wait_subscribers(1, Duration::from_secs(2));
+    }
+    let (_, mut acked) = publish_until_back(&nodes, &subs, "before");
+    let (old, unreplicated, _) = kill_master_with_unreplicated(&set, &nodes, 3);
+    assert_eq!(unreplicated.len(), 3, "answered without WAIT");
+    acked.extend(unreplicated);
+    // The master is gone: health and publishing say so at once.
+    let t = Instant::now();
+    while health(&nodes[0]) != 503 {
+        assert!(t.elapsed() < Duration::from_secs(3), "health stayed 200");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(try_publish(&nodes[0], "while-down").0, 503);
+    let (_, promoted) = set.wait_promotion(old, Duration::from_secs(20));
+    let (_, after) = publish_until_back(&nodes, &subs, "after");
+    let back = promoted.elapsed();
+    assert!(
+        back < BACK_WITHIN,
+        "delivery back {back:?} after the promotion"
+    );
+    acked.extend(after);
+    for n in &nodes {
+        assert_eq!(health(n), 200);
+        let b = stats(n);
+        assert!(b["lost_entries"].as_u64() >= Some(3), "{b}");
+        assert!(b["failovers"].as_u64() >= Some(1), "{b}");
+        assert!(b["down_secs"].as_f64() > Some(0.5), "{b}");
+    }
+    let surv = survivors(&set);
+    assert!(!surv.iter().any(|d| d.starts_with("unreplicated")));
+    assert_eq!(
+        check_delivery(subs, &acked, &surv),
+        3,
+        "a lost reset on every node"
+    );
+}
+
+#[test]
+fn with_wait_replicas_no_answered_event_is_lost_to_a_kill_9() {
+    let set = SentinelSet::start();
+    let nodes = nodes(&set.url(), &["--redis-wait-replicas", "1"]);
+    let subs: Vec<Sub> = nodes.iter().map(Sub::open).collect();
+    for n in &nodes {
+        n.wait_subscribers(1, Duration::from_secs(2));
+    }
+    let (_, mut acked) = publish_until_back(&nodes, &subs, "before");
+    // Without a replica to acknowledge them, these are refused (503), not answered.
+    let (old, unreplicated, refused) = kill_master_with_unreplicated(&set, &nodes, 2);
+    assert_eq!((unreplicated.len(), refused), (0, 2));
+    let (_, promoted) = set.wait_promotion(old, Duration::from_secs(20));
+    let (_, after) = publish_until_back(&nodes, &subs, "after");
+    assert!(promoted.elapsed() < BACK_WITHIN);
+    acked.extend(after);
+    let surv = survivors(&set);
+    for a in &acked {
+        assert!(surv.contains(a), "answered {a} was lost");
+    }
+    check_delivery(subs, &acked, &surv);
+}
