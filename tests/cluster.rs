@@ -8,32 +8,11 @@ use serde_json::json;
 
 use crate::support::redis::RedisServer;
 use crate::support::{
-    Client, MAX_WAIT, SHORT, SseClient, SseEvent, TestServer, get, publish_json, run_binary, start,
+    Client, MAX_WAIT, SHORT, SseClient, SseEvent, TestServer, get, publish_json, run_binary,
     wait_for,
 };
 
-const TOKEN: &str = "k";
-
-fn node(url: &str, extra: &[&str]) -> TestServer {
-    let mut args = vec![
-        "--no-demo",
-        "--heartbeat",
-        "1",
-        "--publish-token",
-        TOKEN,
-        "--redis",
-        url,
-    ];
-    args.extend_from_slice(extra);
-    start(&args)
-}
-
-/// Publishes `data` through `srv`; the id the answer carries.
-fn publish(srv: &TestServer, data: &str) -> String {
-    let r = publish_json(srv.addr, TOKEN, &json!({"data": data}));
-    assert_eq!(r.status, 200, "{r:?}");
-    r.json()["id"].as_str().expect("id").to_owned()
-}
+use crate::support::redis::{NODE_TOKEN as TOKEN, node, publish};
 
 /// The next event that is not a reset (and the resets seen before it).
 fn next_data(sub: &mut SseClient, within: Duration) -> Option<SseEvent> {

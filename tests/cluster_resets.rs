@@ -11,29 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use crate::support::redis::RedisServer;
-use crate::support::{Client, MAX_WAIT, SHORT, SseClient, TestServer, get, publish_json, start};
+use crate::support::{Client, MAX_WAIT, SHORT, SseClient, TestServer, get, publish_json};
 
-const TOKEN: &str = "k";
-
-fn node(url: &str, extra: &[&str]) -> TestServer {
-    let mut args = vec![
-        "--no-demo",
-        "--heartbeat",
-        "1",
-        "--publish-token",
-        TOKEN,
-        "--redis",
-        url,
-    ];
-    args.extend_from_slice(extra);
-    start(&args)
-}
-
-fn publish(srv: &TestServer, data: &str) -> String {
-    let r = publish_json(srv.addr, TOKEN, &json!({"data": data}));
-    assert_eq!(r.status, 200, "{r:?}");
-    r.json()["id"].as_str().expect("id").to_owned()
-}
+use crate::support::redis::{NODE_TOKEN as TOKEN, node, publish};
 
 fn metric(srv: &TestServer, name: &str) -> Option<String> {
     let m = Client::connect(srv.addr)

@@ -118,6 +118,20 @@ pub const BACKOFF_BASE: Duration = Duration::from_millis(100);
 /// Redis, and a thousand nodes do not hammer a recovering Redis in step (full jitter).
 pub const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
+/// Waits `wait`, or until `shutdown`: whether it was the shutdown (the caller stops).
+pub(crate) async fn pause_or_stop(wait: Duration, shutdown: &crate::shutdown::Shutdown) -> bool {
+    use futures_lite::FutureExt;
+    async {
+        async_io::Timer::after(wait).await;
+        false
+    }
+    .or(async {
+        shutdown.wait().await;
+        true
+    })
+    .await
+}
+
 /// The delay before reconnect attempt `attempt` (0 for the first): exponential backoff
 /// with full jitter, a random delay from zero up to `min(cap, base · 2^attempt)`.
 pub fn backoff(attempt: u32) -> Duration {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::Ctx;
 use super::access;
-use super::publish::{self, PublishRights, REPLAYED_HEADER};
+use super::publish::{self, PublishRights};
 use super::request::Request;
 use super::resume_fields::Resuming;
 use super::socket::Conn;
@@ -215,22 +215,12 @@ fn parse(
 /// Publishes through the port: `200 text/plain` with the id, and whether the
 /// subscribers are congested; or the `503`.
 async fn publish_update(ctx: &Ctx, envelope: Envelope, event: Event) -> (Response, bool) {
-    match ctx.port.publish(envelope, event).await {
-        Ok(receipt) => {
-            let mut resp =
-                Response::with_body(200, "text/plain; charset=utf-8", receipt.id.into_bytes());
-            if receipt.replayed {
-                ctx.stats.publish_replayed();
-                resp = resp.header(REPLAYED_HEADER, "true");
-            }
-            (resp, receipt.congested)
-        }
-        Err(refused) => (
-            Response::text(503, &refused.to_string()).header(
-                "Retry-After",
-                refused.retry_after.as_secs().max(1).to_string(),
-            ),
-            false,
-        ),
-    }
+    let result = ctx.port.publish(envelope, event).await;
+    publish::answer(ctx, result, |receipt| {
+        Response::with_body(
+            200,
+            "text/plain; charset=utf-8",
+            receipt.id.clone().into_bytes(),
+        )
+    })
 }

@@ -20,6 +20,7 @@ use crate::http::framing::BodyKind;
 use crate::http::read::{ConnError, read_body};
 use crate::http::response::{CONTINUE, Response};
 use crate::input;
+use crate::port::{Receipt, Refused};
 use crate::topic::Topic;
 
 /// Longest a publish answer waits for subscribers to catch up. **Unit:** ms.
@@ -218,21 +219,35 @@ async fn publish_body(
     if let Err(refused) = rights.check(p.topics()) {
         return (refused, false);
     }
-    match ctx.port.publish(envelope, p.event).await {
+    let result = ctx.port.publish(envelope, p.event).await;
+    answer(ctx, result, |receipt| {
+        let mut body = json!({"id": receipt.id});
+        if let Some(n) = receipt.delivered_to {
+            body["delivered_to"] = json!(n);
+        }
+        Response::json(200, &body)
+    })
+}
+
+/// The answer to a publish the port took (`ok` renders it: each route has its own
+/// body) or refused, and whether the subscribers are congested. A retry is marked
+/// ([`REPLAYED_HEADER`]) and counted; a refusal was logged and counted where it failed,
+/// the event got no id, and the publisher may try again after `Retry-After` (the reason
+/// leaves the server's paths out).
+pub(super) fn answer(
+    ctx: &Ctx,
+    result: Result<Receipt, Refused>,
+    ok: impl FnOnce(&Receipt) -> Response,
+) -> (Response, bool) {
+    match result {
         Ok(receipt) => {
-            let mut answer = json!({"id": receipt.id});
-            if let Some(n) = receipt.delivered_to {
-                answer["delivered_to"] = json!(n);
-            }
-            let mut resp = Response::json(200, &answer);
+            let mut resp = ok(&receipt);
             if receipt.replayed {
                 ctx.stats.publish_replayed();
                 resp = resp.header(REPLAYED_HEADER, "true");
             }
             (resp, receipt.congested)
         }
-        // Logged and counted where it failed; the event got no id. The publisher may
-        // try again; the reason leaves the server's paths out.
         Err(refused) => (
             Response::text(503, &refused.to_string()).header(
                 "Retry-After",

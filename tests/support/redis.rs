@@ -6,7 +6,33 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::MAX_WAIT;
+use super::{MAX_WAIT, TestServer, publish_json, start};
+
+/// The publish token of the nodes [`node`] starts.
+pub const NODE_TOKEN: &str = "k";
+
+/// An in-process ssehub node on the shared stream at `url` (no demo, a heartbeat every
+/// second, publishing with [`NODE_TOKEN`]), with `extra` flags.
+pub fn node(url: &str, extra: &[&str]) -> TestServer {
+    let mut args = vec![
+        "--no-demo",
+        "--heartbeat",
+        "1",
+        "--publish-token",
+        NODE_TOKEN,
+        "--redis",
+        url,
+    ];
+    args.extend_from_slice(extra);
+    start(&args)
+}
+
+/// Publishes `data` through `srv`; the id the answer carries.
+pub fn publish(srv: &TestServer, data: &str) -> String {
+    let r = publish_json(srv.addr, NODE_TOKEN, &serde_json::json!({"data": data}));
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json()["id"].as_str().expect("id").to_owned()
+}
 
 /// One running Redis server.
 pub struct RedisServer {

@@ -19,7 +19,6 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use async_io::Timer;
 use futures_lite::FutureExt;
 
 use super::{Broker, COMMAND_TIMEOUT, CONNECT_TIMEOUT, Op, backoff, explain};
@@ -82,16 +81,7 @@ impl Broker {
                 ));
             }
             attempt = attempt.saturating_add(1);
-            let stopped = async {
-                Timer::after(backoff(attempt)).await;
-                false
-            }
-            .or(async {
-                shutdown.wait().await;
-                true
-            })
-            .await;
-            if stopped {
+            if super::pause_or_stop(backoff(attempt), &shutdown).await {
                 return;
             }
         }

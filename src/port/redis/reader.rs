@@ -57,16 +57,7 @@ impl Broker {
                     } else {
                         backoff(attempt)
                     };
-                    let stopped = async {
-                        Timer::after(wait).await;
-                        false
-                    }
-                    .or(async {
-                        shutdown.wait().await;
-                        true
-                    })
-                    .await;
-                    if stopped {
+                    if super::pause_or_stop(wait, &shutdown).await {
                         return;
                     }
                     attempt = attempt.saturating_add(1);
