@@ -303,6 +303,23 @@ pub const FLAGS: &[Flag] = &[
          newline dropped)",
     ),
     flag(
+        "jwt-issuer",
+        Some("ISS"),
+        "",
+        Default::Unset,
+        "the iss a Mercure 1.0 access token (typ\n\
+         at+jwt) must carry; with --jwt-audience,\n\
+         unset: access tokens are refused",
+    ),
+    flag(
+        "jwt-audience",
+        Some("AUD"),
+        "",
+        Default::Unset,
+        "what a Mercure 1.0 access token's aud must\n\
+         hold (a string or an array holding it)",
+    ),
+    flag(
         "jwt-cookie",
         Some("NAME"),
         "",

@@ -1,4 +1,5 @@
-//! The token flags: `--jwt-key` / `--jwt-key-file`, `--jwt-cookie`, `--subscribe-auth`.
+//! The token flags: `--jwt-key` / `--jwt-key-file`, `--jwt-issuer`, `--jwt-audience`,
+//! `--jwt-cookie`, `--subscribe-auth`.
 
 use super::{ConfigError, Raw};
 use crate::auth::{DEFAULT_COOKIE, Key, MIN_KEY_BYTES, SubscribeAuth};
@@ -7,6 +8,27 @@ use crate::auth::{DEFAULT_COOKIE, Key, MIN_KEY_BYTES, SubscribeAuth};
 /// needs a key).
 pub(super) fn settings(raw: &Raw) -> Result<(Option<Key>, String, SubscribeAuth), ConfigError> {
     let jwt_key = jwt_key(raw)?;
+    let issuer = raw.get("jwt-issuer").map(str::to_owned);
+    let audience = raw.get("jwt-audience").map(str::to_owned);
+    if issuer.is_some() != audience.is_some() {
+        return Err(ConfigError(
+            "--jwt-issuer and --jwt-audience: give both (what a Mercure 1.0 access token must carry)".into(),
+        ));
+    }
+    if issuer.is_some() && jwt_key.is_none() {
+        return Err(ConfigError(
+            "--jwt-issuer and --jwt-audience need --jwt-key or --jwt-key-file".into(),
+        ));
+    }
+    if [&issuer, &audience]
+        .iter()
+        .any(|v| v.as_deref() == Some(""))
+    {
+        return Err(ConfigError(
+            "--jwt-issuer and --jwt-audience: expected a non-empty value".into(),
+        ));
+    }
+    let jwt_key = jwt_key.map(|k| k.expecting(issuer, audience));
     let jwt_cookie = raw.get("jwt-cookie").unwrap_or(DEFAULT_COOKIE).to_owned();
     if jwt_cookie.is_empty() || !jwt_cookie.bytes().all(is_cookie_name_byte) {
         return Err(ConfigError(format!(
