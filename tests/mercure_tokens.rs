@@ -316,3 +316,121 @@ fn an_access_tokens_orders_star_is_a_literal_on_both_paths() {
         sub.assert_no_event(QUIET);
     }
 }
+
+/// A key pair made by Debian's `openssl` in a fresh directory: the private key's PEM
+/// text (for the minters) and the public key's path (for the hub).
+fn key_pair(alg: &str) -> (String, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "ssehub-{alg}-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let private = dir.join("private.pem");
+    let public = dir.join("public.pem");
+    let params: &[&str] = match alg {
+        "RS256" => &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+        _ => &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    };
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run openssl ({e}); scripts/test.sh installs it"));
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    let private_path = private.to_str().unwrap();
+    let mut genpkey = vec!["genpkey"];
+    genpkey.extend_from_slice(params);
+    genpkey.extend(["-out", private_path]);
+    openssl(&genpkey);
+    openssl(&[
+        "pkey",
+        "-in",
+        private_path,
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    (
+        std::fs::read_to_string(&private).unwrap(),
+        public.to_str().unwrap().to_owned(),
+    )
+}
+
+/// A hub whose tokens are `alg`-signed, checked with the public key at `public`.
+fn hub_pinned(alg: &str, public: &str) -> TestServer {
+    hub(&["--jwt-alg", alg, "--jwt-public-key-file", public])
+}
+
+#[test]
+fn rs256_and_es256_access_tokens_from_pyjwt_and_jsonwebtoken() {
+    for alg in ["RS256", "ES256"] {
+        let (private, public) = key_pair(alg);
+        let t = hub_pinned(alg, &public);
+        access_tokens_work(&t, &private, alg);
+        // A 0.x token signed the same way works too.
+        let legacy = crate::auth::pyjwt(&json!({"mercure": {"subscribe": ["x"]}}), &private, alg);
+        let bearer = format!("Bearer {legacy}");
+        let mut sub = SseClient::connect(
+            t.addr,
+            &hub_url(&[("topic", "x")]),
+            &[("Authorization", &bearer)],
+        );
+        t.wait_subscribers(1, Duration::from_secs(5));
+        sub.assert_no_event(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_token_whose_alg_is_not_the_pinned_one_is_refused() {
+    let (rsa_private, rsa_public) = key_pair("RS256");
+    let (ec_private, ec_public) = key_pair("ES256");
+    let path = hub_url(&[("topic", "a")]);
+    let good = claims(&["a"], &[]);
+    let rs = hub_pinned("RS256", &rsa_public);
+    let es = hub_pinned("ES256", &ec_public);
+    // ES256 on an RS256 hub and the reverse, however valid.
+    let es_token = pyjwt(&good, &ec_private, "ES256", Some("at+jwt"));
+    let r = refused(
+        &rs,
+        &path,
+        &[("Authorization", &format!("Bearer {es_token}"))],
+    );
+    assert_invalid_token(&r, "alg must be RS256");
+    let rs_token = node_jwt(&good, &rsa_private, "RS256", Some("at+jwt"));
+    let r = refused(
+        &es,
+        &path,
+        &[("Authorization", &format!("Bearer {rs_token}"))],
+    );
+    assert_invalid_token(&r, "alg must be ES256");
+    // The key confusion attack: HS256 with the public key's PEM text as the secret
+    // (signed with Python's hmac: PyJWT itself refuses to).
+    let public_pem = std::fs::read_to_string(&rsa_public).unwrap();
+    let script = "import base64, hashlib, hmac, sys\n\
+        b = lambda s: base64.urlsafe_b64encode(s).rstrip(b'=').decode()\n\
+        i = b(sys.argv[1].encode()) + '.' + b(sys.argv[2].encode())\n\
+        print(i + '.' + b(hmac.new(sys.argv[3].encode(), i.encode(), hashlib.sha256).digest()))";
+    let forged = mint(
+        Command::new("python3").args([
+            "-c",
+            script,
+            r#"{"alg":"HS256","typ":"at+jwt"}"#,
+            &good.to_string(),
+            &public_pem,
+        ]),
+        "python3",
+    );
+    let r = refused(
+        &rs,
+        &path,
+        &[("Authorization", &format!("Bearer {forged}"))],
+    );
+    assert_invalid_token(&r, "alg must be RS256");
+    // Signed by another key of the right algorithm.
+    let (other_private, _) = key_pair("ES256");
+    let token = pyjwt(&good, &other_private, "ES256", Some("at+jwt"));
+    let r = refused(&es, &path, &[("Authorization", &format!("Bearer {token}"))]);
+    assert_invalid_token(&r, "bad signature");
+}

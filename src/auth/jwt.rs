@@ -53,17 +53,80 @@ struct KeyInner {
 }
 
 /// The key material: one algorithm each.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 enum Material {
     /// HS256: the shared secret.
     Hs256(Box<[u8]>),
+    /// RS256 (RSASSA-PKCS1-v1_5 with SHA-256): the public key, and its PEM text.
+    Rs256(Box<rsa::pkcs1v15::VerifyingKey<Sha256>>, Box<str>),
+    /// ES256 (ECDSA on P-256 with SHA-256): the public key, and its PEM text.
+    Es256(Box<p256::ecdsa::VerifyingKey>, Box<str>),
 }
+
+impl PartialEq for Material {
+    fn eq(&self, other: &Material) -> bool {
+        match (self, other) {
+            (Material::Hs256(a), Material::Hs256(b)) => a == b,
+            (Material::Rs256(_, a), Material::Rs256(_, b))
+            | (Material::Es256(_, a), Material::Es256(_, b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Shortest RSA modulus accepted. **Unit:** bits. **Why:** RFC 7518 §3.3: an RS256 key
+/// must be 2048 bits or larger.
+pub const MIN_RSA_BITS: usize = 2048;
 
 impl Key {
     /// An HS256 key of these bytes. See [`MIN_KEY_BYTES`] (the configuration refuses
     /// shorter keys; this constructor does not, for tests).
     pub fn new(bytes: impl Into<Vec<u8>>) -> Key {
         Key::of(Material::Hs256(bytes.into().into()))
+    }
+
+    /// An RS256 key from the PEM text of an RSA public key (`BEGIN PUBLIC KEY`, as
+    /// `openssl rsa -pubout` writes it, or `BEGIN RSA PUBLIC KEY`), at least
+    /// [`MIN_RSA_BITS`].
+    ///
+    /// # Errors
+    ///
+    /// Why the text is not such a key.
+    pub fn rs256_pem(pem: &str) -> Result<Key, String> {
+        use rsa::pkcs1::DecodeRsaPublicKey as _;
+        use rsa::pkcs8::DecodePublicKey as _;
+        use rsa::traits::PublicKeyParts as _;
+        let key = rsa::PublicKey::from_public_key_pem(pem)
+            .or_else(|_| rsa::PublicKey::from_pkcs1_pem(pem))
+            .map_err(|e| format!("not a PEM RSA public key ({e})"))?;
+        let bits = key.size() * 8;
+        if bits < MIN_RSA_BITS {
+            return Err(format!(
+                "an RS256 key must be at least {MIN_RSA_BITS} bits (RFC 7518 §3.3), this one has {bits}"
+            ));
+        }
+        let verifying = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key);
+        Ok(Key::of(Material::Rs256(
+            Box::new(verifying),
+            pem.trim().into(),
+        )))
+    }
+
+    /// An ES256 key from the PEM text of a P-256 public key (`BEGIN PUBLIC KEY`, as
+    /// `openssl ec -pubout` writes it).
+    ///
+    /// # Errors
+    ///
+    /// Why the text is not such a key.
+    pub fn es256_pem(pem: &str) -> Result<Key, String> {
+        use p256::pkcs8::DecodePublicKey as _;
+        let key = p256::PublicKey::from_public_key_pem(pem)
+            .map_err(|e| format!("not a PEM P-256 public key ({e})"))?;
+        let verifying = p256::ecdsa::VerifyingKey::from(key);
+        Ok(Key::of(Material::Es256(
+            Box::new(verifying),
+            pem.trim().into(),
+        )))
     }
 
     /// A key of this material, expecting no issuer or audience yet.
@@ -90,6 +153,8 @@ impl Key {
     pub fn alg(&self) -> &'static str {
         match self.0.material {
             Material::Hs256(_) => "HS256",
+            Material::Rs256(..) => "RS256",
+            Material::Es256(..) => "ES256",
         }
     }
 
@@ -97,6 +162,7 @@ impl Key {
     pub fn len(&self) -> usize {
         match &self.0.material {
             Material::Hs256(bytes) => bytes.len(),
+            Material::Rs256(..) | Material::Es256(..) => 0,
         }
     }
 
@@ -222,9 +288,10 @@ impl std::error::Error for TokenError {}
 ///    `none`, any other algorithm, a missing `alg` and a `crit` header are refused before
 ///    any key is used, so no token chooses how it is checked; `typ` (if present) a
 ///    string, `at+jwt` marking an RFC 9068 access token;
-/// 4. the signature: HMAC-SHA256 of the first two parts under the key, compared in
-///    constant time (RustCrypto's `verify_slice`); nothing of the payload is read before
-///    it has passed;
+/// 4. the signature of the first two parts under the key: HMAC-SHA256 compared in
+///    constant time (RustCrypto's `verify_slice`), RSASSA-PKCS1-v1_5 with SHA-256
+///    (`rsa`), or ECDSA P-256 with SHA-256, `R || S` (`p256`); nothing of the payload is
+///    read before it has passed;
 /// 5. the claims: a JSON object; `mercure` an object whose `subscribe` and `publish` are
 ///    arrays of at most [`MAX_SELECTORS`] strings of at most [`MAX_SELECTOR_BYTES`]
 ///    bytes; `exp`, `nbf` and `iat` NumericDates (any JSON number of seconds since the
@@ -335,6 +402,21 @@ fn check_signature(
             mac.update(b".");
             mac.update(payload.as_bytes());
             mac.verify_slice(signature)
+                .map_err(|_| TokenError::BadSignature)
+        }
+        Material::Rs256(key, _) => {
+            use rsa::signature::Verifier as _;
+            let signature = rsa::pkcs1v15::Signature::try_from(signature)
+                .map_err(|_| TokenError::BadSignature)?;
+            key.verify(format!("{header}.{payload}").as_bytes(), &signature)
+                .map_err(|_| TokenError::BadSignature)
+        }
+        Material::Es256(key, _) => {
+            use p256::ecdsa::signature::Verifier as _;
+            // JWS carries R || S, 32 bytes each (RFC 7518 §3.4), not DER.
+            let signature = p256::ecdsa::Signature::from_slice(signature)
+                .map_err(|_| TokenError::BadSignature)?;
+            key.verify(format!("{header}.{payload}").as_bytes(), &signature)
                 .map_err(|_| TokenError::BadSignature)
         }
     }

@@ -21,7 +21,7 @@
 //! | file | concept |
 //! |---|---|
 //! | `mod.rs` (this) | where a token comes from, the subscribe mode |
-//! | `jwt.rs` | verification: HS256 only, size caps, `exp`/`nbf` with a leeway |
+//! | `jwt.rs` | verification: the pinned algorithm (HS256, RS256, ES256), both claim shapes, size caps, `exp`/`nbf` with a leeway |
 //! | `jwt/jose.rs` | the header and the claims as strict types: a wrong type refuses the token |
 //! | `selector.rs` | selectors: exact names, `*`, prefixes like `orders/*`; by Mercure's rules on its path (`*` only, URI templates) |
 //! | `cookie.rs` | one cookie out of a `Cookie` header |
@@ -43,8 +43,8 @@
 //! A private event reaches only subscribers whose token's `subscribe` selectors match
 //! its topic; public events reach everyone. A stream opened with a token ends when the
 //! token expires. A token whose `publish` selectors match a topic may publish there.
-//! Verification uses RustCrypto's `hmac` and `sha2` and the `base64` crate; nothing
-//! cryptographic is written here.
+//! Verification uses RustCrypto's `hmac`, `sha2`, `rsa` and `p256` and the `base64`
+//! crate; nothing cryptographic is written here.
 
 mod cookie;
 mod jwt;
@@ -52,7 +52,8 @@ mod selector;
 
 pub use cookie::cookie;
 pub use jwt::{
-    Claims, Key, LEEWAY, MAX_TOKEN_BYTES, MIN_KEY_BYTES, TokenError, is_access_token, verify,
+    Claims, Key, LEEWAY, MAX_TOKEN_BYTES, MIN_KEY_BYTES, MIN_RSA_BITS, TokenError, is_access_token,
+    verify,
 };
 pub use selector::{MAX_SELECTOR_BYTES, MAX_SELECTORS, Selector, Selectors};
 

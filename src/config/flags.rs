@@ -303,6 +303,23 @@ pub const FLAGS: &[Flag] = &[
          newline dropped)",
     ),
     flag(
+        "jwt-alg",
+        Some("ALG"),
+        "",
+        Default::Text("HS256"),
+        "the one algorithm tokens may be signed with:\n\
+         HS256 (--jwt-key), RS256 or ES256\n\
+         (--jwt-public-key-file); another alg: 401",
+    ),
+    flag(
+        "jwt-public-key-file",
+        Some("PEM"),
+        "",
+        Default::Unset,
+        "path of the PEM public key (BEGIN PUBLIC\n\
+         KEY) of RS256 or ES256 tokens",
+    ),
+    flag(
         "jwt-issuer",
         Some("ISS"),
         "",

@@ -226,6 +226,48 @@ fn bad_jwt_settings_name_the_flag_and_never_the_key() {
         (vec!["--subscribe-auth", "required"], "needs --jwt-key"),
         (vec!["--jwt-cookie", "a b"], "--jwt-cookie"),
         (vec!["--jwt-cookie", ""], "--jwt-cookie"),
+        (
+            vec!["--jwt-alg", "RS512"],
+            "--jwt-alg: expected HS256, RS256 or ES256",
+        ),
+        (vec!["--jwt-alg", "none"], "--jwt-alg: expected"),
+        (vec!["--jwt-alg", "RS256"], "needs --jwt-public-key-file"),
+        (
+            vec!["--jwt-alg", "ES256", "--jwt-key", &key],
+            "needs --jwt-public-key-file",
+        ),
+        (
+            vec!["--jwt-public-key-file", "/k"],
+            "needs --jwt-alg RS256 or ES256",
+        ),
+        (
+            vec![
+                "--jwt-alg",
+                "RS256",
+                "--jwt-public-key-file",
+                "/k",
+                "--jwt-key",
+                &key,
+            ],
+            "not --jwt-key",
+        ),
+        (
+            vec![
+                "--jwt-alg",
+                "ES256",
+                "--jwt-public-key-file",
+                "/nonexistent/k.pem",
+            ],
+            "--jwt-public-key-file: cannot read",
+        ),
+        (
+            vec!["--jwt-alg", "RS256", "--jwt-public-key-file", "Cargo.toml"],
+            "not a PEM RSA public key",
+        ),
+        (
+            vec!["--jwt-alg", "ES256", "--jwt-public-key-file", "Cargo.toml"],
+            "not a PEM P-256 public key",
+        ),
     ] {
         let e = run(&args, &[]).unwrap_err();
         assert!(e.0.contains(needle), "{args:?} -> {e}");
