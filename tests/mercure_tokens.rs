@@ -352,10 +352,13 @@ fn key_pair(alg: &str) -> (String, String) {
         "-out",
         public.to_str().unwrap(),
     ]);
-    (
+    // No private key is left on disk; the public one stays for the hub to read.
+    let pair = (
         std::fs::read_to_string(&private).unwrap(),
         public.to_str().unwrap().to_owned(),
-    )
+    );
+    std::fs::remove_file(&private).unwrap();
+    pair
 }
 
 /// A hub whose tokens are `alg`-signed, checked with the public key at `public`.

@@ -292,7 +292,8 @@ pub const FLAGS: &[Flag] = &[
         Default::Unset,
         "HS256 key of subscriber and publisher tokens\n\
          (JWT, Mercure claims), at least 32 bytes;\n\
-         unset: no token is read",
+         unset (and no --jwt-public-key-file): no\n\
+         token is read",
     ),
     flag(
         "jwt-key-file",
