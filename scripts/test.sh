@@ -27,6 +27,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
   || need+=(systemd)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v ldd >/dev/null 2>&1 || need+=(libc-bin)
+# tests/mercure_tokens.rs makes its RS256 and ES256 key pairs with Debian's openssl.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # Chromium for tests/proxy.rs (twelve tabs through Caddy over HTTP/2) and the browser test.
 [ -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
@@ -65,6 +67,13 @@ if ! python3 -c 'import jwt' 2>/dev/null; then
   python3 -m pip install --quiet pyjwt 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages pyjwt 2>/dev/null \
     || apt_install python3-jwt
+fi
+# PyJWT signs RS256 and ES256 with the cryptography package.
+if ! python3 -c 'import cryptography' 2>/dev/null; then
+  echo "test.sh: installing cryptography (pip)"
+  python3 -m pip install --quiet cryptography 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages cryptography 2>/dev/null \
+    || apt_install python3-cryptography
 fi
 # tests/mercure.rs publishes through Symfony's own Mercure publisher (Debian's package).
 if ! command -v php >/dev/null 2>&1 || [ ! -f /usr/share/php/Symfony/Component/Mercure/autoload.php ]; then

@@ -73,7 +73,8 @@ pub enum AuthFailure {
     /// Not a JWT: not three base64url parts, not JSON, claims of the wrong type or over
     /// their size caps.
     Malformed,
-    /// The header's `alg` is missing or not `HS256` (`none`, `HS512`, …).
+    /// The header's `alg` is missing or not the pinned one (`none`, `HS512`, …), or the
+    /// token is refused by rule (an access token's `iss` or `aud`).
     NotAllowed,
     /// The signature does not match the key.
     BadSignature,

@@ -15,7 +15,7 @@ use crate::auth::pyjwt;
 use crate::support::{Client, Response, SseClient, TestServer, start};
 
 const KEY: &str = "mercure test key, at least 32 bytes long";
-const HUB: &str = "/.well-known/mercure";
+pub(crate) const HUB: &str = "/.well-known/mercure";
 const QUIET: Duration = Duration::from_millis(300);
 
 fn hub(extra: &[&str]) -> TestServer {
@@ -34,7 +34,7 @@ fn token(subscribe: &[&str], publish: &[&str]) -> String {
 }
 
 /// Percent-encodes a query or form value (everything but unreserved characters).
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
@@ -46,7 +46,7 @@ fn enc(s: &str) -> String {
 }
 
 /// `HUB?` and the pairs, encoded.
-fn hub_url(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn hub_url(pairs: &[(&str, &str)]) -> String {
     let q: Vec<String> = pairs
         .iter()
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
@@ -55,7 +55,11 @@ fn hub_url(pairs: &[(&str, &str)]) -> String {
 }
 
 /// A form publish on the hub path with `headers`.
-fn form_post(t: &TestServer, headers: &[(&str, &str)], pairs: &[(&str, &str)]) -> Response {
+pub(crate) fn form_post(
+    t: &TestServer,
+    headers: &[(&str, &str)],
+    pairs: &[(&str, &str)],
+) -> Response {
     let body: Vec<String> = pairs
         .iter()
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
@@ -73,7 +77,7 @@ fn form_post(t: &TestServer, headers: &[(&str, &str)], pairs: &[(&str, &str)]) -
     t.client().request(req.as_bytes())
 }
 
-fn get(t: &TestServer, path: &str, headers: &[(&str, &str)]) -> Response {
+pub(crate) fn get(t: &TestServer, path: &str, headers: &[(&str, &str)]) -> Response {
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));

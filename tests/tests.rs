@@ -54,6 +54,8 @@ mod daemon;
 // The Mercure path with Mercure's own clients: Symfony's publisher (php-symfony-mercure),
 // form posts; selectors, Mercure's token rules, resume headers, the CSRF rule.
 mod mercure;
+// Mercure 1.0 access tokens (RFC 9068): rights, cookie, RFC 6750 refusals; RS256, ES256.
+mod mercure_tokens;
 // Behind real reverse proxies (nginx, Caddy with HTTP/2 and Chromium), and the soak
 // tool's proxy doctor.
 mod proxy;

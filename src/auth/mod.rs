@@ -1,15 +1,27 @@
-//! Subscriber and publisher authorization with signed tokens (JWT, HS256), in the claim
-//! shape Mercure uses, so tokens minted for a Mercure hub work here unchanged:
+//! Subscriber and publisher authorization with signed tokens (JWT: HS256, RS256 or ES256,
+//! pinned by configuration), in the claim shapes Mercure uses, so tokens minted for a
+//! Mercure hub work here unchanged. Mercure 0.x:
 //!
 //! ```json
 //! {"mercure": {"subscribe": ["orders/*", "alerts"], "publish": ["alerts"]},
 //!  "exp": 1900000000, "nbf": 1700000000}
 //! ```
 //!
+//! Mercure 1.0: an RFC 9068 access token (header `typ: at+jwt`) with `iss`, `aud` and
+//! `exp` (the issuer and audience the hub expects: `--jwt-issuer`, `--jwt-audience`) and
+//! its rights in RFC 9396 `authorization_details`:
+//!
+//! ```json
+//! {"iss": "https://example.com", "aud": "https://hub.example.com/.well-known/mercure",
+//!  "exp": 1900000000, "authorization_details": [
+//!   {"type": "https://mercure.rocks/authorization-detail", "actions": ["subscribe"],
+//!    "topics": [{"match": "alerts"}, {"match": "/books/:id", "match_type": "urlpattern"}]}]}
+//! ```
+//!
 //! | file | concept |
 //! |---|---|
 //! | `mod.rs` (this) | where a token comes from, the subscribe mode |
-//! | `jwt.rs` | verification: HS256 only, size caps, `exp`/`nbf` with a leeway |
+//! | `jwt.rs` | verification: the pinned algorithm (HS256, RS256, ES256), both claim shapes, size caps, `exp`/`nbf` with a leeway |
 //! | `jwt/jose.rs` | the header and the claims as strict types: a wrong type refuses the token |
 //! | `selector.rs` | selectors: exact names, `*`, prefixes like `orders/*`; by Mercure's rules on its path (`*` only, URI templates) |
 //! | `cookie.rs` | one cookie out of a `Cookie` header |
@@ -20,29 +32,38 @@
 //!
 //! 1. `Authorization: Bearer <token>` (curl, servers);
 //! 2. the cookie (default name [`DEFAULT_COOKIE`], as Mercure's), since a browser's
-//!    `EventSource` cannot send a header;
+//!    `EventSource` cannot send a header; then Mercure 1.0's [`ACCESS_COOKIE`];
 //! 3. the query parameter `?authorization=<token>`, for clients that can do neither.
-//!    URLs end up in access logs, proxies and browser history: prefer the others.
+//!    URLs end up in access logs, proxies and browser history: prefer the others. A
+//!    Mercure 1.0 access token (`typ: at+jwt`) is refused there with `400
+//!    invalid_request`, as Mercure 1.0 takes none in the query ([`is_access_token`]).
 //!
 //! # What a token grants
 //!
 //! A private event reaches only subscribers whose token's `subscribe` selectors match
 //! its topic; public events reach everyone. A stream opened with a token ends when the
 //! token expires. A token whose `publish` selectors match a topic may publish there.
-//! Verification uses RustCrypto's `hmac` and `sha2` and the `base64` crate; nothing
-//! cryptographic is written here.
+//! Verification uses RustCrypto's `hmac`, `sha2`, `rsa` and `p256` and the `base64`
+//! crate; nothing cryptographic is written here.
 
 mod cookie;
 mod jwt;
 mod selector;
 
 pub use cookie::cookie;
-pub use jwt::{Claims, Key, LEEWAY, MAX_TOKEN_BYTES, MIN_KEY_BYTES, TokenError, verify};
+pub use jwt::{
+    Claims, Key, LEEWAY, MAX_TOKEN_BYTES, MIN_KEY_BYTES, MIN_RSA_BITS, TokenError, is_access_token,
+    verify,
+};
 pub use selector::{MAX_SELECTOR_BYTES, MAX_SELECTORS, Selector, Selectors};
 
 /// The cookie a subscriber's token is read from unless `--jwt-cookie` names another:
 /// Mercure's, so pages written for Mercure work unchanged.
 pub const DEFAULT_COOKIE: &str = "mercureAuthorization";
+
+/// The cookie Mercure 1.0 reads an access token from, looked at after the configured
+/// one (`--jwt-cookie`).
+pub const ACCESS_COOKIE: &str = "__Secure-mercure_access_token";
 
 /// The query parameter a subscriber's token is read from.
 pub const QUERY_PARAM: &str = "authorization";
@@ -114,16 +135,21 @@ impl<'a> Credentials<'a> {
             .authorization
             .and_then(bearer)
             .map(|t| (Source::Header, t));
-        let cookie = || {
+        let cookie = |name| {
             self.cookie
-                .and_then(|c| cookie(c, self.cookie_name))
+                .and_then(|c| cookie(c, name))
                 .map(|t| (Source::Cookie, t))
         };
         let query = || self.query.map(|t| (Source::Query, t.trim()));
-        [header, cookie(), query()]
-            .into_iter()
-            .flatten()
-            .find(|(_, t)| !t.is_empty())
+        [
+            header,
+            cookie(self.cookie_name),
+            cookie(ACCESS_COOKIE),
+            query(),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|(_, t)| !t.is_empty())
     }
 }
 

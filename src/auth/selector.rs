@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::mercure::{Pattern, Syntax};
+use crate::mercure::{Pattern, PatternError, Syntax};
 use crate::topic::Topic;
 
 /// Longest selector in a token. **Unit:** bytes. **Why:** it fits any prefix or Mercure
@@ -44,8 +44,11 @@ pub enum Selector {
     Exact(Box<str>),
     /// `prefix*`: topics that start with `prefix` and are longer than it.
     Prefix(Box<str>),
-    /// A URI template (Mercure's rules only, see [`Selectors::mercure`]).
+    /// A URI template or URL pattern (Mercure's rules only, see [`Selectors::mercure`]).
     Template(Box<Pattern>),
+    /// An exact name from a Mercure 1.0 access token: that topic only, under any rules
+    /// (a `{` in it is no template).
+    Literal(Box<str>),
 }
 
 impl Selector {
@@ -68,11 +71,25 @@ impl Selector {
         }
     }
 
+    /// A Mercure 1.0 access token's `match`: a URL pattern when `url_pattern`, else an
+    /// exact name (a bare `*` is every topic). Never turned by [`Selectors::mercure`].
+    ///
+    /// # Errors
+    ///
+    /// A URL pattern this hub does not support.
+    pub fn access_token(text: &str, url_pattern: bool) -> Result<Selector, PatternError> {
+        Ok(match (text, url_pattern) {
+            ("*", false) => Selector::Any,
+            (_, false) => Selector::Literal(text.into()),
+            (_, true) => Selector::Template(Box::new(Pattern::new(text, Syntax::UrlPattern)?)),
+        })
+    }
+
     /// Whether this selector covers the topic named `topic`.
     pub fn matches(&self, topic: &str) -> bool {
         match self {
             Selector::Any => true,
-            Selector::Exact(name) => **name == *topic,
+            Selector::Exact(name) | Selector::Literal(name) => **name == *topic,
             Selector::Prefix(prefix) => topic.len() > prefix.len() && topic.starts_with(&**prefix),
             Selector::Template(t) => t.matches(topic),
         }
@@ -100,7 +117,7 @@ impl fmt::Debug for Selector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Selector::Any => f.write_str("\"*\""),
-            Selector::Exact(name) => write!(f, "{name:?}"),
+            Selector::Exact(name) | Selector::Literal(name) => write!(f, "{name:?}"),
             Selector::Prefix(prefix) => write!(f, "\"{}*\"", prefix.escape_debug()),
             Selector::Template(t) => write!(f, "{:?}", t.source()),
         }
@@ -162,6 +179,12 @@ impl Selectors {
     /// Whether the list is empty (covers nothing).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl FromIterator<Selector> for Selectors {
+    fn from_iter<I: IntoIterator<Item = Selector>>(iter: I) -> Selectors {
+        Selectors(iter.into_iter().collect())
     }
 }
 

@@ -292,7 +292,8 @@ pub const FLAGS: &[Flag] = &[
         Default::Unset,
         "HS256 key of subscriber and publisher tokens\n\
          (JWT, Mercure claims), at least 32 bytes;\n\
-         unset: no token is read",
+         unset (and no --jwt-public-key-file): no\n\
+         token is read",
     ),
     flag(
         "jwt-key-file",
@@ -301,6 +302,40 @@ pub const FLAGS: &[Flag] = &[
         Default::Unset,
         "read the JWT key from this file (one trailing\n\
          newline dropped)",
+    ),
+    flag(
+        "jwt-alg",
+        Some("ALG"),
+        "",
+        Default::Text("HS256"),
+        "the one algorithm tokens may be signed with:\n\
+         HS256 (--jwt-key), RS256 or ES256\n\
+         (--jwt-public-key-file); another alg: 401",
+    ),
+    flag(
+        "jwt-public-key-file",
+        Some("PEM"),
+        "",
+        Default::Unset,
+        "path of the PEM public key (BEGIN PUBLIC\n\
+         KEY) of RS256 or ES256 tokens",
+    ),
+    flag(
+        "jwt-issuer",
+        Some("ISS"),
+        "",
+        Default::Unset,
+        "the iss a Mercure 1.0 access token (typ\n\
+         at+jwt) must carry; with --jwt-audience,\n\
+         unset: access tokens are refused",
+    ),
+    flag(
+        "jwt-audience",
+        Some("AUD"),
+        "",
+        Default::Unset,
+        "what a Mercure 1.0 access token's aud must\n\
+         hold (a string or an array holding it)",
     ),
     flag(
         "jwt-cookie",

@@ -1,4 +1,6 @@
-//! The token flags: `--jwt-key` / `--jwt-key-file`, `--jwt-cookie`, `--subscribe-auth`.
+//! The token flags: `--jwt-alg`, `--jwt-key` / `--jwt-key-file` / `--jwt-public-key-file`,
+//! `--jwt-issuer`, `--jwt-audience`,
+//! `--jwt-cookie`, `--subscribe-auth`.
 
 use super::{ConfigError, Raw};
 use crate::auth::{DEFAULT_COOKIE, Key, MIN_KEY_BYTES, SubscribeAuth};
@@ -7,6 +9,28 @@ use crate::auth::{DEFAULT_COOKIE, Key, MIN_KEY_BYTES, SubscribeAuth};
 /// needs a key).
 pub(super) fn settings(raw: &Raw) -> Result<(Option<Key>, String, SubscribeAuth), ConfigError> {
     let jwt_key = jwt_key(raw)?;
+    let issuer = raw.get("jwt-issuer").map(str::to_owned);
+    let audience = raw.get("jwt-audience").map(str::to_owned);
+    if issuer.is_some() != audience.is_some() {
+        return Err(ConfigError(
+            "--jwt-issuer and --jwt-audience: give both (what a Mercure 1.0 access token must carry)".into(),
+        ));
+    }
+    if issuer.is_some() && jwt_key.is_none() {
+        return Err(ConfigError(
+            "--jwt-issuer and --jwt-audience need --jwt-key, --jwt-key-file or --jwt-public-key-file"
+                .into(),
+        ));
+    }
+    if [&issuer, &audience]
+        .iter()
+        .any(|v| v.as_deref() == Some(""))
+    {
+        return Err(ConfigError(
+            "--jwt-issuer and --jwt-audience: expected a non-empty value".into(),
+        ));
+    }
+    let jwt_key = jwt_key.map(|k| k.expecting(issuer, audience));
     let jwt_cookie = raw.get("jwt-cookie").unwrap_or(DEFAULT_COOKIE).to_owned();
     if jwt_cookie.is_empty() || !jwt_cookie.bytes().all(is_cookie_name_byte) {
         return Err(ConfigError(format!(
@@ -24,15 +48,60 @@ pub(super) fn settings(raw: &Raw) -> Result<(Option<Key>, String, SubscribeAuth)
     };
     if subscribe_auth == SubscribeAuth::Required && jwt_key.is_none() {
         return Err(ConfigError(
-            "--subscribe-auth required needs --jwt-key or --jwt-key-file".into(),
+            "--subscribe-auth required needs --jwt-key, --jwt-key-file or --jwt-public-key-file"
+                .into(),
         ));
     }
     Ok((jwt_key, jwt_cookie, subscribe_auth))
 }
 
-/// The key from `--jwt-key` or `--jwt-key-file` (not both), at least [`MIN_KEY_BYTES`].
-/// The error names the flag, never the key.
+/// The key of the algorithm `--jwt-alg` pins (`HS256`, the default: from `--jwt-key` or
+/// `--jwt-key-file`; `RS256`, `ES256`: from `--jwt-public-key-file`). A key flag of the
+/// other kind is refused, never ignored.
 fn jwt_key(raw: &Raw) -> Result<Option<Key>, ConfigError> {
+    let public = raw.get("jwt-public-key-file");
+    let secret = raw.get("jwt-key").or(raw.get("jwt-key-file")).is_some();
+    let alg = match raw.get("jwt-alg") {
+        None | Some("HS256") => "HS256",
+        Some(alg @ ("RS256" | "ES256")) => alg,
+        Some(v) => {
+            return Err(ConfigError(format!(
+                "--jwt-alg: expected HS256, RS256 or ES256, got '{v}'"
+            )));
+        }
+    };
+    let Some(path) = public else {
+        if alg != "HS256" {
+            return Err(ConfigError(format!(
+                "--jwt-alg {alg} needs --jwt-public-key-file PATH (a PEM public key)"
+            )));
+        }
+        return secret_key(raw);
+    };
+    if alg == "HS256" {
+        return Err(ConfigError(
+            "--jwt-public-key-file needs --jwt-alg RS256 or ES256".into(),
+        ));
+    }
+    if secret {
+        return Err(ConfigError(format!(
+            "--jwt-alg {alg} takes --jwt-public-key-file, not --jwt-key or --jwt-key-file"
+        )));
+    }
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("--jwt-public-key-file: cannot read '{path}': {e}")))?;
+    let key = if alg == "RS256" {
+        Key::rs256_pem(&pem)
+    } else {
+        Key::es256_pem(&pem)
+    };
+    key.map(Some)
+        .map_err(|e| ConfigError(format!("--jwt-public-key-file '{path}' for {alg}: {e}")))
+}
+
+/// The HS256 key from `--jwt-key` or `--jwt-key-file` (not both), at least
+/// [`MIN_KEY_BYTES`]. The error names the flag, never the key.
+fn secret_key(raw: &Raw) -> Result<Option<Key>, ConfigError> {
     let (flag, bytes) = match (raw.get("jwt-key"), raw.get("jwt-key-file")) {
         (None, None) => return Ok(None),
         (Some(_), Some(_)) => {

@@ -168,6 +168,46 @@ fn jwt_key_from_flag_env_or_file() {
 }
 
 #[test]
+fn issuer_and_audience_come_together_with_a_key() {
+    let key = "k".repeat(MIN_KEY_BYTES);
+    let c = run(
+        &[
+            "--jwt-key",
+            &key,
+            "--jwt-issuer",
+            "i",
+            "--jwt-audience",
+            "a",
+        ],
+        &[],
+    )
+    .unwrap();
+    let want = Key::new(key.clone()).expecting(Some("i".into()), Some("a".into()));
+    assert_eq!(c.jwt_key, Some(want));
+    let c = run(
+        &["--jwt-key", &key],
+        &[("SSEHUB_JWT_ISSUER", "i"), ("SSEHUB_JWT_AUDIENCE", "a")],
+    )
+    .unwrap();
+    assert_ne!(c.jwt_key, Some(Key::new(key.clone())));
+    for (args, needle) in [
+        (vec!["--jwt-key", &key, "--jwt-issuer", "i"], "give both"),
+        (vec!["--jwt-key", &key, "--jwt-audience", "a"], "give both"),
+        (
+            vec!["--jwt-issuer", "i", "--jwt-audience", "a"],
+            "need --jwt-key",
+        ),
+        (
+            vec!["--jwt-key", &key, "--jwt-issuer", "", "--jwt-audience", "a"],
+            "non-empty",
+        ),
+    ] {
+        let e = run(&args, &[]).unwrap_err();
+        assert!(e.0.contains(needle), "{args:?}: {e}");
+    }
+}
+
+#[test]
 fn bad_jwt_settings_name_the_flag_and_never_the_key() {
     let key = "k".repeat(MIN_KEY_BYTES);
     let short = "short-secret";
@@ -186,6 +226,48 @@ fn bad_jwt_settings_name_the_flag_and_never_the_key() {
         (vec!["--subscribe-auth", "required"], "needs --jwt-key"),
         (vec!["--jwt-cookie", "a b"], "--jwt-cookie"),
         (vec!["--jwt-cookie", ""], "--jwt-cookie"),
+        (
+            vec!["--jwt-alg", "RS512"],
+            "--jwt-alg: expected HS256, RS256 or ES256",
+        ),
+        (vec!["--jwt-alg", "none"], "--jwt-alg: expected"),
+        (vec!["--jwt-alg", "RS256"], "needs --jwt-public-key-file"),
+        (
+            vec!["--jwt-alg", "ES256", "--jwt-key", &key],
+            "needs --jwt-public-key-file",
+        ),
+        (
+            vec!["--jwt-public-key-file", "/k"],
+            "needs --jwt-alg RS256 or ES256",
+        ),
+        (
+            vec![
+                "--jwt-alg",
+                "RS256",
+                "--jwt-public-key-file",
+                "/k",
+                "--jwt-key",
+                &key,
+            ],
+            "not --jwt-key",
+        ),
+        (
+            vec![
+                "--jwt-alg",
+                "ES256",
+                "--jwt-public-key-file",
+                "/nonexistent/k.pem",
+            ],
+            "--jwt-public-key-file: cannot read",
+        ),
+        (
+            vec!["--jwt-alg", "RS256", "--jwt-public-key-file", "Cargo.toml"],
+            "not a PEM RSA public key",
+        ),
+        (
+            vec!["--jwt-alg", "ES256", "--jwt-public-key-file", "Cargo.toml"],
+            "not a PEM P-256 public key",
+        ),
     ] {
         let e = run(&args, &[]).unwrap_err();
         assert!(e.0.contains(needle), "{args:?} -> {e}");

@@ -1,12 +1,13 @@
 //! Who may read what: the token of a `GET /stream` request, verified, as the rights and
 //! the expiry it grants, or the `401` that names why not.
 //!
-//! Without `--jwt-key` no token is read (streams get public events, as before tokens
-//! existed). With a key, a token found in the `Authorization: Bearer` header, the cookie
+//! Without a key (`--jwt-key`, or `--jwt-public-key-file` for RS256 and ES256) no token
+//! is read (streams get public events, as before tokens existed). With a key, a token found in the `Authorization: Bearer` header, the cookie
 //! or `?authorization=` (the first found wins) must be valid, whatever
 //! `--subscribe-auth` says: a client that sends a token wants its rights, and quietly
 //! serving it public events only would hide the error. `--subscribe-auth required`
-//! refuses a stream without a token, too.
+//! refuses a stream without a token, too. A Mercure 1.0 access token (`typ: at+jwt`)
+//! in the query is a `400 invalid_request`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::Ctx;
 use super::quota::Slot;
 use super::request::Request;
-use crate::auth::{self, Credentials, Selectors, SubscribeAuth, TokenError};
+use crate::auth::{self, Credentials, Selectors, Source, SubscribeAuth, TokenError};
 use crate::http::head::{DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_REQUEST_LINE};
 use crate::http::response::Response;
 use crate::stats::AuthFailure;
@@ -62,7 +63,7 @@ pub(super) fn subscriber(ctx: &Ctx, req: &Request) -> Result<Grant, Response> {
         cookie_name: &ctx.config.jwt_cookie,
         query: query.as_deref(),
     };
-    let Some((_, token)) = credentials.token() else {
+    let Some((source, token)) = credentials.token() else {
         if ctx.config.subscribe_auth == SubscribeAuth::Required {
             ctx.stats.auth_failed(AuthFailure::Missing);
             return Err(unauthorized(
@@ -75,6 +76,7 @@ pub(super) fn subscriber(ctx: &Ctx, req: &Request) -> Result<Grant, Response> {
         }
         return Ok(Grant::default());
     };
+    refuse_query_access_token(source, token)?;
     let claims = verified(ctx, token, key)?;
     let slot = ctx.quota.take(claims.sub.as_deref(), token)?;
     let rights = (!claims.subscribe.is_empty()).then(|| Arc::new(claims.subscribe));
@@ -84,6 +86,28 @@ pub(super) fn subscriber(ctx: &Ctx, req: &Request) -> Result<Grant, Response> {
         expires: claims.expires,
         slot,
     })
+}
+
+/// The `400 invalid_request` (RFC 6750 §3.1) for a Mercure 1.0 access token sent in the
+/// query: Mercure 1.0 takes none there (RFC 9700 §2.4: URLs leak into logs).
+pub(super) fn refuse_query_access_token(source: Source, token: &str) -> Result<(), Response> {
+    if source == Source::Query && auth::is_access_token(token) {
+        return Err(Response::text(
+            400,
+            "an at+jwt access token is not taken in the query: send Authorization: Bearer or the cookie",
+        )
+        .header("WWW-Authenticate", "Bearer error=\"invalid_request\"")
+        .close());
+    }
+    Ok(())
+}
+
+/// A `403` with `message` and the RFC 6750 §3.1 challenge `insufficient_scope`: the
+/// token is valid but grants too little.
+pub(super) fn insufficient_scope(message: &str) -> Response {
+    Response::text(403, message)
+        .header("WWW-Authenticate", "Bearer error=\"insufficient_scope\"")
+        .close()
 }
 
 /// Verifies `token`; a failure is counted and becomes the `401`.

@@ -119,6 +119,7 @@ pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<PublishRights, Respo
             "missing Authorization: Bearer <token>",
         ));
     };
+    access::refuse_query_access_token(source, token)?;
     if source == Source::Header
         && let Some(static_token) = &config.publish_token
         && input::constant_time_eq(token.as_bytes(), static_token.as_bytes())
@@ -139,7 +140,9 @@ pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<PublishRights, Respo
     };
     let claims = access::verified(ctx, token, key)?;
     if claims.publish.is_empty() {
-        return Err(Response::text(403, "token may not publish to any topic").close());
+        return Err(access::insufficient_scope(
+            "token may not publish to any topic",
+        ));
     }
     Ok(PublishRights::Only(claims.publish.mercure()))
 }
@@ -201,7 +204,9 @@ fn parse(
         let key = PublisherId::named(key, "Idempotency-Key").map_err(|e| bad(&e))?;
         envelope = envelope.with_key(key);
     }
-    rights.check(envelope.topics().iter())?;
+    rights
+        .check(envelope.topics().iter())
+        .map_err(|r| r.header("WWW-Authenticate", "Bearer error=\"insufficient_scope\""))?;
     let mut event = Event::new(u.data).map_err(|e| bad(&e))?;
     if let Some(name) = &u.event_type {
         event = event.with_name(name).map_err(|e| bad(&e))?;

@@ -16,11 +16,13 @@ use serde_json::{Map, Number, Value};
 use super::TokenError;
 
 /// The JOSE header, as far as it decides how a token is checked. Other parameters
-/// (`typ`, `kid`, `jku`, …) are not read: the key is always the hub's own.
+/// (`kid`, `jku`, …) are not read: the key is always the hub's own.
 #[derive(Debug)]
 pub(super) struct Header {
     /// `alg`, a string (`None`: absent).
     pub(super) alg: Option<String>,
+    /// `typ`, a string (`None`: absent): `at+jwt` marks an RFC 9068 access token.
+    pub(super) typ: Option<String>,
     /// Whether `crit` is present, whatever its value: no extension is understood.
     pub(super) crit: bool,
 }
@@ -35,14 +37,25 @@ impl Header {
         )?;
         Ok(Header {
             alg: take(&mut header, "alg", string, "alg must be a string")?,
+            typ: take(&mut header, "typ", string, "typ must be a string")?,
             crit: header.contains_key("crit"),
         })
     }
 }
 
-/// The claims this hub reads. Other claims (`aud`, `jti`, …) are ignored.
+/// The type of the `authorization_details` entries (RFC 9396) that carry Mercure rights.
+pub(super) const MERCURE_DETAIL: &str = "https://mercure.rocks/authorization-detail";
+
+/// The claims this hub reads. Other claims (`jti`, `client_id`, …) are ignored.
 #[derive(Debug)]
 pub(super) struct ClaimsSet {
+    /// `iss`, a string.
+    pub(super) iss: Option<String>,
+    /// `aud`, a string or an array of strings (RFC 7519 §4.1.3), as a list.
+    pub(super) aud: Option<Vec<String>>,
+    /// `authorization_details` (RFC 9396), an array of objects: the Mercure entries
+    /// among them (entries of other types are skipped, whatever their members).
+    pub(super) details: Option<Vec<Detail>>,
     /// `mercure` (an absent claim reads as one with no lists).
     pub(super) mercure: Mercure,
     /// `exp`, a NumericDate: seconds since the epoch, any JSON number (RFC 7519 §2
@@ -85,6 +98,26 @@ impl ClaimsSet {
             "mercure must be a JSON object",
         )?;
         Ok(ClaimsSet {
+            iss: take(&mut claims, "iss", string, "iss must be a string")?,
+            aud: take(
+                &mut claims,
+                "aud",
+                audience,
+                "aud must be a string or an array of strings",
+            )?,
+            details: take(
+                &mut claims,
+                "authorization_details",
+                array,
+                "authorization_details must be an array",
+            )?
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .filter_map(Detail::read)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?,
             mercure: mercure.map(Mercure::read).transpose()?.unwrap_or_default(),
             exp: take(
                 &mut claims,
@@ -99,6 +132,109 @@ impl ClaimsSet {
                 "nbf must be a NumericDate (a number)",
             )?,
             sub: take(&mut claims, "sub", string, "sub must be a string")?,
+        })
+    }
+}
+
+/// One `authorization_details` entry of type [`MERCURE_DETAIL`]. Its `payload` and
+/// other members are not read.
+#[derive(Debug, Default)]
+pub(super) struct Detail {
+    /// `actions`, an array of strings (`subscribe`, `publish`; others grant nothing).
+    pub(super) actions: Vec<String>,
+    /// `topics`, an array of `{"match": string, "match_type": "exact" | "urlpattern"}`.
+    pub(super) topics: Vec<DetailTopic>,
+}
+
+/// One entry of a [`Detail`]'s `topics`.
+#[derive(Debug)]
+pub(super) struct DetailTopic {
+    /// `match`, a string (required).
+    pub(super) pattern: String,
+    /// Whether `match_type` is `urlpattern` (`exact`, the default, otherwise).
+    pub(super) url_pattern: bool,
+}
+
+impl Detail {
+    /// The entry in `value`: `None` when its `type` is another than [`MERCURE_DETAIL`].
+    fn read(value: Value) -> Option<Result<Detail, TokenError>> {
+        let Some(mut entry) = object_value(value) else {
+            return Some(Err(TokenError::Malformed(
+                "authorization_details must hold JSON objects",
+            )));
+        };
+        match take(
+            &mut entry,
+            "type",
+            string,
+            "authorization_details type must be a string",
+        ) {
+            Err(e) => Some(Err(e)),
+            Ok(None) => Some(Err(TokenError::Malformed(
+                "authorization_details entries need a type",
+            ))),
+            Ok(Some(t)) if t != MERCURE_DETAIL => None,
+            Ok(Some(_)) => Some(Detail::read_mercure(entry)),
+        }
+    }
+
+    /// A Mercure entry's `actions` and `topics`.
+    fn read_mercure(mut entry: Map<String, Value>) -> Result<Detail, TokenError> {
+        let actions = take(
+            &mut entry,
+            "actions",
+            strings,
+            "authorization_details actions must be an array of strings",
+        )?
+        .unwrap_or_default();
+        let topics = take(
+            &mut entry,
+            "topics",
+            array,
+            "authorization_details topics must be an array",
+        )?
+        .unwrap_or_default()
+        .into_iter()
+        .map(DetailTopic::read)
+        .collect::<Result<_, _>>()?;
+        Ok(Detail { actions, topics })
+    }
+}
+
+impl DetailTopic {
+    /// One `topics` entry.
+    fn read(value: Value) -> Result<DetailTopic, TokenError> {
+        let mut topic = object_value(value).ok_or(TokenError::Malformed(
+            "authorization_details topics must hold JSON objects",
+        ))?;
+        let pattern = take(
+            &mut topic,
+            "match",
+            string,
+            "authorization_details match must be a string",
+        )?
+        .ok_or(TokenError::Malformed(
+            "authorization_details topics need a match",
+        ))?;
+        let url_pattern = match take(
+            &mut topic,
+            "match_type",
+            string,
+            "authorization_details match_type must be a string",
+        )?
+        .as_deref()
+        {
+            None | Some("exact") => false,
+            Some("urlpattern") => true,
+            Some(_) => {
+                return Err(TokenError::Malformed(
+                    "authorization_details match_type must be exact or urlpattern",
+                ));
+            }
+        };
+        Ok(DetailTopic {
+            pattern,
+            url_pattern,
         })
     }
 }
@@ -151,6 +287,22 @@ fn strings(value: Value) -> Option<Vec<String>> {
     match value {
         Value::Array(items) => items.into_iter().map(string).collect(),
         _ => None,
+    }
+}
+
+/// A JSON array.
+fn array(value: Value) -> Option<Vec<Value>> {
+    match value {
+        Value::Array(items) => Some(items),
+        _ => None,
+    }
+}
+
+/// An audience: a string, or an array of strings.
+fn audience(value: Value) -> Option<Vec<String>> {
+    match value {
+        Value::String(s) => Some(vec![s]),
+        other => strings(other),
     }
 }
 

@@ -233,7 +233,7 @@ fn unknown_members_of_any_type_are_ignored_and_missing_lists_are_empty() {
     assert!(c.subscribe.is_empty() && c.publish.is_empty());
     // Header parameters this hub does not read are not checked either.
     let t = sign(
-        r#"{"alg":"HS256","typ":null,"kid":[1],"x5u":{}}"#,
+        r#"{"alg":"HS256","cty":null,"kid":[1],"x5u":{}}"#,
         r#"{"mercure":{"publish":["a"]}}"#,
         KEY,
     );
@@ -344,7 +344,7 @@ fn size_caps_hold() {
 #[test]
 fn the_key_is_never_shown() {
     let k = key();
-    assert_eq!(format!("{k:?}"), "Key(..)");
+    assert_eq!(format!("{k:?}"), "Key(HS256, ..)");
     assert_eq!(k.len(), KEY.len());
     assert!(!k.is_empty());
 }
@@ -452,4 +452,170 @@ fn a_null_or_mistyped_numeric_date_is_refused_not_absent() {
             );
         }
     }
+}
+
+/// The hub's issuer and audience in the access-token tests.
+const ISS: &str = "https://example.com";
+const AUD: &str = "https://hub.example.com/.well-known/mercure";
+
+/// [`key`] expecting [`ISS`] and [`AUD`].
+fn hub_key() -> Key {
+    key().expecting(Some(ISS.into()), Some(AUD.into()))
+}
+
+/// An `at+jwt` token of `payload` under [`KEY`], checked by [`hub_key`].
+fn check_at(payload: &str) -> Result<Claims, TokenError> {
+    let token = sign(r#"{"alg":"HS256","typ":"at+jwt"}"#, payload, KEY);
+    verify(&token, &hub_key(), at(1_000_000))
+}
+
+/// A 1.0 payload with these `aud` JSON text and `authorization_details` JSON text.
+fn access_payload(aud: &str, details: &str) -> String {
+    format!(r#"{{"iss":"{ISS}","aud":{aud},"exp":2000000,"authorization_details":{details}}}"#)
+}
+
+const DETAILS: &str = r#"[
+    {"type":"https://mercure.rocks/authorization-detail","actions":["subscribe"],
+     "topics":[{"match":"orders/*"},{"match":"https://e.com/books/:id","match_type":"urlpattern"},
+               {"match":"a/{x}","match_type":"exact"}]},
+    {"type":"tenant","actions":{"read":true},"topics":"acme"},
+    {"type":"https://mercure.rocks/authorization-detail","actions":["publish","other"],
+     "topics":[{"match":"*"}],"payload":{"user":"u"}}]"#;
+
+#[test]
+fn access_tokens_grant_their_authorization_details() {
+    for aud in [format!("\"{AUD}\""), format!("[\"other\",\"{AUD}\"]")] {
+        let c = check_at(&access_payload(&aud, DETAILS)).unwrap();
+        assert!(c.access_token);
+        // `orders/*` and `a/{x}` are exact names, under either rules.
+        for s in [c.subscribe.clone(), c.subscribe.mercure()] {
+            assert!(s.matches(&topic("orders/*")));
+            assert!(!s.matches(&topic("orders/1")));
+            assert!(s.matches(&topic("a/{x}")));
+            assert!(!s.matches(&topic("a/1")));
+            assert!(s.matches(&topic("https://e.com/books/7")));
+            assert!(!s.matches(&topic("https://e.com/books/7/x")));
+        }
+        assert!(c.publish.matches(&topic("anything")));
+        assert_eq!(c.expires, Some(at(2_000_000)));
+    }
+    // `application/at+jwt` and any case mark an access token too.
+    let token = sign(
+        r#"{"alg":"HS256","typ":"Application/AT+JWT"}"#,
+        &access_payload(&format!("\"{AUD}\""), DETAILS),
+        KEY,
+    );
+    assert!(is_access_token(&token));
+    assert!(
+        verify(&token, &hub_key(), at(1_000_000))
+            .unwrap()
+            .access_token
+    );
+    assert!(!is_access_token(&hs256("{}")));
+    assert!(!is_access_token("not a token"));
+}
+
+#[test]
+fn access_tokens_refused_with_a_reason() {
+    let aud = format!("\"{AUD}\"");
+    let d = r#"[{"type":"https://mercure.rocks/authorization-detail","actions":["subscribe"],"topics":[{"match":"a"}]}]"#;
+    let cases: &[(String, TokenError)] = &[
+        (
+            format!(r#"{{"aud":{aud},"exp":2000000,"authorization_details":{d}}}"#),
+            TokenError::Malformed("an at+jwt token needs iss"),
+        ),
+        (
+            format!(r#"{{"iss":"{ISS}","exp":2000000,"authorization_details":{d}}}"#),
+            TokenError::Malformed("an at+jwt token needs aud"),
+        ),
+        (
+            format!(r#"{{"iss":"{ISS}","aud":{aud},"authorization_details":{d}}}"#),
+            TokenError::Malformed("an at+jwt token needs exp"),
+        ),
+        (
+            format!(r#"{{"iss":"other","aud":{aud},"exp":2000000}}"#),
+            TokenError::NotAllowed("iss is not this hub's issuer"),
+        ),
+        (
+            access_payload("\"https://other/.well-known/mercure\"", d),
+            TokenError::NotAllowed("aud does not name this hub"),
+        ),
+        (
+            access_payload("[\"a\",\"b\"]", d),
+            TokenError::NotAllowed("aud does not name this hub"),
+        ),
+        (
+            access_payload("7", d),
+            TokenError::Malformed("aud must be a string or an array of strings"),
+        ),
+        (
+            format!(r#"{{"iss":7,"aud":{aud},"exp":2000000}}"#),
+            TokenError::Malformed("iss must be a string"),
+        ),
+        (
+            access_payload(&aud, "{}"),
+            TokenError::Malformed("authorization_details must be an array"),
+        ),
+        (
+            access_payload(&aud, "[7]"),
+            TokenError::Malformed("authorization_details must hold JSON objects"),
+        ),
+        (
+            access_payload(&aud, r#"[{"actions":["subscribe"]}]"#),
+            TokenError::Malformed("authorization_details entries need a type"),
+        ),
+        (
+            access_payload(
+                &aud,
+                r#"[{"type":"https://mercure.rocks/authorization-detail","actions":"subscribe"}]"#,
+            ),
+            TokenError::Malformed("authorization_details actions must be an array of strings"),
+        ),
+        (
+            access_payload(
+                &aud,
+                r#"[{"type":"https://mercure.rocks/authorization-detail","topics":[{"match_type":"exact"}]}]"#,
+            ),
+            TokenError::Malformed("authorization_details topics need a match"),
+        ),
+        (
+            access_payload(
+                &aud,
+                r#"[{"type":"https://mercure.rocks/authorization-detail","topics":[null]}]"#,
+            ),
+            TokenError::Malformed("authorization_details topics must hold JSON objects"),
+        ),
+        (
+            access_payload(
+                &aud,
+                r#"[{"type":"https://mercure.rocks/authorization-detail","topics":[{"match":"a","match_type":"uritemplate"}]}]"#,
+            ),
+            TokenError::Malformed("authorization_details match_type must be exact or urlpattern"),
+        ),
+    ];
+    for (payload, want) in cases {
+        assert_eq!(check_at(payload).unwrap_err(), *want, "{payload}");
+    }
+    // The same rights without `typ: at+jwt`: refused, not read as a 0.x token.
+    let token = hs256(&access_payload(&aud, d));
+    assert_eq!(
+        verify(&token, &hub_key(), at(1_000_000)).unwrap_err(),
+        TokenError::NotAllowed("authorization_details needs the header typ at+jwt (RFC 9068)")
+    );
+    // A hub given no issuer and audience takes no access token.
+    let token = sign(
+        r#"{"alg":"HS256","typ":"at+jwt"}"#,
+        &access_payload(&aud, d),
+        KEY,
+    );
+    assert_eq!(
+        check(&token).unwrap_err(),
+        TokenError::NotAllowed("at+jwt tokens need --jwt-issuer and --jwt-audience on the hub")
+    );
+    // `typ` of the wrong type.
+    let token = sign(r#"{"alg":"HS256","typ":1}"#, "{}", KEY);
+    assert_eq!(
+        check(&token).unwrap_err(),
+        TokenError::Malformed("typ must be a string")
+    );
 }
