@@ -1,7 +1,10 @@
 //! Fuzzes the history file's loader with arbitrary bytes written to a file: never a
 //! panic; a file that failed to load is left byte for byte as it was; a version-2 file
 //! that loaded was at most cut (a torn tail), never rewritten otherwise.
-//! Run: `cargo fuzz run history_file -- -max_total_time=600`
+//! Run: `mkdir -p corpus/history_file && cp seeds/history_file/* corpus/history_file/ &&
+//! cargo fuzz run history_file corpus/history_file -- -max_total_time=600` (the seed, a
+//! real three-event version-2 file, gets the fuzzer past the header and the checksums:
+//! 60 s reached 648 coverage points with it, 235 without).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
