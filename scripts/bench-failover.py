@@ -2,7 +2,7 @@
 """The measuring half of scripts/bench-failover.sh (standard library only).
 
 Subscribers on every node (GET /stream, reconnecting with Last-Event-ID if a stream
-ends), one publisher at a steady rate, round-robin over the nodes, each event's data
+ends), a publisher per node, together at a steady rate, each event's data
 `b-<seq>`; optionally a SIGKILL of a pid (the master) after --before seconds. Writes one
 JSON object:
 
@@ -127,48 +127,66 @@ def main():
             sys.exit("bench-failover: a subscriber did not connect")
     time.sleep(0.3)
 
-    conns = [None] * len(args.url)
+    # One publisher per node, each at rate/N, so that a publish a node holds (up to 2 s
+    # while its reader is away) delays only that node's next publish.
     hosts = [urllib.parse.urlsplit(u) for u in args.url]
-    acked, refused, errors, lat = {}, 0, 0, []
-    t_kill = None
+    lock = threading.Lock()
+    acked, lat = {}, []
+    counts = {"published": 0, "refused": 0, "errors": 0}
     t0 = time.monotonic()
     end = t0 + args.before + args.after
-    nxt, seq = t0, 0
-    while True:
-        now = time.monotonic()
-        if args.kill_pid and t_kill is None and now >= t0 + args.before:
-            os.kill(args.kill_pid, signal.SIGKILL)
-            t_kill = time.monotonic()
-        if now >= end:
-            break
-        if now < nxt:
-            time.sleep(nxt - now)
-            continue
-        nxt = max(nxt + 1 / args.rate, time.monotonic())
-        seq += 1
-        i = seq % len(args.url)
-        sent = time.monotonic()
-        try:
-            if conns[i] is None:
-                conns[i] = http.client.HTTPConnection(hosts[i].hostname, hosts[i].port, timeout=10)
-            conns[i].request("POST", "/publish", body=f"b-{seq}",
+    period = len(args.url) / args.rate
+
+    def publisher(i):
+        conn = None
+        nxt = t0 + i * period / len(args.url)
+        while True:
+            now = time.monotonic()
+            if now >= end:
+                break
+            if now < nxt:
+                time.sleep(min(nxt - now, end - now))
+                continue
+            nxt = max(nxt + period, time.monotonic())
+            with lock:
+                counts["published"] += 1
+                seq = counts["published"]
+            sent = time.monotonic()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(hosts[i].hostname, hosts[i].port, timeout=10)
+                conn.request("POST", "/publish", body=f"b-{seq}",
                              headers={"Authorization": f"Bearer {args.token}",
                                       "Content-Type": "text/plain"})
-            r = conns[i].getresponse()
-            r.read()
-            if r.status == 200:
-                acked[seq] = sent
-                lat.append((time.monotonic() - sent) * 1000)
-            else:
-                refused += 1
-            if r.getheader("Connection", "").lower() == "close":
-                conns[i].close()
-                conns[i] = None
-        except (OSError, http.client.HTTPException):
-            errors += 1
-            if conns[i] is not None:
-                conns[i].close()
-            conns[i] = None
+                r = conn.getresponse()
+                r.read()
+                with lock:
+                    if r.status == 200:
+                        acked[seq] = sent
+                        lat.append((time.monotonic() - sent) * 1000)
+                    else:
+                        counts["refused"] += 1
+                if r.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException):
+                with lock:
+                    counts["errors"] += 1
+                if conn is not None:
+                    conn.close()
+                conn = None
+
+    pubs = [threading.Thread(target=publisher, args=(i,), daemon=True) for i in range(len(args.url))]
+    for p in pubs:
+        p.start()
+    t_kill = None
+    if args.kill_pid:
+        time.sleep(max(0.0, t0 + args.before - time.monotonic()))
+        os.kill(args.kill_pid, signal.SIGKILL)
+        t_kill = time.monotonic()
+    for p in pubs:
+        p.join()
+    seq, refused, errors = counts["published"], counts["refused"], counts["errors"]
     time.sleep(args.settle)
     stop.set()
 

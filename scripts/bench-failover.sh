@@ -2,7 +2,7 @@
 # Failover benchmark (#23): a master, two replicas and three sentinels on loopback
 # (scripts/sentinel-set.sh: `down-after-milliseconds 1000`, `failover-timeout 4000`),
 # three release ssehub nodes on the redis-sentinel:// URL, subscribers on every node and a
-# publisher at RATE events/s round-robin over the nodes (scripts/bench-failover.py); after
+# publisher per node, RATE events/s in all (scripts/bench-failover.py); after
 # BEFORE seconds the master is killed (kill -9). For REPS repetitions each, without and
 # with `--redis-wait-replicas 1`, a fresh set every time:
 #   (a) recovery: seconds from the kill to the first event published after it that a
