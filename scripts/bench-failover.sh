@@ -36,9 +36,8 @@ ss_log=""
 # shellcheck source=scripts/sentinel-set.sh
 . scripts/sentinel-set.sh
 node_pids=()
-all_pids=()
 cleanup() {
-    for p in "${node_pids[@]}" "${ss_pids[@]}" "${all_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    for p in "${node_pids[@]}" "${ss_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
     rm -rf "$top"
 }
 trap cleanup EXIT
