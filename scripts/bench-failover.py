@@ -59,6 +59,9 @@ class Sub(threading.Thread):
             head += f"Last-Event-ID: {self.last_id}\r\n"
         s.sendall((head + "\r\n").encode())
         f = s.makefile("rb")
+        status = f.readline().split()
+        if len(status) < 2 or status[1] != b"200":
+            return  # e.g. 503 before the node reaches Redis: try again
         while True:  # the response head
             try:
                 line = f.readline()

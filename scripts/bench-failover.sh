@@ -69,6 +69,10 @@ set_up() {
         port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -n1)
         [ -n "$port" ] || { echo "bench-failover: node $i did not start" >&2; cat "$log" >&2; exit 1; }
         urls+=(--url "http://127.0.0.1:$port")
+        for _ in $(seq 100); do
+            [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")" = 200 ] && break
+            sleep 0.1
+        done
     done
 }
 
