@@ -12,16 +12,34 @@
 # every subscriber sees one order of events with the same ids (order_mismatches); no
 # silent gap, no duplicate; each node's /health is 200 again at the end and each node
 # exits 0 on SIGTERM. Redis is stopped at the end, also on failure.
-# Usage: scripts/soak-cluster.sh [DURATION=60] [extra ssehub-soak flags]
+#
+# Sentinel mode (`--sentinel` first): a master, two replicas and three sentinels on
+# loopback ports (scripts/sentinel-set.sh), the nodes on the redis-sentinel:// URL, and at
+# DURATION/2 a `SENTINEL FAILOVER` (or with FAILOVER=kill a kill -9 of the master). A
+# failover may lose what the old master had not passed on, or nothing at all, so there a
+# `lost` reset is checked against each node's own count of lost entries (/stats
+# broker.lost_entries): a node that lost entries tells every steady subscriber, a node
+# that lost none tells none; a silent gap is a failure either way. Publishing may or may
+# not be answered 503 during the switch; if it was, it must have recovered. Every node
+# must have followed the failover (broker.failovers >= 1).
+# Usage: scripts/soak-cluster.sh [--sentinel] [DURATION=60] [extra ssehub-soak flags]
 # REDIS_DOWN=SECS (default 1) sets how long Redis stays down.
 # The JSON report goes to test-output/soak-cluster/report.json, logs beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=restart
+if [ "${1:-}" = --sentinel ]; then
+    mode=sentinel
+    shift
+fi
 duration=${1:-60}
 shift || true
+failover=${FAILOVER:-failover}
+case $failover in failover | kill) ;; *) echo "soak-cluster: FAILOVER=failover|kill" >&2; exit 2 ;; esac
 
 cargo build --release --quiet --workspace --bins
 out=test-output/soak-cluster
+[ "$mode" = sentinel ] && out=test-output/soak-cluster-sentinel
 rm -rf "$out"
 mkdir -p "$out"
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
@@ -32,8 +50,14 @@ sock="$dir/redis.sock"
 redis_pid=""
 node_pids=()
 soak_pid=""
+ss_dir=$dir
+ss_log=$out
+# shellcheck source=scripts/sentinel-set.sh
+. scripts/sentinel-set.sh
 cleanup() {
-    for p in "${node_pids[@]}" $soak_pid $redis_pid; do kill -KILL "$p" 2>/dev/null || true; done
+    for p in "${node_pids[@]}" $soak_pid $redis_pid "${ss_pids[@]}"; do
+        kill -KILL "$p" 2>/dev/null || true
+    done
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -54,10 +78,17 @@ start_redis() {
     exit 1
 }
 
-start_redis
+if [ "$mode" = sentinel ]; then
+    ss_start
+    redis_url=$ss_url
+    echo "soak-cluster: sentinel set up, master on port ${ss_redis_ports[0]}, $redis_url"
+else
+    start_redis
+    redis_url="unix://$sock"
+fi
 ports=()
 for i in 1 2 3; do
-    "$target/release/ssehub" --bind 127.0.0.1:0 --redis "unix://$sock" --no-demo \
+    "$target/release/ssehub" --bind 127.0.0.1:0 --redis "$redis_url" --no-demo \
         --publish-token soak --heartbeat 1 --history 1000 --history-bytes 2097152 \
         2>"$out/node-$i.log" &
     node_pids+=($!)
@@ -90,23 +121,39 @@ for p in "${ports[@]}"; do urls+=(--url "http://127.0.0.1:$p"); done
     --max-rss-growth-kib 8192 --max-fd-growth 16 "$@" >"$out/report.json" 2>"$out/soak.log" &
 soak_pid=$!
 
-# Redis dies in the middle of the run, and comes back empty on the same socket.
 half=$(python3 -c "print($duration / 2)")
 sleep "$half"
-echo "soak-cluster: killing redis-server (pid $redis_pid) at ${half}s"
-kill -KILL "$redis_pid"
-wait "$redis_pid" 2>/dev/null || true
-sleep "${REDIS_DOWN:-1}"
-start_redis
-echo "soak-cluster: redis-server restarted (pid $redis_pid), empty"
+if [ "$mode" = sentinel ]; then
+    # The master fails over in the middle of the run.
+    old=$(ss_master_port)
+    if [ "$failover" = kill ]; then
+        echo "soak-cluster: kill -9 of the master (port $old) at ${half}s"
+        kill -KILL "$(ss_pid_of "$old")"
+    else
+        echo "soak-cluster: SENTINEL FAILOVER (master on port $old) at ${half}s:" \
+            "$(ss_cli "${ss_sentinel_ports[0]}" SENTINEL FAILOVER "$ss_master_name")"
+    fi
+    ss_wait_promotion "$old"
+    echo "soak-cluster: the sentinels promoted port $(ss_master_port)"
+else
+    # Redis dies in the middle of the run, and comes back empty on the same socket.
+    echo "soak-cluster: killing redis-server (pid $redis_pid) at ${half}s"
+    kill -KILL "$redis_pid"
+    wait "$redis_pid" 2>/dev/null || true
+    sleep "${REDIS_DOWN:-1}"
+    start_redis
+    echo "soak-cluster: redis-server restarted (pid $redis_pid), empty"
+fi
 
 status=0
 wait "$soak_pid" || status=$?
 soak_pid=""
 
 health=()
-for p in "${ports[@]}"; do
+for i in "${!ports[@]}"; do
+    p=${ports[$i]}
     health+=("$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/health" || true)")
+    curl -s "http://127.0.0.1:$p/stats" >"$out/stats-$((i + 1)).json" || true
 done
 node_status=()
 for pid in "${node_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -120,25 +167,57 @@ node_pids=()
 kill -TERM "$redis_pid" 2>/dev/null || true
 wait "$redis_pid" 2>/dev/null || true
 redis_pid=""
+for p in "${ss_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${ss_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+ss_pids=()
 
 cluster_status=0
-python3 - "$out/report.json" <<'PY' || cluster_status=$?
+python3 - "$out/report.json" "$mode" "$out"/stats-{1,2,3}.json <<'PY' || cluster_status=$?
 import json, sys
 r = json.load(open(sys.argv[1]))
+sentinel = sys.argv[2] == "sentinel"
+def broker(path):
+    try:
+        return json.load(open(path)).get("broker") or {}
+    except (OSError, ValueError):
+        return {}
+brokers = [broker(p) for p in sys.argv[3:]]
 keep = ("ok", "failed_checks", "events", "checks", "latency_ms", "slow", "churn", "reconnect",
         "cluster", "publish_unavailable")
 print(json.dumps({k: r[k] for k in keep if k in r}, indent=1))
 bad = []
 c = r.get("cluster") or {}
-for n in c.get("nodes", []):
-    if n["steady"] == 0 or n["steady_lost_reset"] != n["steady"]:
-        bad.append(f"{n['url']}: {n['steady_lost_reset']} of {n['steady']} steady subscribers got a lost reset")
+for i, n in enumerate(c.get("nodes", [])):
+    told = f"{n['steady_lost_reset']} of {n['steady']} steady subscribers got a lost reset"
+    if n["steady"] == 0:
+        bad.append(f"{n['url']}: no steady subscriber")
+    elif not sentinel:
+        if n["steady_lost_reset"] != n["steady"]:
+            bad.append(f"{n['url']}: {told}")
+    else:
+        b = brokers[i] if i < len(brokers) else {}
+        lost, failovers = b.get("lost_entries"), b.get("failovers")
+        print(f"soak-cluster: {n['url']}: failovers {failovers}, lost entries {lost}, {told}",
+              file=sys.stderr)
+        if lost is None or failovers is None:
+            bad.append(f"{n['url']}: /stats has no broker.lost_entries or broker.failovers")
+            continue
+        if failovers < 1:
+            bad.append(f"{n['url']}: did not follow the failover (broker.failovers {failovers})")
+        if lost > 0 and n["steady_lost_reset"] != n["steady"]:
+            bad.append(f"{n['url']}: lost {lost} entries but {told}")
+        if lost == 0 and n["steady_lost_reset"] > 0:
+            bad.append(f"{n['url']}: lost nothing but {told}")
 if not c.get("order", {}).get("comparisons_same"):
     bad.append("the order check compared nothing")
 if sum(n["resumed_here"] for n in c.get("nodes", [])) == 0:
     bad.append("no reconnect resumed on another node")
 u = r.get("publish_unavailable")
-if not u:
+if sentinel:
+    # A failover may be quick enough that no publish was refused; if one was, it recovered.
+    if u and not u["recovered"]:
+        bad.append(f"publishing did not recover: {u}")
+elif not u:
     bad.append("publishing was never answered 503: the outage was not exercised")
 elif not u["recovered"] or u["stretches"] == 0:
     bad.append(f"publishing did not recover: {u}")
