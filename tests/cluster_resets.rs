@@ -163,11 +163,7 @@ fn a_client_ahead_of_a_lagging_node_gets_no_event_twice() {
     // moves from A to B with A's newest id. Redis has that id, so B skips what the
     // client had: a future reset, then only later events.
     let redis = RedisServer::start_tcp(&[]);
-    let direct: SocketAddr = redis
-        .tcp_url("")
-        .trim_start_matches("redis://")
-        .parse()
-        .unwrap();
+    let direct = redis.tcp_addr();
     let proxy = HoldingProxy::start(direct);
     let a = node(&redis.unix_url(""), &[]);
     let b = node(&format!("redis://{}", proxy.addr), &[]);

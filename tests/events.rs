@@ -342,11 +342,7 @@ impl LossyProxy {
 fn a_retry_after_a_lost_xadd_reply_publishes_nothing_twice() {
     use std::sync::atomic::Ordering;
     let redis = RedisServer::start_tcp(&[]);
-    let direct: SocketAddr = redis
-        .tcp_url("")
-        .trim_start_matches("redis://")
-        .parse()
-        .unwrap();
+    let direct = redis.tcp_addr();
     let proxy = LossyProxy::start(direct);
     let via = format!("redis://{}", proxy.addr);
     let node = server(&["--redis", &via]);

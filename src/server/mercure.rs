@@ -99,13 +99,7 @@ fn earliest_id(ctx: &Ctx) -> Option<String> {
 /// `?authorization=`, its `publish` selectors read by Mercure's rules.
 pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<PublishRights, Response> {
     let config = &ctx.config;
-    if config.publish_token.is_none() && config.jwt_key.is_none() {
-        return Err(Response::text(
-            403,
-            "publishing is off: start ssehub with --publish-token TOKEN or --jwt-key KEY",
-        )
-        .close());
-    }
+    publish::publishing_on(ctx)?;
     let query = req.param(auth::QUERY_PARAM);
     let credentials = Credentials {
         authorization: req.authorization.as_deref(),

@@ -55,8 +55,9 @@ impl PublishRights {
     }
 }
 
-/// Checks the bearer token: who may go on and send the body, or the refusal.
-pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<PublishRights, Response> {
+/// `Ok` when this server takes publishes at all (a static token or a JWT key is set), or
+/// the `403` saying how to turn publishing on. Both publish routes ask it first.
+pub(super) fn publishing_on(ctx: &Ctx) -> Result<(), Response> {
     let config = &ctx.config;
     if config.publish_token.is_none() && config.jwt_key.is_none() {
         return Err(Response::text(
@@ -65,6 +66,13 @@ pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<PublishRights, Respo
         )
         .close());
     }
+    Ok(())
+}
+
+/// Checks the bearer token: who may go on and send the body, or the refusal.
+pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<PublishRights, Response> {
+    let config = &ctx.config;
+    publishing_on(ctx)?;
     let given = req
         .authorization
         .as_deref()

@@ -132,6 +132,12 @@ impl RedisServer {
         format!("redis://{auth}127.0.0.1:{}", self.port)
     }
 
+    /// The TCP address (for a test proxy in front of it).
+    pub fn tcp_addr(&self) -> std::net::SocketAddr {
+        assert!(self.port != 0, "started without TCP");
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
     /// Runs `redis-cli` against this server and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let mut all = vec!["-s".to_string(), self.socket.display().to_string()];
