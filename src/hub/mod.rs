@@ -15,6 +15,7 @@
 //! | `subscription.rs` | the reader's end: queue, backlog, end reason |
 //! | `writer_state.rs` | the writer's state word (waiting, running, lent), with its transition table |
 //! | `direct.rs` | direct writes: a frame written to waiting writers' sockets without waking them |
+//! | `handover.rs` | a handover: the pause, the history given away, a hub rebuilt from it |
 //!
 //! # Slow subscribers
 //!
@@ -118,6 +119,7 @@ mod commit;
 mod direct;
 mod external;
 mod fan_out;
+mod handover;
 pub(crate) mod history;
 mod pace;
 mod subscription;
@@ -126,6 +128,7 @@ mod writer_state;
 
 pub(crate) use commit::Local;
 pub use fan_out::QUEUE_RELEASE_AFTER;
+pub(crate) use handover::HistoryState;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -296,6 +299,8 @@ struct Inner {
     stats: Arc<Stats>,
     log: Log,
     runner: OnceLock<DirectRunner>,
+    /// A handover paused every fan-out (see `handover.rs`); set under the hub lock.
+    paused: std::sync::atomic::AtomicBool,
 }
 
 struct State {
@@ -417,6 +422,7 @@ impl Hub {
                 stats,
                 log,
                 runner: OnceLock::new(),
+                paused: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -620,6 +626,10 @@ impl Hub {
         let mut direct = Vec::new();
         let delivery = {
             let mut state = self.lock();
+            if self.is_paused() {
+                // A handover: nothing goes out (a heartbeat need not carry over).
+                return Delivery::default();
+            }
             let go_direct = state.direct_now(self.inner.runner.get().is_some());
             state.fan_out(
                 frame,

@@ -51,7 +51,8 @@
 //! | 12 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `LENT` | `LENT+QUEUED` | parks until the socket is given back |
 //! | 13 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `RUNNING` | `RUNNING` | the socket is the writer's |
 //!
-//! Each row has a unit test below, named after it.
+//! Each row has a unit test below, named after it. [`wake`](WriterState::wake) (a
+//! handover's pause) only wakes the writer's task and changes no state.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -185,6 +186,12 @@ impl WriterState {
     /// The writer's word on its socket.
     pub(crate) fn set_socket_full(&self, full: bool) {
         self.socket_full.store(full, Ordering::Relaxed);
+    }
+
+    /// Not a transition: wakes the writer's task (if it ever parked) so that it looks at
+    /// the hub again, e.g. for a handover's pause. The word is left as it is.
+    pub(crate) fn wake(&self) {
+        self.wake_writer();
     }
 
     /// Rows 1–2: the hub queued a frame or closed the queue.

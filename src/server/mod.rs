@@ -18,12 +18,14 @@
 //! | `cors.rs` | cross-origin headers and preflights |
 //! | `status.rs` | `/health`, `/stats` and `/metrics` |
 //! | `watchdog.rs` | systemd: `READY`, `STATUS`, `WATCHDOG` only on progress, `STOPPING` |
+//! | `handover/` | `SIGUSR2`: listeners, history and live streams handed to a successor |
 
 mod accept;
 mod access;
 mod connection;
 mod cors;
 mod expiring;
+pub mod handover;
 mod mercure;
 mod publish;
 mod quota;
@@ -91,6 +93,8 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// What a predecessor handed over cannot be used.
+    Handover(String),
 }
 
 impl fmt::Display for Error {
@@ -101,6 +105,7 @@ impl fmt::Display for Error {
             Error::Inherited { name, source } => {
                 write!(f, "inherited listener {name}: {source}")
             }
+            Error::Handover(why) => write!(f, "handover: {why}"),
         }
     }
 }
@@ -111,6 +116,7 @@ impl std::error::Error for Error {
             Error::Bind { source, .. } => Some(source),
             Error::Port(e) => Some(e),
             Error::Inherited { source, .. } => Some(source),
+            Error::Handover(_) => None,
         }
     }
 }
@@ -130,6 +136,8 @@ pub(crate) struct Ctx {
     /// Open streams per token, under `--max-streams-per-token`.
     quota: Arc<quota::Quota>,
     connections: Arc<AtomicUsize>,
+    /// Serving, or handing over to a successor (see `handover/`).
+    pub(crate) handover: handover::Phase,
 }
 
 impl Ctx {
@@ -161,6 +169,7 @@ impl Ctx {
             port,
             quota,
             connections: Arc::new(AtomicUsize::new(0)),
+            handover: handover::Phase::default(),
         })
     }
 
@@ -197,6 +206,24 @@ pub struct Server {
     listeners: Vec<(TcpListener, SocketAddr, Scope)>,
     ctx: Arc<Ctx>,
     systemd: Option<Systemd>,
+    /// What `SIGUSR2` starts, and where its requests arrive.
+    upgrade: Option<(handover::Upgrade, async_channel::Receiver<()>)>,
+    /// A successor's streams, rebuilt, and the channel to confirm on.
+    inherited: Option<Successor>,
+}
+
+/// What a successor took over, to start serving in [`Server::run`].
+struct Successor {
+    streams: Vec<(socket::TcpConn, stream::Opened)>,
+    channel: std::os::unix::net::UnixStream,
+}
+
+impl fmt::Debug for Successor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Successor")
+            .field("streams", &self.streams.len())
+            .finish()
+    }
 }
 
 impl Server {
@@ -275,7 +302,64 @@ impl Server {
             listeners,
             ctx,
             systemd: None,
+            upgrade: None,
+            inherited: None,
         })
+    }
+
+    /// A successor's server: it serves on the listeners, the history and the live
+    /// streams its predecessor handed over ([`handover::receive`]), and confirms once it
+    /// runs ([`Server::run`]). The publish port is the in-memory one, going on from the
+    /// predecessor's history.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Handover`] when what was received cannot be used.
+    pub fn from_handover(
+        config: Config,
+        received: handover::Received,
+        log: Log,
+        shutdown: Shutdown,
+    ) -> Result<Server, Error> {
+        let got = handover::inherit(received).map_err(Error::Handover)?;
+        let mut listeners = Vec::with_capacity(got.listeners.len());
+        for (std, scope) in got.listeners {
+            let err = |e: io::Error| Error::Handover(format!("a handed listener: {e}"));
+            let addr = std.local_addr().map_err(err)?;
+            listeners.push((TcpListener::try_from(std).map_err(err)?, addr, scope));
+        }
+        let stats = Arc::new(Stats::new());
+        let hub = Hub::resumed(config.hub, stats.clone(), log.clone(), got.history);
+        let port = Port::memory(&hub);
+        let ctx = Ctx::with(config, log, shutdown, stats, hub, port);
+        let mut streams = Vec::with_capacity(got.streams.len());
+        for (std, state) in got.streams {
+            // A socket that cannot be registered is dropped (its client reconnects).
+            let Ok(conn) = socket::TcpConn::from_std(std) else {
+                continue;
+            };
+            if let Some(opened) = handover::rebuild_stream(&ctx, &conn, state) {
+                streams.push((conn, opened));
+            }
+        }
+        Ok(Server {
+            listeners,
+            ctx,
+            systemd: None,
+            upgrade: None,
+            inherited: Some(Successor {
+                streams,
+                channel: got.channel,
+            }),
+        })
+    }
+
+    /// Hands over to `upgrade` (a new process of the binary) whenever the returned
+    /// trigger is pulled (the binary pulls it on `SIGUSR2`): see `server/handover/`.
+    pub fn upgrade_on(mut self, upgrade: handover::Upgrade) -> (Server, handover::UpgradeTrigger) {
+        let (trigger, requests) = handover::trigger();
+        self.upgrade = Some((upgrade, requests));
+        (self, trigger)
     }
 
     /// Tells the service manager through `notifier`: `READY=1` once serving, `STATUS=`
@@ -365,6 +449,19 @@ impl Server {
         let mut probes = Probes::default();
         let stall = self.systemd.as_ref().and_then(|s| s.stall_file.clone());
         let mut loops = Vec::with_capacity(self.listeners.len());
+        let upgrader = self.upgrade.map(|(upgrade, requests)| {
+            let handed: Vec<_> = self
+                .listeners
+                .iter()
+                .map(|(l, _, s)| (l.clone(), *s))
+                .collect();
+            ex.spawn(handover::serve_requests(
+                ctx.clone(),
+                requests,
+                upgrade,
+                handed,
+            ))
+        });
         for (listener, addr, scope) in self.listeners {
             match scope {
                 Scope::All => ctx.log.line(format_args!("listening on {addr}")),
@@ -382,6 +479,25 @@ impl Server {
             );
             loops.push(ex.spawn(accept));
         }
+        if let Some(mut successor) = self.inherited {
+            let n = successor.streams.len();
+            for (conn, opened) in successor.streams {
+                let (ctx, slot) = (ctx.clone(), accept::Slot::take(&ctx));
+                let guard = guard.clone();
+                streams
+                    .spawn(async move {
+                        stream::write_stream(conn, opened, &ctx).await;
+                        drop((slot, guard));
+                    })
+                    .detach();
+            }
+            match handover::confirm(&mut successor.channel) {
+                Ok(()) => ctx.log.line(format_args!("took over {n} streams")),
+                Err(e) => ctx.log.line(format_args!(
+                    "could not confirm the handover ({e}); the predecessor serves on"
+                )),
+            }
+        }
         let watcher = self.systemd.map(|systemd| {
             let (ctx, streams) = (ctx.clone(), streams.clone());
             let _ = systemd
@@ -395,11 +511,24 @@ impl Server {
         for accept in loops {
             accept.await;
         }
+        let handed = ctx.handover.committed();
         if let Some(watcher) = watcher {
             let systemd = watcher.await;
-            let _ = systemd
-                .notifier
-                .stopping(&format!("stopping: {}", watchdog::status_line(&ctx)));
+            if !handed {
+                // (After a handover the successor is the service: it says so itself.)
+                let _ = systemd
+                    .notifier
+                    .stopping(&format!("stopping: {}", watchdog::status_line(&ctx)));
+            }
+        }
+        drop(upgrader);
+        if handed {
+            // The successor writes the streams now: no task here may touch a socket
+            // again (no close, no shutdown), so none is waited for. Dropping the
+            // executors closes this process's descriptors only.
+            drop(producers);
+            drop(reader);
+            return ctx.stats.snapshot();
         }
         drop(producers);
         drop(reader);
