@@ -59,3 +59,5 @@ mod mercure_tokens;
 // Behind real reverse proxies (nginx, Caddy with HTTP/2 and Chromium), and the soak
 // tool's proxy doctor.
 mod proxy;
+// SIGUSR2: live streams, listeners and history handed to a successor; rollback.
+mod handover;

@@ -107,6 +107,12 @@ impl Hub {
 }
 
 impl Subscription {
+    /// Lets a handover's pause wake this writer while it waits for its socket (it is
+    /// woken by the hub only while it waits for its queue).
+    pub(crate) fn watch(&self, cx: &std::task::Context<'_>) {
+        self.state.watch(cx.waker());
+    }
+
     /// Whether a handover asks this subscriber's writer to stop where it stands.
     pub(crate) fn handover_requested(&self) -> bool {
         self.hub.is_paused()

@@ -51,8 +51,9 @@
 //! | 12 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `LENT` | `LENT+QUEUED` | parks until the socket is given back |
 //! | 13 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `RUNNING` | `RUNNING` | the socket is the writer's |
 //!
-//! Each row has a unit test below, named after it. [`wake`](WriterState::wake) (a
-//! handover's pause) only wakes the writer's task and changes no state.
+//! Each row has a unit test below, named after it. [`watch`](WriterState::watch) and
+//! [`wake`](WriterState::wake) (a handover's pause) only keep and wake the writer's
+//! task and change no state.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -186,6 +187,12 @@ impl WriterState {
     /// The writer's word on its socket.
     pub(crate) fn set_socket_full(&self, full: bool) {
         self.socket_full.store(full, Ordering::Relaxed);
+    }
+
+    /// Not a transition: keeps `waker` as the writer's, e.g. while it waits for its
+    /// socket rather than its queue, so that [`wake`](Self::wake) reaches it there too.
+    pub(crate) fn watch(&self, waker: &Waker) {
+        self.store_waker(waker);
     }
 
     /// Not a transition: wakes the writer's task (if it ever parked) so that it looks at

@@ -208,6 +208,7 @@ impl<'a, S: Conn> Writer<'a, S> {
                         self.deadline.set_at(Instant::now() + self.write_timeout);
                         self.armed = true;
                         self.sub.set_socket_full(true);
+                        self.sub.watch(cx);
                     }
                     return match Pin::new(&mut self.deadline).poll(cx) {
                         Poll::Ready(_) => Poll::Ready(Err(Reason::WriteTimeout)),

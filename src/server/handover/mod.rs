@@ -343,10 +343,11 @@ pub(super) async fn serve_requests(
         match hand_over(&ctx, &exe, &upgrade.args, &listeners).await {
             Ok(done) => {
                 ctx.log.line(format_args!(
-                    "handed over to pid {}: {} streams, {} listeners, {} events of history \
-                     in {} ms; stopping",
+                    "handed over to pid {}: {} streams ({} bytes owed), {} listeners, {} \
+                     events of history in {} ms; stopping",
                     done.pid,
                     done.streams,
+                    done.owed,
                     listeners.len(),
                     done.events,
                     started.elapsed().as_millis()
@@ -366,6 +367,8 @@ pub(super) async fn serve_requests(
 struct Done {
     pid: u32,
     streams: usize,
+    /// Bytes the streams were still owed (frames written in part, queued frames).
+    owed: usize,
     events: usize,
 }
 
@@ -454,6 +457,7 @@ async fn attempt(
         .history_state()
         .ok_or("a broker's history cannot be handed over")?;
     let events = history.events.len();
+    let owed = streams.iter().map(|h| h.state.owed.len()).sum();
     let (states, fds): (Vec<StreamState>, Vec<_>) =
         streams.into_iter().map(|h| (h.state, h.fd)).unzip();
     let snapshot = wire::encode(&wire::Snapshot {
@@ -495,6 +499,7 @@ async fn attempt(
     Ok(Done {
         pid,
         streams: fds.len(),
+        owed,
         events,
     })
 }

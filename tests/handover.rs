@@ -1,0 +1,369 @@
+//! `SIGUSR2`: the live streams, the listeners and the history pass to a successor
+//! process (the same binary, started by the server), and no stream reconnects, misses
+//! or repeats an event; if the successor fails, the old process serves on.
+//!
+//! Run with `cargo test --test tests handover`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::auth::pyjwt;
+use crate::support::{Binary, MAX_WAIT, SHORT, SseClient, spawn_binary, wait_for};
+
+const TOKEN: &str = "handover-token";
+const KEY: &str = "handover test key, at least 32 bytes long";
+
+/// The successor a handover started (its pid from the old process's log line); killed
+/// when dropped, since the test harness started it only indirectly.
+struct Successor(u32);
+
+impl Drop for Successor {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.to_string()).status();
+    }
+}
+
+/// Sends `SIGUSR2`, waits for the old process to log the handover and exit; the
+/// successor, and the old process's log line.
+fn upgrade(bin: &mut Binary) -> (Successor, String) {
+    let before = bin.stderr.lock().unwrap().len();
+    bin.signal("USR2");
+    let mut line = String::new();
+    wait_for(MAX_WAIT, || {
+        let lines = bin.stderr.lock().unwrap();
+        match lines[before..]
+            .iter()
+            .find(|l| l.contains("handed over to pid "))
+        {
+            Some(l) => {
+                line = l.clone();
+                true
+            }
+            None => false,
+        }
+    })
+    .unwrap_or_else(|_| panic!("no handover; stderr: {:?}", bin.stderr.lock().unwrap()));
+    let pid: u32 = line
+        .split("handed over to pid ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("a pid in the handover line");
+    let status = bin.wait_exit(MAX_WAIT).expect("the old process exits");
+    assert!(status.success(), "the old process exited with {status}");
+    (Successor(pid), line)
+}
+
+/// One publish (with an idempotency key, so a retry after a lost answer publishes
+/// once), retried while the server is handing over; the id.
+fn publish(addr: SocketAddr, body: &serde_json::Value, key: &str) -> String {
+    let body = body.to_string();
+    let deadline = Instant::now() + MAX_WAIT;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "publish {key} never answered 200"
+        );
+        let req = format!(
+            "POST /publish HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nIdempotency-Key: {key}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let answer = TcpStream::connect(addr).and_then(|mut s| {
+            s.set_read_timeout(Some(SHORT))?;
+            s.write_all(req.as_bytes())?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        });
+        match answer {
+            Ok(a) if a.starts_with("HTTP/1.1 200") => {
+                let json = &a[a.find("\r\n\r\n").expect("a body") + 4..];
+                let v: serde_json::Value = serde_json::from_str(json).expect("JSON answer");
+                return v["id"].as_str().expect("an id").to_owned();
+            }
+            // 503 while handing over, or the old process left mid-request: retry.
+            Ok(a) if a.starts_with("HTTP/1.1 503") || a.is_empty() => {}
+            Ok(a) => panic!("publish answered {a:?}"),
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Publishes `{"data": "<i>", "topic": topic}` for i in 0.. until `stop`, in one thread;
+/// the ids in order.
+fn publisher(
+    addr: SocketAddr,
+    topic: &'static str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut ids = Vec::new();
+        let n = AtomicU64::new(0);
+        while !stop.load(Ordering::SeqCst) {
+            let i = n.fetch_add(1, Ordering::SeqCst);
+            let body = json!({"data": i.to_string(), "topic": topic});
+            ids.push(publish(addr, &body, &format!("{topic}-{i}")));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        ids
+    })
+}
+
+fn hub(extra: &[&str]) -> Binary {
+    let mut args = vec!["--no-demo", "--heartbeat", "0", "--publish-token", TOKEN];
+    args.extend_from_slice(extra);
+    spawn_binary(&args)
+}
+
+/// The events' ids a client got, reading until it has `want` of them.
+fn ids_of(client: &mut SseClient, want: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    while ids.len() < want {
+        match client.next_event(Duration::from_secs(5)) {
+            Some(ev) => ids.push(ev.id),
+            None => panic!(
+                "{} of {want} events, then nothing (eof: {})",
+                ids.len(),
+                client.eof
+            ),
+        }
+    }
+    ids
+}
+
+#[test]
+fn streams_keep_their_connection_across_sigusr2_and_get_every_event_once() {
+    let mut bin = hub(&[]);
+    let addr = bin.addr;
+    let mut all = SseClient::open(addr, "/stream");
+    let mut only_a = SseClient::open(addr, "/stream?topic=a");
+    let mut curl = Command::new("curl")
+        .args(["-sN", "--max-time", "20", &format!("http://{addr}/stream")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl");
+    let curl_out = curl.stdout.take().expect("curl's stdout");
+    let curl_bytes = Arc::new(Mutex::new(Vec::new()));
+    let sink = curl_bytes.clone();
+    std::thread::spawn(move || {
+        let mut out = curl_out;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    wait_for(SHORT, || !curl_bytes.lock().unwrap().is_empty()).expect("curl's stream opened");
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_a = publisher(addr, "a", stop.clone());
+    let on_b = publisher(addr, "b", stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let (_successor, line) = upgrade(&mut bin);
+    assert!(line.contains(": 3 streams"), "{line}");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    let (a, b) = (on_a.join().unwrap(), on_b.join().unwrap());
+    assert!(
+        a.len() > 20 && b.len() > 20,
+        "{} and {} published",
+        a.len(),
+        b.len()
+    );
+    // Every event exactly once, in the order of the ids (the offsets are dense).
+    let got = ids_of(&mut all, a.len() + b.len());
+    let mut want: Vec<String> = a.iter().chain(&b).cloned().collect();
+    want.sort_by_key(|id| id.split('-').nth(1).unwrap().parse::<u64>().unwrap());
+    assert_eq!(got, want, "the /stream subscriber");
+    assert_eq!(ids_of(&mut only_a, a.len()), a, "the ?topic=a subscriber");
+    all.assert_no_event(Duration::from_millis(200));
+    assert!(!all.eof && !only_a.eof, "a stream ended");
+    // curl: the same ids, on its one connection.
+    wait_for(SHORT, || {
+        String::from_utf8_lossy(&curl_bytes.lock().unwrap())
+            .contains(&format!("id: {}", want.last().unwrap()))
+    })
+    .expect("curl got the last event");
+    let text = String::from_utf8(curl_bytes.lock().unwrap().clone()).unwrap();
+    let curl_ids: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .collect();
+    assert_eq!(
+        curl_ids,
+        want.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(text.matches("retry:").count(), 1, "curl connected once");
+    assert!(
+        curl.try_wait().unwrap().is_none(),
+        "curl's stream is still open"
+    );
+    let _ = curl.kill();
+    let _ = curl.wait();
+}
+
+#[test]
+fn private_and_mercure_streams_keep_their_rights_and_filters() {
+    let mut bin = hub(&["--jwt-key", KEY]);
+    let addr = bin.addr;
+    let books = "https://e.com/books/{id}";
+    let token = pyjwt(
+        &json!({"mercure": {"subscribe": ["a", books]}}),
+        KEY,
+        "HS256",
+    );
+    let bearer = format!("Bearer {token}");
+    let mut private = SseClient::connect(addr, "/stream", &[("Authorization", &bearer)]);
+    let mut public = SseClient::open(addr, "/stream");
+    let template = "https%3A%2F%2Fe.com%2Fbooks%2F%7Bid%7D";
+    let mut mercure = SseClient::connect(
+        addr,
+        &format!("/.well-known/mercure?topic={template}"),
+        &[("Authorization", &bearer)],
+    );
+    let (_successor, _) = upgrade(&mut bin);
+    let secret_a = publish(
+        addr,
+        &json!({"data": "s-a", "topic": "a", "private": true}),
+        "1",
+    );
+    let secret_b = publish(
+        addr,
+        &json!({"data": "s-b", "topic": "b", "private": true}),
+        "2",
+    );
+    let book = publish(
+        addr,
+        &json!({"data": "s-book", "topic": "https://e.com/books/7", "private": true}),
+        "3",
+    );
+    let open = publish(addr, &json!({"data": "p", "topic": "a"}), "4");
+    let _ = secret_b;
+    // On /stream a selector follows ssehub's rules (a template is a plain name there);
+    // on the Mercure path, Mercure's (the template matches the book).
+    let got: Vec<String> = private.expect_events(2).into_iter().map(|e| e.id).collect();
+    assert_eq!(got, [secret_a, open.clone()], "private: a only");
+    let ev = public.expect_event();
+    assert_eq!(
+        (ev.id, ev.data),
+        (open, "p".to_owned()),
+        "public: no private event"
+    );
+    let ev = mercure.expect_event();
+    assert_eq!(
+        (ev.id, ev.data),
+        (book, "s-book".to_owned()),
+        "Mercure: its template"
+    );
+    private.assert_no_event(Duration::from_millis(200));
+    public.assert_no_event(Duration::from_millis(100));
+    mercure.assert_no_event(Duration::from_millis(100));
+}
+
+#[test]
+fn a_stream_mid_backlog_gets_the_rest_of_it_from_the_successor() {
+    let mut bin = hub(&[
+        "--send-buffer",
+        "4096",
+        "--write-timeout",
+        "30",
+        "--history-bytes",
+        "16000000",
+        "--history",
+        "2000",
+    ]);
+    let addr = bin.addr;
+    let data = "x".repeat(12_000);
+    let first = publish(addr, &json!({"data": "first"}), "first");
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        ids.push(publish(
+            addr,
+            &json!({"data": format!("{i}{data}")}),
+            &format!("b{i}"),
+        ));
+    }
+    // A resume from the first event: a 3.6 MB backlog, which this client does not read
+    // yet, so its writer stands in the middle of it, a frame written in part.
+    let mut slow = SseClient::connect(addr, "/stream", &[("Last-Event-ID", &first)]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (_successor, line) = upgrade(&mut bin);
+    let owed: u64 = line
+        .split(" bytes owed")
+        .next()
+        .and_then(|l| l.rsplit('(').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the owed bytes in the handover line");
+    assert!(owed > 1_000_000, "the writer was mid-backlog: {line}");
+    let after = publish(addr, &json!({"data": "after"}), "after");
+    ids.push(after);
+    let got: Vec<String> = (0..ids.len())
+        .map(|_| slow.next_event(MAX_WAIT).expect("an event").id)
+        .collect();
+    assert_eq!(got, ids);
+}
+
+#[test]
+fn the_old_process_serves_on_when_the_successor_fails() {
+    let bin = spawn_binary_with_env(&[("SSEHUB_HANDOVER_EXE", "/bin/false")]);
+    let addr = bin.addr;
+    let mut sub = SseClient::open(addr, "/stream");
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_a = publisher(addr, "a", stop.clone());
+    std::thread::sleep(Duration::from_millis(200));
+    bin.signal("USR2");
+    assert!(
+        bin.stderr_has(
+            "handover to /bin/false failed: the successor exited",
+            MAX_WAIT
+        ),
+        "{:?}",
+        bin.stderr.lock().unwrap()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    let a = on_a.join().unwrap();
+    assert_eq!(ids_of(&mut sub, a.len()), a, "no gap, no duplicate");
+    let mut late = SseClient::open(addr, "/stream");
+    let id = publish(addr, &json!({"data": "late"}), "late");
+    assert_eq!(late.expect_event().id, id, "accepting and publishing again");
+    assert_eq!(sub.expect_event().id, id);
+    let lines = bin.stderr.lock().unwrap().clone();
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("failed")).count(),
+        1,
+        "{lines:?}"
+    );
+}
+
+/// [`hub`] with extra environment variables.
+fn spawn_binary_with_env(env: &[(&str, &str)]) -> Binary {
+    let mut args = vec!["env".to_owned()];
+    args.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+    args.push(env!("CARGO_BIN_EXE_ssehub").to_owned());
+    for a in [
+        "--bind",
+        "127.0.0.1:0",
+        "--threads",
+        "1",
+        "--no-demo",
+        "--heartbeat",
+        "0",
+        "--publish-token",
+        TOKEN,
+    ] {
+        args.push(a.to_owned());
+    }
+    let refs: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+    crate::support::spawn_binary_via("env", &refs)
+}
