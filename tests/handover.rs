@@ -315,7 +315,23 @@ fn a_stream_mid_backlog_gets_the_rest_of_it_from_the_successor() {
 
 #[test]
 fn the_old_process_serves_on_when_the_successor_fails() {
-    let bin = spawn_binary_with_env(&[("SSEHUB_HANDOVER_EXE", "/bin/false")]);
+    serves_on_after_a_failed_handover(&[]);
+}
+
+#[test]
+fn with_a_history_file_a_failed_handover_takes_the_lock_back() {
+    let dir = std::env::temp_dir().join(format!("ssehub-rollback-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("history");
+    serves_on_after_a_failed_handover(&["--history-file", file.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A successor that exits at start (`/bin/false`): the old process rolls back and goes
+/// on accepting and publishing, and its stream misses nothing.
+fn serves_on_after_a_failed_handover(extra: &[&str]) {
+    let bin = spawn_binary_with_env(&[("SSEHUB_HANDOVER_EXE", "/bin/false")], extra);
     let addr = bin.addr;
     let mut sub = SseClient::open(addr, "/stream");
     let stop = Arc::new(AtomicBool::new(false));
@@ -346,8 +362,8 @@ fn the_old_process_serves_on_when_the_successor_fails() {
     );
 }
 
-/// [`hub`] with extra environment variables.
-fn spawn_binary_with_env(env: &[(&str, &str)]) -> Binary {
+/// [`hub`] with extra environment variables and flags.
+fn spawn_binary_with_env(env: &[(&str, &str)], extra: &[&str]) -> Binary {
     let mut args = vec!["env".to_owned()];
     args.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
     args.push(env!("CARGO_BIN_EXE_ssehub").to_owned());
@@ -364,6 +380,35 @@ fn spawn_binary_with_env(env: &[(&str, &str)]) -> Binary {
     ] {
         args.push(a.to_owned());
     }
+    args.extend(extra.iter().map(|a| a.to_string()));
     let refs: Vec<&str> = args[1..].iter().map(String::as_str).collect();
     crate::support::spawn_binary_via("env", &refs)
+}
+
+#[test]
+fn with_a_history_file_the_successor_takes_its_lock_and_goes_on() {
+    let dir = std::env::temp_dir().join(format!("ssehub-handover-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("history");
+    let mut bin = hub(&["--history-file", file.to_str().unwrap()]);
+    let addr = bin.addr;
+    let mut sub = SseClient::open(addr, "/stream");
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_a = publisher(addr, "a", stop.clone());
+    std::thread::sleep(Duration::from_millis(200));
+    let (successor, _) = upgrade(&mut bin);
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    let a = on_a.join().unwrap();
+    assert_eq!(ids_of(&mut sub, a.len()), a, "no gap, no duplicate");
+    // The successor holds the lock: its pid is in PATH.lock.
+    let holder = std::fs::read_to_string(dir.join("history.lock")).unwrap();
+    assert_eq!(holder.trim(), successor.0.to_string());
+    // The same history: a resume from the first event continues.
+    let mut late = SseClient::connect(addr, "/stream", &[("Last-Event-ID", &a[0])]);
+    assert_eq!(late.head.header("SSE-Resume"), Some("continue"));
+    assert_eq!(ids_of(&mut late, a.len() - 1), a[1..]);
+    drop(successor);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -147,6 +147,17 @@ pub(crate) trait Backend: Send + Sync + 'static {
         let _ = (ex, shutdown);
         Vec::new()
     }
+
+    /// A handover, publishing paused: lets a successor process open the store (the
+    /// history file gives up its lock). Memory has nothing to release.
+    fn release(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The handover rolled back: takes the store again.
+    fn retake(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The publish port chosen at start. Cheap to clone.
@@ -268,6 +279,17 @@ impl Port {
     /// Takes publishes again (a handover rolled back).
     pub(crate) fn unpause(&self) {
         self.gate.open();
+    }
+
+    /// While paused for a handover: lets the successor open the store (see
+    /// `Backend::release`).
+    pub(crate) fn release(&self) -> Result<(), String> {
+        self.backend.release()
+    }
+
+    /// After a rolled-back handover: takes the store again.
+    pub(crate) fn retake(&self) -> Result<(), String> {
+        self.backend.retake()
     }
 
     /// The port's state.

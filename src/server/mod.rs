@@ -310,11 +310,12 @@ impl Server {
     /// A successor's server: it serves on the listeners, the history and the live
     /// streams its predecessor handed over ([`handover::receive`]), and confirms once it
     /// runs ([`Server::run`]). The publish port is the in-memory one, going on from the
-    /// predecessor's history.
+    /// predecessor's history, or with `--history-file` the file, read again.
     ///
     /// # Errors
     ///
-    /// [`Error::Handover`] when what was received cannot be used.
+    /// [`Error::Handover`] when what was received cannot be used; [`Error::Port`] when
+    /// the history file cannot be opened.
     pub fn from_handover(
         config: Config,
         received: handover::Received,
@@ -329,8 +330,21 @@ impl Server {
             listeners.push((TcpListener::try_from(std).map_err(err)?, addr, scope));
         }
         let stats = Arc::new(Stats::new());
-        let hub = Hub::resumed(config.hub, stats.clone(), log.clone(), got.history);
-        let port = Port::memory(&hub);
+        let (hub, port) = match &config.history_file {
+            // The file holds what the predecessor's history held: it is read again.
+            Some(path) => {
+                let store = Store::File {
+                    path: path.clone(),
+                    fsync: config.fsync,
+                };
+                Port::open(&store, config.hub, stats.clone(), log.clone()).map_err(Error::Port)?
+            }
+            None => {
+                let hub = Hub::resumed(config.hub, stats.clone(), log.clone(), got.history);
+                let port = Port::memory(&hub);
+                (hub, port)
+            }
+        };
         let ctx = Ctx::with(config, log, shutdown, stats, hub, port);
         let mut streams = Vec::with_capacity(got.streams.len());
         for (std, state) in got.streams {

@@ -29,7 +29,8 @@
 //!    resumes with what it owed; one log line says why.
 //!
 //! The successor rebuilds an in-memory hub from the history (the same epoch, the next
-//! id after the last), subscribes each stream live from there ([`rebuild_stream`]) and
+//! id after the last) or, with `--history-file`, reads the file (the old process gives
+//! up `PATH.lock` just before it sends the snapshot, and takes it back on a rollback), subscribes each stream live from there ([`rebuild_stream`]) and
 //! writes its owed bytes first: every event reaches each stream once, in order, since
 //! no event was committed between the snapshot and the successor's first publish.
 
@@ -380,10 +381,8 @@ async fn hand_over(
     args: &[OsString],
     listeners: &[(TcpListener, Scope)],
 ) -> Result<Done, String> {
-    if ctx.config.redis.is_some() || ctx.config.history_file.is_some() {
-        return Err(
-            "a handover needs the in-memory history (not --redis or --history-file yet)".into(),
-        );
+    if ctx.config.redis.is_some() {
+        return Err("not with --redis yet (the successor would read on from the stream)".into());
     }
     let (tx, rx) = async_channel::unbounded();
     ctx.handover.set(Stage::HandingOver, Some(tx));
@@ -396,11 +395,20 @@ async fn hand_over(
         }
         Err(why) => {
             if let Some(mut c) = child {
-                let _ = c.kill();
-                // Reaped off the executor: `wait` blocks.
-                std::thread::spawn(move || c.wait());
+                // Gone before the store is taken back (it may hold the file's lock).
+                let _ = smol::unblock(move || {
+                    let _ = c.kill();
+                    c.wait()
+                })
+                .await;
             }
-            ctx.port.unpause();
+            match ctx.port.retake() {
+                Ok(()) => ctx.port.unpause(),
+                Err(e) => ctx.log.line(format_args!(
+                    "handover rolled back, but the history file cannot be taken back \
+                     ({e}); publishing stays refused"
+                )),
+            }
             ctx.hub.unpause();
             ctx.handover.set(Stage::Serving, None);
             Err(why)
@@ -465,6 +473,8 @@ async fn attempt(
         listeners: listeners.iter().map(|(_, s)| *s).collect(),
         streams: states,
     });
+    // The history file's lock passes to the successor (it reads the file itself).
+    ctx.port.release()?;
     let mut borrowed: Vec<BorrowedFd<'_>> = listeners.iter().map(|(l, _)| l.as_fd()).collect();
     borrowed.extend(fds.iter().map(|f| f.as_fd()));
     let exited = async {
