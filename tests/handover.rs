@@ -412,3 +412,67 @@ fn with_a_history_file_the_successor_takes_its_lock_and_goes_on() {
     drop(successor);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every notify datagram received within `within` until `stop` says enough.
+fn datagrams(
+    socket: &std::os::unix::net::UnixDatagram,
+    within: Duration,
+    mut stop: impl FnMut(&str) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let Ok(n) = socket.recv(&mut buf) else { break };
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = stop(&msg);
+        got.push(msg);
+        if done {
+            break;
+        }
+    }
+    got
+}
+
+#[test]
+fn under_systemd_the_successor_becomes_the_main_pid_and_keeps_the_watchdog() {
+    let dir = std::env::temp_dir().join(format!("ssehub-notify-ho-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    // WATCHDOG_PID=$$ names the server itself (sh execs it), as systemd would.
+    let script = format!(
+        "NOTIFY_SOCKET={} WATCHDOG_USEC=400000 WATCHDOG_PID=$$ exec {} --bind 127.0.0.1:0 \
+         --threads 1 --no-demo --heartbeat 0 --publish-token {TOKEN}",
+        path.display(),
+        env!("CARGO_BIN_EXE_ssehub")
+    );
+    let mut bin = crate::support::spawn_binary_via("sh", &["-c", &script]);
+    let old = bin.child.id();
+    let mut sub = SseClient::open(bin.addr, "/stream");
+    datagrams(&notify, MAX_WAIT, |m| m.contains("READY=1"));
+    let (successor, _) = upgrade(&mut bin);
+    let got = datagrams(&notify, MAX_WAIT, |m| m.contains("READY=1"));
+    let text = got.join("\n");
+    let reloading = text.find("RELOADING=1").expect("RELOADING=1");
+    let mainpid = text
+        .find(&format!("MAINPID={}", successor.0))
+        .unwrap_or_else(|| panic!("no MAINPID={} in {got:?}", successor.0));
+    assert!(
+        reloading < mainpid && mainpid < text.rfind("READY=1").unwrap(),
+        "{got:?}"
+    );
+    assert_ne!(successor.0, old);
+    // The old process is gone: WATCHDOG=1 now comes from the successor alone.
+    let later = datagrams(&notify, Duration::from_secs(3), |m| {
+        m.contains("WATCHDOG=1")
+    });
+    assert!(later.iter().any(|m| m.contains("WATCHDOG=1")), "{later:?}");
+    let id = publish(bin.addr, &json!({"data": "after"}), "after");
+    assert_eq!(sub.expect_event().id, id);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -464,17 +464,21 @@ impl Server {
         let stall = self.systemd.as_ref().and_then(|s| s.stall_file.clone());
         let mut loops = Vec::with_capacity(self.listeners.len());
         let upgrader = self.upgrade.map(|(upgrade, requests)| {
-            let handed: Vec<_> = self
+            let listeners = self
                 .listeners
                 .iter()
                 .map(|(l, _, s)| (l.clone(), *s))
                 .collect();
-            ex.spawn(handover::serve_requests(
-                ctx.clone(),
-                requests,
+            let notifier = self
+                .systemd
+                .as_ref()
+                .and_then(|s| s.notifier.try_clone().ok());
+            let driver = handover::Driver {
                 upgrade,
-                handed,
-            ))
+                listeners,
+                notifier,
+            };
+            ex.spawn(handover::serve_requests(ctx.clone(), requests, driver))
         });
         for (listener, addr, scope) in self.listeners {
             match scope {
@@ -504,6 +508,11 @@ impl Server {
                         drop((slot, guard));
                     })
                     .detach();
+            }
+            if let Some(systemd) = &self.systemd {
+                // Before the confirmation: the predecessor exits right after it, and
+                // the manager must know the service's new main process by then.
+                let _ = systemd.notifier.main_pid();
             }
             match handover::confirm(&mut successor.channel) {
                 Ok(()) => ctx.log.line(format_args!("took over {n} streams")),

@@ -331,16 +331,28 @@ pub(super) fn confirm(channel: &mut std::os::unix::net::UnixStream) -> std::io::
     transfer::confirm(channel)
 }
 
+/// What the handover driver needs: what to start, the listeners to hand, and the
+/// service manager to tell (`RELOADING=1`, then `READY=1` after a rollback).
+#[derive(Debug)]
+pub(super) struct Driver {
+    pub(super) upgrade: Upgrade,
+    pub(super) listeners: Vec<(TcpListener, Scope)>,
+    pub(super) notifier: Option<crate::daemon::Notifier>,
+}
+
 /// Waits for upgrade requests and runs each handover; returns after a commit.
-pub(super) async fn serve_requests(
-    ctx: Arc<Ctx>,
-    requests: Receiver<()>,
-    upgrade: Upgrade,
-    listeners: Vec<(TcpListener, Scope)>,
-) {
+pub(super) async fn serve_requests(ctx: Arc<Ctx>, requests: Receiver<()>, driver: Driver) {
+    let Driver {
+        upgrade,
+        listeners,
+        notifier,
+    } = driver;
     while requests.recv().await.is_ok() {
         let exe = std::env::var_os(EXE_ENV).map_or_else(|| upgrade.exe.clone(), PathBuf::from);
         let started = Instant::now();
+        if let Some(n) = &notifier {
+            let _ = n.reloading(&format!("handing over to {}", exe.display()));
+        }
         match hand_over(&ctx, &exe, &upgrade.args, &listeners).await {
             Ok(done) => {
                 ctx.log.line(format_args!(
@@ -356,10 +368,15 @@ pub(super) async fn serve_requests(
                 ctx.shutdown.trigger();
                 return;
             }
-            Err(why) => ctx.log.line(format_args!(
-                "handover to {} failed: {why}; serving on",
-                exe.display()
-            )),
+            Err(why) => {
+                ctx.log.line(format_args!(
+                    "handover to {} failed: {why}; serving on",
+                    exe.display()
+                ));
+                if let Some(n) = &notifier {
+                    let _ = n.ready(&format!("serving: the handover failed: {why}"));
+                }
+            }
         }
     }
 }
@@ -433,6 +450,9 @@ async fn attempt(
     let spawned = Command::new(exe)
         .args(args)
         .env(SOCKET_ENV, channel.name())
+        // systemd's WATCHDOG_PID names this process: without it the successor, which
+        // becomes the main process, keeps the watchdog.
+        .env_remove("WATCHDOG_PID")
         .spawn()
         .map_err(|e| format!("cannot start it: {e}"))?;
     let pid = spawned.id();
