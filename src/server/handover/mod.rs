@@ -17,7 +17,7 @@
 //!    woken and stops where it stands; its task waits until no direct write holds the
 //!    socket (the writer state word is the authority), takes what the socket is still
 //!    owed (the rest of a frame written in part, then every queued frame) and hands the
-//!    stream's state ([`take_stream`]) to the collector. The stream's task then waits for
+//!    stream's state (`take_stream`) to the collector. The stream's task then waits for
 //!    the verdict, its subscription still registered.
 //! 3. **Start the successor** (the same path and arguments, [`transfer::SOCKET_ENV`]
 //!    naming the channel), send it the snapshot (history, listeners' routes, streams)
@@ -30,7 +30,7 @@
 //!
 //! The successor rebuilds an in-memory hub from the history (the same epoch, the next
 //! id after the last) or, with `--history-file`, reads the file (the old process gives
-//! up `PATH.lock` just before it sends the snapshot, and takes it back on a rollback), subscribes each stream live from there ([`rebuild_stream`]) and
+//! up `PATH.lock` just before it sends the snapshot, and takes it back on a rollback), subscribes each stream live from there (`rebuild_stream`) and
 //! writes its owed bytes first: every event reaches each stream once, in order, since
 //! no event was committed between the snapshot and the successor's first publish.
 

@@ -148,7 +148,7 @@ pub struct Received {
 /// # Errors
 ///
 /// When the old process cannot be reached, closes early, or sends more than
-/// [`MAX_SNAPSHOT`] bytes.
+/// `MAX_SNAPSHOT` (4 GiB) bytes.
 pub fn receive(name: &str, timeout: Duration) -> io::Result<Received> {
     let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
     let mut sock = UnixStream::connect_addr(&addr)?;
