@@ -118,6 +118,28 @@ fn publisher(
     })
 }
 
+/// A fresh directory under the system's temporary directory, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("ssehub-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn hub(extra: &[&str]) -> Binary {
     let mut args = vec!["--no-demo", "--heartbeat", "0", "--publish-token", TOKEN];
     args.extend_from_slice(extra);
@@ -320,12 +342,9 @@ fn the_old_process_serves_on_when_the_successor_fails() {
 
 #[test]
 fn with_a_history_file_a_failed_handover_takes_the_lock_back() {
-    let dir = std::env::temp_dir().join(format!("ssehub-rollback-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("rollback");
     let file = dir.join("history");
     serves_on_after_a_failed_handover(&["--history-file", file.to_str().unwrap()]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A successor that exits at start (`/bin/false`): the old process rolls back and goes
@@ -387,9 +406,7 @@ fn spawn_binary_with_env(env: &[(&str, &str)], extra: &[&str]) -> Binary {
 
 #[test]
 fn with_a_history_file_the_successor_takes_its_lock_and_goes_on() {
-    let dir = std::env::temp_dir().join(format!("ssehub-handover-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("handover");
     let file = dir.join("history");
     let mut bin = hub(&["--history-file", file.to_str().unwrap()]);
     let addr = bin.addr;
@@ -410,7 +427,6 @@ fn with_a_history_file_the_successor_takes_its_lock_and_goes_on() {
     assert_eq!(late.head.header("SSE-Resume"), Some("continue"));
     assert_eq!(ids_of(&mut late, a.len() - 1), a[1..]);
     drop(successor);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Every notify datagram received within `within` until `stop` says enough.
@@ -439,9 +455,7 @@ fn datagrams(
 
 #[test]
 fn under_systemd_the_successor_becomes_the_main_pid_and_keeps_the_watchdog() {
-    let dir = std::env::temp_dir().join(format!("ssehub-notify-ho-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("notify-ho");
     let path = dir.join("notify.sock");
     let notify = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
     // WATCHDOG_PID=$$ names the server itself (sh execs it), as systemd would.
@@ -474,5 +488,4 @@ fn under_systemd_the_successor_becomes_the_main_pid_and_keeps_the_watchdog() {
     assert!(later.iter().any(|m| m.contains("WATCHDOG=1")), "{later:?}");
     let id = publish(bin.addr, &json!({"data": "after"}), "after");
     assert_eq!(sub.expect_event().id, id);
-    let _ = std::fs::remove_dir_all(&dir);
 }

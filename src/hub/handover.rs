@@ -126,3 +126,67 @@ impl Subscription {
         Some((c.topics.clone(), c.rights.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sse::{Event, Frame};
+    use crate::topic::Topic;
+
+    fn publish(hub: &Hub, data: &str) -> crate::event_id::EventId {
+        hub.publish(&Topic::default_topic(), &Event::new(data).unwrap())
+            .id
+    }
+
+    #[test]
+    fn a_paused_hub_hands_nothing_out_and_asks_writers_to_stop() {
+        let hub = Hub::new(HubLimits::default(), Arc::default());
+        let sub = hub.subscribe(Topics::All, None, None).unwrap();
+        assert!(!sub.handover_requested());
+        hub.pause();
+        assert!(sub.handover_requested());
+        assert_eq!(hub.broadcast(&Frame::comment("hb").unwrap()).sent, 0);
+        assert!(sub.try_recv().is_none(), "no heartbeat while paused");
+        hub.unpause();
+        assert!(!sub.handover_requested());
+        assert_eq!(hub.broadcast(&Frame::comment("hb").unwrap()).sent, 1);
+    }
+
+    #[test]
+    fn a_resumed_hub_goes_on_from_the_history_it_was_given() {
+        let limits = HubLimits {
+            history_events: 2,
+            ..HubLimits::default()
+        };
+        let old = Hub::new(limits, Arc::default());
+        let ids: Vec<_> = (0..3).map(|i| publish(&old, &i.to_string())).collect();
+        let state = old.history_state().unwrap();
+        assert_eq!(
+            (state.base, state.events.len()),
+            (1, 2),
+            "the first was dropped"
+        );
+        let new = Hub::resumed(limits, Arc::default(), Log::silent(), state);
+        assert_eq!(new.epoch(), old.epoch());
+        assert_eq!(new.last_id(), Some(ids[2]));
+        // The next id follows the last; a resume from a retained id continues.
+        let next = publish(&new, "3");
+        assert_eq!((next.epoch, next.offset), (ids[2].epoch, ids[2].offset + 1));
+        let mut sub = new
+            .subscribe(Topics::All, Some(&ids[1].to_string()), None)
+            .unwrap();
+        assert_eq!(sub.resume(), crate::event_id::Resume::Continue);
+        assert_eq!(sub.take_backlog().len(), 2);
+    }
+
+    #[test]
+    fn the_filter_is_what_the_subscriber_asked_for() {
+        let hub = Hub::new(HubLimits::default(), Arc::default());
+        let only = Topics::Only([Topic::new("a").unwrap()].into());
+        let rights = Arc::new(Selectors::new(["a/*"]));
+        let sub = hub
+            .subscribe_as(only.clone(), Some(rights.clone()), None, None)
+            .unwrap();
+        assert_eq!(sub.filter(), Some((only, Some(rights))));
+    }
+}

@@ -368,6 +368,20 @@ mod tests {
     }
 
     #[test]
+    fn watch_and_wake_reach_the_writer_in_any_state_and_change_none() {
+        for mode in [RUNNING, WAITING, LENT, LENT | QUEUED, RUNNING | HANDOFF] {
+            let (st, c, _) = at(mode);
+            st.wake();
+            assert_eq!((st.load(), woken(&c)), (mode, 1));
+            // A writer waiting on its socket keeps another task's waker: it is woken.
+            let other = Arc::new(Count(AtomicUsize::new(0)));
+            st.watch(&Waker::from(other.clone()));
+            st.wake();
+            assert_eq!((st.load(), woken(&other)), (mode, 1));
+        }
+    }
+
+    #[test]
     fn row_1_notify_wakes_a_waiting_writer() {
         let (st, c, _) = at(WAITING);
         st.notify();
