@@ -193,6 +193,14 @@ fn streams_keep_their_connection_across_sigusr2_and_get_every_event_once() {
     std::thread::sleep(Duration::from_millis(300));
     let (_successor, line) = upgrade(&mut bin);
     assert!(line.contains(": 3 streams"), "{line}");
+    // The old process leaves the handed streams alone: it ends none of them.
+    let lines = bin.stderr.lock().unwrap().clone();
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("disconnected") || l.contains("evicted")),
+        "{lines:?}"
+    );
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::SeqCst);
     let (a, b) = (on_a.join().unwrap(), on_b.join().unwrap());

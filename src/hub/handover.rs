@@ -60,6 +60,18 @@ impl Hub {
         self.inner.paused.store(false, Ordering::SeqCst);
     }
 
+    /// After a committed handover: forgets every subscriber without ending it (no
+    /// close hook, no count, no log line): their sockets belong to the successor now,
+    /// and this process only closes its own descriptors.
+    pub(crate) fn forget_all(&self) {
+        let clients = {
+            let mut state = self.lock();
+            state.closed = true;
+            std::mem::take(&mut state.clients)
+        };
+        drop(clients);
+    }
+
     /// Whether a handover paused the hub.
     pub(crate) fn is_paused(&self) -> bool {
         self.inner.paused.load(Ordering::SeqCst)

@@ -551,6 +551,7 @@ impl Server {
             // executors closes this process's descriptors only.
             drop(producers);
             drop(reader);
+            ctx.hub.forget_all();
             return ctx.stats.snapshot();
         }
         drop(producers);
