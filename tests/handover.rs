@@ -497,3 +497,42 @@ fn under_systemd_the_successor_becomes_the_main_pid_and_keeps_the_watchdog() {
     let id = publish(bin.addr, &json!({"data": "after"}), "after");
     assert_eq!(sub.expect_event().id, id);
 }
+
+#[test]
+fn with_redis_the_successor_reads_on_and_streams_miss_nothing() {
+    let redis = crate::support::redis::RedisServer::start(&[]);
+    let url = redis.unix_url("");
+    let mut a = hub(&["--redis", &url]);
+    // Node B publishes to the same stream throughout, also while A is handing over.
+    let b = crate::support::start(&[
+        "--no-demo",
+        "--heartbeat",
+        "0",
+        "--publish-token",
+        TOKEN,
+        "--redis",
+        &url,
+    ]);
+    let mut sub = SseClient::open(a.addr, "/stream");
+    let stop = Arc::new(AtomicBool::new(false));
+    let via_b = publisher(b.addr, "b", stop.clone());
+    let before = publish(a.addr, &json!({"data": "before", "topic": "a"}), "before");
+    std::thread::sleep(Duration::from_millis(300));
+    let (_successor, line) = upgrade(&mut a);
+    assert!(line.contains(": 1 streams"), "{line}");
+    let after = publish(a.addr, &json!({"data": "after", "topic": "a"}), "after");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    let from_b = via_b.join().unwrap();
+    // Redis ids order the stream: every event once, in that order.
+    let id_key = |id: &String| -> (u64, u64) {
+        let (ms, seq) = id.split_once('-').unwrap();
+        (ms.parse().unwrap(), seq.parse().unwrap())
+    };
+    let mut want: Vec<String> = from_b.iter().cloned().chain([before, after]).collect();
+    want.sort_by_key(id_key);
+    assert!(from_b.len() > 20, "{} published via B", from_b.len());
+    assert_eq!(ids_of(&mut sub, want.len()), want);
+    sub.assert_no_event(Duration::from_millis(200));
+    assert!(!sub.eof);
+}

@@ -72,6 +72,20 @@ impl Hub {
         drop(clients);
     }
 
+    /// [`Hub::commit`] for a broker's reader, unless a handover paused the hub (tested
+    /// under the hub lock, so nothing is committed once the pause is set): then the
+    /// entry comes back, to be committed after a rollback (the reader waits).
+    pub(crate) fn commit_unless_paused(
+        &self,
+        entry: super::history::Retained,
+    ) -> Result<Option<super::Delivery>, super::history::Retained> {
+        let state = self.lock();
+        if self.is_paused() {
+            return Err(entry);
+        }
+        Ok(self.commit_with(state, entry))
+    }
+
     /// Whether a handover paused the hub.
     pub(crate) fn is_paused(&self) -> bool {
         self.inner.paused.load(Ordering::SeqCst)

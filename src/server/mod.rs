@@ -330,13 +330,18 @@ impl Server {
             listeners.push((TcpListener::try_from(std).map_err(err)?, addr, scope));
         }
         let stats = Arc::new(Stats::new());
-        let (hub, port) = match &config.history_file {
-            // The file holds what the predecessor's history held: it is read again.
-            Some(path) => {
-                let store = Store::File {
-                    path: path.clone(),
-                    fsync: config.fsync,
-                };
+        let store = match (&config.redis, &config.history_file) {
+            (Some(redis), _) => Some(Store::Redis(redis.clone())),
+            (None, Some(path)) => Some(Store::File {
+                path: path.clone(),
+                fsync: config.fsync,
+            }),
+            (None, None) => None,
+        };
+        let (hub, port) = match store {
+            // The file holds what the predecessor's history held: it is read again; a
+            // broker's node loads the stream's tail and reads on.
+            Some(store) => {
                 Port::open(&store, config.hub, stats.clone(), log.clone()).map_err(Error::Port)?
             }
             None => {
@@ -352,7 +357,8 @@ impl Server {
             let Ok(conn) = socket::TcpConn::from_std(std) else {
                 continue;
             };
-            if let Some(opened) = handover::rebuild_stream(&ctx, &conn, state) {
+            let after = got.resume_after.as_deref();
+            if let Some(opened) = handover::rebuild_stream(&ctx, &conn, state, after) {
                 streams.push((conn, opened));
             }
         }

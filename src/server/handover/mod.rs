@@ -30,7 +30,9 @@
 //!
 //! The successor rebuilds an in-memory hub from the history (the same epoch, the next
 //! id after the last) or, with `--history-file`, reads the file (the old process gives
-//! up `PATH.lock` just before it sends the snapshot, and takes it back on a rollback), subscribes each stream live from there (`rebuild_stream`) and
+//! up `PATH.lock` just before it sends the snapshot, and takes it back on a rollback),
+//! or, with `--redis`, loads the stream's tail (the old reader stops delivering while
+//! paused; each stream resumes after the last Redis id the old process handed it), subscribes each stream live from there (`rebuild_stream`) and
 //! writes its owed bytes first: every event reaches each stream once, in order, since
 //! no event was committed between the snapshot and the successor's first publish.
 
@@ -265,13 +267,21 @@ fn drain(sub: &Subscription, owed: &mut Vec<u8>) {
 /// Rebuilds a handed stream in the successor: subscribes it live on `ctx`'s hub (which
 /// goes on from the predecessor's history, so live means right after its last event)
 /// with its filter and rights; its owed bytes are the first thing its writer writes.
-pub(super) fn rebuild_stream<S: Conn>(ctx: &Ctx, stream: &S, state: StreamState) -> Option<Opened> {
+///
+/// With a broker, `resume_after` is the last event the predecessor handed the stream:
+/// what the broker added since comes first, as the stream's backlog.
+pub(super) fn rebuild_stream<S: Conn>(
+    ctx: &Ctx,
+    stream: &S,
+    state: StreamState,
+    resume_after: Option<&str>,
+) -> Option<Opened> {
     let closer = stream.clone();
     let hook: crate::hub::CloseHook = Box::new(move || closer.shut_down());
     let sink = stream.direct_sink()?;
     let sub = ctx
         .hub
-        .subscribe_direct(state.topics, state.rights, None, Some(hook), sink)
+        .subscribe_direct(state.topics, state.rights, resume_after, Some(hook), sink)
         .ok()?;
     let now = Instant::now();
     Some(Opened {
@@ -291,6 +301,7 @@ pub(super) struct Inherited {
     pub(super) listeners: Vec<(std::net::TcpListener, Scope)>,
     pub(super) streams: Vec<(std::net::TcpStream, StreamState)>,
     pub(super) channel: std::os::unix::net::UnixStream,
+    pub(super) resume_after: Option<String>,
 }
 
 /// Decodes what a successor received.
@@ -323,6 +334,7 @@ pub(super) fn inherit(received: Received) -> Result<Inherited, String> {
         listeners,
         streams,
         channel: received.channel,
+        resume_after: snap.resume_after,
     })
 }
 
@@ -398,9 +410,6 @@ async fn hand_over(
     args: &[OsString],
     listeners: &[(TcpListener, Scope)],
 ) -> Result<Done, String> {
-    if ctx.config.redis.is_some() {
-        return Err("not with --redis yet (the successor would read on from the stream)".into());
-    }
     let (tx, rx) = async_channel::unbounded();
     ctx.handover.set(Stage::HandingOver, Some(tx));
     let mut child: Option<Child> = None;
@@ -480,10 +489,19 @@ async fn attempt(
             "handover: {left_out} streams did not stop in time and stay here"
         ));
     }
-    let history = ctx
-        .hub
-        .history_state()
-        .ok_or("a broker's history cannot be handed over")?;
+    // A broker's history stays in the broker: the successor reads on from it, and its
+    // streams resume after the last event handed here.
+    let (history, resume_after) = match ctx.hub.history_state() {
+        Some(h) => (h, None),
+        None => (
+            crate::hub::HistoryState {
+                epoch: 0,
+                base: 0,
+                events: Vec::new(),
+            },
+            ctx.hub.last_id().map(|id| id.to_string()),
+        ),
+    };
     let events = history.events.len();
     let owed = streams.iter().map(|h| h.state.owed.len()).sum();
     let (states, fds): (Vec<StreamState>, Vec<_>) =
@@ -492,6 +510,7 @@ async fn attempt(
         history,
         listeners: listeners.iter().map(|(_, s)| *s).collect(),
         streams: states,
+        resume_after,
     });
     // The history file's lock passes to the successor (it reads the file itself).
     ctx.port.release()?;

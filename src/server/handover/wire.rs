@@ -49,6 +49,9 @@ pub(crate) struct Snapshot {
     pub(crate) listeners: Vec<Scope>,
     /// The live streams, in descriptor order after the listeners.
     pub(crate) streams: Vec<StreamState>,
+    /// With a broker (`--redis`): the id of the last event the streams were handed (the
+    /// history is the broker's, and the successor reads on from it).
+    pub(crate) resume_after: Option<String>,
 }
 
 /// Why a snapshot could not be read.
@@ -75,6 +78,7 @@ pub(crate) fn encode(snap: &Snapshot) -> Vec<u8> {
     for s in &snap.listeners {
         w.push(matches!(s, Scope::Public) as u8);
     }
+    put_opt_str(&mut w, snap.resume_after.as_deref());
     put_u32(&mut w, snap.streams.len() as u32);
     for s in &snap.streams {
         put_stream(&mut w, s);
@@ -112,6 +116,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Snapshot, Malformed> {
             _ => return Err(Malformed("unknown listener scope")),
         });
     }
+    let resume_after = if r.flag()? {
+        Some(r.text()?.to_owned())
+    } else {
+        None
+    };
     let n = r.u32()?;
     let mut streams = Vec::with_capacity((n as usize).min(1 << 16));
     for _ in 0..n {
@@ -128,6 +137,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Snapshot, Malformed> {
         },
         listeners,
         streams,
+        resume_after,
     })
 }
 
@@ -477,6 +487,7 @@ mod tests {
                     owed: Frame::from_encoded(Vec::new()),
                 },
             ],
+            resume_after: Some("1796627756772-7".to_owned()),
         }
     }
 
@@ -492,6 +503,7 @@ mod tests {
         assert_eq!(a.envelope, b.envelope);
         assert_eq!(a.frame.as_bytes(), b.frame.as_bytes());
         assert_eq!(back.listeners, snap.listeners);
+        assert_eq!(back.resume_after, snap.resume_after);
         assert_eq!(back.streams.len(), 2);
         for (x, y) in back.streams.iter().zip(&snap.streams) {
             assert_eq!(x.topics, y.topics);
