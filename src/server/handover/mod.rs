@@ -230,27 +230,28 @@ pub(super) async fn take_stream<S: Conn>(
     drain(sub, &mut owed);
     let owed = Frame::from_encoded(owed);
     let keep = Taken::KeepServing(owed.clone(), notice.clone());
-    let (Some((topics, rights)), Some(fd)) = (sub.filter(), stream.handover_fd()) else {
-        return keep;
-    };
-    let now = Instant::now();
-    let state = StreamState {
-        topics,
-        rights,
-        mercure,
-        ends_in: ends_at.map(|at| at.saturating_duration_since(now)),
-        notice: notice.map(|(at, f)| (at.saturating_duration_since(now), f)),
-        owed,
-    };
-    let collector = ctx.handover.lock().collector.clone();
-    let Some(collector) = collector else {
-        return keep;
-    };
-    if collector.try_send(Handed { state, fd }).is_err() {
-        return keep;
+    if let (Some((topics, rights)), Some(fd)) = (sub.filter(), stream.handover_fd()) {
+        let now = Instant::now();
+        let state = StreamState {
+            topics,
+            rights,
+            mercure,
+            ends_in: ends_at.map(|at| at.saturating_duration_since(now)),
+            notice: notice.map(|(at, f)| (at.saturating_duration_since(now), f)),
+            owed,
+        };
+        let collector = ctx.handover.lock().collector.clone();
+        if let Some(c) = collector {
+            // Closed once the snapshot is taken: a stream too late stays here.
+            let _ = c.try_send(Handed { state, fd });
+        }
     }
-    drop(collector);
+    // Handed in or not (too late, or a connection that cannot be handed), the stream
+    // waits for the verdict: the hub stays paused until then, and its writer would only
+    // stop again at once.
     match ctx.handover.wait_until(|s| s != Stage::HandingOver).await {
+        // Handed: the successor writes it. Not handed: the process exits without
+        // writing a byte more (its client reconnects and resumes).
         Stage::Committed => futures_lite::future::pending().await,
         _ => keep,
     }
@@ -480,6 +481,7 @@ async fn attempt(
     }
     // Late ones are left out: they find no collector and keep serving here.
     ctx.handover.lock().collector = None;
+    handed_in.close();
     while let Ok(h) = handed_in.try_recv() {
         streams.push(h);
     }
