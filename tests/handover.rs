@@ -536,3 +536,45 @@ fn with_redis_the_successor_reads_on_and_streams_miss_nothing() {
     sub.assert_no_event(Duration::from_millis(200));
     assert!(!sub.eof);
 }
+
+#[test]
+fn a_successor_that_never_confirms_is_stopped_and_the_old_process_serves_on() {
+    // A "binary" that starts and hangs: it never connects to the handover socket.
+    let dir = TempDir::new("hang");
+    let exe = dir.join("hang.sh");
+    std::fs::write(&exe, "#!/bin/sh\nexec sleep 60\n").unwrap();
+    std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bin = spawn_binary_with_env(&[("SSEHUB_HANDOVER_EXE", exe.to_str().unwrap())], &[]);
+    let addr = bin.addr;
+    let mut sub = SseClient::open(addr, "/stream");
+    let first = publish(addr, &json!({"data": "first"}), "first");
+    bin.signal("USR2");
+    // Children of the server while it waits: the hung successor.
+    let children = || {
+        std::fs::read_dir(format!("/proc/{}/task", bin.child.id()))
+            .unwrap()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|c| c.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    wait_for(SHORT, || !children().is_empty()).expect("the successor started");
+    let hung = children();
+    assert!(
+        bin.stderr_has(
+            "did not confirm within 10 s; serving on",
+            Duration::from_secs(15)
+        ),
+        "{:?}",
+        bin.stderr.lock().unwrap()
+    );
+    // It was stopped (and reaped): no child is left.
+    wait_for(SHORT, || children().is_empty()).expect("the hung successor is gone");
+    assert!(
+        hung.iter()
+            .all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+    );
+    let after = publish(addr, &json!({"data": "after"}), "after");
+    let got: Vec<String> = sub.expect_events(2).into_iter().map(|e| e.id).collect();
+    assert_eq!(got, [first, after]);
+}
