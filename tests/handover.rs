@@ -578,3 +578,38 @@ fn a_successor_that_never_confirms_is_stopped_and_the_old_process_serves_on() {
     let got: Vec<String> = sub.expect_events(2).into_iter().map(|e| e.id).collect();
     assert_eq!(got, [first, after]);
 }
+
+#[test]
+fn a_token_s_expiry_and_its_notice_carry_over() {
+    let mut bin = hub(&["--jwt-key", KEY, "--token-notice", "2"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let exp = now + 4;
+    let token = pyjwt(
+        &json!({"mercure": {"subscribe": ["a"]}, "exp": exp}),
+        KEY,
+        "HS256",
+    );
+    let bearer = format!("Bearer {token}");
+    let mut s = SseClient::connect(bin.addr, "/stream?topic=a", &[("Authorization", &bearer)]);
+    // Handed over before the notice is due (2 s before exp): the successor sends it.
+    let (_successor, _) = upgrade(&mut bin);
+    let ev = s
+        .next_event(Duration::from_secs(5))
+        .expect("token-expiring");
+    assert_eq!(ev.event, "token-expiring");
+    let data: serde_json::Value = serde_json::from_str(&ev.data).unwrap();
+    assert_eq!(data["exp"], json!(exp));
+    // And the successor ends the stream at exp, as the old process would have.
+    assert!(s.wait_eof(Duration::from_secs(5)), "the stream ends at exp");
+    let ended = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        ended >= exp && ended <= exp + 1,
+        "ended at {ended}, exp {exp}"
+    );
+}
