@@ -241,7 +241,15 @@ impl Claims {
     /// assert_eq!(claims.payload_for("b").as_deref(), Some("2"));
     /// ```
     pub fn payload_for(&self, selector: &str) -> Option<Arc<str>> {
-        self.payloads
+        Payload::first_for(&self.payloads, selector)
+    }
+}
+
+impl Payload {
+    /// The payload of a subscription to `selector` among `payloads`, as
+    /// [`Claims::payload_for`] picks it.
+    pub fn first_for(payloads: &[Payload], selector: &str) -> Option<Arc<str>> {
+        payloads
             .iter()
             .find(|p| {
                 p.topics.as_ref().is_none_or(|topics| {

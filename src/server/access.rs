@@ -48,6 +48,8 @@ pub(super) struct Grant {
     pub(super) expires: Option<SystemTime>,
     /// Its place under the token's stream cap, held while the stream lives.
     pub(super) slot: Option<Slot>,
+    /// The token's payloads, for Mercure's active subscriptions.
+    pub(super) payloads: Vec<auth::Payload>,
 }
 
 /// The grant of a stream request: none without a token (where that is allowed), the
@@ -85,6 +87,7 @@ pub(super) fn subscriber(ctx: &Ctx, req: &Request) -> Result<Grant, Response> {
         ends_at: claims.expires.map(stream_end),
         expires: claims.expires,
         slot,
+        payloads: claims.payloads,
     })
 }
 
