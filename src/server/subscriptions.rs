@@ -339,6 +339,54 @@ fn filter(version: Version, rest: &str) -> Result<(Filter, bool), Response> {
 mod tests {
     use super::*;
 
+    fn subscriber(selector: &str, n: usize) -> Subscriber {
+        let s = Subscription {
+            match_type: MatchType::Exact,
+            selector: selector.into(),
+            payload: None,
+        };
+        Subscriber::new(Version::V0, vec![s; n])
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_never_waits() {
+        let t = Tracker::new("/hub");
+        let s = subscriber("a", MAX_TRACKED_SELECTORS);
+        let rounds = EVENT_QUEUE / MAX_TRACKED_SELECTORS + 1;
+        for _ in 0..rounds {
+            t.announce(&s, true);
+        }
+        assert_eq!(t.queued.load(Relaxed), EVENT_QUEUE as u64);
+        assert_eq!(
+            t.dropped.load(Relaxed),
+            (rounds * MAX_TRACKED_SELECTORS - EVENT_QUEUE) as u64
+        );
+        assert_eq!(t.waiting.len(), EVENT_QUEUE);
+    }
+
+    #[test]
+    fn an_event_is_private_on_both_versions_topics_or_dropped_when_too_long() {
+        let t = Tracker::new("/hub");
+        let s = subscriber("https://e.com/a", 1);
+        let (envelope, event) = t.event(&s, &s.subscriptions[0], false).unwrap();
+        assert!(envelope.is_private());
+        let topics: Vec<&str> = envelope.topics().iter().map(|t| t.as_str()).collect();
+        assert_eq!(
+            topics,
+            [
+                s.subscriptions[0].topic("/hub", &s.id, Version::V0),
+                s.subscriptions[0].topic("/hub", &s.id, Version::V1),
+            ]
+        );
+        let doc: serde_json::Value = serde_json::from_str(event.data()).unwrap();
+        assert_eq!(doc["active"], false);
+        // 700 bytes encoded three times over pass the topic cap: dropped, counted.
+        let long = subscriber(&"é".repeat(350), 1);
+        assert!(t.event(&long, &long.subscriptions[0], true).is_none());
+        t.announce(&long, true);
+        assert_eq!(t.dropped.load(Relaxed), 1);
+    }
+
     #[test]
     fn list_paths_by_version() {
         let f = |v, rest| filter(v, rest).map_err(|r| r.status);
