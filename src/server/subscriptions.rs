@@ -31,7 +31,7 @@ use async_channel::{Receiver, Sender, TrySendError};
 use super::Ctx;
 use super::access;
 use super::request::Request;
-use crate::auth::{self, Credentials, Payload};
+use crate::auth::Payload;
 use crate::envelope::Envelope;
 use crate::http::response::Response;
 use crate::http::target::percent_decode;
@@ -240,22 +240,17 @@ fn answer(ctx: &Ctx, req: &Request) -> Result<Response, Response> {
             "the subscriptions API needs a token, and this hub reads none (no --jwt-key)",
         ));
     };
-    let query = req.param(auth::QUERY_PARAM);
-    let credentials = Credentials {
-        authorization: req.authorization.as_deref(),
-        cookie: req.cookie.as_deref(),
-        cookie_name: &ctx.config.jwt_cookie,
-        query: query.as_deref(),
-    };
-    let Some((source, token)) = credentials.token() else {
-        ctx.stats.auth_failed(crate::stats::AuthFailure::Missing);
-        return Err(access::unauthorized(
-            None,
-            "the subscriptions API needs a token whose subscribe selectors cover this path",
-        ));
-    };
-    access::refuse_query_access_token(source, token)?;
-    let claims = access::verified(ctx, token, key)?;
+    let claims = access::with_token(ctx, req, |found| {
+        let Some((source, token)) = found else {
+            ctx.stats.auth_failed(crate::stats::AuthFailure::Missing);
+            return Err(access::unauthorized(
+                None,
+                "the subscriptions API needs a token whose subscribe selectors cover this path",
+            ));
+        };
+        access::refuse_query_access_token(source, token)?;
+        access::verified(ctx, token, key)
+    })?;
     let version = if claims.access_token {
         Version::V1
     } else {
