@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::auth::pyjwt;
-use crate::mercure::{HUB, enc, get, hub_url};
+use crate::mercure::{HUB, enc, form_post, get, hub_url};
 use crate::mercure_tokens::pyjwt as pyjwt_typed;
-use crate::support::{Client, SseClient, SseEvent, TestServer, start, wait_for};
+use crate::support::{Client, SseClient, SseEvent, TestServer, publish_json, start, wait_for};
 
 const KEY: &str = "mercure subscriptions test key, 32 bytes+";
 const ISS: &str = "https://example.com";
@@ -365,6 +365,33 @@ fn without_the_flag_there_is_no_list_and_no_event() {
     t.wait_subscribers(2, Duration::from_secs(5));
     reader.assert_no_event(QUIET);
     assert_eq!(stats(&t)["mercure"], Value::Null);
+}
+
+#[test]
+fn no_publisher_may_forge_a_subscription_event() {
+    let t = hub(&[]);
+    let publisher = pyjwt(&json!({"mercure": {"publish": ["*"]}}), KEY, "HS256");
+    let auth = bearer(&publisher);
+    for topic in [
+        format!("{HUB}/subscriptions/a/urn%3Auuid%3Ax"),
+        format!("https://hub.example.com{HUB}/subscriptions"),
+    ] {
+        let refused = form_post(
+            &t,
+            &[("Authorization", &auth)],
+            &[("topic", &topic), ("data", "{}")],
+        );
+        refused.assert_refusal(403);
+        let native = publish_json(t.addr, &publisher, &json!({"topic": topic, "data": "x"}));
+        native.assert_refusal(403);
+    }
+    // The rest of the hub's own path, and other topics, are the publishers'.
+    let other = form_post(
+        &t,
+        &[("Authorization", &auth)],
+        &[("topic", &format!("{HUB}/other")), ("data", "{}")],
+    );
+    assert_eq!(other.status, 200, "{}", other.body_text());
 }
 
 /// The subscription events in `reader`'s stream for `subscriber`, until `n` came.

@@ -165,7 +165,11 @@ pub(super) async fn publish<S: Conn>(
     rights: &PublishRights,
 ) -> Result<Response, ConnError> {
     let body = publish::receive_body(stream, buf, ctx, req).await?;
-    let (resp, congested) = match parse(req, &body, rights) {
+    let parsed = parse(req, &body, rights).and_then(|(envelope, event)| {
+        super::subscriptions::refuse_reserved(ctx, envelope.topics())?;
+        Ok((envelope, event))
+    });
+    let (resp, congested) = match parsed {
         Ok((envelope, event)) => publish_update(ctx, envelope, event).await,
         Err(refused) => (refused, false),
     };

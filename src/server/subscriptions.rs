@@ -215,6 +215,41 @@ impl Drop for Registration {
     }
 }
 
+/// Refuses (`403`) a publish on a topic of the subscription events, `{hub}/subscriptions`
+/// or below, when the feature is on: those are the hub's own, and no publisher may forge
+/// one, whatever its rights (Mercure's rule for its reserved namespace). A topic is read
+/// by its path: an absolute IRI's after its authority, without query or fragment.
+pub(super) fn refuse_reserved<'t>(
+    ctx: &Ctx,
+    topics: impl IntoIterator<Item = &'t Topic>,
+) -> Result<(), Response> {
+    let Some(tracker) = &ctx.subscriptions else {
+        return Ok(());
+    };
+    let reserved = format!("{}/subscriptions", tracker.hub);
+    let forged = topics.into_iter().any(|t| {
+        let path = topic_path(t.as_str());
+        path.strip_prefix(reserved.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    });
+    if forged {
+        return Err(Response::text(
+            403,
+            &format!("topics under {reserved} are the hub's own subscription events"),
+        ));
+    }
+    Ok(())
+}
+
+/// The path of a topic: after `scheme://authority` when it has them, up to a `?` or `#`.
+fn topic_path(topic: &str) -> &str {
+    let path = match topic.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => topic,
+    };
+    path.split(['?', '#']).next().unwrap_or_default()
+}
+
 /// Whether `path` is the list's (`{hub}/subscriptions` or below) on this server.
 pub(super) fn serves(ctx: &Ctx, path: &str) -> bool {
     let (Some(_), Some(hub)) = (&ctx.subscriptions, &ctx.config.mercure_path) else {
@@ -380,6 +415,17 @@ mod tests {
         assert!(t.event(&long, &long.subscriptions[0], true).is_none());
         t.announce(&long, true);
         assert_eq!(t.dropped.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn a_topics_path_is_read_past_its_authority() {
+        assert_eq!(
+            topic_path("https://e.com/.well-known/mercure/subscriptions/a?x#y"),
+            "/.well-known/mercure/subscriptions/a"
+        );
+        assert_eq!(topic_path("/h/subscriptions"), "/h/subscriptions");
+        assert_eq!(topic_path("https://e.com"), "");
+        assert_eq!(topic_path("urn:x:y"), "urn:x:y");
     }
 
     #[test]
