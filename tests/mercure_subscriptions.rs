@@ -2,7 +2,8 @@
 //! with tokens minted by PyJWT: the list in 0.x's and 1.0's shapes, checked field by
 //! field; the private events when a subscriber comes and goes, reaching an authorized
 //! reader of a URI-template or URL-pattern selector and not an anonymous one; the
-//! `401`/`403`/`400`/`404`/`405` answers; the flag off; and a storm of connects that
+//! `401`/`403`/`400`/`404`/`405` answers; no forged events; the flag off; two nodes on
+//! one Redis (events everywhere, each node lists its own); and a storm of connects that
 //! stays within the per-subscriber cap, every event counted.
 
 use std::collections::BTreeSet;
@@ -481,6 +482,50 @@ fn events_reach_authorized_readers_of_both_versions_and_not_anonymous_ones() {
     anonymous.assert_no_event(QUIET);
     let counted = &stats(&t)["mercure"]["subscription_events"];
     assert_eq!(counted["dropped"], 0, "{counted}");
+}
+
+#[test]
+fn with_redis_every_node_sees_the_events_and_each_lists_its_own() {
+    let redis = crate::support::redis::RedisServer::start(&[]);
+    let url = redis.unix_url("");
+    let flags = ["--jwt-key", KEY, "--mercure-subscriptions"];
+    let (a, b) = (
+        crate::support::redis::node(&url, &flags),
+        crate::support::redis::node(&url, &flags),
+    );
+    let template = format!("{HUB}/subscriptions/{{+rest}}");
+    let reader = token(&[&template], None);
+    let mut on_b = SseClient::connect(
+        b.addr,
+        &hub_url(&[("topic", &template)]),
+        &[("Authorization", &bearer(&reader))],
+    );
+    b.wait_subscribers(1, Duration::from_secs(5));
+    let s = SseClient::open(a.addr, &hub_url(&[("topic", "https://example.com/a")]));
+    a.wait_subscribers(1, Duration::from_secs(5));
+    let all = token(&["*"], None);
+    let id = only_subscriber(&a, &all);
+    let came = events_of(&mut on_b, &id, 1)[0].json();
+    assert_eq!(came["active"], true);
+    assert_eq!(came["topic"], "https://example.com/a");
+    // B lists only its own subscriber (the reader), not A's.
+    let on_b_list = get(
+        &b,
+        &format!("{HUB}/subscriptions"),
+        &[("Authorization", &bearer(&all))],
+    )
+    .json();
+    let listed: Vec<&str> = on_b_list["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["subscriber"].as_str().unwrap())
+        .collect();
+    assert!(!listed.contains(&id.as_str()), "{on_b_list}");
+    assert_eq!(listed.len(), 1);
+    drop(s);
+    let went = events_of(&mut on_b, &id, 1)[0].json();
+    assert_eq!(went["active"], false);
 }
 
 #[test]
