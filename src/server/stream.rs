@@ -16,6 +16,7 @@ use super::access::{self, Grant};
 use super::expiring;
 use super::request::Request;
 use super::socket::{Conn, write_timed};
+use super::subscriptions::{Pending, Registration};
 use super::writer::Writer;
 use crate::event_id::{EventId, Resume};
 use crate::http::framing::BodyKind;
@@ -41,6 +42,9 @@ pub(super) struct OpenStream {
     grant: Grant,
     /// On the Mercure path: what its resume headers need.
     mercure: Option<super::resume_fields::Resuming>,
+    /// On the Mercure path, with `--mercure-subscriptions`: what is listed and announced
+    /// once the stream is open.
+    tracked: Option<Pending>,
 }
 
 impl OpenStream {
@@ -50,12 +54,14 @@ impl OpenStream {
         last_id: Option<String>,
         grant: Grant,
         resuming: super::resume_fields::Resuming,
+        tracked: Option<Pending>,
     ) -> OpenStream {
         OpenStream {
             topics,
             last_id,
             grant,
             mercure: Some(resuming),
+            tracked,
         }
     }
 }
@@ -70,6 +76,9 @@ pub(super) struct Opened {
     pub(super) notice: Option<(Instant, Frame)>,
     /// Its place under the token's stream cap, given back when the stream ends.
     pub(super) slot: Option<super::quota::Slot>,
+    /// Its listing among Mercure's active subscriptions, ended (and announced) when
+    /// the stream ends.
+    pub(super) registration: Option<Registration>,
 }
 
 /// Checks what a stream request asks for: its token's grant, topics and the resume id,
@@ -107,6 +116,7 @@ pub(super) fn check(ctx: &Ctx, req: &Request) -> Result<OpenStream, Response> {
         last_id,
         grant,
         mercure: None,
+        tracked: None,
     })
 }
 
@@ -210,6 +220,7 @@ pub(super) async fn open<S: Conn>(
         ends_at: open.grant.ends_at,
         notice,
         slot: open.grant.slot,
+        registration: open.tracked.map(Pending::register),
     })
 }
 
@@ -277,6 +288,7 @@ pub(super) async fn write_stream<S: Conn>(mut stream: S, opened: Opened, ctx: &C
         ends_at,
         notice,
         slot,
+        registration,
     } = opened;
     let mut writer = Writer::new(
         &mut stream,
@@ -308,6 +320,7 @@ pub(super) async fn write_stream<S: Conn>(mut stream: S, opened: Opened, ctx: &C
     }
     sub.end(reason);
     drop(slot);
+    drop(registration);
 }
 
 /// `ms` ±20%, so that a restart does not bring every client back in the same instant.
