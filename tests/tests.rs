@@ -56,6 +56,8 @@ mod daemon;
 mod mercure;
 // Mercure 1.0 access tokens (RFC 9068): rights, cookie, RFC 6750 refusals; RS256, ES256.
 mod mercure_tokens;
+// A key per role (--jwt-publisher-key, --jwt-subscriber-key): neither token serves the other.
+mod mercure_keys;
 // Behind real reverse proxies (nginx, Caddy with HTTP/2 and Chromium), and the soak
 // tool's proxy doctor.
 mod proxy;

@@ -146,9 +146,16 @@ pub struct Config {
     pub history_file: Option<PathBuf>,
     /// When the history file is synced.
     pub fsync: Fsync,
-    /// The HS256 key subscriber and publisher tokens are signed with; `None`: tokens
-    /// are not accepted (private events then reach nobody).
+    /// The key subscriber and publisher tokens are signed with (`--jwt-key`), unless the
+    /// role has its own below; `None` and no key of the role: that role's tokens are not
+    /// accepted (private events then reach nobody; only `--publish-token` publishes).
     pub jwt_key: Option<Key>,
+    /// The key of publisher tokens (`--jwt-publisher-key`, Mercure's `publisher_jwt`);
+    /// `None`: [`Config::jwt_key`]. See [`Config::publisher_key`].
+    pub jwt_publisher_key: Option<Key>,
+    /// The key of subscriber tokens (`--jwt-subscriber-key`, Mercure's `subscriber_jwt`);
+    /// `None`: [`Config::jwt_key`]. See [`Config::subscriber_key`].
+    pub jwt_subscriber_key: Option<Key>,
     /// The cookie a subscriber's token is read from.
     pub jwt_cookie: String,
     /// Whether every stream needs a valid token.
@@ -184,6 +191,8 @@ impl fmt::Debug for Config {
             .field("history_file", &self.history_file)
             .field("fsync", &self.fsync)
             .field("jwt_key", &self.jwt_key)
+            .field("jwt_publisher_key", &self.jwt_publisher_key)
+            .field("jwt_subscriber_key", &self.jwt_subscriber_key)
             .field("jwt_cookie", &self.jwt_cookie)
             .field("subscribe_auth", &self.subscribe_auth)
             .field("redis", &self.redis)
@@ -214,6 +223,8 @@ impl Default for Config {
             history_file: None,
             fsync: Fsync::default(),
             jwt_key: None,
+            jwt_publisher_key: None,
+            jwt_subscriber_key: None,
             jwt_cookie: DEFAULT_COOKIE.to_owned(),
             subscribe_auth: SubscribeAuth::Optional,
             redis: None,
@@ -285,6 +296,19 @@ impl Raw {
 }
 
 impl Config {
+    /// The key publisher tokens are verified with: the role's own
+    /// (`--jwt-publisher-key`), else the shared one (`--jwt-key`). A token signed with
+    /// the subscriber key does not publish when the keys differ.
+    pub fn publisher_key(&self) -> Option<&Key> {
+        self.jwt_publisher_key.as_ref().or(self.jwt_key.as_ref())
+    }
+
+    /// The key subscriber tokens are verified with: the role's own
+    /// (`--jwt-subscriber-key`), else the shared one (`--jwt-key`).
+    pub fn subscriber_key(&self) -> Option<&Key> {
+        self.jwt_subscriber_key.as_ref().or(self.jwt_key.as_ref())
+    }
+
     /// Parses flags (without the program name) and environment variables.
     ///
     /// `env` looks a variable up; pass `|k| std::env::var(k).ok()` for the real one.
@@ -438,7 +462,7 @@ impl Config {
                 )));
             }
         }
-        let (jwt_key, jwt_cookie, subscribe_auth) = jwt::settings(raw)?;
+        let tokens = jwt::settings(raw)?;
         let redis = match raw.get("redis") {
             None => None,
             Some(u) => {
@@ -526,9 +550,11 @@ impl Config {
             cors_origins,
             history_file,
             fsync,
-            jwt_key,
-            jwt_cookie,
-            subscribe_auth,
+            jwt_key: tokens.shared,
+            jwt_publisher_key: tokens.publisher,
+            jwt_subscriber_key: tokens.subscriber,
+            jwt_cookie: tokens.cookie,
+            subscribe_auth: tokens.subscribe_auth,
             redis,
             mercure_path,
             token_expiring_notice: secs(raw, "token-notice", DEFAULT_TOKEN_EXPIRING_NOTICE, true)?,

@@ -53,7 +53,7 @@ pub(super) struct Grant {
 /// The grant of a stream request: none without a token (where that is allowed), the
 /// token's rights, or the `401` to answer.
 pub(super) fn subscriber(ctx: &Ctx, req: &Request) -> Result<Grant, Response> {
-    let Some(key) = &ctx.config.jwt_key else {
+    let Some(key) = ctx.config.subscriber_key() else {
         return Ok(Grant::default());
     };
     let query = req.param(auth::QUERY_PARAM);
