@@ -58,6 +58,8 @@ mod mercure;
 mod mercure_tokens;
 // A key per role (--jwt-publisher-key, --jwt-subscriber-key): neither token serves the other.
 mod mercure_keys;
+// Mercure clients resuming on another Redis node and after a restart with a history file.
+mod mercure_resume;
 // Behind real reverse proxies (nginx, Caddy with HTTP/2 and Chromium), and the soak
 // tool's proxy doctor.
 mod proxy;
