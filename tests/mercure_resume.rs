@@ -61,8 +61,11 @@ fn assert_exactly(s: &mut SseClient, ids: &[&str]) -> usize {
     resets
 }
 
+/// One way of asking to resume: what it is, the path, the headers.
+type Resume = (&'static str, String, Vec<(&'static str, String)>);
+
 /// The ways a Mercure client asks to resume after `id`: the path and headers of each.
-fn resumes_after(id: &str) -> Vec<(&'static str, String, Vec<(&'static str, String)>)> {
+fn resumes_after(id: &str) -> Vec<Resume> {
     vec![
         (
             "0.x Last-Event-ID header",

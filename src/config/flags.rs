@@ -221,6 +221,15 @@ pub const FLAGS: &[Flag] = &[
         "shutdown: time for streams to flush",
     ),
     flag(
+        "drain-spread",
+        Some("SECS"),
+        "seconds",
+        Default::Said("4/5 of --grace"),
+        "shutdown without a handover: streams end at\n\
+         random times over this long (at most 10 ms\n\
+         per stream, at most --grace); 0: all at once",
+    ),
+    flag(
         "write-timeout",
         Some("SECS"),
         "seconds",

@@ -130,6 +130,10 @@ pub struct Config {
     pub threads: usize,
     /// How long shutdown waits for streams to flush.
     pub grace: Duration,
+    /// How long a shutdown without a handover spreads the ends of the streams over
+    /// (`--drain-spread`); `None`: four fifths of [`Config::grace`]. See
+    /// [`Config::drain_spread`].
+    pub drain_spread: Option<Duration>,
     /// Log nothing.
     pub quiet: bool,
     /// Bearer token for `POST /publish`; `None`: publishing is off.
@@ -186,6 +190,7 @@ impl fmt::Debug for Config {
             .field("demo", &self.demo)
             .field("threads", &self.threads)
             .field("grace", &self.grace)
+            .field("drain_spread", &self.drain_spread)
             // Never print the token or the key.
             .field("publish_token", &self.publish_token.as_ref().map(|_| ".."))
             .field("history_file", &self.history_file)
@@ -214,6 +219,7 @@ impl Default for Config {
             demo_interval_ms: (DEFAULT_MIN_INTERVAL_MS, DEFAULT_MAX_INTERVAL_MS),
             threads: default_threads(),
             grace: DEFAULT_GRACE,
+            drain_spread: None,
             quiet: false,
             publish_token: None,
             retry_ms: DEFAULT_RETRY_MS,
@@ -296,6 +302,15 @@ impl Raw {
 }
 
 impl Config {
+    /// How long a shutdown without a handover spreads the ends of the streams over:
+    /// `--drain-spread`, else four fifths of `--grace` (the last fifth leaves the last
+    /// streams time to flush); never more than the grace period.
+    pub fn drain_spread(&self) -> Duration {
+        self.drain_spread
+            .unwrap_or(self.grace * 4 / 5)
+            .min(self.grace)
+    }
+
     /// The key publisher tokens are verified with: the role's own
     /// (`--jwt-publisher-key`), else the shared one (`--jwt-key`). A token signed with
     /// the subscriber key does not publish when the keys differ.
@@ -463,6 +478,21 @@ impl Config {
             }
         }
         let tokens = jwt::settings(raw)?;
+        let grace = secs(raw, "grace", d.grace, true)?.unwrap_or_default();
+        let drain_spread = match raw.get("drain-spread") {
+            None => None,
+            Some(_) => {
+                let spread = secs(raw, "drain-spread", Duration::ZERO, true)?.unwrap_or_default();
+                if spread > grace {
+                    return Err(ConfigError(format!(
+                        "--drain-spread: at most --grace ({} s), got {} s",
+                        grace.as_secs_f64(),
+                        spread.as_secs_f64()
+                    )));
+                }
+                Some(spread)
+            }
+        };
         let redis = match raw.get("redis") {
             None => None,
             Some(u) => {
@@ -541,7 +571,8 @@ impl Config {
             demo: !flag(raw, "no-demo")?,
             demo_interval_ms: (min, max),
             threads: int(raw, "threads", d.threads, 1, 1024)?,
-            grace: secs(raw, "grace", d.grace, true)?.unwrap_or_default(),
+            grace,
+            drain_spread,
             quiet: flag(raw, "quiet")?,
             publish_token,
             retry_ms: int(raw, "retry-ms", d.retry_ms, 0, 86_400_000)?,

@@ -116,6 +116,7 @@
 
 mod commit;
 mod direct;
+mod drain;
 mod external;
 mod fan_out;
 pub(crate) mod history;
@@ -125,6 +126,7 @@ mod topic_counts;
 mod writer_state;
 
 pub(crate) use commit::Local;
+pub use drain::{DRAIN_PER_STREAM, DRAIN_TICK};
 pub use fan_out::QUEUE_RELEASE_AFTER;
 
 #[cfg(test)]
