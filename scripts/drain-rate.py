@@ -21,6 +21,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,23 +30,36 @@ REQ = b"GET /stream HTTP/1.1\r\nHost: drain-rate\r\n\r\n"
 BUCKET = 0.1
 
 
-def start_server(binary, extra):
-    """Starts ssehub on 127.0.0.1:0; the process and its port."""
-    args = [binary, "--bind", "127.0.0.1:0", "--no-demo", "--heartbeat", "0", *extra]
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(proc, port, binary):
+    """Waits (10 s at most) until the server at `port` answers /health with 200."""
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        if m:
-            # Keep draining stderr so the server never blocks on a full pipe.
-            asyncio.get_running_loop().run_in_executor(None, lambda: proc.stderr.read())
-            return proc, int(m.group(1))
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: up\r\nConnection: close\r\n\r\n")
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return proc, port
+        except OSError:
+            pass
+        time.sleep(0.05)
     proc.kill()
-    sys.exit(f"drain-rate: {binary} did not report listening")
+    sys.exit(f"{os.path.basename(sys.argv[0])}: {binary} did not come up on port {port}")
+
+
+def start_server(binary, extra):
+    """Starts ssehub, quiet, on a free loopback port; the process and the port once
+    /health answers."""
+    port = free_port()
+    args = [binary, "--bind", f"127.0.0.1:{port}", "--no-demo", "--heartbeat", "0",
+            "--quiet", *extra]
+    return wait_up(subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL), port, binary)
 
 
 async def open_stream(port):
