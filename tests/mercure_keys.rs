@@ -142,3 +142,58 @@ fn a_role_without_its_own_key_takes_the_shared_one() {
     assert_eq!(mercure_publish(&t, &token(PUBLISHER), "x"), 200);
     assert_eq!(subscribe_status(&t, HUB_T, &[]), 200);
 }
+
+#[test]
+fn each_role_pins_its_own_algorithm() {
+    // Publishers sign with an ES256 key pair (the hub holds the public key), subscribers'
+    // tokens are HS256, as Mercure's `publisher_jwt KEY ES256` beside `subscriber_jwt KEY`.
+    let (private, public) = crate::mercure_tokens::key_pair("ES256");
+    let t = hub(&[
+        "--jwt-publisher-alg",
+        "ES256",
+        "--jwt-publisher-public-key-file",
+        &public,
+        "--jwt-subscriber-key",
+        SUBSCRIBER,
+    ]);
+    let claims = json!({"mercure": {"subscribe": ["*"], "publish": ["*"]}});
+    let publisher = pyjwt(&claims, &private, "ES256");
+    let subscriber = token(SUBSCRIBER);
+    // An HS256 token does not publish, however signed; an ES256 one does not subscribe.
+    let bearer = format!("Bearer {subscriber}");
+    let r = form_post(
+        &t,
+        &[("Authorization", &bearer)],
+        &[("topic", "t"), ("data", "x")],
+    );
+    assert_eq!(r.status, 401);
+    assert!(
+        r.body_text().contains("alg must be ES256"),
+        "{}",
+        r.body_text()
+    );
+    let bearer = format!("Bearer {publisher}");
+    let r = get(
+        &t,
+        &hub_url(&[("topic", "t")]),
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!(r.status, 401);
+    assert!(
+        r.body_text().contains("alg must be HS256"),
+        "{}",
+        r.body_text()
+    );
+    // Each in its role: the private update arrives.
+    let bearer = format!("Bearer {subscriber}");
+    let mut s = SseClient::connect(
+        t.addr,
+        &hub_url(&[("topic", "t")]),
+        &[("Authorization", &bearer)],
+    );
+    t.wait_subscribers(1, Duration::from_secs(5));
+    assert_eq!(mercure_publish(&t, &publisher, "signed ES256"), 200);
+    assert_eq!(native_publish(&t, &publisher, "again"), 200);
+    let got: Vec<String> = s.expect_events(2).into_iter().map(|e| e.data).collect();
+    assert_eq!(got, ["signed ES256", "again"]);
+}

@@ -12,6 +12,7 @@
 //! | `history.rs` | the bounded replay history: ids, publisher ids and keys, the resume decision |
 //! | `external.rs` | a hub whose ids a broker assigns: losses, bridging old resumes |
 //! | `pace.rs` | waiting while the writers are behind |
+//! | `drain.rs` | closing with the streams' ends spread over time (the jittered drain) |
 //! | `subscription.rs` | the reader's end: queue, backlog, end reason |
 //! | `writer_state.rs` | the writer's state word (waiting, running, lent), with its transition table |
 //! | `direct.rs` | direct writes: a frame written to waiting writers' sockets without waking them |

@@ -1,8 +1,8 @@
 //! Who may read what: the token of a `GET /stream` request, verified, as the rights and
 //! the expiry it grants, or the `401` that names why not.
 //!
-//! Without a key (`--jwt-key`, or `--jwt-public-key-file` for RS256 and ES256) no token
-//! is read (streams get public events, as before tokens existed). With a key, a token found in the `Authorization: Bearer` header, the cookie
+//! Without a subscriber key (`--jwt-subscriber-key`, else `--jwt-key`; or their
+//! `-public-key-file` twins for RS256 and ES256) no token is read (streams get public events, as before tokens existed). With a key, a token found in the `Authorization: Bearer` header, the cookie
 //! or `?authorization=` (the first found wins) must be valid, whatever
 //! `--subscribe-auth` says: a client that sends a token wants its rights, and quietly
 //! serving it public events only would hide the error. `--subscribe-auth required`
