@@ -21,35 +21,14 @@ import os
 import re
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
 
+from ssehub_proc import free_port, wait_up
+
 REQ = b"GET /stream HTTP/1.1\r\nHost: drain-rate\r\n\r\n"
 BUCKET = 0.1
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_up(proc, port, binary):
-    """Waits (10 s at most) until the server at `port` answers /health with 200."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /health HTTP/1.1\r\nHost: up\r\nConnection: close\r\n\r\n")
-                if s.recv(64).startswith(b"HTTP/1.1 200"):
-                    return proc, port
-        except OSError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    sys.exit(f"{os.path.basename(sys.argv[0])}: {binary} did not come up on port {port}")
 
 
 def start_server(binary, extra):

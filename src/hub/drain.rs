@@ -73,6 +73,22 @@ mod tests {
     use crate::stats::Stats;
     use crate::topic::Topics;
 
+    /// A hub with `n` subscribers of every topic, and them.
+    fn hub_with(n: usize) -> (Hub, Vec<crate::hub::Subscription>) {
+        let hub = Hub::new(
+            HubLimits {
+                queue_len: 4,
+                history_events: 10,
+                history_bytes: usize::MAX,
+            },
+            Arc::new(Stats::new()),
+        );
+        let subs = (0..n)
+            .map(|_| hub.subscribe(Topics::All, None, None).unwrap())
+            .collect();
+        (hub, subs)
+    }
+
     #[test]
     fn the_schedule_places_every_subscriber_once_in_order() {
         let ids: Vec<ClientId> = (0..1000).map(ClientId).collect();
@@ -89,17 +105,7 @@ mod tests {
 
     #[test]
     fn subscribers_end_spread_over_the_spread_and_new_ones_are_refused() {
-        let hub = Hub::new(
-            HubLimits {
-                queue_len: 4,
-                history_events: 10,
-                history_bytes: usize::MAX,
-            },
-            Arc::new(Stats::new()),
-        );
-        let subs: Vec<_> = (0..50)
-            .map(|_| hub.subscribe(Topics::All, None, None).unwrap())
-            .collect();
+        let (hub, subs) = hub_with(50);
         let start = Instant::now();
         let drain = std::thread::spawn({
             let hub = hub.clone();
@@ -126,17 +132,7 @@ mod tests {
 
     #[test]
     fn a_zero_spread_closes_every_stream_at_once() {
-        let hub = Hub::new(
-            HubLimits {
-                queue_len: 4,
-                history_events: 10,
-                history_bytes: usize::MAX,
-            },
-            Arc::new(Stats::new()),
-        );
-        let _subs: Vec<_> = (0..20)
-            .map(|_| hub.subscribe(Topics::All, None, None).unwrap())
-            .collect();
+        let (hub, _subs) = hub_with(20);
         futures_lite::future::block_on(hub.close_spread(Duration::ZERO));
         assert_eq!(hub.len(), 0);
     }
