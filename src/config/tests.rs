@@ -489,3 +489,21 @@ fn role_key_errors_name_the_role_flag() {
     );
     assert!(ok.is_ok());
 }
+
+#[test]
+fn drain_spread_defaults_to_four_fifths_of_grace_and_never_exceeds_it() {
+    use std::time::Duration;
+    let c = run(&["--grace", "5"], &[]).unwrap();
+    assert_eq!(c.drain_spread(), Duration::from_secs(4));
+    let c = run(&["--grace", "5", "--drain-spread", "2.5"], &[]).unwrap();
+    assert_eq!(c.drain_spread(), Duration::from_millis(2500));
+    let c = run(&["--drain-spread", "0"], &[("SSEHUB_GRACE", "3")]).unwrap();
+    assert_eq!(c.drain_spread(), Duration::ZERO);
+    let e = run(&["--grace", "2", "--drain-spread", "3"], &[]).unwrap_err();
+    assert!(
+        e.0.starts_with("--drain-spread: at most --grace (2 s)"),
+        "{e}"
+    );
+    let e = run(&["--drain-spread", "soon"], &[]).unwrap_err();
+    assert!(e.0.starts_with("--drain-spread: expected seconds"), "{e}");
+}
