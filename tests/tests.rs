@@ -58,6 +58,12 @@ mod mercure;
 mod mercure_tokens;
 // Mercure's active subscriptions: the list in both shapes, the events, the storm bound.
 mod mercure_subscriptions;
+// A key per role (--jwt-publisher-key, --jwt-subscriber-key): neither token serves the other.
+mod mercure_keys;
+// Mercure clients resuming on another Redis node and after a restart with a history file.
+mod mercure_resume;
+// The jittered drain on SIGTERM (#22): stream ends spread within grace; --drain-spread 0.
+mod drain;
 // Behind real reverse proxies (nginx, Caddy with HTTP/2 and Chromium), and the soak
 // tool's proxy doctor.
 mod proxy;

@@ -221,6 +221,15 @@ pub const FLAGS: &[Flag] = &[
         "shutdown: time for streams to flush",
     ),
     flag(
+        "drain-spread",
+        Some("SECS"),
+        "seconds",
+        Default::Said("4/5 of --grace"),
+        "shutdown without a handover: streams end at\n\
+         random times over this long (at most 10 ms\n\
+         per stream, at most --grace); 0: all at once",
+    ),
+    flag(
         "write-timeout",
         Some("SECS"),
         "seconds",
@@ -319,6 +328,70 @@ pub const FLAGS: &[Flag] = &[
         Default::Unset,
         "path of the PEM public key (BEGIN PUBLIC\n\
          KEY) of RS256 or ES256 tokens",
+    ),
+    flag(
+        "jwt-publisher-key",
+        Some("KEY"),
+        "",
+        Default::Unset,
+        "HS256 key of publisher tokens only (Mercure's\n\
+         publisher_jwt); unset: --jwt-key",
+    ),
+    flag(
+        "jwt-publisher-key-file",
+        Some("PATH"),
+        "",
+        Default::Unset,
+        "read the publisher key from this file",
+    ),
+    flag(
+        "jwt-publisher-alg",
+        Some("ALG"),
+        "",
+        Default::Text("HS256"),
+        "the algorithm of publisher tokens: HS256\n\
+         (--jwt-publisher-key), RS256 or ES256\n\
+         (--jwt-publisher-public-key-file)",
+    ),
+    flag(
+        "jwt-publisher-public-key-file",
+        Some("PEM"),
+        "",
+        Default::Unset,
+        "path of the PEM public key of RS256 or ES256\n\
+         publisher tokens",
+    ),
+    flag(
+        "jwt-subscriber-key",
+        Some("KEY"),
+        "",
+        Default::Unset,
+        "HS256 key of subscriber tokens only (Mercure's\n\
+         subscriber_jwt); unset: --jwt-key",
+    ),
+    flag(
+        "jwt-subscriber-key-file",
+        Some("PATH"),
+        "",
+        Default::Unset,
+        "read the subscriber key from this file",
+    ),
+    flag(
+        "jwt-subscriber-alg",
+        Some("ALG"),
+        "",
+        Default::Text("HS256"),
+        "the algorithm of subscriber tokens: HS256\n\
+         (--jwt-subscriber-key), RS256 or ES256\n\
+         (--jwt-subscriber-public-key-file)",
+    ),
+    flag(
+        "jwt-subscriber-public-key-file",
+        Some("PEM"),
+        "",
+        Default::Unset,
+        "path of the PEM public key of RS256 or ES256\n\
+         subscriber tokens",
     ),
     flag(
         "jwt-issuer",
@@ -539,8 +612,13 @@ pub fn help() -> String {
         if let Some(old) = f.alias {
             lines.push(format!("(older name --{old}, still accepted)"));
         }
+        // A usage too wide for the column gets a line of its own, the help below it.
+        let wide = usage.len() >= HELP_COLUMN - 3;
+        if wide {
+            out.push_str(&format!("  {usage}\n"));
+        }
         for (i, line) in lines.iter().enumerate() {
-            let left = if i == 0 { usage.as_str() } else { "" };
+            let left = if i == 0 && !wide { usage.as_str() } else { "" };
             out.push_str(&format!("  {left:<w$} {line}\n", w = HELP_COLUMN - 3));
         }
     }

@@ -12,6 +12,7 @@
 //! | `history.rs` | the bounded replay history: ids, publisher ids and keys, the resume decision |
 //! | `external.rs` | a hub whose ids a broker assigns: losses, bridging old resumes |
 //! | `pace.rs` | waiting while the writers are behind |
+//! | `drain.rs` | closing with the streams' ends spread over time (the jittered drain) |
 //! | `subscription.rs` | the reader's end: queue, backlog, end reason |
 //! | `writer_state.rs` | the writer's state word (waiting, running, lent), with its transition table |
 //! | `direct.rs` | direct writes: a frame written to waiting writers' sockets without waking them |
@@ -116,6 +117,7 @@
 
 mod commit;
 mod direct;
+mod drain;
 mod external;
 mod fan_out;
 pub(crate) mod history;
@@ -125,6 +127,7 @@ mod topic_counts;
 mod writer_state;
 
 pub(crate) use commit::Local;
+pub use drain::{DRAIN_PER_STREAM, DRAIN_TICK};
 pub use fan_out::QUEUE_RELEASE_AFTER;
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Who may read what: the token of a `GET /stream` request, verified, as the rights and
 //! the expiry it grants, or the `401` that names why not.
 //!
-//! Without a key (`--jwt-key`, or `--jwt-public-key-file` for RS256 and ES256) no token
-//! is read (streams get public events, as before tokens existed). With a key, a token found in the `Authorization: Bearer` header, the cookie
+//! Without a subscriber key (`--jwt-subscriber-key`, else `--jwt-key`; or their
+//! `-public-key-file` twins for RS256 and ES256) no token is read (streams get public events, as before tokens existed). With a key, a token found in the `Authorization: Bearer` header, the cookie
 //! or `?authorization=` (the first found wins) must be valid, whatever
 //! `--subscribe-auth` says: a client that sends a token wants its rights, and quietly
 //! serving it public events only would hide the error. `--subscribe-auth required`
@@ -55,7 +55,7 @@ pub(super) struct Grant {
 /// The grant of a stream request: none without a token (where that is allowed), the
 /// token's rights, or the `401` to answer.
 pub(super) fn subscriber(ctx: &Ctx, req: &Request) -> Result<Grant, Response> {
-    let Some(key) = &ctx.config.jwt_key else {
+    let Some(key) = ctx.config.subscriber_key() else {
         return Ok(Grant::default());
     };
     with_token(ctx, req, |found| {

@@ -141,7 +141,7 @@ pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<PublishRights, Respo
         )
         .close());
     }
-    let Some(key) = &config.jwt_key else {
+    let Some(key) = config.publisher_key() else {
         return Err(Response::text(401, "wrong bearer token")
             .header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
             .close());

@@ -417,9 +417,11 @@ impl Server {
         drop(producers);
         drop(reader);
         drop(announcer);
-        ctx.hub.close();
         drop(guard);
+        // Without a handover, the streams end at random times over the drain's spread
+        // (`hub/drain.rs`), so their clients do not all reconnect at once.
         let finished = async {
+            ctx.hub.close_spread(ctx.config.drain_spread()).await;
             all_done.wait_all_dropped().await;
             true
         }

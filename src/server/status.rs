@@ -126,9 +126,9 @@ fn config_json(cfg: &Config) -> Value {
         "max_head_bytes": cfg.limits.head.max_head_bytes,
         "max_headers": cfg.limits.head.max_headers,
         "max_body": cfg.limits.max_body,
-        "publishing": cfg.publish_token.is_some() || cfg.jwt_key.is_some(),
+        "publishing": cfg.publish_token.is_some() || cfg.publisher_key().is_some(),
         // Whether tokens are checked; never the key itself.
-        "jwt": cfg.jwt_key.is_some(),
+        "jwt": cfg.publisher_key().is_some() || cfg.subscriber_key().is_some(),
         "jwt_cookie": cfg.jwt_cookie,
         "subscribe_auth": cfg.subscribe_auth.label(),
         "threads": cfg.threads,

@@ -269,10 +269,10 @@ pub(super) fn list(ctx: &Ctx, req: &Request) -> Response {
 
 /// The list's answer, or its refusal.
 fn answer(ctx: &Ctx, req: &Request) -> Result<Response, Response> {
-    let (Some(tracker), Some(key)) = (&ctx.subscriptions, &ctx.config.jwt_key) else {
+    let (Some(tracker), Some(key)) = (&ctx.subscriptions, ctx.config.subscriber_key()) else {
         return Err(access::unauthorized(
             None,
-            "the subscriptions API needs a token, and this hub reads none (no --jwt-key)",
+            "the subscriptions API needs a token, and this hub reads none (no --jwt-key or --jwt-subscriber-key)",
         ));
     };
     let claims = access::with_token(ctx, req, |found| {
