@@ -440,7 +440,7 @@ pub const FLAGS: &[Flag] = &[
         "share one Redis stream with other nodes:\n\
          redis[s]://[user:pass@]host:port[/db],\n\
          unix:///path or, through Sentinel,\n\
-         redis-sentinel://[user:pass@]host:port[,host:port]\n\
+         redis[s]-sentinel://[user:pass@]host:port[,host:port]\n\
          /MASTER[/db][?redis_password=P]",
     ),
     flag(
@@ -463,7 +463,7 @@ pub const FLAGS: &[Flag] = &[
         Some("FILE"),
         "",
         Default::Unset,
-        "with rediss://: trust the CA certificates in FILE\n\
+        "with rediss[-sentinel]://: trust the CA certificates in FILE\n\
          (PEM) instead of the system's roots",
     ),
     flag(
@@ -471,7 +471,7 @@ pub const FLAGS: &[Flag] = &[
         Some("FILE"),
         "",
         Default::Unset,
-        "with rediss://: send this client certificate\n\
+        "with rediss[-sentinel]://: send this client certificate\n\
          chain (PEM; with --redis-key)",
     ),
     flag(
@@ -479,7 +479,7 @@ pub const FLAGS: &[Flag] = &[
         Some("FILE"),
         "",
         Default::Unset,
-        "with rediss://: the client certificate's key\n\
+        "with rediss[-sentinel]://: the client certificate's key\n\
          (PEM)",
     ),
     flag(
