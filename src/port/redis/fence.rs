@@ -7,7 +7,7 @@
 //! lost when it is turned into a replica: 140 to 195 acknowledged events at 200 ev/s in
 //! `scripts/soak-cluster.sh --sentinel 20`. The leading sentinel announces each step
 //! before it takes it (`+try-failover` … `+failover-state-send-slaveof-noone`, at least
-//! one of its 100 ms ticks before the `REPLICAOF NO ONE`), so a node that hears the first
+//! one of its timer ticks, 50 to 100 ms, before the `REPLICAOF NO ONE`), so a node that hears the first
 //! step stops acknowledging in time.
 //!
 //! | event                                   | fence of that sentinel | epoch   |
