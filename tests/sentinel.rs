@@ -415,6 +415,11 @@ fn a_clean_failover_loses_no_answered_event() {
     assert!(acked.len() > 100, "too few published: {}", acked.len());
     // The fence was up for a while: publishes were refused, not written to the old master.
     assert!(refused > 0, "no publish refused during the failover\n{log}");
+    let fenced: u64 = nodes
+        .iter()
+        .map(|n| stats(n)["fenced"].as_u64().unwrap())
+        .sum();
+    assert!(fenced > 0, "the refusals were the fence's");
     check_delivery(subs, &acked, &surv);
 }
 
@@ -463,6 +468,8 @@ fn a_loss_no_other_node_read_is_a_lost_reset_on_every_node() {
         // A read them (its own count); B and C learn of them from A's marker, once.
         let lost = b["lost_entries"].as_u64().unwrap_or(0);
         assert!(lost >= 3 && (i == 0 || lost == 3), "{b}\n{log}");
+        // Only A answered the lost events: only A wrote a marker.
+        assert_eq!(b["loss_markers"], json!(u64::from(i == 0)), "{b}");
     }
     lost_on_every_node(&set, subs, &acked);
 }

@@ -209,6 +209,10 @@ pub struct BrokerStatus {
     pub lost_entries: u64,
     /// The master the reader reads from (`host:port`; with Sentinel, the one named).
     pub master: Option<String>,
+    /// Publishes refused because a Sentinel failover of the master was under way.
+    pub fenced: u64,
+    /// Loss markers this node added: entries it acknowledged that a new master lacked.
+    pub loss_markers: u64,
 }
 
 /// Why a publish through the broker failed.
@@ -241,6 +245,10 @@ struct Inner {
     gaps: AtomicU64,
     lost_entries: AtomicU64,
     failovers: AtomicU64,
+    /// Publishes refused by the fence (see [`BrokerStatus::fenced`]).
+    fenced: AtomicU64,
+    /// Loss markers written (see [`BrokerStatus::loss_markers`]).
+    loss_markers: AtomicU64,
     /// Bumped when the master moved (`+switch-master`, or a `READONLY` answer): the
     /// connections made before it are dropped and made again through the sentinels.
     generation: AtomicU64,
@@ -458,6 +466,8 @@ impl Broker {
                 gaps: AtomicU64::new(0),
                 lost_entries: AtomicU64::new(0),
                 failovers: AtomicU64::new(0),
+                fenced: AtomicU64::new(0),
+                loss_markers: AtomicU64::new(0),
                 generation: AtomicU64::new(0),
                 reader: Mutex::new(Some(Reader {
                     conn: Some(reader),
@@ -503,6 +513,8 @@ impl Broker {
                 .as_secs_f64(),
             lost_entries: self.inner.lost_entries.load(Relaxed),
             master: s.master.clone(),
+            fenced: self.inner.fenced.load(Relaxed),
+            loss_markers: self.inner.loss_markers.load(Relaxed),
         }
     }
 
@@ -526,6 +538,7 @@ impl Broker {
         event: &Event,
     ) -> Result<(EventId, bool), Unavailable> {
         if self.inner.fence.is_up() {
+            self.inner.fenced.fetch_add(1, Relaxed);
             return Err(Unavailable(FENCED.to_owned()));
         }
         let mut writer = self.inner.writer.lock().await;
@@ -608,7 +621,7 @@ impl Broker {
                 )))
             }
             Ok(_) if self.inner.fence.epoch() != epoch => {
-                self.count(Op::Xadd);
+                self.inner.fenced.fetch_add(1, Relaxed);
                 Err(Unavailable(FENCED_DURING.to_owned()))
             }
             Ok(((id, repeated), _)) => id

@@ -252,6 +252,7 @@ impl Broker {
                 (MARKER_IDS.as_bytes(), list.as_bytes()),
             ];
             stream::xadd(conn, &cfg.stream, cfg.maxlen, &fields, COMMAND_TIMEOUT).await?;
+            self.inner.loss_markers.fetch_add(1, Relaxed);
             Ok::<_, RedisError>(gone)
         }
         .await;
