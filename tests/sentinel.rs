@@ -476,14 +476,26 @@ fn a_loss_no_other_node_read_is_a_lost_reset_on_every_node() {
 
 /// Sentinel over TLS: sentinels and servers on TLS ports only (a CA made here with
 /// openssl), the nodes on `rediss-sentinel://` with `--redis-ca`: they deliver, follow a
-/// `SENTINEL FAILOVER`, and deliver again in one order.
+/// `SENTINEL FAILOVER`, and deliver again in one order; a wrong CA is one line at start.
 #[test]
 fn sentinels_and_the_master_over_tls_are_followed_through_a_failover() {
     let d = crate::redis_tls::dir();
     crate::redis_tls::ca(&d, "ca");
     crate::redis_tls::leaf(&d, "ca", "server", "2");
+    crate::redis_tls::ca(&d, "other");
     let set = SentinelSet::start_tls(&d);
     let ca = d.join("ca.crt").display().to_string();
+    // A CA that did not sign the sentinels' certificate: one line at start, exit 1.
+    let other = d.join("other.crt").display().to_string();
+    let url = set.url();
+    let args = ["--no-demo", "--bind", "127.0.0.1:0", "--redis", &url];
+    let out = crate::support::run_binary(&[&args[..], &["--redis-ca", &other]].concat());
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let err = out.stderr.trim();
+    assert!(
+        !err.contains('\n') && err.contains("UnknownIssuer"),
+        "{err}"
+    );
     let nodes = nodes(&set.url(), &["--redis-ca", &ca]);
     let subs: Vec<Sub> = nodes.iter().map(Sub::open).collect();
     for n in &nodes {
