@@ -537,12 +537,14 @@ impl Broker {
         envelope: &Envelope,
         event: &Event,
     ) -> Result<(EventId, bool), Unavailable> {
+        let mut writer = self.inner.writer.lock().await;
+        // The epoch first: a fence raised after this read either shows in `is_up` now
+        // or moves the epoch before the answer (then the publish is refused too).
+        let epoch = self.inner.fence.epoch();
         if self.inner.fence.is_up() {
             self.inner.fenced.fetch_add(1, Relaxed);
             return Err(Unavailable(FENCED.to_owned()));
         }
-        let mut writer = self.inner.writer.lock().await;
-        let epoch = self.inner.fence.epoch();
         let generation = self.inner.generation.load(Relaxed);
         if writer.is_some() && self.state().writer_generation != generation {
             // The master moved since this connection was made: ask the sentinels again.

@@ -23,7 +23,7 @@
 //! master after the failover began.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 /// One fence per sentinel, and the epoch that moves when a failover starts or ends in a
@@ -55,7 +55,7 @@ impl Fence {
         if let Some(slot) = self.lock().get_mut(i) {
             *slot = Some(Instant::now() + timeout);
         }
-        self.epoch.fetch_add(1, Relaxed);
+        self.epoch.fetch_add(1, SeqCst);
     }
 
     /// Sentinel `i`'s failover ended or was given up.
@@ -68,7 +68,7 @@ impl Fence {
     /// A replica was promoted: publishing goes to it from now on.
     pub(super) fn lower_all(&self) {
         self.lock().iter_mut().for_each(|s| *s = None);
-        self.epoch.fetch_add(1, Relaxed);
+        self.epoch.fetch_add(1, SeqCst);
     }
 
     /// Whether some sentinel's failover fences publishing now.
@@ -79,7 +79,7 @@ impl Fence {
 
     /// The epoch now (compare before and after a write).
     pub(super) fn epoch(&self) -> u64 {
-        self.epoch.load(Relaxed)
+        self.epoch.load(SeqCst)
     }
 }
 
