@@ -39,7 +39,9 @@
 //!    backend chosen at start: `port/memory.rs` (the default), `port/file.rs` (with
 //!    `port/file/log_file.rs`: the record is appended, under a publish lock of its own,
 //!    off the request thread) or `port/redis.rs` (`XADD`; the event comes back through
-//!    this node's reader, `port/redis/reader.rs`). Each assigns the position
+//!    this node's reader, `port/redis/reader.rs`; with Sentinel, refused while a
+//!    failover runs, `port/redis/fence.rs`, and checked on a new master,
+//!    `port/redis/acked.rs`). Each assigns the position
 //!    (`<epoch>-<offset>`, `event_id.rs`, or Redis's), answers a retry with the first
 //!    id, and hands the event to `hub/commit.rs`: encoded once (`sse.rs`), kept in
 //!    `hub/history.rs`, and `hub/fan_out.rs` `try_send`s it to every subscriber that

@@ -519,7 +519,7 @@ pub const FLAGS: &[Flag] = &[
         "share one Redis stream with other nodes:\n\
          redis[s]://[user:pass@]host:port[/db],\n\
          unix:///path or, through Sentinel,\n\
-         redis-sentinel://[user:pass@]host:port[,host:port]\n\
+         redis[s]-sentinel://[user:pass@]host:port[,…]\n\
          /MASTER[/db][?redis_password=P]",
     ),
     flag(
@@ -542,24 +542,24 @@ pub const FLAGS: &[Flag] = &[
         Some("FILE"),
         "",
         Default::Unset,
-        "with rediss://: trust the CA certificates in FILE\n\
-         (PEM) instead of the system's roots",
+        "with rediss[-sentinel]://: trust the CA\n\
+         certificates in FILE (PEM), not the system's roots",
     ),
     flag(
         "redis-cert",
         Some("FILE"),
         "",
         Default::Unset,
-        "with rediss://: send this client certificate\n\
-         chain (PEM; with --redis-key)",
+        "with rediss[-sentinel]://: send this client\n\
+         certificate chain (PEM; with --redis-key)",
     ),
     flag(
         "redis-key",
         Some("FILE"),
         "",
         Default::Unset,
-        "with rediss://: the client certificate's key\n\
-         (PEM)",
+        "with rediss[-sentinel]://: the client\n\
+         certificate's key (PEM)",
     ),
     flag(
         "redis-wait-replicas",

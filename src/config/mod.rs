@@ -514,7 +514,9 @@ impl Config {
                         Some(t) => **t = files,
                         None => {
                             return Err(ConfigError(
-                                "--redis-ca, --redis-cert, --redis-key: only with rediss://".into(),
+                                "--redis-ca, --redis-cert, --redis-key: only with rediss:// or \
+                                 rediss-sentinel://"
+                                    .into(),
                             ));
                         }
                     }

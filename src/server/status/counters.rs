@@ -468,6 +468,20 @@ pub(super) const COUNTERS: &[Counter] = &[
         read: |v| broker(v, |b| Reading::Number(b.failovers)),
     },
     Counter {
+        stats: "broker.fenced",
+        metric: "broker_fenced_total",
+        kind: Kind::Counter,
+        help: "Publishes refused (503) because a Sentinel failover of the master was under way.",
+        read: |v| broker(v, |b| Reading::Number(b.fenced)),
+    },
+    Counter {
+        stats: "broker.loss_markers",
+        metric: "broker_loss_markers_total",
+        kind: Kind::Counter,
+        help: "Loss markers this node added: entries it acknowledged that a new master lacked (every node got a lost reset).",
+        read: |v| broker(v, |b| Reading::Number(b.loss_markers)),
+    },
+    Counter {
         stats: "broker.down_secs",
         metric: "broker_down_seconds_total",
         kind: Kind::Counter,
