@@ -1,5 +1,6 @@
 // ssehub.js in headless Chromium (#24): one stream shared by twelve tabs, a leader handover
-// with no gap and no duplicate, the fallback without Web Locks, a cookie token refreshed on
+// with no gap and no duplicate, tabs on topics that another tab's stream covers sharing it
+// (each keeps its own events by the ?tagged=1 topic tags), the fallback without Web Locks, a cookie token refreshed on
 // token-expiring with no private event missed, an expired cookie refused (401), and the live
 // page's charts (the screenshot in README, docs/screenshot.png, is written here).
 //
@@ -82,8 +83,9 @@ const HARNESS = `<!doctype html><meta charset="utf-8"><script src="/ssehub.js"><
   const q = new URLSearchParams(location.search);
   window.src = new SsehubSource(q.get("url") || "/stream",
     { refresh: window.refreshToken ? () => window.refreshToken() : undefined });
-  const keep = (e) => got.push({ type: e.type, id: e.lastEventId, data: e.data });
+  const keep = (e) => got.push({ type: e.type, id: e.lastEventId, data: e.data, topics: e.topics, private: e.private });
   src.onmessage = keep;
+  src.addEventListener("tick", keep);
   src.addEventListener("token-expiring", keep);
   src.addEventListener("reset", keep);
   src.onopen = () => { opens++; };
@@ -157,6 +159,73 @@ test("twelve tabs share one stream; the leader's close hands over with no gap", 
     for (const p of rest) assert.deepEqual((await events(p)).map((e) => e.id), ids, "no gap, no duplicate");
     await until("one client again", async () => (await metric(srv.port, "ssehub_clients")) === 1);
     console.log(`handover took ${took} ms`);
+  } finally {
+    await context.close();
+    stopServer(srv);
+  }
+});
+
+test("tabs whose topics another tab's stream covers share it, each gets its own events; others hold their own", { timeout: TEST_TIMEOUT }, async () => {
+  const srv = await startServer();
+  const base = `http://127.0.0.1:${srv.port}`;
+  const context = await harnessContext(srv.port);
+  const streams = [];
+  context.on("response", (r) => { if (r.url().includes("/stream")) streams.push(r); });
+  const open = async (url) => {
+    const p = await context.newPage();
+    await p.goto(base + "/harness.html?url=" + encodeURIComponent(url));
+    await p.waitForFunction(() => window.src.readyState === 1, null, { timeout: WAIT });
+    return p;
+  };
+  const state = (p) => p.evaluate(() => ({ leader: window.src.leader, shared: window.src.shared, stream: window.src.stream }));
+  const kept = (p) => p.evaluate(() => window.got.filter((e) => e.type === "message" || e.type === "tick")
+    .map((e) => ({ id: e.id, type: e.type, data: e.data, topics: e.topics })));
+  try {
+    const wide = await open("/stream?topic=b&topic=a");
+    const narrow = await open("/stream?topic=a");
+    const other = await open("/stream?topic=c");
+    const [w, n, o] = await Promise.all([wide, narrow, other].map(state));
+    assert.equal(w.leader, true);
+    assert.equal(n.leader, false, "the tab on a joins the stream on a and b");
+    assert.equal(new URL(n.stream).search, "?topic=a&topic=b");
+    assert.equal(o.leader, true, "c is not covered: its own stream");
+    assert.equal(await metric(srv.port, "ssehub_clients"), 2, "one stream for a and b (and a), one for c");
+
+    // Events on a, b, c and both a and b (b first), some named: each tab gets exactly its own, in order.
+    const plan = [["a"], ["b"], ["c"], ["b", "a"], ["a"], ["c"], ["b"], ["a", "c"]];
+    const sent = [];
+    const publishPlan = async (round) => {
+      for (const [i, topics] of plan.entries()) {
+        const body = { data: `${round}-${i}`, topic: topics.length === 1 ? topics[0] : topics };
+        if (i % 3 === 0) body.event = "tick";
+        const { id } = await publish(srv.port, body);
+        sent.push({ id, type: body.event || "message", data: body.data, topics });
+      }
+    };
+    await publishPlan(0);
+    const want = (tab) => sent.filter((e) => e.topics.some((t) => tab.includes(t)));
+    const check = async (page, tab) => {
+      await until(`${tab} has its events`, async () => (await kept(page)).length >= want(tab).length);
+      await new Promise((r) => setTimeout(r, 200)); // an extra one would show by now
+      assert.deepEqual(await kept(page), want(tab), `exactly the events on ${tab}, in order`);
+    };
+    await check(wide, ["a", "b"]);
+    await check(narrow, ["a"]);
+    await check(other, ["c"]);
+
+    // The wide tab closes: the narrow one leads and opens the group's stream (a and b) from
+    // the group's last id, so nothing on a is missed or repeated.
+    const before = streams.length;
+    await wide.close();
+    await publishPlan(1);
+    await until("the narrow tab leads", async () => (await state(narrow)).leader, 2000);
+    await until("the new stream's head", () => streams.length > before);
+    const head = streams[streams.length - 1];
+    assert.equal(head.headers()["sse-resume"], "continue");
+    assert.match(head.url(), /topic=a&topic=b/);
+    await check(narrow, ["a"]);
+    await check(other, ["c"]);
+    await until("two clients again", async () => (await metric(srv.port, "ssehub_clients")) === 2);
   } finally {
     await context.close();
     stopServer(srv);
