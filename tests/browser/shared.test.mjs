@@ -301,32 +301,83 @@ test("token-expiring: refresh() sets a fresh cookie, the stream reconnects, no p
   }
 });
 
-test("the live page draws charts from /stats that move as events flow; writes docs/screenshot.png", { timeout: TEST_TIMEOUT }, async () => {
+test("the live page draws charts from /stats that move as a steady flow runs, shows private events and resets; writes docs/screenshot.png", { timeout: 60_000 }, async () => {
   const srv = await startServer(["--jwt-key", JWT_KEY]);
   const base = `http://127.0.0.1:${srv.port}`;
-  const context = await browser.newContext({ viewport: { width: 1100, height: 1000 }, colorScheme: "light" });
+  const context = await browser.newContext({ viewport: { width: 1100, height: 1300 }, colorScheme: "light" });
+  // A subscriber token that reads every private topic, as the page's token form would set it.
+  await context.addCookies([{
+    name: "mercureAuthorization", url: base,
+    value: jwt.sign({ mercure: { subscribe: ["*"] }, exp: now() + 600 }, JWT_KEY, { algorithm: "HS256" }),
+  }]);
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
+  // Another client resumes from an id of no history now and then: resets by reason on the chart.
+  const resetClient = async () => {
+    const ctl = new AbortController();
+    const r = await fetch(`${base}/stream`, { headers: { "Last-Event-ID": "not-an-id" }, signal: ctl.signal });
+    assert.equal(r.headers.get("sse-resume"), "reset");
+    ctl.abort();
+  };
   try {
-    await page.goto(base + "/");
+    // Resumes from an id of another history: the page's own stream starts with a reset.
+    await page.goto(base + "/?lastEventId=1-1");
     await page.waitForFunction(() => document.getElementById("state").textContent === "open", null, { timeout: WAIT });
     assert.equal(await page.evaluate(() => window.ssehubSource.shared), true);
     for (const id of ["chart-rate", "chart-clients", "chart-ends"]) assert.equal(await page.locator("#" + id).count(), 1);
     await page.waitForFunction(() => document.querySelector("#chart-rate polyline[data-series=published]"), null, { timeout: WAIT });
-    const points = () => page.evaluate(() => document.querySelector("#chart-rate polyline[data-series=published]").getAttribute("points"));
-    const first = await points();
-    // Events flow for a few polls; a private one and a reset show distinctly.
+    const points = (series) => page.evaluate((s) => document.querySelector(`#chart-rate polyline[data-series=${s}]`).getAttribute("points"), series);
+    const first = await points("published");
+
+    // A steady flow for 12 s: ticks about every 160 ms (the page keeps the last 100 events,
+    // so its reset stays in the list), every seventh private, two more clients' resets, and
+    // one private event from the page's own form.
+    const FLOW_MS = 12_000;
+    const started = Date.now();
+    let seq = 0, privates = 0, middle = null;
     await page.fill("#token", TOKEN);
-    for (let i = 0; i < 30; i++) {
-      await publish(srv.port, { data: { seq: i, value: Math.round(Math.random() * 100) / 100 }, event: "tick" });
-      await new Promise((r) => setTimeout(r, 100));
+    while (Date.now() - started < FLOW_MS) {
+      const priv = seq % 7 === 3;
+      if (priv) privates++;
+      await publish(srv.port, { data: { seq, value: Math.round(50 + 40 * Math.sin(seq / 8)) / 100 }, event: "tick", private: priv });
+      if (seq === 20 || seq === 50) await resetClient();
+      if (seq === 35) {
+        middle = await points("published");
+        await page.fill("#pub-data", '{"secret": "for token holders"}');
+        await page.check("#pub-private");
+        await page.click("#pub-send");
+      }
+      seq++;
+      await new Promise((r) => setTimeout(r, 160));
     }
-    await page.fill("#pub-data", '{"secret": "for token holders"}');
-    await page.check("#pub-private");
-    await page.click("#pub-send");
-    await until("the charts moved", async () => (await points()) !== first && /[1-9]/.test(await page.locator("#legend-rate").textContent()), 8000);
+    // The newest events, on top of the list: one on another topic, then a private one.
+    await publish(srv.port, { data: { order: 7, state: "shipped" }, event: "tick", topic: "orders/7" });
+    const { id: lastPrivate } = await publish(srv.port, { data: { order: 7, card: "•••• 4242" }, event: "tick", topic: "orders/7", private: true });
+    privates++;
+    console.log(`published ${seq + 2} events (${privates} private) in ${Date.now() - started} ms`);
+    await until("the last private event on top", async () =>
+      (await page.locator("#events li").first().getAttribute("data-id")) === lastPrivate);
+    assert.ok((await page.locator("#events li").first().getAttribute("class")).split(" ").includes("private"));
+    assert.match(await page.locator("#events li .topics").first().textContent(), /^orders\/7$/);
+    await until("the last poll drew the flow", async () => (await points("published")) !== middle, 3000);
+    const last = await points("published");
+    assert.notEqual(last, first, "the published line moved");
+    assert.notEqual(middle, first);
+    assert.match(await page.locator("#legend-rate").textContent(), /published [1-9]/);
+    const delivered = await points("delivered");
+    assert.ok(delivered.split(" ").some((p) => Number(p.split(",")[1]) < 80), `delivered rises: ${delivered}`);
     assert.ok((await page.locator("#chart-clients polyline").count()) >= 1);
+    assert.ok((await page.locator('#chart-ends polyline[data-series^="reset "]').count()) >= 1, "resets by reason are drawn");
+
+    // Private events and the reset show distinctly.
+    await until("the page's own private event", async () => (await page.locator(".event.private").count()) >= 1);
+    assert.ok(await page.locator(".event.private .badge.private").count() >= 1);
+    assert.ok(await page.locator(".event.reset .badge.reset").count() >= 1, "the reset has its badge");
+    assert.equal(await page.locator("#reset-banner").isVisible(), true);
+    assert.match(await page.locator("#ev-kinds").textContent(), /\d+ private.*1 reset/);
+    const priv = await page.locator(".event.private").count();
+    assert.ok(priv >= 1 && priv <= privates + 1, `${priv} private events shown`);
     assert.deepEqual(errors, []);
     await page.screenshot({ path: join(OUT, "page-charts.png") });
     await page.screenshot({ path: join(ROOT, "docs", "screenshot.png") });
