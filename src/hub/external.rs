@@ -133,6 +133,21 @@ mod tests {
     use super::*;
     use crate::event_id::Resume;
 
+    /// A plain subscriber on every topic resuming from `last` with the broker's `older`.
+    fn bridged(h: &Hub, last: &str, older: Vec<(EventId, Envelope, Event)>) -> Subscription {
+        h.subscribe_bridged(
+            Topics::All,
+            None,
+            Some(last),
+            older,
+            false,
+            None,
+            None,
+            false,
+        )
+        .unwrap()
+    }
+
     fn hub(history: usize) -> Hub {
         Hub::with_external_ids(
             HubLimits {
@@ -221,18 +236,7 @@ mod tests {
             (id(20, 0), t(), ev("20")),
             (id(30, 0), t(), ev("30")),
         ];
-        let mut s = h
-            .subscribe_bridged(
-                Topics::All,
-                None,
-                Some("10-0"),
-                older,
-                false,
-                None,
-                None,
-                false,
-            )
-            .unwrap();
+        let mut s = bridged(&h, "10-0", older);
         assert_eq!(s.resume(), Resume::Continue);
         assert_eq!(
             texts(&s.take_backlog()),
@@ -244,18 +248,7 @@ mod tests {
         );
         // The broker no longer has the client's event: evicted, then what is kept.
         let older = vec![(id(20, 0), t(), ev("20"))];
-        let mut s = h
-            .subscribe_bridged(
-                Topics::All,
-                None,
-                Some("10-0"),
-                older,
-                false,
-                None,
-                None,
-                false,
-            )
-            .unwrap();
+        let mut s = bridged(&h, "10-0", older);
         assert_eq!(s.resume(), Resume::Reset(ResetReason::Evicted));
         let got = texts(&s.take_backlog());
         assert!(got[0].starts_with("event: reset\ndata: {\"reason\":\"evicted\""));

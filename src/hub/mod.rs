@@ -97,6 +97,15 @@
 //! assert!(with.try_recv().is_some());
 //! assert!(without.try_recv().is_none());
 //! ```
+//! # Tagged subscribers
+//!
+//! A subscriber that asked for tags (`GET /stream?tagged=1`) gets each event's tagged
+//! twin instead of its frame: the same bytes after a `topic:` line per topic and
+//! `private: 1` for a private event ([`crate::sse::tagged`]). The twin is made once per
+//! event, and only while some subscriber is tagged (the hub counts them); an untagged
+//! subscriber costs the fan-out one more `bool` test. Direct writes lend tagged sockets
+//! to a job of the twin's own. A tagged subscriber's replay is tagged too.
+//!
 //! # Direct writes
 //!
 //! When no writer is busy (each waits with an empty queue, or a direct write still
