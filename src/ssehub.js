@@ -374,5 +374,8 @@
   SsehubSource.CONNECTING = CONNECTING;
   SsehubSource.OPEN = OPEN;
   SsehubSource.CLOSED = CLOSED;
+  // The event-stream parser, for a page that reads a stream of its own (and for tests):
+  // new SsehubSource.Parser(onEvent, onRetry), then parser.feed(text) for each chunk.
+  SsehubSource.Parser = Parser;
   root.SsehubSource = SsehubSource;
 })(typeof window !== "undefined" ? window : self);
