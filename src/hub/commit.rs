@@ -113,7 +113,8 @@ impl Hub {
         };
         let delivery = state.fan_out(
             out,
-            Some((&envelope, broker_id)),
+            Some(&envelope),
+            broker_id,
             &mut evicted,
             go_direct.then_some(&mut lent),
         );

@@ -48,24 +48,22 @@ pub(super) struct Lent {
 pub const QUEUE_RELEASE_AFTER: u8 = 64;
 
 impl State {
-    /// `try_send`s the frame (`out`: its tagged twin to tagged subscribers) to each subscriber that wants one of the `envelope`'s topics
-    /// (all of them without one; for a private event, only those whose rights cover one
-    /// of its topics, so each gets it once); collects the ones to evict. With
-    /// `direct`, the sockets of waiting writers are taken for a direct write instead (see
-    /// the module docs); either way it notes whether every writer was waiting. A broker's
-    /// event (`event_id`) skips the subscribers that already have it
+    /// `try_send`s the frame (`out`; its tagged twin to tagged subscribers) to each
+    /// subscriber that wants one of the `envelope`'s topics (all of them without one;
+    /// for a private event, only those whose rights cover one of its topics, so each
+    /// gets it once); collects the ones to evict. With `direct`, the sockets of waiting
+    /// writers are taken for a direct write instead (see the module docs), in `Lent`'s
+    /// list of the frame they get; either way it notes whether every writer was
+    /// waiting. A broker's event (`event_id`) skips the subscribers that already have it
     /// ([`Client::skip_through`]).
     pub(super) fn fan_out(
         &mut self,
         out: Outgoing<'_>,
-        event: Option<(&Envelope, Option<EventId>)>,
+        envelope: Option<&Envelope>,
+        event_id: Option<EventId>,
         evicted: &mut Vec<(ClientId, Client, Reason)>,
         mut direct: Option<&mut Lent>,
     ) -> Delivery {
-        let (envelope, event_id) = match event {
-            Some((envelope, event_id)) => (Some(envelope), event_id),
-            None => (None, None),
-        };
         let mut delivery = Delivery::default();
         let mut gone: Vec<(ClientId, Reason)> = Vec::new();
         let mut busy = 0usize;

@@ -668,6 +668,7 @@ impl Hub {
             state.fan_out(
                 Outgoing::plain(frame),
                 None,
+                None,
                 &mut evicted,
                 go_direct.then_some(&mut lent),
             )
