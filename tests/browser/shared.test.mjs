@@ -165,8 +165,9 @@ test("twelve tabs share one stream; the leader's close hands over with no gap", 
   }
 });
 
-test("tabs whose topics another tab's stream covers share it, each gets its own events; others hold their own", { timeout: TEST_TIMEOUT }, async () => {
-  const srv = await startServer();
+test("tabs whose topics another tab's stream covers share it, each gets its own events; others hold their own", { timeout: 60_000 }, async () => {
+  // A short retry, so that the streams come back soon after the restart at the end.
+  let srv = await startServer(["--retry-ms", "300"]);
   const base = `http://127.0.0.1:${srv.port}`;
   const context = await harnessContext(srv.port);
   const streams = [];
@@ -226,6 +227,33 @@ test("tabs whose topics another tab's stream covers share it, each gets its own 
     await check(narrow, ["a"]);
     await check(other, ["c"]);
     await until("two clients again", async () => (await metric(srv.port, "ssehub_clients")) === 2);
+
+    // A tab on a and b joins the group the narrow tab leads; after a restart the leader
+    // resumes from the group's last id, gets a reset (other epoch), and every tab of the
+    // group sees it, then its own new events.
+    const wide2 = await open("/stream?topic=a&topic=b");
+    assert.equal((await state(wide2)).leader, false);
+    assert.equal(await metric(srv.port, "ssehub_clients"), 2);
+    const port = srv.port;
+    srv.proc.kill("SIGTERM");
+    await new Promise((r) => srv.proc.once("exit", r));
+    servers.delete(srv);
+    srv = await startServer(["--retry-ms", "300", "--bind", `127.0.0.1:${port}`]);
+    const resets = (p) => p.evaluate(() => window.got.filter((e) => e.type === "reset").map((e) => JSON.parse(e.data).reason));
+    for (const p of [narrow, wide2, other]) {
+      await until("the reset in every tab", async () => (await resets(p)).length === 1);
+      assert.deepEqual(await resets(p), ["other-epoch"]);
+    }
+    sent.length = 0;
+    await publishPlan(2);
+    const fresh = async (page, tab) => {
+      const w = want(tab);
+      await until(`${tab} has its new events`, async () => (await kept(page)).slice(-w.length).map((e) => e.id).join() === w.map((e) => e.id).join());
+    };
+    await fresh(narrow, ["a"]);
+    await fresh(wide2, ["a", "b"]);
+    await fresh(other, ["c"]);
+    assert.deepEqual(await kept(wide2), want(["a", "b"]), "the joining tab: only what came after it joined");
   } finally {
     await context.close();
     stopServer(srv);
