@@ -88,6 +88,8 @@
 //! | replay history | `--history`, `--history-bytes` | oldest dropped; a resume from before them gets a `reset` event |
 //! | history file (`--history-file`) | about twice the replay caps | compacted (rewritten, synced, renamed) |
 //! | token | fixed: 7 KiB (7,168 bytes: the default head and request line keep 1 KiB beside it); 64 selectors per list, 256 bytes each | `401 invalid token: malformed` |
+//! | a token's `payload` | fixed: 2,048 bytes as compact JSON ([`auth::MAX_PAYLOAD_BYTES`]) | `401 invalid token: malformed` |
+//! | Mercure subscription events (`--mercure-subscriptions`) | fixed: 8 per connect or disconnect ([`mercure::subscriptions::MAX_TRACKED_SELECTORS`]), a queue of 1,024 to the port | more selectors not tracked; a full queue drops the event, counted |
 //!
 //! # Ids and resuming
 //!

@@ -58,6 +58,8 @@ mod daemon;
 mod mercure;
 // Mercure 1.0 access tokens (RFC 9068): rights, cookie, RFC 6750 refusals; RS256, ES256.
 mod mercure_tokens;
+// Mercure's active subscriptions: the list in both shapes, the events, the storm bound.
+mod mercure_subscriptions;
 // Behind real reverse proxies (nginx, Caddy with HTTP/2 and Chromium), and the soak
 // tool's proxy doctor.
 mod proxy;

@@ -377,6 +377,12 @@ pub const FLAGS: &[Flag] = &[
         "where ssehub speaks Mercure (0.x and 1.0: subscribe\n\
          with topic/match*, form publish); off: nowhere",
     ),
+    switch(
+        "mercure-subscriptions",
+        "Mercure's active subscriptions: the list under\n\
+         PATH/subscriptions and a private event when a\n\
+         subscriber comes and goes (off, as in Mercure)",
+    ),
     flag(
         "history",
         Some("N"),

@@ -157,6 +157,9 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// The path where ssehub speaks Mercure (`--mercure-path`); `None`: nowhere.
     pub mercure_path: Option<String>,
+    /// Mercure's active subscriptions (`--mercure-subscriptions`): the list under
+    /// `{mercure_path}/subscriptions` and the subscription events.
+    pub mercure_subscriptions: bool,
     /// How long before its token's `exp` a stream gets a `token-expiring` event;
     /// `None`: never.
     pub token_expiring_notice: Option<Duration>,
@@ -188,6 +191,7 @@ impl fmt::Debug for Config {
             .field("subscribe_auth", &self.subscribe_auth)
             .field("redis", &self.redis)
             .field("mercure_path", &self.mercure_path)
+            .field("mercure_subscriptions", &self.mercure_subscriptions)
             .field("token_expiring_notice", &self.token_expiring_notice)
             .field("max_streams_per_token", &self.max_streams_per_token)
             .finish_non_exhaustive()
@@ -218,6 +222,7 @@ impl Default for Config {
             subscribe_auth: SubscribeAuth::Optional,
             redis: None,
             mercure_path: Some(crate::mercure::DEFAULT_PATH.to_owned()),
+            mercure_subscriptions: false,
             token_expiring_notice: Some(DEFAULT_TOKEN_EXPIRING_NOTICE),
             max_streams_per_token: DEFAULT_MAX_STREAMS_PER_TOKEN,
         }
@@ -489,6 +494,12 @@ impl Config {
             }
         };
         let mercure_path = mercure_path(raw.get("mercure-path"))?;
+        let mercure_subscriptions = flag(raw, "mercure-subscriptions")?;
+        if mercure_subscriptions && mercure_path.is_none() {
+            return Err(ConfigError(
+                "--mercure-subscriptions: needs the Mercure path (--mercure-path is off)".into(),
+            ));
+        }
         let stdin = flag(raw, "stdin")?;
         let stdin_json = flag(raw, "stdin-json")?;
         let history_file = match raw.get("history-file") {
@@ -531,6 +542,7 @@ impl Config {
             subscribe_auth,
             redis,
             mercure_path,
+            mercure_subscriptions,
             token_expiring_notice: secs(raw, "token-notice", DEFAULT_TOKEN_EXPIRING_NOTICE, true)?,
             max_streams_per_token: int(
                 raw,

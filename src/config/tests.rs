@@ -401,3 +401,23 @@ fn config_file_errors_name_the_file_and_the_line() {
         assert!(!e.0.contains('\n'));
     }
 }
+
+#[test]
+fn mercure_subscriptions_is_off_by_default_and_needs_the_mercure_path() {
+    assert!(!run(&[], &[]).unwrap().mercure_subscriptions);
+    assert!(
+        run(&["--mercure-subscriptions"], &[])
+            .unwrap()
+            .mercure_subscriptions
+    );
+    assert!(
+        run(&[], &[("SSEHUB_MERCURE_SUBSCRIPTIONS", "1")])
+            .unwrap()
+            .mercure_subscriptions
+    );
+    let e = run(&["--mercure-subscriptions", "--mercure-path", "off"], &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "--mercure-subscriptions: needs the Mercure path (--mercure-path is off)"
+    );
+}

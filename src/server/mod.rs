@@ -13,6 +13,7 @@
 //! | `script.rs` | `GET /ssehub.js`, the browser client, with its `ETag` |
 //! | `publish.rs` | `POST /publish`: authorization, body, publish, pacing |
 //! | `stream.rs` | `GET /stream`: subscribe, preamble, the writer, the end reason |
+//! | `subscriptions.rs` | Mercure's active subscriptions: the list, the events |
 //! | `writer.rs` | the subscriber's writer loop |
 //! | `socket.rs` | the connection type, `sendmsg`, the direct sink |
 //! | `cors.rs` | cross-origin headers and preflights |
@@ -34,6 +35,7 @@ mod script;
 mod socket;
 mod status;
 mod stream;
+mod subscriptions;
 mod watchdog;
 mod writer;
 
@@ -130,6 +132,8 @@ pub(crate) struct Ctx {
     /// Open streams per token, under `--max-streams-per-token`.
     quota: Arc<quota::Quota>,
     connections: Arc<AtomicUsize>,
+    /// Mercure's active subscriptions, with `--mercure-subscriptions`.
+    pub(crate) subscriptions: Option<Arc<subscriptions::Tracker>>,
 }
 
 impl Ctx {
@@ -151,7 +155,12 @@ impl Ctx {
     ) -> Arc<Ctx> {
         let cors = cors::Cors::new(&config.cors_origins);
         let quota = quota::Quota::new(config.max_streams_per_token);
+        let subscriptions = match (&config.mercure_path, config.mercure_subscriptions) {
+            (Some(hub), true) => Some(Arc::new(subscriptions::Tracker::new(hub))),
+            _ => None,
+        };
         Arc::new(Ctx {
+            subscriptions,
             config,
             hub,
             stats,
@@ -361,6 +370,10 @@ impl Server {
             });
         let producers = Producers::spawn(&ex, &ctx.config, &ctx.hub, &ctx.port, &ctx.log);
         let reader = ctx.port.start(&ex, &ctx.shutdown);
+        let announcer = ctx
+            .subscriptions
+            .clone()
+            .map(|tracker| ex.spawn(subscriptions::run(tracker, ctx.port.clone())));
         let (guard, all_done) = Guard::new();
         let mut probes = Probes::default();
         let stall = self.systemd.as_ref().and_then(|s| s.stall_file.clone());
@@ -403,6 +416,7 @@ impl Server {
         }
         drop(producers);
         drop(reader);
+        drop(announcer);
         ctx.hub.close();
         drop(guard);
         let finished = async {

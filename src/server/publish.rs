@@ -224,7 +224,10 @@ async fn publish_body(
         Ok(parsed) => parsed,
         Err(resp) => return (resp, false),
     };
-    if let Err(refused) = rights.check(p.topics()) {
+    if let Err(refused) = rights
+        .check(p.topics())
+        .and_then(|()| super::subscriptions::refuse_reserved(ctx, envelope.topics()))
+    {
         return (refused, false);
     }
     let result = ctx.port.publish(envelope, p.event).await;

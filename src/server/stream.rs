@@ -16,6 +16,7 @@ use super::access::{self, Grant};
 use super::expiring;
 use super::request::Request;
 use super::socket::{Conn, write_timed};
+use super::subscriptions::{Pending, Registration};
 use super::writer::Writer;
 use crate::event_id::{EventId, Resume};
 use crate::http::framing::BodyKind;
@@ -44,6 +45,9 @@ pub(super) struct OpenStream {
     /// `?tagged=1`: each event's frame names its topics and visibility
     /// ([`sse::tagged`]).
     tagged: bool,
+    /// On the Mercure path, with `--mercure-subscriptions`: what is listed and announced
+    /// once the stream is open.
+    tracked: Option<Pending>,
 }
 
 impl OpenStream {
@@ -53,6 +57,7 @@ impl OpenStream {
         last_id: Option<String>,
         grant: Grant,
         resuming: super::resume_fields::Resuming,
+        tracked: Option<Pending>,
     ) -> OpenStream {
         OpenStream {
             topics,
@@ -60,6 +65,7 @@ impl OpenStream {
             grant,
             mercure: Some(resuming),
             tagged: false,
+            tracked,
         }
     }
 }
@@ -74,6 +80,9 @@ pub(super) struct Opened {
     pub(super) notice: Option<(Instant, Frame)>,
     /// Its place under the token's stream cap, given back when the stream ends.
     pub(super) slot: Option<super::quota::Slot>,
+    /// Its listing among Mercure's active subscriptions, ended (and announced) when
+    /// the stream ends.
+    pub(super) registration: Option<Registration>,
 }
 
 /// Checks what a stream request asks for: its token's grant, topics and the resume id,
@@ -119,6 +128,7 @@ pub(super) fn check(ctx: &Ctx, req: &Request) -> Result<OpenStream, Response> {
         grant,
         mercure: None,
         tagged,
+        tracked: None,
     })
 }
 
@@ -220,6 +230,7 @@ pub(super) async fn open<S: Conn>(
         ends_at: open.grant.ends_at,
         notice,
         slot: open.grant.slot,
+        registration: open.tracked.map(Pending::register),
     })
 }
 
@@ -287,6 +298,7 @@ pub(super) async fn write_stream<S: Conn>(mut stream: S, opened: Opened, ctx: &C
         ends_at,
         notice,
         slot,
+        registration,
     } = opened;
     let mut writer = Writer::new(
         &mut stream,
@@ -318,6 +330,7 @@ pub(super) async fn write_stream<S: Conn>(mut stream: S, opened: Opened, ctx: &C
     }
     sub.end(reason);
     drop(slot);
+    drop(registration);
 }
 
 /// `ms` ±20%, so that a restart does not bring every client back in the same instant.
