@@ -46,7 +46,8 @@
 //!    id, and hands the event to `hub/commit.rs`: encoded once (`sse.rs`), kept in
 //!    `hub/history.rs`, and `hub/fan_out.rs` `try_send`s it to every subscriber that
 //!    wants one of its topics (a private event only to those whose token's rights
-//!    cover one): `Full` evicts. When every writer waits, `hub/direct.rs` writes the
+//!    cover one; a subscriber that asked for `?tagged=1` gets the event's tagged twin,
+//!    made once per event while one exists): `Full` evicts. When every writer waits, `hub/direct.rs` writes the
 //!    frame to their sockets at once instead; `hub/writer_state.rs` is the protocol.
 //! 5. `server/writer.rs` (started by `server/stream.rs`, after `server/access.rs` has
 //!    verified the subscriber's token, if any, with `auth/`): each subscriber's writer

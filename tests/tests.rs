@@ -18,6 +18,8 @@ mod history_file;
 mod auth;
 // The token lifecycle (#24): token-expiring, 401 on both paths, the per-token cap; /ssehub.js.
 mod token_lifecycle;
+// Tagged streams (#24): ?tagged=1 names each event's topics and privacy; plain unchanged.
+mod tagged;
 // The ssehub binary: flags, exit codes, signals, stdin mode.
 mod binary;
 // Malformed and oversized requests, and attacks: each answered precisely, others unharmed.

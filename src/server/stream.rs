@@ -42,6 +42,9 @@ pub(super) struct OpenStream {
     grant: Grant,
     /// On the Mercure path: what its resume headers need.
     mercure: Option<super::resume_fields::Resuming>,
+    /// `?tagged=1`: each event's frame names its topics and visibility
+    /// ([`sse::tagged`]).
+    tagged: bool,
     /// On the Mercure path, with `--mercure-subscriptions`: what is listed and announced
     /// once the stream is open.
     tracked: Option<Pending>,
@@ -61,6 +64,7 @@ impl OpenStream {
             last_id,
             grant,
             mercure: Some(resuming),
+            tagged: false,
             tracked,
         }
     }
@@ -89,8 +93,15 @@ pub(super) fn check(ctx: &Ctx, req: &Request) -> Result<OpenStream, Response> {
     }
     let grant = access::subscriber(ctx, req)?;
     let mut topics = Vec::new();
+    let mut tagged = false;
     for (k, v) in req.params() {
-        if k == "topic" {
+        if k == sse::TAGGED_PARAM {
+            tagged = match &*v {
+                "1" => true,
+                "0" => false,
+                _ => return Err(Response::text(400, "tagged must be 0 or 1")),
+            };
+        } else if k == "topic" {
             match Topic::new(&v) {
                 Ok(t) if topics.len() < MAX_TOPICS_PER_STREAM => topics.push(t),
                 Ok(_) => {
@@ -116,6 +127,7 @@ pub(super) fn check(ctx: &Ctx, req: &Request) -> Result<OpenStream, Response> {
         last_id,
         grant,
         mercure: None,
+        tagged,
         tracked: None,
     })
 }
@@ -181,14 +193,12 @@ pub(super) async fn open<S: Conn>(
             unread,
             Some(hook),
             sink,
+            open.tagged,
         ),
-        (None, Some(sink)) => {
+        (None, sink) => {
             ctx.hub
-                .subscribe_direct(open.topics, rights, last_id, Some(hook), sink)
+                .subscribe_direct(open.topics, rights, last_id, Some(hook), sink, open.tagged)
         }
-        (None, None) => ctx
-            .hub
-            .subscribe_as(open.topics, rights, last_id, Some(hook)),
     };
     let sub = match subscribed {
         Ok(sub) => sub,
