@@ -680,6 +680,29 @@ if chart_links:
       + " · ".join(f"[{name}]({link})" for name, link in chart_links.items()) + ".")
     p()
 
+# The Mercure path (scripts/bench.sh --mercure): the same binary, its subscribers on
+# /.well-known/mercure?topic=soak, against the native path of the same run.
+MERCURE_ROWS = [("W2", "server CPU-µs per delivered event"), ("W2", "latency p99, ms"),
+                ("W2", "delivered events/s"), ("W3", "server CPU-µs per delivered event"),
+                ("W3", "latency p99, ms"), ("W3", "gaps")]
+if any(k == "ssehub-mercure" for k, _ in reports):
+    p("## The Mercure path against the native path (issue 21)")
+    p()
+    p("The same ssehub binary and flags; the subscribers open `/stream` (native) or "
+      "`/.well-known/mercure?topic=soak` (Mercure, an exact 0.x selector), the publisher posts "
+      "to `/publish` in both. Medians (range over runs); the issue's target is CPU per "
+      "delivered event within 5 % (a Mercure/native ratio of at most 1.05).")
+    p()
+    p("| workload | figure | native | Mercure | Mercure/native |")
+    p("|---|---|---|---|---|")
+    for w, label in MERCURE_ROWS:
+        if ("ssehub-mercure", w) not in reports:
+            continue
+        digits = next(d for lab, _, d in METRICS[w] if lab == label)
+        a, b = m("ssehub", w, label), m("ssehub-mercure", w, label)
+        p(f"| {w} | {label} | {cell(a, digits)} | {cell(b, digits)} | {ratio(b, a)} |")
+    p()
+
 p("## Targets (issue 15: ratios to the floor and the peers of this run)")
 p()
 p("| target | " + " | ".join(all_cols) + " | measured | verdict |")

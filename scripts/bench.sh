@@ -13,7 +13,7 @@
 # JSON reports of this run only.
 #
 # Usage: scripts/bench.sh [--quick] [--only W2[,W3...]] [--runs N] [--out FILE]
-#                         [--servers ssehub,floor] [--ssehub-bin PATH]
+#                         [--servers ssehub,floor] [--ssehub-bin PATH] [--mercure]
 #   --quick   1 run each, shorter durations (for trying it out)
 #   --only    run only these workloads (W1..W5, comma separated)
 #   --runs N  runs per workload and server (default 3, --quick: 1)
@@ -23,6 +23,10 @@
 #             a before/after of ssehub beside the floor
 #   --ssehub-bin  measure this ssehub binary (a static build of an earlier commit, say)
 #             instead of the one built here
+#   --mercure also run W2 and W3 with the subscribers on the Mercure path
+#             (/.well-known/mercure?topic=soak; server kind ssehub-mercure, right after
+#             ssehub in each rep), reported beside the native path: CPU per delivered
+#             event and p99, Mercure/native
 # Needs gcc (for the floor, when W2, W3 or W5 runs). The axum peer is built into
 # ${CARGO_TARGET_DIR:-target}/axum-peer. Raw reports, server logs (the floor's ends
 # with its frames_per_write count), the floor binary and the commands:
@@ -33,6 +37,7 @@ root=$(pwd)
 
 quick=0
 servers="ssehub,nchan,axum,floor"
+mercure=0
 ssehub_bin=""
 only="W1,W2,W3,W4,W5"
 runs=""
@@ -48,7 +53,8 @@ while [ $# -gt 0 ]; do
     --out=*) outfile=${1#--out=} ;;
     --servers) servers=$2; shift ;;
     --ssehub-bin) ssehub_bin=$2; shift ;;
-    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
+    --mercure) mercure=1 ;;
+    -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -170,7 +176,7 @@ start_server() { # KIND LOGNAME [BINARY]
         wait_health "http://127.0.0.1:$port/health" "$srv_pid" "$log"
         srv_sample_pid=$srv_pid
         srv_master_rss=0
-    elif [ "$kind" = ssehub ]; then
+    elif [ "$kind" = ssehub ] || [ "$kind" = ssehub-mercure ]; then
         local bin=${3:-$static_bin}
         "$bin" --bind "127.0.0.1:$port" --no-demo --publish-token bench --heartbeat 0 \
             --quiet --queue 100 --max-clients 12000 >"$log" 2>&1 &
@@ -276,6 +282,8 @@ server_args() { # KIND IDLE(0/1)
     case "$1" in
     ssehub | axum) # the axum peer speaks ssehub's paths and publish style
         [ "$2" = 1 ] && echo "$base" || echo "$base --token bench" ;;
+    ssehub-mercure) # subscribers on the Mercure path, one exact topic; publish as ssehub
+        echo "$base --token bench --subscribe-path /.well-known/mercure --topic soak" ;;
     nchan | floor) # the floor speaks nchan's paths and publish style (never idle: not in W1)
         [ "$2" = 1 ] && echo "$base --subscribe-path /sub" ||
             echo "$base --subscribe-path /sub --publish-url http://127.0.0.1:$port/pub --publish-style nchan" ;;
@@ -306,8 +314,9 @@ for r in $(seq "$runs"); do
         [ "$w" = W1 ] && subs="W1a W1b"
         kinds="ssehub nchan axum"
         case " $floor_workloads " in *" $w "*) kinds="ssehub nchan axum floor" ;; esac
+        case "$mercure $w" in "1 W2" | "1 W3") kinds=${kinds/ssehub /ssehub ssehub-mercure } ;; esac
         for kind in $kinds; do
-            wanted "$kind" || continue
+            wanted "${kind%-mercure}" || continue
             for s in $subs; do run_one "$kind" "$s" "$r"; done
         done
     done

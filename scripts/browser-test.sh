@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Headless-browser tests against the real ssehub binary: the live page (GET /) and
-# Mercure's conformance cases on the hub path (tests/browser/mercure.test.mjs), and ssehub.js
-# (tests/browser/shared.test.mjs: twelve tabs on one stream, handover, token refresh, charts;
-# it writes docs/screenshot.png).
+# Mercure's conformance cases on the hub path (tests/browser/mercure.test.mjs), the api-platform admin
+# pattern: a cookie set by page JavaScript on a credentialed EventSource
+# (tests/browser/mercure-cookie.test.mjs), and ssehub.js
+# (tests/browser/shared.test.mjs: twelve tabs on one stream, handover, tabs on covered topics,
+# token refresh, charts; it writes docs/screenshot.png; tests/browser/parser.test.mjs: its
+# event-stream parser, in Node).
 #
 # Installs what it needs when missing (Debian's chromium, playwright-core and jsonwebtoken
 # from the lockfile in tests/browser; playwright never downloads a browser of its own), builds the

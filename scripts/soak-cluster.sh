@@ -16,7 +16,9 @@
 # Sentinel mode (`--sentinel` first): a master, two replicas and three sentinels on
 # loopback ports (scripts/sentinel-set.sh), the nodes on the redis-sentinel:// URL, and at
 # DURATION/2 a `SENTINEL FAILOVER` (or with FAILOVER=kill a kill -9 of the master). A
-# failover may lose what the old master had not passed on, or nothing at all, so there a
+# clean failover loses nothing acknowledged (publishing is fenced until the promotion),
+# but an entry written as it began may be refused and still lost, and a kill -9 may lose
+# what the old master had not passed on, or nothing at all, so there a
 # `lost` reset is checked against each node's own count of lost entries (/stats
 # broker.lost_entries): a node that lost entries tells every steady subscriber, a node
 # that lost none tells none; a silent gap is a failure either way. Publishing may or may

@@ -39,12 +39,15 @@
 //!    backend chosen at start: `port/memory.rs` (the default), `port/file.rs` (with
 //!    `port/file/log_file.rs`: the record is appended, under a publish lock of its own,
 //!    off the request thread) or `port/redis.rs` (`XADD`; the event comes back through
-//!    this node's reader, `port/redis/reader.rs`). Each assigns the position
+//!    this node's reader, `port/redis/reader.rs`; with Sentinel, refused while a
+//!    failover runs, `port/redis/fence.rs`, and checked on a new master,
+//!    `port/redis/acked.rs`). Each assigns the position
 //!    (`<epoch>-<offset>`, `event_id.rs`, or Redis's), answers a retry with the first
 //!    id, and hands the event to `hub/commit.rs`: encoded once (`sse.rs`), kept in
 //!    `hub/history.rs`, and `hub/fan_out.rs` `try_send`s it to every subscriber that
 //!    wants one of its topics (a private event only to those whose token's rights
-//!    cover one): `Full` evicts. When every writer waits, `hub/direct.rs` writes the
+//!    cover one; a subscriber that asked for `?tagged=1` gets the event's tagged twin,
+//!    made once per event while one exists): `Full` evicts. When every writer waits, `hub/direct.rs` writes the
 //!    frame to their sockets at once instead; `hub/writer_state.rs` is the protocol.
 //! 5. `server/writer.rs` (started by `server/stream.rs`, after `server/access.rs` has
 //!    verified the subscriber's token, if any, with `auth/`): each subscriber's writer
@@ -90,6 +93,8 @@
 //! | replay history | `--history`, `--history-bytes` | oldest dropped; a resume from before them gets a `reset` event |
 //! | history file (`--history-file`) | about twice the replay caps | compacted (rewritten, synced, renamed) |
 //! | token | fixed: 7 KiB (7,168 bytes: the default head and request line keep 1 KiB beside it); 64 selectors per list, 256 bytes each | `401 invalid token: malformed` |
+//! | a token's `payload` | fixed: 2,048 bytes as compact JSON ([`auth::MAX_PAYLOAD_BYTES`]) | `401 invalid token: malformed` |
+//! | Mercure subscription events (`--mercure-subscriptions`) | fixed: 8 per connect or disconnect ([`mercure::subscriptions::MAX_TRACKED_SELECTORS`]), a queue of 1,024 to the port | more selectors not tracked; a full queue drops the event, counted |
 //!
 //! # Ids and resuming
 //!

@@ -165,6 +165,49 @@ pub fn reset_event(reset: &Reset<'_>) -> Frame {
     Frame::from_encoded(buf)
 }
 
+/// The query parameter that asks `GET /stream` for tagged frames (`?tagged=1`).
+pub const TAGGED_PARAM: &str = "tagged";
+
+/// The tagged twin of an event's `frame`, for subscribers that asked for tags
+/// ([`TAGGED_PARAM`]): a `topic:` line for each of the event's `topics` (its own first,
+/// then its alternates), a `private: 1` line when it is `private`, then the frame's own
+/// lines. A browser's `EventSource` ignores these field names, as the format says of
+/// unknown fields; a parser of its own (`ssehub.js`'s) reads them, so that tabs sharing a
+/// wider stream can each keep the events of their own topics, and a page can show which
+/// events are private.
+///
+/// Made once per event, and only when some subscriber is tagged: the hub hands the same
+/// tagged frame to every tagged subscriber. Topics never hold CR, LF or NUL (see
+/// `Topic::new`), so each stays one line.
+///
+/// # Examples
+///
+/// ```
+/// use ssehub::sse::{encode, tagged, Event};
+/// let plain = encode(&Event::new("hi").unwrap(), Some("7"));
+/// let t = tagged(&plain, ["orders/1", "orders"], true);
+/// assert_eq!(
+///     t.as_bytes(),
+///     b"topic: orders/1\ntopic: orders\nprivate: 1\nid: 7\ndata: hi\n\n"
+/// );
+/// ```
+pub fn tagged<'a>(
+    frame: &Frame,
+    topics: impl IntoIterator<Item = &'a str>,
+    private: bool,
+) -> Frame {
+    let mut buf = Vec::with_capacity(frame.len() + 48);
+    for topic in topics {
+        debug_assert!(check_line("topic", topic).is_ok());
+        push_field(&mut buf, b"topic", topic);
+    }
+    if private {
+        push_field(&mut buf, b"private", "1");
+    }
+    buf.extend_from_slice(frame.as_bytes());
+    Frame::from_encoded(buf)
+}
+
 /// Why a field value was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -424,6 +467,25 @@ mod tests {
         let echoed = v["last_event_id"].as_str().unwrap();
         assert_eq!(echoed.chars().count(), MAX_ECHOED_ID_CHARS);
         assert!(sent.starts_with(echoed));
+    }
+
+    #[test]
+    fn tagged_frame_exact_bytes() {
+        let ev = Event::new("a\nb").unwrap().with_name("tick").unwrap();
+        let plain = encode(&ev, Some("1-2"));
+        assert_eq!(
+            tagged(&plain, ["news"], false).as_bytes(),
+            b"topic: news\nid: 1-2\nevent: tick\ndata: a\ndata: b\n\n"
+        );
+        assert_eq!(
+            tagged(&plain, ["https://e.com/b/1", "b"], true).as_bytes(),
+            b"topic: https://e.com/b/1\ntopic: b\nprivate: 1\nid: 1-2\nevent: tick\ndata: a\ndata: b\n\n"
+        );
+        // The plain frame is untouched: untagged subscribers share it.
+        assert_eq!(
+            plain.as_bytes(),
+            b"id: 1-2\nevent: tick\ndata: a\ndata: b\n\n"
+        );
     }
 
     #[test]

@@ -319,7 +319,7 @@ fn an_access_tokens_orders_star_is_a_literal_on_both_paths() {
 
 /// A key pair made by Debian's `openssl` in a fresh directory: the private key's PEM
 /// text (for the minters) and the public key's path (for the hub).
-fn key_pair(alg: &str) -> (String, String) {
+pub(crate) fn key_pair(alg: &str) -> (String, String) {
     let dir = std::env::temp_dir().join(format!(
         "ssehub-{alg}-{}-{}",
         std::process::id(),

@@ -228,3 +228,28 @@ fn stream_commands_add_read_and_see_a_trimmed_cursor() {
     );
     assert_eq!(n, 1);
 }
+
+#[test]
+fn missing_names_the_ids_a_stream_lacks_but_not_those_trimmed_away() {
+    use ssehub::redis::stream;
+    let srv = RedisServer::start(&[]);
+    let url = RedisUrl::parse(&srv.unix_url("")).unwrap();
+    let mut c = block(Connection::connect(&url, "c", T)).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let data = format!("d{i}");
+        let fields: [(&[u8], &[u8]); 1] = [(b"data", data.as_bytes())];
+        ids.push(block(stream::xadd(&mut c, "k", 1000, &fields, T)).unwrap());
+    }
+    // ids[0] trimmed away (older than the first entry: not a loss), ids[2] deleted (a
+    // loss), and an id after the newest (a loss: the tail is gone).
+    block(c.call(&["XTRIM", "k", "MAXLEN", "3"], T)).unwrap();
+    block(c.call(&["XDEL", "k", &ids[2]], T)).unwrap();
+    let mut asked = ids.clone();
+    asked.push("99999999999999-0".to_owned());
+    let gone = block(stream::missing(&mut c, "k", &asked, T)).unwrap();
+    assert_eq!(gone, vec![ids[2].clone(), "99999999999999-0".to_owned()]);
+    // No stream at all: every id is missing.
+    let gone = block(stream::missing(&mut c, "none", &ids, T)).unwrap();
+    assert_eq!(gone, ids);
+}

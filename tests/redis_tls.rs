@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::support::redis::RedisServer;
 use crate::support::{SseClient, publish_json, run_binary, start};
 
-fn openssl(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .current_dir(dir)
         .args(args)
@@ -25,7 +25,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A CA (`name.crt`, `name.key`) in `dir`.
-fn ca(dir: &Path, name: &str) {
+pub(crate) fn ca(dir: &Path, name: &str) {
     openssl(
         dir,
         &[
@@ -48,7 +48,7 @@ fn ca(dir: &Path, name: &str) {
 
 /// A certificate for localhost and 127.0.0.1 signed by CA `ca`, valid `days` (0: it
 /// expires at once).
-fn leaf(dir: &Path, ca: &str, name: &str, days: &str) {
+pub(crate) fn leaf(dir: &Path, ca: &str, name: &str, days: &str) {
     std::fs::write(
         dir.join("ext"),
         "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
@@ -112,7 +112,8 @@ fn tls_server(dir: &Path, cert: &str) -> (RedisServer, u16) {
     (srv, port)
 }
 
-fn dir() -> PathBuf {
+/// A fresh temporary directory for certificates.
+pub(crate) fn dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!(
         "ssehub-tls-{}-{}",
         std::process::id(),

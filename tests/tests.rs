@@ -18,6 +18,8 @@ mod history_file;
 mod auth;
 // The token lifecycle (#24): token-expiring, 401 on both paths, the per-token cap; /ssehub.js.
 mod token_lifecycle;
+// Tagged streams (#24): ?tagged=1 names each event's topics and privacy; plain unchanged.
+mod tagged;
 // The ssehub binary: flags, exit codes, signals, stdin mode.
 mod binary;
 // Malformed and oversized requests, and attacks: each answered precisely, others unharmed.
@@ -56,6 +58,14 @@ mod daemon;
 mod mercure;
 // Mercure 1.0 access tokens (RFC 9068): rights, cookie, RFC 6750 refusals; RS256, ES256.
 mod mercure_tokens;
+// Mercure's active subscriptions: the list in both shapes, the events, the storm bound.
+mod mercure_subscriptions;
+// A key per role (--jwt-publisher-key, --jwt-subscriber-key): neither token serves the other.
+mod mercure_keys;
+// Mercure clients resuming on another Redis node and after a restart with a history file.
+mod mercure_resume;
+// The jittered drain on SIGTERM (#22): stream ends spread within grace; --drain-spread 0.
+mod drain;
 // Behind real reverse proxies (nginx, Caddy with HTTP/2 and Chromium), and the soak
 // tool's proxy doctor.
 mod proxy;

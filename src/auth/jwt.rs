@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+pub use self::jose::MAX_PAYLOAD_BYTES;
 use self::jose::{ClaimsSet, Detail, DetailTopic, Header};
 
 use super::selector::{MAX_SELECTOR_BYTES, MAX_SELECTORS, Selector, Selectors};
@@ -189,7 +190,7 @@ impl fmt::Debug for Key {
 }
 
 /// What a verified token grants.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Claims {
     /// `mercure.subscribe`: topics whose private events the holder may read (empty when
     /// the claim is missing).
@@ -206,6 +207,61 @@ pub struct Claims {
     /// `match_type` is `urlpattern`), where a 0.x token's are read by ssehub's until
     /// [`Selectors::mercure`] turns them.
     pub access_token: bool,
+    /// The payloads Mercure's active subscriptions carry: 0.x `mercure.payload` (for
+    /// every subscription), or the `payload` of each 1.0 authorization detail that
+    /// grants `subscribe` (for the subscriptions its topics cover), in token order.
+    pub payloads: Vec<Payload>,
+}
+
+/// A `payload` a token attaches to its subscriptions (Mercure's active subscriptions):
+/// any JSON but `null`, at most [`MAX_PAYLOAD_BYTES`] as compact text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// The subscribe selectors of the 1.0 detail it came from; `None` (0.x): every
+    /// subscription.
+    pub topics: Option<Selectors>,
+    /// The payload, compact JSON text.
+    pub json: Arc<str>,
+}
+
+impl Claims {
+    /// The payload of a subscription to `selector` (the selector's text as the
+    /// subscriber sent it): the first of [`Claims::payloads`] for every subscription, or
+    /// whose topics hold `*`, the same text, or a selector matching the text as a topic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ssehub::auth::{Payload, Selectors};
+    /// # let mut claims = ssehub::auth::Claims::default();
+    /// claims.payloads.push(Payload { topics: Some(Selectors::new(["a"])), json: Arc::from("1") });
+    /// claims.payloads.push(Payload { topics: None, json: Arc::from("2") });
+    /// assert_eq!(claims.payload_for("a").as_deref(), Some("1"));
+    /// assert_eq!(claims.payload_for("b").as_deref(), Some("2"));
+    /// ```
+    pub fn payload_for(&self, selector: &str) -> Option<Arc<str>> {
+        Payload::first_for(&self.payloads, selector)
+    }
+}
+
+impl Payload {
+    /// The payload of a subscription to `selector` among `payloads`, as
+    /// [`Claims::payload_for`] picks it.
+    pub fn first_for(payloads: &[Payload], selector: &str) -> Option<Arc<str>> {
+        payloads
+            .iter()
+            .find(|p| {
+                p.topics.as_ref().is_none_or(|topics| {
+                    topics.as_slice().iter().any(|s| match s {
+                        Selector::Any => true,
+                        Selector::Template(t) => t.source() == selector || t.matches(selector),
+                        other => other.matches(selector),
+                    })
+                })
+            })
+            .map(|p| p.json.clone())
+    }
 }
 
 /// Why a token was refused. The `Display` text is what the `401` says after
@@ -230,6 +286,8 @@ pub enum TokenError {
     Expired,
     /// Before `nbf` − [`LEEWAY`].
     NotYetValid,
+    /// A `payload` longer than [`MAX_PAYLOAD_BYTES`] as compact JSON.
+    PayloadTooLong,
 }
 
 impl TokenError {
@@ -239,7 +297,8 @@ impl TokenError {
             TokenError::TooLong
             | TokenError::Malformed(_)
             | TokenError::TooManySelectors
-            | TokenError::SelectorTooLong => AuthFailure::Malformed,
+            | TokenError::SelectorTooLong
+            | TokenError::PayloadTooLong => AuthFailure::Malformed,
             TokenError::NotAllowed(_) => AuthFailure::NotAllowed,
             TokenError::BadSignature => AuthFailure::BadSignature,
             TokenError::Expired => AuthFailure::Expired,
@@ -265,6 +324,10 @@ impl fmt::Display for TokenError {
                     "malformed: a selector exceeds {MAX_SELECTOR_BYTES} bytes"
                 )
             }
+            TokenError::PayloadTooLong => write!(
+                f,
+                "malformed: a payload exceeds {MAX_PAYLOAD_BYTES} bytes as compact JSON"
+            ),
             TokenError::NotAllowed(what) => write!(f, "not allowed: {what}"),
             TokenError::BadSignature => f.write_str("bad signature"),
             TokenError::Expired => f.write_str("expired"),
@@ -308,7 +371,9 @@ impl std::error::Error for TokenError {}
 /// The header and the claims are parsed into strict types (`jwt/jose.rs`): a member this
 /// hub reads that has another JSON type, `null` included, refuses the token with a reason
 /// naming it (`malformed: exp must be a NumericDate (a number)`); it never reads as
-/// absent. Other claims (`jti`, `client_id`, Mercure's `payload`, …) and header
+/// absent. `payload` (0.x `mercure.payload`, or a 1.0 detail's) is any JSON, kept as
+/// compact text of at most [`MAX_PAYLOAD_BYTES`] (`null`: none). Other claims (`jti`,
+/// `client_id`, …) and header
 /// parameters (`kid`, …) are ignored, whatever their type, so a token minted for a Mercure
 /// hub works here unchanged. A name given twice in any object is refused as malformed.
 /// A token without `exp` does not expire.
@@ -343,17 +408,24 @@ pub fn verify(token: &str, key: &Key, now: SystemTime) -> Result<Claims, TokenEr
     check_signature(key, header, payload, &signature)?;
     let claims = ClaimsSet::parse(&decode(payload, "payload is not base64url")?)?;
     check_times(&claims, now)?;
-    let (subscribe, publish) = if access_token {
+    let (subscribe, publish, payloads) = if access_token {
         check_access_token(&claims, key)?;
-        rights(claims.details.as_deref().unwrap_or_default())?
+        let details = claims.details.as_deref().unwrap_or_default();
+        let (subscribe, publish) = rights(details)?;
+        (subscribe, publish, detail_payloads(details)?)
     } else if claims.details.is_some() {
         return Err(TokenError::NotAllowed(
             "authorization_details needs the header typ at+jwt (RFC 9068)",
         ));
     } else {
+        let payload = claims.mercure.payload.as_deref().map(|json| Payload {
+            topics: None,
+            json: json.into(),
+        });
         (
             selectors(&claims.mercure.subscribe)?,
             selectors(&claims.mercure.publish)?,
+            payload.into_iter().collect(),
         )
     };
     Ok(Claims {
@@ -362,7 +434,33 @@ pub fn verify(token: &str, key: &Key, now: SystemTime) -> Result<Claims, TokenEr
         expires: claims.exp.and_then(to_time),
         sub: claims.sub,
         access_token,
+        payloads,
     })
+}
+
+/// The payloads of the Mercure details that grant `subscribe`, each for its topics.
+fn detail_payloads(details: &[Detail]) -> Result<Vec<Payload>, TokenError> {
+    details
+        .iter()
+        .filter(|d| d.actions.iter().any(|a| a == "subscribe"))
+        .filter_map(|d| Some((d, d.payload.as_deref()?)))
+        .map(|(d, json)| {
+            let topics = d
+                .topics
+                .iter()
+                .map(|t| Selector::access_token(&t.pattern, t.url_pattern))
+                .collect::<Result<Selectors, _>>()
+                .map_err(|_| {
+                    TokenError::Malformed(
+                        "authorization_details: a urlpattern this hub does not support",
+                    )
+                })?;
+            Ok(Payload {
+                topics: Some(topics),
+                json: json.into(),
+            })
+        })
+        .collect()
 }
 
 /// Whether `token`'s header says it is an RFC 9068 access token (`typ: at+jwt`), read

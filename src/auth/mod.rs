@@ -52,8 +52,8 @@ mod selector;
 
 pub use cookie::cookie;
 pub use jwt::{
-    Claims, Key, LEEWAY, MAX_TOKEN_BYTES, MIN_KEY_BYTES, MIN_RSA_BITS, TokenError, is_access_token,
-    verify,
+    Claims, Key, LEEWAY, MAX_PAYLOAD_BYTES, MAX_TOKEN_BYTES, MIN_KEY_BYTES, MIN_RSA_BITS, Payload,
+    TokenError, is_access_token, verify,
 };
 pub use selector::{MAX_SELECTOR_BYTES, MAX_SELECTORS, Selector, Selectors};
 

@@ -221,6 +221,15 @@ pub const FLAGS: &[Flag] = &[
         "shutdown: time for streams to flush",
     ),
     flag(
+        "drain-spread",
+        Some("SECS"),
+        "seconds",
+        Default::Said("4/5 of --grace"),
+        "shutdown without a handover: streams end at\n\
+         random times over this long (at most 10 ms\n\
+         per stream, at most --grace); 0: all at once",
+    ),
+    flag(
         "write-timeout",
         Some("SECS"),
         "seconds",
@@ -321,6 +330,70 @@ pub const FLAGS: &[Flag] = &[
          KEY) of RS256 or ES256 tokens",
     ),
     flag(
+        "jwt-publisher-key",
+        Some("KEY"),
+        "",
+        Default::Unset,
+        "HS256 key of publisher tokens only (Mercure's\n\
+         publisher_jwt); unset: --jwt-key",
+    ),
+    flag(
+        "jwt-publisher-key-file",
+        Some("PATH"),
+        "",
+        Default::Unset,
+        "read the publisher key from this file",
+    ),
+    flag(
+        "jwt-publisher-alg",
+        Some("ALG"),
+        "",
+        Default::Text("HS256"),
+        "the algorithm of publisher tokens: HS256\n\
+         (--jwt-publisher-key), RS256 or ES256\n\
+         (--jwt-publisher-public-key-file)",
+    ),
+    flag(
+        "jwt-publisher-public-key-file",
+        Some("PEM"),
+        "",
+        Default::Unset,
+        "path of the PEM public key of RS256 or ES256\n\
+         publisher tokens",
+    ),
+    flag(
+        "jwt-subscriber-key",
+        Some("KEY"),
+        "",
+        Default::Unset,
+        "HS256 key of subscriber tokens only (Mercure's\n\
+         subscriber_jwt); unset: --jwt-key",
+    ),
+    flag(
+        "jwt-subscriber-key-file",
+        Some("PATH"),
+        "",
+        Default::Unset,
+        "read the subscriber key from this file",
+    ),
+    flag(
+        "jwt-subscriber-alg",
+        Some("ALG"),
+        "",
+        Default::Text("HS256"),
+        "the algorithm of subscriber tokens: HS256\n\
+         (--jwt-subscriber-key), RS256 or ES256\n\
+         (--jwt-subscriber-public-key-file)",
+    ),
+    flag(
+        "jwt-subscriber-public-key-file",
+        Some("PEM"),
+        "",
+        Default::Unset,
+        "path of the PEM public key of RS256 or ES256\n\
+         subscriber tokens",
+    ),
+    flag(
         "jwt-issuer",
         Some("ISS"),
         "",
@@ -376,6 +449,12 @@ pub const FLAGS: &[Flag] = &[
         Default::Text(crate::mercure::DEFAULT_PATH),
         "where ssehub speaks Mercure (0.x and 1.0: subscribe\n\
          with topic/match*, form publish); off: nowhere",
+    ),
+    switch(
+        "mercure-subscriptions",
+        "Mercure's active subscriptions: the list under\n\
+         PATH/subscriptions and a private event when a\n\
+         subscriber comes and goes (off, as in Mercure)",
     ),
     flag(
         "history",
@@ -440,7 +519,7 @@ pub const FLAGS: &[Flag] = &[
         "share one Redis stream with other nodes:\n\
          redis[s]://[user:pass@]host:port[/db],\n\
          unix:///path or, through Sentinel,\n\
-         redis-sentinel://[user:pass@]host:port[,host:port]\n\
+         redis[s]-sentinel://[user:pass@]host:port[,…]\n\
          /MASTER[/db][?redis_password=P]",
     ),
     flag(
@@ -463,24 +542,24 @@ pub const FLAGS: &[Flag] = &[
         Some("FILE"),
         "",
         Default::Unset,
-        "with rediss://: trust the CA certificates in FILE\n\
-         (PEM) instead of the system's roots",
+        "with rediss[-sentinel]://: trust the CA\n\
+         certificates in FILE (PEM), not the system's roots",
     ),
     flag(
         "redis-cert",
         Some("FILE"),
         "",
         Default::Unset,
-        "with rediss://: send this client certificate\n\
-         chain (PEM; with --redis-key)",
+        "with rediss[-sentinel]://: send this client\n\
+         certificate chain (PEM; with --redis-key)",
     ),
     flag(
         "redis-key",
         Some("FILE"),
         "",
         Default::Unset,
-        "with rediss://: the client certificate's key\n\
-         (PEM)",
+        "with rediss[-sentinel]://: the client\n\
+         certificate's key (PEM)",
     ),
     flag(
         "redis-wait-replicas",
@@ -533,8 +612,13 @@ pub fn help() -> String {
         if let Some(old) = f.alias {
             lines.push(format!("(older name --{old}, still accepted)"));
         }
+        // A usage too wide for the column gets a line of its own, the help below it.
+        let wide = usage.len() >= HELP_COLUMN - 3;
+        if wide {
+            out.push_str(&format!("  {usage}\n"));
+        }
         for (i, line) in lines.iter().enumerate() {
-            let left = if i == 0 { usage.as_str() } else { "" };
+            let left = if i == 0 && !wide { usage.as_str() } else { "" };
             out.push_str(&format!("  {left:<w$} {line}\n", w = HELP_COLUMN - 3));
         }
     }

@@ -130,6 +130,10 @@ pub struct Config {
     pub threads: usize,
     /// How long shutdown waits for streams to flush.
     pub grace: Duration,
+    /// How long a shutdown without a handover spreads the ends of the streams over
+    /// (`--drain-spread`); `None`: four fifths of [`Config::grace`]. See
+    /// [`Config::drain_spread`].
+    pub drain_spread: Option<Duration>,
     /// Log nothing.
     pub quiet: bool,
     /// Bearer token for `POST /publish`; `None`: publishing is off.
@@ -146,9 +150,16 @@ pub struct Config {
     pub history_file: Option<PathBuf>,
     /// When the history file is synced.
     pub fsync: Fsync,
-    /// The HS256 key subscriber and publisher tokens are signed with; `None`: tokens
-    /// are not accepted (private events then reach nobody).
+    /// The key subscriber and publisher tokens are signed with (`--jwt-key`), unless the
+    /// role has its own below; `None` and no key of the role: that role's tokens are not
+    /// accepted (private events then reach nobody; only `--publish-token` publishes).
     pub jwt_key: Option<Key>,
+    /// The key of publisher tokens (`--jwt-publisher-key`, Mercure's `publisher_jwt`);
+    /// `None`: [`Config::jwt_key`]. See [`Config::publisher_key`].
+    pub jwt_publisher_key: Option<Key>,
+    /// The key of subscriber tokens (`--jwt-subscriber-key`, Mercure's `subscriber_jwt`);
+    /// `None`: [`Config::jwt_key`]. See [`Config::subscriber_key`].
+    pub jwt_subscriber_key: Option<Key>,
     /// The cookie a subscriber's token is read from.
     pub jwt_cookie: String,
     /// Whether every stream needs a valid token.
@@ -157,6 +168,9 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// The path where ssehub speaks Mercure (`--mercure-path`); `None`: nowhere.
     pub mercure_path: Option<String>,
+    /// Mercure's active subscriptions (`--mercure-subscriptions`): the list under
+    /// `{mercure_path}/subscriptions` and the subscription events.
+    pub mercure_subscriptions: bool,
     /// How long before its token's `exp` a stream gets a `token-expiring` event;
     /// `None`: never.
     pub token_expiring_notice: Option<Duration>,
@@ -179,15 +193,19 @@ impl fmt::Debug for Config {
             .field("demo", &self.demo)
             .field("threads", &self.threads)
             .field("grace", &self.grace)
+            .field("drain_spread", &self.drain_spread)
             // Never print the token or the key.
             .field("publish_token", &self.publish_token.as_ref().map(|_| ".."))
             .field("history_file", &self.history_file)
             .field("fsync", &self.fsync)
             .field("jwt_key", &self.jwt_key)
+            .field("jwt_publisher_key", &self.jwt_publisher_key)
+            .field("jwt_subscriber_key", &self.jwt_subscriber_key)
             .field("jwt_cookie", &self.jwt_cookie)
             .field("subscribe_auth", &self.subscribe_auth)
             .field("redis", &self.redis)
             .field("mercure_path", &self.mercure_path)
+            .field("mercure_subscriptions", &self.mercure_subscriptions)
             .field("token_expiring_notice", &self.token_expiring_notice)
             .field("max_streams_per_token", &self.max_streams_per_token)
             .finish_non_exhaustive()
@@ -205,6 +223,7 @@ impl Default for Config {
             demo_interval_ms: (DEFAULT_MIN_INTERVAL_MS, DEFAULT_MAX_INTERVAL_MS),
             threads: default_threads(),
             grace: DEFAULT_GRACE,
+            drain_spread: None,
             quiet: false,
             publish_token: None,
             retry_ms: DEFAULT_RETRY_MS,
@@ -214,10 +233,13 @@ impl Default for Config {
             history_file: None,
             fsync: Fsync::default(),
             jwt_key: None,
+            jwt_publisher_key: None,
+            jwt_subscriber_key: None,
             jwt_cookie: DEFAULT_COOKIE.to_owned(),
             subscribe_auth: SubscribeAuth::Optional,
             redis: None,
             mercure_path: Some(crate::mercure::DEFAULT_PATH.to_owned()),
+            mercure_subscriptions: false,
             token_expiring_notice: Some(DEFAULT_TOKEN_EXPIRING_NOTICE),
             max_streams_per_token: DEFAULT_MAX_STREAMS_PER_TOKEN,
         }
@@ -285,6 +307,28 @@ impl Raw {
 }
 
 impl Config {
+    /// How long a shutdown without a handover spreads the ends of the streams over:
+    /// `--drain-spread`, else four fifths of `--grace` (the last fifth leaves the last
+    /// streams time to flush); never more than the grace period.
+    pub fn drain_spread(&self) -> Duration {
+        self.drain_spread
+            .unwrap_or(self.grace * 4 / 5)
+            .min(self.grace)
+    }
+
+    /// The key publisher tokens are verified with: the role's own
+    /// (`--jwt-publisher-key`), else the shared one (`--jwt-key`). A token signed with
+    /// the subscriber key does not publish when the keys differ.
+    pub fn publisher_key(&self) -> Option<&Key> {
+        self.jwt_publisher_key.as_ref().or(self.jwt_key.as_ref())
+    }
+
+    /// The key subscriber tokens are verified with: the role's own
+    /// (`--jwt-subscriber-key`), else the shared one (`--jwt-key`).
+    pub fn subscriber_key(&self) -> Option<&Key> {
+        self.jwt_subscriber_key.as_ref().or(self.jwt_key.as_ref())
+    }
+
     /// Parses flags (without the program name) and environment variables.
     ///
     /// `env` looks a variable up; pass `|k| std::env::var(k).ok()` for the real one.
@@ -438,7 +482,22 @@ impl Config {
                 )));
             }
         }
-        let (jwt_key, jwt_cookie, subscribe_auth) = jwt::settings(raw)?;
+        let tokens = jwt::settings(raw)?;
+        let grace = secs(raw, "grace", d.grace, true)?.unwrap_or_default();
+        let drain_spread = match raw.get("drain-spread") {
+            None => None,
+            Some(_) => {
+                let spread = secs(raw, "drain-spread", Duration::ZERO, true)?.unwrap_or_default();
+                if spread > grace {
+                    return Err(ConfigError(format!(
+                        "--drain-spread: at most --grace ({} s), got {} s",
+                        grace.as_secs_f64(),
+                        spread.as_secs_f64()
+                    )));
+                }
+                Some(spread)
+            }
+        };
         let redis = match raw.get("redis") {
             None => None,
             Some(u) => {
@@ -455,7 +514,9 @@ impl Config {
                         Some(t) => **t = files,
                         None => {
                             return Err(ConfigError(
-                                "--redis-ca, --redis-cert, --redis-key: only with rediss://".into(),
+                                "--redis-ca, --redis-cert, --redis-key: only with rediss:// or \
+                                 rediss-sentinel://"
+                                    .into(),
                             ));
                         }
                     }
@@ -489,6 +550,12 @@ impl Config {
             }
         };
         let mercure_path = mercure_path(raw.get("mercure-path"))?;
+        let mercure_subscriptions = flag(raw, "mercure-subscriptions")?;
+        if mercure_subscriptions && mercure_path.is_none() {
+            return Err(ConfigError(
+                "--mercure-subscriptions: needs the Mercure path (--mercure-path is off)".into(),
+            ));
+        }
         let stdin = flag(raw, "stdin")?;
         let stdin_json = flag(raw, "stdin-json")?;
         let history_file = match raw.get("history-file") {
@@ -517,7 +584,8 @@ impl Config {
             demo: !flag(raw, "no-demo")?,
             demo_interval_ms: (min, max),
             threads: int(raw, "threads", d.threads, 1, 1024)?,
-            grace: secs(raw, "grace", d.grace, true)?.unwrap_or_default(),
+            grace,
+            drain_spread,
             quiet: flag(raw, "quiet")?,
             publish_token,
             retry_ms: int(raw, "retry-ms", d.retry_ms, 0, 86_400_000)?,
@@ -526,11 +594,14 @@ impl Config {
             cors_origins,
             history_file,
             fsync,
-            jwt_key,
-            jwt_cookie,
-            subscribe_auth,
+            jwt_key: tokens.shared,
+            jwt_publisher_key: tokens.publisher,
+            jwt_subscriber_key: tokens.subscriber,
+            jwt_cookie: tokens.cookie,
+            subscribe_auth: tokens.subscribe_auth,
             redis,
             mercure_path,
+            mercure_subscriptions,
             token_expiring_notice: secs(raw, "token-notice", DEFAULT_TOKEN_EXPIRING_NOTICE, true)?,
             max_streams_per_token: int(
                 raw,

@@ -401,3 +401,129 @@ fn config_file_errors_name_the_file_and_the_line() {
         assert!(!e.0.contains('\n'));
     }
 }
+
+#[test]
+fn mercure_subscriptions_is_off_by_default_and_needs_the_mercure_path() {
+    assert!(!run(&[], &[]).unwrap().mercure_subscriptions);
+    assert!(
+        run(&["--mercure-subscriptions"], &[])
+            .unwrap()
+            .mercure_subscriptions
+    );
+    assert!(
+        run(&[], &[("SSEHUB_MERCURE_SUBSCRIPTIONS", "1")])
+            .unwrap()
+            .mercure_subscriptions
+    );
+    let e = run(&["--mercure-subscriptions", "--mercure-path", "off"], &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "--mercure-subscriptions: needs the Mercure path (--mercure-path is off)"
+    );
+}
+
+#[test]
+fn role_keys_stand_alone_or_fall_back_to_the_shared_key() {
+    let shared = "s".repeat(MIN_KEY_BYTES);
+    let publisher = "p".repeat(MIN_KEY_BYTES);
+    let subscriber = "b".repeat(MIN_KEY_BYTES);
+    let c = run(
+        &["--jwt-key", &shared, "--jwt-publisher-key", &publisher],
+        &[("SSEHUB_JWT_SUBSCRIBER_KEY", &subscriber)],
+    )
+    .unwrap();
+    assert_eq!(c.publisher_key(), Some(&Key::new(publisher.clone())));
+    assert_eq!(c.subscriber_key(), Some(&Key::new(subscriber.clone())));
+    // One role's own key; the other role falls back to --jwt-key.
+    let c = run(
+        &["--jwt-key", &shared, "--jwt-subscriber-key", &subscriber],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.publisher_key(), Some(&Key::new(shared.clone())));
+    assert_eq!(c.subscriber_key(), Some(&Key::new(subscriber.clone())));
+    // A role key alone: the other role reads no token.
+    let c = run(&["--jwt-publisher-key", &publisher], &[]).unwrap();
+    assert_eq!(c.publisher_key(), Some(&Key::new(publisher.clone())));
+    assert_eq!(c.subscriber_key(), None);
+    // Issuer and audience bind every key.
+    let c = run(
+        &[
+            "--jwt-publisher-key",
+            &publisher,
+            "--jwt-issuer",
+            "i",
+            "--jwt-audience",
+            "a",
+        ],
+        &[],
+    )
+    .unwrap();
+    let want = Key::new(publisher.clone()).expecting(Some("i".into()), Some("a".into()));
+    assert_eq!(c.publisher_key(), Some(&want));
+}
+
+#[test]
+fn role_key_errors_name_the_role_flag() {
+    let short = "k".repeat(MIN_KEY_BYTES - 1);
+    let key = "k".repeat(MIN_KEY_BYTES);
+    for (args, needle) in [
+        (
+            vec!["--jwt-publisher-key", &short],
+            "--jwt-publisher-key: an HS256 key",
+        ),
+        (
+            vec!["--jwt-subscriber-alg", "RS256"],
+            "--jwt-subscriber-alg RS256 needs --jwt-subscriber-public-key-file",
+        ),
+        (
+            vec!["--jwt-publisher-public-key-file", "/nonexistent"],
+            "--jwt-publisher-public-key-file needs --jwt-publisher-alg RS256 or ES256",
+        ),
+        (
+            vec![
+                "--jwt-subscriber-key",
+                &key,
+                "--jwt-subscriber-key-file",
+                "/x",
+            ],
+            "--jwt-subscriber-key and --jwt-subscriber-key-file: give one",
+        ),
+        (
+            vec!["--jwt-publisher-alg", "none"],
+            "--jwt-publisher-alg: expected HS256, RS256 or ES256",
+        ),
+        // A publisher key alone cannot check subscribers' tokens.
+        (
+            vec!["--jwt-publisher-key", &key, "--subscribe-auth", "required"],
+            "--subscribe-auth required needs",
+        ),
+    ] {
+        let e = run(&args, &[]).unwrap_err();
+        assert!(e.0.starts_with(needle), "{args:?}: {e}");
+        assert!(!e.0.contains(&key[..MIN_KEY_BYTES - 1]), "{e}");
+    }
+    let ok = run(
+        &["--jwt-subscriber-key", &key, "--subscribe-auth", "required"],
+        &[],
+    );
+    assert!(ok.is_ok());
+}
+
+#[test]
+fn drain_spread_defaults_to_four_fifths_of_grace_and_never_exceeds_it() {
+    use std::time::Duration;
+    let c = run(&["--grace", "5"], &[]).unwrap();
+    assert_eq!(c.drain_spread(), Duration::from_secs(4));
+    let c = run(&["--grace", "5", "--drain-spread", "2.5"], &[]).unwrap();
+    assert_eq!(c.drain_spread(), Duration::from_millis(2500));
+    let c = run(&["--drain-spread", "0"], &[("SSEHUB_GRACE", "3")]).unwrap();
+    assert_eq!(c.drain_spread(), Duration::ZERO);
+    let e = run(&["--grace", "2", "--drain-spread", "3"], &[]).unwrap_err();
+    assert!(
+        e.0.starts_with("--drain-spread: at most --grace (2 s)"),
+        "{e}"
+    );
+    let e = run(&["--drain-spread", "soon"], &[]).unwrap_err();
+    assert!(e.0.starts_with("--drain-spread: expected seconds"), "{e}");
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 
-use super::direct::DirectTarget;
+use super::fan_out::{Lent, Outgoing};
 use super::history::Retained;
 use super::pace::PACE_POLL;
 use super::{Client, ClientId, Delivery, Hub, Published, State, Visibility};
@@ -108,22 +108,31 @@ impl Hub {
         entry: Retained,
     ) -> Delivery {
         let mut evicted: Vec<(ClientId, Client, Reason)> = Vec::new();
-        let mut direct: Vec<DirectTarget> = Vec::new();
+        let mut lent = Lent::default();
         let frame = entry.frame.clone();
         let envelope = entry.envelope.clone();
+        // The tagged twin, once for every tagged subscriber, only while there is one.
+        let tagged = (state.tagged > 0).then(|| entry.tagged_frame());
         let broker_id = state.history.is_external().then_some(entry.id);
         state.history.push(entry, self.inner.limits);
         let go_direct = state.direct_now(self.inner.runner.get().is_some());
+        let out = Outgoing {
+            plain: &frame,
+            tagged: tagged.as_ref(),
+        };
         let delivery = state.fan_out(
-            &frame,
+            out,
             Some(&envelope),
             broker_id,
             &mut evicted,
-            go_direct.then_some(&mut direct),
+            go_direct.then_some(&mut lent),
         );
         drop(state);
         self.inner.stats.event_published();
-        self.run_direct(frame, direct);
+        self.run_direct(frame, lent.plain);
+        if let Some(tagged) = tagged {
+            self.run_direct(tagged, lent.tagged);
+        }
         self.finish_delivery(&delivery, evicted);
         delivery
     }

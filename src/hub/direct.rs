@@ -136,7 +136,7 @@ mod tests {
         let h = hub();
         let sink = Arc::new(Sink(Mutex::new(Vec::new())));
         let s = h
-            .subscribe_direct(Topics::All, None, None, None, sink.clone())
+            .subscribe_direct(Topics::All, None, None, None, Some(sink.clone()), false)
             .unwrap();
         assert!(s.receiver().is_none(), "no queue while idle");
         let waker = Waker::noop();
@@ -159,7 +159,7 @@ mod tests {
         let h = hub();
         let sink = Arc::new(Sink(Mutex::new(Vec::new())));
         let s = h
-            .subscribe_direct(Topics::All, None, None, None, sink.clone())
+            .subscribe_direct(Topics::All, None, None, None, Some(sink.clone()), false)
             .unwrap();
         let waker = Waker::noop();
         let mut cx = Context::from_waker(waker);
@@ -227,10 +227,10 @@ mod tests {
         let sink = || Arc::new(Sink(Mutex::new(Vec::new())));
         let (sa, sb) = (sink(), sink());
         let a = h
-            .subscribe_direct(Topics::All, None, None, None, sa.clone())
+            .subscribe_direct(Topics::All, None, None, None, Some(sa.clone()), false)
             .unwrap();
         let b = h
-            .subscribe_direct(Topics::All, None, None, None, sb.clone())
+            .subscribe_direct(Topics::All, None, None, None, Some(sb.clone()), false)
             .unwrap();
         let waker = Waker::noop();
         let mut cx = Context::from_waker(waker);
@@ -267,7 +267,7 @@ mod tests {
         let h = hub();
         let sink = Arc::new(Sink(Mutex::new(Vec::new())));
         let s = h
-            .subscribe_direct(Topics::All, None, None, None, sink)
+            .subscribe_direct(Topics::All, None, None, None, Some(sink), false)
             .unwrap();
         let waker = Waker::noop();
         let mut cx = Context::from_waker(waker);

@@ -11,7 +11,9 @@
 use std::sync::Arc;
 
 use super::history::{History, Retained};
-use super::{CloseHook, Delivery, DirectSink, Hub, HubLimits, SubscribeError, Subscription};
+use super::{
+    CloseHook, Delivery, DirectSink, Hub, HubLimits, Joining, SubscribeError, Subscription,
+};
 use crate::auth::Selectors;
 use crate::envelope::Envelope;
 use crate::event_id::{EventId, Reset, ResetReason};
@@ -109,13 +111,20 @@ impl Hub {
         unread: bool,
         on_evict: Option<CloseHook>,
         sink: Option<Arc<dyn DirectSink>>,
+        tagged: bool,
     ) -> Result<Subscription, SubscribeError> {
         // Encoded for this client alone: a replay older than the history is rare.
         let older: Vec<Retained> = older
             .into_iter()
             .map(|(id, envelope, event)| Retained::encode(id, envelope, &event))
             .collect();
-        self.subscribe_with(topics, rights, last_id, &older, unread, on_evict, sink)
+        let joining = Joining {
+            older: &older,
+            unread,
+            sink,
+            tagged,
+        };
+        self.subscribe_with(topics, rights, last_id, on_evict, joining)
     }
 }
 
@@ -123,6 +132,21 @@ impl Hub {
 mod tests {
     use super::*;
     use crate::event_id::Resume;
+
+    /// A plain subscriber on every topic resuming from `last` with the broker's `older`.
+    fn bridged(h: &Hub, last: &str, older: Vec<(EventId, Envelope, Event)>) -> Subscription {
+        h.subscribe_bridged(
+            Topics::All,
+            None,
+            Some(last),
+            older,
+            false,
+            None,
+            None,
+            false,
+        )
+        .unwrap()
+    }
 
     fn hub(history: usize) -> Hub {
         Hub::with_external_ids(
@@ -212,9 +236,7 @@ mod tests {
             (id(20, 0), t(), ev("20")),
             (id(30, 0), t(), ev("30")),
         ];
-        let mut s = h
-            .subscribe_bridged(Topics::All, None, Some("10-0"), older, false, None, None)
-            .unwrap();
+        let mut s = bridged(&h, "10-0", older);
         assert_eq!(s.resume(), Resume::Continue);
         assert_eq!(
             texts(&s.take_backlog()),
@@ -226,9 +248,7 @@ mod tests {
         );
         // The broker no longer has the client's event: evicted, then what is kept.
         let older = vec![(id(20, 0), t(), ev("20"))];
-        let mut s = h
-            .subscribe_bridged(Topics::All, None, Some("10-0"), older, false, None, None)
-            .unwrap();
+        let mut s = bridged(&h, "10-0", older);
         assert_eq!(s.resume(), Resume::Reset(ResetReason::Evicted));
         let got = texts(&s.take_backlog());
         assert!(got[0].starts_with("event: reset\ndata: {\"reason\":\"evicted\""));
@@ -275,6 +295,7 @@ mod tests {
                 true,
                 None,
                 None,
+                false,
             )
             .unwrap();
         assert_eq!(s.resume(), Resume::Reset(ResetReason::Future));
@@ -308,6 +329,7 @@ mod tests {
                 false,
                 None,
                 None,
+                false,
             )
             .unwrap();
         h.deliver(id(20, 0), &t(), &ev("live"));

@@ -10,6 +10,33 @@ use crate::event_id::EventId;
 use crate::sse::Frame;
 use crate::stats::Reason;
 
+/// The frames of one fan-out: the plain one, and the event's tagged twin when some
+/// subscriber is tagged (see [`crate::sse::tagged`]). A tagged subscriber gets the
+/// tagged one when there is one (an event), else the plain one (a comment).
+#[derive(Clone, Copy)]
+pub(super) struct Outgoing<'a> {
+    pub(super) plain: &'a Frame,
+    pub(super) tagged: Option<&'a Frame>,
+}
+
+impl<'a> Outgoing<'a> {
+    /// A frame without a tagged twin (a heartbeat, a reset to everyone).
+    pub(super) fn plain(frame: &'a Frame) -> Outgoing<'a> {
+        Outgoing {
+            plain: frame,
+            tagged: None,
+        }
+    }
+}
+
+/// The sockets one fan-out lent for direct writes: for the plain frame, and for the
+/// tagged one.
+#[derive(Default)]
+pub(super) struct Lent {
+    pub(super) plain: Vec<DirectTarget>,
+    pub(super) tagged: Vec<DirectTarget>,
+}
+
 /// Direct writes in a row, each finding the writer waiting with its queue empty, after
 /// which a subscriber's queue is given back (it gets a new one when a frame must wait
 /// again). **Unit:** frames. **Why:** a fan-out that overlaps the next publish (10,000
@@ -21,20 +48,21 @@ use crate::stats::Reason;
 pub const QUEUE_RELEASE_AFTER: u8 = 64;
 
 impl State {
-    /// `try_send`s `frame` to each subscriber that wants one of the `envelope`'s topics
-    /// (all of them without one; for a private event, only those whose rights cover one
-    /// of its topics, so each gets it once); collects the ones to evict. With
-    /// `direct`, the sockets of waiting writers are taken for a direct write instead (see
-    /// the module docs); either way it notes whether every writer was waiting. A broker's
-    /// event (`event_id`) skips the subscribers that already have it
+    /// `try_send`s the frame (`out`; its tagged twin to tagged subscribers) to each
+    /// subscriber that wants one of the `envelope`'s topics (all of them without one;
+    /// for a private event, only those whose rights cover one of its topics, so each
+    /// gets it once); collects the ones to evict. With `direct`, the sockets of waiting
+    /// writers are taken for a direct write instead (see the module docs), in `Lent`'s
+    /// list of the frame they get; either way it notes whether every writer was
+    /// waiting. A broker's event (`event_id`) skips the subscribers that already have it
     /// ([`Client::skip_through`]).
     pub(super) fn fan_out(
         &mut self,
-        frame: &Frame,
+        out: Outgoing<'_>,
         envelope: Option<&Envelope>,
         event_id: Option<EventId>,
         evicted: &mut Vec<(ClientId, Client, Reason)>,
-        mut direct: Option<&mut Vec<DirectTarget>>,
+        mut direct: Option<&mut Lent>,
     ) -> Delivery {
         let mut delivery = Delivery::default();
         let mut gone: Vec<(ClientId, Reason)> = Vec::new();
@@ -54,7 +82,12 @@ impl State {
                 }
                 client.skip_through = None;
             }
-            if let (Some(targets), Some(sink)) = (direct.as_deref_mut(), &client.sink)
+            // One bool test for an untagged subscriber.
+            let (frame, tagged) = match out.tagged {
+                Some(tagged) if client.tagged => (tagged, true),
+                _ => (out.plain, false),
+            };
+            if let (Some(lent), Some(sink)) = (direct.as_deref_mut(), &client.sink)
                 && client.state.lend()
             {
                 if client.tx.is_some() {
@@ -67,6 +100,11 @@ impl State {
                         client.idle_lends = 0;
                     }
                 }
+                let targets = if tagged {
+                    &mut lent.tagged
+                } else {
+                    &mut lent.plain
+                };
                 targets.push((client.state.clone(), sink.clone()));
                 delivery.sent += 1;
                 continue;

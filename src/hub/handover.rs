@@ -144,12 +144,12 @@ impl Subscription {
         self.hub.is_paused()
     }
 
-    /// What this subscriber reads: its topic filter and its rights (`None` once the hub
-    /// has removed it).
-    pub(crate) fn filter(&self) -> Option<(Topics, Option<Arc<Selectors>>)> {
+    /// What this subscriber reads: its topic filter, its rights, and whether it gets
+    /// tagged frames (`None` once the hub has removed it).
+    pub(crate) fn filter(&self) -> Option<(Topics, Option<Arc<Selectors>>, bool)> {
         let state = self.hub.lock();
         let c = state.clients.get(&self.id)?;
-        Some((c.topics.clone(), c.rights.clone()))
+        Some((c.topics.clone(), c.rights.clone(), c.tagged))
     }
 }
 
@@ -213,6 +213,6 @@ mod tests {
         let sub = hub
             .subscribe_as(only.clone(), Some(rights.clone()), None, None)
             .unwrap();
-        assert_eq!(sub.filter(), Some((only, Some(rights))));
+        assert_eq!(sub.filter(), Some((only, Some(rights), false)));
     }
 }

@@ -36,6 +36,22 @@ impl Retained {
         }
     }
 
+    /// Its frame with its topics and visibility before the event's lines, for a
+    /// tagged subscriber (see [`sse::tagged`]).
+    pub(crate) fn tagged_frame(&self) -> Frame {
+        let topics = self.envelope.topics().iter().map(|t| t.as_str());
+        sse::tagged(&self.frame, topics, self.envelope.is_private())
+    }
+
+    /// Its frame for a subscriber that is `tagged` or not.
+    fn frame_for(&self, tagged: bool) -> Frame {
+        if tagged {
+            self.tagged_frame()
+        } else {
+            self.frame.clone()
+        }
+    }
+
     /// The id its subscribers see: the publisher's, or the position.
     pub(crate) fn wire_id(&self) -> Cow<'_, str> {
         match self.envelope.id() {
@@ -292,13 +308,15 @@ impl History {
     /// The outcome and the backlog for a client that sent `last_event_id` and asks for
     /// `topics`: the retained events after it, or a reset event and whatever retained
     /// events are certainly after the client's position. Private events are in it only
-    /// where `rights` cover their topic.
+    /// where `rights` cover their topic. A `tagged` subscriber's backlog is tagged (each
+    /// frame made for it: a replay is its own).
     pub(crate) fn resume(
         &self,
         last_event_id: Option<&str>,
         topics: &Topics,
         rights: Option<&Selectors>,
         older: &[Retained],
+        tagged: bool,
     ) -> (Resume, Vec<Frame>) {
         let readable = |e: &Retained| e.readable(topics, rights);
         let matching = |after: Option<EventId>| {
@@ -327,14 +345,14 @@ impl History {
                 .iter()
                 .skip(1)
                 .filter(|e| oldest.is_none_or(|o| e.id < o) && readable(e))
-                .map(|e| e.frame.clone())
+                .map(|e| e.frame_for(tagged))
                 .collect();
             placed = Placed::After(self.ext_dropped.unwrap_or(sent));
         }
         match placed {
             Placed::Initialized => (Resume::Initialized, Vec::new()),
             Placed::After(id) => {
-                bridge.extend(matching(Some(id)).map(|e| e.frame.clone()));
+                bridge.extend(matching(Some(id)).map(|e| e.frame_for(tagged)));
                 (Resume::Continue, bridge)
             }
             Placed::Reset(reason) => {
@@ -356,7 +374,7 @@ impl History {
                     first_retained: self.first_retained(),
                     last: self.last_id(),
                 }));
-                out.extend(replay.into_iter().map(|e| e.frame.clone()));
+                out.extend(replay.into_iter().map(|e| e.frame_for(tagged)));
                 (Resume::Reset(reason), out)
             }
         }

@@ -12,6 +12,7 @@
 //! | `history.rs` | the bounded replay history: ids, publisher ids and keys, the resume decision |
 //! | `external.rs` | a hub whose ids a broker assigns: losses, bridging old resumes |
 //! | `pace.rs` | waiting while the writers are behind |
+//! | `drain.rs` | closing with the streams' ends spread over time (the jittered drain) |
 //! | `subscription.rs` | the reader's end: queue, backlog, end reason |
 //! | `writer_state.rs` | the writer's state word (waiting, running, lent), with its transition table |
 //! | `direct.rs` | direct writes: a frame written to waiting writers' sockets without waking them |
@@ -98,6 +99,15 @@
 //! assert!(with.try_recv().is_some());
 //! assert!(without.try_recv().is_none());
 //! ```
+//! # Tagged subscribers
+//!
+//! A subscriber that asked for tags (`GET /stream?tagged=1`) gets each event's tagged
+//! twin instead of its frame: the same bytes after a `topic:` line per topic and
+//! `private: 1` for a private event ([`crate::sse::tagged`]). The twin is made once per
+//! event, and only while some subscriber is tagged (the hub counts them); an untagged
+//! subscriber costs the fan-out one more `bool` test. Direct writes lend tagged sockets
+//! to a job of the twin's own. A tagged subscriber's replay is tagged too.
+//!
 //! # Direct writes
 //!
 //! When no writer is busy (each waits with an empty queue, or a direct write still
@@ -117,6 +127,7 @@
 
 mod commit;
 mod direct;
+mod drain;
 mod external;
 mod fan_out;
 mod handover;
@@ -127,6 +138,7 @@ mod topic_counts;
 mod writer_state;
 
 pub(crate) use commit::Local;
+pub use drain::{DRAIN_PER_STREAM, DRAIN_TICK};
 pub use fan_out::QUEUE_RELEASE_AFTER;
 pub(crate) use handover::HistoryState;
 
@@ -141,6 +153,7 @@ use async_channel::Sender;
 
 pub(crate) use direct::{DirectJob, DirectSink};
 use direct::{DirectRunner, DirectTarget};
+use fan_out::{Lent, Outgoing};
 use history::{History, Retained};
 pub use subscription::Subscription;
 use topic_counts::TopicCounts;
@@ -320,6 +333,9 @@ struct State {
     writers_idle: bool,
     /// Subscribers per topic, kept as they come and go.
     topic_counts: TopicCounts,
+    /// Subscribers that asked for tagged frames (see [`Client::tagged`]): while none
+    /// does, no tagged frame is made.
+    tagged: usize,
 }
 
 struct Client {
@@ -339,6 +355,9 @@ struct Client {
     /// Direct writes in a row that found its writer waiting while it had a queue: at
     /// [`QUEUE_RELEASE_AFTER`] the queue is given back.
     idle_lends: u8,
+    /// Whether it gets each event's tagged frame (its topics and visibility before the
+    /// event's lines, see [`crate::sse::tagged`]) instead of the plain one.
+    tagged: bool,
 }
 
 impl Client {
@@ -349,6 +368,21 @@ impl Client {
             .as_ref()
             .is_some_and(|r| envelope.readable_by(|t| r.matches(t)))
     }
+}
+
+/// What a subscriber brings besides its topics, rights, last id and close hook.
+#[derive(Default)]
+struct Joining<'a> {
+    /// A broker's events older than the history (see `external.rs`).
+    older: &'a [Retained],
+    /// The broker holds the client's id though this node has not read it yet (its
+    /// `future` reset then skips the broker's events up to it).
+    unread: bool,
+    /// Its socket, for direct writes (see `direct.rs`); without one every frame is
+    /// queued.
+    sink: Option<Arc<dyn DirectSink>>,
+    /// It gets tagged frames ([`Client::tagged`]).
+    tagged: bool,
 }
 
 impl fmt::Debug for Hub {
@@ -411,6 +445,7 @@ impl Hub {
             closed: false,
             writers_idle: true,
             topic_counts: TopicCounts::default(),
+            tagged: 0,
         };
         let epoch = state.history.epoch();
         Hub {
@@ -519,21 +554,29 @@ impl Hub {
         last_id: Option<&str>,
         on_evict: Option<CloseHook>,
     ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_with(topics, None, last_id, &[], false, on_evict, None)
+        self.subscribe_with(topics, None, last_id, on_evict, Joining::default())
     }
 
-    /// [`Hub::subscribe_as`] for a writer whose socket the hub may write directly (see
-    /// `direct.rs`). Its queue is made only when the hub first has to queue a frame for
-    /// it, so an idle subscriber holds none.
+    /// [`Hub::subscribe_as`] for the server's writer: with a `sink`, one whose socket the
+    /// hub may write directly (see `direct.rs`); its queue is made only when the hub
+    /// first has to queue a frame for it, so an idle subscriber holds none. `tagged`: it
+    /// gets tagged frames, its backlog too (see [`crate::sse::tagged`]).
     pub(crate) fn subscribe_direct(
         &self,
         topics: Topics,
         rights: Option<Arc<Selectors>>,
         last_id: Option<&str>,
         on_evict: Option<CloseHook>,
-        sink: Arc<dyn DirectSink>,
+        sink: Option<Arc<dyn DirectSink>>,
+        tagged: bool,
     ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_with(topics, rights, last_id, &[], false, on_evict, Some(sink))
+        let joining = Joining {
+            older: &[],
+            unread: false,
+            sink,
+            tagged,
+        };
+        self.subscribe_with(topics, rights, last_id, on_evict, joining)
     }
 
     /// Like [`Hub::subscribe`], for a subscriber that may also read the private events
@@ -550,23 +593,24 @@ impl Hub {
         last_id: Option<&str>,
         on_evict: Option<CloseHook>,
     ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_with(topics, rights, last_id, &[], false, on_evict, None)
+        self.subscribe_with(topics, rights, last_id, on_evict, Joining::default())
     }
 
-    /// [`Hub::subscribe_as`], with a broker's events older than the history (see
-    /// `external.rs`), and `unread`: the broker holds the client's id though this node
-    /// has not read it yet (its `future` reset then skips the broker's events up to it).
-    #[allow(clippy::too_many_arguments)]
+    /// [`Hub::subscribe_as`], with what else the subscriber brings (see [`Joining`]).
     fn subscribe_with(
         &self,
         topics: Topics,
         rights: Option<Arc<Selectors>>,
         last_id: Option<&str>,
-        older: &[Retained],
-        unread: bool,
         on_evict: Option<CloseHook>,
-        sink: Option<Arc<dyn DirectSink>>,
+        joining: Joining<'_>,
     ) -> Result<Subscription, SubscribeError> {
+        let Joining {
+            older,
+            unread,
+            sink,
+            tagged,
+        } = joining;
         let state_word = Arc::new(WriterState::default());
         // Without a direct sink every frame is queued: the queue is needed at once.
         let tx = sink.is_none().then(|| {
@@ -580,9 +624,10 @@ impl Hub {
         }
         let id = ClientId(state.next_client);
         state.next_client += 1;
-        let (resume, backlog) = state
-            .history
-            .resume(last_id, &topics, rights.as_deref(), older);
+        let (resume, backlog) =
+            state
+                .history
+                .resume(last_id, &topics, rights.as_deref(), older, tagged);
         // Only an id the broker is known to hold is skipped through: any other future id
         // (beyond the stream, or the broker could not be asked) goes live from now, as
         // its reset says, instead of silently withholding events until the clock passes it.
@@ -593,6 +638,7 @@ impl Hub {
             _ => None,
         };
         state.topic_counts.add(&topics);
+        state.tagged += usize::from(tagged);
         state.clients.insert(
             id,
             Client {
@@ -604,6 +650,7 @@ impl Hub {
                 sink,
                 skip_through,
                 idle_lends: 0,
+                tagged,
             },
         );
         drop(state);
@@ -623,7 +670,7 @@ impl Hub {
     /// without keeping it for replay. Never waits.
     pub fn broadcast(&self, frame: &Frame) -> Delivery {
         let mut evicted = Vec::new();
-        let mut direct = Vec::new();
+        let mut lent = Lent::default();
         let delivery = {
             let mut state = self.lock();
             if self.is_paused() {
@@ -632,14 +679,14 @@ impl Hub {
             }
             let go_direct = state.direct_now(self.inner.runner.get().is_some());
             state.fan_out(
-                frame,
+                Outgoing::plain(frame),
                 None,
                 None,
                 &mut evicted,
-                go_direct.then_some(&mut direct),
+                go_direct.then_some(&mut lent),
             )
         };
-        self.run_direct(frame.clone(), direct);
+        self.run_direct(frame.clone(), lent.plain);
         self.finish_delivery(&delivery, evicted);
         delivery
     }
@@ -715,6 +762,7 @@ impl Hub {
             let mut state = self.lock();
             state.closed = true;
             state.topic_counts = TopicCounts::default();
+            state.tagged = 0;
             std::mem::take(&mut state.clients).into_iter().collect()
         };
         for (id, client) in clients {
@@ -733,6 +781,7 @@ impl State {
     fn take(&mut self, id: ClientId) -> Option<Client> {
         let client = self.clients.remove(&id)?;
         self.topic_counts.remove(&client.topics);
+        self.tagged -= usize::from(client.tagged);
         Some(client)
     }
 }

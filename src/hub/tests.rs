@@ -793,3 +793,4 @@ fn direct_writes_and_the_writer_keep_order_under_concurrency() {
 
 // Private events, live and in replay.
 mod private;
+mod tagged;

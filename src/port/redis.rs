@@ -32,8 +32,10 @@
 //!   reason, `/metrics` shows the broker's state, and both connections reconnect with
 //!   exponential backoff and full jitter ([`backoff`]), the reader from its cursor.
 
+mod acked;
 mod entry;
 mod failover;
+mod fence;
 mod reader;
 
 pub use entry::entry_event;
@@ -85,6 +87,14 @@ pub const MAX_READER_LAG: Duration = Duration::from_millis(2000);
 /// recognised on any node even after the entry was trimmed from the stream. **Unit:**
 /// seconds (one day).
 pub const IDEMPOTENCY_TTL: u64 = 24 * 60 * 60;
+
+/// Why a publish is refused while a sentinel fails the master over (`fence.rs`).
+const FENCED: &str = "a Sentinel failover of the master is under way: publishing resumes on \
+the new master";
+
+/// Why a publish written while a failover began is refused: it may or may not survive.
+const FENCED_DURING: &str = "a Sentinel failover began while the entry was written: it may \
+exist or be lost (a retry with the same Idempotency-Key is safe)";
 
 /// What `Retry-After` says while the shared stream is unreachable. **Unit:** seconds.
 pub const BROKER_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -199,6 +209,10 @@ pub struct BrokerStatus {
     pub lost_entries: u64,
     /// The master the reader reads from (`host:port`; with Sentinel, the one named).
     pub master: Option<String>,
+    /// Publishes refused because a Sentinel failover of the master was under way.
+    pub fenced: u64,
+    /// Loss markers this node added: entries it acknowledged that a new master lacked.
+    pub loss_markers: u64,
 }
 
 /// Why a publish through the broker failed.
@@ -231,11 +245,21 @@ struct Inner {
     gaps: AtomicU64,
     lost_entries: AtomicU64,
     failovers: AtomicU64,
+    /// Publishes refused by the fence (see [`BrokerStatus::fenced`]).
+    fenced: AtomicU64,
+    /// Loss markers written (see [`BrokerStatus::loss_markers`]).
+    loss_markers: AtomicU64,
     /// Bumped when the master moved (`+switch-master`, or a `READONLY` answer): the
     /// connections made before it are dropped and made again through the sentinels.
     generation: AtomicU64,
     /// The reader's connection and cursor until [`Backend::start`] takes them.
     reader: Mutex<Option<Reader>>,
+    /// Publishing is refused while a sentinel fails our master over (`fence.rs`).
+    fence: fence::Fence,
+    /// The master a sentinel last announced, tried first when connecting.
+    hint: Mutex<Option<crate::redis::Endpoint>>,
+    /// The ids this node acknowledged lately, checked on a new master (`acked.rs`).
+    acked: acked::Acked,
 }
 
 struct State {
@@ -316,6 +340,7 @@ impl Backend for Broker {
             if repeated {
                 return Ok(Receipt::replay(wire));
             }
+            self.inner.acked.remember(id);
             // Answered once this node's reader delivered it (or after MAX_READER_LAG).
             let seen = self.hub().wait_committed(id, MAX_READER_LAG).await;
             let backlog = self.hub().queue_load();
@@ -359,8 +384,10 @@ impl Backend for Broker {
             .map(|r| ex.spawn(self.clone().run_reader(r, shutdown.clone())))
             .into_iter()
             .collect();
-        if self.inner.cfg.url.sentinel.is_some() {
-            tasks.push(ex.spawn(self.clone().watch_sentinels(shutdown.clone())));
+        if let Some(s) = &self.inner.cfg.url.sentinel {
+            for i in 0..s.addrs.len() {
+                tasks.push(ex.spawn(self.clone().watch_sentinel(i, shutdown.clone())));
+            }
         }
         tasks
     }
@@ -415,6 +442,7 @@ impl Broker {
             }
         ));
         hub.preload(events);
+        let sentinels = cfg.url.sentinel.as_ref().map_or(0, |s| s.addrs.len());
         let broker = Broker {
             inner: Arc::new(Inner {
                 cfg,
@@ -438,11 +466,19 @@ impl Broker {
                 gaps: AtomicU64::new(0),
                 lost_entries: AtomicU64::new(0),
                 failovers: AtomicU64::new(0),
+                fenced: AtomicU64::new(0),
+                loss_markers: AtomicU64::new(0),
                 generation: AtomicU64::new(0),
                 reader: Mutex::new(Some(Reader {
                     conn: Some(reader),
                     position,
+                    left_at: None,
+                    recent: acked::Recent::default(),
+                    unchecked: false,
                 })),
+                fence: fence::Fence::new(sentinels),
+                hint: Mutex::new(None),
+                acked: acked::Acked::default(),
             }),
         };
         Ok(broker)
@@ -477,6 +513,8 @@ impl Broker {
                 .as_secs_f64(),
             lost_entries: self.inner.lost_entries.load(Relaxed),
             master: s.master.clone(),
+            fenced: self.inner.fenced.load(Relaxed),
+            loss_markers: self.inner.loss_markers.load(Relaxed),
         }
     }
 
@@ -500,6 +538,13 @@ impl Broker {
         event: &Event,
     ) -> Result<(EventId, bool), Unavailable> {
         let mut writer = self.inner.writer.lock().await;
+        // The epoch first: a fence raised after this read either shows in `is_up` now
+        // or moves the epoch before the answer (then the publish is refused too).
+        let epoch = self.inner.fence.epoch();
+        if self.inner.fence.is_up() {
+            self.inner.fenced.fetch_add(1, Relaxed);
+            return Err(Unavailable(FENCED.to_owned()));
+        }
         let generation = self.inner.generation.load(Relaxed);
         if writer.is_some() && self.state().writer_generation != generation {
             // The master moved since this connection was made: ask the sentinels again.
@@ -513,8 +558,7 @@ impl Broker {
             if due.is_some_and(|at| Instant::now() < at) {
                 return Err(Unavailable(self.down_reason()));
             }
-            match Connection::connect(&self.inner.cfg.url, "ssehub-publish", CONNECT_TIMEOUT).await
-            {
+            match self.connect_master("ssehub-publish", CONNECT_TIMEOUT).await {
                 Ok(c) => {
                     self.inner.reconnects.fetch_add(1, Relaxed);
                     let mut s = self.state();
@@ -578,6 +622,10 @@ impl Broker {
                     WAIT_TIMEOUT.as_millis()
                 )))
             }
+            Ok(_) if self.inner.fence.epoch() != epoch => {
+                self.inner.fenced.fetch_add(1, Relaxed);
+                Err(Unavailable(FENCED_DURING.to_owned()))
+            }
             Ok(((id, repeated), _)) => id
                 .parse()
                 .map(|id| (id, repeated))
@@ -615,7 +663,7 @@ impl Broker {
     pub async fn newest(&self) -> Result<Option<EventId>, String> {
         let cfg = &self.inner.cfg;
         let ask = async {
-            let mut c = Connection::connect(&cfg.url, "ssehub-replay", ASK_TIMEOUT).await?;
+            let mut c = self.connect_master("ssehub-replay", ASK_TIMEOUT).await?;
             stream::newest(&mut c, &cfg.stream, ASK_TIMEOUT).await
         };
         let got = ask
@@ -641,7 +689,7 @@ impl Broker {
     /// history: empty when Redis cannot be asked (the client then gets a reset).
     pub async fn older(&self, from: EventId) -> Vec<(EventId, Envelope, Event)> {
         let cfg = &self.inner.cfg;
-        let conn = Connection::connect(&cfg.url, "ssehub-replay", CONNECT_TIMEOUT).await;
+        let conn = self.connect_master("ssehub-replay", CONNECT_TIMEOUT).await;
         let got = match conn {
             Ok(mut c) => {
                 let n = cfg.maxlen.saturating_add(READ_COUNT);
@@ -668,6 +716,13 @@ impl Broker {
 pub struct Reader {
     conn: Option<Connection>,
     position: stream::Position,
+    /// The cursor when the reader last left a master for another (a loss marker's ids
+    /// after it are ones this node never read).
+    left_at: Option<EventId>,
+    /// The ids this reader read lately, checked on a new master.
+    recent: acked::Recent,
+    /// Moved to another master, and [`Reader::recent`] not checked there yet.
+    unchecked: bool,
 }
 
 impl fmt::Debug for Reader {

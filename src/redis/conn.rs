@@ -218,13 +218,43 @@ impl Connection {
         timeout: Duration,
     ) -> Result<Connection, RedisError> {
         let deadline = Instant::now() + timeout;
-        let (endpoint, check_role) = match &url.sentinel {
+        let endpoint = match &url.sentinel {
             Some(s) => {
-                let (host, port) = super::sentinel::master_addr(s, deadline).await?;
-                (Endpoint::Tcp(host, port), true)
+                let (host, port) =
+                    super::sentinel::master_addr(s, url.tls.as_deref(), deadline).await?;
+                Endpoint::Tcp(host, port)
             }
-            None => (url.endpoint.clone(), false),
+            None => url.endpoint.clone(),
         };
+        Connection::login(url, endpoint, name, deadline).await
+    }
+
+    /// Connects to `endpoint` (a master a sentinel named on its pub/sub) with `url`'s
+    /// credentials, TLS and database, and logs in as [`Connection::connect`] does; with
+    /// Sentinel the server must say `ROLE` master.
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::connect`].
+    pub async fn connect_to(
+        url: &RedisUrl,
+        endpoint: &Endpoint,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Connection, RedisError> {
+        let deadline = Instant::now() + timeout;
+        Connection::login(url, endpoint.clone(), name, deadline).await
+    }
+
+    /// Opens `endpoint` and logs in (`AUTH`, `SELECT`, `CLIENT SETNAME`, and with
+    /// Sentinel `ROLE`), by `deadline`.
+    async fn login(
+        url: &RedisUrl,
+        endpoint: Endpoint,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<Connection, RedisError> {
+        let check_role = url.sentinel.is_some();
         let mut conn = Connection::open(&endpoint, url.tls.as_deref(), deadline).await?;
         let mut login: Vec<Vec<Vec<u8>>> = Vec::new();
         if let Some(auth) = auth_command(url.user.as_deref(), url.password.as_deref()) {
@@ -268,8 +298,8 @@ impl Connection {
         Ok(conn)
     }
 
-    /// Connects to `endpoint` and logs in with `AUTH` only (a sentinel has no databases),
-    /// within `timeout`.
+    /// Connects to `endpoint` (over TLS with `tls`) and logs in with `AUTH` only (a
+    /// sentinel has no databases), within `timeout`.
     ///
     /// # Errors
     ///
@@ -278,10 +308,11 @@ impl Connection {
         endpoint: &Endpoint,
         user: Option<&str>,
         password: Option<&str>,
+        tls: Option<&TlsFiles>,
         timeout: Duration,
     ) -> Result<Connection, RedisError> {
         let deadline = Instant::now() + timeout;
-        let mut conn = Connection::open(endpoint, None, deadline).await?;
+        let mut conn = Connection::open(endpoint, tls, deadline).await?;
         if let Some(auth) = auth_command(user, password) {
             let left = deadline.saturating_duration_since(Instant::now());
             for reply in conn.pipeline(&[auth], left).await? {

@@ -2,7 +2,8 @@
 //! approximate `MAXLEN`, the reader's `XREAD` with the stream's shape taken in the same
 //! atomic step and the rule that tells a real gap from a trim of what was read
 //! ([`Position`]), the tail at start (`XREVRANGE`), the newest id, and a range for a
-//! resume older than the local history (`XRANGE`).
+//! resume older than the local history (`XRANGE`), and which acknowledged ids a new
+//! master lacks ([`missing`]).
 
 use std::time::Duration;
 
@@ -498,6 +499,44 @@ pub async fn newest(
         .call(&["XREVRANGE", key, "+", "-", "COUNT", "1"], timeout)
         .await?;
     Ok(entries(&v)?.pop().map(|e| e.id))
+}
+
+/// The script of [`missing`]: the stream's first id (`''` when empty or absent), then
+/// each id of `ARGV` the stream does not hold.
+pub const MISSING: &str = "local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1) \
+local out = {first[1] and first[1][1] or ''} \
+for i = 1, #ARGV do \
+if #redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i]) == 0 then out[#out + 1] = ARGV[i] end \
+end \
+return out";
+
+/// Which of `ids` the stream lacks, leaving out those older than its first entry (a trim,
+/// not a loss), in one atomic step ([`MISSING`]).
+///
+/// # Errors
+///
+/// The exchange's error.
+pub async fn missing(
+    conn: &mut Connection,
+    key: &str,
+    ids: &[String],
+    timeout: Duration,
+) -> Result<Vec<String>, RedisError> {
+    let mut args: Vec<&str> = vec!["EVAL", MISSING, "1", key];
+    args.extend(ids.iter().map(String::as_str));
+    let v = conn.call(&args, timeout).await?;
+    let parts = v.as_array().ok_or_else(|| protocol("missing reply"))?;
+    let text = |v: &Value| {
+        v.as_bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
+    let first = parts.first().and_then(text).filter(|f| !f.is_empty());
+    Ok(parts
+        .iter()
+        .skip(1)
+        .filter_map(text)
+        .filter(|id| first.as_deref().is_none_or(|f| !newer(f, id)))
+        .collect())
 }
 
 /// Up to `n` entries from `from` on, inclusive (`XRANGE key from + COUNT n`).

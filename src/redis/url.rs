@@ -1,7 +1,10 @@
 //! Where the Redis server is and how to log in: `redis://[user:password@]host:port[/db]`,
 //! `unix:///path/to/socket[?db=N]` (user and password as `unix://user:pass@/path`), or
 //! through Sentinel:
-//! `redis-sentinel://[user:password@]host:port[,host:port…]/MASTER-NAME[/db][?redis_user=U&redis_password=P]`.
+//! `redis-sentinel://[user:password@]host:port[,host:port…]/MASTER-NAME[/db][?redis_user=U&redis_password=P]`,
+//! or `rediss-sentinel://…` for TLS to the sentinels and to the master alike (Lettuce's
+//! scheme pair; `redis+sentinel://` and `rediss+sentinel://`, the Python world's
+//! spelling, are taken too).
 //!
 //! With Sentinel the credentials before `@` are the sentinels' and, unless
 //! `redis_user` / `redis_password` say otherwise, Redis's too (one password for both is
@@ -101,9 +104,14 @@ impl fmt::Display for RedisUrl {
                 (None, Some(_)) => ":***@".to_owned(),
                 (None, None) => String::new(),
             };
+            let scheme = if self.tls.is_some() {
+                "rediss-sentinel"
+            } else {
+                "redis-sentinel"
+            };
             return write!(
                 f,
-                "redis-sentinel://{sauth}{}/{}/{}",
+                "{scheme}://{sauth}{}/{}/{}",
                 hosts.join(","),
                 s.master,
                 self.db
@@ -260,7 +268,13 @@ impl RedisUrl {
                     tls: None,
                 })
             }
-            "redis-sentinel" => {
+            "redis-sentinel" | "rediss-sentinel" | "redis+sentinel" | "rediss+sentinel" => {
+                let tls = scheme.starts_with("rediss");
+                if tls && !cfg!(feature = "tls") {
+                    return Err(format!(
+                        "{scheme}:// needs TLS, and this ssehub was built without the tls feature"
+                    ));
+                }
                 let (rest, query) = match rest.split_once('?') {
                     Some((r, q)) => (r, Some(q)),
                     None => (rest, None),
@@ -308,11 +322,12 @@ impl RedisUrl {
                         user,
                         password,
                     })),
-                    tls: None,
+                    tls: tls.then(Box::default),
                 })
             }
             other => Err(format!(
-                "unknown scheme {other:?}: expected redis://, unix:// or redis-sentinel://"
+                "unknown scheme {other:?}: expected redis://, rediss://, unix://, \
+                 redis-sentinel:// or rediss-sentinel://"
             )),
         }
     }
@@ -379,6 +394,16 @@ mod tests {
         assert_eq!(u.sentinel.as_ref().unwrap().password.as_deref(), Some("sp"));
         assert!(!format!("{u} {u:?}").contains("sp@") && !u.to_string().contains("r&p"));
         assert_eq!(u.to_string(), "redis-sentinel://:***@h:26379/m/0");
+        // TLS to the sentinels and the master.
+        for scheme in ["rediss-sentinel", "rediss+sentinel"] {
+            let u = RedisUrl::parse(&format!("{scheme}://s1:26380/m")).unwrap();
+            assert_eq!(u.tls.is_some(), cfg!(feature = "tls"));
+            if cfg!(feature = "tls") {
+                assert_eq!(u.to_string(), "rediss-sentinel://s1:26380/m/0");
+            }
+        }
+        let u = RedisUrl::parse("redis+sentinel://s1/m").unwrap();
+        assert!(u.tls.is_none() && u.sentinel.is_some());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Who may read what: the token of a `GET /stream` request, verified, as the rights and
 //! the expiry it grants, or the `401` that names why not.
 //!
-//! Without a key (`--jwt-key`, or `--jwt-public-key-file` for RS256 and ES256) no token
-//! is read (streams get public events, as before tokens existed). With a key, a token found in the `Authorization: Bearer` header, the cookie
+//! Without a subscriber key (`--jwt-subscriber-key`, else `--jwt-key`; or their
+//! `-public-key-file` twins for RS256 and ES256) no token is read (streams get public events, as before tokens existed). With a key, a token found in the `Authorization: Bearer` header, the cookie
 //! or `?authorization=` (the first found wins) must be valid, whatever
 //! `--subscribe-auth` says: a client that sends a token wants its rights, and quietly
 //! serving it public events only would hide the error. `--subscribe-auth required`
@@ -48,14 +48,41 @@ pub(super) struct Grant {
     pub(super) expires: Option<SystemTime>,
     /// Its place under the token's stream cap, held while the stream lives.
     pub(super) slot: Option<Slot>,
+    /// The token's payloads, for Mercure's active subscriptions.
+    pub(super) payloads: Vec<auth::Payload>,
 }
 
 /// The grant of a stream request: none without a token (where that is allowed), the
 /// token's rights, or the `401` to answer.
 pub(super) fn subscriber(ctx: &Ctx, req: &Request) -> Result<Grant, Response> {
-    let Some(key) = &ctx.config.jwt_key else {
+    let Some(key) = ctx.config.subscriber_key() else {
         return Ok(Grant::default());
     };
+    with_token(ctx, req, |found| {
+        let Some((source, token)) = found else {
+            return anonymous(ctx);
+        };
+        refuse_query_access_token(source, token)?;
+        let claims = verified(ctx, token, key)?;
+        let slot = ctx.quota.take(claims.sub.as_deref(), token)?;
+        let rights = (!claims.subscribe.is_empty()).then(|| Arc::new(claims.subscribe));
+        Ok(Grant {
+            rights,
+            ends_at: claims.expires.map(stream_end),
+            expires: claims.expires,
+            slot,
+            payloads: claims.payloads,
+        })
+    })
+}
+
+/// Calls `f` with the token `req` carries and where it came from (the bearer header,
+/// the cookie, then `?authorization=`; `None`: none).
+pub(super) fn with_token<T>(
+    ctx: &Ctx,
+    req: &Request,
+    f: impl FnOnce(Option<(Source, &str)>) -> T,
+) -> T {
     let query = req.param(auth::QUERY_PARAM);
     let credentials = Credentials {
         authorization: req.authorization.as_deref(),
@@ -63,29 +90,23 @@ pub(super) fn subscriber(ctx: &Ctx, req: &Request) -> Result<Grant, Response> {
         cookie_name: &ctx.config.jwt_cookie,
         query: query.as_deref(),
     };
-    let Some((source, token)) = credentials.token() else {
-        if ctx.config.subscribe_auth == SubscribeAuth::Required {
-            ctx.stats.auth_failed(AuthFailure::Missing);
-            return Err(unauthorized(
-                None,
-                &format!(
-                    "a token is required: send Authorization: Bearer, the {} cookie or ?authorization=",
-                    ctx.config.jwt_cookie
-                ),
-            ));
-        }
-        return Ok(Grant::default());
-    };
-    refuse_query_access_token(source, token)?;
-    let claims = verified(ctx, token, key)?;
-    let slot = ctx.quota.take(claims.sub.as_deref(), token)?;
-    let rights = (!claims.subscribe.is_empty()).then(|| Arc::new(claims.subscribe));
-    Ok(Grant {
-        rights,
-        ends_at: claims.expires.map(stream_end),
-        expires: claims.expires,
-        slot,
-    })
+    f(credentials.token())
+}
+
+/// The grant of a stream request without a token: none, or the `401` of
+/// `--subscribe-auth required`.
+fn anonymous(ctx: &Ctx) -> Result<Grant, Response> {
+    if ctx.config.subscribe_auth == SubscribeAuth::Required {
+        ctx.stats.auth_failed(AuthFailure::Missing);
+        return Err(unauthorized(
+            None,
+            &format!(
+                "a token is required: send Authorization: Bearer, the {} cookie or ?authorization=",
+                ctx.config.jwt_cookie
+            ),
+        ));
+    }
+    Ok(Grant::default())
 }
 
 /// The `400 invalid_request` (RFC 6750 §3.1) for a Mercure 1.0 access token sent in the

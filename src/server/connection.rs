@@ -8,10 +8,10 @@ use std::time::Instant;
 use futures_lite::FutureExt;
 
 use super::request::{Request, take_request};
-use super::router::{Route, Scope, route_in};
+use super::router::{Route, Scope, route_in, route_subscriptions};
 use super::socket::{Conn, linger, write_timed};
 use super::stream::Opened;
-use super::{Ctx, mercure, publish, script, status, stream};
+use super::{Ctx, mercure, publish, script, status, stream, subscriptions};
 use crate::http::conditional::{self, Failed};
 use crate::http::framing::BodyKind;
 use crate::http::head::HeadParser;
@@ -66,7 +66,12 @@ pub(super) async fn serve_requests<S: Conn>(
         // A request whose body is left unread cannot be followed on this connection.
         let mut body_read = req.framing.body == BodyKind::None;
         let mercure = ctx.config.mercure_path.as_deref();
-        let resp = match route_in(scope, &req.method, &req.path, mercure) {
+        let routed = if subscriptions::serves(ctx, &req.path) {
+            route_subscriptions(&req.method)
+        } else {
+            route_in(scope, &req.method, &req.path, mercure)
+        };
+        let resp = match routed {
             Route::Refuse(resp) => resp,
             Route::Options(allow) => ctx.cors.preflight(req.origin.as_deref(), allow),
             // Rendering these has no effect, so the preconditions are evaluated on what
@@ -83,6 +88,7 @@ pub(super) async fn serve_requests<S: Conn>(
                 ),
             ),
             Route::Script => script::response(&req),
+            Route::MercureSubscriptions => with_preconditions(&req, subscriptions::list(ctx, &req)),
             route @ (Route::Publish | Route::MercurePublish) => match if route == Route::Publish {
                 publish::authorize(ctx, &req)
             } else {

@@ -7,7 +7,9 @@
 //!   Mercure's rules ([`Selectors::mercure`]); the resume id comes from `Last-Event-ID`,
 //!   `lastEventID`, `last_event_id` or `Last-Event-ID` in the query, `earliest` meaning
 //!   every retained event. The stream is then opened as `/stream` opens one, `reset`
-//!   event included, with two more head fields (`resume_fields.rs`).
+//!   event included, with two more head fields (`resume_fields.rs`). With
+//!   `--mercure-subscriptions` its first selectors are listed and announced while it
+//!   lives (`subscriptions.rs`).
 //! - `POST`: a form (`topic`, `data`, `private`, `id`, `type`, `retry`) published through
 //!   the port; the answer is `200 text/plain` with the event's id. A publish authorized
 //!   by a cookie must come from an allowed `Origin` (`--cors-origin`), as Mercure's CSRF
@@ -23,6 +25,7 @@ use super::request::Request;
 use super::resume_fields::Resuming;
 use super::socket::Conn;
 use super::stream::OpenStream;
+use super::subscriptions::Pending;
 use crate::auth::{self, Credentials, Source};
 use crate::envelope::{Envelope, PublisherId};
 use crate::event_id::EventId;
@@ -32,6 +35,7 @@ use crate::http::response::Response;
 use crate::http::target::query_pairs;
 use crate::input;
 use crate::mercure::query::{self, EARLIEST, Selector};
+use crate::mercure::subscriptions::Version;
 use crate::sse::Event;
 use crate::topic::{Matching, Topic, Topics};
 
@@ -52,6 +56,14 @@ pub(super) fn check(ctx: &Ctx, req: &Request) -> Result<OpenStream, Response> {
         req.last_event_id.as_deref(),
     )
     .map_err(|e| bad(&e))?;
+    let version = match params
+        .iter()
+        .find(|(k, _)| k == "topic" || k.starts_with("match"))
+    {
+        Some((k, _)) if k == "topic" => Version::V0,
+        _ => Version::V1,
+    };
+    let tracked = Pending::of(ctx, version, &asked.selectors, &grant.payloads);
     let topics = filter(asked.selectors).map_err(|e| bad(&e))?;
     let earliest = asked.last_event_id.as_deref() == Some(EARLIEST);
     let last_id = if earliest {
@@ -60,7 +72,9 @@ pub(super) fn check(ctx: &Ctx, req: &Request) -> Result<OpenStream, Response> {
         asked.last_event_id.clone()
     };
     let resuming = Resuming::new(asked.last_event_id, earliest);
-    Ok(OpenStream::mercure(topics, last_id, grant, resuming))
+    Ok(OpenStream::mercure(
+        topics, last_id, grant, resuming, tracked,
+    ))
 }
 
 /// The hub's filter for `selectors`: every topic when one is `*`, exact names alone as
@@ -127,7 +141,7 @@ pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<PublishRights, Respo
         )
         .close());
     }
-    let Some(key) = &config.jwt_key else {
+    let Some(key) = config.publisher_key() else {
         return Err(Response::text(401, "wrong bearer token")
             .header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
             .close());
@@ -151,7 +165,11 @@ pub(super) async fn publish<S: Conn>(
     rights: &PublishRights,
 ) -> Result<Response, ConnError> {
     let body = publish::receive_body(stream, buf, ctx, req).await?;
-    let (resp, congested) = match parse(req, &body, rights) {
+    let parsed = parse(req, &body, rights).and_then(|(envelope, event)| {
+        super::subscriptions::refuse_reserved(ctx, envelope.topics())?;
+        Ok((envelope, event))
+    });
+    let (resp, congested) = match parsed {
         Ok((envelope, event)) => publish_update(ctx, envelope, event).await,
         Err(refused) => (refused, false),
     };

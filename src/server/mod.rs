@@ -13,6 +13,7 @@
 //! | `script.rs` | `GET /ssehub.js`, the browser client, with its `ETag` |
 //! | `publish.rs` | `POST /publish`: authorization, body, publish, pacing |
 //! | `stream.rs` | `GET /stream`: subscribe, preamble, the writer, the end reason |
+//! | `subscriptions.rs` | Mercure's active subscriptions: the list, the events |
 //! | `writer.rs` | the subscriber's writer loop |
 //! | `socket.rs` | the connection type, `sendmsg`, the direct sink |
 //! | `cors.rs` | cross-origin headers and preflights |
@@ -36,6 +37,7 @@ mod script;
 mod socket;
 mod status;
 mod stream;
+mod subscriptions;
 mod watchdog;
 mod writer;
 
@@ -138,6 +140,8 @@ pub(crate) struct Ctx {
     connections: Arc<AtomicUsize>,
     /// Serving, or handing over to a successor (see `handover/`).
     pub(crate) handover: handover::Phase,
+    /// Mercure's active subscriptions, with `--mercure-subscriptions`.
+    pub(crate) subscriptions: Option<Arc<subscriptions::Tracker>>,
 }
 
 impl Ctx {
@@ -159,7 +163,12 @@ impl Ctx {
     ) -> Arc<Ctx> {
         let cors = cors::Cors::new(&config.cors_origins);
         let quota = quota::Quota::new(config.max_streams_per_token);
+        let subscriptions = match (&config.mercure_path, config.mercure_subscriptions) {
+            (Some(hub), true) => Some(Arc::new(subscriptions::Tracker::new(hub))),
+            _ => None,
+        };
         Arc::new(Ctx {
+            subscriptions,
             config,
             hub,
             stats,
@@ -465,6 +474,10 @@ impl Server {
             });
         let producers = Producers::spawn(&ex, &ctx.config, &ctx.hub, &ctx.port, &ctx.log);
         let reader = ctx.port.start(&ex, &ctx.shutdown);
+        let announcer = ctx
+            .subscriptions
+            .clone()
+            .map(|tracker| ex.spawn(subscriptions::run(tracker, ctx.port.clone())));
         let (guard, all_done) = Guard::new();
         let mut probes = Probes::default();
         let stall = self.systemd.as_ref().and_then(|s| s.stall_file.clone());
@@ -557,14 +570,18 @@ impl Server {
             // executors closes this process's descriptors only.
             drop(producers);
             drop(reader);
+            drop(announcer);
             ctx.hub.forget_all();
             return ctx.stats.snapshot();
         }
         drop(producers);
         drop(reader);
-        ctx.hub.close();
+        drop(announcer);
         drop(guard);
+        // Without a handover, the streams end at random times over the drain's spread
+        // (`hub/drain.rs`), so their clients do not all reconnect at once.
         let finished = async {
+            ctx.hub.close_spread(ctx.config.drain_spread()).await;
             all_done.wait_all_dropped().await;
             true
         }

@@ -59,7 +59,7 @@ impl PublishRights {
 /// the `403` saying how to turn publishing on. Both publish routes ask it first.
 pub(super) fn publishing_on(ctx: &Ctx) -> Result<(), Response> {
     let config = &ctx.config;
-    if config.publish_token.is_none() && config.jwt_key.is_none() {
+    if config.publish_token.is_none() && config.publisher_key().is_none() {
         return Err(Response::text(
             403,
             "publishing is off: start ssehub with --publish-token TOKEN or --jwt-key KEY",
@@ -89,7 +89,7 @@ pub(super) fn authorize(ctx: &Ctx, req: &Request) -> Result<PublishRights, Respo
     {
         return Ok(PublishRights::Any);
     }
-    let Some(key) = &config.jwt_key else {
+    let Some(key) = config.publisher_key() else {
         // RFC 6750 §3.1: a token that is present but wrong is `invalid_token`.
         return Err(Response::text(401, "wrong bearer token")
             .header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
@@ -224,7 +224,10 @@ async fn publish_body(
         Ok(parsed) => parsed,
         Err(resp) => return (resp, false),
     };
-    if let Err(refused) = rights.check(p.topics()) {
+    if let Err(refused) = rights
+        .check(p.topics())
+        .and_then(|()| super::subscriptions::refuse_reserved(ctx, envelope.topics()))
+    {
         return (refused, false);
     }
     let result = ctx.port.publish(envelope, p.event).await;

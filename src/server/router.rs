@@ -13,6 +13,9 @@ pub(super) enum Route {
     MercureSubscribe,
     /// `POST` on the Mercure path: publish.
     MercurePublish,
+    /// `GET` or `HEAD` under `{mercure path}/subscriptions`: Mercure's list of active
+    /// subscriptions (with `--mercure-subscriptions`).
+    MercureSubscriptions,
     /// `GET` or `HEAD /health`.
     Health,
     /// `GET` or `HEAD /stats`.
@@ -96,6 +99,28 @@ pub(super) fn route(method: &str, path: &str, mercure: Option<&str>) -> Route {
         (_, "/metrics") => Route::Metrics,
         (_, "/ssehub.js") => Route::Script,
         _ => Route::Page,
+    }
+}
+
+/// Routes `method` on a path of Mercure's list of active subscriptions (the caller
+/// knows the path is one): `GET` and `HEAD` read it, `OPTIONS` lists them, any other
+/// known method is `405`.
+pub(super) fn route_subscriptions(method: &str) -> Route {
+    const ALLOW: &str = "GET, HEAD, OPTIONS";
+    match method {
+        "GET" | "HEAD" => Route::MercureSubscriptions,
+        "OPTIONS" => Route::Options(ALLOW),
+        _ if !KNOWN_METHODS.contains(&method) => Route::Refuse(Response::text(
+            501,
+            &format!("method {} is not implemented", truncate(method)),
+        )),
+        _ => Route::Refuse(
+            Response::text(
+                405,
+                &format!("method not allowed on the subscriptions API; allowed: {ALLOW}"),
+            )
+            .header("Allow", ALLOW),
+        ),
     }
 }
 

@@ -126,9 +126,9 @@ fn config_json(cfg: &Config) -> Value {
         "max_head_bytes": cfg.limits.head.max_head_bytes,
         "max_headers": cfg.limits.head.max_headers,
         "max_body": cfg.limits.max_body,
-        "publishing": cfg.publish_token.is_some() || cfg.jwt_key.is_some(),
+        "publishing": cfg.publish_token.is_some() || cfg.publisher_key().is_some(),
         // Whether tokens are checked; never the key itself.
-        "jwt": cfg.jwt_key.is_some(),
+        "jwt": cfg.publisher_key().is_some() || cfg.subscriber_key().is_some(),
         "jwt_cookie": cfg.jwt_cookie,
         "subscribe_auth": cfg.subscribe_auth.label(),
         "threads": cfg.threads,
@@ -328,6 +328,8 @@ mod tests {
             down_secs: 1.5,
             lost_entries: 6,
             master: Some("127.0.0.1:6380".into()),
+            fenced: 7,
+            loss_markers: 1,
         });
         let doc = stats_doc(&view);
         assert_eq!(
@@ -336,7 +338,8 @@ mod tests {
                 "up": true, "reason": null, "reconnects": 2,
                 "errors": {"connect": 0, "xadd": 3, "xread": 0, "xrange": 0, "decode": 1},
                 "gaps": 4, "last_read_age_secs": 0.25, "cursor": "5-0",
-                "lost_entries": 6, "failovers": 1, "down_secs": 1.5,
+                "lost_entries": 6, "failovers": 1, "fenced": 7, "loss_markers": 1,
+                "down_secs": 1.5,
                 "master": "127.0.0.1:6380",
             })
         );
@@ -348,6 +351,8 @@ mod tests {
             "ssehub_broker_gaps_total 4",
             "ssehub_broker_lost_entries_total 6",
             "ssehub_broker_failovers_total 1",
+            "ssehub_broker_fenced_total 7",
+            "ssehub_broker_loss_markers_total 1",
             "ssehub_broker_down_seconds_total 1.500",
             "ssehub_broker_last_read_age_seconds 0.250",
             "# TYPE ssehub_broker_last_read_age_seconds gauge",

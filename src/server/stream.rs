@@ -17,6 +17,7 @@ use super::expiring;
 use super::handover;
 use super::request::Request;
 use super::socket::{Conn, write_timed};
+use super::subscriptions::{Pending, Registration};
 use super::writer::Writer;
 use crate::event_id::{EventId, Resume};
 use crate::http::framing::BodyKind;
@@ -42,6 +43,12 @@ pub(super) struct OpenStream {
     grant: Grant,
     /// On the Mercure path: what its resume headers need.
     mercure: Option<super::resume_fields::Resuming>,
+    /// `?tagged=1`: each event's frame names its topics and visibility
+    /// ([`sse::tagged`]).
+    tagged: bool,
+    /// On the Mercure path, with `--mercure-subscriptions`: what is listed and announced
+    /// once the stream is open.
+    tracked: Option<Pending>,
 }
 
 impl OpenStream {
@@ -51,12 +58,15 @@ impl OpenStream {
         last_id: Option<String>,
         grant: Grant,
         resuming: super::resume_fields::Resuming,
+        tracked: Option<Pending>,
     ) -> OpenStream {
         OpenStream {
             topics,
             last_id,
             grant,
             mercure: Some(resuming),
+            tagged: false,
+            tracked,
         }
     }
 }
@@ -73,6 +83,9 @@ pub(super) struct Opened {
     pub(super) slot: Option<super::quota::Slot>,
     /// Opened on the Mercure path (`false`: `/stream`).
     pub(super) mercure: bool,
+    /// Its listing among Mercure's active subscriptions, ended (and announced) when
+    /// the stream ends.
+    pub(super) registration: Option<Registration>,
 }
 
 /// Checks what a stream request asks for: its token's grant, topics and the resume id,
@@ -83,8 +96,15 @@ pub(super) fn check(ctx: &Ctx, req: &Request) -> Result<OpenStream, Response> {
     }
     let grant = access::subscriber(ctx, req)?;
     let mut topics = Vec::new();
+    let mut tagged = false;
     for (k, v) in req.params() {
-        if k == "topic" {
+        if k == sse::TAGGED_PARAM {
+            tagged = match &*v {
+                "1" => true,
+                "0" => false,
+                _ => return Err(Response::text(400, "tagged must be 0 or 1")),
+            };
+        } else if k == "topic" {
             match Topic::new(&v) {
                 Ok(t) if topics.len() < MAX_TOPICS_PER_STREAM => topics.push(t),
                 Ok(_) => {
@@ -110,6 +130,8 @@ pub(super) fn check(ctx: &Ctx, req: &Request) -> Result<OpenStream, Response> {
         last_id,
         grant,
         mercure: None,
+        tagged,
+        tracked: None,
     })
 }
 
@@ -174,14 +196,12 @@ pub(super) async fn open<S: Conn>(
             unread,
             Some(hook),
             sink,
+            open.tagged,
         ),
-        (None, Some(sink)) => {
+        (None, sink) => {
             ctx.hub
-                .subscribe_direct(open.topics, rights, last_id, Some(hook), sink)
+                .subscribe_direct(open.topics, rights, last_id, Some(hook), sink, open.tagged)
         }
-        (None, None) => ctx
-            .hub
-            .subscribe_as(open.topics, rights, last_id, Some(hook)),
     };
     let sub = match subscribed {
         Ok(sub) => sub,
@@ -214,6 +234,7 @@ pub(super) async fn open<S: Conn>(
         notice,
         slot: open.grant.slot,
         mercure: mercure.is_some(),
+        registration: open.tracked.map(Pending::register),
     })
 }
 
@@ -282,6 +303,7 @@ pub(super) async fn write_stream<S: Conn>(mut stream: S, opened: Opened, ctx: &C
         mut notice,
         slot,
         mercure,
+        registration,
     } = opened;
     let reason = loop {
         let mut writer = Writer::new(
@@ -324,6 +346,7 @@ pub(super) async fn write_stream<S: Conn>(mut stream: S, opened: Opened, ctx: &C
     }
     sub.end(reason);
     drop(slot);
+    drop(registration);
 }
 
 /// `ms` ±20%, so that a restart does not bring every client back in the same instant.

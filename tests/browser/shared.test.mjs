@@ -1,5 +1,6 @@
 // ssehub.js in headless Chromium (#24): one stream shared by twelve tabs, a leader handover
-// with no gap and no duplicate, the fallback without Web Locks, a cookie token refreshed on
+// with no gap and no duplicate, tabs on topics that another tab's stream covers sharing it
+// (each keeps its own events by the ?tagged=1 topic tags), the fallback without Web Locks, a cookie token refreshed on
 // token-expiring with no private event missed, an expired cookie refused (401), and the live
 // page's charts (the screenshot in README, docs/screenshot.png, is written here).
 //
@@ -82,8 +83,9 @@ const HARNESS = `<!doctype html><meta charset="utf-8"><script src="/ssehub.js"><
   const q = new URLSearchParams(location.search);
   window.src = new SsehubSource(q.get("url") || "/stream",
     { refresh: window.refreshToken ? () => window.refreshToken() : undefined });
-  const keep = (e) => got.push({ type: e.type, id: e.lastEventId, data: e.data });
+  const keep = (e) => got.push({ type: e.type, id: e.lastEventId, data: e.data, topics: e.topics, private: e.private });
   src.onmessage = keep;
+  src.addEventListener("tick", keep);
   src.addEventListener("token-expiring", keep);
   src.addEventListener("reset", keep);
   src.onopen = () => { opens++; };
@@ -163,6 +165,101 @@ test("twelve tabs share one stream; the leader's close hands over with no gap", 
   }
 });
 
+test("tabs whose topics another tab's stream covers share it, each gets its own events; others hold their own", { timeout: 60_000 }, async () => {
+  // A short retry, so that the streams come back soon after the restart at the end.
+  let srv = await startServer(["--retry-ms", "300"]);
+  const base = `http://127.0.0.1:${srv.port}`;
+  const context = await harnessContext(srv.port);
+  const streams = [];
+  context.on("response", (r) => { if (r.url().includes("/stream")) streams.push(r); });
+  const open = async (url) => {
+    const p = await context.newPage();
+    await p.goto(base + "/harness.html?url=" + encodeURIComponent(url));
+    await p.waitForFunction(() => window.src.readyState === 1, null, { timeout: WAIT });
+    return p;
+  };
+  const state = (p) => p.evaluate(() => ({ leader: window.src.leader, shared: window.src.shared, stream: window.src.stream }));
+  const kept = (p) => p.evaluate(() => window.got.filter((e) => e.type === "message" || e.type === "tick")
+    .map((e) => ({ id: e.id, type: e.type, data: e.data, topics: e.topics })));
+  try {
+    const wide = await open("/stream?topic=b&topic=a");
+    const narrow = await open("/stream?topic=a");
+    const other = await open("/stream?topic=c");
+    const [w, n, o] = await Promise.all([wide, narrow, other].map(state));
+    assert.equal(w.leader, true);
+    assert.equal(n.leader, false, "the tab on a joins the stream on a and b");
+    assert.equal(new URL(n.stream).search, "?topic=a&topic=b");
+    assert.equal(o.leader, true, "c is not covered: its own stream");
+    assert.equal(await metric(srv.port, "ssehub_clients"), 2, "one stream for a and b (and a), one for c");
+
+    // Events on a, b, c and both a and b (b first), some named: each tab gets exactly its own, in order.
+    const plan = [["a"], ["b"], ["c"], ["b", "a"], ["a"], ["c"], ["b"], ["a", "c"]];
+    const sent = [];
+    const publishPlan = async (round) => {
+      for (const [i, topics] of plan.entries()) {
+        const body = { data: `${round}-${i}`, topic: topics.length === 1 ? topics[0] : topics };
+        if (i % 3 === 0) body.event = "tick";
+        const { id } = await publish(srv.port, body);
+        sent.push({ id, type: body.event || "message", data: body.data, topics });
+      }
+    };
+    await publishPlan(0);
+    const want = (tab) => sent.filter((e) => e.topics.some((t) => tab.includes(t)));
+    const check = async (page, tab) => {
+      await until(`${tab} has its events`, async () => (await kept(page)).length >= want(tab).length);
+      await new Promise((r) => setTimeout(r, 200)); // an extra one would show by now
+      assert.deepEqual(await kept(page), want(tab), `exactly the events on ${tab}, in order`);
+    };
+    await check(wide, ["a", "b"]);
+    await check(narrow, ["a"]);
+    await check(other, ["c"]);
+
+    // The wide tab closes: the narrow one leads and opens the group's stream (a and b) from
+    // the group's last id, so nothing on a is missed or repeated.
+    const before = streams.length;
+    await wide.close();
+    await publishPlan(1);
+    await until("the narrow tab leads", async () => (await state(narrow)).leader, 2000);
+    await until("the new stream's head", () => streams.length > before);
+    const head = streams[streams.length - 1];
+    assert.equal(head.headers()["sse-resume"], "continue");
+    assert.match(head.url(), /topic=a&topic=b/);
+    await check(narrow, ["a"]);
+    await check(other, ["c"]);
+    await until("two clients again", async () => (await metric(srv.port, "ssehub_clients")) === 2);
+
+    // A tab on a and b joins the group the narrow tab leads; after a restart the leader
+    // resumes from the group's last id, gets a reset (other epoch), and every tab of the
+    // group sees it, then its own new events.
+    const wide2 = await open("/stream?topic=a&topic=b");
+    assert.equal((await state(wide2)).leader, false);
+    assert.equal(await metric(srv.port, "ssehub_clients"), 2);
+    const port = srv.port;
+    srv.proc.kill("SIGTERM");
+    await new Promise((r) => srv.proc.once("exit", r));
+    servers.delete(srv);
+    srv = await startServer(["--retry-ms", "300", "--bind", `127.0.0.1:${port}`]);
+    const resets = (p) => p.evaluate(() => window.got.filter((e) => e.type === "reset").map((e) => JSON.parse(e.data).reason));
+    for (const p of [narrow, wide2, other]) {
+      await until("the reset in every tab", async () => (await resets(p)).length === 1);
+      assert.deepEqual(await resets(p), ["other-epoch"]);
+    }
+    sent.length = 0;
+    await publishPlan(2);
+    const fresh = async (page, tab) => {
+      const w = want(tab);
+      await until(`${tab} has its new events`, async () => (await kept(page)).slice(-w.length).map((e) => e.id).join() === w.map((e) => e.id).join());
+    };
+    await fresh(narrow, ["a"]);
+    await fresh(wide2, ["a", "b"]);
+    await fresh(other, ["c"]);
+    assert.deepEqual(await kept(wide2), want(["a", "b"]), "the joining tab: only what came after it joined");
+  } finally {
+    await context.close();
+    stopServer(srv);
+  }
+});
+
 test("without Web Locks every tab holds its own stream, and says so", { timeout: TEST_TIMEOUT }, async () => {
   const srv = await startServer();
   const context = await harnessContext(srv.port, () => { delete Navigator.prototype.locks; });
@@ -232,32 +329,83 @@ test("token-expiring: refresh() sets a fresh cookie, the stream reconnects, no p
   }
 });
 
-test("the live page draws charts from /stats that move as events flow; writes docs/screenshot.png", { timeout: TEST_TIMEOUT }, async () => {
+test("the live page draws charts from /stats that move as a steady flow runs, shows private events and resets; writes docs/screenshot.png", { timeout: 60_000 }, async () => {
   const srv = await startServer(["--jwt-key", JWT_KEY]);
   const base = `http://127.0.0.1:${srv.port}`;
-  const context = await browser.newContext({ viewport: { width: 1100, height: 1000 }, colorScheme: "light" });
+  const context = await browser.newContext({ viewport: { width: 1100, height: 1300 }, colorScheme: "light" });
+  // A subscriber token that reads every private topic, as the page's token form would set it.
+  await context.addCookies([{
+    name: "mercureAuthorization", url: base,
+    value: jwt.sign({ mercure: { subscribe: ["*"] }, exp: now() + 600 }, JWT_KEY, { algorithm: "HS256" }),
+  }]);
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
+  // Another client resumes from an id of no history now and then: resets by reason on the chart.
+  const resetClient = async () => {
+    const ctl = new AbortController();
+    const r = await fetch(`${base}/stream`, { headers: { "Last-Event-ID": "not-an-id" }, signal: ctl.signal });
+    assert.equal(r.headers.get("sse-resume"), "reset");
+    ctl.abort();
+  };
   try {
-    await page.goto(base + "/");
+    // Resumes from an id of another history: the page's own stream starts with a reset.
+    await page.goto(base + "/?lastEventId=1-1");
     await page.waitForFunction(() => document.getElementById("state").textContent === "open", null, { timeout: WAIT });
     assert.equal(await page.evaluate(() => window.ssehubSource.shared), true);
     for (const id of ["chart-rate", "chart-clients", "chart-ends"]) assert.equal(await page.locator("#" + id).count(), 1);
     await page.waitForFunction(() => document.querySelector("#chart-rate polyline[data-series=published]"), null, { timeout: WAIT });
-    const points = () => page.evaluate(() => document.querySelector("#chart-rate polyline[data-series=published]").getAttribute("points"));
-    const first = await points();
-    // Events flow for a few polls; a private one and a reset show distinctly.
+    const points = (series) => page.evaluate((s) => document.querySelector(`#chart-rate polyline[data-series=${s}]`).getAttribute("points"), series);
+    const first = await points("published");
+
+    // A steady flow for 12 s: ticks about every 160 ms (the page keeps the last 100 events,
+    // so its reset stays in the list), every seventh private, two more clients' resets, and
+    // one private event from the page's own form.
+    const FLOW_MS = 12_000;
+    const started = Date.now();
+    let seq = 0, privates = 0, middle = null;
     await page.fill("#token", TOKEN);
-    for (let i = 0; i < 30; i++) {
-      await publish(srv.port, { data: { seq: i, value: Math.round(Math.random() * 100) / 100 }, event: "tick" });
-      await new Promise((r) => setTimeout(r, 100));
+    while (Date.now() - started < FLOW_MS) {
+      const priv = seq % 7 === 3;
+      if (priv) privates++;
+      await publish(srv.port, { data: { seq, value: Math.round(50 + 40 * Math.sin(seq / 8)) / 100 }, event: "tick", private: priv });
+      if (seq === 20 || seq === 50) await resetClient();
+      if (seq === 35) {
+        middle = await points("published");
+        await page.fill("#pub-data", '{"secret": "for token holders"}');
+        await page.check("#pub-private");
+        await page.click("#pub-send");
+      }
+      seq++;
+      await new Promise((r) => setTimeout(r, 160));
     }
-    await page.fill("#pub-data", '{"secret": "for token holders"}');
-    await page.check("#pub-private");
-    await page.click("#pub-send");
-    await until("the charts moved", async () => (await points()) !== first && /[1-9]/.test(await page.locator("#legend-rate").textContent()), 8000);
+    // The newest events, on top of the list: one on another topic, then a private one.
+    await publish(srv.port, { data: { order: 7, state: "shipped" }, event: "tick", topic: "orders/7" });
+    const { id: lastPrivate } = await publish(srv.port, { data: { order: 7, card: "•••• 4242" }, event: "tick", topic: "orders/7", private: true });
+    privates++;
+    console.log(`published ${seq + 2} events (${privates} private) in ${Date.now() - started} ms`);
+    await until("the last private event on top", async () =>
+      (await page.locator("#events li").first().getAttribute("data-id")) === lastPrivate);
+    assert.ok((await page.locator("#events li").first().getAttribute("class")).split(" ").includes("private"));
+    assert.match(await page.locator("#events li .topics").first().textContent(), /^orders\/7$/);
+    await until("the last poll drew the flow", async () => (await points("published")) !== middle, 3000);
+    const last = await points("published");
+    assert.notEqual(last, first, "the published line moved");
+    assert.notEqual(middle, first);
+    assert.match(await page.locator("#legend-rate").textContent(), /published [1-9]/);
+    const delivered = await points("delivered");
+    assert.ok(delivered.split(" ").some((p) => Number(p.split(",")[1]) < 80), `delivered rises: ${delivered}`);
     assert.ok((await page.locator("#chart-clients polyline").count()) >= 1);
+    assert.ok((await page.locator('#chart-ends polyline[data-series^="reset "]').count()) >= 1, "resets by reason are drawn");
+
+    // Private events and the reset show distinctly.
+    await until("the page's own private event", async () => (await page.locator(".event.private").count()) >= 1);
+    assert.ok(await page.locator(".event.private .badge.private").count() >= 1);
+    assert.ok(await page.locator(".event.reset .badge.reset").count() >= 1, "the reset has its badge");
+    assert.equal(await page.locator("#reset-banner").isVisible(), true);
+    assert.match(await page.locator("#ev-kinds").textContent(), /\d+ private.*1 reset/);
+    const priv = await page.locator(".event.private").count();
+    assert.ok(priv >= 1 && priv <= privates + 1, `${priv} private events shown`);
     assert.deepEqual(errors, []);
     await page.screenshot({ path: join(OUT, "page-charts.png") });
     await page.screenshot({ path: join(ROOT, "docs", "screenshot.png") });

@@ -1,8 +1,10 @@
 //! One master, two replicas and three sentinels on loopback (Debian's `redis-server` and
 //! `redis-sentinel`), for the failover tests. Sentinels notice a dead master within a
-//! second (`down-after-milliseconds 1000`) so that a test stays short.
+//! second (`down-after-milliseconds 1000`) so that a test stays short. With
+//! [`SentinelSet::start_tls`] every server and sentinel speaks TLS only (`port 0`,
+//! `tls-port`), replication and the sentinels' links too.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,8 @@ pub struct SentinelSet {
     /// The sentinels' TCP ports.
     pub sentinel_ports: Vec<u16>,
     sentinels: Vec<(Child, PathBuf)>,
+    /// With TLS: the directory holding `ca.crt`, `server.crt` and `server.key`.
+    tls: Option<PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -49,17 +53,66 @@ impl SentinelSet {
     /// Starts the master, two replicas (waits for their link), then three sentinels
     /// (waits until each knows both replicas and the two other sentinels).
     pub fn start() -> SentinelSet {
-        let master = RedisServer::start_tcp(&["--repl-diskless-sync-delay", "0"]);
+        SentinelSet::start_with(None)
+    }
+
+    /// As [`SentinelSet::start`], everything over TLS only, with the CA and the server
+    /// certificate (for 127.0.0.1) in `certs` (`ca.crt`, `server.crt`, `server.key`).
+    pub fn start_tls(certs: &Path) -> SentinelSet {
+        SentinelSet::start_with(Some(certs.to_path_buf()))
+    }
+
+    /// The TLS settings of a server or sentinel on `port` (`port 0`, `tls-port`), as
+    /// `name value` pairs.
+    fn tls_settings(certs: &Path, port: u16) -> Vec<(String, String)> {
+        let f = |n: &str| certs.join(n).display().to_string();
+        [
+            ("tls-port", port.to_string()),
+            ("tls-cert-file", f("server.crt")),
+            ("tls-key-file", f("server.key")),
+            ("tls-ca-cert-file", f("ca.crt")),
+            ("tls-auth-clients", "no".into()),
+            ("tls-replication", "yes".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// A server of the set: on a free TCP port, or with TLS on a free TLS port only;
+    /// `extra` arguments after.
+    fn server_of(tls: Option<&Path>, extra: &[&str]) -> RedisServer {
+        let Some(certs) = tls else {
+            return RedisServer::start_tcp(extra);
+        };
+        let port = free_port();
+        let mut args: Vec<String> = Vec::new();
+        for (k, v) in SentinelSet::tls_settings(certs, port) {
+            args.push(format!("--{k}"));
+            args.push(v);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut srv = RedisServer::start(&args);
+        srv.port = port;
+        srv
+    }
+
+    fn start_with(tls: Option<PathBuf>) -> SentinelSet {
+        let master = SentinelSet::server_of(tls.as_deref(), &["--repl-diskless-sync-delay", "0"]);
         let mport = master.port.to_string();
         let mut servers = vec![master];
         for _ in 0..2 {
-            servers.push(RedisServer::start_tcp(&[
-                "--replicaof",
-                "127.0.0.1",
-                &mport,
-                "--repl-diskless-sync-delay",
-                "0",
-            ]));
+            servers.push(SentinelSet::server_of(
+                tls.as_deref(),
+                &[
+                    "--replicaof",
+                    "127.0.0.1",
+                    &mport,
+                    "--repl-diskless-sync-delay",
+                    "0",
+                ],
+            ));
         }
         let deadline = Instant::now() + MAX_WAIT;
         for r in &servers[1..] {
@@ -78,10 +131,20 @@ impl SentinelSet {
             let dir = servers[0].dir.join(format!("sentinel-{port}"));
             std::fs::create_dir_all(&dir).expect("sentinel dir");
             let conf = dir.join("sentinel.conf");
+            let listen = match &tls {
+                None => format!("port {port}\n"),
+                Some(certs) => {
+                    let mut l = "port 0\n".to_owned();
+                    for (k, v) in SentinelSet::tls_settings(certs, port) {
+                        l.push_str(&format!("{k} {v}\n"));
+                    }
+                    l
+                }
+            };
             std::fs::write(
                 &conf,
                 format!(
-                    "port {port}\nbind 127.0.0.1\ndir {}\n\
+                    "{listen}bind 127.0.0.1\ndir {}\n\
                      sentinel monitor {MASTER} 127.0.0.1 {mport} 2\n\
                      sentinel down-after-milliseconds {MASTER} 1000\n\
                      sentinel failover-timeout {MASTER} 4000\n\
@@ -103,11 +166,12 @@ impl SentinelSet {
             servers,
             sentinel_ports,
             sentinels,
+            tls,
         };
         let deadline = Instant::now() + MAX_WAIT;
         for &p in &set.sentinel_ports {
             loop {
-                let m = cli_tcp(p, &["SENTINEL", "master", MASTER]);
+                let m = set.cli(p, &["SENTINEL", "master", MASTER]);
                 if field(&m, "num-slaves") == Some("2")
                     && field(&m, "num-other-sentinels") == Some("2")
                 {
@@ -120,20 +184,36 @@ impl SentinelSet {
         set
     }
 
-    /// The `redis-sentinel://` URL of the set.
+    /// The `redis-sentinel://` URL of the set (`rediss-sentinel://` with TLS).
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self
             .sentinel_ports
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
-        format!("redis-sentinel://{}/{MASTER}", hosts.join(","))
+        let scheme = match self.tls {
+            Some(_) => "rediss-sentinel",
+            None => "redis-sentinel",
+        };
+        format!("{scheme}://{}/{MASTER}", hosts.join(","))
+    }
+
+    /// `redis-cli` on TCP `port` of the set (a server or a sentinel; with `--tls` and the
+    /// CA when the set speaks TLS), its output trimmed.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        let Some(certs) = &self.tls else {
+            return cli_tcp(port, args);
+        };
+        let ca = certs.join("ca.crt").display().to_string();
+        let mut all = vec!["--tls", "--cacert", &ca];
+        all.extend_from_slice(args);
+        cli_tcp(port, &all)
     }
 
     /// The master's port as the first sentinel that answers names it.
     pub fn master_port(&self) -> Option<u16> {
         self.sentinel_ports.iter().find_map(|&p| {
-            let a = cli_tcp(p, &["SENTINEL", "get-master-addr-by-name", MASTER]);
+            let a = self.cli(p, &["SENTINEL", "get-master-addr-by-name", MASTER]);
             a.lines().nth(1)?.parse().ok()
         })
     }

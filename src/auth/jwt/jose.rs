@@ -67,14 +67,24 @@ pub(super) struct ClaimsSet {
     pub(super) sub: Option<String>,
 }
 
-/// The `mercure` claim. `payload` (any JSON) and other members are not read.
+/// The `mercure` claim. Other members are not read.
 #[derive(Debug, Default)]
 pub(super) struct Mercure {
     /// `subscribe`, an array of strings (empty when absent).
     pub(super) subscribe: Vec<String>,
     /// `publish`, an array of strings (empty when absent).
     pub(super) publish: Vec<String>,
+    /// `payload`, any JSON but `null`, as compact JSON text of at most
+    /// [`MAX_PAYLOAD_BYTES`] (`None`: absent or `null`).
+    pub(super) payload: Option<Box<str>>,
 }
+
+/// Longest `payload` (0.x `mercure.payload`, or one 1.0 authorization detail's), as
+/// compact JSON text. **Unit:** bytes. **Why:** a payload is kept for as long as its
+/// subscriber's stream lives and copied into each of its subscription events and list
+/// entries; 2 KiB holds the labels and ids it is meant for (the token itself is at most
+/// 7 KiB).
+pub const MAX_PAYLOAD_BYTES: usize = 2048;
 
 impl ClaimsSet {
     /// The claims of this JSON text.
@@ -136,14 +146,17 @@ impl ClaimsSet {
     }
 }
 
-/// One `authorization_details` entry of type [`MERCURE_DETAIL`]. Its `payload` and
-/// other members are not read.
+/// One `authorization_details` entry of type [`MERCURE_DETAIL`]. Other members are not
+/// read.
 #[derive(Debug, Default)]
 pub(super) struct Detail {
     /// `actions`, an array of strings (`subscribe`, `publish`; others grant nothing).
     pub(super) actions: Vec<String>,
     /// `topics`, an array of `{"match": string, "match_type": "exact" | "urlpattern"}`.
     pub(super) topics: Vec<DetailTopic>,
+    /// `payload`, as [`Mercure::payload`]: what the subscriptions this entry grants
+    /// carry in Mercure's active subscriptions.
+    pub(super) payload: Option<Box<str>>,
 }
 
 /// One entry of a [`Detail`]'s `topics`.
@@ -197,7 +210,12 @@ impl Detail {
         .into_iter()
         .map(DetailTopic::read)
         .collect::<Result<_, _>>()?;
-        Ok(Detail { actions, topics })
+        let payload = payload(&mut entry)?;
+        Ok(Detail {
+            actions,
+            topics,
+            payload,
+        })
     }
 }
 
@@ -245,10 +263,28 @@ impl Mercure {
         let mut list = |name: &str, wrong| -> Result<Vec<String>, TokenError> {
             Ok(take(&mut mercure, name, strings, wrong)?.unwrap_or_default())
         };
+        let subscribe = list("subscribe", "mercure.subscribe must be an array of strings")?;
+        let publish = list("publish", "mercure.publish must be an array of strings")?;
         Ok(Mercure {
-            subscribe: list("subscribe", "mercure.subscribe must be an array of strings")?,
-            publish: list("publish", "mercure.publish must be an array of strings")?,
+            subscribe,
+            publish,
+            payload: payload(&mut mercure)?,
         })
+    }
+}
+
+/// The `payload` member of `object`: any JSON, kept as compact text; `null` reads as
+/// absent (Mercure leaves a `null` payload out of its documents too).
+fn payload(object: &mut Map<String, Value>) -> Result<Option<Box<str>>, TokenError> {
+    match object.remove("payload") {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => {
+            let text = value.to_string();
+            if text.len() > MAX_PAYLOAD_BYTES {
+                return Err(TokenError::PayloadTooLong);
+            }
+            Ok(Some(text.into()))
+        }
     }
 }
 

@@ -619,3 +619,62 @@ fn access_tokens_refused_with_a_reason() {
         TokenError::Malformed("typ must be a string")
     );
 }
+
+#[test]
+fn payloads_are_any_json_kept_compact_and_bounded() {
+    // 0.x: `mercure.payload`, for every subscription; minted by PyJWT.
+    let c = verify(PYJWT_SUBSCRIBE, &key(), SystemTime::now()).unwrap();
+    assert_eq!(c.payload_for("a").as_deref(), Some(r#"{"user":"x"}"#));
+    assert_eq!(c.payload_for("zzz").as_deref(), Some(r#"{"user":"x"}"#));
+    for (json, kept) in [
+        (r#""label""#, Some(r#""label""#)),
+        ("[1, 2.5, true]", Some("[1,2.5,true]")),
+        ("null", None),
+    ] {
+        let c = check(&hs256(&format!(
+            r#"{{"mercure":{{"subscribe":["a"],"payload":{json}}}}}"#
+        )))
+        .unwrap();
+        assert_eq!(c.payload_for("a").as_deref(), kept, "{json}");
+    }
+    // Bounded as compact text: at the cap it is kept, one byte more refuses the token.
+    let fill = "x".repeat(MAX_PAYLOAD_BYTES - 2);
+    let at_cap = format!(r#"{{"mercure":{{"payload":"{fill}"}}}}"#);
+    assert_eq!(
+        check(&hs256(&at_cap)).unwrap().payloads[0].json.len(),
+        MAX_PAYLOAD_BYTES
+    );
+    let over = format!(r#"{{"mercure":{{"payload":"{fill}x"}}}}"#);
+    assert_eq!(check(&hs256(&over)), Err(TokenError::PayloadTooLong));
+    assert_eq!(
+        TokenError::PayloadTooLong.to_string(),
+        format!("malformed: a payload exceeds {MAX_PAYLOAD_BYTES} bytes as compact JSON")
+    );
+    // A repeated name inside a payload is malformed, as anywhere in a token.
+    assert!(matches!(
+        check(&hs256(r#"{"mercure":{"payload":{"a":1,"a":2}}}"#)),
+        Err(TokenError::Malformed(_))
+    ));
+}
+
+#[test]
+fn a_1_0_payload_belongs_to_the_subscriptions_its_detail_covers() {
+    let details = r#"[
+        {"type":"https://mercure.rocks/authorization-detail","actions":["publish"],
+         "topics":[{"match":"*"}],"payload":{"never":"a publish detail"}},
+        {"type":"https://mercure.rocks/authorization-detail","actions":["subscribe"],
+         "topics":[{"match":"https://e.com/books/:id","match_type":"urlpattern"}],
+         "payload":{"kind":"books"}},
+        {"type":"https://mercure.rocks/authorization-detail","actions":["subscribe"],
+         "topics":[{"match":"news"}]},
+        {"type":"https://mercure.rocks/authorization-detail","actions":["subscribe"],
+         "topics":[{"match":"*"}],"payload":"default"}]"#;
+    let c = check_at(&access_payload(&format!("\"{AUD}\""), details)).unwrap();
+    assert_eq!(c.payloads.len(), 2);
+    // The pattern's own text, and a topic it matches.
+    for s in ["https://e.com/books/:id", "https://e.com/books/7"] {
+        assert_eq!(c.payload_for(s).as_deref(), Some(r#"{"kind":"books"}"#));
+    }
+    // `news`'s detail has none: the first covering one with a payload is `*`'s.
+    assert_eq!(c.payload_for("news").as_deref(), Some(r#""default""#));
+}

@@ -111,12 +111,14 @@ fn help_is_made_from_the_table() {
     let mut names = Vec::new();
     for f in FLAGS {
         let usage = f.usage();
-        assert!(usage.len() < HELP_COLUMN - 3, "{usage} overruns the column");
         let first = f.help.lines().next().unwrap();
-        assert!(
-            text.contains(&format!("\n  {usage:<w$} {first}", w = HELP_COLUMN - 3)),
-            "{usage} is not in the help text"
-        );
+        // A usage wider than the column stands on its own line, its help below.
+        let wanted = if usage.len() < HELP_COLUMN - 3 {
+            format!("\n  {usage:<w$} {first}", w = HELP_COLUMN - 3)
+        } else {
+            format!("\n  {usage}\n  {:<w$} {first}", "", w = HELP_COLUMN - 3)
+        };
+        assert!(text.contains(&wanted), "{usage} is not in the help text");
         assert!(!names.contains(&f.name), "--{} twice", f.name);
         if let Some(old) = f.alias {
             assert!(text.contains(&format!("(older name --{old}, still accepted)")));

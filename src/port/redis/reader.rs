@@ -15,14 +15,15 @@ use std::time::{Duration, Instant};
 use async_io::Timer;
 use futures_lite::FutureExt;
 
+use super::acked::{marker_ids, unread};
 use super::{
     Broker, COMMAND_TIMEOUT, CONNECT_TIMEOUT, Op, READ_BLOCK, READ_COUNT, Reader, backoff,
     entry_event, explain,
 };
 use crate::event_id::EventId;
 use crate::hub::history::Retained;
+use crate::redis::RedisError;
 use crate::redis::stream;
-use crate::redis::{Connection, RedisError};
 use crate::shutdown::Shutdown;
 
 /// Longest the reader waits for the writers before one entry. **Unit:** ms.
@@ -64,12 +65,17 @@ impl Broker {
                         return;
                     }
                     attempt = attempt.saturating_add(1);
-                    match Connection::connect(&self.inner.cfg.url, "ssehub-read", CONNECT_TIMEOUT)
-                        .await
-                    {
-                        Ok(c) => {
+                    match self.connect_master("ssehub-read", CONNECT_TIMEOUT).await {
+                        Ok(mut c) => {
                             self.inner.reconnects.fetch_add(1, Relaxed);
-                            self.reading_from(c.endpoint());
+                            if self.reading_from(c.endpoint()) {
+                                reader.left_at = reader.position.cursor.parse().ok();
+                                reader.unchecked = true;
+                                self.check_acked(&mut c).await;
+                            }
+                            if reader.unchecked {
+                                self.check_read(&mut reader, &mut c).await;
+                            }
                             self.inner.log.line(format_args!(
                                 "redis: reader reconnected, cursor {}",
                                 reader.position.cursor
@@ -154,6 +160,13 @@ impl Broker {
             hub.lost(next);
         }
         for e in &read.entries {
+            if let Ok(id) = e.id.parse() {
+                reader.recent.push(id);
+            }
+            if let Some(ids) = marker_ids(e) {
+                self.marker(e, &ids, reader.left_at);
+                continue;
+            }
             match entry_event(e) {
                 Ok((id, envelope, event)) => {
                     let mut entry = Retained::encode(id, envelope, &event);
@@ -182,6 +195,22 @@ impl Broker {
             }
         }
         self.state().cursor.clone_from(&reader.position.cursor);
+    }
+
+    /// A loss marker (`acked.rs`): a `lost` reset for this node's subscribers, counted,
+    /// when it names entries this node had not read before it left the old master.
+    fn marker(&self, e: &stream::Entry, ids: &[EventId], left_at: Option<EventId>) {
+        let n = unread(ids, left_at);
+        if n == 0 {
+            return;
+        }
+        self.inner.gaps.fetch_add(1, Relaxed);
+        self.inner.lost_entries.fetch_add(n, Relaxed);
+        self.inner.log.line(format_args!(
+            "redis: a node acknowledged {n} entries no reader here read, and the new master              lacks them (loss marker {}): subscribers get a lost reset",
+            e.id
+        ));
+        self.inner.hub.lost(e.id.parse().ok());
     }
 
     /// Waits while the node's writers are behind, for at most [`PACE_MAX`] per entry

@@ -230,12 +230,13 @@ pub(super) async fn take_stream<S: Conn>(
     drain(sub, &mut owed);
     let owed = Frame::from_encoded(owed);
     let keep = Taken::KeepServing(owed.clone(), notice.clone());
-    if let (Some((topics, rights)), Some(fd)) = (sub.filter(), stream.handover_fd()) {
+    if let (Some((topics, rights, tagged)), Some(fd)) = (sub.filter(), stream.handover_fd()) {
         let now = Instant::now();
         let state = StreamState {
             topics,
             rights,
             mercure,
+            tagged,
             ends_in: ends_at.map(|at| at.saturating_duration_since(now)),
             notice: notice.map(|(at, f)| (at.saturating_duration_since(now), f)),
             owed,
@@ -282,7 +283,14 @@ pub(super) fn rebuild_stream<S: Conn>(
     let sink = stream.direct_sink()?;
     let sub = ctx
         .hub
-        .subscribe_direct(state.topics, state.rights, resume_after, Some(hook), sink)
+        .subscribe_direct(
+            state.topics,
+            state.rights,
+            resume_after,
+            Some(hook),
+            Some(sink),
+            state.tagged,
+        )
         .ok()?;
     let now = Instant::now();
     Some(Opened {
@@ -292,6 +300,8 @@ pub(super) fn rebuild_stream<S: Conn>(
         notice: state.notice.map(|(d, f)| (now + d, f)),
         slot: None,
         mercure: state.mercure,
+        // Not listed among Mercure's active subscriptions in the successor (yet).
+        registration: None,
     })
 }
 

@@ -31,6 +31,8 @@ pub(crate) struct StreamState {
     pub(crate) rights: Option<Arc<Selectors>>,
     /// Opened on the Mercure path (`false`: `/stream`).
     pub(crate) mercure: bool,
+    /// It gets tagged frames (`?tagged=1`).
+    pub(crate) tagged: bool,
     /// How long its token is still good (`None`: no expiry).
     pub(crate) ends_in: Option<Duration>,
     /// The `token-expiring` event not sent yet, and how long until it is due.
@@ -238,6 +240,7 @@ fn put_duration(w: &mut Vec<u8>, d: Duration) {
 
 fn put_stream(w: &mut Vec<u8>, s: &StreamState) {
     w.push(s.mercure as u8);
+    w.push(s.tagged as u8);
     put_topics(w, &s.topics);
     match &s.rights {
         Some(r) => {
@@ -405,6 +408,7 @@ impl<'a> Reader<'a> {
 
     fn stream(&mut self) -> Result<StreamState, Malformed> {
         let mercure = self.flag()?;
+        let tagged = self.flag()?;
         let topics = self.topics()?;
         let rights = if self.flag()? {
             let n = self.u32()?;
@@ -432,6 +436,7 @@ impl<'a> Reader<'a> {
             topics,
             rights,
             mercure,
+            tagged,
             ends_in,
             notice,
             owed,
@@ -474,6 +479,7 @@ mod tests {
                     topics: Topics::Only([t("a")].into()),
                     rights: Some(Arc::new(Selectors::new(["orders/*", "*", "x"]))),
                     mercure: false,
+                    tagged: true,
                     ends_in: Some(Duration::from_millis(1500)),
                     notice: Some((Duration::from_millis(500), Frame::comment("n").unwrap())),
                     owed: Frame::from_encoded(b"a: 1\n\nid: 2\n".to_vec()),
@@ -482,6 +488,7 @@ mod tests {
                     topics: Topics::Matching(Arc::new(matching)),
                     rights: None,
                     mercure: true,
+                    tagged: false,
                     ends_in: None,
                     notice: None,
                     owed: Frame::from_encoded(Vec::new()),
@@ -508,7 +515,7 @@ mod tests {
         for (x, y) in back.streams.iter().zip(&snap.streams) {
             assert_eq!(x.topics, y.topics);
             assert_eq!(x.rights, y.rights);
-            assert_eq!(x.mercure, y.mercure);
+            assert_eq!((x.mercure, x.tagged), (y.mercure, y.tagged));
             assert_eq!(x.ends_in, y.ends_in);
             assert_eq!(x.owed.as_bytes(), y.owed.as_bytes());
             assert_eq!(

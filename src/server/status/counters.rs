@@ -7,6 +7,8 @@ use crate::hub::TopicListing;
 use crate::port::{self, BrokerStatus, Op};
 use crate::stats::{AuthFailure, COUNTED_STATUSES, FileOp, Reason, Snapshot};
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use super::Ctx;
 
 /// What the rows read from: one snapshot of the counters and of the hub, taken once per
@@ -114,6 +116,15 @@ fn by_label<'l>(
 /// A reading of the shared stream's state, or [`Reading::Off`] without one.
 fn broker(v: &View<'_>, read: fn(&BrokerStatus) -> Reading) -> Reading {
     v.broker.as_ref().map_or(Reading::Off, read)
+}
+
+/// A reading of Mercure's active subscriptions, or [`Reading::Off`] without
+/// `--mercure-subscriptions`.
+fn tracked(v: &View<'_>, read: fn(&super::super::subscriptions::Tracker) -> u64) -> Reading {
+    v.ctx
+        .subscriptions
+        .as_deref()
+        .map_or(Reading::Off, |t| Reading::Number(read(t)))
 }
 
 /// Every counter, in the order of `/metrics`.
@@ -354,6 +365,41 @@ pub(super) const COUNTERS: &[Counter] = &[
         read: |v| Reading::Number(v.topics.unlisted_topics as u64),
     },
     Counter {
+        stats: "mercure.subscriptions",
+        metric: "mercure_subscribers",
+        kind: Kind::Gauge,
+        help: "Subscribers listed among Mercure's active subscriptions on this node (--mercure-subscriptions).",
+        read: |v| tracked(v, |t| t.subscribers() as u64),
+    },
+    Counter {
+        stats: "mercure.subscription_events.queued",
+        metric: "mercure_subscription_events_queued_total",
+        kind: Kind::Counter,
+        help: "Subscription events (a subscriber came or went) queued for the publish port.",
+        read: |v| tracked(v, |t| t.queued.load(Relaxed)),
+    },
+    Counter {
+        stats: "mercure.subscription_events.published",
+        metric: "mercure_subscription_events_published_total",
+        kind: Kind::Counter,
+        help: "Subscription events the publish port took.",
+        read: |v| tracked(v, |t| t.published.load(Relaxed)),
+    },
+    Counter {
+        stats: "mercure.subscription_events.dropped",
+        metric: "mercure_subscription_events_dropped_total",
+        kind: Kind::Counter,
+        help: "Subscription events dropped: their queue was full (subscribers came and went faster than the port publishes) or their topic too long.",
+        read: |v| tracked(v, |t| t.dropped.load(Relaxed)),
+    },
+    Counter {
+        stats: "mercure.subscription_events.failed",
+        metric: "mercure_subscription_events_failed_total",
+        kind: Kind::Counter,
+        help: "Subscription events the publish port refused (Redis or the history file failing).",
+        read: |v| tracked(v, |t| t.failed.load(Relaxed)),
+    },
+    Counter {
         stats: "broker.up",
         metric: "broker_up",
         kind: Kind::Gauge,
@@ -420,6 +466,20 @@ pub(super) const COUNTERS: &[Counter] = &[
         kind: Kind::Counter,
         help: "Times the reader moved to another master (Sentinel failovers followed).",
         read: |v| broker(v, |b| Reading::Number(b.failovers)),
+    },
+    Counter {
+        stats: "broker.fenced",
+        metric: "broker_fenced_total",
+        kind: Kind::Counter,
+        help: "Publishes refused (503) because a Sentinel failover of the master was under way.",
+        read: |v| broker(v, |b| Reading::Number(b.fenced)),
+    },
+    Counter {
+        stats: "broker.loss_markers",
+        metric: "broker_loss_markers_total",
+        kind: Kind::Counter,
+        help: "Loss markers this node added: entries it acknowledged that a new master lacked (every node got a lost reset).",
+        read: |v| broker(v, |b| Reading::Number(b.loss_markers)),
     },
     Counter {
         stats: "broker.down_secs",
