@@ -255,6 +255,7 @@ fn private_and_mercure_streams_keep_their_rights_and_filters() {
     let bearer = format!("Bearer {token}");
     let mut private = SseClient::connect(addr, "/stream", &[("Authorization", &bearer)]);
     let mut public = SseClient::open(addr, "/stream");
+    let mut tagged = SseClient::open(addr, "/stream?tagged=1");
     let template = "https%3A%2F%2Fe.com%2Fbooks%2F%7Bid%7D";
     let mut mercure = SseClient::connect(
         addr,
@@ -286,7 +287,7 @@ fn private_and_mercure_streams_keep_their_rights_and_filters() {
     let ev = public.expect_event();
     assert_eq!(
         (ev.id, ev.data),
-        (open, "p".to_owned()),
+        (open.clone(), "p".to_owned()),
         "public: no private event"
     );
     let ev = mercure.expect_event();
@@ -298,6 +299,12 @@ fn private_and_mercure_streams_keep_their_rights_and_filters() {
     private.assert_no_event(Duration::from_millis(200));
     public.assert_no_event(Duration::from_millis(100));
     mercure.assert_no_event(Duration::from_millis(100));
+    // A tagged stream still gets its events' topic lines.
+    assert!(
+        tagged.wait_raw(format!("topic: a\nid: {open}\n").as_bytes(), SHORT),
+        "{:?}",
+        String::from_utf8_lossy(&tagged.raw)
+    );
 }
 
 #[test]
