@@ -8,9 +8,15 @@
 #     same port a third into the run; every subscriber resumes with Last-Event-ID and
 #     must get a reset event (other-epoch) before any gap, never a silent one;
 #  3. restart mode with --history-file, the server killed (SIGKILL): every subscriber
-#     must continue with exactly the events it missed (no reset, no gap).
+#     must continue with exactly the events it missed (no reset, no gap);
+#  4. upgrade mode: three SIGUSR2 handovers to a successor (the tool follows the new
+#     pid): 0 reconnects, 0 gaps, 0 duplicates; the report has each handover's time
+#     (signal to the old process's exit);
+#  5. upgrade mode with a successor that fails at start: the old server serves on,
+#     0 reconnects, 0 gaps.
 # Usage: scripts/soak.sh [DURATION=60] [extra ssehub-soak flags for run 1]
-# The JSON reports go to test-output/soak/{report,restart-memory,restart-file}.json.
+# SOAK_UPGRADE_CLIENTS (default 1000) sets the subscribers of runs 4 and 5.
+# The JSON reports go to test-output/soak/{report,restart-*,upgrade-*}.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-60}
@@ -103,4 +109,37 @@ restart restart-memory term reset || restart_status=1
 rm -f "$out/history" "$out/history.tmp"
 restart restart-file kill continue --history-file "$out/history" || restart_status=1
 echo "soak: restart runs $([ $restart_status = 0 ] && echo passed || echo FAILED) (reports: $out/restart-*.json)"
-[ "$status" = 0 ] && [ "$server_status" = 0 ] && [ "$restart_status" = 0 ]
+
+# upgrade NAME SIGNAL COUNT [server flags]: COUNT handovers (usr2) or failed handovers
+# (usr2-fail) in a run of a third of DURATION; every check must pass (the tool itself
+# fails a run with a reconnect or a duplicate in upgrade mode).
+upgrade() {
+    local name=$1 signal=$2 count=$3
+    shift 3
+    local p every
+    p=$(free_port)
+    every=$(python3 -c "print(round($part * 0.6 / $count, 1))")
+    local rc=0
+    "$target/release/ssehub-soak" --url "http://127.0.0.1:$p" --token soak \
+        --clients "${SOAK_UPGRADE_CLIENTS:-1000}" --publish-rate 200 --body-size 512 \
+        --duration "$part" --progress 0 \
+        --server-cmd "$target/release/ssehub --bind 127.0.0.1:$p ${server_flags[*]} $*" \
+        --restart-after "$every" --restarts "$count" --restart-signal "$signal" \
+        --server-log "$out/$name.log" >"$out/$name.json" || rc=$?
+    python3 - "$out/$name.json" "$rc" <<'PY' || return 1
+import json, sys
+r = json.load(open(sys.argv[1]))
+rc = int(sys.argv[2])
+c, rs = r["checks"], r["restart"]
+print(json.dumps({"ok": r["ok"], "failed_checks": r["failed_checks"], "gaps": c["gaps"],
+                  "duplicates": c["duplicates"], "restart": rs}, indent=1))
+if rc != 0 or not r["ok"] or rs["restarts"] != rs["planned"]:
+    sys.exit(f"soak upgrade: exit {rc}, {rs['restarts']} of {rs['planned']}: {r['failed_checks']}")
+PY
+}
+
+upgrade_status=0
+upgrade upgrade-memory usr2 3 || upgrade_status=1
+upgrade upgrade-fail usr2-fail 1 || upgrade_status=1
+echo "soak: upgrade runs $([ $upgrade_status = 0 ] && echo passed || echo FAILED) (reports: $out/upgrade-*.json)"
+[ "$status" = 0 ] && [ "$server_status" = 0 ] && [ "$restart_status" = 0 ] && [ "$upgrade_status" = 0 ]

@@ -61,7 +61,10 @@
 //! `listen.rs` (socket activation: listeners inherited through `LISTEN_FDS`, taken
 //! without `unsafe`), `probe.rs` (`ssehub probe URL`, a container's health check);
 //! `server/watchdog.rs` sends `READY`, `STATUS`, `WATCHDOG` (only while the accept
-//! loops and the writers make progress) and `STOPPING`.
+//! loops and the writers make progress) and `STOPPING`. `server/handover/` is the
+//! upgrade on `SIGUSR2`: the listeners, the history and every live stream (socket and
+//! state) pass to a successor process over `SCM_RIGHTS` (`wire.rs` holds the
+//! snapshot's bytes, `transfer.rs` the socket), or the old process serves on.
 //! `auth/` (JWT verification, selectors, where a token comes from) sits just above the
 //! leaves it uses (`topic`, `stats`).
 //! Dependencies point one way: the leaves (`http/`, `event_id`, `topic`, `sse`, `log`, `daemon`,

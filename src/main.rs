@@ -6,24 +6,39 @@
 //!
 //! Under systemd: listeners handed down by socket activation (`LISTEN_FDS`) replace
 //! `--bind`, and `$NOTIFY_SOCKET` gets `READY`, `STATUS`, `WATCHDOG` and `STOPPING`.
+//!
+//! `SIGUSR2` starts the binary at the path this process was started from, with the same
+//! arguments, and hands it the listeners, the history and every live stream (see
+//! `server/handover/`); a process started so finds `SSEHUB_HANDOVER` set and takes over
+//! instead of binding.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use futures_lite::StreamExt;
 use ssehub::config::{Command, help};
+use ssehub::server::handover::{self, Upgrade, UpgradeTrigger};
 use ssehub::{Config, Log, Server, Shutdown, daemon};
 
 /// The deadline of `ssehub probe`. **Unit:** seconds. **Why:** well under the usual
 /// health-check timeouts (Docker's default is 30 s), long enough for a loaded server.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a successor waits for each read of its predecessor's state. **Unit:**
+/// seconds. **Why:** the predecessor sends at once; it stops waiting for our
+/// confirmation at `CONFIRM_TIMEOUT` (10 s) anyway.
+const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn main() -> ExitCode {
     let env = |k: &str| std::env::var(k).ok();
+    // The path as started, kept for an upgrade: the file there then is the one started.
+    let exe = std::env::current_exe().ok();
+    let handed = env(handover::SOCKET_ENV);
     // Socket activation: taken first, then the variables are cleared, as sd_listen_fds(1)
     // does, so that no child process believes the listeners are its own.
     let inherited = daemon::inherited(env);
     clear_listen_vars();
+    let raw_args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let mut args = std::env::args().skip(1).peekable();
     if args.peek().map(String::as_str) == Some("probe") {
         return probe(args.nth(1), args.next());
@@ -49,13 +64,22 @@ fn main() -> ExitCode {
         Log::stderr()
     };
     let shutdown = Shutdown::new();
-    let server = match inherited {
-        Ok(l) if l.is_empty() => Server::bind(config, log.clone(), shutdown.clone()),
-        Ok(l) => Server::from_inherited(config, l, log.clone(), shutdown.clone()),
-        Err(e) => {
-            eprintln!("ssehub: {e}");
-            return ExitCode::from(1);
-        }
+    let server = match (handed, inherited) {
+        (Some(name), _) => match handover::receive(&name, RECEIVE_TIMEOUT) {
+            Ok(got) => Server::from_handover(config, got, log.clone(), shutdown.clone()),
+            Err(e) => {
+                eprintln!("ssehub: taking over from the predecessor: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        (None, inherited) => match inherited {
+            Ok(l) if l.is_empty() => Server::bind(config, log.clone(), shutdown.clone()),
+            Ok(l) => Server::from_inherited(config, l, log.clone(), shutdown.clone()),
+            Err(e) => {
+                eprintln!("ssehub: {e}");
+                return ExitCode::from(1);
+            }
+        },
     };
     let mut server = match server {
         Ok(s) => s,
@@ -72,7 +96,16 @@ fn main() -> ExitCode {
         Ok(None) => {}
         Err(e) => log.line(format_args!("NOTIFY_SOCKET unusable, not notifying: {e}")),
     }
-    if let Err(e) = watch_signals(shutdown, log.clone()) {
+    let mut upgrade = None;
+    if let Some(exe) = exe {
+        let (s, trigger) = server.upgrade_on(Upgrade {
+            exe,
+            args: raw_args,
+        });
+        server = s;
+        upgrade = Some(trigger);
+    }
+    if let Err(e) = watch_signals(shutdown, upgrade, log.clone()) {
         eprintln!("ssehub: cannot install signal handlers: {e}");
         return ExitCode::from(1);
     }
@@ -106,9 +139,10 @@ fn probe(url: Option<String>, extra: Option<String>) -> ExitCode {
     }
 }
 
-/// Removes the socket-activation variables from the environment.
+/// Removes the socket-activation variables (and a predecessor's handover channel) from
+/// the environment.
 fn clear_listen_vars() {
-    for var in daemon::LISTEN_VARS {
+    for var in daemon::LISTEN_VARS.iter().chain(&[handover::SOCKET_ENV]) {
         if std::env::var_os(var).is_some() {
             // SAFETY: called at the top of `main`, before any thread is started (the
             // signal thread, the executors and the reactor come later), so no other
@@ -118,17 +152,31 @@ fn clear_listen_vars() {
     }
 }
 
-/// Fires `shutdown` on the first SIGINT or SIGTERM.
-fn watch_signals(shutdown: Shutdown, log: Log) -> std::io::Result<()> {
+/// Fires `shutdown` on the first SIGINT or SIGTERM; asks for a handover on each
+/// SIGUSR2 (ignored without an `upgrade`).
+fn watch_signals(
+    shutdown: Shutdown,
+    upgrade: Option<UpgradeTrigger>,
+    log: Log,
+) -> std::io::Result<()> {
     use async_signal::{Signal, Signals};
-    let mut signals = Signals::new([Signal::Int, Signal::Term])?;
+    let mut signals = Signals::new([Signal::Int, Signal::Term, Signal::Usr2])?;
     std::thread::Builder::new()
         .name("ssehub-signals".into())
         .spawn(move || {
             futures_lite::future::block_on(async {
-                if let Some(Ok(sig)) = signals.next().await {
+                while let Some(Ok(sig)) = signals.next().await {
                     log.line(format_args!("received {sig:?}"));
-                    shutdown.trigger();
+                    match (sig, &upgrade) {
+                        (Signal::Usr2, Some(u)) => u.request(),
+                        (Signal::Usr2, None) => log.line(format_args!(
+                            "cannot hand over: the binary's path is unknown"
+                        )),
+                        _ => {
+                            shutdown.trigger();
+                            return;
+                        }
+                    }
                 }
             })
         })?;

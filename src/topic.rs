@@ -131,6 +131,16 @@ impl Matching {
     /// [`TopicError`] when a pattern's text could not be a topic name (it is counted
     /// under it).
     pub fn new(names: Vec<Topic>, patterns: Vec<Pattern>) -> Result<Matching, TopicError> {
+        Matching::build(names, patterns)
+    }
+
+    /// Its exact names and its patterns (what [`Matching::new`] was given, each name
+    /// once), e.g. to rebuild it in a successor process.
+    pub(crate) fn parts(&self) -> (&[Topic], &[Pattern]) {
+        (&self.names, &self.patterns)
+    }
+
+    fn build(names: Vec<Topic>, patterns: Vec<Pattern>) -> Result<Matching, TopicError> {
         let mut unique: Vec<Topic> = Vec::with_capacity(names.len());
         for t in names {
             if !unique.contains(&t) {

@@ -69,3 +69,5 @@ mod drain;
 // Behind real reverse proxies (nginx, Caddy with HTTP/2 and Chromium), and the soak
 // tool's proxy doctor.
 mod proxy;
+// SIGUSR2: live streams, listeners and history handed to a successor; rollback.
+mod handover;

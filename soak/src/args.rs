@@ -52,6 +52,19 @@ pub enum StopSignal {
     Term,
     /// `SIGKILL`: a crash.
     Kill,
+    /// `SIGUSR2`: ssehub hands its streams to a successor it starts; the tool follows
+    /// the new pid, and no subscriber may reconnect, miss or repeat an event.
+    Usr2,
+    /// `SIGUSR2` with a successor that fails at start (the tool sets ssehub's test hook
+    /// `SSEHUB_HANDOVER_EXE=/bin/false`): the old process must serve on.
+    Usr2Fail,
+}
+
+impl StopSignal {
+    /// Whether it asks for a handover rather than a stop.
+    pub fn is_upgrade(self) -> bool {
+        matches!(self, StopSignal::Usr2 | StopSignal::Usr2Fail)
+    }
 }
 
 /// Restart mode: the server the tool runs itself.
@@ -65,6 +78,8 @@ pub struct ServerCmd {
     pub restart_after: Option<Duration>,
     /// How it is stopped for the restart.
     pub restart_signal: StopSignal,
+    /// Restarts in the run: at `restart_after`, twice that, … (at least 1).
+    pub restarts: u32,
     /// Where its standard output and error go (appended); `None`: discarded.
     pub log: Option<String>,
 }
@@ -228,6 +243,7 @@ struct Raw {
     server_cmd: Option<String>,
     restart_after: Option<Duration>,
     restart_signal: Option<StopSignal>,
+    restarts: Option<u32>,
     server_log: Option<String>,
     /// The names of the flags given, in order (`doctor` refuses the ones it ignores).
     set: Vec<&'static str>,
@@ -267,6 +283,7 @@ impl Default for Raw {
             server_cmd: None,
             restart_after: None,
             restart_signal: None,
+            restarts: None,
             server_log: None,
             set: Vec::new(),
         }
@@ -332,6 +349,7 @@ impl Raw {
             server_cmd,
             restart_after,
             restart_signal,
+            restarts,
             server_log,
             set: _,
         } = self;
@@ -349,7 +367,7 @@ impl Raw {
         let explicit_publish_url = publish_url.is_some();
         let server = server_cmd_of(
             server_cmd,
-            restart_after,
+            (restart_after, restarts),
             restart_signal,
             server_log,
             duration,
@@ -447,16 +465,16 @@ impl Raw {
 /// conflicts with (`pid_or_slow`: whether `--server-pid`, `--slow` were given).
 fn server_cmd_of(
     cmd: Option<String>,
-    restart_after: Option<Duration>,
+    (restart_after, restarts): (Option<Duration>, Option<u32>),
     signal: Option<StopSignal>,
     log: Option<String>,
     duration: Duration,
     (pid, slow): (bool, bool),
 ) -> Result<Option<ServerCmd>, UsageError> {
     let Some(cmd) = cmd else {
-        if restart_after.is_some() || signal.is_some() || log.is_some() {
+        if restart_after.is_some() || signal.is_some() || log.is_some() || restarts.is_some() {
             return Err(UsageError(
-                "--restart-after/--restart-signal/--server-log need --server-cmd".into(),
+                "--restart-after/--restart-signal/--restarts/--server-log need --server-cmd".into(),
             ));
         }
         return Ok(None);
@@ -466,12 +484,18 @@ fn server_cmd_of(
             "--server-pid conflicts with --server-cmd (the tool runs that server itself)".into(),
         ));
     }
+    let count = restarts.unwrap_or(1);
+    if count == 0 || (restarts.is_some() && restart_after.is_none()) {
+        return Err(UsageError(
+            "--restarts: at least 1, with --restart-after (the first one's time)".into(),
+        ));
+    }
     if let Some(after) = restart_after {
-        // The server must be back well before the drain phase.
+        // The server must be back well before the drain phase (after the last restart).
         let latest = duration.saturating_sub(tail_of(duration) + Duration::from_secs(2));
-        if after.is_zero() || after > latest {
+        if after.is_zero() || after * count > latest {
             return Err(UsageError(format!(
-                "--restart-after: above 0 and at most {:.1} s for this --duration (the restarted server needs time before the drain phase)",
+                "--restart-after: above 0 and, times --restarts, at most {:.1} s for this --duration (the restarted server needs time before the drain phase)",
                 latest.as_secs_f64()
             )));
         }
@@ -485,6 +509,7 @@ fn server_cmd_of(
         cmd,
         restart_after,
         restart_signal: signal.unwrap_or(StopSignal::Term),
+        restarts: count,
         log,
     }))
 }

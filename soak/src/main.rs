@@ -103,22 +103,25 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let restart_after = cfg.server.as_ref().and_then(|s| s.restart_after);
+    let restarts = cfg.server.as_ref().map_or(1, |s| s.restarts);
     let mut rt = Rt::new(cfg);
     rt.restart = restart;
     let rt = Arc::new(rt);
     let restarter = server.clone().zip(restart_after).map(|(server, after)| {
         let rt = rt.clone();
         std::thread::spawn(move || {
-            let at = rt.t0 + after;
-            while Instant::now() < at {
-                if rt.stop.fired() {
-                    return;
+            for k in 1..=restarts {
+                let at = rt.t0 + after * k;
+                while Instant::now() < at {
+                    if rt.stop.fired() {
+                        return;
+                    }
+                    std::thread::sleep(
+                        Duration::from_millis(20).min(at.saturating_duration_since(Instant::now())),
+                    );
                 }
-                std::thread::sleep(
-                    Duration::from_millis(20).min(at.saturating_duration_since(Instant::now())),
-                );
+                server.restart(&rt.restart, &rt.stop);
             }
-            server.restart(&rt.restart, &rt.stop);
         })
     });
     let ex = Arc::new(Executor::new());

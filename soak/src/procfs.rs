@@ -75,9 +75,89 @@ pub fn open_files_limit() -> Option<u64> {
         .ok()
 }
 
+/// Whether process `pid` is alive (it exists and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => state(&stat) != Some('Z'),
+        Err(_) => false,
+    }
+}
+
+/// The state letter of a `/proc/PID/stat` text (after the command's closing paren).
+fn state(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// The socket inodes listening on TCP `port` (IPv4 or IPv6), from the text of
+/// `/proc/net/tcp` or `/proc/net/tcp6`.
+pub fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
+    let want = format!("{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f.get(1)?.rsplit_once(':')?.1;
+            (local_port == want && *f.get(3)? == "0A").then(|| f.get(9)?.parse().ok())?
+        })
+        .collect()
+}
+
+/// The processes (other than `except`) that hold a socket listening on TCP `port`: after
+/// a handover, the server that serves it now. Processes whose descriptors cannot be read
+/// (another user's) are skipped.
+pub fn listener_pids(port: u16, except: u32) -> Vec<u32> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(t) = std::fs::read_to_string(table) {
+            inodes.extend(listening_inodes(&t, port));
+        }
+    }
+    let names: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == except || !alive(pid) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|l| names.iter().any(|n| l.as_os_str() == n.as_str()))
+        });
+        if holds {
+            found.push(pid);
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_listening_sockets_and_states() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4242 1 0 100 0 0 10 0\n\
+   1: 0100007F:1F90 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000  1000        0 4343 1 0 100 0 0 10 0\n\
+   2: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4444 1 0 100 0 0 10 0\n";
+        assert_eq!(listening_inodes(table, 8080), [4242]);
+        assert_eq!(state("42 (a) b) Z 1 2"), Some('Z'));
+        assert_eq!(state("42 (x) S 1 2"), Some('S'));
+        assert!(alive(std::process::id()));
+    }
 
     #[test]
     fn parses_status_and_stat() {

@@ -214,8 +214,10 @@ pub struct Server {
 /// Restart mode (`--server-cmd`).
 #[derive(Debug, Serialize)]
 pub struct Restarts {
-    /// Restarts asked for (0 or 1).
+    /// Restarts asked for (0, or `--restarts`).
     pub planned: u64,
+    /// How the server was restarted (`term`, `kill`, `usr2`, `usr2_fail`).
+    pub signal: crate::args::StopSignal,
     /// What starting, restarting and stopping the server found.
     #[serde(flatten)]
     pub found: Found,
@@ -429,7 +431,12 @@ pub fn build(rt: &Rt, tail: Tail, threads: usize) -> Report {
         },
         server,
         restart: rt.cfg.server.as_ref().map(|s| Restarts {
-            planned: u64::from(s.restart_after.is_some()),
+            planned: if s.restart_after.is_some() {
+                u64::from(s.restarts)
+            } else {
+                0
+            },
+            signal: s.restart_signal,
             found: rt
                 .restart
                 .found
@@ -534,6 +541,19 @@ pub fn failed_checks(r: &Report, cfg: &Config) -> Vec<String> {
         check(
             !rs.found.errors.is_empty(),
             format!("server: {}", rs.found.errors.join("; ")),
+        );
+        // A handover keeps every stream: a reconnect, or an event published twice
+        // because an answer was lost, is its failure.
+        check(
+            rs.signal.is_upgrade() && rs.clients_reconnected + rs.sessions_ended > 0,
+            format!(
+                "upgrade_reconnects: {} subscribers reconnected, {} sessions ended",
+                rs.clients_reconnected, rs.sessions_ended
+            ),
+        );
+        check(
+            rs.signal.is_upgrade() && rs.republished_duplicates > 0,
+            format!("upgrade_duplicates: {}", rs.republished_duplicates),
         );
     }
     if let Some(s) = &r.server {

@@ -1,5 +1,12 @@
-//! Restart mode (`--server-cmd`): the tool starts the server, restarts it once mid-run on
-//! the same port (`--restart-after`), and stops it at the end.
+//! Restart mode (`--server-cmd`): the tool starts the server, restarts it mid-run on
+//! the same port (`--restart-after`, `--restarts` times), and stops it at the end.
+//!
+//! With `--restart-signal usr2` a restart is ssehub's upgrade: `SIGUSR2` to the serving
+//! pid, which hands its streams to a successor it starts and exits. The tool is a child
+//! subreaper, so the successor (orphaned when its parent exits) becomes its child: it
+//! finds it as the process that now holds the listening socket, and reaps it at the end.
+//! No subscriber may reconnect then. With `usr2-fail` the successor fails at start
+//! (ssehub's test hook `SSEHUB_HANDOVER_EXE=/bin/false`): the old server must serve on.
 //!
 //! While the server is down, and for every connection or request that began before the
 //! restart, a failure is the restart's doing: subscribers reconnect (with
@@ -57,6 +64,11 @@ pub(crate) struct Found {
     pub(crate) startup_ms: Option<f64>,
     /// From the restart's signal until the new server answered a request. **Unit:** ms.
     pub(crate) downtime_ms: Option<f64>,
+    /// Handovers (`usr2`): from each `SIGUSR2` until the old process exited. **Unit:**
+    /// ms.
+    pub(crate) handover_ms: Vec<f64>,
+    /// Handovers that rolled back (`usr2-fail`): the old process still served.
+    pub(crate) rollbacks: u64,
     /// How the stopped server ended (`exit 0`, `signal 9`).
     pub(crate) stopped_exit: Option<String>,
     /// How the server ended at the end of the run.
@@ -114,7 +126,15 @@ pub(crate) struct ServerProc {
     cfg: ServerCmd,
     addr: SocketAddr,
     child: Mutex<Option<Child>>,
+    /// After a handover: the successor serving now (adopted, see the module docs).
+    adopted: Mutex<Option<u32>>,
 }
+
+/// Longest wait for a handover's old process to exit. **Unit:** seconds.
+const HANDOVER_WAIT: Duration = Duration::from_secs(20);
+/// How long a failed handover is given to roll back before the old process must be
+/// seen serving. **Unit:** ms.
+const ROLLBACK_WAIT: Duration = Duration::from_millis(1000);
 
 fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
@@ -135,7 +155,13 @@ impl ServerProc {
             cfg: cfg.clone(),
             addr,
             child: Mutex::new(None),
+            adopted: Mutex::new(None),
         };
+        if cfg.restart_signal.is_upgrade()
+            && let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+        {
+            restart.failed(format!("cannot become a child subreaper: {e}"));
+        }
         let t0 = Instant::now();
         match p.spawn().and_then(|()| p.wait_answering(None)) {
             Ok(()) => restart.note(|f| f.startup_ms = Some(ms(t0.elapsed()))),
@@ -162,7 +188,11 @@ impl ServerProc {
                 .into(),
             None => Stdio::null(),
         };
-        let child = Command::new("sh")
+        let mut cmd = Command::new("sh");
+        if self.cfg.restart_signal == StopSignal::Usr2Fail {
+            cmd.env("SSEHUB_HANDOVER_EXE", "/bin/false");
+        }
+        let child = cmd
             .arg("-c")
             .arg(format!("exec {}", self.cfg.cmd))
             .stdin(Stdio::null())
@@ -218,6 +248,9 @@ impl ServerProc {
 
     /// Signals the server and waits for its exit (a `SIGKILL` after `SERVER_WAIT`).
     fn stop(&self, signal: StopSignal) -> Result<ExitStatus, String> {
+        if let Some(pid) = *self.adopted.lock().unwrap_or_else(|e| e.into_inner()) {
+            return stop_adopted(pid, signal);
+        }
         let mut guard = self.child.lock().unwrap_or_else(|e| e.into_inner());
         let Some(child) = guard.as_mut() else {
             return Err("no server running".into());
@@ -230,8 +263,8 @@ impl ServerProc {
             ));
         }
         let sig = match signal {
-            StopSignal::Term => Signal::TERM,
             StopSignal::Kill => Signal::KILL,
+            _ => Signal::TERM,
         };
         let pid = Pid::from_raw(child.id() as i32).ok_or("no server pid")?;
         kill_process(pid, sig).map_err(|e| format!("cannot signal the server: {e}"))?;
@@ -253,6 +286,67 @@ impl ServerProc {
         }
     }
 
+    /// The pid serving now.
+    fn serving_pid(&self) -> Option<u32> {
+        let adopted = *self.adopted.lock().unwrap_or_else(|e| e.into_inner());
+        adopted.or_else(|| {
+            let child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+            child.as_ref().map(Child::id)
+        })
+    }
+
+    /// Whether `pid` has exited (reaping it: our child, or adopted).
+    fn exited(&self, pid: u32) -> Option<ExitStatus> {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = child.as_mut().filter(|c| c.id() == pid) {
+            let done = c.try_wait().ok().flatten();
+            if done.is_some() {
+                child.take();
+            }
+            return done;
+        }
+        reap(pid)
+    }
+
+    /// A handover (`usr2`, `usr2-fail`): `SIGUSR2` to the serving pid; then either its
+    /// exit and the successor found, or (`usr2-fail`) the old process still serving.
+    fn upgrade(&self, restart: &Restart) -> Result<(), String> {
+        let pid = self.serving_pid().ok_or("no server running")?;
+        let raw = Pid::from_raw(pid as i32).ok_or("no server pid")?;
+        let t0 = Instant::now();
+        kill_process(raw, Signal::USR2).map_err(|e| format!("cannot signal the server: {e}"))?;
+        if self.cfg.restart_signal == StopSignal::Usr2Fail {
+            std::thread::sleep(ROLLBACK_WAIT);
+            if let Some(status) = self.exited(pid) {
+                return Err(format!("the old server exited ({})", describe(status)));
+            }
+            restart.note(|f| f.rollbacks += 1);
+            return Ok(());
+        }
+        loop {
+            if let Some(status) = self.exited(pid) {
+                restart.note(|f| f.handover_ms.push(ms(t0.elapsed())));
+                if !status.success() {
+                    return Err(format!("the old server exited {}", describe(status)));
+                }
+                break;
+            }
+            if t0.elapsed() > HANDOVER_WAIT {
+                return Err("the old server did not exit within 20 s of SIGUSR2".into());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let successor = crate::procfs::listener_pids(self.addr.port(), pid);
+        match successor.as_slice() {
+            [one] => {
+                *self.adopted.lock().unwrap_or_else(|e| e.into_inner()) = Some(*one);
+                Ok(())
+            }
+            [] => Err("no process listens on the port after the handover".into()),
+            many => Err(format!("several processes listen on the port: {many:?}")),
+        }
+    }
+
     /// Restarts the server: signal, wait for the exit, start, wait until it answers.
     /// Subscribers and the publisher see [`Restart::hit`] from the signal on.
     pub(crate) fn restart(&self, restart: &Restart, stop: &crate::signal::Signal) {
@@ -260,6 +354,20 @@ impl ServerProc {
         restart.era.fetch_add(1, Ordering::SeqCst);
         let t0 = Instant::now();
         let signal = self.cfg.restart_signal;
+        if signal.is_upgrade() {
+            match self
+                .upgrade(restart)
+                .and_then(|()| self.wait_answering(Some(stop)))
+            {
+                Ok(()) => restart.note(|f| {
+                    f.restarts += 1;
+                    f.downtime_ms = Some(ms(t0.elapsed()));
+                }),
+                Err(e) => restart.failed(format!("upgrade: {e}")),
+            }
+            restart.down.store(false, Ordering::SeqCst);
+            return;
+        }
         match self.stop(signal) {
             Ok(status) => {
                 if signal == StopSignal::Term && !status.success() {
@@ -295,9 +403,54 @@ impl ServerProc {
     }
 }
 
+/// Reaps `pid` (an adopted successor) if it has exited.
+fn reap(pid: u32) -> Option<ExitStatus> {
+    let raw = Pid::from_raw(pid as i32)?;
+    match rustix::process::waitpid(Some(raw), rustix::process::WaitOptions::NOHANG) {
+        Ok(Some((_, status))) => Some(ExitStatus::from_raw(status.as_raw())),
+        Ok(None) => None,
+        // Not our child (no subreaper): gone once /proc says so; its status is unknown.
+        Err(_) => (!crate::procfs::alive(pid)).then(|| ExitStatus::from_raw(0)),
+    }
+}
+
+/// Signals an adopted server and waits for its exit (a `SIGKILL` after `SERVER_WAIT`).
+fn stop_adopted(pid: u32, signal: StopSignal) -> Result<ExitStatus, String> {
+    let raw = Pid::from_raw(pid as i32).ok_or("no server pid")?;
+    let sig = match signal {
+        StopSignal::Kill => Signal::KILL,
+        _ => Signal::TERM,
+    };
+    kill_process(raw, sig).map_err(|e| format!("cannot signal the server: {e}"))?;
+    let deadline = Instant::now() + SERVER_WAIT;
+    loop {
+        if let Some(status) = reap(pid) {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = kill_process(raw, Signal::KILL);
+            let _ = reap(pid);
+            return Err("the server did not exit within 15 s: killed".into());
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
 impl Drop for ServerProc {
     /// Never leave a server behind (the run overran, or panicked).
     fn drop(&mut self) {
+        if let Some(pid) = self
+            .adopted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            && let Some(raw) = Pid::from_raw(pid as i32)
+            && reap(pid).is_none()
+        {
+            let _ = kill_process(raw, Signal::KILL);
+            std::thread::sleep(POLL);
+            let _ = reap(pid);
+        }
         if let Some(mut child) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -88,6 +88,40 @@ impl Notifier {
         self.send("WATCHDOG=1")
     }
 
+    /// `RELOADING=1` and a status: a handover to a successor process has begun (see
+    /// `server/handover/`); `READY=1` ends it (from the successor, or from this process
+    /// after a rollback).
+    ///
+    /// # Errors
+    ///
+    /// When the datagram cannot be sent.
+    pub fn reloading(&self, status: &str) -> io::Result<()> {
+        self.send(&format!("RELOADING=1\nSTATUS={}", one_line(status)))
+    }
+
+    /// `MAINPID=` this process: a successor that took over tells the manager, before
+    /// its predecessor exits, that it is the service's main process now (needs
+    /// `NotifyAccess=all`: it is not the main process yet).
+    ///
+    /// # Errors
+    ///
+    /// When the datagram cannot be sent.
+    pub fn main_pid(&self) -> io::Result<()> {
+        self.send(&format!("MAINPID={}", std::process::id()))
+    }
+
+    /// Another handle on the same socket, for a second task that notifies.
+    ///
+    /// # Errors
+    ///
+    /// When the socket cannot be duplicated.
+    pub fn try_clone(&self) -> io::Result<Notifier> {
+        Ok(Notifier {
+            socket: self.socket.try_clone()?,
+            addr: self.addr.clone(),
+        })
+    }
+
     /// `STOPPING=1` with a `STATUS=` line: the service is shutting down.
     ///
     /// # Errors

@@ -85,6 +85,15 @@ impl Hub {
     /// position order.
     pub(crate) fn commit(&self, entry: Retained) -> Option<Delivery> {
         let state = self.lock();
+        self.commit_with(state, entry)
+    }
+
+    /// [`Hub::commit`] with the hub lock taken.
+    pub(super) fn commit_with(
+        &self,
+        state: std::sync::MutexGuard<'_, State>,
+        entry: Retained,
+    ) -> Option<Delivery> {
         if state.history.is_external() && state.history.last_id().is_some_and(|l| entry.id <= l) {
             return None;
         }

@@ -16,6 +16,7 @@
 //! | `subscription.rs` | the reader's end: queue, backlog, end reason |
 //! | `writer_state.rs` | the writer's state word (waiting, running, lent), with its transition table |
 //! | `direct.rs` | direct writes: a frame written to waiting writers' sockets without waking them |
+//! | `handover.rs` | a handover: the pause, the history given away, a hub rebuilt from it |
 //!
 //! # Slow subscribers
 //!
@@ -129,6 +130,7 @@ mod direct;
 mod drain;
 mod external;
 mod fan_out;
+mod handover;
 pub(crate) mod history;
 mod pace;
 mod subscription;
@@ -138,6 +140,7 @@ mod writer_state;
 pub(crate) use commit::Local;
 pub use drain::{DRAIN_PER_STREAM, DRAIN_TICK};
 pub use fan_out::QUEUE_RELEASE_AFTER;
+pub(crate) use handover::HistoryState;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -309,6 +312,8 @@ struct Inner {
     stats: Arc<Stats>,
     log: Log,
     runner: OnceLock<DirectRunner>,
+    /// A handover paused every fan-out (see `handover.rs`); set under the hub lock.
+    paused: std::sync::atomic::AtomicBool,
 }
 
 struct State {
@@ -452,6 +457,7 @@ impl Hub {
                 stats,
                 log,
                 runner: OnceLock::new(),
+                paused: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -667,6 +673,10 @@ impl Hub {
         let mut lent = Lent::default();
         let delivery = {
             let mut state = self.lock();
+            if self.is_paused() {
+                // A handover: nothing goes out (a heartbeat need not carry over).
+                return Delivery::default();
+            }
             let go_direct = state.direct_now(self.inner.runner.get().is_some());
             state.fan_out(
                 Outgoing::plain(frame),

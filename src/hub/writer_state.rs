@@ -51,7 +51,9 @@
 //! | 12 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `LENT` | `LENT+QUEUED` | parks until the socket is given back |
 //! | 13 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `RUNNING` | `RUNNING` | the socket is the writer's |
 //!
-//! Each row has a unit test below, named after it.
+//! Each row has a unit test below, named after it. [`watch`](WriterState::watch) and
+//! [`wake`](WriterState::wake) (a handover's pause) only keep and wake the writer's
+//! task and change no state.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -185,6 +187,18 @@ impl WriterState {
     /// The writer's word on its socket.
     pub(crate) fn set_socket_full(&self, full: bool) {
         self.socket_full.store(full, Ordering::Relaxed);
+    }
+
+    /// Not a transition: keeps `waker` as the writer's, e.g. while it waits for its
+    /// socket rather than its queue, so that [`wake`](Self::wake) reaches it there too.
+    pub(crate) fn watch(&self, waker: &Waker) {
+        self.store_waker(waker);
+    }
+
+    /// Not a transition: wakes the writer's task (if it ever parked) so that it looks at
+    /// the hub again, e.g. for a handover's pause. The word is left as it is.
+    pub(crate) fn wake(&self) {
+        self.wake_writer();
     }
 
     /// Rows 1–2: the hub queued a frame or closed the queue.
@@ -351,6 +365,20 @@ mod tests {
 
     fn empty() -> Result<Frame, TryRecvError> {
         Err(TryRecvError::Empty)
+    }
+
+    #[test]
+    fn watch_and_wake_reach_the_writer_in_any_state_and_change_none() {
+        for mode in [RUNNING, WAITING, LENT, LENT | QUEUED, RUNNING | HANDOFF] {
+            let (st, c, _) = at(mode);
+            st.wake();
+            assert_eq!((st.load(), woken(&c)), (mode, 1));
+            // A writer waiting on its socket keeps another task's waker: it is woken.
+            let other = Arc::new(Count(AtomicUsize::new(0)));
+            st.watch(&Waker::from(other.clone()));
+            st.wake();
+            assert_eq!((st.load(), woken(&other)), (mode, 1));
+        }
     }
 
     #[test]

@@ -399,6 +399,17 @@ pub fn load_history_file(path: &Path) -> Result<u64, OpenError> {
 pub const HISTORY_FILE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl Backend for Arc<FileLog> {
+    fn release(&self) -> Result<(), String> {
+        let w = lock(&self.writer);
+        w.file
+            .release_lock()
+            .map_err(|e| format!("cannot release the history file's lock: {e}"))
+    }
+
+    fn retake(&self) -> Result<(), String> {
+        lock(&self.writer).file.retake_lock()
+    }
+
     fn publish(&self, envelope: Envelope, event: Event) -> BoxFuture<'_, Result<Receipt, Refused>> {
         let file = self.clone();
         Box::pin(async move {

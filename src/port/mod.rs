@@ -24,6 +24,7 @@
 //! [`Port::open`]. Nothing outside this folder names a backend.
 
 mod file;
+mod gate;
 mod memory;
 mod redis;
 
@@ -36,6 +37,7 @@ use std::time::Duration;
 use async_executor::{Executor, Task};
 
 pub use file::{FSYNC_INTERVAL, Fsync, HistoryFileError, OpenError, load_history_file};
+pub use gate::HANDOVER_RETRY_AFTER;
 pub use redis::{
     BACKOFF_BASE, BACKOFF_CAP, BrokerStatus, COMMAND_TIMEOUT, CONNECT_TIMEOUT, IDEMPOTENCY_TTL,
     MAX_READER_LAG, Op, READ_BLOCK, READ_COUNT, RedisConfig, backoff, entry_event,
@@ -145,12 +147,25 @@ pub(crate) trait Backend: Send + Sync + 'static {
         let _ = (ex, shutdown);
         Vec::new()
     }
+
+    /// A handover, publishing paused: lets a successor process open the store (the
+    /// history file gives up its lock). Memory has nothing to release.
+    fn release(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The handover rolled back: takes the store again.
+    fn retake(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The publish port chosen at start. Cheap to clone.
 #[derive(Clone)]
 pub struct Port {
     backend: Arc<dyn Backend>,
+    /// Closed while a handover takes its snapshot (see `gate.rs`).
+    gate: Arc<gate::Gate>,
 }
 
 impl fmt::Debug for Port {
@@ -222,13 +237,20 @@ impl Port {
             Store::File { path, fsync } => file::open(path, *fsync, limits, stats, log)?,
             Store::Redis(redis) => redis::open(redis.clone(), limits, stats, log)?,
         };
-        Ok((hub, Port { backend }))
+        Ok((
+            hub,
+            Port {
+                backend,
+                gate: Arc::default(),
+            },
+        ))
     }
 
     /// The memory port of an existing in-memory `hub` (for library users).
     pub fn memory(hub: &Hub) -> Port {
         Port {
             backend: memory::of(hub.clone()),
+            gate: Arc::default(),
         }
     }
 
@@ -239,7 +261,35 @@ impl Port {
     /// [`Refused`] when the backend cannot take it now (a full disk, Redis down, a
     /// node whose reader is too far behind): nothing was published.
     pub async fn publish(&self, envelope: Envelope, event: Event) -> Result<Receipt, Refused> {
+        let Some(_pass) = self.gate.enter() else {
+            return Err(Refused {
+                reason: "the server is handing over to its successor, retry".to_owned(),
+                retry_after: HANDOVER_RETRY_AFTER,
+            });
+        };
         self.backend.publish(envelope, event).await
+    }
+
+    /// Stops taking publishes (a handover) and waits, at most `max`, for the ones in
+    /// flight: whether they all finished.
+    pub(crate) async fn pause(&self, max: Duration) -> bool {
+        self.gate.close(max).await
+    }
+
+    /// Takes publishes again (a handover rolled back).
+    pub(crate) fn unpause(&self) {
+        self.gate.open();
+    }
+
+    /// While paused for a handover: lets the successor open the store (see
+    /// `Backend::release`).
+    pub(crate) fn release(&self) -> Result<(), String> {
+        self.backend.release()
+    }
+
+    /// After a rolled-back handover: takes the store again.
+    pub(crate) fn retake(&self) -> Result<(), String> {
+        self.backend.retake()
     }
 
     /// The port's state.

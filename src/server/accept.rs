@@ -44,6 +44,8 @@ enum Woken {
     Accepted(std::io::Result<(async_net::TcpStream, std::net::SocketAddr)>),
     Ping,
     Shutdown,
+    /// A handover stopped accepting (connections wait in the kernel's queue).
+    Paused,
 }
 
 /// Accepts on `listener` until shutdown, serving the routes of `scope`. Accept errors
@@ -83,6 +85,10 @@ pub(super) async fn accept_loop(
                 }
                 Woken::Ping
             })
+            .or(async {
+                ctx.handover.paused().await;
+                Woken::Paused
+            })
             .await;
         if let Some(p) = &pulse {
             p.turn();
@@ -91,6 +97,11 @@ pub(super) async fn accept_loop(
             Woken::Accepted(a) => a,
             Woken::Ping => continue,
             Woken::Shutdown => return,
+            Woken::Paused => {
+                // Until the handover rolls back (a commit ends with the shutdown).
+                ctx.handover.resumed().or(ctx.shutdown.wait()).await;
+                continue;
+            }
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -152,13 +163,14 @@ pub(super) async fn accept_loop(
 }
 
 /// One open connection, counted against `max_connections` for as long as it lives.
-struct Slot {
+pub(super) struct Slot {
     connections: Arc<AtomicUsize>,
     over_cap: bool,
 }
 
 impl Slot {
-    fn take(ctx: &Arc<Ctx>) -> Slot {
+    /// Counts one more connection.
+    pub(super) fn take(ctx: &Arc<Ctx>) -> Slot {
         let before = ctx.connections.fetch_add(1, Ordering::AcqRel);
         Slot {
             connections: ctx.connections.clone(),

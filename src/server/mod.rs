@@ -19,12 +19,14 @@
 //! | `cors.rs` | cross-origin headers and preflights |
 //! | `status.rs` | `/health`, `/stats` and `/metrics` |
 //! | `watchdog.rs` | systemd: `READY`, `STATUS`, `WATCHDOG` only on progress, `STOPPING` |
+//! | `handover/` | `SIGUSR2`: listeners, history and live streams handed to a successor |
 
 mod accept;
 mod access;
 mod connection;
 mod cors;
 mod expiring;
+pub mod handover;
 mod mercure;
 mod publish;
 mod quota;
@@ -93,6 +95,8 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// What a predecessor handed over cannot be used.
+    Handover(String),
 }
 
 impl fmt::Display for Error {
@@ -103,6 +107,7 @@ impl fmt::Display for Error {
             Error::Inherited { name, source } => {
                 write!(f, "inherited listener {name}: {source}")
             }
+            Error::Handover(why) => write!(f, "handover: {why}"),
         }
     }
 }
@@ -113,6 +118,7 @@ impl std::error::Error for Error {
             Error::Bind { source, .. } => Some(source),
             Error::Port(e) => Some(e),
             Error::Inherited { source, .. } => Some(source),
+            Error::Handover(_) => None,
         }
     }
 }
@@ -132,6 +138,8 @@ pub(crate) struct Ctx {
     /// Open streams per token, under `--max-streams-per-token`.
     quota: Arc<quota::Quota>,
     connections: Arc<AtomicUsize>,
+    /// Serving, or handing over to a successor (see `handover/`).
+    pub(crate) handover: handover::Phase,
     /// Mercure's active subscriptions, with `--mercure-subscriptions`.
     pub(crate) subscriptions: Option<Arc<subscriptions::Tracker>>,
 }
@@ -170,6 +178,7 @@ impl Ctx {
             port,
             quota,
             connections: Arc::new(AtomicUsize::new(0)),
+            handover: handover::Phase::default(),
         })
     }
 
@@ -206,6 +215,24 @@ pub struct Server {
     listeners: Vec<(TcpListener, SocketAddr, Scope)>,
     ctx: Arc<Ctx>,
     systemd: Option<Systemd>,
+    /// What `SIGUSR2` starts, and where its requests arrive.
+    upgrade: Option<(handover::Upgrade, async_channel::Receiver<()>)>,
+    /// A successor's streams, rebuilt, and the channel to confirm on.
+    inherited: Option<Successor>,
+}
+
+/// What a successor took over, to start serving in [`Server::run`].
+struct Successor {
+    streams: Vec<(socket::TcpConn, stream::Opened)>,
+    channel: std::os::unix::net::UnixStream,
+}
+
+impl fmt::Debug for Successor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Successor")
+            .field("streams", &self.streams.len())
+            .finish()
+    }
 }
 
 impl Server {
@@ -284,7 +311,84 @@ impl Server {
             listeners,
             ctx,
             systemd: None,
+            upgrade: None,
+            inherited: None,
         })
+    }
+
+    /// A successor's server: it serves on the listeners, the history and the live
+    /// streams its predecessor handed over ([`handover::receive`]), and confirms once it
+    /// runs ([`Server::run`]). The publish port is the in-memory one, going on from the
+    /// predecessor's history, or with `--history-file` the file, read again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Handover`] when what was received cannot be used; [`Error::Port`] when
+    /// the history file cannot be opened.
+    pub fn from_handover(
+        config: Config,
+        received: handover::Received,
+        log: Log,
+        shutdown: Shutdown,
+    ) -> Result<Server, Error> {
+        let got = handover::inherit(received).map_err(Error::Handover)?;
+        let mut listeners = Vec::with_capacity(got.listeners.len());
+        for (std, scope) in got.listeners {
+            let err = |e: io::Error| Error::Handover(format!("a handed listener: {e}"));
+            let addr = std.local_addr().map_err(err)?;
+            listeners.push((TcpListener::try_from(std).map_err(err)?, addr, scope));
+        }
+        let stats = Arc::new(Stats::new());
+        let store = match (&config.redis, &config.history_file) {
+            (Some(redis), _) => Some(Store::Redis(redis.clone())),
+            (None, Some(path)) => Some(Store::File {
+                path: path.clone(),
+                fsync: config.fsync,
+            }),
+            (None, None) => None,
+        };
+        let (hub, port) = match store {
+            // The file holds what the predecessor's history held: it is read again; a
+            // broker's node loads the stream's tail and reads on.
+            Some(store) => {
+                Port::open(&store, config.hub, stats.clone(), log.clone()).map_err(Error::Port)?
+            }
+            None => {
+                let hub = Hub::resumed(config.hub, stats.clone(), log.clone(), got.history);
+                let port = Port::memory(&hub);
+                (hub, port)
+            }
+        };
+        let ctx = Ctx::with(config, log, shutdown, stats, hub, port);
+        let mut streams = Vec::with_capacity(got.streams.len());
+        for (std, state) in got.streams {
+            // A socket that cannot be registered is dropped (its client reconnects).
+            let Ok(conn) = socket::TcpConn::from_std(std) else {
+                continue;
+            };
+            let after = got.resume_after.as_deref();
+            if let Some(opened) = handover::rebuild_stream(&ctx, &conn, state, after) {
+                streams.push((conn, opened));
+            }
+        }
+        Ok(Server {
+            listeners,
+            ctx,
+            systemd: None,
+            upgrade: None,
+            inherited: Some(Successor {
+                streams,
+                channel: got.channel,
+            }),
+        })
+    }
+
+    /// Hands over to `upgrade` (a new process of the binary) whenever the returned
+    /// trigger is pulled (the binary pulls it on `SIGUSR2`): see `server/handover/`.
+    pub fn upgrade_on(mut self, upgrade: handover::Upgrade) -> (Server, handover::UpgradeTrigger) {
+        let (trigger, requests) = handover::trigger();
+        self.upgrade = Some((upgrade, requests));
+        (self, trigger)
     }
 
     /// Tells the service manager through `notifier`: `READY=1` once serving, `STATUS=`
@@ -378,6 +482,23 @@ impl Server {
         let mut probes = Probes::default();
         let stall = self.systemd.as_ref().and_then(|s| s.stall_file.clone());
         let mut loops = Vec::with_capacity(self.listeners.len());
+        let upgrader = self.upgrade.map(|(upgrade, requests)| {
+            let listeners = self
+                .listeners
+                .iter()
+                .map(|(l, _, s)| (l.clone(), *s))
+                .collect();
+            let notifier = self
+                .systemd
+                .as_ref()
+                .and_then(|s| s.notifier.try_clone().ok());
+            let driver = handover::Driver {
+                upgrade,
+                listeners,
+                notifier,
+            };
+            ex.spawn(handover::serve_requests(ctx.clone(), requests, driver))
+        });
         for (listener, addr, scope) in self.listeners {
             match scope {
                 Scope::All => ctx.log.line(format_args!("listening on {addr}")),
@@ -395,6 +516,30 @@ impl Server {
             );
             loops.push(ex.spawn(accept));
         }
+        if let Some(mut successor) = self.inherited {
+            let n = successor.streams.len();
+            for (conn, opened) in successor.streams {
+                let (ctx, slot) = (ctx.clone(), accept::Slot::take(&ctx));
+                let guard = guard.clone();
+                streams
+                    .spawn(async move {
+                        stream::write_stream(conn, opened, &ctx).await;
+                        drop((slot, guard));
+                    })
+                    .detach();
+            }
+            if let Some(systemd) = &self.systemd {
+                // Before the confirmation: the predecessor exits right after it, and
+                // the manager must know the service's new main process by then.
+                let _ = systemd.notifier.main_pid();
+            }
+            match handover::confirm(&mut successor.channel) {
+                Ok(()) => ctx.log.line(format_args!("took over {n} streams")),
+                Err(e) => ctx.log.line(format_args!(
+                    "could not confirm the handover ({e}); the predecessor serves on"
+                )),
+            }
+        }
         let watcher = self.systemd.map(|systemd| {
             let (ctx, streams) = (ctx.clone(), streams.clone());
             let _ = systemd
@@ -408,11 +553,26 @@ impl Server {
         for accept in loops {
             accept.await;
         }
+        let handed = ctx.handover.committed();
         if let Some(watcher) = watcher {
             let systemd = watcher.await;
-            let _ = systemd
-                .notifier
-                .stopping(&format!("stopping: {}", watchdog::status_line(&ctx)));
+            if !handed {
+                // (After a handover the successor is the service: it says so itself.)
+                let _ = systemd
+                    .notifier
+                    .stopping(&format!("stopping: {}", watchdog::status_line(&ctx)));
+            }
+        }
+        drop(upgrader);
+        if handed {
+            // The successor writes the streams now: no task here may touch a socket
+            // again (no close, no shutdown), so none is waited for. Dropping the
+            // executors closes this process's descriptors only.
+            drop(producers);
+            drop(reader);
+            drop(announcer);
+            ctx.hub.forget_all();
+            return ctx.stats.snapshot();
         }
         drop(producers);
         drop(reader);

@@ -33,12 +33,25 @@ pub(crate) trait Conn:
     fn direct_sink(&self) -> Option<Arc<dyn DirectSink>> {
         None
     }
+
+    /// The socket's descriptor, to hand to a successor process (see `handover/`);
+    /// `None` (the default) for a connection that cannot be handed.
+    fn handover_fd(&self) -> Option<Arc<dyn std::os::fd::AsFd + Send + Sync>> {
+        None
+    }
 }
 
 /// A TCP connection as the handler holds it: one pointer. (`async_net::TcpStream` also
 /// caches two readiness futures, 120 bytes, and every subscriber's task holds its stream.)
 #[derive(Debug, Clone)]
 pub(crate) struct TcpConn(Arc<Async<std::net::TcpStream>>);
+
+impl TcpConn {
+    /// A connection on a socket handed over by a predecessor process.
+    pub(crate) fn from_std(stream: std::net::TcpStream) -> io::Result<TcpConn> {
+        Ok(TcpConn(Arc::new(Async::new(stream)?)))
+    }
+}
 
 impl From<TcpStream> for TcpConn {
     fn from(stream: TcpStream) -> TcpConn {
@@ -114,6 +127,10 @@ impl Conn for TcpConn {
 
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_readable(cx)
+    }
+
+    fn handover_fd(&self) -> Option<Arc<dyn std::os::fd::AsFd + Send + Sync>> {
+        Some(self.0.clone())
     }
 
     fn direct_sink(&self) -> Option<Arc<dyn DirectSink>> {

@@ -14,6 +14,7 @@ use futures_lite::{AsyncWriteExt, FutureExt};
 use super::Ctx;
 use super::access::{self, Grant};
 use super::expiring;
+use super::handover;
 use super::request::Request;
 use super::socket::{Conn, write_timed};
 use super::subscriptions::{Pending, Registration};
@@ -80,6 +81,8 @@ pub(super) struct Opened {
     pub(super) notice: Option<(Instant, Frame)>,
     /// Its place under the token's stream cap, given back when the stream ends.
     pub(super) slot: Option<super::quota::Slot>,
+    /// Opened on the Mercure path (`false`: `/stream`).
+    pub(super) mercure: bool,
     /// Its listing among Mercure's active subscriptions, ended (and announced) when
     /// the stream ends.
     pub(super) registration: Option<Registration>,
@@ -230,6 +233,7 @@ pub(super) async fn open<S: Conn>(
         ends_at: open.grant.ends_at,
         notice,
         slot: open.grant.slot,
+        mercure: mercure.is_some(),
         registration: open.tracked.map(Pending::register),
     })
 }
@@ -294,31 +298,43 @@ async fn from_the_log(ctx: &Ctx, sent: &str) -> Option<FromTheLog> {
 pub(super) async fn write_stream<S: Conn>(mut stream: S, opened: Opened, ctx: &Ctx) {
     let Opened {
         mut sub,
-        preamble,
+        mut preamble,
         ends_at,
-        notice,
+        mut notice,
         slot,
+        mercure,
         registration,
     } = opened;
-    let mut writer = Writer::new(
-        &mut stream,
-        &mut sub,
-        preamble,
-        &ctx.stats,
-        ctx.config.limits.write_timeout,
-    );
-    if let Some((at, frame)) = notice {
-        writer.notice(at, frame);
-    }
-    let reason = match ends_at {
-        None => writer.await,
-        Some(at) => {
-            let expiry = async move {
-                Timer::at(at).await;
-                Reason::TokenExpired
-            };
-            Box::pin(writer.or(expiry)).await
+    let reason = loop {
+        let mut writer = Writer::new(
+            &mut stream,
+            &mut sub,
+            preamble,
+            &ctx.stats,
+            ctx.config.limits.write_timeout,
+        );
+        if let Some((at, frame)) = notice.take() {
+            writer.notice(at, frame);
         }
+        let reason = match ends_at {
+            None => (&mut writer).await,
+            Some(at) => {
+                let expiry = async move {
+                    Timer::at(at).await;
+                    Reason::TokenExpired
+                };
+                Box::pin((&mut writer).or(expiry)).await
+            }
+        };
+        if !writer.stopped_for_handover() {
+            break reason;
+        }
+        // A handover: the stream goes to the successor, or (a rollback) on from here
+        // with what its writer still owed.
+        let (owed, due) = writer.into_owed();
+        let taken = handover::take_stream(ctx, &stream, &sub, mercure, ends_at, owed, due);
+        let handover::Taken::KeepServing(owed, due) = Box::pin(taken).await;
+        (preamble, notice) = (owed, due);
     };
     if reason == Reason::TokenExpired {
         // A direct write may still hold the socket: let it finish first.

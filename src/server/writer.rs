@@ -30,6 +30,9 @@
 //!   [`Subscription::poll_own`] that no direct write holds the socket.
 //! - **Budget**: one poll writes at most [`WRITE_BATCHES_PER_POLL`] batches, then
 //!   yields, so one subscriber cannot keep its thread from the others.
+//! - **Handover**: when a handover pauses the hub, the writer stops at its next poll,
+//!   wherever it stands ([`Writer::stopped_for_handover`]); what it still owed the
+//!   socket ([`Writer::into_owed`]) travels with the stream.
 //! - **Done**: the queue reports closed once drained (hub shutdown, or eviction on a full
 //!   queue), a write failed, or the deadline passed; the future returns the [`Reason`].
 
@@ -108,7 +111,9 @@ pub(super) struct Writer<'a, S> {
     received: u32,
     /// A frame of the server's own due at a time (the `token-expiring` event); boxed,
     /// so a stream without one pays a pointer.
-    notice: Option<Box<(Timer, Frame)>>,
+    notice: Option<Box<(Timer, Frame, Instant)>>,
+    /// It stopped because a handover paused the hub.
+    handover: bool,
 }
 
 impl<'a, S: Conn> Writer<'a, S> {
@@ -124,7 +129,10 @@ impl<'a, S: Conn> Writer<'a, S> {
         let backlog = sub.take_backlog();
         let sub = &*sub;
         let mut batch = Vec::with_capacity(backlog.len() + 1);
-        batch.push(preamble);
+        if !preamble.is_empty() {
+            // (A stream handed over with nothing owed resumes with an empty one.)
+            batch.push(preamble);
+        }
         batch.extend(backlog);
         Writer {
             stream,
@@ -141,12 +149,34 @@ impl<'a, S: Conn> Writer<'a, S> {
             last_write: None,
             received: 0,
             notice: None,
+            handover: false,
         }
+    }
+
+    /// Whether it stopped because a handover paused the hub (its output is then
+    /// [`Reason::Shutdown`], which the caller does not count).
+    pub(super) fn stopped_for_handover(&self) -> bool {
+        self.handover
+    }
+
+    /// What the socket is still owed, in order: the rest of the frame written in part,
+    /// the frames after it in the batch; and the `token-expiring` notice still due.
+    pub(super) fn into_owed(self) -> (Vec<u8>, Option<(Instant, Frame)>) {
+        let mut owed = Vec::new();
+        for (i, frame) in self.batch.iter().enumerate().skip(self.idx) {
+            let from = if i == self.idx { self.off } else { 0 };
+            owed.extend_from_slice(frame.as_bytes().get(from..).unwrap_or(&[]));
+        }
+        let notice = self.notice.map(|n| {
+            let (_, frame, at) = *n;
+            (at, frame)
+        });
+        (owed, notice)
     }
 
     /// Writes `frame` at `at` (at once if past), between two batches.
     pub(super) fn notice(&mut self, at: Instant, frame: Frame) {
-        self.notice = Some(Box::new((Timer::at(at), frame)));
+        self.notice = Some(Box::new((Timer::at(at), frame, at)));
     }
 
     /// Writes what is owed until done or the socket would block.
@@ -178,6 +208,7 @@ impl<'a, S: Conn> Writer<'a, S> {
                         self.deadline.set_at(Instant::now() + self.write_timeout);
                         self.armed = true;
                         self.sub.set_socket_full(true);
+                        self.sub.watch(cx);
                     }
                     return match Pin::new(&mut self.deadline).poll(cx) {
                         Poll::Ready(_) => Poll::Ready(Err(Reason::WriteTimeout)),
@@ -228,7 +259,7 @@ impl<'a, S: Conn> Writer<'a, S> {
         if let Some(notice) = &mut self.notice
             && Pin::new(&mut notice.0).poll(cx).is_ready()
         {
-            let (_, frame) = *self.notice.take().expect("just polled");
+            let (_, frame, _) = *self.notice.take().expect("just polled");
             self.batch.push(frame);
             return Poll::Ready(Ok(()));
         }
@@ -310,6 +341,10 @@ impl<S: Conn> Future for Writer<'_, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reason> {
         let this = self.get_mut();
+        if this.sub.handover_requested() {
+            this.handover = true;
+            return Poll::Ready(Reason::Shutdown);
+        }
         let mut written = 0;
         loop {
             if written == WRITE_BATCHES_PER_POLL {

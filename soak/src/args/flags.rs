@@ -349,13 +349,27 @@ const SECTIONS: &[(&str, &[Flag])] = &[
                 name: "restart-signal",
                 value: Some("S"),
                 help: "stop it for the restart with term (graceful, must\n\
-                       exit 0) or kill (a crash) (default term)",
+                       exit 0) or kill (a crash); or hand over with usr2\n\
+                       (ssehub's upgrade: follow the new pid; no subscriber\n\
+                       may reconnect), or usr2-fail (the successor fails at\n\
+                       start: the old server must serve on) (default term)",
                 action: Action::Set(|r, v| {
                     r.restart_signal = Some(match v {
                         "term" => StopSignal::Term,
                         "kill" => StopSignal::Kill,
-                        _ => return Err(expected("term or kill", v)),
+                        "usr2" => StopSignal::Usr2,
+                        "usr2-fail" => StopSignal::Usr2Fail,
+                        _ => return Err(expected("term, kill, usr2 or usr2-fail", v)),
                     });
+                    Ok(())
+                }),
+            },
+            Flag {
+                name: "restarts",
+                value: Some("K"),
+                help: "restart K times, every --restart-after SECS (default 1)",
+                action: Action::Set(|r, v| {
+                    r.restarts = Some(v.parse().map_err(|_| expected("a count", v))?);
                     Ok(())
                 }),
             },
@@ -549,7 +563,7 @@ mod tests {
             assert!(!names.contains(&flag.name), "--{} twice", flag.name);
             names.push(flag.name);
         }
-        assert_eq!(names.len(), 34);
+        assert_eq!(names.len(), 35);
         assert!(text.contains(
             "\n  --url URL               base URL, http:// on 127.0.0.0/8 or [::1] only\n                          (default http://127.0.0.1:8080). Repeat it for\n"
         ));

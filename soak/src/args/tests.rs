@@ -159,6 +159,41 @@ fn restart_mode() {
 }
 
 #[test]
+fn upgrades_are_counted_and_must_fit_the_run() {
+    let base = [
+        "--duration",
+        "30",
+        "--server-cmd",
+        "x",
+        "--restart-after",
+        "5",
+    ];
+    let with = |extra: &[&str]| {
+        let mut a: Vec<&str> = base.to_vec();
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    let s = with(&["--restarts", "3", "--restart-signal", "usr2"])
+        .unwrap()
+        .server
+        .unwrap();
+    assert_eq!((s.restarts, s.restart_signal), (3, StopSignal::Usr2));
+    assert!(s.restart_signal.is_upgrade() && !StopSignal::Term.is_upgrade());
+    let s = with(&["--restart-signal", "usr2-fail"])
+        .unwrap()
+        .server
+        .unwrap();
+    assert_eq!((s.restarts, s.restart_signal), (1, StopSignal::Usr2Fail));
+    // 30 s leaves 3 s of tail and 2 s more: five restarts every 5 s fit, six do not.
+    assert!(with(&["--restarts", "5"]).is_ok());
+    assert!(with(&["--restarts", "6"]).is_err());
+    assert!(with(&["--restarts", "0"]).is_err());
+    assert!(run(&["--duration", "30", "--server-cmd", "x", "--restarts", "2"]).is_err());
+    assert!(run(&["--duration", "30", "--restarts", "2"]).is_err());
+    assert!(with(&["--restart-signal", "hup"]).is_err());
+}
+
+#[test]
 fn errors_are_one_line_and_name_the_flag() {
     for (args, flag) in [
         (&["--clients", "5"][..], "--duration"),

@@ -191,7 +191,7 @@ pub(super) struct LogFile {
     #[cfg(test)]
     pub(super) fail_next: bool,
     /// The open `PATH.lock`, holding the exclusive lock (dropped last).
-    _lock: File,
+    held_lock: File,
 }
 
 /// Creates the file at `path` afresh for writing, never through a symlink or into an
@@ -224,6 +224,16 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 }
 
 impl LogFile {
+    /// Releases `PATH.lock` for a successor process (see `server/handover/`).
+    pub(super) fn release_lock(&self) -> io::Result<()> {
+        lock::release(&self.held_lock)
+    }
+
+    /// Takes `PATH.lock` again after a handover rolled back.
+    pub(super) fn retake_lock(&self) -> Result<(), String> {
+        lock::retake(&self.held_lock)
+    }
+
     /// Opens (or creates) the history file at `path` and reads it back into a history
     /// that keeps the tail within `limits`.
     ///
@@ -349,7 +359,7 @@ impl LogFile {
             syncs: Arc::new(AtomicU64::new(0)),
             #[cfg(test)]
             fail_next: false,
-            _lock: lock,
+            held_lock: lock,
         }
     }
 

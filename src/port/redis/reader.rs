@@ -33,6 +33,9 @@ pub const PACE_MAX: Duration = Duration::from_millis(50);
 /// **Unit:** ms.
 pub const MOVED_POLL: Duration = Duration::from_millis(50);
 
+/// How often the reader looks whether a handover's pause is over. **Unit:** ms.
+const HANDOVER_POLL: Duration = Duration::from_millis(5);
+
 impl Broker {
     /// Runs the reader until `shutdown`: reads from the cursor, delivers, reconnects with
     /// backoff after a failure (from the same cursor), and reports losses.
@@ -166,7 +169,19 @@ impl Broker {
             }
             match entry_event(e) {
                 Ok((id, envelope, event)) => {
-                    let delivery = hub.commit(Retained::encode(id, envelope, &event));
+                    let mut entry = Retained::encode(id, envelope, &event);
+                    // A handover pauses the hub: the entry waits (the old process exits,
+                    // or after a rollback it is delivered here as if late).
+                    let delivery = loop {
+                        match hub.commit_unless_paused(entry) {
+                            Ok(d) => break d,
+                            Err(back) => entry = back,
+                        }
+                        if shutdown.is_triggered() {
+                            return;
+                        }
+                        Timer::after(HANDOVER_POLL).await;
+                    };
                     if delivery.is_some_and(|d| d.congested()) {
                         self.pace(shutdown).await;
                     }

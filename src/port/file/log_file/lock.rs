@@ -67,3 +67,20 @@ pub(super) fn take(path: &Path) -> Result<File, String> {
         .map_err(|e| format!("cannot write its lock file {}: {e}", at.display()))?;
     Ok(file)
 }
+
+/// Releases the lock on `file` (a handover: the successor takes it); the file stays
+/// open, to [`retake`] it if the handover rolls back.
+pub(super) fn release(file: &File) -> std::io::Result<()> {
+    rustix::fs::flock(file, FlockOperation::Unlock)?;
+    Ok(())
+}
+
+/// Takes the lock on `file` again (a handover rolled back) and writes this PID into it.
+pub(super) fn retake(file: &File) -> Result<(), String> {
+    rustix::fs::flock(file, FlockOperation::NonBlockingLockExclusive)
+        .map_err(|e| format!("cannot lock it again: {e}"))?;
+    let pid = format!("{}\n", std::process::id());
+    file.set_len(0)
+        .and_then(|()| file.write_all_at(pid.as_bytes(), 0))
+        .map_err(|e| format!("cannot write its lock file: {e}"))
+}
