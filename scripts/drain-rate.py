@@ -9,7 +9,8 @@ EventSource does: when its stream ends, wait its `retry` and reconnect, here to 
 successor. Counts the stream ends and the reconnects per 100 ms after the signal.
 
 Loopback only; bounded by N and by --deadline. Raises its descriptor limit to the hard
-limit (the servers inherit it); N streams need about 2N + 100 descriptors.
+limit (the servers inherit it); N streams need about N + 300 descriptors here (each
+client closes its ended stream before it reconnects), and N + 100 in each server.
 
 Usage:
   scripts/drain-rate.py --bin target/release/ssehub --n 10000 [--grace 5] [--json]
@@ -151,7 +152,7 @@ def main():
     ap.add_argument("--json", action="store_true", help="one JSON line per mode")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = 2 * a.n + 200
+    need = a.n + 300
     if hard != resource.RLIM_INFINITY and hard < need:
         sys.exit(f"drain-rate: {a.n} streams need {need} descriptors, the hard limit is {hard}")
     if soft != resource.RLIM_INFINITY and soft < need:

@@ -14,6 +14,7 @@ if [ -z "${SSEHUB_BIN:-}" ]; then
     cargo build --quiet --release --bin ssehub
     SSEHUB_BIN="${CARGO_TARGET_DIR:-target}/release/ssehub"
 fi
-# Room for N streams and N reconnects, plus the servers' own.
-ulimit -n "$(( 2 * n + 1000 ))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# Room for N streams (a client closes its ended stream before it reconnects), plus
+# the servers' own.
+ulimit -n "$(( n + 1000 ))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 exec python3 scripts/drain-rate.py --bin "$SSEHUB_BIN" --n "$n" --grace "$grace" "$@"
