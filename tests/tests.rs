@@ -59,3 +59,6 @@ mod mercure_tokens;
 // Behind real reverse proxies (nginx, Caddy with HTTP/2 and Chromium), and the soak
 // tool's proxy doctor.
 mod proxy;
+// The capacity plan's tools (#25): the soak tool over several source addresses and
+// processes.
+mod capacity;
