@@ -128,6 +128,8 @@ pub struct Config {
     /// Threads of the stream executor (the subscribers' writers); the request executor
     /// (accept, short routes, publishing, producers) runs on one more.
     pub threads: usize,
+    /// An idle stream rests without a task of its own (`--no-rest` turns it off).
+    pub rest_idle: bool,
     /// How long shutdown waits for streams to flush.
     pub grace: Duration,
     /// Log nothing.
@@ -206,6 +208,7 @@ impl Default for Config {
             threads: default_threads(),
             grace: DEFAULT_GRACE,
             quiet: false,
+            rest_idle: true,
             publish_token: None,
             retry_ms: DEFAULT_RETRY_MS,
             stdin: false,
@@ -519,6 +522,7 @@ impl Config {
             threads: int(raw, "threads", d.threads, 1, 1024)?,
             grace: secs(raw, "grace", d.grace, true)?.unwrap_or_default(),
             quiet: flag(raw, "quiet")?,
+            rest_idle: !flag(raw, "no-rest")?,
             publish_token,
             retry_ms: int(raw, "retry-ms", d.retry_ms, 0, 86_400_000)?,
             stdin: stdin || stdin_json,

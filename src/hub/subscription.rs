@@ -72,6 +72,13 @@ impl Subscription {
         self.state.poll_next(cx, || self.state.take_queued())
     }
 
+    /// The writer gives up its task while parked: `waker` (the resting stream's) gets
+    /// every wake-up the writer would have had. False when the writer must run instead
+    /// (row 14 of the writer state's table).
+    pub(crate) fn rest(&self, waker: &std::task::Waker) -> bool {
+        self.state.rest(waker)
+    }
+
     /// Makes sure no direct write holds the socket before the caller writes to it
     /// itself (e.g. a probe). `Pending` while one does; the caller is woken when it
     /// gives the socket back.

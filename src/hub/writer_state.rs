@@ -50,6 +50,13 @@
 //! | 11 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `WAITING` | `RUNNING` | the socket is the writer's |
 //! | 12 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `LENT` | `LENT+QUEUED` | parks until the socket is given back |
 //! | 13 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `RUNNING` | `RUNNING` | the socket is the writer's |
+//! | 14 | writer, giving up its task while idle | [`rest`](WriterState::rest) | `WAITING` or `LENT` (any flags) | same | stores the waker that starts it again: true; from `RUNNING`: false, no change |
+//!
+//! Row 14 is how an idle subscriber holds no task (see the server's `rest.rs`): the
+//! waker it stores is the resting stream's own, and whatever would have woken the
+//! writer (rows 1, 5, 6) starts a new one instead. It changes no mode, so rows 1–13
+//! hold as they are; `false` means something for the writer happened since it parked,
+//! and it must not rest.
 //!
 //! Each row has a unit test below, named after it.
 
@@ -292,6 +299,14 @@ impl WriterState {
         }
     }
 
+    /// Row 14: the parked writer hands its wake-up to `waker` (a resting stream's): true
+    /// while it is still parked (`WAITING` or `LENT`), so that every later wake-up goes
+    /// to `waker`; false once it is `RUNNING` (woken since it parked: it must run).
+    pub(crate) fn rest(&self, waker: &Waker) -> bool {
+        self.store_waker(waker);
+        self.load() & MODE != RUNNING
+    }
+
     /// Rows 11–13: makes sure no direct write holds the socket before the writer writes
     /// to it itself. `Pending` while one does; the writer is woken when it is given back.
     pub(crate) fn poll_own(&self, cx: &mut Context<'_>) -> Poll<()> {
@@ -482,6 +497,30 @@ mod tests {
         st.give_back();
         assert_eq!(woken(&c), 1);
         assert!(st.poll_own(&mut Context::from_waker(&w)).is_ready());
+    }
+
+    #[test]
+    fn row_14_rest_hands_the_wake_up_of_a_parked_writer_to_its_new_waker() {
+        for word in [WAITING, LENT, LENT | QUEUED] {
+            let (st, old, _) = at(word);
+            let new = Arc::new(Count(AtomicUsize::new(0)));
+            assert!(st.rest(&Waker::from(new.clone())), "from {word}");
+            assert_eq!(st.load(), word);
+            // What would have woken the writer wakes the new waker, not the old.
+            if word == LENT {
+                st.hand_off(frame(), 1);
+            } else {
+                st.notify();
+                st.give_back();
+            }
+            assert_eq!((woken(&old), woken(&new)), (0, 1), "from {word}");
+        }
+        for word in [RUNNING, RUNNING | QUEUED, RUNNING | HANDOFF] {
+            let (st, _, _) = at(word);
+            let new = Arc::new(Count(AtomicUsize::new(0)));
+            assert!(!st.rest(&Waker::from(new)), "from {word}");
+            assert_eq!(st.load(), word);
+        }
     }
 
     #[test]

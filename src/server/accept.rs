@@ -9,6 +9,7 @@ use async_io::Timer;
 use async_net::TcpListener;
 use futures_lite::FutureExt;
 
+use super::rest::Home;
 use super::router::Scope;
 use super::socket::{Conn, TcpConn, linger, write_timed};
 use super::watchdog::Pulse;
@@ -123,11 +124,11 @@ pub(super) async fn accept_loop(
                                 .await;
                         if let Some(opened) = opened {
                             // The writer moves to the stream executor; this task ends.
+                            // The stream holds its count and the guard until it ends,
+                            // whether its writer runs or it rests (see `rest.rs`).
+                            let home = Home::new(&streams, ctx, (slot, guard));
                             streams
-                                .spawn(async move {
-                                    stream::write_stream(stream, opened, &ctx).await;
-                                    drop((slot, guard));
-                                })
+                                .spawn(stream::write_stream(stream, opened, home))
                                 .detach();
                         }
                     })

@@ -28,6 +28,7 @@ mod mercure;
 mod publish;
 mod quota;
 mod request;
+mod rest;
 mod resume_fields;
 mod router;
 mod script;

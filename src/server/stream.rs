@@ -15,8 +15,9 @@ use super::Ctx;
 use super::access::{self, Grant};
 use super::expiring;
 use super::request::Request;
+use super::rest::{self, Home, LiveStream};
 use super::socket::{Conn, write_timed};
-use super::writer::Writer;
+use super::writer::{Stop, Writer};
 use crate::event_id::{EventId, Resume};
 use crate::http::framing::BodyKind;
 use crate::http::response::{Response, stream_head};
@@ -269,8 +270,14 @@ async fn from_the_log(ctx: &Ctx, sent: &str) -> Option<FromTheLog> {
 ///
 /// A stream whose token expires races its writer against a timer (only such streams
 /// pay for one): when the timer wins, the writer is dropped, the socket given back by
-/// any direct write, and the stream closed ([`Reason::TokenExpired`]).
-pub(super) async fn write_stream<S: Conn>(mut stream: S, opened: Opened, ctx: &Ctx) {
+/// any direct write, and the stream closed ([`Reason::TokenExpired`]). Any other
+/// stream rests without a task while idle, when `home` allows it (see `rest.rs`), and
+/// goes on in [`resume`].
+pub(super) async fn write_stream<S: Conn, H: Send + 'static>(
+    stream: S,
+    opened: Opened,
+    home: Home<H>,
+) {
     let Opened {
         mut sub,
         preamble,
@@ -278,6 +285,8 @@ pub(super) async fn write_stream<S: Conn>(mut stream: S, opened: Opened, ctx: &C
         notice,
         slot,
     } = opened;
+    let ctx = home.ctx.clone();
+    let mut stream = stream;
     let mut writer = Writer::new(
         &mut stream,
         &mut sub,
@@ -285,23 +294,94 @@ pub(super) async fn write_stream<S: Conn>(mut stream: S, opened: Opened, ctx: &C
         &ctx.stats,
         ctx.config.limits.write_timeout,
     );
+    let Some(at) = ends_at else {
+        if let Some((at, frame)) = notice {
+            writer.notice(at, frame);
+        } else if home.may_rest() {
+            writer.may_rest();
+        }
+        let stop = (&mut writer).await;
+        let received = writer.received();
+        let live = LiveStream {
+            stream,
+            sub,
+            received,
+            slot,
+        };
+        return go_on(live, home, stop).await;
+    };
     if let Some((at, frame)) = notice {
         writer.notice(at, frame);
     }
-    let reason = match ends_at {
-        None => writer.await,
-        Some(at) => {
-            let expiry = async move {
-                Timer::at(at).await;
-                Reason::TokenExpired
-            };
-            Box::pin(writer.or(expiry)).await
-        }
+    let expiry = async move {
+        Timer::at(at).await;
+        Stop::End(Reason::TokenExpired)
+    };
+    let stop = Box::pin(writer.or(expiry)).await;
+    let reason = match stop {
+        Stop::End(reason) => reason,
+        // Not asked to rest.
+        Stop::Idle => Reason::Shutdown,
     };
     if reason == Reason::TokenExpired {
         // A direct write may still hold the socket: let it finish first.
         futures_lite::future::poll_fn(|cx| sub.poll_own(cx)).await;
     }
+    let live = LiveStream {
+        stream,
+        sub,
+        received: 0,
+        slot,
+    };
+    finish(live, reason).await;
+    drop(home);
+}
+
+/// A stream that rested goes on: a new writer, in a new task, where the last one
+/// stopped (see `rest.rs`).
+pub(super) async fn resume<S: Conn, H: Send + 'static>(live: LiveStream<S>, home: Home<H>) {
+    go_on(live, home, Stop::Idle).await;
+}
+
+/// After a writer stopped: rests the stream while it is idle, runs a new writer when it
+/// cannot rest, and ends the stream when a writer says so.
+async fn go_on<S: Conn, H: Send + 'static>(mut live: LiveStream<S>, mut home: Home<H>, stop: Stop) {
+    let mut stop = stop;
+    loop {
+        match stop {
+            Stop::End(reason) => {
+                finish(live, reason).await;
+                drop(home);
+                return;
+            }
+            Stop::Idle => match rest::rest(live, home) {
+                Ok(()) => return,
+                Err(back) => (live, home) = back,
+            },
+        }
+        let ctx = home.ctx.clone();
+        let mut writer = Writer::resume(
+            &mut live.stream,
+            &live.sub,
+            &ctx.stats,
+            ctx.config.limits.write_timeout,
+            live.received,
+        );
+        writer.may_rest();
+        stop = (&mut writer).await;
+        live.received = writer.received();
+    }
+}
+
+/// Ends a stream: a clean close after a shutdown or an expired token, then the
+/// subscriber leaves the hub, counted under `reason`, and gives back its token's slot.
+async fn finish<S: Conn>(live: LiveStream<S>, reason: Reason) {
+    let LiveStream {
+        mut stream,
+        sub,
+        slot,
+        ..
+    } = live;
     if matches!(reason, Reason::Shutdown | Reason::TokenExpired) {
         // Stop writing so the client sees a clean end after the last frame.
         let _ = stream.close().await;

@@ -30,6 +30,10 @@
 //!   [`Subscription::poll_own`] that no direct write holds the socket.
 //! - **Budget**: one poll writes at most [`WRITE_BATCHES_PER_POLL`] batches, then
 //!   yields, so one subscriber cannot keep its thread from the others.
+//! - **Idle**: with nothing owed, no timer armed, the read side open and no notice due,
+//!   a writer that [may rest](Writer::may_rest) returns [`Stop::Idle`] instead of
+//!   waiting: the stream then rests without a task (see `rest.rs`) and a new writer
+//!   ([`Writer::resume`]) starts when something wakes it.
 //! - **Done**: the queue reports closed once drained (hub shutdown, or eviction on a full
 //!   queue), a write failed, or the deadline passed; the future returns the [`Reason`].
 
@@ -72,6 +76,16 @@ pub const WRITE_BATCHES_PER_POLL: usize = 4;
 /// Time between the two probes sent when the read side reaches end of stream.
 pub const PROBE_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// Why a writer returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// The stream ended.
+    End(Reason),
+    /// Nothing to write and nothing to wait for but a frame or the client's read side:
+    /// the stream may rest without a task (only a writer that [may rest](Writer::may_rest)).
+    Idle,
+}
+
 /// Where the writer stands on the client's read side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReadSide {
@@ -109,6 +123,8 @@ pub(super) struct Writer<'a, S> {
     /// A frame of the server's own due at a time (the `token-expiring` event); boxed,
     /// so a stream without one pays a pointer.
     notice: Option<Box<(Timer, Frame)>>,
+    /// Whether the writer returns [`Stop::Idle`] when it would only wait.
+    may_rest: bool,
 }
 
 impl<'a, S: Conn> Writer<'a, S> {
@@ -122,10 +138,32 @@ impl<'a, S: Conn> Writer<'a, S> {
         write_timeout: std::time::Duration,
     ) -> Self {
         let backlog = sub.take_backlog();
-        let sub = &*sub;
         let mut batch = Vec::with_capacity(backlog.len() + 1);
         batch.push(preamble);
         batch.extend(backlog);
+        Writer::with_batch(stream, sub, stats, write_timeout, batch, 0)
+    }
+
+    /// A writer for a stream that rested: nothing owed, `received` bytes of the client's
+    /// allowance already spent.
+    pub(super) fn resume(
+        stream: &'a mut S,
+        sub: &'a Subscription,
+        stats: &'a Stats,
+        write_timeout: std::time::Duration,
+        received: u32,
+    ) -> Self {
+        Writer::with_batch(stream, sub, stats, write_timeout, Vec::new(), received)
+    }
+
+    fn with_batch(
+        stream: &'a mut S,
+        sub: &'a Subscription,
+        stats: &'a Stats,
+        write_timeout: std::time::Duration,
+        batch: Vec<Frame>,
+        received: u32,
+    ) -> Self {
         Writer {
             stream,
             sub,
@@ -139,9 +177,30 @@ impl<'a, S: Conn> Writer<'a, S> {
             read_side: ReadSide::Open,
             deferred: false,
             last_write: None,
-            received: 0,
+            received,
             notice: None,
+            may_rest: false,
         }
+    }
+
+    /// Lets the writer return [`Stop::Idle`] when it would only wait (see "Idle").
+    pub(super) fn may_rest(&mut self) {
+        self.may_rest = true;
+    }
+
+    /// Bytes the client has sent since the stream started.
+    pub(super) fn received(&self) -> u32 {
+        self.received
+    }
+
+    /// Whether the writer only waits: for a frame (or a direct write's end) and on the
+    /// client's read side, with no timer of its own.
+    fn idle(&self) -> bool {
+        self.batch.is_empty()
+            && !self.armed
+            && !self.deferred
+            && self.read_side == ReadSide::Open
+            && self.notice.is_none()
     }
 
     /// Writes `frame` at `at` (at once if past), between two batches.
@@ -306,9 +365,9 @@ impl<'a, S: Conn> Writer<'a, S> {
 }
 
 impl<S: Conn> Future for Writer<'_, S> {
-    type Output = Reason;
+    type Output = Stop;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reason> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Stop> {
         let this = self.get_mut();
         let mut written = 0;
         loop {
@@ -336,7 +395,8 @@ impl<S: Conn> Future for Writer<'_, S> {
             };
             match step {
                 Poll::Ready(Ok(())) => continue,
-                Poll::Ready(Err(reason)) => return Poll::Ready(reason),
+                Poll::Ready(Err(reason)) => return Poll::Ready(Stop::End(reason)),
+                Poll::Pending if this.may_rest && this.idle() => return Poll::Ready(Stop::Idle),
                 Poll::Pending => return Poll::Pending,
             }
         }
