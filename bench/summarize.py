@@ -586,6 +586,12 @@ if any_axum:
 if any_floor:
     p(f"| floor | `bench/floor.c`, {machine.get('floor_cc', 'gcc')} `-O2 -Wall`, run as `floor PORT 64`; "
       "W2, W3 and W5 only |")
+if machine.get("ssehub_args", "none") != "none":
+    p(f"| ssehub flags | `{machine['ssehub_args']}` added to every ssehub run (`--ssehub-args`) |")
+if machine.get("hog", "none") != "none":
+    p(f"| CPU hog | `{machine['hog']}` (`--hog`): a busy neighbour on one core, the floor's runs included |")
+if machine.get("taskset", "none") != "none":
+    p(f"| pinning | every server and the hog under `taskset -c {machine['taskset']}` |")
 p(f"| rustc | {machine['rustc']} |")
 p(f"| run | {machine['date']}, {runs_n} run(s) per workload and server, total wall time {int(machine['wall_secs']) // 60} min {int(machine['wall_secs']) % 60} s |")
 p()

@@ -1,10 +1,83 @@
-//! The capacity plan's tools at the scale that fits here (#25): the soak tool spreads
-//! its subscribers over several source addresses in 127.0.0.0/8 and several processes
-//! from one command, as a machine driving a million would.
+//! Capacity (#25): idle streams rest without a task and still get every event, notice
+//! a hang-up and end at shutdown; the A/B knobs for a busy machine (`--threads 0`,
+//! `--batch-window 0`) serve the same; and the capacity plan's tools at the scale that
+//! fits here: the soak tool spreads its subscribers over several source addresses in
+//! 127.0.0.0/8 and several processes from one command, as a machine driving a million
+//! would.
 
 use std::process::Command;
+use std::time::Duration;
 
-use crate::support::{soak_binary, spawn_binary};
+use crate::support::{
+    Client, MAX_WAIT, SseClient, publish_json, soak_binary, spawn_binary, spawn_binary_via,
+    wait_for,
+};
+
+/// Subscribers connected now, from `/health`.
+fn clients(addr: std::net::SocketAddr) -> u64 {
+    let r = Client::connect(addr).request(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    r.json()["clients"].as_u64().expect("a client count")
+}
+
+/// `streams` subscribers get `events` events in order; one hangs up and leaves the hub;
+/// SIGTERM ends the others' streams and the server exits 0.
+fn serves_and_ends(args: &[&str], streams: usize, events: usize) {
+    let mut all = vec!["--bind", "127.0.0.1:0", "--no-demo", "--heartbeat", "0"];
+    all.extend_from_slice(&["--publish-token", "t", "--grace", "3"]);
+    all.extend_from_slice(args);
+    let mut server = spawn_binary_via(env!("CARGO_BIN_EXE_ssehub"), &all);
+    let mut subs: Vec<SseClient> = (0..streams)
+        .map(|_| SseClient::open(server.addr, "/stream"))
+        .collect();
+    // Idle long enough for every writer to have rested.
+    std::thread::sleep(Duration::from_millis(200));
+    for i in 0..events {
+        let r = publish_json(
+            server.addr,
+            "t",
+            &serde_json::json!({ "data": format!("e{i}") }),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    for sub in &mut subs {
+        let got: Vec<String> = sub
+            .expect_events(events)
+            .into_iter()
+            .map(|e| e.data)
+            .collect();
+        let want: Vec<String> = (0..events).map(|i| format!("e{i}")).collect();
+        assert_eq!(got, want);
+    }
+    // A resting stream whose client hangs up leaves at once (no heartbeat runs).
+    drop(subs.pop());
+    let left = (streams - 1) as u64;
+    assert!(
+        wait_for(MAX_WAIT, || clients(server.addr) == left).is_ok(),
+        "still {} clients, want {left}",
+        clients(server.addr)
+    );
+    server.signal("TERM");
+    for sub in &mut subs {
+        assert!(sub.wait_eof(MAX_WAIT), "a stream did not end at shutdown");
+    }
+    let status = server.wait_exit(MAX_WAIT).expect("the server exits");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn resting_streams_get_every_event_notice_a_hang_up_and_end_at_shutdown() {
+    serves_and_ends(&[], 40, 5);
+}
+
+#[test]
+fn streams_that_keep_their_task_serve_the_same() {
+    serves_and_ends(&["--no-rest"], 10, 5);
+}
+
+#[test]
+fn one_thread_and_no_batching_serve_the_same() {
+    serves_and_ends(&["--threads", "0", "--batch-window", "0"], 10, 5);
+}
 
 #[test]
 fn the_soak_tool_spreads_subscribers_over_source_addresses_and_processes() {

@@ -401,3 +401,21 @@ fn config_file_errors_name_the_file_and_the_line() {
         assert!(!e.0.contains('\n'));
     }
 }
+
+#[test]
+fn the_capacity_knobs_rest_batch_window_and_one_thread() {
+    let c = run(&[], &[]).unwrap();
+    assert!(c.rest_idle);
+    assert_eq!(c.limits.batch_window, Duration::from_millis(5));
+    let c = run(&["--no-rest", "--batch-window", "0", "--threads", "0"], &[]).unwrap();
+    assert!(!c.rest_idle);
+    assert_eq!(c.limits.batch_window, Duration::ZERO);
+    assert_eq!(c.threads, 0);
+    let c = run(&[], &[("SSEHUB_BATCH_WINDOW", "20")]).unwrap();
+    assert_eq!(c.limits.batch_window, Duration::from_millis(20));
+    let e = run(&["--batch-window", "2000"], &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "--batch-window: expected a whole number from 0 to 1000, got '2000'"
+    );
+}

@@ -48,8 +48,8 @@ impl State {
             {
                 continue;
             }
-            if let (Some(floor), Some(event)) = (client.skip_through, event_id) {
-                if event <= floor {
+            if let (Some(floor), Some(event)) = (client.skip_through.as_deref(), event_id) {
+                if event <= *floor {
                     continue;
                 }
                 client.skip_through = None;

@@ -329,8 +329,9 @@ struct Client {
     sink: Option<Arc<dyn DirectSink>>,
     /// A broker's events up to this id are not sent to it: it resumed from an id this
     /// node had not read yet though the broker holds it (a `future` reset), and has them
-    /// from the node it left.
-    skip_through: Option<EventId>,
+    /// from the node it left. Boxed: only such a resume has one, and every subscriber
+    /// pays for this field in the registry.
+    skip_through: Option<Box<EventId>>,
     /// Direct writes in a row that found its writer waiting while it had a queue: at
     /// [`QUEUE_RELEASE_AFTER`] the queue is given back.
     idle_lends: u8,
@@ -518,7 +519,8 @@ impl Hub {
 
     /// [`Hub::subscribe_as`] for a writer whose socket the hub may write directly (see
     /// `direct.rs`). Its queue is made only when the hub first has to queue a frame for
-    /// it, so an idle subscriber holds none.
+    /// it, so an idle subscriber holds none. Without `on_evict`, an eviction shuts the
+    /// sink down ([`DirectSink::shut_down`]).
     pub(crate) fn subscribe_direct(
         &self,
         topics: Topics,
@@ -582,7 +584,7 @@ impl Hub {
         // its reset says, instead of silently withholding events until the clock passes it.
         let skip_through = match resume {
             Resume::Reset(ResetReason::Future) if unread && state.history.is_external() => {
-                last_id.and_then(|s| s.parse().ok())
+                last_id.and_then(|s| s.parse().ok()).map(Box::new)
             }
             _ => None,
         };
@@ -674,8 +676,12 @@ impl Hub {
             None => client.state.end_without_queue(),
         }
         client.state.notify();
-        if shut && let Some(hook) = client.on_evict {
-            hook();
+        if shut {
+            match (client.on_evict, &client.sink) {
+                (Some(hook), _) => hook(),
+                (None, Some(sink)) => sink.shut_down(),
+                (None, None) => {}
+            }
         }
         self.inner.stats.client_left(reason);
         match reason {

@@ -425,7 +425,8 @@ impl Server {
     }
 
     /// Runs the server until shutdown completes: the request executor on the calling
-    /// thread, the stream executor on `config.threads` threads of its own.
+    /// thread, the stream executor on `config.threads` threads of its own (with 0, or
+    /// when no thread could be started, on the calling thread as well).
     pub fn run_threaded(self) -> Snapshot {
         let ex = Arc::new(Executor::new());
         let streams = Arc::new(Executor::new());
@@ -440,8 +441,13 @@ impl Server {
                     .ok()
             })
             .collect();
-        let snapshot =
-            futures_lite::future::block_on(ex.run(self.run(ex.clone(), streams.clone())));
+        let serve = self.run(ex.clone(), streams.clone());
+        // `--threads 0`: the stream executor runs on this thread too.
+        let snapshot = if threads.is_empty() {
+            futures_lite::future::block_on(ex.run(streams.run(serve)))
+        } else {
+            futures_lite::future::block_on(ex.run(serve))
+        };
         stop_tx.close();
         for t in threads {
             let _ = t.join();

@@ -45,8 +45,9 @@ pub(crate) struct LiveStream<S> {
     /// Bytes the client has sent since the stream started (see
     /// [`STREAM_READ_ALLOWANCE`](super::writer::STREAM_READ_ALLOWANCE)).
     pub(super) received: u32,
-    /// Its place under `--max-streams-per-token`, given back when the stream ends.
-    pub(super) slot: Option<quota::Slot>,
+    /// Its place under `--max-streams-per-token`, given back when the stream ends;
+    /// boxed, so a stream without a token pays a pointer.
+    pub(super) slot: Option<Box<quota::Slot>>,
 }
 
 /// Where a resting stream's writer starts again, and what the stream holds until it

@@ -140,6 +140,10 @@ impl DirectSink for Async<std::net::TcpStream> {
             }
         }
     }
+
+    fn shut_down(&self) {
+        let _ = self.get_ref().shutdown(std::net::Shutdown::Both);
+    }
 }
 
 /// Writes all of `bytes` within `timeout`.

@@ -70,7 +70,7 @@ pub(super) struct Opened {
     /// The `token-expiring` event and when it is sent.
     pub(super) notice: Option<(Instant, Frame)>,
     /// Its place under the token's stream cap, given back when the stream ends.
-    pub(super) slot: Option<super::quota::Slot>,
+    pub(super) slot: Option<Box<super::quota::Slot>>,
 }
 
 /// Checks what a stream request asks for: its token's grant, topics and the resume id,
@@ -150,8 +150,14 @@ pub(super) async fn open<S: Conn>(
         let _ = Box::pin(write_timed(stream, &head, ctx.config.limits.write_timeout)).await;
         return None;
     }
-    let closer = stream.clone();
-    let hook: CloseHook = Box::new(move || closer.shut_down());
+    // A socket the hub writes directly is shut down through its sink on an eviction:
+    // only the others need a close hook (a box per subscriber).
+    let sink = stream.direct_sink();
+    let hook = || -> Option<CloseHook> {
+        let closer = stream.clone();
+        sink.is_none()
+            .then(|| Box::new(move || closer.shut_down()) as CloseHook)
+    };
     let last_id = open.last_id.as_deref();
     // Mercure's `earliest` wants the history only: the broker is not read for it.
     let earliest = open.mercure.as_ref().is_some_and(|m| m.earliest());
@@ -162,24 +168,16 @@ pub(super) async fn open<S: Conn>(
         _ => None,
     };
     let rights = open.grant.rights;
-    let sink = stream.direct_sink();
+    let hook = hook();
     let subscribed = match (placed, sink) {
-        (Some(FromTheLog { older, unread }), sink) => ctx.hub.subscribe_bridged(
-            open.topics,
-            rights,
-            last_id,
-            older,
-            unread,
-            Some(hook),
-            sink,
-        ),
-        (None, Some(sink)) => {
+        (Some(FromTheLog { older, unread }), sink) => {
             ctx.hub
-                .subscribe_direct(open.topics, rights, last_id, Some(hook), sink)
+                .subscribe_bridged(open.topics, rights, last_id, older, unread, hook, sink)
         }
-        (None, None) => ctx
+        (None, Some(sink)) => ctx
             .hub
-            .subscribe_as(open.topics, rights, last_id, Some(hook)),
+            .subscribe_direct(open.topics, rights, last_id, hook, sink),
+        (None, None) => ctx.hub.subscribe_as(open.topics, rights, last_id, hook),
     };
     let sub = match subscribed {
         Ok(sub) => sub,
@@ -210,7 +208,7 @@ pub(super) async fn open<S: Conn>(
         preamble,
         ends_at: open.grant.ends_at,
         notice,
-        slot: open.grant.slot,
+        slot: open.grant.slot.map(Box::new),
     })
 }
 
@@ -292,7 +290,7 @@ pub(super) async fn write_stream<S: Conn, H: Send + 'static>(
         &mut sub,
         preamble,
         &ctx.stats,
-        ctx.config.limits.write_timeout,
+        &ctx.config.limits,
     );
     let Some(at) = ends_at else {
         if let Some((at, frame)) = notice {
@@ -364,7 +362,7 @@ async fn go_on<S: Conn, H: Send + 'static>(mut live: LiveStream<S>, mut home: Ho
             &mut live.stream,
             &live.sub,
             &ctx.stats,
-            ctx.config.limits.write_timeout,
+            &ctx.config.limits,
             live.received,
         );
         writer.may_rest();

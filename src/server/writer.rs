@@ -53,10 +53,6 @@ use crate::stats::{Reason, Stats};
 /// Most frames handed to the kernel in one vectored write.
 pub const MAX_WRITE_BATCH: usize = 64;
 
-/// A writer whose last write was this recent is busy: it yields once before its next
-/// write to gather more frames into it.
-pub const BUSY_WITHIN: std::time::Duration = std::time::Duration::from_millis(5);
-
 /// Bytes a client may send on an open stream, after its request, before the stream is
 /// ended ([`Reason::UnexpectedInput`]). **Default:** 4 KiB. **Unit:** bytes. **Why:** a
 /// client has nothing to send on an open stream; a few stray bytes (a CRLF after the
@@ -105,6 +101,9 @@ pub(super) struct Writer<'a, S> {
     stats: &'a Stats,
     /// How long one write may wait for the socket.
     write_timeout: std::time::Duration,
+    /// A writer whose last write was this recent is busy: it yields once before its
+    /// next write to gather more frames into it (`--batch-window`; zero: never).
+    batch_window: std::time::Duration,
     /// Frames to write; `batch[idx..]` are still owed, the first from byte `off`.
     batch: Vec<Frame>,
     idx: usize,
@@ -135,13 +134,13 @@ impl<'a, S: Conn> Writer<'a, S> {
         sub: &'a mut Subscription,
         preamble: Frame,
         stats: &'a Stats,
-        write_timeout: std::time::Duration,
+        limits: &crate::config::Limits,
     ) -> Self {
         let backlog = sub.take_backlog();
         let mut batch = Vec::with_capacity(backlog.len() + 1);
         batch.push(preamble);
         batch.extend(backlog);
-        Writer::with_batch(stream, sub, stats, write_timeout, batch, 0)
+        Writer::with_batch(stream, sub, stats, limits, batch, 0)
     }
 
     /// A writer for a stream that rested: nothing owed, `received` bytes of the client's
@@ -150,17 +149,17 @@ impl<'a, S: Conn> Writer<'a, S> {
         stream: &'a mut S,
         sub: &'a Subscription,
         stats: &'a Stats,
-        write_timeout: std::time::Duration,
+        limits: &crate::config::Limits,
         received: u32,
     ) -> Self {
-        Writer::with_batch(stream, sub, stats, write_timeout, Vec::new(), received)
+        Writer::with_batch(stream, sub, stats, limits, Vec::new(), received)
     }
 
     fn with_batch(
         stream: &'a mut S,
         sub: &'a Subscription,
         stats: &'a Stats,
-        write_timeout: std::time::Duration,
+        limits: &crate::config::Limits,
         batch: Vec<Frame>,
         received: u32,
     ) -> Self {
@@ -168,7 +167,8 @@ impl<'a, S: Conn> Writer<'a, S> {
             stream,
             sub,
             stats,
-            write_timeout,
+            write_timeout: limits.write_timeout,
+            batch_window: limits.batch_window,
             batch,
             idx: 0,
             off: 0,
@@ -297,7 +297,9 @@ impl<'a, S: Conn> Writer<'a, S> {
                 self.batch.push(frame);
                 self.off = written;
                 self.top_up();
-                let busy = self.last_write.is_some_and(|t| t.elapsed() < BUSY_WITHIN);
+                let busy = self
+                    .last_write
+                    .is_some_and(|t| t.elapsed() < self.batch_window);
                 if busy && self.batch.len() < MAX_WRITE_BATCH {
                     // Frames are coming fast: yield once before writing, so that what
                     // the tasks queued ahead of this one publish meanwhile goes out in
