@@ -6,7 +6,6 @@
 //! would.
 
 use std::process::Command;
-use std::time::Duration;
 
 use crate::support::{
     Client, MAX_WAIT, SseClient, publish_json, soak_binary, spawn_binary, spawn_binary_via,
@@ -19,9 +18,18 @@ fn clients(addr: std::net::SocketAddr) -> u64 {
     r.json()["clients"].as_u64().expect("a client count")
 }
 
-/// `streams` subscribers get `events` events in order; one hangs up and leaves the hub;
-/// SIGTERM ends the others' streams and the server exits 0.
-fn serves_and_ends(args: &[&str], streams: usize, events: usize) {
+/// Streams resting now, from `/stats`.
+fn resting(addr: std::net::SocketAddr) -> u64 {
+    let r = Client::connect(addr).request(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n");
+    r.json()["streams_resting"]
+        .as_u64()
+        .expect("streams_resting")
+}
+
+/// `streams` subscribers (all resting while idle, when `rest`) get `events` events in
+/// order; one hangs up and leaves the hub; SIGTERM ends the others' streams and the
+/// server exits 0.
+fn serves_and_ends(args: &[&str], streams: usize, events: usize, rest: bool) {
     let mut all = vec!["--bind", "127.0.0.1:0", "--no-demo", "--heartbeat", "0"];
     all.extend_from_slice(&["--publish-token", "t", "--grace", "3"]);
     all.extend_from_slice(args);
@@ -29,8 +37,13 @@ fn serves_and_ends(args: &[&str], streams: usize, events: usize) {
     let mut subs: Vec<SseClient> = (0..streams)
         .map(|_| SseClient::open(server.addr, "/stream"))
         .collect();
-    // Idle long enough for every writer to have rested.
-    std::thread::sleep(Duration::from_millis(200));
+    // Idle: every stream rests (or none does).
+    let want = if rest { streams as u64 } else { 0 };
+    assert!(
+        wait_for(MAX_WAIT, || resting(server.addr) == want).is_ok(),
+        "{} streams resting, want {want}",
+        resting(server.addr)
+    );
     for i in 0..events {
         let r = publish_json(
             server.addr,
@@ -48,6 +61,8 @@ fn serves_and_ends(args: &[&str], streams: usize, events: usize) {
         let want: Vec<String> = (0..events).map(|i| format!("e{i}")).collect();
         assert_eq!(got, want);
     }
+    // Direct writes reach resting streams without waking them; so they rest again.
+    assert!(wait_for(MAX_WAIT, || resting(server.addr) == want).is_ok());
     // A resting stream whose client hangs up leaves at once (no heartbeat runs).
     drop(subs.pop());
     let left = (streams - 1) as u64;
@@ -66,17 +81,17 @@ fn serves_and_ends(args: &[&str], streams: usize, events: usize) {
 
 #[test]
 fn resting_streams_get_every_event_notice_a_hang_up_and_end_at_shutdown() {
-    serves_and_ends(&[], 40, 5);
+    serves_and_ends(&[], 40, 5, true);
 }
 
 #[test]
 fn streams_that_keep_their_task_serve_the_same() {
-    serves_and_ends(&["--no-rest"], 10, 5);
+    serves_and_ends(&["--no-rest"], 10, 5, false);
 }
 
 #[test]
 fn one_thread_and_no_batching_serve_the_same() {
-    serves_and_ends(&["--threads", "0", "--batch-window", "0"], 10, 5);
+    serves_and_ends(&["--threads", "0", "--batch-window", "0"], 10, 5, true);
 }
 
 #[test]

@@ -105,7 +105,10 @@ pub(super) async fn accept_loop(
                         ctx.config.limits.send_buffer,
                     );
                 }
-                let stream = TcpConn::from(stream);
+                let Ok(stream) = TcpConn::try_from(stream) else {
+                    // The reactor would not let the socket go (never seen): drop it.
+                    continue;
+                };
                 let slot = Slot::take(ctx);
                 let ctx = ctx.clone();
                 let guard = guard.clone();

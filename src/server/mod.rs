@@ -35,6 +35,7 @@ mod script;
 mod socket;
 mod status;
 mod stream;
+mod watch;
 mod watchdog;
 mod writer;
 
@@ -131,6 +132,14 @@ pub(crate) struct Ctx {
     /// Open streams per token, under `--max-streams-per-token`.
     quota: Arc<quota::Quota>,
     connections: Arc<AtomicUsize>,
+    /// The read sides of resting streams (`None`: streams rest on the reactor's
+    /// registration, or do not rest).
+    pub(crate) watch: Option<watch::Watch>,
+}
+
+/// The watch of resting streams' read sides, when streams rest and the kernel gives one.
+fn config_watch(rest_idle: bool) -> Option<watch::Watch> {
+    rest_idle.then(watch::Watch::new).and_then(Result::ok)
 }
 
 impl Ctx {
@@ -151,6 +160,7 @@ impl Ctx {
         port: Port,
     ) -> Arc<Ctx> {
         let cors = cors::Cors::new(&config.cors_origins);
+        let rest_idle = config.rest_idle;
         let quota = quota::Quota::new(config.max_streams_per_token);
         Arc::new(Ctx {
             config,
@@ -162,6 +172,7 @@ impl Ctx {
             port,
             quota,
             connections: Arc::new(AtomicUsize::new(0)),
+            watch: config_watch(rest_idle),
         })
     }
 
@@ -361,6 +372,15 @@ impl Server {
                 None => job.run(),
             });
         let producers = Producers::spawn(&ex, &ctx.config, &ctx.hub, &ctx.port, &ctx.log);
+        // Resting streams' read sides (`watch.rs`), until the server returns.
+        let watching = {
+            let ctx = ctx.clone();
+            ex.spawn(async move {
+                if let Some(w) = &ctx.watch {
+                    w.run().await;
+                }
+            })
+        };
         let reader = ctx.port.start(&ex, &ctx.shutdown);
         let (guard, all_done) = Guard::new();
         let mut probes = Probes::default();
@@ -421,6 +441,7 @@ impl Server {
                 all_done.alive()
             ));
         }
+        drop(watching);
         ctx.stats.snapshot()
     }
 

@@ -305,6 +305,7 @@ pub(super) async fn write_stream<S: Conn, H: Send + 'static>(
             sub,
             received,
             slot,
+            watched: None,
         };
         return go_on(live, home, stop).await;
     };
@@ -330,22 +331,49 @@ pub(super) async fn write_stream<S: Conn, H: Send + 'static>(
         sub,
         received: 0,
         slot,
+        watched: None,
     };
     finish(live, reason).await;
     drop(home);
 }
 
-/// A stream that rested goes on: a new writer, in a new task, where the last one
-/// stopped (see `rest.rs`).
+/// A stream that rested goes on (something woke it): a new writer, in a new task, where
+/// the last one stopped (see `rest.rs`).
 pub(super) async fn resume<S: Conn, H: Send + 'static>(live: LiveStream<S>, home: Home<H>) {
-    go_on(live, home, Stop::Idle).await;
+    run_writers(live, home).await;
 }
 
-/// After a writer stopped: rests the stream while it is idle, runs a new writer when it
-/// cannot rest, and ends the stream when a writer says so.
-async fn go_on<S: Conn, H: Send + 'static>(mut live: LiveStream<S>, mut home: Home<H>, stop: Stop) {
-    let mut stop = stop;
+/// After the first writer stopped: ends the stream, or rests it, or runs writers.
+async fn go_on<S: Conn, H: Send + 'static>(live: LiveStream<S>, home: Home<H>, stop: Stop) {
+    match stop {
+        Stop::End(reason) => {
+            finish(live, reason).await;
+            drop(home);
+        }
+        Stop::Idle => {
+            if let Err((live, home)) = rest::rest(live, home) {
+                run_writers(live, home).await;
+            }
+        }
+    }
+}
+
+/// Runs a writer, rests the stream when it is idle, and runs another when it cannot
+/// rest, until a writer ends the stream.
+async fn run_writers<S: Conn, H: Send + 'static>(mut live: LiveStream<S>, mut home: Home<H>) {
     loop {
+        let ctx = home.ctx.clone();
+        live.unwatch(&ctx);
+        let mut writer = Writer::resume(
+            &mut live.stream,
+            &live.sub,
+            &ctx.stats,
+            &ctx.config.limits,
+            live.received,
+        );
+        writer.may_rest();
+        let stop = (&mut writer).await;
+        live.received = writer.received();
         match stop {
             Stop::End(reason) => {
                 finish(live, reason).await;
@@ -357,17 +385,6 @@ async fn go_on<S: Conn, H: Send + 'static>(mut live: LiveStream<S>, mut home: Ho
                 Err(back) => (live, home) = back,
             },
         }
-        let ctx = home.ctx.clone();
-        let mut writer = Writer::resume(
-            &mut live.stream,
-            &live.sub,
-            &ctx.stats,
-            &ctx.config.limits,
-            live.received,
-        );
-        writer.may_rest();
-        stop = (&mut writer).await;
-        live.received = writer.received();
     }
 }
 

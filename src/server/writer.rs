@@ -124,6 +124,10 @@ pub(super) struct Writer<'a, S> {
     notice: Option<Box<(Timer, Frame)>>,
     /// Whether the writer returns [`Stop::Idle`] when it would only wait.
     may_rest: bool,
+    /// Read the client's side once without asking the reactor first: a writer resumed
+    /// after its stream rested has no registration that could say it is readable (the
+    /// wake-up may have been the read side's).
+    read_first: bool,
 }
 
 impl<'a, S: Conn> Writer<'a, S> {
@@ -152,7 +156,9 @@ impl<'a, S: Conn> Writer<'a, S> {
         limits: &crate::config::Limits,
         received: u32,
     ) -> Self {
-        Writer::with_batch(stream, sub, stats, limits, Vec::new(), received)
+        let mut w = Writer::with_batch(stream, sub, stats, limits, Vec::new(), received);
+        w.read_first = true;
+        w
     }
 
     fn with_batch(
@@ -180,6 +186,7 @@ impl<'a, S: Conn> Writer<'a, S> {
             received,
             notice: None,
             may_rest: false,
+            read_first: false,
         }
     }
 
@@ -337,11 +344,14 @@ impl<'a, S: Conn> Writer<'a, S> {
     /// Drops what the client sends, up to [`STREAM_READ_ALLOWANCE`] in all; at end of
     /// stream, starts probing.
     fn poll_read_side(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Reason>> {
-        // Ask the reactor first: an idle client costs no read call per wake-up.
-        match self.stream.poll_readable(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(_)) => return Poll::Ready(Err(Reason::HungUp)),
-            Poll::Ready(Ok(())) => {}
+        // Ask the reactor first: an idle client costs no read call per wake-up (but see
+        // `read_first`).
+        if !std::mem::take(&mut self.read_first) {
+            match self.stream.poll_readable(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(Reason::HungUp)),
+                Poll::Ready(Ok(())) => {}
+            }
         }
         let mut sink = [0u8; SINK_BYTES];
         loop {
