@@ -27,7 +27,7 @@ impl State {
     /// `direct`, the sockets of waiting writers are taken for a direct write instead (see
     /// the module docs); either way it notes whether every writer was waiting. A broker's
     /// event (`event_id`) skips the subscribers that already have it
-    /// ([`Client::skip_through`]).
+    /// ([`Rare::skip_through`](super::Rare)).
     pub(super) fn fan_out(
         &mut self,
         frame: &Frame,
@@ -48,11 +48,13 @@ impl State {
             {
                 continue;
             }
-            if let (Some(floor), Some(event)) = (client.skip_through.as_deref(), event_id) {
-                if event <= *floor {
+            if let (Some(rare), Some(event)) = (client.rare.as_mut(), event_id)
+                && let Some(floor) = rare.skip_through
+            {
+                if event <= floor {
                     continue;
                 }
-                client.skip_through = None;
+                rare.skip_through = None;
             }
             if let (Some(targets), Some(sink)) = (direct.as_deref_mut(), &client.sink)
                 && client.state.lend()

@@ -86,7 +86,8 @@ const HANDOFF: u8 = 8;
 pub(crate) struct WriterState {
     word: AtomicU8,
     waker: Mutex<Option<Waker>>,
-    handoff: Mutex<Option<(Frame, usize)>>,
+    /// Boxed: a hand-off is rare, and every subscriber pays for this slot.
+    handoff: Mutex<Option<Box<(Frame, usize)>>>,
     /// The writer's word on its socket: full, it waits for the client to read. Publish
     /// pacing then does not count this subscriber as one the server is behind for.
     socket_full: AtomicBool,
@@ -243,7 +244,7 @@ impl WriterState {
     /// Row 6: a direct write put out only `written` bytes of `frame` (or failed): the
     /// writer is woken to write the rest, then what was queued.
     pub(crate) fn hand_off(&self, frame: Frame, written: usize) {
-        *lock(&self.handoff) = Some((frame, written));
+        *lock(&self.handoff) = Some(Box::new((frame, written)));
         let mut s = self.load();
         loop {
             match self.cas(s, RUNNING | HANDOFF) {
@@ -277,7 +278,7 @@ impl WriterState {
                 let rest = lock(&self.handoff).take();
                 self.word.fetch_and(!HANDOFF, Ordering::SeqCst);
                 if let Some(rest) = rest {
-                    return Poll::Ready(Some(rest));
+                    return Poll::Ready(Some(*rest));
                 }
                 continue;
             }
@@ -416,14 +417,14 @@ mod tests {
             let (st, c, _) = at(word);
             st.hand_off(frame(), 3);
             assert_eq!((st.load(), woken(&c)), (RUNNING | HANDOFF, 1));
-            assert_eq!(lock(&st.handoff).as_ref().map(|(_, n)| *n), Some(3));
+            assert_eq!(lock(&st.handoff).as_ref().map(|b| b.1), Some(3));
         }
     }
 
     #[test]
     fn row_7_poll_next_yields_the_hand_off_first() {
         let (st, _, w) = at(RUNNING | HANDOFF);
-        *lock(&st.handoff) = Some((frame(), 4));
+        *lock(&st.handoff) = Some(Box::new((frame(), 4)));
         let mut cx = Context::from_waker(&w);
         let got = st.poll_next(&mut cx, || panic!("the queue comes after the hand-off"));
         assert!(matches!(got, Poll::Ready(Some((_, 4)))));

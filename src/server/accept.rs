@@ -109,10 +109,10 @@ pub(super) async fn accept_loop(
                     // The reactor would not let the socket go (never seen): drop it.
                     continue;
                 };
-                let slot = Slot::take(ctx);
+                let (slot, over_cap) = Slot::take(ctx);
                 let ctx = ctx.clone();
                 let guard = guard.clone();
-                if slot.over_cap {
+                if over_cap {
                     ex.spawn(async move {
                         reject_over_capacity(stream, &ctx).await;
                         drop((slot, guard));
@@ -126,13 +126,12 @@ pub(super) async fn accept_loop(
                             Box::pin(connection::serve_requests(&mut stream, peer, scope, &ctx))
                                 .await;
                         if let Some(opened) = opened {
-                            // The writer moves to the stream executor; this task ends.
                             // The stream holds its count and the guard until it ends,
-                            // whether its writer runs or it rests (see `rest.rs`).
+                            // whether its writer runs or it rests (see `rest.rs`); its
+                            // first writer runs here, then it rests or moves to the
+                            // stream executor.
                             let home = Home::new(&streams, ctx, (slot, guard));
-                            streams
-                                .spawn(stream::write_stream(stream, opened, home))
-                                .detach();
+                            stream::start(stream, opened, home, &streams).await;
                         }
                     })
                     .detach();
@@ -158,16 +157,17 @@ pub(super) async fn accept_loop(
 /// One open connection, counted against `max_connections` for as long as it lives.
 struct Slot {
     connections: Arc<AtomicUsize>,
-    over_cap: bool,
 }
 
 impl Slot {
-    fn take(ctx: &Arc<Ctx>) -> Slot {
+    /// The connection's slot, and whether it is over the cap. (A resting stream holds
+    /// its slot: one pointer.)
+    fn take(ctx: &Arc<Ctx>) -> (Slot, bool) {
         let before = ctx.connections.fetch_add(1, Ordering::AcqRel);
-        Slot {
+        let slot = Slot {
             connections: ctx.connections.clone(),
-            over_cap: before >= ctx.config.limits.max_connections,
-        }
+        };
+        (slot, before >= ctx.config.limits.max_connections)
     }
 }
 

@@ -319,8 +319,8 @@ pub(super) async fn write_stream<S: Conn, H: Send + 'static>(
     let stop = Box::pin(writer.or(expiry)).await;
     let reason = match stop {
         Stop::End(reason) => reason,
-        // Not asked to rest.
-        Stop::Idle => Reason::Shutdown,
+        // Neither asked to rest nor a first run.
+        Stop::Idle | Stop::Busy => Reason::Shutdown,
     };
     if reason == Reason::TokenExpired {
         // A direct write may still hold the socket: let it finish first.
@@ -335,6 +335,61 @@ pub(super) async fn write_stream<S: Conn, H: Send + 'static>(
     };
     finish(live, reason).await;
     drop(home);
+}
+
+/// Starts a stream in the task that answered its request: its first writer runs here
+/// ([`Writer::first_run`]), and the stream then rests, or goes on in a writer task of
+/// `streams`. A stream whose token expires, or that may not rest, gets its writer task
+/// at once ([`write_stream`]).
+pub(super) async fn start<S: Conn, H: Send + 'static>(
+    stream: S,
+    opened: Opened,
+    home: Home<H>,
+    streams: &std::sync::Arc<async_executor::Executor<'static>>,
+) {
+    if opened.ends_at.is_some() || opened.notice.is_some() || !home.may_rest() {
+        streams.spawn(write_stream(stream, opened, home)).detach();
+        return;
+    }
+    let Opened {
+        mut sub,
+        preamble,
+        slot,
+        ..
+    } = opened;
+    let ctx = home.ctx.clone();
+    let mut stream = stream;
+    let mut writer = Writer::new(
+        &mut stream,
+        &mut sub,
+        preamble,
+        &ctx.stats,
+        &ctx.config.limits,
+    );
+    writer.may_rest();
+    writer.first_run();
+    let stop = (&mut writer).await;
+    let received = writer.received();
+    let live = LiveStream {
+        stream,
+        sub,
+        received,
+        slot,
+        watched: None,
+    };
+    let (live, home) = match stop {
+        Stop::End(reason) => {
+            finish(live, reason).await;
+            drop(home);
+            return;
+        }
+        Stop::Idle => match rest::rest(live, home) {
+            Ok(()) => return,
+            Err(back) => back,
+        },
+        Stop::Busy => (live, home),
+    };
+    streams.spawn(run_writers(live, home)).detach();
 }
 
 /// A stream that rested goes on (something woke it): a new writer, in a new task, where
@@ -355,6 +410,8 @@ async fn go_on<S: Conn, H: Send + 'static>(live: LiveStream<S>, home: Home<H>, s
                 run_writers(live, home).await;
             }
         }
+        // Not a first run.
+        Stop::Busy => run_writers(live, home).await,
     }
 }
 
@@ -384,6 +441,8 @@ async fn run_writers<S: Conn, H: Send + 'static>(mut live: LiveStream<S>, mut ho
                 Ok(()) => return,
                 Err(back) => (live, home) = back,
             },
+            // Not a first run.
+            Stop::Busy => {}
         }
     }
 }

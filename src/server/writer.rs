@@ -80,6 +80,10 @@ pub(super) enum Stop {
     /// Nothing to write and nothing to wait for but a frame or the client's read side:
     /// the stream may rest without a task (only a writer that [may rest](Writer::may_rest)).
     Idle,
+    /// A [first run](Writer::first_run) wrote what it could and has more to do, or
+    /// would wait for something else than a frame or the read side: the stream goes on
+    /// in a writer of the stream executor.
+    Busy,
 }
 
 /// Where the writer stands on the client's read side.
@@ -124,6 +128,9 @@ pub(super) struct Writer<'a, S> {
     notice: Option<Box<(Timer, Frame)>>,
     /// Whether the writer returns [`Stop::Idle`] when it would only wait.
     may_rest: bool,
+    /// The stream's first run, in the connection's request task: never waits but to
+    /// finish a write (see [`Writer::first_run`]).
+    first_run: bool,
     /// Read the client's side once without asking the reactor first: a writer resumed
     /// after its stream rested has no registration that could say it is readable (the
     /// wake-up may have been the read side's).
@@ -186,6 +193,7 @@ impl<'a, S: Conn> Writer<'a, S> {
             received,
             notice: None,
             may_rest: false,
+            first_run: false,
             read_first: false,
         }
     }
@@ -193,6 +201,16 @@ impl<'a, S: Conn> Writer<'a, S> {
     /// Lets the writer return [`Stop::Idle`] when it would only wait (see "Idle").
     pub(super) fn may_rest(&mut self) {
         self.may_rest = true;
+    }
+
+    /// Makes this the stream's first run, in the task that answered its request: it
+    /// writes the preamble and backlog (and what is already queued, within one poll's
+    /// budget), then returns [`Stop::Idle`] or [`Stop::Busy`] rather than waiting for
+    /// frames, and does not hold frames back to batch them. So a burst of new streams
+    /// never piles up writer tasks: most go from their request straight to rest.
+    pub(super) fn first_run(&mut self) {
+        self.first_run = true;
+        self.batch_window = std::time::Duration::ZERO;
     }
 
     /// Bytes the client has sent since the stream started.
@@ -384,6 +402,9 @@ impl<S: Conn> Future for Writer<'_, S> {
         let mut written = 0;
         loop {
             if written == WRITE_BATCHES_PER_POLL {
+                if this.first_run {
+                    return Poll::Ready(Stop::Busy);
+                }
                 // The budget of this poll is spent: let the thread's other tasks run.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
@@ -409,6 +430,9 @@ impl<S: Conn> Future for Writer<'_, S> {
                 Poll::Ready(Ok(())) => continue,
                 Poll::Ready(Err(reason)) => return Poll::Ready(Stop::End(reason)),
                 Poll::Pending if this.may_rest && this.idle() => return Poll::Ready(Stop::Idle),
+                Poll::Pending if this.first_run && this.batch.is_empty() && !this.armed => {
+                    return Poll::Ready(Stop::Busy);
+                }
                 Poll::Pending => return Poll::Pending,
             }
         }
