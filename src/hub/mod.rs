@@ -325,8 +325,6 @@ struct Client {
     tx: Option<Sender<Frame>>,
     state: Arc<WriterState>,
     topics: Topics,
-    /// Topics whose private events it may read (`None`: none).
-    rights: Option<Arc<Selectors>>,
     sink: Option<Arc<dyn DirectSink>>,
     /// What few subscribers have (a close hook, a broker position to skip through), in
     /// a box only they pay for.
@@ -339,6 +337,8 @@ struct Client {
 /// A subscriber's fields that most subscribers do not have.
 #[derive(Default)]
 struct Rare {
+    /// Topics whose private events it may read (`None`: none).
+    rights: Option<Arc<Selectors>>,
     /// Run once if the hub evicts it (without one, a direct sink is shut down).
     on_evict: Option<CloseHook>,
     /// A broker's events up to this id are not sent to it: it resumed from an id this
@@ -351,8 +351,9 @@ impl Client {
     /// Whether a private event with this `envelope` may reach this subscriber: its
     /// rights cover one of the event's topics.
     fn may_read(&self, envelope: &Envelope) -> bool {
-        self.rights
+        self.rare
             .as_ref()
+            .and_then(|r| r.rights.as_ref())
             .is_some_and(|r| envelope.readable_by(|t| r.matches(t)))
     }
 }
@@ -599,8 +600,9 @@ impl Hub {
             _ => None,
         };
         state.topic_counts.add(&topics);
-        let rare = (on_evict.is_some() || skip_through.is_some()).then(|| {
+        let rare = (rights.is_some() || on_evict.is_some() || skip_through.is_some()).then(|| {
             Box::new(Rare {
+                rights,
                 on_evict,
                 skip_through,
             })
@@ -611,7 +613,6 @@ impl Hub {
                 tx,
                 state: state_word.clone(),
                 topics,
-                rights,
                 sink,
                 rare,
                 idle_lends: 0,
@@ -623,7 +624,7 @@ impl Hub {
         Ok(Subscription {
             id,
             state: state_word,
-            backlog,
+            backlog: (!backlog.is_empty()).then(|| Box::new(backlog)),
             resume,
             hub: self.clone(),
             ended: false,

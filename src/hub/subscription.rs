@@ -20,7 +20,7 @@ use crate::stats::Reason;
 pub struct Subscription {
     pub(super) id: ClientId,
     pub(super) state: Arc<WriterState>,
-    pub(super) backlog: Vec<Frame>,
+    pub(super) backlog: Option<Box<Vec<Frame>>>,
     pub(super) resume: Resume,
     pub(super) hub: Hub,
     pub(super) ended: bool,
@@ -31,7 +31,7 @@ impl fmt::Debug for Subscription {
         f.debug_struct("Subscription")
             .field("id", &self.id)
             .field("queued", &self.state.queued())
-            .field("backlog", &self.backlog.len())
+            .field("backlog", &self.backlog.as_ref().map_or(0, |b| b.len()))
             .field("resume", &self.resume)
             .finish()
     }
@@ -124,7 +124,7 @@ impl Subscription {
     /// event and the retained events certainly after it). Write it before anything from
     /// the live queue.
     pub fn take_backlog(&mut self) -> Vec<Frame> {
-        std::mem::take(&mut self.backlog)
+        self.backlog.take().map_or_else(Vec::new, |b| *b)
     }
 
     /// Whether the hub has been closed (the queue's end then means shutdown, not

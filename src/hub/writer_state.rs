@@ -2,8 +2,8 @@
 //! its socket.
 //!
 //! One [`WriterState`] sits beside each subscriber's queue: an atomic byte, a waker slot,
-//! the rest of a direct write the socket did not take whole, and the writer's word on
-//! its socket. Every change of the byte goes through the methods of this file; the
+//! the queue and the rest of a direct write the socket did not take whole (under one
+//! lock), and the writer's word on its socket. Every change of the byte goes through the methods of this file; the
 //! table below is the whole protocol.
 //!
 //! # Why not the channel's own waiting
@@ -86,21 +86,28 @@ const HANDOFF: u8 = 8;
 pub(crate) struct WriterState {
     word: AtomicU8,
     waker: Mutex<Option<Waker>>,
-    /// Boxed: a hand-off is rare, and every subscriber pays for this slot.
-    handoff: Mutex<Option<Box<(Frame, usize)>>>,
+    /// The queue and the hand-off slot, under one lock (each subscriber pays for a lock).
+    held: Mutex<Held>,
     /// The writer's word on its socket: full, it waits for the client to read. Publish
     /// pacing then does not count this subscriber as one the server is behind for.
     socket_full: AtomicBool,
+    /// The hub ended this subscriber before it had a queue (with one, closing the queue
+    /// says so).
+    ended: AtomicBool,
+}
+
+/// What the writer state holds for the writer besides the word.
+#[derive(Debug, Default)]
+struct Held {
     /// The subscriber's bounded queue, while it has one. A subscriber with a direct sink
     /// gets it only when the hub first has to queue a frame for it (its writer was busy):
     /// an idle subscriber never pays for a queue (about 2 KiB at 100 frames). The hub
     /// takes it back once the writer has kept up for a while (see
-    /// [`release_queue`](Self::release_queue)), so one slow fan-out does not leave every
-    /// subscriber holding a queue for good.
-    queue: Mutex<Option<Receiver<Frame>>>,
-    /// The hub ended this subscriber before it had a queue (with one, closing the queue
-    /// says so).
-    ended: AtomicBool,
+    /// [`release_queue`](WriterState::release_queue)), so one slow fan-out does not leave
+    /// every subscriber holding a queue for good.
+    queue: Option<Receiver<Frame>>,
+    /// The rest of a direct write the socket did not take whole; boxed, as it is rare.
+    handoff: Option<Box<(Frame, usize)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -133,19 +140,19 @@ impl WriterState {
 
     /// The queue, while there is one (a handle to it).
     pub(crate) fn queue(&self) -> Option<Receiver<Frame>> {
-        lock(&self.queue).clone()
+        lock(&self.held).queue.clone()
     }
 
     /// The number of frames queued (0 without a queue).
     pub(crate) fn queued(&self) -> usize {
-        lock(&self.queue).as_ref().map_or(0, Receiver::len)
+        lock(&self.held).queue.as_ref().map_or(0, Receiver::len)
     }
 
     /// Gives the subscriber its queue (the hub does it under its lock, when it has none).
     pub(crate) fn set_queue(&self, rx: Receiver<Frame>) {
-        let mut q = lock(&self.queue);
-        if q.is_none() {
-            *q = Some(rx);
+        let mut held = lock(&self.held);
+        if held.queue.is_none() {
+            held.queue = Some(rx);
         }
     }
 
@@ -156,7 +163,7 @@ impl WriterState {
     /// hub drops its sending end at the same time, so nothing sees the channel close.
     pub(crate) fn release_queue(&self) {
         debug_assert!(self.is_lent(), "the queue is taken back only while lent");
-        let rx = lock(&self.queue).take();
+        let rx = lock(&self.held).queue.take();
         debug_assert!(rx.as_ref().is_none_or(Receiver::is_empty));
         drop(rx);
     }
@@ -168,7 +175,7 @@ impl WriterState {
 
     /// The next queued frame: `Empty` with no queue yet, `Closed` once ended.
     pub(crate) fn take_queued(&self) -> Result<Frame, TryRecvError> {
-        match lock(&self.queue).as_ref() {
+        match lock(&self.held).queue.as_ref() {
             Some(rx) => rx.try_recv(),
             None if self.ended.load(Ordering::SeqCst) => Err(TryRecvError::Closed),
             None => Err(TryRecvError::Empty),
@@ -244,7 +251,7 @@ impl WriterState {
     /// Row 6: a direct write put out only `written` bytes of `frame` (or failed): the
     /// writer is woken to write the rest, then what was queued.
     pub(crate) fn hand_off(&self, frame: Frame, written: usize) {
-        *lock(&self.handoff) = Some(Box::new((frame, written)));
+        lock(&self.held).handoff = Some(Box::new((frame, written)));
         let mut s = self.load();
         loop {
             match self.cas(s, RUNNING | HANDOFF) {
@@ -275,7 +282,7 @@ impl WriterState {
             }
             if s & HANDOFF != 0 {
                 // Row 7.
-                let rest = lock(&self.handoff).take();
+                let rest = lock(&self.held).handoff.take();
                 self.word.fetch_and(!HANDOFF, Ordering::SeqCst);
                 if let Some(rest) = rest {
                     return Poll::Ready(Some(*rest));
@@ -417,14 +424,14 @@ mod tests {
             let (st, c, _) = at(word);
             st.hand_off(frame(), 3);
             assert_eq!((st.load(), woken(&c)), (RUNNING | HANDOFF, 1));
-            assert_eq!(lock(&st.handoff).as_ref().map(|b| b.1), Some(3));
+            assert_eq!(lock(&st.held).handoff.as_ref().map(|b| b.1), Some(3));
         }
     }
 
     #[test]
     fn row_7_poll_next_yields_the_hand_off_first() {
         let (st, _, w) = at(RUNNING | HANDOFF);
-        *lock(&st.handoff) = Some(Box::new((frame(), 4)));
+        lock(&st.held).handoff = Some(Box::new((frame(), 4)));
         let mut cx = Context::from_waker(&w);
         let got = st.poll_next(&mut cx, || panic!("the queue comes after the hand-off"));
         assert!(matches!(got, Poll::Ready(Some((_, 4)))));

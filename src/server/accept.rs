@@ -130,7 +130,7 @@ pub(super) async fn accept_loop(
                             // whether its writer runs or it rests (see `rest.rs`); its
                             // first writer runs here, then it rests or moves to the
                             // stream executor.
-                            let home = Home::new(&streams, ctx, (slot, guard));
+                            let home = Home::new(ctx, (slot, guard));
                             stream::start(stream, opened, home, &streams).await;
                         }
                     })

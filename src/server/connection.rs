@@ -24,7 +24,7 @@ pub(crate) async fn serve_connection<S: Conn>(mut stream: S, peer: SocketAddr, c
     // The request phase is boxed: its buffer and futures are freed before a stream
     // starts, so a long-lived subscriber's task holds only the writer's state.
     if let Some(opened) = Box::pin(serve_requests(&mut stream, peer, Scope::All, ctx)).await {
-        stream::write_stream(stream, opened, Home::here(ctx.clone(), ())).await;
+        stream::write_stream(stream, opened, Home::new(ctx.clone(), ())).await;
     }
 }
 

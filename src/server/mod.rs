@@ -135,6 +135,9 @@ pub(crate) struct Ctx {
     /// The read sides of resting streams (`None`: streams rest on the reactor's
     /// registration, or do not rest).
     pub(crate) watch: Option<watch::Watch>,
+    /// The stream executor, once the server runs: where a resting stream's writer
+    /// starts again (weak: the executor's tasks hold this context).
+    pub(crate) streams: std::sync::OnceLock<std::sync::Weak<Executor<'static>>>,
 }
 
 /// The watch of resting streams' read sides, when streams rest and the kernel gives one.
@@ -173,6 +176,7 @@ impl Ctx {
             quota,
             connections: Arc::new(AtomicUsize::new(0)),
             watch: config_watch(rest_idle),
+            streams: std::sync::OnceLock::new(),
         })
     }
 
@@ -356,6 +360,7 @@ impl Server {
         // publishing thread writes itself, so the burst is spread over every core. (A
         // weak handle: the hub lives in tasks of that executor.)
         let writers = Arc::downgrade(&streams);
+        let _ = ctx.streams.set(writers.clone());
         let parts = ctx.config.threads.max(1) + 1;
         ctx.hub
             .set_direct_runner(move |job| match writers.upgrade() {

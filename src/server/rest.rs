@@ -26,8 +26,6 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Wake, Waker};
 
-use async_executor::Executor;
-
 use super::Ctx;
 use super::quota;
 use super::socket::Conn;
@@ -63,38 +61,24 @@ impl<S: Conn> LiveStream<S> {
     }
 }
 
-/// Where a resting stream's writer starts again, and what the stream holds until it
-/// ends (`held`: the connection's count and the shutdown guard).
+/// Where a resting stream's writer starts again (the stream executor, in `ctx`), and
+/// what the stream holds until it ends (`held`: the connection's count and the shutdown
+/// guard).
 pub(super) struct Home<H> {
-    /// The stream executor; `None`: the stream never rests (an in-memory connection).
-    ex: Option<Weak<Executor<'static>>>,
     pub(super) ctx: Arc<Ctx>,
     _held: H,
 }
 
 impl<H: Send + 'static> Home<H> {
-    /// Streams of `ctx` rest when `--no-rest` is not given, and start again on `ex`.
-    pub(super) fn new(ex: &Arc<Executor<'static>>, ctx: Arc<Ctx>, held: H) -> Home<H> {
-        let ex = ctx.config.rest_idle.then(|| Arc::downgrade(ex));
-        Home {
-            ex,
-            ctx,
-            _held: held,
-        }
-    }
-
-    /// A home whose streams never rest: their writer keeps its task.
-    pub(super) fn here(ctx: Arc<Ctx>, held: H) -> Home<H> {
-        Home {
-            ex: None,
-            ctx,
-            _held: held,
-        }
+    /// A home in `ctx`: its streams rest when `--no-rest` is not given and the server
+    /// runs a stream executor.
+    pub(super) fn new(ctx: Arc<Ctx>, held: H) -> Home<H> {
+        Home { ctx, _held: held }
     }
 
     /// Whether its streams may rest.
     pub(super) fn may_rest(&self) -> bool {
-        self.ex.is_some()
+        self.ctx.config.rest_idle && self.ctx.streams.get().is_some()
     }
 }
 
@@ -172,7 +156,8 @@ impl<S: Conn, H: Send + 'static> Wake for Rest<S, H> {
                     *resting = Resting::Woken;
                     return;
                 }
-                Resting::Stream(live, home) => match home.ex.as_ref().and_then(Weak::upgrade) {
+                Resting::Stream(live, home) => match home.ctx.streams.get().and_then(Weak::upgrade)
+                {
                     Some(ex) => (live, home, ex),
                     None => {
                         // The stream executor is gone (the process is ending): leave the

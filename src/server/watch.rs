@@ -6,7 +6,8 @@
 //! plus the reactor's slot: more than everything else an idle subscriber holds. So a
 //! resting stream drops that registration and its socket joins this set instead, with
 //! `EPOLLIN | EPOLLRDHUP | EPOLLONESHOT`: the kernel keeps the interest (an `epitem`,
-//! kernel memory), and this side keeps one slot of 24 bytes, the stream's waker. The set
+//! kernel memory), and this side keeps one slot of 24 bytes, the stream's waker (slots
+//! come a chunk of [`CHUNK`] at a time). The set
 //! itself is one descriptor the reactor watches; one task ([`Watch::run`]) wakes the
 //! streams whose sockets became readable. A stream that wakes leaves the set before its
 //! writer runs ([`Watch::unwatch`]), and the writer registers with the reactor again on
@@ -48,11 +49,46 @@ impl Key {
     }
 }
 
+/// Slots per chunk of [`Slots`]. **Why:** slots are allocated a chunk at a time, so the
+/// set never holds more than this many unused slots beyond its peak (a `Vec` that
+/// doubles would hold up to as many as it uses: 24 bytes each).
+const CHUNK: usize = 1024;
+
+/// One slot: the generation that names it now, and the stream's waker.
+type Slot = (u32, Option<Waker>);
+
 /// The slots: each stream's waker, by index, with the generation that names it now.
 #[derive(Debug, Default)]
 struct Slots {
-    slots: Vec<(u32, Option<Waker>)>,
+    chunks: Vec<Box<[Slot]>>,
+    /// Slots ever handed out (the next new index).
+    used: u32,
     free: Vec<u32>,
+}
+
+impl Slots {
+    fn get_mut(&mut self, index: u32) -> Option<&mut Slot> {
+        let i = index as usize;
+        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)
+    }
+
+    /// A free slot's index, with room made for a new one when none is free.
+    fn take(&mut self) -> u32 {
+        if let Some(index) = self.free.pop() {
+            return index;
+        }
+        let index = self.used;
+        if index as usize == self.chunks.len() * CHUNK {
+            self.chunks.push(
+                (0..CHUNK)
+                    .map(|_| (0, None))
+                    .collect::<Vec<_>>()
+                    .into_boxed_slice(),
+            );
+        }
+        self.used += 1;
+        index
+    }
 }
 
 /// The set of resting streams' read sides (see the module docs).
@@ -85,23 +121,16 @@ impl Watch {
     pub(crate) fn watch(&self, fd: BorrowedFd<'_>, waker: Waker) -> io::Result<Key> {
         let key = {
             let mut s = lock(&self.slots);
-            match s.free.pop() {
-                Some(index) => {
-                    let slot = &mut s.slots[index as usize];
+            let index = s.take();
+            match s.get_mut(index) {
+                Some(slot) => {
                     slot.1 = Some(waker);
                     Key {
                         index,
                         generation: slot.0,
                     }
                 }
-                None => {
-                    let index = s.slots.len() as u32;
-                    s.slots.push((0, Some(waker)));
-                    Key {
-                        index,
-                        generation: 0,
-                    }
-                }
+                None => return Err(io::ErrorKind::Other.into()),
             }
         };
         let flags = epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::ONESHOT;
@@ -122,7 +151,7 @@ impl Watch {
 
     fn release(&self, key: Key) {
         let mut s = lock(&self.slots);
-        if let Some(slot) = s.slots.get_mut(key.index as usize)
+        if let Some(slot) = s.get_mut(key.index)
             && slot.0 == key.generation
         {
             slot.0 = slot.0.wrapping_add(1);
@@ -134,7 +163,7 @@ impl Watch {
     /// Streams in the set now.
     pub(crate) fn len(&self) -> usize {
         let s = lock(&self.slots);
-        s.slots.len() - s.free.len()
+        s.used as usize - s.free.len()
     }
 
     /// Wakes the streams whose sockets became readable, for as long as the server runs
@@ -169,7 +198,7 @@ impl Watch {
         for event in got.iter() {
             let data = { event.data };
             let key = Key::from_data(data.u64());
-            if let Some(slot) = s.slots.get_mut(key.index as usize)
+            if let Some(slot) = s.get_mut(key.index)
                 && slot.0 == key.generation
                 && let Some(w) = slot.1.take()
             {
