@@ -20,6 +20,10 @@ use crate::stats::Reason;
 pub struct Subscription {
     pub(super) id: ClientId,
     pub(super) state: Arc<WriterState>,
+    /// The replay backlog until the writer takes it. A box of a `Vec` on purpose: a
+    /// stream holds its subscription for life, and an empty backlog is then a null
+    /// pointer (8 bytes) rather than an empty `Vec` (24).
+    #[allow(clippy::box_collection)]
     pub(super) backlog: Option<Box<Vec<Frame>>>,
     pub(super) resume: Resume,
     pub(super) hub: Hub,
