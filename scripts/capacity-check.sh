@@ -2,8 +2,8 @@
 # Checks the capacity model of docs/capacity.md against ssehub at N subscribers on
 # loopback: for each N, a fresh server, then
 #   1. idle: N streams (scripts/idle-rss.py): the server's RSS per subscriber and the
-#      kernel's memory per connection (`Slab` of /proc/meminfo, TCP `mem` of
-#      /proc/net/sockstat), before and after connecting;
+#      kernel's memory per connection (the socket caches of /proc/slabinfo, else `Slab`
+#      of /proc/meminfo; TCP `mem` of /proc/net/sockstat), before and after connecting;
 #   2. one event per second broadcast to all N (ssehub-soak --publish-rate 1): the
 #      server's CPU per delivered frame.
 # Each measured term is compared with the model's prediction (the constants below, the
@@ -20,12 +20,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --- the model (docs/capacity.md, "The terms"); change both together -----------------
-# User memory of one idle (resting) subscriber in ssehub's RSS. Unit: bytes.
-MODEL_USER_BYTES=${MODEL_USER_BYTES:-640}
-# Kernel memory of one connection on loopback, both ends (Slab). Unit: bytes.
-MODEL_KERNEL_BYTES=${MODEL_KERNEL_BYTES:-8400}
-# Server CPU per frame delivered by the broadcast's direct writes. Unit: microseconds.
-MODEL_CPU_US_PER_FRAME=${MODEL_CPU_US_PER_FRAME:-4.0}
+# ssehub's RSS with N idle (resting) subscribers = RSS at start + FIXED + N x USER.
+# FIXED: what grows once (the watch's first slots, the registry's inner nodes, the
+# allocator's arenas). Unit: KiB. USER: one subscriber. Unit: bytes.
+MODEL_FIXED_KIB=${MODEL_FIXED_KIB:-126}
+MODEL_USER_BYTES=${MODEL_USER_BYTES:-485}
+# Kernel memory of one connection on loopback, both ends (twice a server's socket), in
+# the socket slab caches of /proc/slabinfo (TCP, sock_inode_cache, dentry, filp,
+# eventpoll_*; `Slab` of /proc/meminfo when it cannot be read). Unit: bytes.
+MODEL_KERNEL_BYTES=${MODEL_KERNEL_BYTES:-7800}
+# Server CPU per frame delivered by the broadcast's direct writes, on loopback (it
+# includes the kernel's delivery to the local client). Unit: microseconds.
+MODEL_CPU_US_PER_FRAME=${MODEL_CPU_US_PER_FRAME:-7.7}
 
 ns=("$@")
 [ ${#ns[@]} -gt 0 ] || ns=(2000 5000 10000 19000)
@@ -83,13 +89,17 @@ for n in "${ns[@]}"; do
         >"$out/events-$n.json" 2>"$out/soak-$n.log" || true
     stop_server
     line=$(python3 - "$out/idle-$n.json" "$out/events-$n.json" "$MODEL_USER_BYTES" \
-        "$MODEL_KERNEL_BYTES" "$MODEL_CPU_US_PER_FRAME" "$tol" <<'EOF'
+        "$MODEL_KERNEL_BYTES" "$MODEL_CPU_US_PER_FRAME" "$tol" "$MODEL_FIXED_KIB" <<'EOF'
 import json, sys
 idle = json.load(open(sys.argv[1]))
 ev = json.load(open(sys.argv[2]))
-m_user, m_kernel, m_cpu, tol = (float(a) for a in sys.argv[3:7])
+m_user, m_kernel, m_cpu, tol, fixed = (float(a) for a in sys.argv[3:8])
+n = idle["subscribers"]
+# Per subscriber, as measured: (RSS after - RSS at start) / N; predicted likewise.
+m_user = m_user + fixed * 1024 / n
 user = idle["per_subscriber_kib"] * 1024
-kernel = idle["slab_per_connection_kib"] * 1024
+sock = idle.get("socket_slab_per_connection_kib")
+kernel = (sock if sock is not None else idle["slab_per_connection_kib"]) * 1024
 cpu = (ev.get("server") or {}).get("cpu_us_per_delivered_event")
 def judge(got, want):
     return got is not None and abs(got - want) <= tol * want

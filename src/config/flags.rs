@@ -223,9 +223,9 @@ pub const FLAGS: &[Flag] = &[
     ),
     switch(
         "no-rest",
-        "keep a task per idle subscriber (by default an\n\
-         idle stream rests without one: about 0.4 KiB\n\
-         less each)",
+        "keep a task and a reactor registration per idle\n\
+         subscriber (by default an idle stream rests\n\
+         without them: about 1.3 KiB less each)",
     ),
     flag(
         "grace",

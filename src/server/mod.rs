@@ -14,7 +14,9 @@
 //! | `publish.rs` | `POST /publish`: authorization, body, publish, pacing |
 //! | `stream.rs` | `GET /stream`: subscribe, preamble, the writer, the end reason |
 //! | `writer.rs` | the subscriber's writer loop |
-//! | `socket.rs` | the connection type, `sendmsg`, the direct sink |
+//! | `rest.rs` | an idle stream at rest: no task, started again by its waker |
+//! | `watch.rs` | resting streams' read sides in the server's own epoll set |
+//! | `socket.rs` | the connection type, `sendmsg`, the direct sink, the registration made on demand |
 //! | `cors.rs` | cross-origin headers and preflights |
 //! | `status.rs` | `/health`, `/stats` and `/metrics` |
 //! | `watchdog.rs` | systemd: `READY`, `STATUS`, `WATCHDOG` only on progress, `STOPPING` |

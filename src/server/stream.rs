@@ -276,6 +276,22 @@ pub(super) async fn write_stream<S: Conn, H: Send + 'static>(
     opened: Opened,
     home: Home<H>,
 ) {
+    let may_rest = home.may_rest();
+    let (stop, live) = first_writer(stream, opened, home.ctx.clone(), may_rest, false).await;
+    go_on(live, home, stop).await;
+}
+
+/// Runs a stream's first writer (preamble, backlog, then frames), racing a timer when
+/// its token expires; it may rest when `may_rest` and no token notice is due, and is a
+/// [first run](Writer::first_run) when `first_run`. Returns how it stopped, with the
+/// stream as it left it.
+async fn first_writer<S: Conn>(
+    stream: S,
+    opened: Opened,
+    ctx: std::sync::Arc<super::Ctx>,
+    may_rest: bool,
+    first_run: bool,
+) -> (Stop, LiveStream<S>) {
     let Opened {
         mut sub,
         preamble,
@@ -283,7 +299,6 @@ pub(super) async fn write_stream<S: Conn, H: Send + 'static>(
         notice,
         slot,
     } = opened;
-    let ctx = home.ctx.clone();
     let mut stream = stream;
     let mut writer = Writer::new(
         &mut stream,
@@ -292,49 +307,37 @@ pub(super) async fn write_stream<S: Conn, H: Send + 'static>(
         &ctx.stats,
         &ctx.config.limits,
     );
-    let Some(at) = ends_at else {
-        if let Some((at, frame)) = notice {
-            writer.notice(at, frame);
-        } else if home.may_rest() {
-            writer.may_rest();
-        }
-        let stop = (&mut writer).await;
-        let received = writer.received();
-        let live = LiveStream {
-            stream,
-            sub,
-            received,
-            slot,
-            watched: None,
-        };
-        return go_on(live, home, stop).await;
-    };
-    if let Some((at, frame)) = notice {
-        writer.notice(at, frame);
+    match notice {
+        Some((at, frame)) => writer.notice(at, frame),
+        None if may_rest && ends_at.is_none() => writer.may_rest(),
+        None => {}
     }
-    let expiry = async move {
-        Timer::at(at).await;
-        Stop::End(Reason::TokenExpired)
+    if first_run {
+        writer.first_run();
+    }
+    let stop = match ends_at {
+        None => (&mut writer).await,
+        Some(at) => {
+            let expiry = async move {
+                Timer::at(at).await;
+                Stop::End(Reason::TokenExpired)
+            };
+            Box::pin((&mut writer).or(expiry)).await
+        }
     };
-    let stop = Box::pin(writer.or(expiry)).await;
-    let reason = match stop {
-        Stop::End(reason) => reason,
-        // Neither asked to rest nor a first run.
-        Stop::Idle | Stop::Busy => Reason::Shutdown,
-    };
-    if reason == Reason::TokenExpired {
+    let received = writer.received();
+    if stop == Stop::End(Reason::TokenExpired) {
         // A direct write may still hold the socket: let it finish first.
         futures_lite::future::poll_fn(|cx| sub.poll_own(cx)).await;
     }
     let live = LiveStream {
         stream,
         sub,
-        received: 0,
+        received,
         slot,
         watched: None,
     };
-    finish(live, reason).await;
-    drop(home);
+    (stop, live)
 }
 
 /// Starts a stream in the task that answered its request: its first writer runs here
@@ -351,45 +354,10 @@ pub(super) async fn start<S: Conn, H: Send + 'static>(
         streams.spawn(write_stream(stream, opened, home)).detach();
         return;
     }
-    let Opened {
-        mut sub,
-        preamble,
-        slot,
-        ..
-    } = opened;
-    let ctx = home.ctx.clone();
-    let mut stream = stream;
-    let mut writer = Writer::new(
-        &mut stream,
-        &mut sub,
-        preamble,
-        &ctx.stats,
-        &ctx.config.limits,
-    );
-    writer.may_rest();
-    writer.first_run();
-    let stop = (&mut writer).await;
-    let received = writer.received();
-    let live = LiveStream {
-        stream,
-        sub,
-        received,
-        slot,
-        watched: None,
-    };
-    let (live, home) = match stop {
-        Stop::End(reason) => {
-            finish(live, reason).await;
-            drop(home);
-            return;
-        }
-        Stop::Idle => match rest::rest(live, home) {
-            Ok(()) => return,
-            Err(back) => back,
-        },
-        Stop::Busy => (live, home),
-    };
-    streams.spawn(run_writers(live, home)).detach();
+    let (stop, live) = first_writer(stream, opened, home.ctx.clone(), true, true).await;
+    if let Some((live, home)) = after(live, home, stop).await {
+        streams.spawn(run_writers(live, home)).detach();
+    }
 }
 
 /// A stream that rested goes on (something woke it): a new writer, in a new task, where
@@ -400,18 +368,26 @@ pub(super) async fn resume<S: Conn, H: Send + 'static>(live: LiveStream<S>, home
 
 /// After the first writer stopped: ends the stream, or rests it, or runs writers.
 async fn go_on<S: Conn, H: Send + 'static>(live: LiveStream<S>, home: Home<H>, stop: Stop) {
+    if let Some((live, home)) = after(live, home, stop).await {
+        run_writers(live, home).await;
+    }
+}
+
+/// After a writer stopped: ends the stream ([`Stop::End`]) or rests it ([`Stop::Idle`]),
+/// or gives it back when a writer must go on (it could not rest, or [`Stop::Busy`]).
+async fn after<S: Conn, H: Send + 'static>(
+    live: LiveStream<S>,
+    home: Home<H>,
+    stop: Stop,
+) -> Option<(LiveStream<S>, Home<H>)> {
     match stop {
         Stop::End(reason) => {
             finish(live, reason).await;
             drop(home);
+            None
         }
-        Stop::Idle => {
-            if let Err((live, home)) = rest::rest(live, home) {
-                run_writers(live, home).await;
-            }
-        }
-        // Not a first run.
-        Stop::Busy => run_writers(live, home).await,
+        Stop::Idle => rest::rest(live, home).err(),
+        Stop::Busy => Some((live, home)),
     }
 }
 
@@ -431,18 +407,9 @@ async fn run_writers<S: Conn, H: Send + 'static>(mut live: LiveStream<S>, mut ho
         writer.may_rest();
         let stop = (&mut writer).await;
         live.received = writer.received();
-        match stop {
-            Stop::End(reason) => {
-                finish(live, reason).await;
-                drop(home);
-                return;
-            }
-            Stop::Idle => match rest::rest(live, home) {
-                Ok(()) => return,
-                Err(back) => (live, home) = back,
-            },
-            // Not a first run.
-            Stop::Busy => {}
+        match after(live, home, stop).await {
+            Some(back) => (live, home) = back,
+            None => return,
         }
     }
 }
