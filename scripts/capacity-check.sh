@@ -23,8 +23,8 @@ cd "$(dirname "$0")/.."
 # ssehub's RSS with N idle (resting) subscribers = RSS at start + FIXED + N x USER.
 # FIXED: what grows once (the watch's first slots, the registry's inner nodes, the
 # allocator's arenas). Unit: KiB. USER: one subscriber. Unit: bytes.
-MODEL_FIXED_KIB=${MODEL_FIXED_KIB:-126}
-MODEL_USER_BYTES=${MODEL_USER_BYTES:-485}
+MODEL_FIXED_KIB=${MODEL_FIXED_KIB:-95}
+MODEL_USER_BYTES=${MODEL_USER_BYTES:-463}
 # Kernel memory of one connection on loopback, both ends (twice a server's socket), in
 # the socket slab caches of /proc/slabinfo (TCP, sock_inode_cache, dentry, filp,
 # eventpoll_*; `Slab` of /proc/meminfo when it cannot be read). Unit: bytes.

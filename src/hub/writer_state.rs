@@ -105,7 +105,8 @@ struct Held {
     /// takes it back once the writer has kept up for a while (see
     /// [`release_queue`](WriterState::release_queue)), so one slow fan-out does not leave
     /// every subscriber holding a queue for good.
-    queue: Option<Receiver<Frame>>,
+    /// Boxed: a `Receiver` is two words, and an idle subscriber has none.
+    queue: Option<Box<Receiver<Frame>>>,
     /// The rest of a direct write the socket did not take whole; boxed, as it is rare.
     handoff: Option<Box<(Frame, usize)>>,
 }
@@ -140,19 +141,19 @@ impl WriterState {
 
     /// The queue, while there is one (a handle to it).
     pub(crate) fn queue(&self) -> Option<Receiver<Frame>> {
-        lock(&self.held).queue.clone()
+        lock(&self.held).queue.as_deref().cloned()
     }
 
     /// The number of frames queued (0 without a queue).
     pub(crate) fn queued(&self) -> usize {
-        lock(&self.held).queue.as_ref().map_or(0, Receiver::len)
+        lock(&self.held).queue.as_deref().map_or(0, Receiver::len)
     }
 
     /// Gives the subscriber its queue (the hub does it under its lock, when it has none).
     pub(crate) fn set_queue(&self, rx: Receiver<Frame>) {
         let mut held = lock(&self.held);
         if held.queue.is_none() {
-            held.queue = Some(rx);
+            held.queue = Some(Box::new(rx));
         }
     }
 
@@ -164,7 +165,7 @@ impl WriterState {
     pub(crate) fn release_queue(&self) {
         debug_assert!(self.is_lent(), "the queue is taken back only while lent");
         let rx = lock(&self.held).queue.take();
-        debug_assert!(rx.as_ref().is_none_or(Receiver::is_empty));
+        debug_assert!(rx.as_deref().is_none_or(Receiver::is_empty));
         drop(rx);
     }
 
@@ -175,7 +176,7 @@ impl WriterState {
 
     /// The next queued frame: `Empty` with no queue yet, `Closed` once ended.
     pub(crate) fn take_queued(&self) -> Result<Frame, TryRecvError> {
-        match lock(&self.held).queue.as_ref() {
+        match lock(&self.held).queue.as_deref() {
             Some(rx) => rx.try_recv(),
             None if self.ended.load(Ordering::SeqCst) => Err(TryRecvError::Closed),
             None => Err(TryRecvError::Empty),
