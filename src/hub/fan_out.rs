@@ -55,7 +55,7 @@ impl State {
     /// writers are taken for a direct write instead (see the module docs), in `Lent`'s
     /// list of the frame they get; either way it notes whether every writer was
     /// waiting. A broker's event (`event_id`) skips the subscribers that already have it
-    /// ([`Client::skip_through`]).
+    /// ([`Rare::skip_through`](super::Rare)).
     pub(super) fn fan_out(
         &mut self,
         out: Outgoing<'_>,
@@ -76,11 +76,13 @@ impl State {
             {
                 continue;
             }
-            if let (Some(floor), Some(event)) = (client.skip_through, event_id) {
+            if let (Some(rare), Some(event)) = (client.rare.as_mut(), event_id)
+                && let Some(floor) = rare.skip_through
+            {
                 if event <= floor {
                     continue;
                 }
-                client.skip_through = None;
+                rare.skip_through = None;
             }
             // One bool test for an untagged subscriber.
             let (frame, tagged) = match out.tagged {

@@ -149,7 +149,11 @@ impl Subscription {
     pub(crate) fn filter(&self) -> Option<(Topics, Option<Arc<Selectors>>, bool)> {
         let state = self.hub.lock();
         let c = state.clients.get(&self.id)?;
-        Some((c.topics.clone(), c.rights.clone(), c.tagged))
+        Some((
+            c.topics.clone(),
+            c.rare.as_ref().and_then(|r| r.rights.clone()),
+            c.tagged,
+        ))
     }
 }
 
