@@ -13,13 +13,13 @@ use crate::support::{
 };
 
 /// Subscribers connected now, from `/health`.
-fn clients(addr: std::net::SocketAddr) -> u64 {
+pub(crate) fn clients(addr: std::net::SocketAddr) -> u64 {
     let r = Client::connect(addr).request(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
     r.json()["clients"].as_u64().expect("a client count")
 }
 
 /// Streams resting now, from `/stats`.
-fn resting(addr: std::net::SocketAddr) -> u64 {
+pub(crate) fn resting(addr: std::net::SocketAddr) -> u64 {
     let r = Client::connect(addr).request(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n");
     r.json()["streams_resting"]
         .as_u64()
