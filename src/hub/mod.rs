@@ -139,7 +139,7 @@ mod writer_state;
 
 pub(crate) use commit::Local;
 pub use drain::{DRAIN_PER_STREAM, DRAIN_TICK};
-pub use fan_out::QUEUE_RELEASE_AFTER;
+pub use fan_out::{Delivery, QUEUE_RELEASE_AFTER};
 pub(crate) use handover::HistoryState;
 
 #[cfg(test)]
@@ -182,29 +182,6 @@ pub struct ClientId(pub u64);
 impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.0)
-    }
-}
-
-/// What one fan-out did. `Full` and `Closed` are outcomes, not errors.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Delivery {
-    /// Subscribers whose queue took the frame.
-    pub sent: usize,
-    /// Subscribers removed because their queue was full.
-    pub dropped_full: usize,
-    /// Subscribers removed because their receiver was already gone.
-    pub dropped_closed: usize,
-    /// Of those that took the frame, how many now hold half a queue or more while their
-    /// socket still takes data: the server's writers, not the clients, are behind. See
-    /// [`Delivery::congested`].
-    pub behind: usize,
-}
-
-impl Delivery {
-    /// Whether the publisher is outpacing the server's own writers: some subscriber that
-    /// is still reading holds half a queue or more.
-    pub fn congested(&self) -> bool {
-        self.behind > 0
     }
 }
 
