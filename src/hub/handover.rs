@@ -139,6 +139,16 @@ impl Subscription {
         self.state.watch(cx.waker());
     }
 
+    /// Labels the subscription as opened on the Mercure path (see [`Self::is_mercure`]).
+    pub(crate) fn set_mercure(&mut self, mercure: bool) {
+        self.mercure = mercure;
+    }
+
+    /// Whether the server opened it on the Mercure path (carried by a handover).
+    pub(crate) fn is_mercure(&self) -> bool {
+        self.mercure
+    }
+
     /// Whether a handover asks this subscriber's writer to stop where it stands.
     pub(crate) fn handover_requested(&self) -> bool {
         self.hub.is_paused()

@@ -658,6 +658,7 @@ impl Hub {
             resume,
             hub: self.clone(),
             ended: false,
+            mercure: false,
         })
     }
 

@@ -28,6 +28,9 @@ pub struct Subscription {
     pub(super) resume: Resume,
     pub(super) hub: Hub,
     pub(super) ended: bool,
+    /// The server opened it on the Mercure path: a label a handover carries (in the
+    /// struct's padding, so a resting stream pays nothing for it).
+    pub(super) mercure: bool,
 }
 
 impl fmt::Debug for Subscription {

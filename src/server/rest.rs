@@ -15,6 +15,10 @@
 //! task runs. So an idle subscriber costs its socket, its registry entry, its state word
 //! and this: the task it no longer has (about 520 bytes with its writer) is gone.
 //!
+//! A handover (`handover/`) wakes every resting stream through the same waker: the
+//! writer started for it leaves the watch, stops for the handover and hands the stream
+//! in (see `stream.rs`'s `take_handed`); `rest` refuses while the hub is paused.
+//!
 //! # Handing over the rest
 //!
 //! [`rest`] registers the new waker first and only then puts the stream where the waker
@@ -44,16 +48,36 @@ pub(crate) struct LiveStream<S> {
     /// Bytes the client has sent since the stream started (see
     /// [`STREAM_READ_ALLOWANCE`](super::writer::STREAM_READ_ALLOWANCE)).
     pub(super) received: u32,
-    /// Opened on the Mercure path (what a handover carries in its state).
-    pub(super) mercure: bool,
-    /// Its place under `--max-streams-per-token`, given back when the stream ends;
-    /// boxed, so a stream without a token pays a pointer.
-    pub(super) slot: Option<Box<quota::Slot>>,
-    /// Its listing among Mercure's active subscriptions (`--mercure-subscriptions`),
-    /// ended when the stream ends; boxed, so a stream without one pays a pointer.
-    pub(super) registration: Option<Box<super::subscriptions::Registration>>,
+    /// What it gives back when it ends (its token's slot, its listing among Mercure's
+    /// active subscriptions); boxed, so a stream with neither pays a pointer.
+    pub(super) held: Option<Box<Held>>,
     /// Its place in the watch of resting streams' read sides, while it rests there.
     pub(super) watched: Option<watch::Key>,
+}
+
+/// What a live stream gives back when it ends, by being dropped (see
+/// [`LiveStream::held`]); in this order.
+pub(super) struct Held {
+    /// Its place under `--max-streams-per-token`.
+    _slot: Option<quota::Slot>,
+    /// Its listing among Mercure's active subscriptions (`--mercure-subscriptions`),
+    /// ended (and announced) when the stream ends.
+    _registration: Option<super::subscriptions::Registration>,
+}
+
+impl Held {
+    /// What the stream holds, boxed (`None` when it holds nothing).
+    pub(super) fn boxed(
+        slot: Option<quota::Slot>,
+        registration: Option<super::subscriptions::Registration>,
+    ) -> Option<Box<Held>> {
+        (slot.is_some() || registration.is_some()).then(|| {
+            Box::new(Held {
+                _slot: slot,
+                _registration: registration,
+            })
+        })
+    }
 }
 
 impl<S: Conn> LiveStream<S> {
@@ -180,5 +204,20 @@ impl<S: Conn, H: Send + 'static> Wake for Rest<S, H> {
         };
         let (live, home, ex) = taken;
         ex.spawn(super::stream::resume(live, home)).detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::socket::TcpConn;
+    use super::*;
+
+    #[test]
+    fn a_resting_stream_stays_small() {
+        // docs/capacity.md's table counts these bytes per idle subscriber: what a
+        // handover needs of a resting stream rides in the subscription's padding and in
+        // the box a stream with a token slot already had.
+        assert!(std::mem::size_of::<LiveStream<TcpConn>>() <= 72);
+        assert!(std::mem::size_of::<Rest<TcpConn, ((), ())>>() <= 96);
     }
 }

@@ -334,6 +334,9 @@ async fn first_writer<S: Conn>(
         mercure,
         registration,
     } = opened;
+    sub.set_mercure(mercure);
+    // Boxed together before the writer runs: this future is the request task's too.
+    let held = rest::Held::boxed(slot.map(|s| *s), registration);
     let mut stream = stream;
     let mut received = 0;
     let stop = loop {
@@ -382,9 +385,7 @@ async fn first_writer<S: Conn>(
         stream,
         sub,
         received,
-        slot,
-        mercure,
-        registration: registration.map(Box::new),
+        held,
         watched: None,
     };
     (stop, live)
@@ -492,7 +493,15 @@ async fn take_handed<S: Conn>(
 ) -> (Frame, Option<(Instant, Frame)>) {
     let (owed, due) = owed;
     // A resting stream never has a token that ends (see `start`).
-    let taken = handover::take_stream(ctx, &live.stream, &live.sub, live.mercure, None, owed, due);
+    let taken = handover::take_stream(
+        ctx,
+        &live.stream,
+        &live.sub,
+        live.sub.is_mercure(),
+        None,
+        owed,
+        due,
+    );
     let handover::Taken::KeepServing(owed, due) = Box::pin(taken).await;
     (owed, due)
 }
@@ -503,8 +512,7 @@ async fn finish<S: Conn>(live: LiveStream<S>, reason: Reason) {
     let LiveStream {
         mut stream,
         sub,
-        slot,
-        registration,
+        held,
         ..
     } = live;
     if matches!(reason, Reason::Shutdown | Reason::TokenExpired) {
@@ -512,8 +520,8 @@ async fn finish<S: Conn>(live: LiveStream<S>, reason: Reason) {
         let _ = stream.close().await;
     }
     sub.end(reason);
-    drop(slot);
-    drop(registration);
+    // The token's slot back, then the listing ended (and announced).
+    drop(held);
 }
 
 /// `ms` ±20%, so that a restart does not bring every client back in the same instant.

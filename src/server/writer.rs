@@ -224,7 +224,7 @@ impl<'a, S: Conn> Writer<'a, S> {
     }
 
     /// Whether it stopped because a handover paused the hub (its output is then
-    /// [`Reason::Shutdown`], which the caller does not count).
+    /// `Stop::End(Reason::Shutdown)`, which the caller does not count).
     pub(super) fn stopped_for_handover(&self) -> bool {
         self.handover
     }
