@@ -476,7 +476,12 @@ async fn run_writers<S: Conn, H: Send + 'static>(mut live: LiveStream<S>, mut ho
             continue;
         }
         match after(live, home, stop).await {
-            Some(back) => (live, home) = back,
+            // Could not rest (or busy): the next writer runs in a later poll, so the
+            // loop is bounded per poll.
+            Some(back) => {
+                (live, home) = back;
+                futures_lite::future::yield_now().await;
+            }
             None => return,
         }
     }
