@@ -764,3 +764,42 @@ fn a_resting_stream_whose_client_hangs_up_around_a_handover_leaves() {
         assert!(!sub.eof, "stream {i} ended");
     }
 }
+
+#[test]
+fn resting_streams_rest_again_after_a_rollback_and_miss_nothing() {
+    let bin = spawn_binary_with_env(&[("SSEHUB_HANDOVER_EXE", "/bin/false")], &[]);
+    let addr = bin.addr;
+    let n = 10;
+    let (mut subs, _) = resting_streams(addr, n);
+    bin.signal("USR2");
+    assert!(
+        bin.stderr_has(
+            "handover to /bin/false failed: the successor exited",
+            MAX_WAIT
+        ),
+        "{:?}",
+        bin.stderr.lock().unwrap()
+    );
+    // The pause woke them all (each handed its state in); after the rollback each goes
+    // on in a writer task of its own, and rests again once idle.
+    assert!(
+        wait_for(MAX_WAIT, || resting(addr) == n as u64).is_ok(),
+        "{} of {n} rest again after the rollback",
+        resting(addr)
+    );
+    let ids: Vec<String> = (0..6)
+        .map(|i| {
+            publish(
+                addr,
+                &json!({"data": i.to_string(), "topic": "a"}),
+                &format!("r{i}"),
+            )
+        })
+        .collect();
+    for (i, sub) in subs.iter_mut().enumerate() {
+        assert_eq!(ids_of(sub, ids.len()), ids, "stream {i}");
+        sub.assert_no_event(Duration::from_millis(50));
+        assert!(!sub.eof, "stream {i} ended");
+    }
+    assert_eq!(clients(addr), n as u64);
+}
