@@ -275,6 +275,11 @@ async fn publisher(rt: Arc<Rt>) {
                 add(&rt.restart.publish_errors, 1);
                 rt.restart.ambiguous(seq);
                 *conn = None;
+                if !rt.restart.hit(era) {
+                    // Only the connection was stale: again at once on a new one, in
+                    // the same slot of the rate.
+                    attempts -= 1;
+                }
             }
             Err(e) => {
                 // Unknown whether it was published: the same seq is used again (a
