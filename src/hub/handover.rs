@@ -192,6 +192,38 @@ mod tests {
         assert_eq!(hub.broadcast(&Frame::comment("hb").unwrap()).sent, 1);
     }
 
+    /// A waker that counts its wake-ups.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_pause_wakes_a_resting_stream_and_no_stream_rests_while_paused() {
+        let hub = Hub::new(HubLimits::default(), Arc::default());
+        let count = Arc::new(Count(Default::default()));
+        let waker = std::task::Waker::from(count.clone());
+        let park = |sub: &Subscription| {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(sub.poll_next(&mut cx).is_pending(), "nothing queued");
+        };
+        // At rest: the pause wakes the rest's waker (it starts a writer that stops).
+        let sub = hub.subscribe(Topics::All, None, None).unwrap();
+        park(&sub);
+        assert!(sub.rest(&waker));
+        hub.pause();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        // While paused, a writer with nothing to do may not rest: it must hand in.
+        let other = hub.subscribe(Topics::All, None, None).unwrap();
+        park(&other);
+        assert!(!other.rest(&waker));
+        hub.unpause();
+        assert!(other.rest(&waker));
+    }
+
     #[test]
     fn a_resumed_hub_goes_on_from_the_history_it_was_given() {
         let limits = HubLimits {
