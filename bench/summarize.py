@@ -586,6 +586,12 @@ if any_axum:
 if any_floor:
     p(f"| floor | `bench/floor.c`, {machine.get('floor_cc', 'gcc')} `-O2 -Wall`, run as `floor PORT 64`; "
       "W2, W3 and W5 only |")
+if machine.get("ssehub_args", "none") != "none":
+    p(f"| ssehub flags | `{machine['ssehub_args']}` added to every ssehub run (`--ssehub-args`) |")
+if machine.get("hog", "none") != "none":
+    p(f"| CPU hog | `{machine['hog']}` (`--hog`): a busy neighbour on one core, the floor's runs included |")
+if machine.get("taskset", "none") != "none":
+    p(f"| pinning | every server and the hog under `taskset -c {machine['taskset']}` |")
 p(f"| rustc | {machine['rustc']} |")
 p(f"| run | {machine['date']}, {runs_n} run(s) per workload and server, total wall time {int(machine['wall_secs']) // 60} min {int(machine['wall_secs']) % 60} s |")
 p()
@@ -803,7 +809,7 @@ p("- Raw JSON reports, server and tool logs: `test-output/bench/` (not committed
 # the last full run showed and what changed before it (this-run.md), the earlier analysis
 # of the targets (its figures come from the profiles it names), and the measurements of
 # private topics and of the history file, which have scripts of their own.
-for name in ("this-run.md", "analysis.md", "private-topics.md", "history-file.md", "publish-port.md", "failover.md"):
+for name in ("this-run.md", "analysis.md", "private-topics.md", "history-file.md", "publish-port.md", "failover.md", "capacity.md"):
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
     if os.path.exists(path):
         p()

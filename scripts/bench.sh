@@ -27,6 +27,11 @@
 #             (/.well-known/mercure?topic=soak; server kind ssehub-mercure, right after
 #             ssehub in each rep), reported beside the native path: CPU per delivered
 #             event and p99, Mercure/native
+#   --ssehub-args "FLAGS"  extra flags for ssehub, for an A/B on a quiet machine (e.g.
+#             "--threads 0" (one thread, as the floor), "--batch-window 0", "--no-rest")
+#   --hog     run `stress-ng --cpu 1` beside every server, the floor included (a busy
+#             neighbour on one core; installed with apt-get when missing)
+#   --taskset CPUS  run every server (and the hog) under `taskset -c CPUS`
 # Needs gcc (for the floor, when W2, W3 or W5 runs). The axum peer is built into
 # ${CARGO_TARGET_DIR:-target}/axum-peer. Raw reports, server logs (the floor's ends
 # with its frames_per_write count), the floor binary and the commands:
@@ -39,6 +44,9 @@ quick=0
 servers="ssehub,nchan,axum,floor"
 mercure=0
 ssehub_bin=""
+ssehub_args=""
+hog=0
+pin=""
 only="W1,W2,W3,W4,W5"
 runs=""
 outfile=""
@@ -54,7 +62,10 @@ while [ $# -gt 0 ]; do
     --servers) servers=$2; shift ;;
     --ssehub-bin) ssehub_bin=$2; shift ;;
     --mercure) mercure=1 ;;
-    -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+    --ssehub-args) ssehub_args=$2; shift ;;
+    --hog) hog=1 ;;
+    --taskset) pin=$2; shift ;;
+    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -96,6 +107,29 @@ if ! command -v nginx >/dev/null || [ ! -f "$nchan_so" ]; then
     echo "bench: installing nginx and libnginx-mod-nchan" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-nchan >/dev/null
 fi
+
+# --- the CPU hog (--hog) -------------------------------------------------------------------
+if [ "$hog" = 1 ] && ! command -v stress-ng >/dev/null; then
+    echo "bench: installing stress-ng (for --hog)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stress-ng >/dev/null
+fi
+# pinned CMD...: CMD under `taskset -c $pin` with --taskset, else as it is.
+pinned() {
+    if [ -n "$pin" ]; then taskset -c "$pin" "$@"; else "$@"; fi
+}
+hog_pid=""
+start_hog() {
+    [ "$hog" = 1 ] || return 0
+    pinned stress-ng --cpu 1 --timeout 600s --quiet >/dev/null 2>&1 &
+    hog_pid=$!
+    sleep 0.2
+}
+stop_hog() {
+    [ -n "$hog_pid" ] || return 0
+    kill -TERM "$hog_pid" 2>/dev/null || true
+    wait "$hog_pid" 2>/dev/null || true
+    hog_pid=""
+}
 
 # --- builds -------------------------------------------------------------------------------
 # Rebuilt every run: the server changes, and the bench measures the current one.
@@ -165,21 +199,22 @@ start_server() { # KIND LOGNAME [BINARY]
     srv_log=$log
     if [ "$kind" = floor ]; then
         # stderr (with the frames_per_write line it prints on SIGTERM) goes to the log.
-        "$floor_bin" "$port" 64 >"$log" 2>&1 &
+        pinned "$floor_bin" "$port" 64 >"$log" 2>&1 &
         srv_pid=$!
         wait_health "http://127.0.0.1:$port/health" "$srv_pid" "$log"
         srv_sample_pid=$srv_pid
         srv_master_rss=0
     elif [ "$kind" = axum ]; then
-        "$axum_bin" --bind "127.0.0.1:$port" --token bench >"$log" 2>&1 &
+        pinned "$axum_bin" --bind "127.0.0.1:$port" --token bench >"$log" 2>&1 &
         srv_pid=$!
         wait_health "http://127.0.0.1:$port/health" "$srv_pid" "$log"
         srv_sample_pid=$srv_pid
         srv_master_rss=0
     elif [ "$kind" = ssehub ] || [ "$kind" = ssehub-mercure ]; then
         local bin=${3:-$static_bin}
-        "$bin" --bind "127.0.0.1:$port" --no-demo --publish-token bench --heartbeat 0 \
-            --quiet --queue 100 --max-clients 12000 >"$log" 2>&1 &
+        # shellcheck disable=SC2086
+        pinned "$bin" --bind "127.0.0.1:$port" --no-demo --publish-token bench --heartbeat 0 \
+            --quiet --queue 100 --max-clients 12000 $ssehub_args >"$log" 2>&1 &
         srv_pid=$!
         wait_health "http://127.0.0.1:$port/health" "$srv_pid" "$log"
         srv_sample_pid=$srv_pid
@@ -188,7 +223,7 @@ start_server() { # KIND LOGNAME [BINARY]
         local dir
         dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-nginx.XXXXXX")
         sed -e "s#@DIR@#$dir#g" -e "s#@PORT@#$port#g" bench/nginx.conf.in >"$dir/nginx.conf"
-        nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' >"$log" 2>&1 &
+        pinned nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' >"$log" 2>&1 &
         srv_pid=$!
         srv_dir=$dir
         wait_health "http://127.0.0.1:$port/health" "$srv_pid" "$log"
@@ -220,7 +255,7 @@ srv_pid=""
 srv_dir=""
 srv_kind=""
 srv_log=""
-trap '[ -n "$srv_pid" ] && stop_server' EXIT
+trap '[ -n "$srv_pid" ] && stop_server; stop_hog' EXIT
 
 # --- footprint: binary sizes and RSS at start of both builds (and of the peers) ------------
 footprint="$out/footprint.txt"
@@ -293,6 +328,7 @@ server_args() { # KIND IDLE(0/1)
 run_one() { # KIND SUBWORKLOAD REP
     local kind=$1 w=$2 r=$3 idle=0
     case "$w" in W1*) idle=1 ;; esac
+    start_hog
     start_server "$kind" "$kind-$w-$r"
     local args
     args="$(server_args "$kind" "$idle") $(workload_args "$w")"
@@ -306,6 +342,7 @@ run_one() { # KIND SUBWORKLOAD REP
         >"$out/reports/$kind-$w-$r.meta.json"
     [ "$status" = 0 ] || echo "  (ssehub-soak exit $status: $(tail -n1 "$out/logs/soak-$kind-$w-$r.log"))"
     stop_server
+    stop_hog
 }
 
 for r in $(seq "$runs"); do
@@ -337,6 +374,9 @@ bench_end=$(date +%s)
         if (n == "axum" || n == "tokio" || n == "hyper") printf "%s%s %s", (o++ ? ", " : ""), n, v}' \
         bench/axum-peer/Cargo.lock)"
     if [ "$floor_runs" = 1 ]; then echo "floor_cc $(gcc --version | head -n1)"; fi
+    echo "ssehub_args ${ssehub_args:-none}"
+    echo "hog $([ "$hog" = 1 ] && echo "stress-ng --cpu 1 beside every server" || echo none)"
+    echo "taskset ${pin:-none}"
     echo "runs $runs"
     echo "quick $quick"
     echo "only $only"

@@ -52,7 +52,9 @@
 //! 5. `server/writer.rs` (started by `server/stream.rs`, after `server/access.rs` has
 //!    verified the subscriber's token, if any, with `auth/`): each subscriber's writer
 //!    takes what is queued (`hub/subscription.rs`) and writes it in one `sendmsg`
-//!    (`server/socket.rs`); a stream opened with a token ends when it expires.
+//!    (`server/socket.rs`); a stream opened with a token ends when it expires. An idle
+//!    stream rests without a task (`server/rest.rs`), its read side watched in the
+//!    server's own epoll set (`server/watch.rs`).
 //!
 //! Around them: `config/` (flags), `producer.rs` (demo, heartbeat, stdin, through the
 //! port), `stats.rs`

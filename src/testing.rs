@@ -176,6 +176,10 @@ impl DirectSink for MemStream {
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
         self.record(bytes)
     }
+
+    fn shut_down(&self) {
+        self.lock().shut = true;
+    }
 }
 
 /// The real connection handler, with its own hub, for in-memory streams. Direct writes

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::auth::pyjwt;
+use crate::capacity::{clients, resting};
 use crate::support::{Binary, MAX_WAIT, SHORT, SseClient, spawn_binary, wait_for};
 
 const TOKEN: &str = "handover-token";
@@ -619,4 +620,186 @@ fn a_token_s_expiry_and_its_notice_carry_over() {
         ended >= exp && ended <= exp + 1,
         "ended at {ended}, exp {exp}"
     );
+}
+
+/// `n` streams on `/stream` (every third on `?topic=a`), each with the one event
+/// published first, then left idle until every one rests (no task, no reactor
+/// registration: for longer than `REST_AFTER`, as the writers of those that got the
+/// event wait that long first).
+fn resting_streams(addr: SocketAddr, n: usize) -> (Vec<SseClient>, String) {
+    let mut subs: Vec<SseClient> = (0..n)
+        .map(|i| {
+            let path = if i % 3 == 0 {
+                "/stream?topic=a"
+            } else {
+                "/stream"
+            };
+            SseClient::open(addr, path)
+        })
+        .collect();
+    let first = publish(addr, &json!({"data": "first", "topic": "a"}), "first");
+    for sub in &mut subs {
+        assert_eq!(ids_of(sub, 1), std::slice::from_ref(&first));
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(
+        wait_for(MAX_WAIT, || resting(addr) == n as u64).is_ok(),
+        "{} of {n} streams rest",
+        resting(addr)
+    );
+    (subs, first)
+}
+
+#[test]
+fn resting_streams_are_handed_over_and_get_every_event_once_then_rest_again() {
+    let mut bin = hub(&[]);
+    let addr = bin.addr;
+    let n = 30;
+    let (mut subs, first) = resting_streams(addr, n);
+    // Still resting: nothing woke them since.
+    assert_eq!(resting(addr), n as u64);
+    let (_successor, line) = upgrade(&mut bin);
+    assert!(line.contains(&format!(": {n} streams")), "{line}");
+    let lines = bin.stderr.lock().unwrap().clone();
+    assert!(
+        !lines.iter().any(|l| l.contains("did not stop in time")),
+        "{lines:?}"
+    );
+    // In the successor: every event once, in order, on the connection each had.
+    let ids: Vec<String> = (0..20)
+        .map(|i| {
+            let topic = if i % 2 == 0 { "a" } else { "b" };
+            publish(
+                addr,
+                &json!({"data": i.to_string(), "topic": topic}),
+                &format!("after-{i}"),
+            )
+        })
+        .collect();
+    let on_a: Vec<String> = ids.iter().step_by(2).cloned().collect();
+    for (i, sub) in subs.iter_mut().enumerate() {
+        let want = if i % 3 == 0 { &on_a } else { &ids };
+        assert_eq!(&ids_of(sub, want.len()), want, "stream {i}");
+        let raw = String::from_utf8_lossy(&sub.raw).into_owned();
+        assert_eq!(
+            raw.matches("retry:").count(),
+            1,
+            "stream {i} connected once"
+        );
+    }
+    // The handed streams rest again there, and go on getting events.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(
+        wait_for(MAX_WAIT, || resting(addr) == n as u64).is_ok(),
+        "{} of {n} handed streams rest in the successor",
+        resting(addr)
+    );
+    let last = publish(addr, &json!({"data": "last", "topic": "a"}), "last");
+    for (i, sub) in subs.iter_mut().enumerate() {
+        assert_eq!(ids_of(sub, 1), std::slice::from_ref(&last), "stream {i}");
+        sub.assert_no_event(Duration::from_millis(50));
+        assert!(!sub.eof, "stream {i} ended");
+    }
+    assert_ne!(first, last);
+}
+
+#[test]
+fn a_resting_stream_whose_client_hangs_up_around_a_handover_leaves() {
+    let mut bin = hub(&[]);
+    let addr = bin.addr;
+    let n = 12;
+    let (mut subs, _) = resting_streams(addr, n);
+    // One client hangs up as the handover starts: the old process or the successor
+    // ends its stream, and the others go over untouched.
+    let during = subs.pop();
+    bin.signal("USR2");
+    drop(during);
+    let mut line = String::new();
+    wait_for(MAX_WAIT, || {
+        let lines = bin.stderr.lock().unwrap();
+        match lines.iter().find(|l| l.contains("handed over to pid ")) {
+            Some(l) => {
+                line = l.clone();
+                true
+            }
+            None => false,
+        }
+    })
+    .unwrap_or_else(|_| panic!("no handover: {:?}", bin.stderr.lock().unwrap()));
+    let pid: u32 = line
+        .split("handed over to pid ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("a pid");
+    let _successor = Successor(pid);
+    assert!(
+        bin.wait_exit(MAX_WAIT)
+            .expect("the old process exits")
+            .success()
+    );
+    let left = (n - 1) as u64;
+    assert!(
+        wait_for(MAX_WAIT, || clients(addr) == left).is_ok(),
+        "{} clients in the successor, want {left}",
+        clients(addr)
+    );
+    // The others rest again in the successor; one of them hangs up there, at rest.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(
+        wait_for(MAX_WAIT, || resting(addr) == left).is_ok(),
+        "{} resting, want {left}",
+        resting(addr)
+    );
+    drop(subs.pop());
+    let left = left - 1;
+    assert!(
+        wait_for(MAX_WAIT, || clients(addr) == left).is_ok(),
+        "{} clients after a hang-up at rest, want {left}",
+        clients(addr)
+    );
+    let id = publish(addr, &json!({"data": "x", "topic": "a"}), "x");
+    for (i, sub) in subs.iter_mut().enumerate() {
+        assert_eq!(ids_of(sub, 1), std::slice::from_ref(&id), "stream {i}");
+        assert!(!sub.eof, "stream {i} ended");
+    }
+}
+
+#[test]
+fn resting_streams_rest_again_after_a_rollback_and_miss_nothing() {
+    let bin = spawn_binary_with_env(&[("SSEHUB_HANDOVER_EXE", "/bin/false")], &[]);
+    let addr = bin.addr;
+    let n = 10;
+    let (mut subs, _) = resting_streams(addr, n);
+    bin.signal("USR2");
+    assert!(
+        bin.stderr_has(
+            "handover to /bin/false failed: the successor exited",
+            MAX_WAIT
+        ),
+        "{:?}",
+        bin.stderr.lock().unwrap()
+    );
+    // The pause woke them all (each handed its state in); after the rollback each goes
+    // on in a writer task of its own, and rests again once idle.
+    assert!(
+        wait_for(MAX_WAIT, || resting(addr) == n as u64).is_ok(),
+        "{} of {n} rest again after the rollback",
+        resting(addr)
+    );
+    let ids: Vec<String> = (0..6)
+        .map(|i| {
+            publish(
+                addr,
+                &json!({"data": i.to_string(), "topic": "a"}),
+                &format!("r{i}"),
+            )
+        })
+        .collect();
+    for (i, sub) in subs.iter_mut().enumerate() {
+        assert_eq!(ids_of(sub, ids.len()), ids, "stream {i}");
+        sub.assert_no_event(Duration::from_millis(50));
+        assert!(!sub.eof, "stream {i} ended");
+    }
+    assert_eq!(clients(addr), n as u64);
 }

@@ -25,6 +25,7 @@ const SOAK_LAYERS: &[&str] = &[
     "procfs",
     "signal",
     "args",
+    "spread",
     "doctor",
     "counters",
     "dial",

@@ -71,3 +71,6 @@ mod drain;
 mod proxy;
 // SIGUSR2: live streams, listeners and history handed to a successor; rollback.
 mod handover;
+// The capacity plan's tools (#25): the soak tool over several source addresses and
+// processes.
+mod capacity;

@@ -140,6 +140,11 @@ pub struct Config {
     pub connect_rate: f64,
     /// Destination addresses to spread over.
     pub sources: u8,
+    /// Source addresses the subscribers bind, round-robin (`--bind-sources`; empty: the
+    /// kernel picks).
+    pub bind_sources: Vec<std::net::Ipv4Addr>,
+    /// Processes the subscribers are spread over (`--processes`; this one included).
+    pub processes: usize,
     /// Run time and hard cap.
     #[serde(serialize_with = "secs")]
     pub duration: Duration,
@@ -218,6 +223,8 @@ struct Raw {
     topics: Vec<String>,
     connect_rate: f64,
     sources: u8,
+    bind_sources: u16,
+    processes: usize,
     duration: Option<Duration>,
     progress: Duration,
     publish_rate: Option<Rate>,
@@ -258,6 +265,8 @@ impl Default for Raw {
             topics: Vec::new(),
             connect_rate: 0.0,
             sources: 1,
+            bind_sources: 0,
+            processes: 1,
             duration: None,
             progress: Duration::from_secs(5),
             publish_rate: None,
@@ -324,6 +333,8 @@ impl Raw {
             topics,
             connect_rate,
             sources,
+            bind_sources,
+            processes,
             duration,
             progress,
             publish_rate,
@@ -434,6 +445,16 @@ impl Raw {
                 "--server-cmd runs one server: it conflicts with several --url".into(),
             ));
         }
+        if processes > 1 && publish.is_some() {
+            return Err(UsageError(
+                "--processes needs --idle or --no-publish (one publisher, outside them)".into(),
+            ));
+        }
+        if processes > clients.max(1) {
+            return Err(UsageError(format!(
+                "--processes {processes} is more than --clients {clients}"
+            )));
+        }
         Ok(Config {
             url,
             base,
@@ -442,6 +463,8 @@ impl Raw {
             topics,
             connect_rate,
             sources,
+            bind_sources: source_addresses(bind_sources),
+            processes,
             duration,
             progress,
             publish,
@@ -512,6 +535,15 @@ fn server_cmd_of(
         restarts: count,
         log,
     }))
+}
+
+/// The source addresses of `--bind-sources K`: 127.1.0.1, 127.1.0.2, … (K of them, the
+/// last octet 1..=254, then the third octet up), all in 127.0.0.0/8, none of them the
+/// usual 127.0.0.1, so that each adds its own ~28,000 ephemeral ports per destination.
+pub(crate) fn source_addresses(k: u16) -> Vec<std::net::Ipv4Addr> {
+    (0..k)
+        .map(|i| std::net::Ipv4Addr::new(127, 1, (i / 254) as u8, (i % 254 + 1) as u8))
+        .collect()
 }
 
 /// The destination addresses for `--sources K`: the URL's address and the next K-1

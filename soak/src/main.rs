@@ -28,7 +28,7 @@
 //!
 //! Files, from the leaves up; each uses only files before it (`tests/layout.rs` checks):
 //! `http.rs` `sse.rs` `check.rs` `histogram.rs` `order.rs` `procfs.rs` `signal.rs`
-//! (the wire, the checks, the clock) → `args.rs` → `doctor.rs` (on its own) →
+//! (the wire, the checks, the clock) → `args.rs` → `spread.rs` (`--processes`) → `doctor.rs` (on its own) →
 //! `counters.rs` `dial.rs` → `server.rs`
 //! `cluster.rs` (restart mode, several nodes: each takes only what it needs) →
 //! `runtime.rs` (the `Rt` every task shares) → `session.rs` `clients.rs` `publisher.rs`
@@ -38,7 +38,8 @@
 //! workspace): it checks the server from the outside, with its own HTTP client and SSE
 //! parser.
 
-#![forbid(unsafe_code)]
+// One `setsockopt` in `dial.rs` (IP_BIND_ADDRESS_NO_PORT) is the only unsafe code.
+#![deny(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
 
 mod args;
@@ -59,6 +60,7 @@ mod runtime;
 mod server;
 mod session;
 mod signal;
+mod spread;
 mod sse;
 
 use std::process::ExitCode;
@@ -72,7 +74,8 @@ use crate::runtime::Rt;
 use crate::server::{Restart, ServerProc};
 
 fn main() -> ExitCode {
-    let cfg = match args::parse(std::env::args().skip(1)) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut cfg = match args::parse(argv.clone()) {
         Ok(Command::Run(c)) => *c,
         Ok(Command::Doctor(d)) => return doctor::run(*d),
         Ok(Command::Help) => {
@@ -84,6 +87,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // `--processes P`: the others start first, each with its share of the clients.
+    let (mine, each) = spread::shares(cfg.clients, cfg.processes);
+    let children = if cfg.processes > 1 {
+        match spread::Children::start(cfg.processes - 1, &spread::child_args(&argv, each)) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("ssehub-soak: cannot start --processes children: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        spread::Children::default()
+    };
+    cfg.clients = mine;
     let needed = (cfg.clients + cfg.slow) as u64 + 64;
     if let Some(limit) = procfs::open_files_limit().filter(|&l| l < needed) {
         eprintln!(
@@ -160,7 +177,13 @@ fn main() -> ExitCode {
     if let Some(server) = &server {
         server.finish(&rt.restart);
     }
-    let report = report::build(&rt, tail, threads);
+    let mut report = report::build(&rt, tail, threads);
+    let (others, failed) = children.collect();
+    report.processes = others;
+    if !failed.is_empty() {
+        report.ok = false;
+        report.failed_checks.extend(failed);
+    }
     done_tx.close();
     for w in workers {
         let _ = w.join();

@@ -133,9 +133,10 @@ async fn publisher(rt: Arc<Rt>) {
         return;
     };
     let targets = &rt.cfg.cluster.publish_targets;
-    // Per target: the keep-alive connection and what was read past the last answer.
-    let mut conns: Vec<(Option<TcpStream>, Vec<u8>)> = (0..targets.len().max(1))
-        .map(|_| (None, Vec::new()))
+    // Per target: the keep-alive connection, what was read past the last answer, and
+    // the restart era it was opened in.
+    let mut conns: Vec<(Option<TcpStream>, Vec<u8>, u64)> = (0..targets.len().max(1))
+        .map(|_| (None, Vec::new(), 0))
         .collect();
     // Since when publishing is answered 503 (`cluster.rs`).
     let mut unavailable_since = None;
@@ -166,7 +167,7 @@ async fn publisher(rt: Arc<Rt>) {
             Some(t) => (Some(t.addr), &t.host, &t.target),
             None => (p.addr, &p.host, &p.target),
         };
-        let (conn, buf) = &mut conns[k];
+        let (conn, buf, opened_in) = &mut conns[k];
         attempts += 1;
         // Failures from here on are the restart's when one began meanwhile.
         let era = rt.restart.era();
@@ -179,6 +180,7 @@ async fn publisher(rt: Arc<Rt>) {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
                     buf.clear();
+                    *opened_in = era;
                     conn.insert(s)
                 }
                 Err(e) => {
@@ -264,12 +266,20 @@ async fn publisher(rt: Arc<Rt>) {
                 }
                 sleep_until(Instant::now() + Duration::from_millis(100), &rt.active).await;
             }
-            Err(_) if rt.restart.hit(era) => {
-                // A restart cut the answer off: published or not, the same seq again,
-                // and a subscriber seeing it twice is the restart's doing.
+            Err(_) if rt.restart.hit(era) || rt.restart.hit(*opened_in) => {
+                // A restart cut the answer off, or the connection was opened before a
+                // restart (an idle keep-alive connection the old process closed as it
+                // handed over, seen at a slow rate only at the next publish): published
+                // or not, the same seq again, and a subscriber seeing it twice is the
+                // restart's doing.
                 add(&rt.restart.publish_errors, 1);
                 rt.restart.ambiguous(seq);
                 *conn = None;
+                if !rt.restart.hit(era) {
+                    // Only the connection was stale: again at once on a new one, in
+                    // the same slot of the rate.
+                    attempts -= 1;
+                }
             }
             Err(e) => {
                 // Unknown whether it was published: the same seq is used again (a

@@ -278,6 +278,10 @@ pub struct Report {
     pub multi: cluster::Extra,
     /// The first errors seen.
     pub errors: Vec<String>,
+    /// With `--processes P`: the reports of the other P-1 processes, as they wrote them
+    /// (each with its own `ok`; this report's `ok` needs all of them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<serde_json::Value>,
     /// Whether every check passed.
     pub ok: bool,
     /// The checks that failed.
@@ -456,6 +460,7 @@ pub fn build(rt: &Rt, tail: Tail, threads: usize) -> Report {
         multi: rt.cluster.report(get(&c.published), received),
         errors: rt.errors.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         ok: false,
+        processes: Vec::new(),
         failed_checks: Vec::new(),
     };
     report.failed_checks = failed_checks(&report, &rt.cfg);

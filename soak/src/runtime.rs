@@ -104,7 +104,7 @@ impl Rt {
             end_at: t0 + d,
             restart: Restart::default(),
             next_dest: AtomicUsize::new(0),
-            dial: Dialer::default(),
+            dial: Dialer::new(cfg.bind_sources.clone()),
             cluster: ClusterRt::new(&cfg),
             cfg,
         }

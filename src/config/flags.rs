@@ -14,10 +14,10 @@ use crate::hub::{DEFAULT_CLIENT_QUEUE_LEN, DEFAULT_HISTORY_BYTES, DEFAULT_HISTOR
 use crate::port::Fsync;
 
 use super::{
-    DEFAULT_BIND, DEFAULT_GRACE, DEFAULT_HEARTBEAT, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_INTERVAL_MS, DEFAULT_MAX_STREAMS_PER_TOKEN, DEFAULT_MIN_INTERVAL_MS,
-    DEFAULT_REDIS_STREAM, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_MS, DEFAULT_SEND_BUFFER,
-    DEFAULT_TOKEN_EXPIRING_NOTICE, DEFAULT_WRITE_TIMEOUT,
+    DEFAULT_BATCH_WINDOW, DEFAULT_BIND, DEFAULT_GRACE, DEFAULT_HEARTBEAT, DEFAULT_MAX_BODY,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_INTERVAL_MS, DEFAULT_MAX_STREAMS_PER_TOKEN,
+    DEFAULT_MIN_INTERVAL_MS, DEFAULT_REDIS_STREAM, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_MS,
+    DEFAULT_SEND_BUFFER, DEFAULT_TOKEN_EXPIRING_NOTICE, DEFAULT_WRITE_TIMEOUT,
 };
 
 /// One flag of the server.
@@ -211,7 +211,21 @@ pub const FLAGS: &[Flag] = &[
         Default::Said("cores - 1, at least 1"),
         "threads writing to subscribers; requests,\n\
          publishing and producers run on one more, so\n\
-         by default one per core",
+         by default one per core; 0: all on one thread",
+    ),
+    flag(
+        "batch-window",
+        Some("MS"),
+        "ms",
+        Default::Number(DEFAULT_BATCH_WINDOW.as_millis() as u64),
+        "a writer that wrote this recently yields once\n\
+         before its next write, to batch; 0: off",
+    ),
+    switch(
+        "no-rest",
+        "keep a task and a reactor registration per idle\n\
+         subscriber (by default an idle stream rests\n\
+         without them: about 1.3 KiB less each)",
     ),
     flag(
         "grace",

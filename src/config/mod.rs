@@ -67,6 +67,11 @@ pub const DEFAULT_TOKEN_EXPIRING_NOTICE: Duration = Duration::from_secs(30);
 /// a hundred leaves room for many browsers of one user, and stops a leaked token from
 /// holding every connection.
 pub const DEFAULT_MAX_STREAMS_PER_TOKEN: u32 = 100;
+/// Default batching window of a busy writer (`--batch-window`): a writer whose last
+/// write was this recent yields once before its next write, so that frames published
+/// meanwhile join it. **Unit:** ms. **Why:** under fan-out load it carries more frames
+/// per write; after a quiet spell a writer writes at once (latency). 0 turns it off.
+pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// Default bounds of the demo producer's random interval. **Unit:** milliseconds.
 pub const DEFAULT_MIN_INTERVAL_MS: u64 = 500;
 /// See [`DEFAULT_MIN_INTERVAL_MS`].
@@ -93,6 +98,8 @@ pub struct Limits {
     pub linger_bytes: usize,
     /// Kernel send buffer per connection (`SO_SNDBUF`); 0: the kernel's autotuning.
     pub send_buffer: usize,
+    /// A busy writer's batching window (see [`DEFAULT_BATCH_WINDOW`]); zero: off.
+    pub batch_window: Duration,
 }
 
 impl Default for Limits {
@@ -106,6 +113,7 @@ impl Default for Limits {
             linger_timeout: DEFAULT_LINGER_TIMEOUT,
             linger_bytes: DEFAULT_LINGER_BYTES,
             send_buffer: DEFAULT_SEND_BUFFER,
+            batch_window: DEFAULT_BATCH_WINDOW,
         }
     }
 }
@@ -126,8 +134,11 @@ pub struct Config {
     /// Demo producer interval bounds, in milliseconds.
     pub demo_interval_ms: (u64, u64),
     /// Threads of the stream executor (the subscribers' writers); the request executor
-    /// (accept, short routes, publishing, producers) runs on one more.
+    /// (accept, short routes, publishing, producers) runs on one more. 0: both
+    /// executors on one thread.
     pub threads: usize,
+    /// An idle stream rests without a task of its own (`--no-rest` turns it off).
+    pub rest_idle: bool,
     /// How long shutdown waits for streams to flush.
     pub grace: Duration,
     /// How long a shutdown without a handover spreads the ends of the streams over
@@ -225,6 +236,7 @@ impl Default for Config {
             grace: DEFAULT_GRACE,
             drain_spread: None,
             quiet: false,
+            rest_idle: true,
             publish_token: None,
             retry_ms: DEFAULT_RETRY_MS,
             stdin: false,
@@ -440,6 +452,13 @@ impl Config {
                 .unwrap_or(d.limits.request_timeout),
             write_timeout: secs(raw, "write-timeout", d.limits.write_timeout, false)?
                 .unwrap_or(d.limits.write_timeout),
+            batch_window: Duration::from_millis(int(
+                raw,
+                "batch-window",
+                d.limits.batch_window.as_millis() as u64,
+                0,
+                1000,
+            )?),
             max_connections: int(
                 raw,
                 "max-connections",
@@ -583,10 +602,11 @@ impl Config {
             heartbeat: secs(raw, "heartbeat", d.heartbeat.unwrap_or_default(), true)?,
             demo: !flag(raw, "no-demo")?,
             demo_interval_ms: (min, max),
-            threads: int(raw, "threads", d.threads, 1, 1024)?,
+            threads: int(raw, "threads", d.threads, 0, 1024)?,
             grace,
             drain_spread,
             quiet: flag(raw, "quiet")?,
+            rest_idle: !flag(raw, "no-rest")?,
             publish_token,
             retry_ms: int(raw, "retry-ms", d.retry_ms, 0, 86_400_000)?,
             stdin: stdin || stdin_json,

@@ -527,3 +527,21 @@ fn drain_spread_defaults_to_four_fifths_of_grace_and_never_exceeds_it() {
     let e = run(&["--drain-spread", "soon"], &[]).unwrap_err();
     assert!(e.0.starts_with("--drain-spread: expected seconds"), "{e}");
 }
+
+#[test]
+fn the_capacity_knobs_rest_batch_window_and_one_thread() {
+    let c = run(&[], &[]).unwrap();
+    assert!(c.rest_idle);
+    assert_eq!(c.limits.batch_window, Duration::from_millis(5));
+    let c = run(&["--no-rest", "--batch-window", "0", "--threads", "0"], &[]).unwrap();
+    assert!(!c.rest_idle);
+    assert_eq!(c.limits.batch_window, Duration::ZERO);
+    assert_eq!(c.threads, 0);
+    let c = run(&[], &[("SSEHUB_BATCH_WINDOW", "20")]).unwrap();
+    assert_eq!(c.limits.batch_window, Duration::from_millis(20));
+    let e = run(&["--batch-window", "2000"], &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "--batch-window: expected a whole number from 0 to 1000, got '2000'"
+    );
+}

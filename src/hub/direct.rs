@@ -32,6 +32,10 @@ pub(crate) trait DirectSink: Send + Sync {
     /// Writes as much of `bytes` as the socket takes now, without waiting: the count, or
     /// `WouldBlock` when it takes nothing, or the error.
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize>;
+
+    /// Shuts both directions down, so that a writer blocked on the socket wakes up: what
+    /// the hub does to a subscriber it evicts when it registered no close hook.
+    fn shut_down(&self);
 }
 
 /// A subscriber lent for a direct write: its state word and its socket.
@@ -123,6 +127,8 @@ mod tests {
             self.0.lock().unwrap().extend_from_slice(bytes);
             Ok(bytes.len())
         }
+
+        fn shut_down(&self) {}
     }
 
     fn hub() -> Hub {

@@ -4,11 +4,34 @@
 use async_channel::TrySendError;
 
 use super::direct::DirectTarget;
-use super::{Client, ClientId, Delivery, State};
+use super::{Client, ClientId, State};
 use crate::envelope::Envelope;
 use crate::event_id::EventId;
 use crate::sse::Frame;
 use crate::stats::Reason;
+
+/// What one fan-out did. `Full` and `Closed` are outcomes, not errors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Subscribers whose queue took the frame.
+    pub sent: usize,
+    /// Subscribers removed because their queue was full.
+    pub dropped_full: usize,
+    /// Subscribers removed because their receiver was already gone.
+    pub dropped_closed: usize,
+    /// Of those that took the frame, how many now hold half a queue or more while their
+    /// socket still takes data: the server's writers, not the clients, are behind. See
+    /// [`Delivery::congested`].
+    pub behind: usize,
+}
+
+impl Delivery {
+    /// Whether the publisher is outpacing the server's own writers: some subscriber that
+    /// is still reading holds half a queue or more.
+    pub fn congested(&self) -> bool {
+        self.behind > 0
+    }
+}
 
 /// The frames of one fan-out: the plain one, and the event's tagged twin when some
 /// subscriber is tagged (see [`crate::sse::tagged`]). A tagged subscriber gets the
@@ -55,7 +78,7 @@ impl State {
     /// writers are taken for a direct write instead (see the module docs), in `Lent`'s
     /// list of the frame they get; either way it notes whether every writer was
     /// waiting. A broker's event (`event_id`) skips the subscribers that already have it
-    /// ([`Client::skip_through`]).
+    /// ([`Rare::skip_through`](super::Rare)).
     pub(super) fn fan_out(
         &mut self,
         out: Outgoing<'_>,
@@ -76,11 +99,13 @@ impl State {
             {
                 continue;
             }
-            if let (Some(floor), Some(event)) = (client.skip_through, event_id) {
+            if let (Some(rare), Some(event)) = (client.rare.as_mut(), event_id)
+                && let Some(floor) = rare.skip_through
+            {
                 if event <= floor {
                     continue;
                 }
-                client.skip_through = None;
+                rare.skip_through = None;
             }
             // One bool test for an untagged subscriber.
             let (frame, tagged) = match out.tagged {

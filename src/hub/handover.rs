@@ -139,6 +139,16 @@ impl Subscription {
         self.state.watch(cx.waker());
     }
 
+    /// Labels the subscription as opened on the Mercure path (see [`Self::is_mercure`]).
+    pub(crate) fn set_mercure(&mut self, mercure: bool) {
+        self.mercure = mercure;
+    }
+
+    /// Whether the server opened it on the Mercure path (carried by a handover).
+    pub(crate) fn is_mercure(&self) -> bool {
+        self.mercure
+    }
+
     /// Whether a handover asks this subscriber's writer to stop where it stands.
     pub(crate) fn handover_requested(&self) -> bool {
         self.hub.is_paused()
@@ -149,7 +159,11 @@ impl Subscription {
     pub(crate) fn filter(&self) -> Option<(Topics, Option<Arc<Selectors>>, bool)> {
         let state = self.hub.lock();
         let c = state.clients.get(&self.id)?;
-        Some((c.topics.clone(), c.rights.clone(), c.tagged))
+        Some((
+            c.topics.clone(),
+            c.rare.as_ref().and_then(|r| r.rights.clone()),
+            c.tagged,
+        ))
     }
 }
 
@@ -176,6 +190,38 @@ mod tests {
         hub.unpause();
         assert!(!sub.handover_requested());
         assert_eq!(hub.broadcast(&Frame::comment("hb").unwrap()).sent, 1);
+    }
+
+    /// A waker that counts its wake-ups.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_pause_wakes_a_resting_stream_and_no_stream_rests_while_paused() {
+        let hub = Hub::new(HubLimits::default(), Arc::default());
+        let count = Arc::new(Count(Default::default()));
+        let waker = std::task::Waker::from(count.clone());
+        let park = |sub: &Subscription| {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(sub.poll_next(&mut cx).is_pending(), "nothing queued");
+        };
+        // At rest: the pause wakes the rest's waker (it starts a writer that stops).
+        let sub = hub.subscribe(Topics::All, None, None).unwrap();
+        park(&sub);
+        assert!(sub.rest(&waker));
+        hub.pause();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        // While paused, a writer with nothing to do may not rest: it must hand in.
+        let other = hub.subscribe(Topics::All, None, None).unwrap();
+        park(&other);
+        assert!(!other.rest(&waker));
+        hub.unpause();
+        assert!(other.rest(&waker));
     }
 
     #[test]

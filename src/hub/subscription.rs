@@ -20,10 +20,17 @@ use crate::stats::Reason;
 pub struct Subscription {
     pub(super) id: ClientId,
     pub(super) state: Arc<WriterState>,
-    pub(super) backlog: Vec<Frame>,
+    /// The replay backlog until the writer takes it. A box of a `Vec` on purpose: a
+    /// stream holds its subscription for life, and an empty backlog is then a null
+    /// pointer (8 bytes) rather than an empty `Vec` (24).
+    #[allow(clippy::box_collection)]
+    pub(super) backlog: Option<Box<Vec<Frame>>>,
     pub(super) resume: Resume,
     pub(super) hub: Hub,
     pub(super) ended: bool,
+    /// The server opened it on the Mercure path: a label a handover carries (in the
+    /// struct's padding, so a resting stream pays nothing for it).
+    pub(super) mercure: bool,
 }
 
 impl fmt::Debug for Subscription {
@@ -31,7 +38,7 @@ impl fmt::Debug for Subscription {
         f.debug_struct("Subscription")
             .field("id", &self.id)
             .field("queued", &self.state.queued())
-            .field("backlog", &self.backlog.len())
+            .field("backlog", &self.backlog.as_ref().map_or(0, |b| b.len()))
             .field("resume", &self.resume)
             .finish()
     }
@@ -70,6 +77,15 @@ impl Subscription {
     /// direct write holds the socket.
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<(Frame, usize)>> {
         self.state.poll_next(cx, || self.state.take_queued())
+    }
+
+    /// The writer gives up its task while parked: `waker` (the resting stream's) gets
+    /// every wake-up the writer would have had. False when the writer must run instead
+    /// (row 14 of the writer state's table), or when a handover paused the hub: the
+    /// pause stores its flag before it wakes the stored waker, and this stores the waker
+    /// before it reads the flag, so a pause either wakes `waker` or is seen here.
+    pub(crate) fn rest(&self, waker: &std::task::Waker) -> bool {
+        self.state.rest(waker) && !self.handover_requested()
     }
 
     /// Makes sure no direct write holds the socket before the caller writes to it
@@ -117,7 +133,7 @@ impl Subscription {
     /// event and the retained events certainly after it). Write it before anything from
     /// the live queue.
     pub fn take_backlog(&mut self) -> Vec<Frame> {
-        std::mem::take(&mut self.backlog)
+        self.backlog.take().map_or_else(Vec::new, |b| *b)
     }
 
     /// Whether the hub has been closed (the queue's end then means shutdown, not

@@ -505,6 +505,7 @@ impl DirectSink for FakeSink {
         self.took.lock().unwrap().extend_from_slice(&bytes[..n]);
         Ok(n)
     }
+    fn shut_down(&self) {}
 }
 
 /// A hub whose direct jobs are kept for the test to run.
@@ -721,6 +722,8 @@ impl DirectSink for RandomSink {
         self.0.lock().unwrap().extend_from_slice(&bytes[..n]);
         Ok(n)
     }
+
+    fn shut_down(&self) {}
 }
 
 struct Unpark(std::thread::Thread);

@@ -2,8 +2,8 @@
 //! its socket.
 //!
 //! One [`WriterState`] sits beside each subscriber's queue: an atomic byte, a waker slot,
-//! the rest of a direct write the socket did not take whole, and the writer's word on
-//! its socket. Every change of the byte goes through the methods of this file; the
+//! the queue and the rest of a direct write the socket did not take whole (under one
+//! lock), and the writer's word on its socket. Every change of the byte goes through the methods of this file; the
 //! table below is the whole protocol.
 //!
 //! # Why not the channel's own waiting
@@ -50,6 +50,13 @@
 //! | 11 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `WAITING` | `RUNNING` | the socket is the writer's |
 //! | 12 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `LENT` | `LENT+QUEUED` | parks until the socket is given back |
 //! | 13 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `RUNNING` | `RUNNING` | the socket is the writer's |
+//! | 14 | writer, giving up its task while idle | [`rest`](WriterState::rest) | `WAITING` or `LENT` (any flags) | same | stores the waker that starts it again: true; from `RUNNING`: false, no change |
+//!
+//! Row 14 is how an idle subscriber holds no task (see the server's `rest.rs`): the
+//! waker it stores is the resting stream's own, and whatever would have woken the
+//! writer (rows 1, 5, 6) starts a new one instead. It changes no mode, so rows 1–13
+//! hold as they are; `false` means something for the writer happened since it parked,
+//! and it must not rest.
 //!
 //! Each row has a unit test below, named after it. [`watch`](WriterState::watch) and
 //! [`wake`](WriterState::wake) (a handover's pause) only keep and wake the writer's
@@ -81,20 +88,29 @@ const HANDOFF: u8 = 8;
 pub(crate) struct WriterState {
     word: AtomicU8,
     waker: Mutex<Option<Waker>>,
-    handoff: Mutex<Option<(Frame, usize)>>,
+    /// The queue and the hand-off slot, under one lock (each subscriber pays for a lock).
+    held: Mutex<Held>,
     /// The writer's word on its socket: full, it waits for the client to read. Publish
     /// pacing then does not count this subscriber as one the server is behind for.
     socket_full: AtomicBool,
+    /// The hub ended this subscriber before it had a queue (with one, closing the queue
+    /// says so).
+    ended: AtomicBool,
+}
+
+/// What the writer state holds for the writer besides the word.
+#[derive(Debug, Default)]
+struct Held {
     /// The subscriber's bounded queue, while it has one. A subscriber with a direct sink
     /// gets it only when the hub first has to queue a frame for it (its writer was busy):
     /// an idle subscriber never pays for a queue (about 2 KiB at 100 frames). The hub
     /// takes it back once the writer has kept up for a while (see
-    /// [`release_queue`](Self::release_queue)), so one slow fan-out does not leave every
-    /// subscriber holding a queue for good.
-    queue: Mutex<Option<Receiver<Frame>>>,
-    /// The hub ended this subscriber before it had a queue (with one, closing the queue
-    /// says so).
-    ended: AtomicBool,
+    /// [`release_queue`](WriterState::release_queue)), so one slow fan-out does not leave
+    /// every subscriber holding a queue for good.
+    /// Boxed: a `Receiver` is two words, and an idle subscriber has none.
+    queue: Option<Box<Receiver<Frame>>>,
+    /// The rest of a direct write the socket did not take whole; boxed, as it is rare.
+    handoff: Option<Box<(Frame, usize)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -127,19 +143,19 @@ impl WriterState {
 
     /// The queue, while there is one (a handle to it).
     pub(crate) fn queue(&self) -> Option<Receiver<Frame>> {
-        lock(&self.queue).clone()
+        lock(&self.held).queue.as_deref().cloned()
     }
 
     /// The number of frames queued (0 without a queue).
     pub(crate) fn queued(&self) -> usize {
-        lock(&self.queue).as_ref().map_or(0, Receiver::len)
+        lock(&self.held).queue.as_deref().map_or(0, Receiver::len)
     }
 
     /// Gives the subscriber its queue (the hub does it under its lock, when it has none).
     pub(crate) fn set_queue(&self, rx: Receiver<Frame>) {
-        let mut q = lock(&self.queue);
-        if q.is_none() {
-            *q = Some(rx);
+        let mut held = lock(&self.held);
+        if held.queue.is_none() {
+            held.queue = Some(Box::new(rx));
         }
     }
 
@@ -150,8 +166,8 @@ impl WriterState {
     /// hub drops its sending end at the same time, so nothing sees the channel close.
     pub(crate) fn release_queue(&self) {
         debug_assert!(self.is_lent(), "the queue is taken back only while lent");
-        let rx = lock(&self.queue).take();
-        debug_assert!(rx.as_ref().is_none_or(Receiver::is_empty));
+        let rx = lock(&self.held).queue.take();
+        debug_assert!(rx.as_deref().is_none_or(Receiver::is_empty));
         drop(rx);
     }
 
@@ -162,7 +178,7 @@ impl WriterState {
 
     /// The next queued frame: `Empty` with no queue yet, `Closed` once ended.
     pub(crate) fn take_queued(&self) -> Result<Frame, TryRecvError> {
-        match lock(&self.queue).as_ref() {
+        match lock(&self.held).queue.as_deref() {
             Some(rx) => rx.try_recv(),
             None if self.ended.load(Ordering::SeqCst) => Err(TryRecvError::Closed),
             None => Err(TryRecvError::Empty),
@@ -250,7 +266,7 @@ impl WriterState {
     /// Row 6: a direct write put out only `written` bytes of `frame` (or failed): the
     /// writer is woken to write the rest, then what was queued.
     pub(crate) fn hand_off(&self, frame: Frame, written: usize) {
-        *lock(&self.handoff) = Some((frame, written));
+        lock(&self.held).handoff = Some(Box::new((frame, written)));
         let mut s = self.load();
         loop {
             match self.cas(s, RUNNING | HANDOFF) {
@@ -281,10 +297,10 @@ impl WriterState {
             }
             if s & HANDOFF != 0 {
                 // Row 7.
-                let rest = lock(&self.handoff).take();
+                let rest = lock(&self.held).handoff.take();
                 self.word.fetch_and(!HANDOFF, Ordering::SeqCst);
                 if let Some(rest) = rest {
-                    return Poll::Ready(Some(rest));
+                    return Poll::Ready(Some(*rest));
                 }
                 continue;
             }
@@ -304,6 +320,14 @@ impl WriterState {
                 return Poll::Pending;
             }
         }
+    }
+
+    /// Row 14: the parked writer hands its wake-up to `waker` (a resting stream's): true
+    /// while it is still parked (`WAITING` or `LENT`), so that every later wake-up goes
+    /// to `waker`; false once it is `RUNNING` (woken since it parked: it must run).
+    pub(crate) fn rest(&self, waker: &Waker) -> bool {
+        self.store_waker(waker);
+        self.load() & MODE != RUNNING
     }
 
     /// Rows 11–13: makes sure no direct write holds the socket before the writer writes
@@ -429,14 +453,14 @@ mod tests {
             let (st, c, _) = at(word);
             st.hand_off(frame(), 3);
             assert_eq!((st.load(), woken(&c)), (RUNNING | HANDOFF, 1));
-            assert_eq!(lock(&st.handoff).as_ref().map(|(_, n)| *n), Some(3));
+            assert_eq!(lock(&st.held).handoff.as_ref().map(|b| b.1), Some(3));
         }
     }
 
     #[test]
     fn row_7_poll_next_yields_the_hand_off_first() {
         let (st, _, w) = at(RUNNING | HANDOFF);
-        *lock(&st.handoff) = Some((frame(), 4));
+        lock(&st.held).handoff = Some(Box::new((frame(), 4)));
         let mut cx = Context::from_waker(&w);
         let got = st.poll_next(&mut cx, || panic!("the queue comes after the hand-off"));
         assert!(matches!(got, Poll::Ready(Some((_, 4)))));
@@ -510,6 +534,30 @@ mod tests {
         st.give_back();
         assert_eq!(woken(&c), 1);
         assert!(st.poll_own(&mut Context::from_waker(&w)).is_ready());
+    }
+
+    #[test]
+    fn row_14_rest_hands_the_wake_up_of_a_parked_writer_to_its_new_waker() {
+        for word in [WAITING, LENT, LENT | QUEUED] {
+            let (st, old, _) = at(word);
+            let new = Arc::new(Count(AtomicUsize::new(0)));
+            assert!(st.rest(&Waker::from(new.clone())), "from {word}");
+            assert_eq!(st.load(), word);
+            // What would have woken the writer wakes the new waker, not the old.
+            if word == LENT {
+                st.hand_off(frame(), 1);
+            } else {
+                st.notify();
+                st.give_back();
+            }
+            assert_eq!((woken(&old), woken(&new)), (0, 1), "from {word}");
+        }
+        for word in [RUNNING, RUNNING | QUEUED, RUNNING | HANDOFF] {
+            let (st, _, _) = at(word);
+            let new = Arc::new(Count(AtomicUsize::new(0)));
+            assert!(!st.rest(&Waker::from(new)), "from {word}");
+            assert_eq!(st.load(), word);
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use async_io::Timer;
 use async_net::TcpListener;
 use futures_lite::FutureExt;
 
+use super::rest::Home;
 use super::router::Scope;
 use super::socket::{Conn, TcpConn, linger, write_timed};
 use super::watchdog::Pulse;
@@ -115,11 +116,14 @@ pub(super) async fn accept_loop(
                         ctx.config.limits.send_buffer,
                     );
                 }
-                let stream = TcpConn::from(stream);
-                let slot = Slot::take(ctx);
+                let Ok(stream) = TcpConn::try_from(stream) else {
+                    // The reactor would not let the socket go (never seen): drop it.
+                    continue;
+                };
+                let (slot, over_cap) = Slot::take(ctx);
                 let ctx = ctx.clone();
                 let guard = guard.clone();
-                if slot.over_cap {
+                if over_cap {
                     ex.spawn(async move {
                         reject_over_capacity(stream, &ctx).await;
                         drop((slot, guard));
@@ -133,13 +137,12 @@ pub(super) async fn accept_loop(
                             Box::pin(connection::serve_requests(&mut stream, peer, scope, &ctx))
                                 .await;
                         if let Some(opened) = opened {
-                            // The writer moves to the stream executor; this task ends.
-                            streams
-                                .spawn(async move {
-                                    stream::write_stream(stream, opened, &ctx).await;
-                                    drop((slot, guard));
-                                })
-                                .detach();
+                            // The stream holds its count and the guard until it ends,
+                            // whether its writer runs or it rests (see `rest.rs`); its
+                            // first writer runs here, then it rests or moves to the
+                            // stream executor.
+                            let home = Home::new(ctx, (slot, guard));
+                            stream::start(stream, opened, home, &streams).await;
                         }
                     })
                     .detach();
@@ -165,17 +168,17 @@ pub(super) async fn accept_loop(
 /// One open connection, counted against `max_connections` for as long as it lives.
 pub(super) struct Slot {
     connections: Arc<AtomicUsize>,
-    over_cap: bool,
 }
 
 impl Slot {
-    /// Counts one more connection.
-    pub(super) fn take(ctx: &Arc<Ctx>) -> Slot {
+    /// Counts one more connection: its slot, and whether it is over the cap. (A resting
+    /// stream holds its slot: one pointer.)
+    pub(super) fn take(ctx: &Arc<Ctx>) -> (Slot, bool) {
         let before = ctx.connections.fetch_add(1, Ordering::AcqRel);
-        Slot {
+        let slot = Slot {
             connections: ctx.connections.clone(),
-            over_cap: before >= ctx.config.limits.max_connections,
-        }
+        };
+        (slot, before >= ctx.config.limits.max_connections)
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 use futures_lite::FutureExt;
 
 use super::request::{Request, take_request};
+use super::rest::Home;
 use super::router::{Route, Scope, route_in, route_subscriptions};
 use super::socket::{Conn, linger, write_timed};
 use super::stream::Opened;
@@ -23,7 +24,7 @@ pub(crate) async fn serve_connection<S: Conn>(mut stream: S, peer: SocketAddr, c
     // The request phase is boxed: its buffer and futures are freed before a stream
     // starts, so a long-lived subscriber's task holds only the writer's state.
     if let Some(opened) = Box::pin(serve_requests(&mut stream, peer, Scope::All, ctx)).await {
-        stream::write_stream(stream, opened, ctx).await;
+        stream::write_stream(stream, opened, Home::new(ctx.clone(), ())).await;
     }
 }
 

@@ -15,7 +15,9 @@
 //! | `stream.rs` | `GET /stream`: subscribe, preamble, the writer, the end reason |
 //! | `subscriptions.rs` | Mercure's active subscriptions: the list, the events |
 //! | `writer.rs` | the subscriber's writer loop |
-//! | `socket.rs` | the connection type, `sendmsg`, the direct sink |
+//! | `rest.rs` | an idle stream at rest: no task, started again by its waker |
+//! | `watch.rs` | resting streams' read sides in the server's own epoll set |
+//! | `socket.rs` | the connection type, `sendmsg`, the direct sink, the registration made on demand |
 //! | `cors.rs` | cross-origin headers and preflights |
 //! | `status.rs` | `/health`, `/stats` and `/metrics` |
 //! | `watchdog.rs` | systemd: `READY`, `STATUS`, `WATCHDOG` only on progress, `STOPPING` |
@@ -31,6 +33,7 @@ mod mercure;
 mod publish;
 mod quota;
 mod request;
+mod rest;
 mod resume_fields;
 mod router;
 mod script;
@@ -38,6 +41,7 @@ mod socket;
 mod status;
 mod stream;
 mod subscriptions;
+mod watch;
 mod watchdog;
 mod writer;
 
@@ -142,6 +146,17 @@ pub(crate) struct Ctx {
     pub(crate) handover: handover::Phase,
     /// Mercure's active subscriptions, with `--mercure-subscriptions`.
     pub(crate) subscriptions: Option<Arc<subscriptions::Tracker>>,
+    /// The read sides of resting streams (`None`: streams rest on the reactor's
+    /// registration, or do not rest).
+    pub(crate) watch: Option<watch::Watch>,
+    /// The stream executor, once the server runs: where a resting stream's writer
+    /// starts again (weak: the executor's tasks hold this context).
+    pub(crate) streams: std::sync::OnceLock<std::sync::Weak<Executor<'static>>>,
+}
+
+/// The watch of resting streams' read sides, when streams rest and the kernel gives one.
+fn config_watch(rest_idle: bool) -> Option<watch::Watch> {
+    rest_idle.then(watch::Watch::new).and_then(Result::ok)
 }
 
 impl Ctx {
@@ -162,6 +177,7 @@ impl Ctx {
         port: Port,
     ) -> Arc<Ctx> {
         let cors = cors::Cors::new(&config.cors_origins);
+        let rest_idle = config.rest_idle;
         let quota = quota::Quota::new(config.max_streams_per_token);
         let subscriptions = match (&config.mercure_path, config.mercure_subscriptions) {
             (Some(hub), true) => Some(Arc::new(subscriptions::Tracker::new(hub))),
@@ -179,6 +195,8 @@ impl Ctx {
             quota,
             connections: Arc::new(AtomicUsize::new(0)),
             handover: handover::Phase::default(),
+            watch: config_watch(rest_idle),
+            streams: std::sync::OnceLock::new(),
         })
     }
 
@@ -457,6 +475,7 @@ impl Server {
         // publishing thread writes itself, so the burst is spread over every core. (A
         // weak handle: the hub lives in tasks of that executor.)
         let writers = Arc::downgrade(&streams);
+        let _ = ctx.streams.set(writers.clone());
         let parts = ctx.config.threads.max(1) + 1;
         ctx.hub
             .set_direct_runner(move |job| match writers.upgrade() {
@@ -473,6 +492,15 @@ impl Server {
                 None => job.run(),
             });
         let producers = Producers::spawn(&ex, &ctx.config, &ctx.hub, &ctx.port, &ctx.log);
+        // Resting streams' read sides (`watch.rs`), until the server returns.
+        let watching = {
+            let ctx = ctx.clone();
+            ex.spawn(async move {
+                if let Some(w) = &ctx.watch {
+                    w.run().await;
+                }
+            })
+        };
         let reader = ctx.port.start(&ex, &ctx.shutdown);
         let announcer = ctx
             .subscriptions
@@ -519,13 +547,11 @@ impl Server {
         if let Some(mut successor) = self.inherited {
             let n = successor.streams.len();
             for (conn, opened) in successor.streams {
-                let (ctx, slot) = (ctx.clone(), accept::Slot::take(&ctx));
-                let guard = guard.clone();
+                // A handed stream may rest again here, like any other (see `rest.rs`).
+                let (slot, _) = accept::Slot::take(&ctx);
+                let home = rest::Home::new(ctx.clone(), (slot, guard.clone()));
                 streams
-                    .spawn(async move {
-                        stream::write_stream(conn, opened, &ctx).await;
-                        drop((slot, guard));
-                    })
+                    .spawn(stream::write_stream(conn, opened, home))
                     .detach();
             }
             if let Some(systemd) = &self.systemd {
@@ -596,11 +622,13 @@ impl Server {
                 all_done.alive()
             ));
         }
+        drop(watching);
         ctx.stats.snapshot()
     }
 
     /// Runs the server until shutdown completes: the request executor on the calling
-    /// thread, the stream executor on `config.threads` threads of its own.
+    /// thread, the stream executor on `config.threads` threads of its own (with 0, or
+    /// when no thread could be started, on the calling thread as well).
     pub fn run_threaded(self) -> Snapshot {
         let ex = Arc::new(Executor::new());
         let streams = Arc::new(Executor::new());
@@ -615,8 +643,13 @@ impl Server {
                     .ok()
             })
             .collect();
-        let snapshot =
-            futures_lite::future::block_on(ex.run(self.run(ex.clone(), streams.clone())));
+        let serve = self.run(ex.clone(), streams.clone());
+        // `--threads 0`: the stream executor runs on this thread too.
+        let snapshot = if threads.is_empty() {
+            futures_lite::future::block_on(ex.run(streams.run(serve)))
+        } else {
+            futures_lite::future::block_on(ex.run(serve))
+        };
         stop_tx.close();
         for t in threads {
             let _ = t.join();

@@ -2,8 +2,9 @@
 //! server holds it (one pointer), its `sendmsg` writes, and its direct sink.
 
 use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -39,23 +40,84 @@ pub(crate) trait Conn:
     fn handover_fd(&self) -> Option<Arc<dyn std::os::fd::AsFd + Send + Sync>> {
         None
     }
+
+    /// The socket's descriptor, so that a resting stream's read side can be watched
+    /// without the runtime's registration (see `watch.rs`); `None` (the default): the
+    /// stream rests on its registration.
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+
+    /// Drops the runtime's registration of the socket, if it has one; the next wait for
+    /// readiness makes it again.
+    fn deregister(&self) {}
 }
 
 /// A TCP connection as the handler holds it: one pointer. (`async_net::TcpStream` also
 /// caches two readiness futures, 120 bytes, and every subscriber's task holds its stream.)
 #[derive(Debug, Clone)]
-pub(crate) struct TcpConn(Arc<Async<std::net::TcpStream>>);
+pub(crate) struct TcpConn(Arc<Sock>);
 
-impl TcpConn {
-    /// A connection on a socket handed over by a predecessor process.
-    pub(crate) fn from_std(stream: std::net::TcpStream) -> io::Result<TcpConn> {
-        Ok(TcpConn(Arc::new(Async::new(stream)?)))
+/// The socket, and its registration with the runtime's reactor while it needs one: made
+/// on the first wait for readiness, dropped while its stream rests (see `watch.rs`),
+/// since a registration costs about 240 bytes and a resting stream needs none.
+#[derive(Debug)]
+pub(crate) struct Sock {
+    io: Arc<std::net::TcpStream>,
+    reg: Mutex<Option<Async<Arc<std::net::TcpStream>>>>,
+}
+
+impl TryFrom<TcpStream> for TcpConn {
+    type Error = io::Error;
+
+    /// Takes the accepted stream's socket out of its registration (made again on the
+    /// first wait). Fails only when the reactor cannot let it go.
+    fn try_from(stream: TcpStream) -> io::Result<TcpConn> {
+        let io: Arc<Async<std::net::TcpStream>> = stream.into();
+        let io = match Arc::try_unwrap(io) {
+            Ok(a) => a.into_inner()?,
+            // Shared (not so for a stream just accepted): a descriptor of its own.
+            Err(shared) => shared.get_ref().try_clone()?,
+        };
+        Ok(TcpConn(Arc::new(Sock {
+            io: Arc::new(io),
+            reg: Mutex::new(None),
+        })))
     }
 }
 
-impl From<TcpStream> for TcpConn {
-    fn from(stream: TcpStream) -> TcpConn {
-        TcpConn(stream.into())
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl TcpConn {
+    /// A connection on a socket handed over by a predecessor process (registered with
+    /// the reactor on its first wait, like an accepted one).
+    pub(crate) fn from_std(stream: std::net::TcpStream) -> io::Result<TcpConn> {
+        stream.set_nonblocking(true)?;
+        Ok(TcpConn(Arc::new(Sock {
+            io: Arc::new(stream),
+            reg: Mutex::new(None),
+        })))
+    }
+
+    /// Polls `f` on the reactor's registration, made first if there is none.
+    fn poll_reg(
+        &self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&Async<Arc<std::net::TcpStream>>, &mut Context<'_>) -> Poll<io::Result<()>>,
+    ) -> Poll<io::Result<()>> {
+        let mut reg = lock(&self.0.reg);
+        if reg.is_none() {
+            match Async::new_nonblocking(self.0.io.clone()) {
+                Ok(a) => *reg = Some(a),
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        match reg.as_ref() {
+            Some(a) => f(a, cx),
+            None => Poll::Ready(Err(io::ErrorKind::Other.into())),
+        }
     }
 }
 
@@ -65,7 +127,20 @@ impl AsyncRead for TcpConn {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self.0).poll_read(cx, buf)
+        use rustix::io::Errno;
+        use rustix::net::RecvFlags;
+        loop {
+            match rustix::net::recv(&*self.0.io, &mut *buf, RecvFlags::DONTWAIT) {
+                Ok((n, _)) => return Poll::Ready(Ok(n)),
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => {}
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+            match self.poll_reg(cx, |a, cx| a.poll_readable(cx)) {
+                Poll::Ready(Ok(())) => continue,
+                other => return other.map(|r| r.map(|()| 0)),
+            }
+        }
     }
 }
 
@@ -75,7 +150,7 @@ impl AsyncWrite for TcpConn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self.0).poll_write(cx, buf)
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
     }
 
     /// `sendmsg` rather than `writev`: the socket call skips the file-position lock and
@@ -91,7 +166,7 @@ impl AsyncWrite for TcpConn {
         use rustix::net::{SendAncillaryBuffer, SendFlags};
         loop {
             let sent = rustix::net::sendmsg(
-                self.0.get_ref(),
+                &*self.0.io,
                 bufs,
                 &mut SendAncillaryBuffer::default(),
                 SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
@@ -103,59 +178,68 @@ impl AsyncWrite for TcpConn {
                 Err(e) => return Poll::Ready(Err(e.into())),
             }
             // Would block: wait for the reactor to see the socket writable, then retry.
-            match self.0.poll_writable(cx) {
+            match self.poll_reg(cx, |a, cx| a.poll_writable(cx)) {
                 Poll::Ready(Ok(())) => continue,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
+                other => return other.map(|r| r.map(|()| 0)),
             }
         }
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &*self.0).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &*self.0).poll_close(cx)
+    /// Stops writing (`shutdown(SHUT_WR)`), as `async-io` does for a TCP stream.
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.0.io.shutdown(std::net::Shutdown::Write))
     }
 }
 
 impl Conn for TcpConn {
     fn shut_down(&self) {
-        let _ = self.0.get_ref().shutdown(std::net::Shutdown::Both);
+        let _ = self.0.io.shutdown(std::net::Shutdown::Both);
     }
 
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.poll_readable(cx)
+        self.poll_reg(cx, |a, cx| a.poll_readable(cx))
     }
 
     fn handover_fd(&self) -> Option<Arc<dyn std::os::fd::AsFd + Send + Sync>> {
-        Some(self.0.clone())
+        Some(self.0.io.clone())
     }
 
     fn direct_sink(&self) -> Option<Arc<dyn DirectSink>> {
         Some(self.0.clone())
+    }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.0.io.as_fd())
+    }
+
+    fn deregister(&self) {
+        let reg = lock(&self.0.reg).take();
+        drop(reg);
     }
 }
 
 /// One `send` (`MSG_NOSIGNAL | MSG_DONTWAIT`), for direct writes. The sink is the
 /// connection's own `Arc`, so the descriptor stays open while a direct write holds it
 /// even if the writer has ended.
-impl DirectSink for Async<std::net::TcpStream> {
+impl DirectSink for Sock {
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
         use rustix::io::Errno;
         use rustix::net::SendFlags;
         loop {
-            match rustix::net::send(
-                self.get_ref(),
-                bytes,
-                SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
-            ) {
+            match rustix::net::send(&*self.io, bytes, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
                 Ok(n) => return Ok(n),
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    fn shut_down(&self) {
+        let _ = self.io.shutdown(std::net::Shutdown::Both);
     }
 }
 

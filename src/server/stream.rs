@@ -16,9 +16,10 @@ use super::access::{self, Grant};
 use super::expiring;
 use super::handover;
 use super::request::Request;
+use super::rest::{self, Home, LiveStream};
 use super::socket::{Conn, write_timed};
 use super::subscriptions::{Pending, Registration};
-use super::writer::Writer;
+use super::writer::{Stop, Writer};
 use crate::event_id::{EventId, Resume};
 use crate::http::framing::BodyKind;
 use crate::http::response::{Response, stream_head};
@@ -80,7 +81,7 @@ pub(super) struct Opened {
     /// The `token-expiring` event and when it is sent.
     pub(super) notice: Option<(Instant, Frame)>,
     /// Its place under the token's stream cap, given back when the stream ends.
-    pub(super) slot: Option<super::quota::Slot>,
+    pub(super) slot: Option<Box<super::quota::Slot>>,
     /// Opened on the Mercure path (`false`: `/stream`).
     pub(super) mercure: bool,
     /// Its listing among Mercure's active subscriptions, ended (and announced) when
@@ -174,8 +175,14 @@ pub(super) async fn open<S: Conn>(
         let _ = Box::pin(write_timed(stream, &head, ctx.config.limits.write_timeout)).await;
         return None;
     }
-    let closer = stream.clone();
-    let hook: CloseHook = Box::new(move || closer.shut_down());
+    // A socket the hub writes directly is shut down through its sink on an eviction:
+    // only the others need a close hook (a box per subscriber).
+    let sink = stream.direct_sink();
+    let hook = || -> Option<CloseHook> {
+        let closer = stream.clone();
+        sink.is_none()
+            .then(|| Box::new(move || closer.shut_down()) as CloseHook)
+    };
     let last_id = open.last_id.as_deref();
     // Mercure's `earliest` wants the history only: the broker is not read for it.
     let earliest = open.mercure.as_ref().is_some_and(|m| m.earliest());
@@ -186,7 +193,7 @@ pub(super) async fn open<S: Conn>(
         _ => None,
     };
     let rights = open.grant.rights;
-    let sink = stream.direct_sink();
+    let hook = hook();
     let subscribed = match (placed, sink) {
         (Some(FromTheLog { older, unread }), sink) => ctx.hub.subscribe_bridged(
             open.topics,
@@ -194,13 +201,13 @@ pub(super) async fn open<S: Conn>(
             last_id,
             older,
             unread,
-            Some(hook),
+            hook,
             sink,
             open.tagged,
         ),
         (None, sink) => {
             ctx.hub
-                .subscribe_direct(open.topics, rights, last_id, Some(hook), sink, open.tagged)
+                .subscribe_direct(open.topics, rights, last_id, hook, sink, open.tagged)
         }
     };
     let sub = match subscribed {
@@ -232,7 +239,7 @@ pub(super) async fn open<S: Conn>(
         preamble,
         ends_at: open.grant.ends_at,
         notice,
-        slot: open.grant.slot,
+        slot: open.grant.slot.map(Box::new),
         mercure: mercure.is_some(),
         registration: open.tracked.map(Pending::register),
     })
@@ -294,8 +301,30 @@ async fn from_the_log(ctx: &Ctx, sent: &str) -> Option<FromTheLog> {
 ///
 /// A stream whose token expires races its writer against a timer (only such streams
 /// pay for one): when the timer wins, the writer is dropped, the socket given back by
-/// any direct write, and the stream closed ([`Reason::TokenExpired`]).
-pub(super) async fn write_stream<S: Conn>(mut stream: S, opened: Opened, ctx: &Ctx) {
+/// any direct write, and the stream closed ([`Reason::TokenExpired`]). Any other
+/// stream rests without a task while idle, when `home` allows it (see `rest.rs`), and
+/// goes on in [`resume`].
+pub(super) async fn write_stream<S: Conn, H: Send + 'static>(
+    stream: S,
+    opened: Opened,
+    home: Home<H>,
+) {
+    let may_rest = home.may_rest();
+    let (stop, live) = first_writer(stream, opened, home.ctx.clone(), may_rest, false).await;
+    go_on(live, home, stop).await;
+}
+
+/// Runs a stream's first writer (preamble, backlog, then frames), racing a timer when
+/// its token expires; it may rest when `may_rest` and no token notice is due, and is a
+/// [first run](Writer::first_run) when `first_run`. Returns how it stopped, with the
+/// stream as it left it.
+async fn first_writer<S: Conn>(
+    stream: S,
+    opened: Opened,
+    ctx: std::sync::Arc<super::Ctx>,
+    may_rest: bool,
+    first_run: bool,
+) -> (Stop, LiveStream<S>) {
     let Opened {
         mut sub,
         mut preamble,
@@ -305,48 +334,199 @@ pub(super) async fn write_stream<S: Conn>(mut stream: S, opened: Opened, ctx: &C
         mercure,
         registration,
     } = opened;
-    let reason = loop {
+    sub.set_mercure(mercure);
+    // Boxed together before the writer runs: this future is the request task's too.
+    let held = rest::Held::boxed(slot.map(|s| *s), registration);
+    let mut stream = stream;
+    let mut received = 0;
+    let stop = loop {
         let mut writer = Writer::new(
             &mut stream,
             &mut sub,
             preamble,
             &ctx.stats,
-            ctx.config.limits.write_timeout,
+            &ctx.config.limits,
         );
-        if let Some((at, frame)) = notice.take() {
-            writer.notice(at, frame);
+        writer.spent(received);
+        match notice.take() {
+            Some((at, frame)) => writer.notice(at, frame),
+            None if may_rest && ends_at.is_none() => writer.may_rest(),
+            None => {}
         }
-        let reason = match ends_at {
+        if first_run {
+            writer.first_run();
+        }
+        let stop = match ends_at {
             None => (&mut writer).await,
             Some(at) => {
                 let expiry = async move {
                     Timer::at(at).await;
-                    Reason::TokenExpired
+                    Stop::End(Reason::TokenExpired)
                 };
                 Box::pin((&mut writer).or(expiry)).await
             }
         };
+        received = writer.received();
         if !writer.stopped_for_handover() {
-            break reason;
+            break stop;
         }
         // A handover: the stream goes to the successor, or (a rollback) on from here
         // with what its writer still owed.
         let (owed, due) = writer.into_owed();
-        let taken = handover::take_stream(ctx, &stream, &sub, mercure, ends_at, owed, due);
+        let taken = handover::take_stream(&ctx, &stream, &sub, mercure, ends_at, owed, due);
         let handover::Taken::KeepServing(owed, due) = Box::pin(taken).await;
         (preamble, notice) = (owed, due);
     };
-    if reason == Reason::TokenExpired {
+    if stop == Stop::End(Reason::TokenExpired) {
         // A direct write may still hold the socket: let it finish first.
         futures_lite::future::poll_fn(|cx| sub.poll_own(cx)).await;
     }
+    let live = LiveStream {
+        stream,
+        sub,
+        received,
+        held,
+        watched: None,
+    };
+    (stop, live)
+}
+
+/// Starts a stream in the task that answered its request: its first writer runs here
+/// ([`Writer::first_run`]), and the stream then rests, or goes on in a writer task of
+/// `streams`. A stream whose token expires, or that may not rest, gets its writer task
+/// at once ([`write_stream`]).
+pub(super) async fn start<S: Conn, H: Send + 'static>(
+    stream: S,
+    opened: Opened,
+    home: Home<H>,
+    streams: &std::sync::Arc<async_executor::Executor<'static>>,
+) {
+    if opened.ends_at.is_some() || opened.notice.is_some() || !home.may_rest() {
+        streams.spawn(write_stream(stream, opened, home)).detach();
+        return;
+    }
+    let (stop, live) = first_writer(stream, opened, home.ctx.clone(), true, true).await;
+    if let Some((live, home)) = after(live, home, stop).await {
+        streams.spawn(run_writers(live, home)).detach();
+    }
+}
+
+/// A stream that rested goes on (something woke it): a new writer, in a new task, where
+/// the last one stopped (see `rest.rs`).
+pub(super) async fn resume<S: Conn, H: Send + 'static>(live: LiveStream<S>, home: Home<H>) {
+    run_writers(live, home).await;
+}
+
+/// After the first writer stopped: ends the stream, or rests it, or runs writers.
+async fn go_on<S: Conn, H: Send + 'static>(live: LiveStream<S>, home: Home<H>, stop: Stop) {
+    if let Some((live, home)) = after(live, home, stop).await {
+        run_writers(live, home).await;
+    }
+}
+
+/// After a writer stopped: ends the stream ([`Stop::End`]) or rests it ([`Stop::Idle`]),
+/// or gives it back when a writer must go on (it could not rest, or [`Stop::Busy`]).
+async fn after<S: Conn, H: Send + 'static>(
+    live: LiveStream<S>,
+    home: Home<H>,
+    stop: Stop,
+) -> Option<(LiveStream<S>, Home<H>)> {
+    match stop {
+        Stop::End(reason) => {
+            finish(live, reason).await;
+            drop(home);
+            None
+        }
+        Stop::Idle => rest::rest(live, home).err(),
+        Stop::Busy => Some((live, home)),
+    }
+}
+
+/// Runs a writer, rests the stream when it is idle, and runs another when it cannot
+/// rest, until a writer ends the stream.
+async fn run_writers<S: Conn, H: Send + 'static>(mut live: LiveStream<S>, mut home: Home<H>) {
+    // What a handover that rolled back left owed (written first), and the notice due.
+    let mut owed: Option<(Frame, Option<(Instant, Frame)>)> = None;
+    loop {
+        let ctx = home.ctx.clone();
+        // Out of the watch first: a handed socket must leave this process's epoll sets
+        // while its descriptor is still open here (see `take_handed`).
+        live.unwatch(&ctx);
+        let mut writer = Writer::resume(
+            &mut live.stream,
+            &live.sub,
+            &ctx.stats,
+            &ctx.config.limits,
+            live.received,
+        );
+        if let Some((frame, due)) = owed.take() {
+            writer.owe(frame);
+            if let Some((at, frame)) = due {
+                writer.notice(at, frame);
+            }
+        }
+        writer.may_rest();
+        let stop = (&mut writer).await;
+        live.received = writer.received();
+        if writer.stopped_for_handover() {
+            // A resting stream the pause woke (or a writer it stopped): handed in here,
+            // like a stream whose first writer stopped.
+            let due = writer.into_owed();
+            owed = Some(take_handed(&ctx, &live, due).await);
+            continue;
+        }
+        match after(live, home, stop).await {
+            // Could not rest (or busy): the next writer runs in a later poll, so the
+            // loop is bounded per poll.
+            Some(back) => {
+                (live, home) = back;
+                futures_lite::future::yield_now().await;
+            }
+            None => return,
+        }
+    }
+}
+
+/// Hands a stream whose writer stopped for a handover in (`owed`: what the writer
+/// still owed, see [`Writer::into_owed`]); returns only on a rollback, with what it
+/// still owes. Its read side is out of the watch by then, and its reactor registration
+/// (if any) goes with its descriptor when this process ends: neither touches the peer.
+async fn take_handed<S: Conn>(
+    ctx: &Ctx,
+    live: &LiveStream<S>,
+    owed: (Vec<u8>, Option<(Instant, Frame)>),
+) -> (Frame, Option<(Instant, Frame)>) {
+    let (owed, due) = owed;
+    // A resting stream never has a token that ends (see `start`).
+    let taken = handover::take_stream(
+        ctx,
+        &live.stream,
+        &live.sub,
+        live.sub.is_mercure(),
+        None,
+        owed,
+        due,
+    );
+    let handover::Taken::KeepServing(owed, due) = Box::pin(taken).await;
+    (owed, due)
+}
+
+/// Ends a stream: a clean close after a shutdown or an expired token, then the
+/// subscriber leaves the hub, counted under `reason`, and gives back its token's slot.
+async fn finish<S: Conn>(live: LiveStream<S>, reason: Reason) {
+    let LiveStream {
+        mut stream,
+        sub,
+        held,
+        ..
+    } = live;
     if matches!(reason, Reason::Shutdown | Reason::TokenExpired) {
         // Stop writing so the client sees a clean end after the last frame.
         let _ = stream.close().await;
     }
     sub.end(reason);
-    drop(slot);
-    drop(registration);
+    // The token's slot back, then the listing ended (and announced).
+    drop(held);
 }
 
 /// `ms` ±20%, so that a restart does not bring every client back in the same instant.

@@ -76,6 +76,34 @@ const SECTIONS: &[(&str, &[Flag])] = &[
                 }),
             },
             Flag {
+                name: "bind-sources",
+                value: Some("K"),
+                help: "subscribers bind K source addresses 127.1.0.1, ..., in\n\
+                       turn (IP_BIND_ADDRESS_NO_PORT: each adds ~28,000 ports\n\
+                       per destination); 0 = the kernel picks (default 0)",
+                action: Action::Set(|r, v| {
+                    r.bind_sources = num(v, "a whole number from 0 to 8192")?;
+                    if r.bind_sources > 8192 {
+                        return Err(expected("a whole number from 0 to 8192", v));
+                    }
+                    Ok(())
+                }),
+            },
+            Flag {
+                name: "processes",
+                value: Some("P"),
+                help: "spread the subscribers over P processes of this tool\n\
+                       (one command; needs --idle or --no-publish); the\n\
+                       report lists each child's (default 1)",
+                action: Action::Set(|r, v| {
+                    r.processes = num(v, "a whole number from 1 to 64")?;
+                    if !(1..=64).contains(&r.processes) {
+                        return Err(expected("a whole number from 1 to 64", v));
+                    }
+                    Ok(())
+                }),
+            },
+            Flag {
                 name: "server-pid",
                 value: Some("PID"),
                 help: "sample the server's RSS, CPU time and open fds",
@@ -563,7 +591,7 @@ mod tests {
             assert!(!names.contains(&flag.name), "--{} twice", flag.name);
             names.push(flag.name);
         }
-        assert_eq!(names.len(), 35);
+        assert_eq!(names.len(), 37);
         assert!(text.contains(
             "\n  --url URL               base URL, http:// on 127.0.0.0/8 or [::1] only\n                          (default http://127.0.0.1:8080). Repeat it for\n"
         ));

@@ -18,7 +18,12 @@
 //!    socket (the writer state word is the authority), takes what the socket is still
 //!    owed (the rest of a frame written in part, then every queued frame) and hands the
 //!    stream's state (`take_stream`) to the collector. The stream's task then waits for
-//!    the verdict, its subscription still registered.
+//!    the verdict, its subscription still registered. A stream resting without a task
+//!    (`rest.rs`) is woken the same way (the pause wakes the waker its state word holds,
+//!    the rest's): a writer task starts for it, takes its read side out of the server's
+//!    epoll set, stops at once and hands it in like the others; a stream about to rest
+//!    sees the pause and does not. On a rollback it goes on in that task, and rests
+//!    again once idle. In the successor, handed streams rest again once idle.
 //! 3. **Start the successor** (the same path and arguments, [`transfer::SOCKET_ENV`]
 //!    naming the channel), send it the snapshot (history, listeners' routes, streams)
 //!    and the descriptors.

@@ -158,6 +158,13 @@ pub(super) const COUNTERS: &[Counter] = &[
         read: |v| Reading::Number(v.ctx.connections() as u64),
     },
     Counter {
+        stats: "streams_resting",
+        metric: "streams_resting",
+        kind: Kind::Gauge,
+        help: "Idle streams resting without a task or a reactor registration (their read side in the server's own epoll set).",
+        read: |v| Reading::Number(v.ctx.watch.as_ref().map_or(0, |w| w.len()) as u64),
+    },
+    Counter {
         stats: "connections_total",
         metric: "connections_accepted_total",
         kind: Kind::Counter,
