@@ -113,9 +113,10 @@ if [ "$hog" = 1 ] && ! command -v stress-ng >/dev/null; then
     echo "bench: installing stress-ng (for --hog)" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stress-ng >/dev/null
 fi
-# pinned CMD...: CMD under `taskset -c $pin` with --taskset, else as it is.
+# pinned CMD...: CMD under `taskset -c $pin` with --taskset, else as it is. It execs, so
+# `pinned CMD &` leaves $! the server's own pid (measured, and stopped), not a subshell's.
 pinned() {
-    if [ -n "$pin" ]; then taskset -c "$pin" "$@"; else "$@"; fi
+    if [ -n "$pin" ]; then exec taskset -c "$pin" "$@"; else exec "$@"; fi
 }
 hog_pid=""
 start_hog() {

@@ -23,15 +23,15 @@ cd "$(dirname "$0")/.."
 # ssehub's RSS with N idle (resting) subscribers = RSS at start + FIXED + N x USER.
 # FIXED: what grows once (the watch's first slots, the registry's inner nodes, the
 # allocator's arenas). Unit: KiB. USER: one subscriber. Unit: bytes.
-MODEL_FIXED_KIB=${MODEL_FIXED_KIB:-95}
-MODEL_USER_BYTES=${MODEL_USER_BYTES:-463}
+MODEL_FIXED_KIB=${MODEL_FIXED_KIB:-260}
+MODEL_USER_BYTES=${MODEL_USER_BYTES:-457}
 # Kernel memory of one connection on loopback, both ends (twice a server's socket), in
 # the socket slab caches of /proc/slabinfo (TCP, sock_inode_cache, dentry, filp,
 # eventpoll_*; `Slab` of /proc/meminfo when it cannot be read). Unit: bytes.
 MODEL_KERNEL_BYTES=${MODEL_KERNEL_BYTES:-7800}
 # Server CPU per frame delivered by the broadcast's direct writes, on loopback (it
 # includes the kernel's delivery to the local client). Unit: microseconds.
-MODEL_CPU_US_PER_FRAME=${MODEL_CPU_US_PER_FRAME:-7.7}
+MODEL_CPU_US_PER_FRAME=${MODEL_CPU_US_PER_FRAME:-8.5}
 
 ns=("$@")
 [ ${#ns[@]} -gt 0 ] || ns=(2000 5000 10000 19000)
