@@ -809,7 +809,7 @@ p("- Raw JSON reports, server and tool logs: `test-output/bench/` (not committed
 # the last full run showed and what changed before it (this-run.md), the earlier analysis
 # of the targets (its figures come from the profiles it names), and the measurements of
 # private topics and of the history file, which have scripts of their own.
-for name in ("this-run.md", "analysis.md", "private-topics.md", "history-file.md", "publish-port.md", "failover.md", "capacity.md"):
+for name in ("this-run.md", "analysis.md", "private-topics.md", "history-file.md", "publish-port.md", "failover.md", "capacity.md", "handover.md", "mercure.md"):
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
     if os.path.exists(path):
         p()
