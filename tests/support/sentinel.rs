@@ -9,6 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::MAX_WAIT;
+
+/// How long three sentinels may take to see the master, its replicas and each other.
+const SET_UP_WAIT: Duration = Duration::from_secs(30);
 use super::redis::RedisServer;
 
 /// The name the sentinels know the master by.
@@ -168,7 +171,10 @@ impl SentinelSet {
             sentinels,
             tls,
         };
-        let deadline = Instant::now() + MAX_WAIT;
+        // Sentinels find each other through hello messages sent every 2 s on the
+        // master; beside a full parallel test run that took more than MAX_WAIT once
+        // (`num-other-sentinels` still 1 after 10 s), so the set gets a longer bound.
+        let deadline = Instant::now() + SET_UP_WAIT;
         for &p in &set.sentinel_ports {
             loop {
                 let m = set.cli(p, &["SENTINEL", "master", MASTER]);
