@@ -33,8 +33,15 @@ impl Drop for Successor {
 /// Sends `SIGUSR2`, waits for the old process to log the handover and exit; the
 /// successor, and the old process's log line.
 fn upgrade(bin: &mut Binary) -> (Successor, String) {
+    upgrade_with(bin, || {})
+}
+
+/// [`upgrade`], running `meanwhile` right after the signal (a client hanging up
+/// while the streams are handed, say).
+fn upgrade_with(bin: &mut Binary, meanwhile: impl FnOnce()) -> (Successor, String) {
     let before = bin.stderr.lock().unwrap().len();
     bin.signal("USR2");
+    meanwhile();
     let mut line = String::new();
     wait_for(MAX_WAIT, || {
         let lines = bin.stderr.lock().unwrap();
@@ -712,32 +719,7 @@ fn a_resting_stream_whose_client_hangs_up_around_a_handover_leaves() {
     // One client hangs up as the handover starts: the old process or the successor
     // ends its stream, and the others go over untouched.
     let during = subs.pop();
-    bin.signal("USR2");
-    drop(during);
-    let mut line = String::new();
-    wait_for(MAX_WAIT, || {
-        let lines = bin.stderr.lock().unwrap();
-        match lines.iter().find(|l| l.contains("handed over to pid ")) {
-            Some(l) => {
-                line = l.clone();
-                true
-            }
-            None => false,
-        }
-    })
-    .unwrap_or_else(|_| panic!("no handover: {:?}", bin.stderr.lock().unwrap()));
-    let pid: u32 = line
-        .split("handed over to pid ")
-        .nth(1)
-        .and_then(|r| r.split(':').next())
-        .and_then(|p| p.parse().ok())
-        .expect("a pid");
-    let _successor = Successor(pid);
-    assert!(
-        bin.wait_exit(MAX_WAIT)
-            .expect("the old process exits")
-            .success()
-    );
+    let (_successor, _) = upgrade_with(&mut bin, || drop(during));
     let left = (n - 1) as u64;
     assert!(
         wait_for(MAX_WAIT, || clients(addr) == left).is_ok(),
