@@ -371,11 +371,14 @@ fn with_a_history_file_a_failed_handover_takes_the_lock_back() {
 }
 
 /// A successor that exits at start (`/bin/false`): the old process rolls back and goes
-/// on accepting and publishing, and its stream misses nothing.
+/// on accepting and publishing, and its streams miss nothing and get every event in
+/// order, the ones published right after the rollback too (a publisher retries every
+/// 20 ms while refused).
 fn serves_on_after_a_failed_handover(extra: &[&str]) {
     let bin = spawn_binary_with_env(&[("SSEHUB_HANDOVER_EXE", "/bin/false")], extra);
     let addr = bin.addr;
     let mut sub = SseClient::open(addr, "/stream");
+    let mut others: Vec<SseClient> = (0..40).map(|_| SseClient::open(addr, "/stream")).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let on_a = publisher(addr, "a", stop.clone());
     std::thread::sleep(Duration::from_millis(200));
@@ -392,6 +395,9 @@ fn serves_on_after_a_failed_handover(extra: &[&str]) {
     stop.store(true, Ordering::SeqCst);
     let a = on_a.join().unwrap();
     assert_eq!(ids_of(&mut sub, a.len()), a, "no gap, no duplicate");
+    for (i, other) in others.iter_mut().enumerate() {
+        assert_eq!(ids_of(other, a.len()), a, "stream {i}: in order, once each");
+    }
     let mut late = SseClient::open(addr, "/stream");
     let id = publish(addr, &json!({"data": "late"}), "late");
     assert_eq!(late.expect_event().id, id, "accepting and publishing again");

@@ -149,6 +149,25 @@ impl Subscription {
         self.mercure
     }
 
+    /// A writer stopped for a handover takes what its socket is still owed: the rest
+    /// of a direct write, then every queued frame, appended to `owed`; and it keeps the
+    /// socket (its state stays `RUNNING`, row 11 or 13 of the state table). So if the
+    /// handover rolls back, the frames published after the unpause are queued behind
+    /// the owed bytes its writer writes first, never written directly ahead of them.
+    ///
+    /// Call it while the hub is paused, once no direct write holds the socket (awaited
+    /// with [`Subscription::poll_own`]): nothing is then queued or lent meanwhile.
+    pub(crate) fn take_owed(&self, owed: &mut Vec<u8>) {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        while let std::task::Poll::Ready(Some((frame, written))) = self.poll_next(&mut cx) {
+            owed.extend_from_slice(frame.as_bytes().get(written..).unwrap_or(&[]));
+        }
+        // The empty queue parked the writer (`WAITING`): claim the socket back. Paused,
+        // no direct write can take it meanwhile, so this is ready at once.
+        let claimed = self.poll_own(&mut cx);
+        debug_assert!(claimed.is_ready(), "a direct write started while paused");
+    }
+
     /// Whether a handover asks this subscriber's writer to stop where it stands.
     pub(crate) fn handover_requested(&self) -> bool {
         self.hub.is_paused()
@@ -222,6 +241,67 @@ mod tests {
         assert!(!other.rest(&waker));
         hub.unpause();
         assert!(other.rest(&waker));
+    }
+
+    /// A socket that takes at most `room` more bytes.
+    struct Sink {
+        out: std::sync::Mutex<Vec<u8>>,
+        room: std::sync::atomic::AtomicUsize,
+    }
+
+    impl crate::hub::DirectSink for Sink {
+        fn try_write(&self, bytes: &[u8]) -> std::io::Result<usize> {
+            let n = bytes.len().min(self.room.load(Ordering::SeqCst));
+            if n == 0 {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            self.room.fetch_sub(n, Ordering::SeqCst);
+            self.out.lock().unwrap().extend_from_slice(&bytes[..n]);
+            Ok(n)
+        }
+
+        fn shut_down(&self) {}
+    }
+
+    #[test]
+    fn after_a_rollback_a_new_frame_waits_behind_what_the_stream_was_owed() {
+        let hub = Hub::new(HubLimits::default(), Arc::default());
+        hub.set_direct_runner(|job| job.run());
+        let sink = Arc::new(Sink {
+            out: Default::default(),
+            room: 5.into(),
+        });
+        let sub = hub
+            .subscribe_direct(Topics::All, None, None, None, Some(sink.clone()), false)
+            .unwrap();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        // The writer waits, so the publish is written directly, but the socket takes
+        // only 5 bytes of it: the rest is the writer's. A handover pauses the hub
+        // before the writer writes it; the writer takes it as owed.
+        assert!(sub.poll_next(&mut cx).is_pending());
+        publish(&hub, "owed");
+        assert_eq!(sink.out.lock().unwrap().len(), 5);
+        hub.pause();
+        let mut owed = Vec::new();
+        sub.take_owed(&mut owed);
+        assert!(owed.ends_with(b"data: owed\n\n"), "{owed:?}");
+        // The rollback, and the socket has room again: the next publish must not go
+        // straight to it ahead of the owed bytes the writer has yet to write; it is
+        // queued behind them.
+        hub.unpause();
+        sink.room.store(usize::MAX, Ordering::SeqCst);
+        publish(&hub, "next");
+        assert_eq!(
+            sink.out.lock().unwrap().len(),
+            5,
+            "written ahead of the owed bytes"
+        );
+        match sub.poll_next(&mut cx) {
+            std::task::Poll::Ready(Some((frame, 0))) => {
+                assert!(frame.as_bytes().ends_with(b"data: next\n\n"));
+            }
+            other => panic!("the next frame is not queued: {other:?}"),
+        }
     }
 
     #[test]

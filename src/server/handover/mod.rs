@@ -16,8 +16,9 @@
 //! 2. **Pause the hub**: no fan-out, no heartbeat, no new direct write. Every writer is
 //!    woken and stops where it stands; its task waits until no direct write holds the
 //!    socket (the writer state word is the authority), takes what the socket is still
-//!    owed (the rest of a frame written in part, then every queued frame) and hands the
-//!    stream's state (`take_stream`) to the collector. The stream's task then waits for
+//!    owed (the rest of a frame written in part, then every queued frame), keeping the
+//!    socket its own so that after a rollback no direct write goes ahead of those bytes,
+//!    and hands the stream's state (`take_stream`) to the collector. The stream's task then waits for
 //!    the verdict, its subscription still registered. A stream resting without a task
 //!    (`rest.rs`) is woken the same way (the pause wakes the waker its state word holds,
 //!    the rest's): a writer task starts for it, takes its read side out of the server's
@@ -49,7 +50,6 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
@@ -230,9 +230,9 @@ pub(super) async fn take_stream<S: Conn>(
 ) -> Taken {
     // 1. No direct write may hold the socket (row 11 or 12 of the state table).
     futures_lite::future::poll_fn(|cx| sub.poll_own(cx)).await;
-    // 2. The rest of a direct write, then every queued frame. The hub is paused, so
-    //    nothing is queued or lent meanwhile.
-    drain(sub, &mut owed);
+    // 2. The rest of a direct write, then every queued frame; the socket stays the
+    //    writer's, so that after a rollback nothing is written ahead of them.
+    sub.take_owed(&mut owed);
     let owed = Frame::from_encoded(owed);
     let keep = Taken::KeepServing(owed.clone(), notice.clone());
     if let (Some((topics, rights, tagged)), Some(fd)) = (sub.filter(), stream.handover_fd()) {
@@ -260,14 +260,6 @@ pub(super) async fn take_stream<S: Conn>(
         // writing a byte more (its client reconnects and resumes).
         Stage::Committed => futures_lite::future::pending().await,
         _ => keep,
-    }
-}
-
-/// Appends to `owed` the rest of a direct write and every queued frame of `sub`.
-fn drain(sub: &Subscription, owed: &mut Vec<u8>) {
-    let mut cx = Context::from_waker(std::task::Waker::noop());
-    while let Poll::Ready(Some((frame, written))) = sub.poll_next(&mut cx) {
-        owed.extend_from_slice(frame.as_bytes().get(written..).unwrap_or(&[]));
     }
 }
 
