@@ -140,10 +140,6 @@ PY
 
 upgrade_status=0
 upgrade upgrade-memory usr2 3 || upgrade_status=1
-# The failed-successor run (usr2-fail) is left out of CI until its known race is
-# fixed (#22): after a rollback, an event published at once can reach a stream
-# before the bytes it was still owed (seen once in three CI runs: 295 streams got
-# one pair of events swapped). Run it by hand with:
-#   ssehub-soak ... --restart-signal usr2-fail --restarts 1
+upgrade upgrade-fail usr2-fail 1 || upgrade_status=1
 echo "soak: upgrade runs $([ $upgrade_status = 0 ] && echo passed || echo FAILED) (reports: $out/upgrade-*.json)"
 [ "$status" = 0 ] && [ "$server_status" = 0 ] && [ "$restart_status" = 0 ] && [ "$upgrade_status" = 0 ]
