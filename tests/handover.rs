@@ -4,6 +4,7 @@
 //!
 //! Run with `cargo test --test tests handover`.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
@@ -15,6 +16,7 @@ use serde_json::json;
 
 use crate::auth::pyjwt;
 use crate::capacity::{clients, resting};
+use crate::mercure::{HUB, enc, hub_url};
 use crate::support::{Binary, MAX_WAIT, SHORT, SseClient, spawn_binary, wait_for};
 
 const TOKEN: &str = "handover-token";
@@ -790,4 +792,126 @@ fn resting_streams_rest_again_after_a_rollback_and_miss_nothing() {
         assert!(!sub.eof, "stream {i} ended");
     }
     assert_eq!(clients(addr), n as u64);
+}
+
+/// A GET on a fresh connection, with `headers`.
+fn get_at(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> crate::support::Response {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    crate::support::Client::connect(addr).request(req.as_bytes())
+}
+
+/// The subscriber ids the hub lists on `topic`'s subscriptions.
+fn listed(addr: SocketAddr, topic: &str, reader: &str) -> BTreeSet<String> {
+    let path = format!("{HUB}/subscriptions/{}", enc(topic));
+    let list = get_at(
+        addr,
+        &path,
+        &[("Authorization", &format!("Bearer {reader}"))],
+    );
+    assert_eq!(list.status, 200, "{}", list.body_text());
+    list.json()["subscriptions"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| s["subscriber"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+/// Mercure's active subscriptions and the per-token stream cap go on in the successor:
+/// a handed subscriber keeps its id in the list, is not announced again, and is
+/// announced inactive by the successor when it leaves; its token's streams still count.
+#[test]
+fn a_mercure_subscriber_keeps_its_listing_and_its_token_its_count() {
+    let mut bin = hub(&[
+        "--jwt-key",
+        KEY,
+        "--mercure-subscriptions",
+        "--max-streams-per-token",
+        "2",
+    ]);
+    let addr = bin.addr;
+    let topic = "https://example.com/a";
+    let events = format!("{HUB}/subscriptions/{{+rest}}");
+    let mint = |sub: &str, selectors: &[&str]| {
+        pyjwt(
+            &json!({"sub": sub, "mercure": {"subscribe": selectors}}),
+            KEY,
+            "HS256",
+        )
+    };
+    let watcher_token = mint("watcher", &[&events]);
+    let mut watcher = SseClient::connect(
+        addr,
+        &hub_url(&[("topic", &events)]),
+        &[("Authorization", &format!("Bearer {watcher_token}"))],
+    );
+    let alice = format!("Bearer {}", mint("alice", &[topic]));
+    let open_alice = || {
+        SseClient::connect(
+            addr,
+            &hub_url(&[("topic", topic)]),
+            &[("Authorization", &alice)],
+        )
+    };
+    let mut first = open_alice();
+    let second = open_alice();
+    assert!(wait_for(MAX_WAIT, || clients(addr) == 3).is_ok());
+    let reader = mint("reader", &["*"]);
+    let ids = listed(addr, topic, &reader);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    // The watcher saw both come (and nothing else of them).
+    let mut came = BTreeSet::new();
+    while came.len() < 2 {
+        let doc = watcher.expect_event().json();
+        let id = doc["subscriber"].as_str().unwrap().to_owned();
+        if ids.contains(&id) {
+            assert_eq!(doc["active"], true, "{doc}");
+            came.insert(id);
+        }
+    }
+
+    let (_successor, line) = upgrade(&mut bin);
+    assert!(line.contains(": 3 streams"), "{line}");
+    assert_eq!(
+        listed(addr, topic, &reader),
+        ids,
+        "the same subscribers listed"
+    );
+    // Alice's token still holds two streams: a third is refused.
+    let third = get_at(
+        addr,
+        &hub_url(&[("topic", topic)]),
+        &[("Authorization", &alice)],
+    );
+    assert_eq!(third.status, 429, "{}", third.body_text());
+    // One leaves: the successor announces it inactive (and never announced it active
+    // again), and alice's token has room for one more.
+    let before = listed(addr, topic, &reader);
+    drop(second);
+    assert!(wait_for(MAX_WAIT, || listed(addr, topic, &reader).len() == 1).is_ok());
+    let gone: Vec<String> = before
+        .difference(&listed(addr, topic, &reader))
+        .cloned()
+        .collect();
+    assert_eq!(gone.len(), 1);
+    loop {
+        let doc = watcher.expect_event().json();
+        let id = doc["subscriber"].as_str().unwrap();
+        if !ids.contains(id) {
+            continue;
+        }
+        assert_eq!(doc["active"], false, "announced again: {doc}");
+        assert_eq!(id, gone[0]);
+        break;
+    }
+    let mut again = open_alice();
+    assert!(wait_for(MAX_WAIT, || clients(addr) == 3).is_ok());
+    // The handed stream and the new one get what is published on the topic.
+    let id = publish(addr, &json!({"data": "x", "topic": topic}), "after");
+    assert_eq!(first.expect_event().id, id);
+    assert_eq!(again.expect_event().id, id);
 }

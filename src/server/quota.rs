@@ -79,9 +79,32 @@ impl Quota {
         }))
     }
 
+    /// The slot a predecessor's stream held under `key` (see [`Slot::key`]), taken
+    /// without the cap's check (the predecessor made it): a handed stream counts
+    /// against its token's cap here as it did there. `None` without a cap.
+    pub(super) fn adopt(self: &Arc<Self>, key: &str) -> Option<Slot> {
+        if self.max == 0 {
+            return None;
+        }
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        *open.entry(key.to_owned()).or_insert(0) += 1;
+        Some(Slot {
+            quota: self.clone(),
+            key: key.to_owned(),
+        })
+    }
+
     /// Streams refused at a token's cap since start.
     pub(super) fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
+    }
+}
+
+impl Slot {
+    /// The key it counts under: `sub:` and the token's `sub`, or `token:` and a digest
+    /// of the token (never the token itself).
+    pub(super) fn key(&self) -> &str {
+        &self.key
     }
 }
 
@@ -135,6 +158,23 @@ mod tests {
         assert!(q.take(None, "y").unwrap().is_some());
         drop(a1);
         assert!(q.take(Some("alice"), "t3").unwrap().is_some());
+    }
+
+    #[test]
+    fn an_adopted_slot_counts_against_the_cap_like_the_one_it_replaces() {
+        let old = Quota::new(2);
+        let a = old.take(Some("alice"), "t1").unwrap().unwrap();
+        let q = Quota::new(2);
+        let adopted = q.adopt(a.key()).unwrap();
+        // Over the cap is still adopted (the predecessor allowed it), and counts.
+        let _b = q.adopt(a.key()).unwrap();
+        assert!(q.take(Some("alice"), "t2").is_err(), "two held: full");
+        drop(adopted);
+        assert!(q.take(Some("alice"), "t2").unwrap().is_some());
+        assert!(
+            Quota::new(0).adopt("sub:alice").is_none(),
+            "no cap, no slot"
+        );
     }
 
     #[test]

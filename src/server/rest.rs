@@ -59,10 +59,10 @@ pub(crate) struct LiveStream<S> {
 /// [`LiveStream::held`]); in this order.
 pub(super) struct Held {
     /// Its place under `--max-streams-per-token`.
-    _slot: Option<quota::Slot>,
+    slot: Option<quota::Slot>,
     /// Its listing among Mercure's active subscriptions (`--mercure-subscriptions`),
     /// ended (and announced) when the stream ends.
-    _registration: Option<super::subscriptions::Registration>,
+    registration: Option<super::subscriptions::Registration>,
 }
 
 impl Held {
@@ -71,12 +71,17 @@ impl Held {
         slot: Option<quota::Slot>,
         registration: Option<super::subscriptions::Registration>,
     ) -> Option<Box<Held>> {
-        (slot.is_some() || registration.is_some()).then(|| {
-            Box::new(Held {
-                _slot: slot,
-                _registration: registration,
-            })
-        })
+        (slot.is_some() || registration.is_some()).then(|| Box::new(Held { slot, registration }))
+    }
+
+    /// The key its token's stream count is under, when there is a cap.
+    pub(super) fn quota_key(&self) -> Option<&str> {
+        self.slot.as_ref().map(quota::Slot::key)
+    }
+
+    /// Its Mercure subscriber, when listed.
+    pub(super) fn subscriber(&self) -> Option<&crate::mercure::subscriptions::Subscriber> {
+        self.registration.as_ref().map(|r| r.subscriber())
     }
 }
 

@@ -373,7 +373,16 @@ async fn first_writer<S: Conn>(
         // A handover: the stream goes to the successor, or (a rollback) on from here
         // with what its writer still owed.
         let (owed, due) = writer.into_owed();
-        let taken = handover::take_stream(&ctx, &stream, &sub, mercure, ends_at, owed, due);
+        let taken = handover::take_stream(
+            &ctx,
+            &stream,
+            &sub,
+            held.as_deref(),
+            mercure,
+            ends_at,
+            owed,
+            due,
+        );
         let handover::Taken::KeepServing(owed, due) = Box::pin(taken).await;
         (preamble, notice) = (owed, due);
     };
@@ -502,6 +511,7 @@ async fn take_handed<S: Conn>(
         ctx,
         &live.stream,
         &live.sub,
+        live.held.as_deref(),
         live.sub.is_mercure(),
         None,
         owed,

@@ -208,6 +208,26 @@ impl Pending {
     }
 }
 
+impl Registration {
+    /// The subscriber listed (its id, version and subscriptions): what a handover
+    /// carries to the successor.
+    pub(super) fn subscriber(&self) -> &Subscriber {
+        &self.subscriber
+    }
+
+    /// Lists a subscriber a predecessor listed and announced (a handed stream), without
+    /// announcing it again; it is announced inactive when its stream ends here.
+    pub(super) fn adopt(tracker: Arc<Tracker>, subscriber: Subscriber) -> Registration {
+        let subscriber = Arc::new(subscriber);
+        let key = tracker.registry.insert(subscriber.clone());
+        Registration {
+            tracker,
+            key,
+            subscriber,
+        }
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         self.tracker.registry.remove(self.key);

@@ -61,9 +61,11 @@ pub use transfer::{Received, SOCKET_ENV, receive};
 pub(crate) use wire::StreamState;
 
 use super::Ctx;
+use super::rest::Held;
 use super::router::Scope;
 use super::socket::Conn;
 use super::stream::Opened;
+use super::subscriptions::Registration;
 use crate::hub::Subscription;
 use crate::sse::Frame;
 
@@ -219,10 +221,12 @@ pub(super) enum Taken {
 /// returns (the process stops without touching the socket).
 ///
 /// `owed` and `notice` are what its writer still owed ([`super::writer::Writer::into_owed`]).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn take_stream<S: Conn>(
     ctx: &Ctx,
     stream: &S,
     sub: &Subscription,
+    held: Option<&Held>,
     mercure: bool,
     ends_at: Option<Instant>,
     mut owed: Vec<u8>,
@@ -245,6 +249,8 @@ pub(super) async fn take_stream<S: Conn>(
             ends_in: ends_at.map(|at| at.saturating_duration_since(now)),
             notice: notice.map(|(at, f)| (at.saturating_duration_since(now), f)),
             owed,
+            quota_key: held.and_then(Held::quota_key).map(str::to_owned),
+            subscriber: held.and_then(Held::subscriber).cloned(),
         };
         let collector = ctx.handover.lock().collector.clone();
         if let Some(c) = collector {
@@ -290,15 +296,21 @@ pub(super) fn rebuild_stream<S: Conn>(
         )
         .ok()?;
     let now = Instant::now();
+    // Its place under its token's cap, and its Mercure listing, go on here: the same
+    // count, the same subscriber id, announced inactive when it ends here.
+    let slot = state.quota_key.and_then(|k| ctx.quota.adopt(&k));
+    let registration = match (state.subscriber, &ctx.subscriptions) {
+        (Some(s), Some(tracker)) => Some(Registration::adopt(tracker.clone(), s)),
+        _ => None,
+    };
     Some(Opened {
         sub,
         preamble: state.owed,
         ends_at: state.ends_in.map(|d| now + d),
         notice: state.notice.map(|(d, f)| (now + d, f)),
-        slot: None,
+        slot: slot.map(Box::new),
         mercure: state.mercure,
-        // Not listed among Mercure's active subscriptions in the successor (yet).
-        registration: None,
+        registration,
     })
 }
 

@@ -4,7 +4,10 @@
 //!
 //! Integers are little-endian; a text or a byte string is a `u32` length and its bytes;
 //! an optional value is a `0`/`1` byte and the value. The blob opens with [`MAGIC`], so a
-//! successor of another format refuses it instead of misreading it.
+//! successor of another format refuses it instead of misreading it (and the old process
+//! rolls back). A successor also reads the format before it ([`MAGIC_V1`]: streams
+//! without their token's cap key or Mercure subscriber), so an upgrade from a release
+//! that wrote it keeps every stream.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,13 +17,19 @@ use crate::envelope::{Envelope, PublisherId};
 use crate::event_id::EventId;
 use crate::hub::HistoryState;
 use crate::hub::history::Retained;
+use crate::mercure::subscriptions::{
+    MAX_TRACKED_SELECTORS, MatchType, Subscriber, Subscription, Version,
+};
 use crate::mercure::{Pattern, Syntax};
 use crate::server::router::Scope;
 use crate::sse::Frame;
 use crate::topic::{Matching, Topic, Topics};
 
 /// The first bytes of a snapshot, with the format's version.
-pub(crate) const MAGIC: &[u8] = b"SSEHUB-HANDOVER/1\n";
+pub(crate) const MAGIC: &[u8] = b"SSEHUB-HANDOVER/2\n";
+
+/// The first bytes of the format before: a stream ends at its owed bytes.
+pub(crate) const MAGIC_V1: &[u8] = b"SSEHUB-HANDOVER/1\n";
 
 /// One live stream's state, without its socket.
 #[derive(Debug, Clone)]
@@ -40,6 +49,13 @@ pub(crate) struct StreamState {
     /// The bytes the socket is still owed: the rest of a frame written in part and
     /// every frame queued for it, in order.
     pub(crate) owed: Frame,
+    /// The key its token's stream count is under (`--max-streams-per-token`): the
+    /// token's `sub`, or a digest of the token, never the token.
+    pub(crate) quota_key: Option<String>,
+    /// Its listing among Mercure's active subscriptions (`--mercure-subscriptions`):
+    /// the same subscriber id goes on in the successor, and is announced inactive
+    /// when the stream ends there.
+    pub(crate) subscriber: Option<Subscriber>,
 }
 
 /// What a successor rebuilds the server from.
@@ -95,9 +111,11 @@ pub(crate) fn encode(snap: &Snapshot) -> Vec<u8> {
 /// [`Malformed`] when the bytes are not one whole snapshot of this format.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Snapshot, Malformed> {
     let mut r = Reader(bytes);
-    if r.take(MAGIC.len())? != MAGIC {
-        return Err(Malformed("not a handover snapshot of this version"));
-    }
+    let v1 = match r.take(MAGIC.len())? {
+        m if m == MAGIC => false,
+        m if m == MAGIC_V1 => true,
+        _ => return Err(Malformed("not a handover snapshot of this version")),
+    };
     let epoch = r.u64()?;
     let base = r.u64()?;
     let n = r.u32()?;
@@ -126,7 +144,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Snapshot, Malformed> {
     let n = r.u32()?;
     let mut streams = Vec::with_capacity((n as usize).min(1 << 16));
     for _ in 0..n {
-        streams.push(r.stream()?);
+        streams.push(r.stream(v1)?);
     }
     if !r.0.is_empty() {
         return Err(Malformed("bytes after the last stream"));
@@ -268,6 +286,32 @@ fn put_stream(w: &mut Vec<u8>, s: &StreamState) {
         None => w.push(0),
     }
     put_bytes(w, s.owed.as_bytes());
+    put_opt_str(w, s.quota_key.as_deref());
+    match &s.subscriber {
+        Some(sub) => {
+            w.push(1);
+            put_subscriber(w, sub);
+        }
+        None => w.push(0),
+    }
+}
+
+fn put_subscriber(w: &mut Vec<u8>, sub: &Subscriber) {
+    put_bytes(w, sub.id.as_bytes());
+    w.push(match sub.version {
+        Version::V0 => 0,
+        Version::V1 => 1,
+    });
+    put_u32(w, sub.subscriptions.len() as u32);
+    for s in &sub.subscriptions {
+        w.push(match s.match_type {
+            MatchType::Exact => 0,
+            MatchType::UrlPattern => 1,
+            MatchType::UriTemplate => 2,
+        });
+        put_bytes(w, s.selector.as_bytes());
+        put_opt_str(w, s.payload.as_deref());
+    }
 }
 
 /// The unread rest of a snapshot.
@@ -406,7 +450,50 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn stream(&mut self) -> Result<StreamState, Malformed> {
+    fn opt_text(&mut self) -> Result<Option<&'a str>, Malformed> {
+        if self.flag()? {
+            Ok(Some(self.text()?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn subscriber(&mut self) -> Result<Subscriber, Malformed> {
+        let id = self.text()?;
+        if !id.starts_with("urn:uuid:") {
+            return Err(Malformed("a subscriber id is not a urn:uuid"));
+        }
+        let version = match self.u8()? {
+            0 => Version::V0,
+            1 => Version::V1,
+            _ => return Err(Malformed("unknown Mercure version")),
+        };
+        let n = self.u32()? as usize;
+        if n > MAX_TRACKED_SELECTORS {
+            return Err(Malformed("a subscriber has too many subscriptions"));
+        }
+        let mut subscriptions = Vec::with_capacity(n);
+        for _ in 0..n {
+            let match_type = match self.u8()? {
+                0 => MatchType::Exact,
+                1 => MatchType::UrlPattern,
+                2 => MatchType::UriTemplate,
+                _ => return Err(Malformed("unknown match type")),
+            };
+            subscriptions.push(Subscription {
+                match_type,
+                selector: self.text()?.into(),
+                payload: self.opt_text()?.map(Into::into),
+            });
+        }
+        Ok(Subscriber {
+            id: id.into(),
+            version,
+            subscriptions,
+        })
+    }
+
+    fn stream(&mut self, v1: bool) -> Result<StreamState, Malformed> {
         let mercure = self.flag()?;
         let tagged = self.flag()?;
         let topics = self.topics()?;
@@ -432,6 +519,17 @@ impl<'a> Reader<'a> {
             None
         };
         let owed = Frame::from_encoded(self.bytes()?.to_vec());
+        let (quota_key, subscriber) = if v1 {
+            (None, None)
+        } else {
+            let key = self.opt_text()?.map(str::to_owned);
+            let sub = if self.flag()? {
+                Some(self.subscriber()?)
+            } else {
+                None
+            };
+            (key, sub)
+        };
         Ok(StreamState {
             topics,
             rights,
@@ -440,6 +538,8 @@ impl<'a> Reader<'a> {
             ends_in,
             notice,
             owed,
+            quota_key,
+            subscriber,
         })
     }
 }
@@ -483,6 +583,8 @@ mod tests {
                     ends_in: Some(Duration::from_millis(1500)),
                     notice: Some((Duration::from_millis(500), Frame::comment("n").unwrap())),
                     owed: Frame::from_encoded(b"a: 1\n\nid: 2\n".to_vec()),
+                    quota_key: Some("sub:alice".to_owned()),
+                    subscriber: None,
                 },
                 StreamState {
                     topics: Topics::Matching(Arc::new(matching)),
@@ -492,6 +594,23 @@ mod tests {
                     ends_in: None,
                     notice: None,
                     owed: Frame::from_encoded(Vec::new()),
+                    quota_key: None,
+                    subscriber: Some(Subscriber {
+                        id: "urn:uuid:5f0c6d1e-8c1a-4a43-9c41-0d1b0a7e9f11".into(),
+                        version: Version::V1,
+                        subscriptions: vec![
+                            Subscription {
+                                match_type: MatchType::UriTemplate,
+                                selector: "https://e.com/{id}".into(),
+                                payload: Some(r#"{"u":1}"#.into()),
+                            },
+                            Subscription {
+                                match_type: MatchType::Exact,
+                                selector: "*".into(),
+                                payload: None,
+                            },
+                        ],
+                    }),
                 },
             ],
             resume_after: Some("1796627756772-7".to_owned()),
@@ -518,11 +637,54 @@ mod tests {
             assert_eq!((x.mercure, x.tagged), (y.mercure, y.tagged));
             assert_eq!(x.ends_in, y.ends_in);
             assert_eq!(x.owed.as_bytes(), y.owed.as_bytes());
+            assert_eq!(x.quota_key, y.quota_key);
+            assert_eq!(x.subscriber, y.subscriber);
             assert_eq!(
                 x.notice.as_ref().map(|n| (n.0, n.1.as_bytes().to_vec())),
                 y.notice.as_ref().map(|n| (n.0, n.1.as_bytes().to_vec()))
             );
         }
+    }
+
+    /// The format before (`/1`): what a stream's state ended at, then no cap key and
+    /// no subscriber. A successor reads it, so an upgrade from it keeps every stream.
+    #[test]
+    fn the_format_before_is_still_read() {
+        let mut snap = sample();
+        for s in &mut snap.streams {
+            s.quota_key = None;
+            s.subscriber = None;
+        }
+        let now = encode(&snap);
+        // A v1 snapshot is today's with the magic of then and each stream's last two
+        // bytes (two `0` flags) cut: rebuild it stream by stream.
+        let mut v1 = MAGIC_V1.to_vec();
+        let mut w = now[MAGIC.len()..].to_vec();
+        let streams_at = {
+            let mut tail = Vec::new();
+            put_u32(&mut tail, snap.streams.len() as u32);
+            for s in &snap.streams {
+                put_stream(&mut tail, s);
+            }
+            w.len() - tail.len()
+        };
+        w.truncate(streams_at);
+        put_u32(&mut w, snap.streams.len() as u32);
+        for s in &snap.streams {
+            let mut one = Vec::new();
+            put_stream(&mut one, s);
+            one.truncate(one.len() - 2);
+            w.extend_from_slice(&one);
+        }
+        v1.extend_from_slice(&w);
+        let back = decode(&v1).unwrap();
+        assert_eq!(back.streams.len(), 2);
+        for (x, y) in back.streams.iter().zip(&snap.streams) {
+            assert_eq!(x.topics, y.topics);
+            assert_eq!(x.owed.as_bytes(), y.owed.as_bytes());
+            assert_eq!((x.quota_key.as_ref(), x.subscriber.as_ref()), (None, None));
+        }
+        assert!(decode(&v1[..v1.len() - 1]).is_err(), "cut");
     }
 
     #[test]
