@@ -36,12 +36,17 @@ impl Log {
         Log(None)
     }
 
-    /// A sink that writes each line to standard error, prefixed with `ssehub: `.
+    /// A sink that writes each line to standard error, prefixed with `ssehub: `, in one
+    /// `write(2)`: a handover's two processes share the descriptor, and standard error
+    /// is unbuffered, so a line formatted straight into it went out in pieces that the
+    /// other process's lines could split (one test in eight saw the old process's
+    /// "handed over" line cut by the successor's).
     pub fn stderr() -> Log {
         Log::new(|args| {
             use std::io::Write;
+            let line = format!("ssehub: {args}\n");
             // A closed stderr must not take the server down: ignore write errors.
-            let _ = writeln!(std::io::stderr().lock(), "ssehub: {args}");
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         })
     }
 
