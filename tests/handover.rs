@@ -64,7 +64,7 @@ fn upgrade_with(bin: &mut Binary, meanwhile: impl FnOnce()) -> (Successor, Strin
         .nth(1)
         .and_then(|r| r.split(':').next())
         .and_then(|p| p.parse().ok())
-        .expect("a pid in the handover line");
+        .unwrap_or_else(|| panic!("a pid in the handover line {line:?}"));
     let status = bin.wait_exit(MAX_WAIT).expect("the old process exits");
     assert!(status.success(), "the old process exited with {status}");
     (Successor(pid), line)
@@ -558,6 +558,53 @@ fn with_redis_the_successor_reads_on_and_streams_miss_nothing() {
     assert_eq!(ids_of(&mut sub, want.len()), want);
     sub.assert_no_event(Duration::from_millis(200));
     assert!(!sub.eof);
+}
+
+/// With `--redis`, a node that has delivered no event yet (the stream was empty when it
+/// started) still hands its streams a place in the stream: what other nodes publish
+/// while it hands over reaches them, whether the successor loads it with the tail or
+/// reads it live.
+#[test]
+fn with_redis_a_node_that_delivered_nothing_yet_hands_over_nothing_missed() {
+    delivered_nothing_then_handed(5);
+}
+
+/// The same with nothing published during the handover: no reset either.
+#[test]
+fn with_redis_an_idle_node_on_an_empty_stream_hands_over_without_a_reset() {
+    delivered_nothing_then_handed(0);
+}
+
+/// A node on an empty Redis stream hands over its one stream while another node
+/// publishes `n` events; then one is published on it. The stream gets each once, in
+/// order, and nothing else (no reset: it missed nothing).
+fn delivered_nothing_then_handed(n: usize) {
+    let redis = crate::support::redis::RedisServer::start(&[]);
+    let url = redis.unix_url("");
+    let mut a = hub(&["--redis", &url]);
+    let b = crate::support::start(&[
+        "--no-demo",
+        "--heartbeat",
+        "0",
+        "--publish-token",
+        TOKEN,
+        "--redis",
+        &url,
+    ]);
+    let mut sub = SseClient::open(a.addr, "/stream");
+    assert!(wait_for(MAX_WAIT, || clients(a.addr) == 1).is_ok());
+    let mut during = Vec::new();
+    let (_successor, line) = upgrade_with(&mut a, || {
+        for i in 0..n {
+            let body = json!({"data": i.to_string(), "topic": "b"});
+            during.push(publish(b.addr, &body, &format!("during-{i}")));
+        }
+    });
+    assert!(line.contains(": 1 streams"), "{line}");
+    let after = publish(a.addr, &json!({"data": "after", "topic": "a"}), "after");
+    during.push(after);
+    assert_eq!(ids_of(&mut sub, during.len()), during);
+    sub.assert_no_event(Duration::from_millis(200));
 }
 
 #[test]

@@ -74,9 +74,14 @@ impl Hub {
     }
 
     /// Loads events the broker kept from before this node started (oldest first), as
-    /// history only: nobody is subscribed yet to receive them live.
-    pub(crate) fn preload(&self, events: Vec<(EventId, Envelope, Event)>) {
+    /// history only: nobody is subscribed yet to receive them live. `whole`: they are
+    /// every entry the stream ever had (the broker counted none added before them), so
+    /// a client at the stream's start (`0-0`) continues with all of them rather than
+    /// getting an `evicted` reset (a handover from a node that had delivered nothing
+    /// hands its streams that position).
+    pub(crate) fn preload(&self, events: Vec<(EventId, Envelope, Event)>, whole: bool) {
         let mut state = self.lock();
+        state.history.set_from_start(whole);
         for (id, envelope, event) in events {
             if state.history.last_id().is_some_and(|last| id <= last) {
                 continue;
@@ -344,7 +349,10 @@ mod tests {
     #[test]
     fn preload_fills_the_history_without_subscribers() {
         let h = hub(10);
-        h.preload(vec![(id(1, 0), t(), ev("x")), (id(2, 0), t(), ev("y"))]);
+        h.preload(
+            vec![(id(1, 0), t(), ev("x")), (id(2, 0), t(), ev("y"))],
+            false,
+        );
         assert_eq!(h.history_len(), 2);
         let mut s = h.subscribe(Topics::All, Some("1-0"), None).unwrap();
         assert_eq!(texts(&s.take_backlog()), ["id: 2-0\ndata: y\n\n"]);
@@ -354,5 +362,35 @@ mod tests {
         assert!(h.publish(t().topic(), &ev("z")).refused);
         assert!(live.try_recv().is_none());
         assert_eq!(h.history_len(), 2);
+    }
+
+    #[test]
+    fn a_client_at_the_streams_start_continues_only_from_a_whole_stream() {
+        let events = || vec![(id(1, 0), t(), ev("x")), (id(2, 0), t(), ev("y"))];
+        // Every entry the stream ever had: all of it, no reset.
+        let h = hub(10);
+        h.preload(events(), true);
+        let mut s = h.subscribe(Topics::All, Some("0-0"), None).unwrap();
+        assert_eq!(s.resume(), Resume::Continue);
+        assert_eq!(texts(&s.take_backlog()).len(), 2);
+        // An empty stream: nothing yet, then live.
+        let h = hub(10);
+        h.preload(Vec::new(), true);
+        let mut s = h.subscribe(Topics::All, Some("0-0"), None).unwrap();
+        assert_eq!(s.resume(), Resume::Continue);
+        assert!(s.take_backlog().is_empty());
+        h.deliver(id(3, 0), &t(), &ev("live"));
+        assert!(s.try_recv().is_some());
+        // Entries may be missing before the tail, or the history dropped one: a reset.
+        for (whole, cap) in [(false, 10), (true, 1)] {
+            let h = hub(cap);
+            h.preload(events(), whole);
+            let s = h.subscribe(Topics::All, Some("0-0"), None).unwrap();
+            assert_eq!(
+                s.resume(),
+                Resume::Reset(ResetReason::Evicted),
+                "{whole} {cap}"
+            );
+        }
     }
 }

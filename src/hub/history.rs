@@ -94,6 +94,10 @@ pub(crate) struct History {
     ext_last: Option<EventId>,
     ext_dropped: Option<EventId>,
     lost_before: Option<EventId>,
+    /// External ids: the broker said, when this history was loaded, that it held every
+    /// entry the stream ever had; with nothing dropped or lost since, a client at the
+    /// stream's start (`0-0`, "I have nothing of it") continues with all of it.
+    from_start: bool,
     /// The retained events' publisher ids and idempotency keys, to their positions.
     by_wire_id: HashMap<PublisherId, EventId>,
     by_key: HashMap<PublisherId, EventId>,
@@ -112,6 +116,7 @@ impl History {
             ext_last: None,
             ext_dropped: None,
             lost_before: None,
+            from_start: false,
             by_wire_id: HashMap::new(),
             by_key: HashMap::new(),
         }
@@ -252,6 +257,12 @@ impl History {
         }
     }
 
+    /// Notes that this (external) history holds the broker's stream from its start
+    /// (see `from_start`).
+    pub(crate) fn set_from_start(&mut self, whole: bool) {
+        self.from_start = whole;
+    }
+
     /// Where a client that sent `last_event_id` stands (an empty text is no id, as a
     /// browser never sends one).
     pub(crate) fn place(&self, last_event_id: Option<&str>) -> Placed {
@@ -287,6 +298,13 @@ impl History {
     /// [`History::place`] for broker ids: continue only from an id this history still
     /// holds (or the one just before its oldest), with no loss after it.
     fn place_external(&self, id: EventId) -> Placed {
+        if id == EventId::new(0, 0)
+            && self.from_start
+            && self.ext_dropped.is_none()
+            && self.lost_before.is_none()
+        {
+            return Placed::After(id);
+        }
         match self.ext_last {
             Some(last) if id <= last => {}
             _ => return Placed::Reset(ResetReason::Future),

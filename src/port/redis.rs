@@ -441,7 +441,12 @@ impl Broker {
                 String::new()
             }
         ));
-        hub.preload(events);
+        // Every entry the stream ever had is in the tail (none trimmed or deleted, all
+        // loaded): a client at its start continues (see `Hub::preload`).
+        let whole = shape
+            .as_ref()
+            .is_none_or(|s| s.entries_added == Some(s.length) && tail.len() as u64 == s.length);
+        hub.preload(events, whole);
         let sentinels = cfg.url.sentinel.as_ref().map_or(0, |s| s.addrs.len());
         let broker = Broker {
             inner: Arc::new(Inner {

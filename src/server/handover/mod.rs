@@ -511,7 +511,9 @@ async fn attempt(
         ));
     }
     // A broker's history stays in the broker: the successor reads on from it, and its
-    // streams resume after the last event handed here.
+    // streams resume after the last event handed here, or, when none was (the stream
+    // held none when this node started), after the reader's cursor (`0-0` for an empty
+    // stream): what other nodes add meanwhile is then each stream's backlog.
     let (history, resume_after) = match ctx.hub.history_state() {
         Some(h) => (h, None),
         None => (
@@ -520,7 +522,10 @@ async fn attempt(
                 base: 0,
                 events: Vec::new(),
             },
-            ctx.hub.last_id().map(|id| id.to_string()),
+            ctx.hub
+                .last_id()
+                .map(|id| id.to_string())
+                .or_else(|| ctx.port.status().broker.map(|b| b.cursor)),
         ),
     };
     let events = history.events.len();
