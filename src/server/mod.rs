@@ -34,6 +34,7 @@ mod publish;
 mod quota;
 mod request;
 mod rest;
+mod rest_clock;
 mod resume_fields;
 mod router;
 mod script;
@@ -152,6 +153,8 @@ pub(crate) struct Ctx {
     /// The stream executor, once the server runs: where a resting stream's writer
     /// starts again (weak: the executor's tasks hold this context).
     pub(crate) streams: std::sync::OnceLock<std::sync::Weak<Executor<'static>>>,
+    /// Wakes writers waiting to rest (see `rest_clock.rs`).
+    pub(crate) rest_clock: rest_clock::RestClock,
 }
 
 /// The watch of resting streams' read sides, when streams rest and the kernel gives one.
@@ -197,6 +200,7 @@ impl Ctx {
             handover: handover::Phase::default(),
             watch: config_watch(rest_idle),
             streams: std::sync::OnceLock::new(),
+            rest_clock: rest_clock::RestClock::new(writer::REST_AFTER),
         })
     }
 
@@ -492,12 +496,15 @@ impl Server {
                 None => job.run(),
             });
         let producers = Producers::spawn(&ex, &ctx.config, &ctx.hub, &ctx.port, &ctx.log);
-        // Resting streams' read sides (`watch.rs`), until the server returns.
+        // Resting streams' read sides (`watch.rs`), and the clock that wakes writers
+        // waiting to rest (`rest_clock.rs`), until the server returns.
         let watching = {
             let ctx = ctx.clone();
             ex.spawn(async move {
-                if let Some(w) = &ctx.watch {
-                    w.run().await;
+                let clock = ctx.rest_clock.run();
+                match &ctx.watch {
+                    Some(w) => w.run().or(clock).await,
+                    None => clock.await,
                 }
             })
         };

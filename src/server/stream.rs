@@ -345,6 +345,7 @@ async fn first_writer<S: Conn>(
             &mut sub,
             preamble,
             &ctx.stats,
+            &ctx.rest_clock,
             &ctx.config.limits,
         );
         writer.spent(received);
@@ -465,6 +466,7 @@ async fn run_writers<S: Conn, H: Send + 'static>(mut live: LiveStream<S>, mut ho
             &mut live.stream,
             &live.sub,
             &ctx.stats,
+            &ctx.rest_clock,
             &ctx.config.limits,
             live.received,
         );

@@ -39,8 +39,9 @@
 //!   a writer that [may rest](Writer::may_rest) returns [`Stop::Idle`] instead of
 //!   waiting: the stream then rests without a task (see `rest.rs`) and a new writer
 //!   ([`Writer::resume`]) starts when something wakes it. A writer that wrote within
-//!   [`REST_AFTER`] (other than its first run) waits first, on its deadline timer, so a
-//!   busy stream does not rest and wake for every burst.
+//!   [`REST_AFTER`] (other than its first run) waits first, for a tick of the server's
+//!   rest clock (`rest_clock.rs`: one timer for every writer, not one each), so a busy
+//!   stream does not rest and wake for every burst.
 //! - **Done**: the queue reports closed once drained (hub shutdown, or eviction on a full
 //!   queue), a write failed, or the deadline passed; the future returns the [`Reason`].
 
@@ -52,6 +53,7 @@ use std::time::Instant;
 
 use async_io::Timer;
 
+use super::rest_clock::RestClock;
 use super::socket::Conn;
 use crate::hub::Subscription;
 use crate::sse::{Frame, PROBE};
@@ -127,12 +129,14 @@ pub(super) struct Writer<'a, S> {
     batch: Vec<Frame>,
     idx: usize,
     off: usize,
-    /// The write deadline, armed only while a write waits (`armed`); while idle, the
-    /// time to rest at (`rest_timer`, see [`REST_AFTER`]); while probing, the second
-    /// probe's time.
+    /// The write deadline, armed only while a write waits (`armed`); while probing, the
+    /// second probe's time.
     deadline: Timer,
     armed: bool,
-    rest_timer: bool,
+    /// The server's rest clock, and the tick at which this writer last asked it for a
+    /// wake-up (see [`REST_AFTER`]).
+    clock: &'a RestClock,
+    rest_asked: Option<u64>,
     read_side: ReadSide,
     /// Frames arrived and the writer yielded once before writing them (see `poll`).
     deferred: bool,
@@ -165,6 +169,7 @@ impl<'a, S: Conn> Writer<'a, S> {
         sub: &'a mut Subscription,
         preamble: Frame,
         stats: &'a Stats,
+        clock: &'a RestClock,
         limits: &crate::config::Limits,
     ) -> Self {
         let backlog = sub.take_backlog();
@@ -174,7 +179,7 @@ impl<'a, S: Conn> Writer<'a, S> {
             batch.push(preamble);
         }
         batch.extend(backlog);
-        Writer::with_batch(stream, sub, stats, limits, batch, 0)
+        Writer::with_batch(stream, sub, stats, clock, limits, batch, 0)
     }
 
     /// A writer for a stream that rested: nothing owed, `received` bytes of the client's
@@ -183,10 +188,11 @@ impl<'a, S: Conn> Writer<'a, S> {
         stream: &'a mut S,
         sub: &'a Subscription,
         stats: &'a Stats,
+        clock: &'a RestClock,
         limits: &crate::config::Limits,
         received: u32,
     ) -> Self {
-        let mut w = Writer::with_batch(stream, sub, stats, limits, Vec::new(), received);
+        let mut w = Writer::with_batch(stream, sub, stats, clock, limits, Vec::new(), received);
         w.read_first = true;
         w
     }
@@ -195,6 +201,7 @@ impl<'a, S: Conn> Writer<'a, S> {
         stream: &'a mut S,
         sub: &'a Subscription,
         stats: &'a Stats,
+        clock: &'a RestClock,
         limits: &crate::config::Limits,
         batch: Vec<Frame>,
         received: u32,
@@ -210,7 +217,8 @@ impl<'a, S: Conn> Writer<'a, S> {
             off: 0,
             deadline: Timer::never(),
             armed: false,
-            rest_timer: false,
+            clock,
+            rest_asked: None,
             read_side: ReadSide::Open,
             deferred: false,
             last_write: None,
@@ -279,26 +287,18 @@ impl<'a, S: Conn> Writer<'a, S> {
     }
 
     /// Whether an idle writer may rest now: on its first run, or after [`REST_AFTER`]
-    /// without a write. Otherwise the deadline timer wakes it then: set once, and set
-    /// again when it fires early (the writer wrote since), so a busy writer costs at
-    /// most one timer change per [`REST_AFTER`], not one per write.
+    /// without a write. Otherwise the rest clock wakes it at its next tick, to look
+    /// again: asked once, and again only once that tick has passed, so a busy writer
+    /// costs one push per tick, and no timer of its own.
     fn quiet_long_enough(&mut self, cx: &mut Context<'_>) -> bool {
         let Some(last) = self.last_write.filter(|_| !self.first_run) else {
             return true;
         };
-        let at = last + REST_AFTER;
-        if Instant::now() >= at {
-            self.rest_timer = false;
+        if last.elapsed() >= REST_AFTER {
             return true;
         }
-        if !self.rest_timer {
-            self.deadline.set_at(at);
-            self.rest_timer = true;
-        }
-        if Pin::new(&mut self.deadline).poll(cx).is_ready() {
-            // Set for an earlier write: wait for this one's.
-            self.deadline.set_at(at);
-            let _ = Pin::new(&mut self.deadline).poll(cx);
+        if self.rest_asked.is_none_or(|t| self.clock.now() > t) {
+            self.rest_asked = Some(self.clock.wake_later(cx.waker()));
         }
         false
     }
@@ -346,7 +346,6 @@ impl<'a, S: Conn> Writer<'a, S> {
                     if !self.armed {
                         self.deadline.set_at(Instant::now() + self.write_timeout);
                         self.armed = true;
-                        self.rest_timer = false;
                         self.sub.set_socket_full(true);
                         self.sub.watch(cx);
                     }
@@ -463,7 +462,6 @@ impl<'a, S: Conn> Writer<'a, S> {
             match Pin::new(&mut *self.stream).poll_read(cx, &mut sink) {
                 Poll::Ready(Ok(0)) => {
                     self.read_side = ReadSide::Probing;
-                    self.rest_timer = false;
                     self.deadline.set_after(PROBE_DELAY);
                     self.batch.push(Frame::from_encoded(PROBE.to_vec()));
                     return Poll::Ready(Ok(()));
