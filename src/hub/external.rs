@@ -159,6 +159,7 @@ mod tests {
                 queue_len: 16,
                 history_events: history,
                 history_bytes: usize::MAX,
+                ..HubLimits::default()
             },
             Arc::new(Stats::new()),
             Log::silent(),
