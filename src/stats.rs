@@ -305,7 +305,7 @@ impl Stats {
         self.bytes_written.fetch_add(bytes, Relaxed);
     }
 
-    /// A direct write job made `calls` writes (one per subscriber), putting out `frames`
+    /// A direct write job made `calls` writes (one per frame it wrote to a socket), putting out `frames`
     /// whole frames and `bytes` bytes; the others handed the rest to their writers.
     pub fn wrote_direct(&self, calls: u64, frames: u64, bytes: u64) {
         self.write_calls.fetch_add(calls, Relaxed);

@@ -580,21 +580,43 @@ fn frames_published_during_a_direct_write_follow_it_in_order() {
     // The writer may not take them, nor write, while the direct write holds the socket.
     assert!(s.try_recv().is_none());
     assert!(s.poll_next(&mut cx).is_pending());
-    assert!(s.poll_own(&mut cx).is_pending());
     assert_eq!(woken(&count), 0);
     run_jobs(&jobs);
-    // Handed back with frames queued: the writer is woken and takes them next.
-    assert_eq!(woken(&count), 1);
-    assert_eq!(sink.text(), framed(&h, 1, "a"));
-    let Poll::Ready(Some((b, 0))) = s.poll_next(&mut cx) else {
-        panic!("expected b");
-    };
-    assert_eq!(texts(&[b]), [framed(&h, 2, "b")]);
-    assert_eq!(texts(&[s.try_recv().unwrap()]), [framed(&h, 3, "c")]);
-    // A busy writer was seen: the next publish queues instead of writing directly.
+    // The direct write wrote them after its own (row 15), in order, and gave the
+    // socket back with nothing left for the writer: not woken.
+    assert_eq!(
+        sink.text(),
+        framed(&h, 1, "a") + &framed(&h, 2, "b") + &framed(&h, 3, "c")
+    );
+    assert_eq!(woken(&count), 0);
+    assert_eq!(s.receiver().unwrap().len(), 0);
+    assert!(s.poll_next(&mut cx).is_pending());
+    let st = h.stats().snapshot();
+    assert_eq!((st.direct_writes, st.frames_written), (3, 3));
+    // The socket is back: the next frame goes direct too.
     h.publish(&Topic::default_topic(), &ev("d"));
+    assert_eq!(run_jobs(&jobs), 1);
+    assert!(sink.text().ends_with(&framed(&h, 4, "d")));
+}
+
+#[test]
+fn a_writer_that_waits_for_a_lent_socket_is_woken_when_it_is_given_back() {
+    let (h, jobs) = direct_hub(4);
+    let sink = FakeSink::new(usize::MAX);
+    let (s, count, waker) = waiting_with(&h, sink.clone());
+    let mut cx = Context::from_waker(&waker);
+    h.publish(&Topic::default_topic(), &ev("a"));
+    h.publish(&Topic::default_topic(), &ev("b"));
+    // The writer has a frame of its own to write (a probe): it waits for the socket.
+    assert!(s.poll_own(&mut cx).is_pending());
+    run_jobs(&jobs);
+    assert_eq!(sink.text(), framed(&h, 1, "a") + &framed(&h, 2, "b"));
+    assert_eq!(woken(&count), 1, "woken for its own write");
+    assert!(s.poll_own(&mut cx).is_ready());
+    // A busy writer was seen: the next publish queues instead of writing directly.
+    h.publish(&Topic::default_topic(), &ev("c"));
     assert!(jobs.lock().unwrap().is_empty());
-    assert_eq!(texts(&[s.try_recv().unwrap()]), [framed(&h, 4, "d")]);
+    assert_eq!(texts(&[s.try_recv().unwrap()]), [framed(&h, 3, "c")]);
 }
 
 #[test]

@@ -16,7 +16,7 @@
 //!
 //! # States
 //!
-//! The byte is a mode and two flags.
+//! The byte is a mode and three flags.
 //!
 //! | mode | meaning |
 //! |---|---|
@@ -26,8 +26,9 @@
 //!
 //! | flag | meaning |
 //! |---|---|
-//! | `QUEUED` | a frame was queued, the queue closed, or the writer asked to be woken, while the writer was not `WAITING` |
+//! | `QUEUED` | a frame was queued, or the queue closed, while the writer was not `WAITING` |
 //! | `HANDOFF` | a direct write left the rest of its frame in the hand-off slot |
+//! | `WANTS` | the writer waits for a lent socket, to write a frame of its own (row 12) |
 //!
 //! `WAITING` implies an empty queue: only the writer parks, right after finding its
 //! queue empty, and parking fails when `QUEUED` was set since. So the hub may lend a
@@ -41,16 +42,24 @@
 //! | 2 | hub | [`notify`](WriterState::notify) | `RUNNING` or `LENT` | same, `+QUEUED` | none |
 //! | 3 | hub, under its lock | [`lend`](WriterState::lend) | `WAITING` | `LENT` | true; from any other state: false, no change |
 //! | 4 | direct write, whole frame out | [`give_back`](WriterState::give_back) | `LENT` | `WAITING` | none |
-//! | 5 | direct write, whole frame out | [`give_back`](WriterState::give_back) | `LENT+QUEUED` | `RUNNING` | wakes the writer |
+//! | 5 | direct write, whole frame out | [`give_back`](WriterState::give_back) | `LENT+QUEUED` or `LENT+WANTS` | `RUNNING` | wakes the writer |
 //! | 6 | direct write, frame not whole | [`hand_off`](WriterState::hand_off) | `LENT` (any flags) | `RUNNING+HANDOFF` | stores the rest, wakes the writer |
 //! | 7 | writer | [`poll_next`](WriterState::poll_next) | `RUNNING+HANDOFF` | `RUNNING` | yields the rest |
 //! | 8 | writer | [`poll_next`](WriterState::poll_next) | `RUNNING+QUEUED` | `RUNNING` | then looks at the queue |
 //! | 9 | writer, queue empty | [`poll_next`](WriterState::poll_next) | `RUNNING` | `WAITING` | parks; fails (looks again) if a flag was set meanwhile |
 //! | 10 | writer | [`poll_next`](WriterState::poll_next) | `WAITING` or `LENT` | same | stays parked (a spurious wake-up) |
 //! | 11 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `WAITING` | `RUNNING` | the socket is the writer's |
-//! | 12 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `LENT` | `LENT+QUEUED` | parks until the socket is given back |
+//! | 12 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `LENT` | `LENT+WANTS` | parks until the socket is given back |
 //! | 13 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `RUNNING` | `RUNNING` | the socket is the writer's |
 //! | 14 | writer, giving up its task while idle | [`rest`](WriterState::rest) | `WAITING` or `LENT` (any flags) | same | stores the waker that starts it again: true; from `RUNNING`: false, no change |
+//! | 15 | direct write, whole frame out, before giving back | [`take_while_lent`](WriterState::take_while_lent) | `LENT+QUEUED` | `LENT`, `+QUEUED` while frames remain or the queue closed | yields the next queued frame, which the direct write writes too |
+//!
+//! Row 15 keeps an overlap cheap: a fan-out that finds a socket still lent to the
+//! last one's direct write queues its frame, and the direct write, once its own frame
+//! is out, writes the queued ones too instead of waking the writer for them (beside a
+//! CPU hog, W3's fan-outs overlapped and every overlapped subscriber cost a task
+//! wake-up and a poll, which slowed the next fan-out further). The frames are later
+//! than the direct write's, since the socket was lent only with an empty queue.
 //!
 //! Row 14 is how an idle subscriber holds no task (see the server's `rest.rs`): the
 //! waker it stores is the resting stream's own, and whatever would have woken the
@@ -82,6 +91,8 @@ const MODE: u8 = 3;
 const QUEUED: u8 = 4;
 /// Flag: the rest of a direct write waits in the hand-off slot.
 const HANDOFF: u8 = 8;
+/// Flag: the writer waits for a lent socket (row 12).
+const WANTS: u8 = 16;
 
 /// A subscriber's writer state (see the module docs).
 #[derive(Debug, Default)]
@@ -250,7 +261,7 @@ impl WriterState {
     pub(crate) fn give_back(&self) {
         let mut s = self.load();
         loop {
-            let queued = s & QUEUED != 0;
+            let queued = s & (QUEUED | WANTS) != 0;
             match self.cas(s, if queued { RUNNING } else { WAITING }) {
                 Ok(_) => {
                     if queued {
@@ -261,6 +272,27 @@ impl WriterState {
                 Err(now) => s = now,
             }
         }
+    }
+
+    /// Row 15: a direct write put its whole frame out and still holds the socket: the
+    /// next frame queued meanwhile, for it to write too, or `None` (then it gives the
+    /// socket back, row 4 or 5). `QUEUED` is cleared before the look and set again
+    /// while frames remain, so a frame queued at any point is either taken here or
+    /// seen by `give_back`; a closed queue leaves it set, for the writer to see.
+    pub(crate) fn take_while_lent(&self) -> Option<Frame> {
+        let s = self.load();
+        if s & MODE != LENT || s & QUEUED == 0 || self.cas(s, s & !QUEUED).is_err() {
+            return None;
+        }
+        let held = lock(&self.held);
+        let queue = held.queue.as_deref();
+        let taken = queue.map(Receiver::try_recv);
+        let more = queue.is_some_and(|q| !q.is_empty() || q.is_closed());
+        drop(held);
+        if more || !matches!(taken, Some(Ok(_)) | Some(Err(TryRecvError::Empty))) {
+            self.word.fetch_or(QUEUED, Ordering::SeqCst);
+        }
+        taken.and_then(Result::ok)
     }
 
     /// Row 6: a direct write put out only `written` bytes of `frame` (or failed): the
@@ -345,7 +377,7 @@ impl WriterState {
                 }
                 _ => {
                     self.store_waker(cx.waker());
-                    if self.cas(s, s | QUEUED).is_ok() {
+                    if self.cas(s, s | WANTS).is_ok() {
                         return Poll::Pending;
                     }
                 }
@@ -442,9 +474,11 @@ mod tests {
 
     #[test]
     fn row_5_give_back_with_frames_queued_wakes_the_writer() {
-        let (st, c, _) = at(LENT | QUEUED);
-        st.give_back();
-        assert_eq!((st.load(), woken(&c)), (RUNNING, 1));
+        for word in [LENT | QUEUED, LENT | WANTS] {
+            let (st, c, _) = at(word);
+            st.give_back();
+            assert_eq!((st.load(), woken(&c)), (RUNNING, 1), "from {word}");
+        }
     }
 
     #[test]
@@ -529,11 +563,50 @@ mod tests {
     fn row_12_poll_own_waits_for_a_lent_socket() {
         let (st, c, w) = at(LENT);
         assert!(st.poll_own(&mut Context::from_waker(&w)).is_pending());
-        assert_eq!(st.load(), LENT | QUEUED);
+        assert_eq!(st.load(), LENT | WANTS);
+        // A direct write takes no frame for it: the writer's own wait is not a frame.
+        assert!(st.take_while_lent().is_none());
+        assert_eq!(st.load(), LENT | WANTS);
         // Given back: woken (row 5), and the socket is the writer's.
         st.give_back();
         assert_eq!(woken(&c), 1);
         assert!(st.poll_own(&mut Context::from_waker(&w)).is_ready());
+    }
+
+    #[test]
+    fn row_15_a_lent_socket_takes_the_frames_queued_meanwhile_then_is_given_back() {
+        let (st, c, _) = at(LENT);
+        let (tx, rx) = async_channel::bounded(4);
+        st.set_queue(rx);
+        for _ in 0..2 {
+            tx.try_send(frame()).unwrap();
+            st.notify();
+        }
+        assert_eq!(st.load(), LENT | QUEUED);
+        assert!(st.take_while_lent().is_some());
+        assert_eq!(st.load(), LENT | QUEUED, "one remains");
+        assert!(st.take_while_lent().is_some());
+        assert_eq!(st.load(), LENT, "drained");
+        assert!(st.take_while_lent().is_none());
+        // Nothing left for the writer: given back waiting, not woken (row 4).
+        st.give_back();
+        assert_eq!((st.load(), woken(&c)), (WAITING, 0));
+        // Not lent, or nothing queued: no frame, no change.
+        for word in [RUNNING | QUEUED, WAITING, LENT] {
+            let (st, _, _) = at(word);
+            assert!(st.take_while_lent().is_none());
+            assert_eq!(st.load(), word);
+        }
+        // A closed queue stays flagged, so the writer is woken to see it end.
+        let (st, c, _) = at(LENT);
+        let (tx, rx) = async_channel::bounded::<Frame>(4);
+        st.set_queue(rx);
+        tx.close();
+        st.notify();
+        assert!(st.take_while_lent().is_none());
+        assert_eq!(st.load(), LENT | QUEUED);
+        st.give_back();
+        assert_eq!((st.load(), woken(&c)), (RUNNING, 1));
     }
 
     #[test]
