@@ -474,9 +474,6 @@ impl Config {
             queue_len: int(raw, "queue", d.hub.queue_len, 1, 1_000_000)?,
             history_events: int(raw, "history", d.hub.history_events, 0, 10_000_000)?,
             history_bytes: int(raw, "history-bytes", d.hub.history_bytes, 0, 1 << 34)?,
-            // Events further apart than a writer's batching window are not batched
-            // anyway: lend waiting writers for them (see `SPARSE_GAP`).
-            sparse_gap: limits.batch_window,
         };
         let min = int(raw, "min-interval-ms", d.demo_interval_ms.0, 1, 86_400_000)?;
         let max = int(raw, "max-interval-ms", d.demo_interval_ms.1, 1, 86_400_000)?;

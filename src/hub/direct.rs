@@ -163,70 +163,10 @@ mod tests {
         fn shut_down(&self) {}
     }
 
-    /// A hub whose fan-outs are never far enough apart to lend writers while one is
-    /// busy (the rule these tests check), unless `sparse_gap` says otherwise.
-    fn hub_with_gap(sparse_gap: std::time::Duration) -> Hub {
-        let limits = HubLimits {
-            sparse_gap,
-            ..HubLimits::default()
-        };
-        let h = Hub::new(limits, Arc::new(Stats::new()));
+    fn hub() -> Hub {
+        let h = Hub::new(HubLimits::default(), Arc::new(Stats::new()));
         h.set_direct_runner(|job| job.run());
         h
-    }
-
-    fn hub() -> Hub {
-        hub_with_gap(std::time::Duration::from_secs(3600))
-    }
-
-    #[test]
-    fn a_fan_out_after_a_quiet_gap_lends_the_waiting_writers_while_one_is_busy() {
-        let gap = std::time::Duration::from_millis(30);
-        let h = hub_with_gap(gap);
-        let (sa, sb) = (
-            Arc::new(Sink(Mutex::new(Vec::new()))),
-            Arc::new(Sink(Mutex::new(Vec::new()))),
-        );
-        let a = h
-            .subscribe_direct(Topics::All, None, None, None, Some(sa.clone()), false)
-            .unwrap();
-        let b = h
-            .subscribe_direct(Topics::All, None, None, None, Some(sb.clone()), false)
-            .unwrap();
-        let mut cx = Context::from_waker(Waker::noop());
-        let publish = |data: &str| h.publish(&Topic::default_topic(), &Event::new(data).unwrap());
-        // A's writer is busy, B's waits. The first fan-out (none before it) lends B.
-        assert!(a.poll_own(&mut cx).is_ready());
-        assert!(b.poll_next(&mut cx).is_pending());
-        publish("1");
-        assert!(
-            sb.0.lock().unwrap().ends_with(b"data: 1\n\n"),
-            "direct to B"
-        );
-        // Right after, A still busy: both are queued (a fast publisher's frames are
-        // batched).
-        publish("2");
-        assert_eq!(b.receiver().map(|r| r.len()), Some(1), "queued for B");
-        assert!(matches!(b.poll_next(&mut cx), Poll::Ready(Some(_))));
-        assert!(b.poll_next(&mut cx).is_pending(), "B waits again");
-        // After the gap, A still busy: B's socket is lent, A's frame is queued.
-        std::thread::sleep(gap + std::time::Duration::from_millis(5));
-        publish("3");
-        assert!(
-            sb.0.lock().unwrap().ends_with(b"data: 3\n\n"),
-            "direct to B"
-        );
-        assert!(!String::from_utf8_lossy(&sb.0.lock().unwrap()).contains("data: 2"));
-        assert!(b.receiver().is_none_or(|r| r.is_empty()));
-        assert!(
-            sa.0.lock().unwrap().is_empty(),
-            "A's writer owns its socket"
-        );
-        assert_eq!(
-            a.receiver().map(|r| r.len()),
-            Some(3),
-            "1, 2 and 3 wait for A"
-        );
     }
 
     #[test]

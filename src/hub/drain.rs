@@ -80,7 +80,6 @@ mod tests {
                 queue_len: 4,
                 history_events: 10,
                 history_bytes: usize::MAX,
-                ..HubLimits::default()
             },
             Arc::new(Stats::new()),
         );

@@ -159,7 +159,6 @@ mod tests {
                 queue_len: 16,
                 history_events: history,
                 history_bytes: usize::MAX,
-                ..HubLimits::default()
             },
             Arc::new(Stats::new()),
             Log::silent(),

@@ -3,8 +3,6 @@
 
 use async_channel::TrySendError;
 
-use std::time::Instant;
-
 use super::direct::DirectTarget;
 use super::{Client, ClientId, State};
 use crate::envelope::Envelope;
@@ -71,17 +69,6 @@ pub(super) struct Lent {
 /// falls behind now and then (a fast publisher) is not made to allocate a queue per
 /// burst.
 pub const QUEUE_RELEASE_AFTER: u8 = 64;
-
-/// Default of [`HubLimits::sparse_gap`](super::HubLimits::sparse_gap): fan-outs at
-/// least this far apart lend every waiting writer's socket, even when the last one
-/// found writers busy. **Unit:** ms. **Why:** queueing every frame once one
-/// writer is busy is what batches a fast publisher's frames (W2: thousands a second);
-/// with events further apart than a writer's batching window (`--batch-window`, 5 ms)
-/// there is nothing to batch, and queueing costs a wake-up and a task poll per
-/// subscriber. Beside a CPU hog, W3 (10 events/s, 10,000 subscribers) always found a
-/// writer or two still busy from the last event, queued every frame and woke 10,000
-/// writers per event (1.4 million wake-ups in 25 s, against 390,000 direct writes).
-pub const SPARSE_GAP: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl State {
     /// `try_send`s the frame (`out`; its tagged twin to tagged subscribers) to each
@@ -196,16 +183,11 @@ impl State {
     }
 
     /// Whether this fan-out lends the sockets of waiting writers for a direct write:
-    /// with a runner, when the last fan-out found no writer busy, or when it came at
-    /// least the sparse gap ([`SPARSE_GAP`] by default) ago. Otherwise every frame is queued, so that a fast
-    /// publisher's frames are batched. Either way only a waiting writer (empty queue)
-    /// is ever lent, so the choice is one of cost, never of order.
-    pub(super) fn direct_now(&mut self, runner: bool) -> bool {
-        let now = Instant::now();
-        let sparse = self
-            .last_fan_out
-            .is_none_or(|t| now.saturating_duration_since(t) >= self.sparse_gap);
-        self.last_fan_out = Some(now);
-        runner && (self.writers_idle || sparse)
+    /// with a runner, when the last fan-out found no writer busy. Otherwise every frame
+    /// is queued, so that a fast publisher's frames are batched. Either way only a
+    /// waiting writer (empty queue) is ever lent, so the choice is one of cost, never
+    /// of order.
+    pub(super) fn direct_now(&self, runner: bool) -> bool {
+        runner && self.writers_idle
     }
 }

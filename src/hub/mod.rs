@@ -139,7 +139,7 @@ mod writer_state;
 
 pub(crate) use commit::Local;
 pub use drain::{DRAIN_PER_STREAM, DRAIN_TICK};
-pub use fan_out::{Delivery, QUEUE_RELEASE_AFTER, SPARSE_GAP};
+pub use fan_out::{Delivery, QUEUE_RELEASE_AFTER};
 pub(crate) use handover::HistoryState;
 
 #[cfg(test)]
@@ -253,10 +253,6 @@ pub struct HubLimits {
     pub history_events: usize,
     /// Encoded bytes kept for replay.
     pub history_bytes: usize,
-    /// Fan-outs at least this far apart lend every waiting writer's socket for a
-    /// direct write, even when the last one found writers busy (see "Direct writes"
-    /// and [`SPARSE_GAP`]); the server sets it to its batching window.
-    pub sparse_gap: std::time::Duration,
 }
 
 impl Default for HubLimits {
@@ -265,7 +261,6 @@ impl Default for HubLimits {
             queue_len: DEFAULT_CLIENT_QUEUE_LEN,
             history_events: DEFAULT_HISTORY_EVENTS,
             history_bytes: DEFAULT_HISTORY_BYTES,
-            sparse_gap: SPARSE_GAP,
         }
     }
 }
@@ -315,10 +310,6 @@ struct State {
     closed: bool,
     /// Whether the last fan-out found every writer waiting (see "Direct writes").
     writers_idle: bool,
-    /// When the last fan-out ran, and how far apart two must be for the second to lend
-    /// waiting writers whatever the first found (see [`SPARSE_GAP`]).
-    last_fan_out: Option<std::time::Instant>,
-    sparse_gap: std::time::Duration,
     /// Subscribers per topic, kept as they come and go.
     topic_counts: TopicCounts,
     /// Subscribers that asked for tagged frames (see [`Client::tagged`]): while none
@@ -438,12 +429,10 @@ impl Hub {
         let state = State {
             clients: BTreeMap::new(),
             queue_len: limits.queue_len,
-            sparse_gap: limits.sparse_gap,
             next_client: 1,
             history,
             closed: false,
             writers_idle: true,
-            last_fan_out: None,
             topic_counts: TopicCounts::default(),
             tagged: 0,
         };

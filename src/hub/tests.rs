@@ -8,15 +8,12 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
-/// A hub whose fan-outs never count as sparse (see `SPARSE_GAP`): whether a frame is
-/// lent or queued depends on the writers alone, however slowly a test runs.
 fn hub(queue: usize, history: usize) -> Hub {
     Hub::new(
         HubLimits {
             queue_len: queue,
             history_events: history,
             history_bytes: usize::MAX,
-            sparse_gap: std::time::Duration::from_secs(3600),
         },
         Arc::new(Stats::new()),
     )
@@ -358,7 +355,6 @@ fn history_respects_byte_cap() {
             queue_len: 1,
             history_events: 100,
             history_bytes: 40,
-            ..HubLimits::default()
         },
         Arc::new(Stats::new()),
     );

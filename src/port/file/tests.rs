@@ -109,7 +109,6 @@ fn file_hub(path: &Path, history: usize, fsync: Fsync) -> FileHub {
         queue_len: 10,
         history_events: history,
         history_bytes: usize::MAX,
-        ..HubLimits::default()
     };
     FileHub::open(limits, path, fsync)
 }
@@ -304,7 +303,6 @@ fn concurrent_publishers_fan_out_in_id_order() {
         queue_len: 2000,
         history_events: 50,
         history_bytes: usize::MAX,
-        ..HubLimits::default()
     };
     let h = FileHub::open(limits, &dir.file(), Fsync::Never);
     let sub = h.subscribe(Topics::All, None, None).unwrap();
@@ -459,7 +457,6 @@ fn concurrent_publishers_with_fsync_always_share_syncs_and_fan_out_in_id_order()
         queue_len: 1000,
         history_events: 40,
         history_bytes: usize::MAX,
-        ..HubLimits::default()
     };
     let h = FileHub::open(limits, &dir.file(), Fsync::Always);
     // A slow disk, so that publishes pile up behind each sync.

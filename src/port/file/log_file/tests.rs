@@ -65,7 +65,6 @@ const ALL: HubLimits = HubLimits {
     queue_len: 1,
     history_events: usize::MAX,
     history_bytes: usize::MAX,
-    sparse_gap: crate::hub::SPARSE_GAP,
 };
 
 fn open(path: &Path) -> Result<(LogFile, Loaded), OpenError> {
@@ -177,7 +176,6 @@ fn loading_keeps_only_the_tail_within_the_caps() {
         queue_len: 1,
         history_events: 3,
         history_bytes: usize::MAX,
-        ..HubLimits::default()
     };
     let (_, loaded) = LogFile::open(&path, Fsync::Never, caps).unwrap();
     assert_eq!((last(&loaded), loaded.read), (10, 10));
