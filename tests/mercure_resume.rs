@@ -156,16 +156,26 @@ fn a_mercure_client_resumes_on_another_node_with_exactly_what_it_missed() {
     );
     assert_eq!(s.head.header("Mercure-Last-Event-ID"), Some(named.as_str()));
     assert_exactly(&mut s, &["p-2", "p-3", "p-4", "p-5"]);
-    // earliest, both versions: every retained update. Redis ids give no epoch to prove
-    // that nothing came before the oldest retained entry, so ssehub says so with one
-    // `reset` notice first (never a silent gap).
-    for pairs in [
+    // earliest, both versions: every retained update. Node A loaded the whole stream
+    // at start (empty then: Redis's entries-added matched its length) and has dropped
+    // nothing since, so it knows nothing came before: no notice.
+    let earliest = [
         [("topic", TEMPLATE), ("lastEventID", "earliest")],
         [("match", TOPIC), ("last_event_id", "earliest")],
-    ] {
+    ];
+    for pairs in earliest {
         let mut s = SseClient::open(a.addr, &hub_url(&pairs));
         assert_eq!(s.head.header("Mercure-Last-Event-ID"), Some("earliest"));
         let resets = assert_exactly(&mut s, &["p-1", "p-2", "p-3", "p-4", "p-5"]);
+        assert_eq!(resets, 0);
+    }
+    // A node that keeps two events loaded only the tail: it cannot prove nothing came
+    // before its oldest, so it says so with one `reset` notice first (never a silent
+    // gap), then what it retains.
+    let c = node(&url, &["--history", "2"]);
+    for pairs in earliest {
+        let mut s = SseClient::open(c.addr, &hub_url(&pairs));
+        let resets = assert_exactly(&mut s, &["p-4", "p-5"]);
         assert_eq!(resets, 1);
     }
 }

@@ -1,6 +1,7 @@
 //! Tagged subscribers (`?tagged=1`): each event's frame with its topics and visibility,
 //! made once per event and only while one is subscribed; the others keep the plain one.
 
+use super::direct::{FakeSink, direct_hub, run_jobs};
 use super::*;
 use crate::envelope::Envelope;
 
