@@ -11,7 +11,8 @@
 #     must continue with exactly the events it missed (no reset, no gap);
 #  4. upgrade mode: three SIGUSR2 handovers to a successor (the tool follows the new
 #     pid): 0 reconnects, 0 gaps, 0 duplicates; the report has each handover's time
-#     (signal to the old process's exit);
+#     (signal to the old process's exit); then the same with --history-file (the lock
+#     passes to each successor);
 #  5. upgrade mode with a successor that fails at start: the old server serves on,
 #     0 reconnects, 0 gaps.
 # Usage: scripts/soak.sh [DURATION=60] [extra ssehub-soak flags for run 1]
@@ -140,6 +141,8 @@ PY
 
 upgrade_status=0
 upgrade upgrade-memory usr2 3 || upgrade_status=1
+rm -f "$out/history-up" "$out/history-up.tmp" "$out/history-up.lock"
+upgrade upgrade-file usr2 3 --history-file "$out/history-up" || upgrade_status=1
 upgrade upgrade-fail usr2-fail 1 || upgrade_status=1
 echo "soak: upgrade runs $([ $upgrade_status = 0 ] && echo passed || echo FAILED) (reports: $out/upgrade-*.json)"
 [ "$status" = 0 ] && [ "$server_status" = 0 ] && [ "$restart_status" = 0 ] && [ "$upgrade_status" = 0 ]
