@@ -10,9 +10,10 @@
 //! writes the frame to each in a tight loop (the server splits that over its writer
 //! threads and the publishing thread), and gives each socket back (rows 4–5). A socket
 //! that does not take the whole frame hands the rest to its writer (row 6), which goes
-//! on from there; frames published meanwhile are queued as usual and the writer is
-//! woken for them when the socket is given back, so order is kept and a subscriber
-//! still falls behind, and is evicted, through its bounded queue. When a writer was
+//! on from there; frames published meanwhile are queued as usual, and the direct write,
+//! once its frame is out, writes up to [`DRAIN_WHILE_LENT`] of them before it gives
+//! the socket back (row 15; the writer is woken for any left), so order is kept and a
+//! subscriber still falls behind, and is evicted, through its bounded queue. When a writer was
 //! busy at the last publish, every frame is queued, so a fast publisher still gets
 //! frames batched into one write per subscriber. A queue made
 //! this way is given back after `QUEUE_RELEASE_AFTER` direct writes in a row find its
