@@ -521,21 +521,26 @@ fn under_systemd_the_successor_becomes_the_main_pid_and_keeps_the_watchdog() {
     assert_eq!(sub.expect_event().id, id);
 }
 
-#[test]
-fn with_redis_the_successor_reads_on_and_streams_miss_nothing() {
-    let redis = crate::support::redis::RedisServer::start(&[]);
-    let url = redis.unix_url("");
-    let mut a = hub(&["--redis", &url]);
-    // Node B publishes to the same stream throughout, also while A is handing over.
-    let b = crate::support::start(&[
+/// Another node, in process, on the Redis stream at `url`, publishing with [`TOKEN`].
+fn peer(url: &str) -> crate::support::TestServer {
+    crate::support::start(&[
         "--no-demo",
         "--heartbeat",
         "0",
         "--publish-token",
         TOKEN,
         "--redis",
-        &url,
-    ]);
+        url,
+    ])
+}
+
+#[test]
+fn with_redis_the_successor_reads_on_and_streams_miss_nothing() {
+    let redis = crate::support::redis::RedisServer::start(&[]);
+    let url = redis.unix_url("");
+    let mut a = hub(&["--redis", &url]);
+    // Node B publishes to the same stream throughout, also while A is handing over.
+    let b = peer(&url);
     let mut sub = SseClient::open(a.addr, "/stream");
     let stop = Arc::new(AtomicBool::new(false));
     let via_b = publisher(b.addr, "b", stop.clone());
@@ -582,15 +587,7 @@ fn delivered_nothing_then_handed(n: usize) {
     let redis = crate::support::redis::RedisServer::start(&[]);
     let url = redis.unix_url("");
     let mut a = hub(&["--redis", &url]);
-    let b = crate::support::start(&[
-        "--no-demo",
-        "--heartbeat",
-        "0",
-        "--publish-token",
-        TOKEN,
-        "--redis",
-        &url,
-    ]);
+    let b = peer(&url);
     let mut sub = SseClient::open(a.addr, "/stream");
     assert!(wait_for(MAX_WAIT, || clients(a.addr) == 1).is_ok());
     let mut during = Vec::new();

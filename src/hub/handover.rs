@@ -211,20 +211,10 @@ mod tests {
         assert_eq!(hub.broadcast(&Frame::comment("hb").unwrap()).sent, 1);
     }
 
-    /// A waker that counts its wake-ups.
-    struct Count(std::sync::atomic::AtomicUsize);
-
-    impl std::task::Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
     #[test]
     fn a_pause_wakes_a_resting_stream_and_no_stream_rests_while_paused() {
         let hub = Hub::new(HubLimits::default(), Arc::default());
-        let count = Arc::new(Count(Default::default()));
-        let waker = std::task::Waker::from(count.clone());
+        let (count, waker) = crate::hub::tests::counting();
         let park = |sub: &Subscription| {
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
             assert!(sub.poll_next(&mut cx).is_pending(), "nothing queued");
@@ -234,7 +224,7 @@ mod tests {
         park(&sub);
         assert!(sub.rest(&waker));
         hub.pause();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(crate::hub::tests::woken(&count), 1);
         // While paused, a writer with nothing to do may not rest: it must hand in.
         let other = hub.subscribe(Topics::All, None, None).unwrap();
         park(&other);
@@ -243,34 +233,11 @@ mod tests {
         assert!(other.rest(&waker));
     }
 
-    /// A socket that takes at most `room` more bytes.
-    struct Sink {
-        out: std::sync::Mutex<Vec<u8>>,
-        room: std::sync::atomic::AtomicUsize,
-    }
-
-    impl crate::hub::DirectSink for Sink {
-        fn try_write(&self, bytes: &[u8]) -> std::io::Result<usize> {
-            let n = bytes.len().min(self.room.load(Ordering::SeqCst));
-            if n == 0 {
-                return Err(std::io::ErrorKind::WouldBlock.into());
-            }
-            self.room.fetch_sub(n, Ordering::SeqCst);
-            self.out.lock().unwrap().extend_from_slice(&bytes[..n]);
-            Ok(n)
-        }
-
-        fn shut_down(&self) {}
-    }
-
     #[test]
     fn after_a_rollback_a_new_frame_waits_behind_what_the_stream_was_owed() {
         let hub = Hub::new(HubLimits::default(), Arc::default());
         hub.set_direct_runner(|job| job.run());
-        let sink = Arc::new(Sink {
-            out: Default::default(),
-            room: 5.into(),
-        });
+        let sink = crate::hub::tests::direct::FakeSink::new(5);
         let sub = hub
             .subscribe_direct(Topics::All, None, None, None, Some(sink.clone()), false)
             .unwrap();
@@ -280,7 +247,7 @@ mod tests {
         // before the writer writes it; the writer takes it as owed.
         assert!(sub.poll_next(&mut cx).is_pending());
         publish(&hub, "owed");
-        assert_eq!(sink.out.lock().unwrap().len(), 5);
+        assert_eq!(sink.text().len(), 5);
         hub.pause();
         let mut owed = Vec::new();
         sub.take_owed(&mut owed);
@@ -289,13 +256,9 @@ mod tests {
         // straight to it ahead of the owed bytes the writer has yet to write; it is
         // queued behind them.
         hub.unpause();
-        sink.room.store(usize::MAX, Ordering::SeqCst);
+        sink.set_room(usize::MAX);
         publish(&hub, "next");
-        assert_eq!(
-            sink.out.lock().unwrap().len(),
-            5,
-            "written ahead of the owed bytes"
-        );
+        assert_eq!(sink.text().len(), 5, "written ahead of the owed bytes");
         match sub.poll_next(&mut cx) {
             std::task::Poll::Ready(Some((frame, 0))) => {
                 assert!(frame.as_bytes().ends_with(b"data: next\n\n"));

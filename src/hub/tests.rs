@@ -406,8 +406,8 @@ fn backlog_counts_subscribers_at_half_a_queue_or_more() {
     );
 }
 
-/// A waker that counts its wake-ups.
-struct Count(std::sync::atomic::AtomicUsize);
+/// A waker that counts its wake-ups (for the hub's tests, and the server's).
+pub(crate) struct Count(std::sync::atomic::AtomicUsize);
 
 impl std::task::Wake for Count {
     fn wake(self: Arc<Self>) {
@@ -415,12 +415,14 @@ impl std::task::Wake for Count {
     }
 }
 
-fn counting() -> (Arc<Count>, Waker) {
+/// A new counting waker, and its count.
+pub(crate) fn counting() -> (Arc<Count>, Waker) {
     let c = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
     (c.clone(), Waker::from(c))
 }
 
-fn woken(c: &Count) -> usize {
+/// The wake-ups `c` counted.
+pub(crate) fn woken(c: &Count) -> usize {
     c.0.load(Ordering::SeqCst)
 }
 
@@ -477,6 +479,6 @@ fn close_refuses_new_subscribers_and_closes_queues() {
     assert_eq!(h.stats().snapshot().ended[3], 1);
 }
 
-mod direct;
+pub(crate) mod direct;
 mod private;
 mod tagged;

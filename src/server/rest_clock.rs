@@ -83,23 +83,14 @@ impl RestClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::tests::{counting, woken};
     use futures_lite::FutureExt;
     use std::sync::Arc;
-    use std::sync::atomic::AtomicUsize;
-
-    struct Count(AtomicUsize);
-
-    impl std::task::Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
 
     #[test]
     fn a_tick_wakes_each_asker_once_and_moves_the_tick() {
         let clock = Arc::new(RestClock::new(Duration::from_millis(20)));
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counting();
         let asked = clock.wake_later(&waker);
         clock.wake_later(&waker);
         let ticker = {
@@ -111,7 +102,7 @@ mod tests {
             })
         };
         ticker.join().unwrap();
-        assert_eq!(count.0.load(Ordering::SeqCst), 2, "each ask once");
+        assert_eq!(woken(&count), 2, "each ask once");
         assert!(clock.now() > asked, "the tick moved past the ask");
         assert!(clock.waiting.lock().unwrap().is_empty());
     }

@@ -4,21 +4,26 @@
 use super::*;
 
 /// A socket that takes up to `room` bytes per write and records what it took.
-pub(super) struct FakeSink {
+pub(crate) struct FakeSink {
     took: Mutex<Vec<u8>>,
     room: std::sync::atomic::AtomicUsize,
 }
 
 impl FakeSink {
-    pub(super) fn new(room: usize) -> Arc<FakeSink> {
+    pub(crate) fn new(room: usize) -> Arc<FakeSink> {
         Arc::new(FakeSink {
             took: Mutex::new(Vec::new()),
             room: std::sync::atomic::AtomicUsize::new(room),
         })
     }
 
-    pub(super) fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8(self.took.lock().unwrap().clone()).unwrap()
+    }
+
+    /// Lets each later write take up to `room` bytes.
+    pub(crate) fn set_room(&self, room: usize) {
+        self.room.store(room, Ordering::SeqCst);
     }
 }
 
