@@ -79,6 +79,12 @@ use crate::stats::{Snapshot, Stats};
 /// connections.
 pub const ACCEPT_QUEUE: i32 = 4096;
 
+/// How often the shutdown looks whether the last stream has ended, once every request
+/// phase has. **Unit:** ms. **Why:** a stream keeps no waker for the shutdown (that would
+/// cost every resting subscriber a pointer); the drain's own spread is seconds, so a
+/// look every 10 ms adds at most that to a shutdown.
+pub const STREAMS_GONE_POLL: Duration = Duration::from_millis(10);
+
 /// A start-up or run-time failure of the server.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -143,6 +149,9 @@ pub(crate) struct Ctx {
     /// Open streams per token, under `--max-streams-per-token`.
     quota: Arc<quota::Quota>,
     connections: Arc<AtomicUsize>,
+    /// Streams past their request phase that keep a connection's count (see
+    /// `accept.rs`'s `Counted`): the shutdown waits for these as for its guards.
+    streams_alive: AtomicUsize,
     /// Serving, or handing over to a successor (see `handover/`).
     pub(crate) handover: handover::Phase,
     /// Mercure's active subscriptions, with `--mercure-subscriptions`.
@@ -197,6 +206,7 @@ impl Ctx {
             port,
             quota,
             connections: Arc::new(AtomicUsize::new(0)),
+            streams_alive: AtomicUsize::new(0),
             handover: handover::Phase::default(),
             watch: config_watch(rest_idle),
             streams: std::sync::OnceLock::new(),
@@ -556,7 +566,7 @@ impl Server {
             for (conn, opened) in successor.streams {
                 // A handed stream may rest again here, like any other (see `rest.rs`).
                 let (slot, _) = accept::Slot::take(&ctx);
-                let home = rest::Home::new(ctx.clone(), (slot, guard.clone()));
+                let home = rest::Home::new(ctx.clone(), slot.into_counted(&ctx, guard.clone()));
                 streams
                     .spawn(stream::write_stream(conn, opened, home))
                     .detach();
@@ -616,6 +626,10 @@ impl Server {
         let finished = async {
             ctx.hub.close_spread(ctx.config.drain_spread()).await;
             all_done.wait_all_dropped().await;
+            // The streams past their request phase keep no guard: counted instead.
+            while ctx.streams_alive.load(Ordering::Acquire) > 0 {
+                Timer::after(STREAMS_GONE_POLL).await;
+            }
             true
         }
         .or(async {
@@ -626,7 +640,7 @@ impl Server {
         if !finished {
             ctx.log.line(format_args!(
                 "grace period over: cancelling {} connections",
-                all_done.alive()
+                all_done.alive() + ctx.streams_alive.load(Ordering::Acquire)
             ));
         }
         drop(watching);

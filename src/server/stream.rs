@@ -16,7 +16,7 @@ use super::access::{self, Grant};
 use super::expiring;
 use super::handover;
 use super::request::Request;
-use super::rest::{self, Home, LiveStream};
+use super::rest::{self, Home, Keep, LiveStream};
 use super::socket::{Conn, write_timed};
 use super::subscriptions::{Pending, Registration};
 use super::writer::{Stop, Writer};
@@ -304,11 +304,7 @@ async fn from_the_log(ctx: &Ctx, sent: &str) -> Option<FromTheLog> {
 /// any direct write, and the stream closed ([`Reason::TokenExpired`]). Any other
 /// stream rests without a task while idle, when `home` allows it (see `rest.rs`), and
 /// goes on in [`resume`].
-pub(super) async fn write_stream<S: Conn, H: Send + 'static>(
-    stream: S,
-    opened: Opened,
-    home: Home<H>,
-) {
+pub(super) async fn write_stream<S: Conn, H: Keep>(stream: S, opened: Opened, home: Home<H>) {
     let may_rest = home.may_rest();
     let (stop, live) = first_writer(stream, opened, home.ctx.clone(), may_rest, false).await;
     go_on(live, home, stop).await;
@@ -405,7 +401,7 @@ async fn first_writer<S: Conn>(
 /// ([`Writer::first_run`]), and the stream then rests, or goes on in a writer task of
 /// `streams`. A stream whose token expires, or that may not rest, gets its writer task
 /// at once ([`write_stream`]).
-pub(super) async fn start<S: Conn, H: Send + 'static>(
+pub(super) async fn start<S: Conn, H: Keep>(
     stream: S,
     opened: Opened,
     home: Home<H>,
@@ -423,12 +419,12 @@ pub(super) async fn start<S: Conn, H: Send + 'static>(
 
 /// A stream that rested goes on (something woke it): a new writer, in a new task, where
 /// the last one stopped (see `rest.rs`).
-pub(super) async fn resume<S: Conn, H: Send + 'static>(live: LiveStream<S>, home: Home<H>) {
+pub(super) async fn resume<S: Conn, H: Keep>(live: LiveStream<S>, home: Home<H>) {
     run_writers(live, home).await;
 }
 
 /// After the first writer stopped: ends the stream, or rests it, or runs writers.
-async fn go_on<S: Conn, H: Send + 'static>(live: LiveStream<S>, home: Home<H>, stop: Stop) {
+async fn go_on<S: Conn, H: Keep>(live: LiveStream<S>, home: Home<H>, stop: Stop) {
     if let Some((live, home)) = after(live, home, stop).await {
         run_writers(live, home).await;
     }
@@ -436,7 +432,7 @@ async fn go_on<S: Conn, H: Send + 'static>(live: LiveStream<S>, home: Home<H>, s
 
 /// After a writer stopped: ends the stream ([`Stop::End`]) or rests it ([`Stop::Idle`]),
 /// or gives it back when a writer must go on (it could not rest, or [`Stop::Busy`]).
-async fn after<S: Conn, H: Send + 'static>(
+async fn after<S: Conn, H: Keep>(
     live: LiveStream<S>,
     home: Home<H>,
     stop: Stop,
@@ -454,7 +450,7 @@ async fn after<S: Conn, H: Send + 'static>(
 
 /// Runs a writer, rests the stream when it is idle, and runs another when it cannot
 /// rest, until a writer ends the stream.
-async fn run_writers<S: Conn, H: Send + 'static>(mut live: LiveStream<S>, mut home: Home<H>) {
+async fn run_writers<S: Conn, H: Keep>(mut live: LiveStream<S>, mut home: Home<H>) {
     // What a handover that rolled back left owed (written first), and the notice due.
     let mut owed: Option<(Frame, Option<(Instant, Frame)>)> = None;
     loop {
