@@ -96,6 +96,10 @@ fn main() -> ExitCode {
         Ok(None) => {}
         Err(e) => log.line(format_args!("NOTIFY_SOCKET unusable, not notifying: {e}")),
     }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        server = server.release_memory_with(release_heap);
+    }
     let mut upgrade = None;
     if let Some(exe) = exe {
         let (s, trigger) = server.upgrade_on(Upgrade {
@@ -136,6 +140,21 @@ fn probe(url: Option<String>, extra: Option<String>) -> ExitCode {
             eprintln!("ssehub probe: {url}: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Gives glibc's free heap pages back to the system (`malloc_trim(0)`: every whole free
+/// page, not only the top of the heap). The server calls it once a burst of
+/// connections is over (see `server/release.rs`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_heap() {
+    unsafe extern "C" {
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: `malloc_trim` takes no pointer and touches only the allocator's own free
+    // chunks, under its own locks; glibc provides it in static and dynamic builds alike.
+    unsafe {
+        malloc_trim(0);
     }
 }
 

@@ -176,6 +176,7 @@ pub struct Stats {
     direct_handoffs: AtomicU64,
     publishes_paced: AtomicU64,
     publishes_replayed: AtomicU64,
+    memory_releases: AtomicU64,
     history_file_errors: [AtomicU64; FileOp::ALL.len()],
     ended: [AtomicU64; Reason::ALL.len()],
     auth_failures: [AtomicU64; AuthFailure::ALL.len()],
@@ -216,6 +217,9 @@ pub struct Snapshot {
     /// Publishes answered as retries of a retained event (same idempotency key or
     /// publisher id): nothing was published again.
     pub publishes_replayed: u64,
+    /// Times free heap pages were given back to the system after a burst of
+    /// connections (see [`crate::Server::release_memory_with`]).
+    pub memory_releases: u64,
     /// I/O errors on the history file, by step, in [`FileOp::ALL`] order.
     pub history_file_errors: [u64; FileOp::ALL.len()],
     /// Ended streams by reason, in [`Reason::ALL`] order.
@@ -254,6 +258,7 @@ impl Stats {
             direct_handoffs: AtomicU64::new(0),
             publishes_paced: AtomicU64::new(0),
             publishes_replayed: AtomicU64::new(0),
+            memory_releases: AtomicU64::new(0),
             history_file_errors: Default::default(),
             ended: Default::default(),
             auth_failures: Default::default(),
@@ -286,6 +291,11 @@ impl Stats {
     /// A TCP connection was accepted.
     pub fn connection_accepted(&self) {
         self.connections.fetch_add(1, Relaxed);
+    }
+
+    /// Free heap pages were given back to the system.
+    pub fn memory_released(&self) {
+        self.memory_releases.fetch_add(1, Relaxed);
     }
 
     /// An event was published.
@@ -365,6 +375,7 @@ impl Stats {
             direct_handoffs: self.direct_handoffs.load(Relaxed),
             publishes_paced: self.publishes_paced.load(Relaxed),
             publishes_replayed: self.publishes_replayed.load(Relaxed),
+            memory_releases: self.memory_releases.load(Relaxed),
             history_file_errors: std::array::from_fn(|i| self.history_file_errors[i].load(Relaxed)),
             ended: std::array::from_fn(|i| self.ended[i].load(Relaxed)),
             auth_failures: std::array::from_fn(|i| self.auth_failures[i].load(Relaxed)),

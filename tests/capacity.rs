@@ -133,3 +133,40 @@ fn the_soak_tool_spreads_subscribers_over_source_addresses_and_processes() {
         assert!((10..=11).contains(&n), "{n} from {source}: {peers:?}");
     }
 }
+
+/// `memory_releases` from `/stats`.
+fn releases(addr: std::net::SocketAddr) -> u64 {
+    let r = Client::connect(addr).request(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n");
+    r.json()["memory_releases"]
+        .as_u64()
+        .expect("memory_releases")
+}
+
+/// `n` connections, one `/health` request each, one after the other.
+fn churn(addr: std::net::SocketAddr, n: usize) {
+    for _ in 0..n {
+        let r = Client::connect(addr).request(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(r.status, 200);
+    }
+}
+
+#[test]
+fn a_burst_of_connections_gives_its_heap_back_once_it_is_over() {
+    // The binary hands glibc's `malloc_trim` to the server (`server/release.rs`): it is
+    // called once 1,024 connections came and went and then one second was quiet.
+    let server = spawn_binary(&["--bind", "127.0.0.1:0", "--no-demo", "--heartbeat", "0"]);
+    let quiet = ssehub::server::release::CHECK_EVERY * 5 / 2;
+    churn(server.addr, 200);
+    std::thread::sleep(quiet);
+    assert_eq!(releases(server.addr), 0, "200 connections are not a burst");
+    churn(server.addr, 1000);
+    // Each look at /stats is a connection too: a few a second, so the server can
+    // see a quiet second (`wait_for` looks far more often).
+    let deadline = std::time::Instant::now() + MAX_WAIT;
+    while releases(server.addr) == 0 {
+        assert!(std::time::Instant::now() < deadline, "never released");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    std::thread::sleep(quiet);
+    assert_eq!(releases(server.addr), 1, "one release per burst");
+}

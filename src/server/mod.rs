@@ -32,6 +32,7 @@ pub mod handover;
 mod mercure;
 mod publish;
 mod quota;
+pub mod release;
 mod request;
 mod rest;
 mod rest_clock;
@@ -251,6 +252,8 @@ pub struct Server {
     upgrade: Option<(handover::Upgrade, async_channel::Receiver<()>)>,
     /// A successor's streams, rebuilt, and the channel to confirm on.
     inherited: Option<Successor>,
+    /// Gives free heap pages back after a burst of connections (see `release.rs`).
+    release: Option<release::Release>,
 }
 
 /// What a successor took over, to start serving in [`Server::run`].
@@ -345,6 +348,7 @@ impl Server {
             systemd: None,
             upgrade: None,
             inherited: None,
+            release: None,
         })
     }
 
@@ -412,6 +416,7 @@ impl Server {
                 streams,
                 channel: got.channel,
             }),
+            release: None,
         })
     }
 
@@ -421,6 +426,15 @@ impl Server {
         let (trigger, requests) = handover::trigger();
         self.upgrade = Some((upgrade, requests));
         (self, trigger)
+    }
+
+    /// Calls `release` (the binary passes glibc's `malloc_trim(0)`) once a burst of
+    /// connections is over, so the heap's free pages between the subscribers that stayed
+    /// go back to the system (see `server/release.rs` for when). Without it the holes a
+    /// burst leaves stay resident.
+    pub fn release_memory_with(mut self, release: release::Release) -> Server {
+        self.release = Some(release);
+        self
     }
 
     /// Tells the service manager through `notifier`: `READY=1` once serving, `STATUS=`
@@ -518,6 +532,10 @@ impl Server {
                 }
             })
         };
+        let releaser = self.release.map(|f| {
+            let ctx = ctx.clone();
+            ex.spawn(async move { release::run(&ctx.stats, f).await })
+        });
         let reader = ctx.port.start(&ex, &ctx.shutdown);
         let announcer = ctx
             .subscriptions
@@ -607,6 +625,7 @@ impl Server {
             }
         }
         drop(upgrader);
+        drop(releaser);
         if handed {
             // The successor writes the streams now: no task here may touch a socket
             // again (no close, no shutdown), so none is waited for. Dropping the

@@ -235,6 +235,13 @@ pub(super) const COUNTERS: &[Counter] = &[
         read: |v| Reading::Number(v.s.publishes_replayed),
     },
     Counter {
+        stats: "memory_releases",
+        metric: "memory_releases_total",
+        kind: Kind::Counter,
+        help: "Times free heap pages were given back to the system after a burst of connections.",
+        read: |v| Reading::Number(v.s.memory_releases),
+    },
+    Counter {
         stats: "streams_ended",
         metric: "streams_ended_total",
         kind: Kind::Counter,
