@@ -534,7 +534,7 @@ impl Server {
         };
         let releaser = self.release.map(|f| {
             let ctx = ctx.clone();
-            ex.spawn(async move { release::run(&ctx.stats, f).await })
+            ex.spawn(async move { release::run(&ctx.stats, &ctx.log, f).await })
         });
         let reader = ctx.port.start(&ex, &ctx.shutdown);
         let announcer = ctx

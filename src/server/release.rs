@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 
+use crate::log::Log;
 use crate::stats::Stats;
 
 /// What the binary hands in: returns free memory to the system (glibc's
@@ -88,14 +89,33 @@ fn churn(stats: &Stats) -> u64 {
     s.connections + s.ended.iter().sum::<u64>()
 }
 
-/// Looks every [`CHECK_EVERY`] and calls `release` when it is due; until dropped.
-pub(super) async fn run(stats: &Stats, release: Release) {
+/// The process's resident memory now (`VmRSS` of `/proc/self/status`). **Unit:** KiB.
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Looks every [`CHECK_EVERY`] and calls `release` when it is due, logging what it gave
+/// back and how long it took; until dropped.
+pub(super) async fn run(stats: &Stats, log: &Log, release: Release) {
     let mut schedule = Schedule::new(churn(stats), Instant::now());
     loop {
         Timer::after(CHECK_EVERY).await;
         if schedule.look(churn(stats), Instant::now()) {
+            let before = rss_kib();
+            let t0 = Instant::now();
             release();
+            let took = t0.elapsed();
             stats.memory_released();
+            if let (Some(b), Some(a)) = (before, rss_kib()) {
+                log.line(format_args!(
+                    "after a burst of connections: gave {} KiB of free heap back \
+                     (RSS {b} -> {a} KiB) in {:.1} ms",
+                    b.saturating_sub(a),
+                    took.as_secs_f64() * 1000.0
+                ));
+            }
         }
     }
 }
