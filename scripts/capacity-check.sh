@@ -23,8 +23,8 @@ cd "$(dirname "$0")/.."
 # ssehub's RSS with N idle (resting) subscribers = RSS at start + FIXED + N x USER.
 # FIXED: what grows once (the watch's first slots, the registry's inner nodes, the
 # allocator's arenas). Unit: KiB. USER: one subscriber. Unit: bytes.
-MODEL_FIXED_KIB=${MODEL_FIXED_KIB:-260}
-MODEL_USER_BYTES=${MODEL_USER_BYTES:-457}
+MODEL_FIXED_KIB=${MODEL_FIXED_KIB:-266}
+MODEL_USER_BYTES=${MODEL_USER_BYTES:-420}
 # Kernel memory of one connection on loopback, both ends (twice a server's socket), in
 # the socket slab caches of /proc/slabinfo (TCP, sock_inode_cache, dentry, filp,
 # eventpoll_*; `Slab` of /proc/meminfo when it cannot be read). Unit: bytes.
@@ -32,6 +32,9 @@ MODEL_KERNEL_BYTES=${MODEL_KERNEL_BYTES:-7800}
 # Server CPU per frame delivered by the broadcast's direct writes, on loopback (it
 # includes the kernel's delivery to the local client). Unit: microseconds.
 MODEL_CPU_US_PER_FRAME=${MODEL_CPU_US_PER_FRAME:-8.5}
+# Server CPU per broadcast that does not grow with N (the publish, the fan-out's setup,
+# the once-a-second ticks at 1 event/s), spread over its N frames. Unit: microseconds.
+MODEL_CPU_US_PER_EVENT=${MODEL_CPU_US_PER_EVENT:-3200}
 
 ns=("$@")
 [ ${#ns[@]} -gt 0 ] || ns=(2000 5000 10000 19000)
@@ -89,14 +92,17 @@ for n in "${ns[@]}"; do
         >"$out/events-$n.json" 2>"$out/soak-$n.log" || true
     stop_server
     line=$(python3 - "$out/idle-$n.json" "$out/events-$n.json" "$MODEL_USER_BYTES" \
-        "$MODEL_KERNEL_BYTES" "$MODEL_CPU_US_PER_FRAME" "$tol" "$MODEL_FIXED_KIB" <<'EOF'
+        "$MODEL_KERNEL_BYTES" "$MODEL_CPU_US_PER_FRAME" "$tol" "$MODEL_FIXED_KIB" \
+        "$MODEL_CPU_US_PER_EVENT" <<'EOF'
 import json, sys
 idle = json.load(open(sys.argv[1]))
 ev = json.load(open(sys.argv[2]))
-m_user, m_kernel, m_cpu, tol, fixed = (float(a) for a in sys.argv[3:8])
+m_user, m_kernel, m_cpu, tol, fixed, per_event = (float(a) for a in sys.argv[3:9])
 n = idle["subscribers"]
 # Per subscriber, as measured: (RSS after - RSS at start) / N; predicted likewise.
 m_user = m_user + fixed * 1024 / n
+# Per frame: the frame's own cost and its share of the broadcast's fixed cost.
+m_cpu = m_cpu + per_event / n
 user = idle["per_subscriber_kib"] * 1024
 sock = idle.get("socket_slab_per_connection_kib")
 kernel = (sock if sock is not None else idle["slab_per_connection_kib"]) * 1024

@@ -80,7 +80,9 @@ def main():
             if not chunk:
                 raise SystemExit("server closed a subscriber")
             got += chunk
-    time.sleep(1)
+    # The server gives a burst's heap holes back once a second of it was quiet
+    # (src/server/release.rs, looking every second): sample after that.
+    time.sleep(3)
     after = rss_kib(pid)
     k_after = kernel()
     per = (after - before) / n
