@@ -327,7 +327,11 @@ fn with_wait_replicas_no_answered_event_is_lost_to_a_kill_9() {
     assert_eq!((unreplicated.len(), refused), (0, 2));
     let (_, promoted) = set.wait_promotion(old, Duration::from_secs(20));
     let (_, after) = publish_until_back(&nodes, &subs, "after");
-    assert!(promoted.elapsed() < BACK_WITHIN);
+    let back = promoted.elapsed();
+    assert!(
+        back < BACK_WITHIN,
+        "delivery back {back:?} after the promotion"
+    );
     acked.extend(after);
     let surv = survivors(&set);
     for a in &acked {
