@@ -132,16 +132,19 @@ pub(super) async fn accept_loop(
                 } else {
                     let streams = streams.clone();
                     ex.spawn(async move {
+                        // The shutdown waits for this task by its guard; once the
+                        // connection is a stream, by its count (`Slot::into_counted`).
+                        let _guard = guard;
                         let mut stream = stream;
                         let opened =
                             Box::pin(connection::serve_requests(&mut stream, peer, scope, &ctx))
                                 .await;
                         if let Some(opened) = opened {
-                            // The stream holds its count and the guard until it ends,
-                            // whether its writer runs or it rests (see `rest.rs`); its
+                            // The stream keeps its count until it ends, whether its
+                            // writer runs or it rests (see `rest.rs`); its
                             // first writer runs here, then it rests or moves to the
                             // stream executor.
-                            let counted = slot.into_counted(&ctx, guard);
+                            let counted = slot.into_counted(&ctx);
                             let home = Home::new(ctx, counted);
                             stream::start(stream, opened, home, &streams).await;
                         }
@@ -182,18 +185,15 @@ impl Slot {
         };
         (slot, before >= ctx.config.limits.max_connections)
     }
-}
 
-impl Slot {
     /// The slot as a stream keeps it (see [`Counted`]): the connection stays counted,
     /// and counted among the streams the shutdown waits for, until its home is dropped.
-    /// Taken before the request phase's `guard` is dropped, so that the shutdown never
-    /// sees neither.
-    pub(super) fn into_counted(mut self, ctx: &Ctx, guard: Guard) -> Counted {
+    /// Called while the request phase still holds its shutdown guard, so the shutdown
+    /// never sees the stream in neither count.
+    pub(super) fn into_counted(mut self, ctx: &Ctx) -> Counted {
         ctx.streams_alive.fetch_add(1, Ordering::AcqRel);
         // The count now goes with the stream: given back by `Counted::give_back`.
         self.connections = None;
-        drop(guard);
         Counted(())
     }
 }

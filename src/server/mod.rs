@@ -584,7 +584,7 @@ impl Server {
             for (conn, opened) in successor.streams {
                 // A handed stream may rest again here, like any other (see `rest.rs`).
                 let (slot, _) = accept::Slot::take(&ctx);
-                let home = rest::Home::new(ctx.clone(), slot.into_counted(&ctx, guard.clone()));
+                let home = rest::Home::new(ctx.clone(), slot.into_counted(&ctx));
                 streams
                     .spawn(stream::write_stream(conn, opened, home))
                     .detach();
