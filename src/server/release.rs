@@ -8,7 +8,7 @@
 //! the allocator keeps the holes: they count in the process's resident memory although
 //! nothing uses them (glibc returns only the top of its heap by itself). With 10,000
 //! idle subscribers the holes were 0.5 to 1.7 MB, 10 to 35 % of what the subscribers
-//! hold, and different in every run (malloc_stats, four runs).
+//! hold, and different in every run (malloc_stats, five runs).
 //!
 //! The library cannot reach the allocator (it has no `unsafe`); the binary can, and
 //! hands a [`Release`] function in ([`crate::Server::release_memory_with`]). This task
