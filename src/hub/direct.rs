@@ -83,6 +83,7 @@ impl fmt::Debug for DirectJob {
 
 impl DirectJob {
     /// Subscribers this job writes to.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.targets.len()
     }
