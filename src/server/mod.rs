@@ -69,7 +69,7 @@ use watchdog::{Probes, Systemd};
 
 use crate::config::Config;
 use crate::daemon::{Inherited, Notifier};
-use crate::hub::Hub;
+use crate::hub::{Hub, SharedJob};
 use crate::log::Log;
 use crate::port::{Port, PortError, Store};
 use crate::producer::Producers;
@@ -165,6 +165,13 @@ pub(crate) struct Ctx {
     pub(crate) streams: std::sync::OnceLock<std::sync::Weak<Executor<'static>>>,
     /// Wakes writers waiting to rest (see `rest_clock.rs`).
     pub(crate) rest_clock: rest_clock::RestClock,
+}
+
+/// Helps write a direct job, one chunk of sockets per poll (see [`Server::run`]).
+async fn help_with(job: Arc<SharedJob>) {
+    while job.help_once() {
+        futures_lite::future::yield_now().await;
+    }
 }
 
 /// The watch of resting streams' read sides, when streams rest and the kernel gives one.
@@ -499,25 +506,26 @@ impl Server {
         streams: Arc<Executor<'static>>,
     ) -> Snapshot {
         let ctx = self.ctx.clone();
-        // A direct write job is split in one part per writer thread plus one that the
-        // publishing thread writes itself, so the burst is spread over every core. (A
-        // weak handle: the hub lives in tasks of that executor.)
+        // A direct write job is shared by the request thread and every writer thread
+        // (`SharedJob`): a task on each takes a chunk of sockets per poll until none is
+        // left, so the burst is spread over every core without waiting for the slowest,
+        // the publish is answered at once, and the next one is taken in between chunks
+        // (its frames then go out with this one's, in one write per socket). (Weak
+        // handles: the hub lives in tasks of these executors.)
         let writers = Arc::downgrade(&streams);
         let _ = ctx.streams.set(writers.clone());
-        let parts = ctx.config.threads.max(1) + 1;
+        let requests = Arc::downgrade(&ex);
+        let helpers = ctx.config.threads;
         ctx.hub
-            .set_direct_runner(move |job| match writers.upgrade() {
-                Some(ex) => {
-                    let mut split = job.split(parts);
-                    let mine = split.pop();
-                    for part in split {
-                        ex.spawn(async move { part.run() }).detach();
+            .set_direct_runner(move |job| match (writers.upgrade(), requests.upgrade()) {
+                (Some(w), Some(r)) if helpers > 0 => {
+                    let job = Arc::new(job.shared());
+                    for _ in 0..helpers {
+                        w.spawn(help_with(job.clone())).detach();
                     }
-                    if let Some(mine) = mine {
-                        mine.run();
-                    }
+                    r.spawn(help_with(job)).detach();
                 }
-                None => job.run(),
+                _ => job.run(),
             });
         let producers = Producers::spawn(&ex, &ctx.config, &ctx.hub, &ctx.port, &ctx.log);
         // Resting streams' read sides (`watch.rs`), and the clock that wakes writers
