@@ -7,8 +7,8 @@
 //! waiting (none is behind; one whose socket a direct write still holds is not behind
 //! either) lends the waiting writers' sockets for that one frame instead (row 3 of
 //! the writer state table): the fan-out marks each one, outside the lock the runner
-//! writes the frame to each in a tight loop (the server shares that between its writer
-//! threads and the publishing thread: see [`SharedJob`]), and gives each socket back (rows 4–5). A socket
+//! writes the frame to each in a tight loop (the server writes it on its request thread,
+//! a chunk per poll: see [`SharedJob`]), and gives each socket back (rows 4–5). A socket
 //! that does not take the whole frame hands the rest to its writer (row 6), which goes
 //! on from there; frames published meanwhile are queued as usual, and the direct write
 //! gathers up to [`DRAIN_WHILE_LENT`] of them and writes them after its own frame in the
@@ -107,22 +107,25 @@ impl DirectJob {
     }
 }
 
-/// Sockets a thread takes from a [`SharedJob`] at a time. **Unit:** sockets. **Why:**
-/// small enough that a thread the scheduler stops halfway through holds few sockets
-/// lent (a frame published meanwhile is queued for each), large enough that the shared
-/// cursor is touched once per about 0.1 ms of writing.
+/// Sockets written per [`SharedJob::help_once`]. **Unit:** sockets. **Why:** about 0.1
+/// ms of writing: the thread's other tasks (the next publish, new connections) wait no
+/// longer than that, and a thread the scheduler stops halfway through holds few sockets
+/// lent (a frame published meanwhile is queued for each); the cursor is touched once
+/// per chunk.
 pub(crate) const SHARED_CHUNK: usize = 32;
 
-/// A [`DirectJob`] that any number of threads write together, each taking the next
-/// [`SHARED_CHUNK`] sockets until none is left ([`SharedJob::help`]).
+/// A [`DirectJob`] written a chunk of [`SHARED_CHUNK`] sockets at a time
+/// ([`SharedJob::help_once`]), by one task or by any number of threads together, each
+/// taking the next chunk until none is left.
 ///
-/// **Why not fixed parts:** a job split in one part per thread is as late as its
-/// slowest thread. Beside a busy neighbour on one core, the writer thread's part of a
-/// 10,000-subscriber job waited behind it for more than the 100 ms between W3's
-/// events, every frame published meanwhile was queued for each of its sockets, and the
-/// hub fell into queueing every frame (17–48 MB of queues, p99 up to 1.5× the floor).
-/// Shared, the publishing thread writes on until the job is done; a writer thread that
-/// gets the core helps, one that does not finds nothing left.
+/// **Why chunks:** written whole, a 10,000-subscriber job held its thread for 30-60
+/// ms; the server's task writes one chunk per poll, so the next publish is answered
+/// and fanned out in between (its frames go out with this one's to the sockets not yet
+/// written). **Why not fixed parts:** a job split in one part per thread is as late
+/// as its slowest thread: beside a busy neighbour, the writer thread's part waited
+/// behind it for more than the 100 ms between W3's events, and every frame published
+/// meanwhile was queued for each of its sockets (17-48 MB of queues, p99 up to 1.5x
+/// the floor).
 pub(crate) struct SharedJob {
     job: DirectJob,
     /// The first socket no thread has taken yet (past the end once all are taken).
@@ -141,8 +144,7 @@ impl fmt::Debug for SharedJob {
 impl SharedJob {
     /// Writes chunks of the job until no socket is left to take; each socket is
     /// written by exactly one thread. Never waits.
-    #[cfg(test)]
-    pub(crate) fn help(&self) {
+    pub(crate) fn help_all(&self) {
         while self.help_once() {}
     }
 

@@ -167,10 +167,13 @@ pub(crate) struct Ctx {
     pub(crate) rest_clock: rest_clock::RestClock,
 }
 
-/// Helps write a direct job, one chunk of sockets per poll (see [`Server::run`]).
-async fn help_with(job: Arc<SharedJob>) {
-    while job.help_once() {
-        futures_lite::future::yield_now().await;
+/// Helps write the direct jobs sent to `jobs`, in the order they come, one chunk of
+/// sockets per poll (see [`Server::run`]).
+async fn help_with(jobs: async_channel::Receiver<Arc<SharedJob>>) {
+    while let Ok(job) = jobs.recv().await {
+        while job.help_once() {
+            futures_lite::future::yield_now().await;
+        }
     }
 }
 
@@ -506,27 +509,25 @@ impl Server {
         streams: Arc<Executor<'static>>,
     ) -> Snapshot {
         let ctx = self.ctx.clone();
-        // A direct write job is shared by the request thread and every writer thread
-        // (`SharedJob`): a task on each takes a chunk of sockets per poll until none is
-        // left, so the burst is spread over every core without waiting for the slowest,
-        // the publish is answered at once, and the next one is taken in between chunks
-        // (its frames then go out with this one's, in one write per socket). (Weak
-        // handles: the hub lives in tasks of these executors.)
-        let writers = Arc::downgrade(&streams);
-        let _ = ctx.streams.set(writers.clone());
-        let requests = Arc::downgrade(&ex);
-        let helpers = ctx.config.threads;
-        ctx.hub
-            .set_direct_runner(move |job| match (writers.upgrade(), requests.upgrade()) {
-                (Some(w), Some(r)) if helpers > 0 => {
-                    let job = Arc::new(job.shared());
-                    for _ in 0..helpers {
-                        w.spawn(help_with(job.clone())).detach();
-                    }
-                    r.spawn(help_with(job)).detach();
-                }
-                _ => job.run(),
-            });
+        // Direct write jobs are written by one task on the request thread, in the order
+        // they come, one chunk of sockets per poll (`help_with`): the publish is
+        // answered at once, and the next one is taken in between chunks (its frames
+        // then go out with this one's, in one write per socket, to the sockets not yet
+        // written). Not spread over the writer threads too: on two cores beside W3's
+        // load tool (and a CPU hog), two threads writing one job cost 1.03-1.18x the
+        // floor's CPU per event, one thread 0.89-1.02x with the same tail (likely the
+        // sockets and the shared descriptor table moving between cores). Taken in turns, two jobs would delay the first one's last
+        // sockets by the whole second job. Each socket is in one job at most (it is
+        // lent), so the jobs waiting hold at most one entry per subscriber.
+        let _ = ctx.streams.set(Arc::downgrade(&streams));
+        let (to_write, jobs) = async_channel::unbounded::<Arc<SharedJob>>();
+        let _writing = ex.spawn(help_with(jobs));
+        ctx.hub.set_direct_runner(move |job| {
+            // Closed only once the server has returned: then write it here.
+            if let Err(e) = to_write.try_send(Arc::new(job.shared())) {
+                e.into_inner().help_all();
+            }
+        });
         let producers = Producers::spawn(&ex, &ctx.config, &ctx.hub, &ctx.port, &ctx.log);
         // Resting streams' read sides (`watch.rs`), and the clock that wakes writers
         // waiting to rest (`rest_clock.rs`), until the server returns.

@@ -290,10 +290,10 @@ fn a_shared_job_writes_every_socket_once_whichever_threads_help() {
     std::thread::scope(|scope| {
         for _ in 0..4 {
             let job = job.clone();
-            scope.spawn(move || job.help());
+            scope.spawn(move || job.help_all());
         }
     });
-    job.help();
+    job.help_all();
     assert_eq!(h.stats().snapshot().direct_writes, SUBS as u64);
     for sink in &sinks {
         assert_eq!(
@@ -313,7 +313,7 @@ fn a_shared_job_writes_every_socket_once_whichever_threads_help() {
         stats: h.stats().clone(),
     }
     .shared();
-    empty.help();
+    empty.help_all();
     assert_eq!(h.stats().snapshot().direct_writes, SUBS as u64);
 }
 
