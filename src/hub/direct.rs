@@ -83,7 +83,6 @@ impl fmt::Debug for DirectJob {
 
 impl DirectJob {
     /// Subscribers this job writes to.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.targets.len()
     }

@@ -167,6 +167,15 @@ pub(crate) struct Ctx {
     pub(crate) rest_clock: rest_clock::RestClock,
 }
 
+/// Sockets up to which a direct write job is shared with the writer threads (see
+/// [`Server::run`]). **Unit:** sockets. **Why:** a small job (W5: 100 subscribers of
+/// 8 KiB events) finishes sooner on every core; a big one costs more CPU that way: W3
+/// (10,000 subscribers) on two cores beside its load tool and a CPU hog cost 1.03-1.18x
+/// the floor's CPU per event written by two threads, 0.97-1.01x by the request thread
+/// alone, with the same tail (likely the sockets and the shared descriptor table
+/// moving between cores, and the two threads preempting each other and the hog).
+const SHARE_UP_TO: usize = 1024;
+
 /// Helps write the direct jobs sent to `jobs`, in the order they come, one chunk of
 /// sockets per poll (see [`Server::run`]).
 async fn help_with(jobs: async_channel::Receiver<Arc<SharedJob>>) {
@@ -513,18 +522,27 @@ impl Server {
         // they come, one chunk of sockets per poll (`help_with`): the publish is
         // answered at once, and the next one is taken in between chunks (its frames
         // then go out with this one's, in one write per socket, to the sockets not yet
-        // written). Not spread over the writer threads too: on two cores beside W3's
-        // load tool (and a CPU hog), two threads writing one job cost 1.03-1.18x the
-        // floor's CPU per event, one thread 0.89-1.02x with the same tail (likely the
-        // sockets and the shared descriptor table moving between cores). Taken in turns, two jobs would delay the first one's last
-        // sockets by the whole second job. Each socket is in one job at most (it is
-        // lent), so the jobs waiting hold at most one entry per subscriber.
+        // written). Taken in turns, two jobs would delay the first one's last sockets
+        // by the whole second job. A job of up to `SHARE_UP_TO` sockets is shared with
+        // a task on each writer thread, in the same order; a bigger one is not (see
+        // there). Each socket is in one job at most (it is lent), so the jobs waiting
+        // hold at most one entry per subscriber.
         let _ = ctx.streams.set(Arc::downgrade(&streams));
+        let helpers = ctx.config.threads;
         let (to_write, jobs) = async_channel::unbounded::<Arc<SharedJob>>();
+        let (to_help, helps) = async_channel::unbounded::<Arc<SharedJob>>();
         let _writing = ex.spawn(help_with(jobs));
+        let _helping: Vec<_> = (0..helpers)
+            .map(|_| streams.spawn(help_with(helps.clone())))
+            .collect();
         ctx.hub.set_direct_runner(move |job| {
+            let shared = if job.len() <= SHARE_UP_TO { helpers } else { 0 };
+            let job = Arc::new(job.shared());
+            for _ in 0..shared {
+                let _ = to_help.try_send(job.clone());
+            }
             // Closed only once the server has returned: then write it here.
-            if let Err(e) = to_write.try_send(Arc::new(job.shared())) {
+            if let Err(e) = to_write.try_send(job) {
                 e.into_inner().help_all();
             }
         });
