@@ -201,6 +201,11 @@ impl WriterState {
 
     /// The next queued frame: `Empty` with no queue yet, `Closed` once ended.
     pub(crate) fn take_queued(&self) -> Result<Frame, TryRecvError> {
+        // The frames of a hand-off come before anything queued: a writer topping up its
+        // batch stops here, and its next `poll_next` yields them (row 7).
+        if self.load() & HANDOFF != 0 {
+            return Err(TryRecvError::Empty);
+        }
         match lock(&self.held).queue.as_deref() {
             Some(rx) => rx.try_recv(),
             None if self.ended.load(Ordering::SeqCst) => Err(TryRecvError::Closed),
@@ -542,6 +547,32 @@ mod tests {
         let got = st.poll_next(&mut cx, || panic!("the queue comes after the hand-off"));
         assert!(matches!(got, Poll::Ready(Some((_, 4)))));
         assert_eq!(st.load(), RUNNING);
+    }
+
+    #[test]
+    fn a_writer_topping_up_its_batch_takes_nothing_queued_before_the_hand_off() {
+        // The restart soak's fault: a writer took the rest of a gathered direct write,
+        // topped its batch up from the queue, and wrote a queued frame before the
+        // hand-off's later ones (event 1773 after 1774-1778).
+        let (st, _, w) = at(LENT | QUEUED);
+        let f = |t: &str| Frame::from_encoded(t.as_bytes().to_vec());
+        let (tx, rx) = async_channel::bounded(4);
+        st.set_queue(rx);
+        tx.try_send(f("c")).unwrap();
+        st.hand_off(f("a"), 1, [f("b")]);
+        let mut cx = Context::from_waker(&w);
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            match st.poll_next(&mut cx, || st.take_queued()) {
+                Poll::Ready(Some((fr, _))) => out.push(fr.as_bytes().to_vec()),
+                other => panic!("{other:?}"),
+            }
+            // What a writer's top-up does after each frame it takes.
+            while let Ok(fr) = st.take_queued() {
+                out.push(fr.as_bytes().to_vec());
+            }
+        }
+        assert_eq!(out, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
     }
 
     #[test]
