@@ -31,10 +31,10 @@ MODEL_USER_BYTES=${MODEL_USER_BYTES:-420}
 MODEL_KERNEL_BYTES=${MODEL_KERNEL_BYTES:-7800}
 # Server CPU per frame delivered by the broadcast's direct writes, on loopback (it
 # includes the kernel's delivery to the local client). Unit: microseconds.
-MODEL_CPU_US_PER_FRAME=${MODEL_CPU_US_PER_FRAME:-8.5}
+MODEL_CPU_US_PER_FRAME=${MODEL_CPU_US_PER_FRAME:-9.5}
 # Server CPU per broadcast that does not grow with N (the publish, the fan-out's setup,
 # the once-a-second ticks at 1 event/s), spread over its N frames. Unit: microseconds.
-MODEL_CPU_US_PER_EVENT=${MODEL_CPU_US_PER_EVENT:-3200}
+MODEL_CPU_US_PER_EVENT=${MODEL_CPU_US_PER_EVENT:-1000}
 
 ns=("$@")
 [ ${#ns[@]} -gt 0 ] || ns=(2000 5000 10000 19000)

@@ -207,8 +207,8 @@ pub struct Snapshot {
     pub bytes_written: u64,
     /// Write system calls made to subscriber sockets (several frames per call where queued).
     pub write_calls: u64,
-    /// Of those, writes of one frame made directly while the subscriber's writer waited
-    /// (see the hub's "Direct writes").
+    /// Of those, writes made directly while the subscriber's writer waited (see the hub's
+    /// "Direct writes"): one frame, or with the frames queued meanwhile.
     pub direct_writes: u64,
     /// Of those, how many the socket did not take whole: the rest went to the writer.
     pub direct_handoffs: u64,
@@ -315,14 +315,15 @@ impl Stats {
         self.bytes_written.fetch_add(bytes, Relaxed);
     }
 
-    /// A direct write job made `calls` writes (one per frame it wrote to a socket), putting out `frames`
-    /// whole frames and `bytes` bytes; the others handed the rest to their writers.
-    pub fn wrote_direct(&self, calls: u64, frames: u64, bytes: u64) {
+    /// A direct write job made `calls` writes (one per socket, with the frames queued
+    /// for it meanwhile), putting out `frames` whole frames and `bytes` bytes; `handoffs`
+    /// of the writes were not taken whole, and their writers got the rest.
+    pub fn wrote_direct(&self, calls: u64, frames: u64, bytes: u64, handoffs: u64) {
         self.write_calls.fetch_add(calls, Relaxed);
         self.frames_written.fetch_add(frames, Relaxed);
         self.bytes_written.fetch_add(bytes, Relaxed);
         self.direct_writes.fetch_add(calls, Relaxed);
-        self.direct_handoffs.fetch_add(calls - frames, Relaxed);
+        self.direct_handoffs.fetch_add(handoffs, Relaxed);
     }
 
     /// A publish answer was held for congested subscribers.

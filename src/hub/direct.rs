@@ -7,12 +7,13 @@
 //! waiting (none is behind; one whose socket a direct write still holds is not behind
 //! either) lends the waiting writers' sockets for that one frame instead (row 3 of
 //! the writer state table): the fan-out marks each one, outside the lock the runner
-//! writes the frame to each in a tight loop (the server splits that over its writer
-//! threads and the publishing thread), and gives each socket back (rows 4–5). A socket
+//! writes the frame to each in a tight loop (the server writes it on its request thread,
+//! a chunk per poll: see [`SharedJob`]), and gives each socket back (rows 4–5). A socket
 //! that does not take the whole frame hands the rest to its writer (row 6), which goes
-//! on from there; frames published meanwhile are queued as usual, and the direct write,
-//! once its frame is out, writes up to [`DRAIN_WHILE_LENT`] of them before it gives
-//! the socket back (row 15; the writer is woken for any left), so order is kept and a
+//! on from there; frames published meanwhile are queued as usual, and the direct write
+//! gathers up to [`DRAIN_WHILE_LENT`] of them and writes them after its own frame in the
+//! same `sendmsg` before it gives the socket back (row 15; the writer is woken for any
+//! left), so order is kept and a
 //! subscriber still falls behind, and is evicted, through its bounded queue. When a writer was
 //! busy at the last publish, every frame is queued, so a fast publisher still gets
 //! frames batched into one write per subscriber. A queue made
@@ -22,6 +23,7 @@
 use std::fmt;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::writer_state::WriterState;
 use crate::sse::Frame;
@@ -34,16 +36,26 @@ pub(crate) trait DirectSink: Send + Sync {
     /// `WouldBlock` when it takes nothing, or the error.
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize>;
 
+    /// Writes as much of `bufs`, in order, as the socket takes now, without waiting (as
+    /// [`try_write`](DirectSink::try_write)); by default only the first non-empty one.
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(b) => self.try_write(b),
+            None => Ok(0),
+        }
+    }
+
     /// Shuts both directions down, so that a writer blocked on the socket wakes up: what
     /// the hub does to a subscriber it evicts when it registered no close hook.
     fn shut_down(&self);
 }
 
-/// Frames queued meanwhile that a direct write writes to a socket after its own, before
-/// it gives the socket back. **Unit:** frames. **Why:** a fan-out that overlaps the last
-/// one's direct write queues a frame or two for the sockets still lent; writing them
-/// here costs a `send` each, where waking the writer cost a task poll too (W3 beside a
-/// CPU hog); past a few, the writer batches them better.
+/// Frames queued meanwhile that a direct write gathers and writes to a socket after its
+/// own, in the same write, before it gives the socket back. **Unit:** frames. **Why:** a
+/// fan-out that overlaps the last one's direct write queues a frame or two for the
+/// sockets still lent; writing them here costs no more than the direct write's own
+/// `sendmsg`, where waking the writer cost a task poll and a write of its own (W3 beside
+/// a CPU hog); past a few, the writer batches them as well.
 pub const DRAIN_WHILE_LENT: usize = 4;
 
 /// A subscriber lent for a direct write: its state word and its socket.
@@ -71,27 +83,16 @@ impl fmt::Debug for DirectJob {
 
 impl DirectJob {
     /// Subscribers this job writes to.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.targets.len()
     }
 
-    /// Splits the job into at most `parts` jobs of about equal size (to run them on
-    /// several threads).
-    pub(crate) fn split(mut self, parts: usize) -> Vec<DirectJob> {
-        let parts = parts.clamp(1, self.targets.len().max(1));
-        let size = self.targets.len().div_ceil(parts);
-        let mut out = Vec::with_capacity(parts);
-        while self.targets.len() > size {
-            let rest = self.targets.split_off(size);
-            out.push(DirectJob {
-                frame: self.frame.clone(),
-                targets: std::mem::replace(&mut self.targets, rest),
-                stats: self.stats.clone(),
-            });
+    /// Makes the job one that several threads write together: see [`SharedJob`].
+    pub(crate) fn shared(self) -> SharedJob {
+        SharedJob {
+            job: self,
+            next: AtomicUsize::new(0),
         }
-        out.push(self);
-        out
     }
 
     /// Writes the frame to each socket once, without waiting, then up to
@@ -99,47 +100,131 @@ impl DirectJob {
     /// table), and gives each socket back to its writer (with the rest of a frame the
     /// socket did not take whole).
     pub(crate) fn run(self) {
-        let (mut calls, mut frames, mut written_total) = (0u64, 0u64, 0u64);
-        for (state, sink) in self.targets {
-            let mut frame = self.frame.clone();
-            let mut left = DRAIN_WHILE_LENT;
-            loop {
-                let bytes = frame.as_bytes();
-                calls += 1;
-                match sink.try_write(bytes) {
-                    Ok(n) if n == bytes.len() => {
-                        frames += 1;
-                        written_total += n as u64;
-                        // (Asked only while there is room: a frame taken is written.)
-                        let next = if left > 0 {
-                            state.take_while_lent()
-                        } else {
-                            None
-                        };
-                        match next {
-                            Some(next) => {
-                                left -= 1;
-                                frame = next;
-                            }
-                            None => {
-                                state.give_back();
-                                break;
-                            }
-                        }
-                    }
-                    Ok(n) => {
-                        written_total += n as u64;
-                        state.hand_off(frame, n);
-                        break;
-                    }
-                    Err(_) => {
-                        state.hand_off(frame, 0);
-                        break;
-                    }
-                }
+        let mut count = Count::default();
+        write_all(&self.frame, &self.targets, &mut count);
+        count.report(&self.stats);
+    }
+}
+
+/// Sockets written per [`SharedJob::help_once`]. **Unit:** sockets. **Why:** about 0.1
+/// ms of writing: the thread's other tasks (the next publish, new connections) wait no
+/// longer than that, and a thread the scheduler stops halfway through holds few sockets
+/// lent (a frame published meanwhile is queued for each); the cursor is touched once
+/// per chunk.
+pub(crate) const SHARED_CHUNK: usize = 32;
+
+/// A [`DirectJob`] written a chunk of [`SHARED_CHUNK`] sockets at a time
+/// ([`SharedJob::help_once`]), by one task or by any number of threads together, each
+/// taking the next chunk until none is left.
+///
+/// **Why chunks:** written whole, a 10,000-subscriber job held its thread for 30-60
+/// ms; the server's task writes one chunk per poll, so the next publish is answered
+/// and fanned out in between (its frames go out with this one's to the sockets not yet
+/// written). **Why not fixed parts:** a job split in one part per thread is as late
+/// as its slowest thread: beside a busy neighbour, the writer thread's part waited
+/// behind it for more than the 100 ms between W3's events, and every frame published
+/// meanwhile was queued for each of its sockets (17-48 MB of queues, p99 up to 1.5x
+/// the floor).
+pub(crate) struct SharedJob {
+    job: DirectJob,
+    /// The first socket no thread has taken yet (past the end once all are taken).
+    next: AtomicUsize,
+}
+
+impl fmt::Debug for SharedJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedJob")
+            .field("job", &self.job)
+            .field("next", &self.next.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl SharedJob {
+    /// Writes chunks of the job until no socket is left to take; each socket is
+    /// written by exactly one thread. Never waits.
+    pub(crate) fn help_all(&self) {
+        while self.help_once() {}
+    }
+
+    /// Writes the next [`SHARED_CHUNK`] sockets no thread has taken yet: false when none
+    /// was left. Never waits. A task calls it once per poll, so that a 10,000-socket
+    /// job lets the thread's other tasks (the next publish among them) run between
+    /// chunks.
+    pub(crate) fn help_once(&self) -> bool {
+        let targets = &self.job.targets;
+        let from = self.next.fetch_add(SHARED_CHUNK, Ordering::Relaxed);
+        if from >= targets.len() {
+            return false;
+        }
+        let to = (from + SHARED_CHUNK).min(targets.len());
+        let mut count = Count::default();
+        write_all(&self.job.frame, &targets[from..to], &mut count);
+        count.report(&self.job.stats);
+        to < targets.len()
+    }
+}
+
+/// What some direct writes did, for [`Stats::wrote_direct`].
+#[derive(Default)]
+struct Count {
+    calls: u64,
+    frames: u64,
+    bytes: u64,
+    handoffs: u64,
+}
+
+impl Count {
+    fn report(&self, stats: &Stats) {
+        if self.calls > 0 {
+            stats.wrote_direct(self.calls, self.frames, self.bytes, self.handoffs);
+        }
+    }
+}
+
+/// Writes `frame` to each target's socket, with up to [`DRAIN_WHILE_LENT`] frames queued
+/// for it meanwhile (row 15 of the writer state's table) in the same write, without
+/// waiting, and gives each socket back to its writer (with what the socket did not
+/// take).
+fn write_all(frame: &Frame, targets: &[DirectTarget], count: &mut Count) {
+    let mut batch: Vec<Frame> = Vec::new();
+    for (state, sink) in targets {
+        batch.push(frame.clone());
+        while batch.len() <= DRAIN_WHILE_LENT {
+            match state.take_while_lent() {
+                Some(next) => batch.push(next),
+                None => break,
             }
         }
-        self.stats.wrote_direct(calls, frames, written_total);
+        count.calls += 1;
+        let result = if let [one] = batch.as_slice() {
+            sink.try_write(one.as_bytes())
+        } else {
+            let slices: [io::IoSlice<'_>; DRAIN_WHILE_LENT + 1] = std::array::from_fn(|i| {
+                io::IoSlice::new(batch.get(i).map_or(&[][..], Frame::as_bytes))
+            });
+            sink.try_write_vectored(&slices[..batch.len()])
+        };
+        let mut written = result.unwrap_or(0);
+        count.bytes += written as u64;
+        // The frames out whole, then the one the socket took in part, if any.
+        let mut rest = batch.drain(..);
+        let partial = loop {
+            match rest.next() {
+                Some(f) if written >= f.len() => {
+                    written -= f.len();
+                    count.frames += 1;
+                }
+                other => break other,
+            }
+        };
+        match partial {
+            None => state.give_back(),
+            Some(f) => {
+                count.handoffs += 1;
+                state.hand_off(f, written, rest);
+            }
+        }
     }
 }
 
@@ -159,6 +244,14 @@ mod tests {
         fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(bytes);
             Ok(bytes.len())
+        }
+
+        fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+            let mut n = 0;
+            for b in bufs {
+                n += self.try_write(b)?;
+            }
+            Ok(n)
         }
 
         fn shut_down(&self) {}

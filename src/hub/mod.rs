@@ -151,7 +151,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_channel::Sender;
 
-pub(crate) use direct::{DirectJob, DirectSink};
+pub(crate) use direct::{DirectJob, DirectSink, SharedJob};
 use direct::{DirectRunner, DirectTarget};
 use fan_out::{Lent, Outgoing};
 use history::{History, Retained};

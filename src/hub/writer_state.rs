@@ -27,7 +27,7 @@
 //! | flag | meaning |
 //! |---|---|
 //! | `QUEUED` | a frame was queued, or the queue closed, while the writer was not `WAITING` |
-//! | `HANDOFF` | a direct write left the rest of its frame in the hand-off slot |
+//! | `HANDOFF` | a direct write left the rest of its frames in the hand-off slot |
 //! | `WANTS` | the writer waits for a lent socket, to write a frame of its own (row 12) |
 //!
 //! `WAITING` implies an empty queue: only the writer parks, right after finding its
@@ -43,8 +43,8 @@
 //! | 3 | hub, under its lock | [`lend`](WriterState::lend) | `WAITING` | `LENT` | true; from any other state: false, no change |
 //! | 4 | direct write, whole frame out | [`give_back`](WriterState::give_back) | `LENT` | `WAITING` | none |
 //! | 5 | direct write, whole frame out | [`give_back`](WriterState::give_back) | `LENT+QUEUED` or `LENT+WANTS` | `RUNNING` | wakes the writer |
-//! | 6 | direct write, frame not whole | [`hand_off`](WriterState::hand_off) | `LENT` (any flags) | `RUNNING+HANDOFF` | stores the rest, wakes the writer |
-//! | 7 | writer | [`poll_next`](WriterState::poll_next) | `RUNNING+HANDOFF` | `RUNNING` | yields the rest |
+//! | 6 | direct write, frames not all out | [`hand_off`](WriterState::hand_off) | `LENT` (any flags) | `RUNNING+HANDOFF` | stores the rest (the frame taken in part, then those gathered after it), wakes the writer |
+//! | 7 | writer | [`poll_next`](WriterState::poll_next) | `RUNNING+HANDOFF` | `RUNNING` with the last | yields the rest, one frame per call |
 //! | 8 | writer | [`poll_next`](WriterState::poll_next) | `RUNNING+QUEUED` | `RUNNING` | then looks at the queue |
 //! | 9 | writer, queue empty | [`poll_next`](WriterState::poll_next) | `RUNNING` | `WAITING` | parks; fails (looks again) if a flag was set meanwhile |
 //! | 10 | writer | [`poll_next`](WriterState::poll_next) | `WAITING` or `LENT` | same | stays parked (a spurious wake-up) |
@@ -52,14 +52,16 @@
 //! | 12 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `LENT` | `LENT+WANTS` | parks until the socket is given back |
 //! | 13 | writer, before a write of its own | [`poll_own`](WriterState::poll_own) | `RUNNING` | `RUNNING` | the socket is the writer's |
 //! | 14 | writer, giving up its task while idle | [`rest`](WriterState::rest) | `WAITING` or `LENT` (any flags) | same | stores the waker that starts it again: true; from `RUNNING`: false, no change |
-//! | 15 | direct write, whole frame out, before giving back | [`take_while_lent`](WriterState::take_while_lent) | `LENT+QUEUED` | `LENT`, `+QUEUED` while frames remain or the queue closed | yields the next queued frame, which the direct write writes too |
+//! | 15 | direct write, before it writes or before giving back | [`take_while_lent`](WriterState::take_while_lent) | `LENT+QUEUED` | `LENT`, `+QUEUED` while frames remain or the queue closed | yields the next queued frame, which the direct write writes after its own (in the same write when taken before it) |
 //!
 //! Row 15 keeps an overlap cheap: a fan-out that finds a socket still lent to the
-//! last one's direct write queues its frame, and the direct write, once its own frame
-//! is out, writes the queued ones too instead of waking the writer for them (beside a
-//! CPU hog, W3's fan-outs overlapped and every overlapped subscriber cost a task
-//! wake-up and a poll, which slowed the next fan-out further). The frames are later
-//! than the direct write's, since the socket was lent only with an empty queue.
+//! last one's direct write queues its frame, and the direct write gathers the queued
+//! ones before it writes and puts them out with its own in one `sendmsg`, instead of
+//! waking the writer for them (beside a CPU hog, W3's fan-outs overlapped and every
+//! overlapped subscriber cost a task wake-up and a poll, which slowed the next fan-out
+//! further; a send per frame cost the kernel about as much again). The frames are
+//! later than the direct write's, since the socket was lent only with an empty queue,
+//! so taking them before the direct write's own frame is out changes no order.
 //!
 //! Row 14 is how an idle subscriber holds no task (see the server's `rest.rs`): the
 //! waker it stores is the resting stream's own, and whatever would have woken the
@@ -121,7 +123,17 @@ struct Held {
     /// Boxed: a `Receiver` is two words, and an idle subscriber has none.
     queue: Option<Box<Receiver<Frame>>>,
     /// The rest of a direct write the socket did not take whole; boxed, as it is rare.
-    handoff: Option<Box<(Frame, usize)>>,
+    handoff: Option<Box<HandOff>>,
+}
+
+/// The rest of a direct write: the frame the socket took in part (`written` bytes of
+/// it), then the frames the write had gathered after it (row 15) and not put out, in
+/// order.
+#[derive(Debug)]
+struct HandOff {
+    first: Frame,
+    written: usize,
+    then: std::collections::VecDeque<Frame>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -189,6 +201,11 @@ impl WriterState {
 
     /// The next queued frame: `Empty` with no queue yet, `Closed` once ended.
     pub(crate) fn take_queued(&self) -> Result<Frame, TryRecvError> {
+        // The frames of a hand-off come before anything queued: a writer topping up its
+        // batch stops here, and its next `poll_next` yields them (row 7).
+        if self.load() & HANDOFF != 0 {
+            return Err(TryRecvError::Empty);
+        }
         match lock(&self.held).queue.as_deref() {
             Some(rx) => rx.try_recv(),
             None if self.ended.load(Ordering::SeqCst) => Err(TryRecvError::Closed),
@@ -274,9 +291,9 @@ impl WriterState {
         }
     }
 
-    /// Row 15: a direct write put its whole frame out and still holds the socket: the
-    /// next frame queued meanwhile, for it to write too, or `None` (then it gives the
-    /// socket back, row 4 or 5). `QUEUED` is cleared before the look and set again
+    /// Row 15: a direct write still holds the socket: the next frame queued meanwhile,
+    /// for it to write after its own, or `None` (then, once what it took is out, it
+    /// gives the socket back, row 4 or 5). `QUEUED` is cleared before the look and set again
     /// while frames remain, so a frame queued at any point is either taken here or
     /// seen by `give_back`; a closed queue leaves it set, for the writer to see.
     pub(crate) fn take_while_lent(&self) -> Option<Frame> {
@@ -295,10 +312,20 @@ impl WriterState {
         taken.and_then(Result::ok)
     }
 
-    /// Row 6: a direct write put out only `written` bytes of `frame` (or failed): the
-    /// writer is woken to write the rest, then what was queued.
-    pub(crate) fn hand_off(&self, frame: Frame, written: usize) {
-        lock(&self.held).handoff = Some(Box::new((frame, written)));
+    /// Row 6: a direct write put out only `written` bytes of `frame` (or failed), and
+    /// none of `then` (frames it had gathered after it, row 15): the writer is woken to
+    /// write the rest, then `then`, then what is still queued.
+    pub(crate) fn hand_off(
+        &self,
+        frame: Frame,
+        written: usize,
+        then: impl IntoIterator<Item = Frame>,
+    ) {
+        lock(&self.held).handoff = Some(Box::new(HandOff {
+            first: frame,
+            written,
+            then: then.into_iter().collect(),
+        }));
         let mut s = self.load();
         loop {
             match self.cas(s, RUNNING | HANDOFF) {
@@ -328,13 +355,30 @@ impl WriterState {
                 continue;
             }
             if s & HANDOFF != 0 {
-                // Row 7.
-                let rest = lock(&self.held).handoff.take();
-                self.word.fetch_and(!HANDOFF, Ordering::SeqCst);
-                if let Some(rest) = rest {
-                    return Poll::Ready(Some(*rest));
-                }
-                continue;
+                // Row 7: the frames of the hand-off one by one; the flag is cleared
+                // with the last.
+                let mut held = lock(&self.held);
+                let Some(rest) = held.handoff.as_deref_mut() else {
+                    drop(held);
+                    self.word.fetch_and(!HANDOFF, Ordering::SeqCst);
+                    continue;
+                };
+                let out = match rest.then.pop_front() {
+                    Some(next) => (
+                        std::mem::replace(&mut rest.first, next),
+                        std::mem::take(&mut rest.written),
+                    ),
+                    None => {
+                        let last = held.handoff.take().map(|b| (b.first, b.written));
+                        drop(held);
+                        self.word.fetch_and(!HANDOFF, Ordering::SeqCst);
+                        match last {
+                            Some(last) => last,
+                            None => continue,
+                        }
+                    }
+                };
+                return Poll::Ready(Some(out));
             }
             if s & QUEUED != 0 {
                 // Row 8. Clear first: a frame queued after this sets it again.
@@ -485,20 +529,72 @@ mod tests {
     fn row_6_hand_off_stores_the_rest_and_wakes_the_writer() {
         for word in [LENT, LENT | QUEUED] {
             let (st, c, _) = at(word);
-            st.hand_off(frame(), 3);
+            st.hand_off(frame(), 3, []);
             assert_eq!((st.load(), woken(&c)), (RUNNING | HANDOFF, 1));
-            assert_eq!(lock(&st.held).handoff.as_ref().map(|b| b.1), Some(3));
+            assert_eq!(lock(&st.held).handoff.as_ref().map(|b| b.written), Some(3));
         }
     }
 
     #[test]
     fn row_7_poll_next_yields_the_hand_off_first() {
         let (st, _, w) = at(RUNNING | HANDOFF);
-        lock(&st.held).handoff = Some(Box::new((frame(), 4)));
+        lock(&st.held).handoff = Some(Box::new(HandOff {
+            first: frame(),
+            written: 4,
+            then: Default::default(),
+        }));
         let mut cx = Context::from_waker(&w);
         let got = st.poll_next(&mut cx, || panic!("the queue comes after the hand-off"));
         assert!(matches!(got, Poll::Ready(Some((_, 4)))));
         assert_eq!(st.load(), RUNNING);
+    }
+
+    #[test]
+    fn a_writer_topping_up_its_batch_takes_nothing_queued_before_the_hand_off() {
+        // The restart soak's fault: a writer took the rest of a gathered direct write,
+        // topped its batch up from the queue, and wrote a queued frame before the
+        // hand-off's later ones (event 1773 after 1774-1778).
+        let (st, _, w) = at(LENT | QUEUED);
+        let f = |t: &str| Frame::from_encoded(t.as_bytes().to_vec());
+        let (tx, rx) = async_channel::bounded(4);
+        st.set_queue(rx);
+        tx.try_send(f("c")).unwrap();
+        st.hand_off(f("a"), 1, [f("b")]);
+        let mut cx = Context::from_waker(&w);
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            match st.poll_next(&mut cx, || st.take_queued()) {
+                Poll::Ready(Some((fr, _))) => out.push(fr.as_bytes().to_vec()),
+                other => panic!("{other:?}"),
+            }
+            // What a writer's top-up does after each frame it takes.
+            while let Ok(fr) = st.take_queued() {
+                out.push(fr.as_bytes().to_vec());
+            }
+        }
+        assert_eq!(out, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    }
+
+    #[test]
+    fn row_7_poll_next_yields_every_frame_of_the_hand_off_in_order() {
+        let (st, c, w) = at(LENT | QUEUED);
+        let f = |t: &str| Frame::from_encoded(t.as_bytes().to_vec());
+        st.hand_off(f("ab"), 1, [f("c"), f("d")]);
+        assert_eq!(woken(&c), 1);
+        let mut cx = Context::from_waker(&w);
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            match st.poll_next(&mut cx, || panic!("the queue comes after the hand-off")) {
+                Poll::Ready(Some((fr, off))) => got.push((fr.as_bytes().to_vec(), off)),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            got,
+            [(b"ab".to_vec(), 1), (b"c".to_vec(), 0), (b"d".to_vec(), 0)]
+        );
+        assert_eq!(st.load(), RUNNING);
+        assert!(lock(&st.held).handoff.is_none());
     }
 
     #[test]
@@ -618,7 +714,7 @@ mod tests {
             assert_eq!(st.load(), word);
             // What would have woken the writer wakes the new waker, not the old.
             if word == LENT {
-                st.hand_off(frame(), 1);
+                st.hand_off(frame(), 1, []);
             } else {
                 st.notify();
                 st.give_back();

@@ -69,7 +69,7 @@ use watchdog::{Probes, Systemd};
 
 use crate::config::Config;
 use crate::daemon::{Inherited, Notifier};
-use crate::hub::Hub;
+use crate::hub::{Hub, SharedJob};
 use crate::log::Log;
 use crate::port::{Port, PortError, Store};
 use crate::producer::Producers;
@@ -165,6 +165,25 @@ pub(crate) struct Ctx {
     pub(crate) streams: std::sync::OnceLock<std::sync::Weak<Executor<'static>>>,
     /// Wakes writers waiting to rest (see `rest_clock.rs`).
     pub(crate) rest_clock: rest_clock::RestClock,
+}
+
+/// Sockets up to which a direct write job is shared with the writer threads (see
+/// [`Server::run`]). **Unit:** sockets. **Why:** a small job (W5: 100 subscribers of
+/// 8 KiB events) finishes sooner on every core; a big one costs more CPU that way: W3
+/// (10,000 subscribers) on two cores beside its load tool and a CPU hog cost 1.03-1.18x
+/// the floor's CPU per event written by two threads, 0.97-1.01x by the request thread
+/// alone, with the same tail (likely the sockets and the shared descriptor table
+/// moving between cores, and the two threads preempting each other and the hog).
+const SHARE_UP_TO: usize = 1024;
+
+/// Helps write the direct jobs sent to `jobs`, in the order they come, one chunk of
+/// sockets per poll (see [`Server::run`]).
+async fn help_with(jobs: async_channel::Receiver<Arc<SharedJob>>) {
+    while let Ok(job) = jobs.recv().await {
+        while job.help_once() {
+            futures_lite::future::yield_now().await;
+        }
+    }
 }
 
 /// The watch of resting streams' read sides, when streams rest and the kernel gives one.
@@ -499,26 +518,34 @@ impl Server {
         streams: Arc<Executor<'static>>,
     ) -> Snapshot {
         let ctx = self.ctx.clone();
-        // A direct write job is split in one part per writer thread plus one that the
-        // publishing thread writes itself, so the burst is spread over every core. (A
-        // weak handle: the hub lives in tasks of that executor.)
-        let writers = Arc::downgrade(&streams);
-        let _ = ctx.streams.set(writers.clone());
-        let parts = ctx.config.threads.max(1) + 1;
-        ctx.hub
-            .set_direct_runner(move |job| match writers.upgrade() {
-                Some(ex) => {
-                    let mut split = job.split(parts);
-                    let mine = split.pop();
-                    for part in split {
-                        ex.spawn(async move { part.run() }).detach();
-                    }
-                    if let Some(mine) = mine {
-                        mine.run();
-                    }
-                }
-                None => job.run(),
-            });
+        // Direct write jobs are written by one task on the request thread, in the order
+        // they come, one chunk of sockets per poll (`help_with`): the publish is
+        // answered at once, and the next one is taken in between chunks (its frames
+        // then go out with this one's, in one write per socket, to the sockets not yet
+        // written). Taken in turns, two jobs would delay the first one's last sockets
+        // by the whole second job. A job of up to `SHARE_UP_TO` sockets is shared with
+        // a task on each writer thread, in the same order; a bigger one is not (see
+        // there). Each socket is in one job at most (it is lent), so the jobs waiting
+        // hold at most one entry per subscriber.
+        let _ = ctx.streams.set(Arc::downgrade(&streams));
+        let helpers = ctx.config.threads;
+        let (to_write, jobs) = async_channel::unbounded::<Arc<SharedJob>>();
+        let (to_help, helps) = async_channel::unbounded::<Arc<SharedJob>>();
+        let _writing = ex.spawn(help_with(jobs));
+        let _helping: Vec<_> = (0..helpers)
+            .map(|_| streams.spawn(help_with(helps.clone())))
+            .collect();
+        ctx.hub.set_direct_runner(move |job| {
+            let shared = if job.len() <= SHARE_UP_TO { helpers } else { 0 };
+            let job = Arc::new(job.shared());
+            for _ in 0..shared {
+                let _ = to_help.try_send(job.clone());
+            }
+            // Closed only once the server has returned: then write it here.
+            if let Err(e) = to_write.try_send(job) {
+                e.into_inner().help_all();
+            }
+        });
         let producers = Producers::spawn(&ex, &ctx.config, &ctx.hub, &ctx.port, &ctx.log);
         // Resting streams' read sides (`watch.rs`), and the clock that wakes writers
         // waiting to rest (`rest_clock.rs`), until the server returns.

@@ -240,6 +240,23 @@ impl DirectSink for Sock {
         }
     }
 
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        use rustix::io::Errno;
+        use rustix::net::{SendAncillaryBuffer, SendFlags};
+        loop {
+            match rustix::net::sendmsg(
+                &*self.io,
+                bufs,
+                &mut SendAncillaryBuffer::default(),
+                SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+            ) {
+                Ok(n) => return Ok(n),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     fn shut_down(&self) {
         let _ = self.io.shutdown(std::net::Shutdown::Both);
     }

@@ -36,6 +36,10 @@ impl DirectSink for FakeSink {
         self.took.lock().unwrap().extend_from_slice(&bytes[..n]);
         Ok(n)
     }
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+        self.try_write(&all)
+    }
     fn shut_down(&self) {}
 }
 
@@ -112,8 +116,8 @@ fn frames_published_during_a_direct_write_follow_it_in_order() {
     assert!(s.poll_next(&mut cx).is_pending());
     assert_eq!(woken(&count), 0);
     run_jobs(&jobs);
-    // The direct write wrote them after its own (row 15), in order, and gave the
-    // socket back with nothing left for the writer: not woken.
+    // The direct write wrote them after its own (row 15), in order and in one write,
+    // and gave the socket back with nothing left for the writer: not woken.
     assert_eq!(
         sink.text(),
         framed(&h, 1, "a") + &framed(&h, 2, "b") + &framed(&h, 3, "c")
@@ -122,11 +126,49 @@ fn frames_published_during_a_direct_write_follow_it_in_order() {
     assert_eq!(s.receiver().unwrap().len(), 0);
     assert!(s.poll_next(&mut cx).is_pending());
     let st = h.stats().snapshot();
-    assert_eq!((st.direct_writes, st.frames_written), (3, 3));
+    assert_eq!((st.direct_writes, st.frames_written), (1, 3));
     // The socket is back: the next frame goes direct too.
     h.publish(&Topic::default_topic(), &ev("d"));
     assert_eq!(run_jobs(&jobs), 1);
     assert!(sink.text().ends_with(&framed(&h, 4, "d")));
+}
+
+#[test]
+fn a_gathered_write_the_socket_takes_in_part_hands_the_rest_over_in_order() {
+    let (h, jobs) = direct_hub(8);
+    let sink = FakeSink::new(usize::MAX);
+    let (s, count, waker) = waiting_with(&h, sink.clone());
+    let mut cx = Context::from_waker(&waker);
+    h.publish(&Topic::default_topic(), &ev("a"));
+    h.publish(&Topic::default_topic(), &ev("b"));
+    h.publish(&Topic::default_topic(), &ev("c"));
+    // The socket takes "a" and three bytes of "b": one write, then the rest goes over.
+    let a = framed(&h, 1, "a");
+    sink.set_room(a.len() + 3);
+    run_jobs(&jobs);
+    assert_eq!(woken(&count), 1, "woken for the rest");
+    let st = h.stats().snapshot();
+    assert_eq!(
+        (st.direct_writes, st.frames_written, st.direct_handoffs),
+        (1, 1, 1)
+    );
+    let b = framed(&h, 2, "b");
+    let mut rest = Vec::new();
+    for _ in 0..2 {
+        match s.poll_next(&mut cx) {
+            Poll::Ready(Some((f, off))) => rest.push((f.as_bytes()[off..].to_vec(), off)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        rest,
+        [
+            (b.as_bytes()[3..].to_vec(), 3),
+            (framed(&h, 3, "c").into_bytes(), 0)
+        ]
+    );
+    assert!(s.poll_next(&mut cx).is_pending(), "nothing else queued");
+    assert_eq!(sink.text(), a + &b[..3]);
 }
 
 #[test]
@@ -224,12 +266,16 @@ fn subscribers_without_a_sink_are_always_queued() {
 }
 
 #[test]
-fn split_keeps_every_target_once() {
+fn a_shared_job_writes_every_socket_once_whichever_threads_help() {
+    use crate::hub::direct::SHARED_CHUNK;
+    const SUBS: usize = 5 * SHARED_CHUNK + 3;
     let (h, jobs) = direct_hub(4);
-    let subs: Vec<_> = (0..5)
-        .map(|_| {
+    let sinks: Vec<_> = (0..SUBS).map(|_| FakeSink::new(usize::MAX)).collect();
+    let subs: Vec<_> = sinks
+        .iter()
+        .map(|sink| {
             let s = h.subscribe(Topics::All, None, None).unwrap();
-            s.set_direct_sink(FakeSink::new(usize::MAX));
+            s.set_direct_sink(sink.clone());
             s
         })
         .collect();
@@ -239,25 +285,36 @@ fn split_keeps_every_target_once() {
         assert!(s.poll_next(&mut cx).is_pending());
     }
     h.publish(&Topic::default_topic(), &ev("a"));
-    let job = jobs.lock().unwrap().pop().unwrap();
-    let parts = job.split(2);
-    assert_eq!(parts.iter().map(DirectJob::len).collect::<Vec<_>>(), [3, 2]);
-    for p in parts {
-        p.run();
+    let job = Arc::new(jobs.lock().unwrap().pop().unwrap().shared());
+    // Four threads help at once; a fifth comes when all is taken and finds nothing.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            let job = job.clone();
+            scope.spawn(move || job.help_all());
+        }
+    });
+    job.help_all();
+    assert_eq!(h.stats().snapshot().direct_writes, SUBS as u64);
+    for sink in &sinks {
+        assert_eq!(
+            sink.text().matches("data: a\n\n").count(),
+            1,
+            "each socket written once"
+        );
     }
-    assert_eq!(h.stats().snapshot().direct_writes, 5);
-    assert_eq!(
-        DirectJob::split(
-            DirectJob {
-                frame: Frame::from_encoded(Vec::new()),
-                targets: Vec::new(),
-                stats: h.stats().clone()
-            },
-            3
-        )
-        .len(),
-        1
-    );
+    // Every socket was given back: the next frame is lent again, to all of them.
+    h.publish(&Topic::default_topic(), &ev("b"));
+    let again = jobs.lock().unwrap().pop().unwrap();
+    assert_eq!(again.len(), SUBS);
+    // A job with no socket is done at once.
+    let empty = DirectJob {
+        frame: Frame::from_encoded(Vec::new()),
+        targets: Vec::new(),
+        stats: h.stats().clone(),
+    }
+    .shared();
+    empty.help_all();
+    assert_eq!(h.stats().snapshot().direct_writes, SUBS as u64);
 }
 
 /// A socket shared by the direct writes and the writer thread, taking a random number
@@ -277,6 +334,12 @@ impl DirectSink for RandomSink {
         }
         self.0.lock().unwrap().extend_from_slice(&bytes[..n]);
         Ok(n)
+    }
+
+    /// Takes a random part of all of them, across the frames' boundaries.
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+        self.try_write(&all)
     }
 
     fn shut_down(&self) {}
