@@ -5,7 +5,7 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::support::{Client, SHORT, SseClient, get, publish_json, start, wait_for};
+use crate::support::{Client, SHORT, SseClient, get, post_publish, publish_json, start, wait_for};
 
 #[test]
 fn two_subscribers_get_the_same_events_in_the_same_order() {
@@ -303,4 +303,65 @@ fn direct_writes_larger_than_the_socket_buffer_arrive_whole_and_in_order() {
         "frames written: {}",
         stats.frames_written
     );
+}
+
+#[test]
+fn a_reader_slower_than_a_burst_is_waited_for_not_evicted() {
+    // A publisher posting 8 KiB events back to back on one connection (a producer
+    // catching up after an outage) against a subscriber that reads, only slower: about
+    // 4 MB/s, 64 KiB every 16 ms. Its socket is full most of the time, drained again and
+    // again; the publish answers wait for it (pacing) instead of its queue of 64 filling.
+    const EVENTS: usize = 1500;
+    const TOKEN: &str = "burst";
+    let srv = start(&[
+        "--no-demo",
+        "--heartbeat",
+        "0",
+        "--queue",
+        "64",
+        "--publish-token",
+        TOKEN,
+    ]);
+    let mut reader = Client::connect(srv.addr);
+    reader.send(&get("/stream"));
+    reader.read_until(b"\r\n\r\n", SHORT);
+    srv.wait_subscribers(1, SHORT);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let slow = std::thread::spawn(move || {
+        let mut parser = crate::support::SseParser::new();
+        let mut seen = Vec::with_capacity(EVENTS);
+        loop {
+            let bytes = std::mem::take(&mut reader.buf);
+            seen.extend(parser.feed(&bytes).into_iter().map(|ev| ev.data));
+            if seen.len() >= EVENTS {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(16));
+            match reader.fill(deadline) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        seen
+    });
+    let body = "y".repeat(8 * 1024);
+    let mut publisher = Client::connect(srv.addr);
+    for i in 0..EVENTS {
+        let r = publisher.request(&post_publish(
+            "",
+            Some(TOKEN),
+            "text/plain",
+            format!("{i} {body}").as_bytes(),
+        ));
+        assert_eq!(r.status, 200, "publish {i}: {r:?}");
+        assert!(Instant::now() < deadline, "the burst took over 60 s");
+    }
+    let seen = slow.join().unwrap();
+    assert_eq!(seen.len(), EVENTS, "the reader was cut off: {}", seen.len());
+    for (i, data) in seen.iter().enumerate() {
+        assert!(data.starts_with(&format!("{i} ")), "event {i} out of place");
+    }
+    assert_eq!(srv.hub.len(), 1, "the reader was evicted");
+    let stats = Client::connect(srv.addr).request(&get("/stats")).json();
+    assert_eq!(stats["streams_ended"]["queue_full"], 0, "{stats}");
 }

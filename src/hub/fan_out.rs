@@ -159,7 +159,7 @@ impl State {
                 Ok(()) => {
                     client.state.notify();
                     delivery.sent += 1;
-                    if tx.len() * 2 >= queue_len && !client.state.socket_full() {
+                    if tx.len() * 2 >= queue_len && !client.state.stopped_reading() {
                         delivery.behind += 1;
                     }
                 }

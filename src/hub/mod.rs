@@ -507,7 +507,7 @@ impl Hub {
         for c in state.clients.values() {
             let len = c.tx.as_ref().map_or(0, Sender::len);
             b.queued += len;
-            if len * 2 >= state.queue_len && !c.state.socket_full() {
+            if len * 2 >= state.queue_len && !c.state.stopped_reading() {
                 b.behind += 1;
             }
         }

@@ -23,7 +23,9 @@ impl Hub {
     /// Waits while the writers are behind (some subscriber whose socket still takes data
     /// holds half a queue or more) and the queues are draining, looking every
     /// [`PACE_POLL`], for at most `max`, or until shutdown. Subscribers that stopped
-    /// reading cannot hold it: their writers report a full socket and do not count, and
+    /// reading cannot hold it: their writers report a full socket, which no longer
+    /// counts once full for
+    /// [`STOPPED_READING_AFTER`](super::writer_state::STOPPED_READING_AFTER) ms, and
     /// when [`PACE_STALL`] passes with nothing drained the wait ends; they fill their
     /// queues and are evicted as usual. Nothing else waits: the hub and other
     /// connections go on.

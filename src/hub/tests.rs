@@ -388,11 +388,18 @@ fn backlog_counts_subscribers_at_half_a_queue_or_more() {
     );
     // The lagging one still takes data: the server is behind for it.
     assert!(b.congested());
-    // Once its writer reports a full socket, the client is the slow one: no pacing.
+    // A socket full just now: a client that reads, but slower than the burst comes.
+    // The server still paces for it.
     lagging.set_socket_full(true);
+    assert!(h.queue_load().congested());
+    // Once its socket has stayed full that long, the client is the slow one: no pacing.
+    lagging
+        .state
+        .set_socket_full_since(super::writer_state::STOPPED_READING_AFTER);
     assert!(!h.queue_load().congested());
     let p = h.publish(&Topic::default_topic(), &ev("3"));
     assert_eq!(p.delivery.behind, 0);
+    // It took data again: behind once more.
     lagging.set_socket_full(false);
     assert!(h.queue_load().congested());
     drop(lagging);

@@ -74,14 +74,38 @@
 //! task and change no state.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use async_channel::{Receiver, TryRecvError};
 
 use crate::sse::Frame;
 
 /// Mode: the writer runs, or will run.
+/// How long a subscriber's socket must stay full before publish pacing takes the client
+/// for one that stopped reading (and stops waiting for it). **Unit:** ms. **Why:** a
+/// client that reads, but slower than a burst comes (a publisher catching up after a
+/// restart), sees its socket full for a while at a time: the kernel reports it writable
+/// only once about a third of its send buffer (up to 4 MiB) has drained. Not counted
+/// at all, the publisher ran on and readers were evicted with full queues (the restart
+/// soak: 3–93 in some runs; `a_reader_slower_than_a_burst_is_waited_for_not_evicted`:
+/// cut off after 149–203 of 1,500 events). At about 4 MB/s, a third of a 4 MiB buffer
+/// takes over 300 ms to drain, so 100 ms would still take such a reader for stopped.
+/// A client that stopped reading stays full for good:
+/// it holds a publisher only while its queue is half full and this has not passed (each
+/// paced wait also ends after 5 ms without any drain), then fills its queue and is
+/// evicted as before.
+pub(crate) const STOPPED_READING_AFTER: u32 = 1000;
+
+/// Milliseconds since the process first asked (never 0: 0 marks "not full"), wrapping
+/// after 49 days (compared with `wrapping_sub`).
+fn now_ms() -> u32 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    (EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u32).max(1)
+}
+
 const RUNNING: u8 = 0;
 /// Mode: the writer is parked; its queue was empty.
 const WAITING: u8 = 1;
@@ -103,9 +127,11 @@ pub(crate) struct WriterState {
     waker: Mutex<Option<Waker>>,
     /// The queue and the hand-off slot, under one lock (each subscriber pays for a lock).
     held: Mutex<Held>,
-    /// The writer's word on its socket: full, it waits for the client to read. Publish
-    /// pacing then does not count this subscriber as one the server is behind for.
-    socket_full: AtomicBool,
+    /// The writer's word on its socket: since when (on [`now_ms`]'s clock) it has been
+    /// full, the writer waiting for the client to read; 0 while it takes data. Publish
+    /// pacing does not count a subscriber whose socket stayed full for
+    /// [`STOPPED_READING_AFTER`] as one the server is behind for.
+    full_since: AtomicU32,
     /// The hub ended this subscriber before it had a queue (with one, closing the queue
     /// says so).
     ended: AtomicBool,
@@ -225,12 +251,31 @@ impl WriterState {
 
     /// Whether the writer said its socket is full.
     pub(crate) fn socket_full(&self) -> bool {
-        self.socket_full.load(Ordering::Relaxed)
+        self.full_since.load(Ordering::Relaxed) != 0
     }
 
-    /// The writer's word on its socket.
+    /// Whether the client looks to have stopped reading: its socket has been full for
+    /// [`STOPPED_READING_AFTER`] or longer. A client that reads, only slower than a
+    /// burst comes, drains its socket again and again, and each write it takes starts
+    /// the count anew.
+    pub(crate) fn stopped_reading(&self) -> bool {
+        match self.full_since.load(Ordering::Relaxed) {
+            0 => false,
+            since => now_ms().wrapping_sub(since) >= STOPPED_READING_AFTER,
+        }
+    }
+
+    /// The writer's word on its socket: full (from now on), or taking data again.
     pub(crate) fn set_socket_full(&self, full: bool) {
-        self.socket_full.store(full, Ordering::Relaxed);
+        self.full_since
+            .store(if full { now_ms() } else { 0 }, Ordering::Relaxed);
+    }
+
+    /// Marks the socket full since `ago` ms (for tests of the pacing rule).
+    #[cfg(test)]
+    pub(crate) fn set_socket_full_since(&self, ago: u32) {
+        self.full_since
+            .store(now_ms().wrapping_sub(ago).max(1), Ordering::Relaxed);
     }
 
     /// Not a transition: keeps `waker` as the writer's, e.g. while it waits for its
