@@ -107,11 +107,10 @@ impl Subscription {
     }
 
     /// Tells the hub whether this subscriber's socket is full (its writer waits for the
-    /// client to read). Once it has stayed full for
-    /// [`STOPPED_READING_AFTER`](super::writer_state::STOPPED_READING_AFTER) ms, the
-    /// subscriber no longer counts as one the server is behind for (see
-    /// [`Delivery::behind`](super::Delivery::behind)): pacing does not wait for a
-    /// client that stopped reading; its queue fills and it is evicted.
+    /// client to read). Once it has stayed full for a second (the writer state's
+    /// `STOPPED_READING_AFTER`), the subscriber no longer counts as one the server is
+    /// behind for (see [`Delivery::behind`](super::Delivery::behind)): pacing does not
+    /// wait for a client that stopped reading; its queue fills and it is evicted.
     pub fn set_socket_full(&self, full: bool) {
         self.state.set_socket_full(full);
     }
