@@ -141,6 +141,11 @@ impl fmt::Debug for SharedJob {
 }
 
 impl SharedJob {
+    /// Whether every socket of the job has been taken by some thread.
+    pub(crate) fn all_taken(&self) -> bool {
+        self.next.load(Ordering::Relaxed) >= self.job.targets.len()
+    }
+
     /// Writes chunks of the job until no socket is left to take; each socket is
     /// written by exactly one thread. Never waits.
     pub(crate) fn help_all(&self) {

@@ -168,12 +168,18 @@ pub(crate) struct Ctx {
 }
 
 /// Sockets up to which a direct write job is shared with the writer threads (see
-/// [`Server::run`]). **Unit:** sockets. **Why:** a small job (W5: 100 subscribers of
-/// 8 KiB events) finishes sooner on every core; a big one costs more CPU that way: W3
-/// (10,000 subscribers) on two cores beside its load tool and a CPU hog cost 1.03-1.18x
-/// the floor's CPU per event written by two threads, 0.97-1.01x by the request thread
-/// alone, with the same tail (likely the sockets and the shared descriptor table
-/// moving between cores, and the two threads preempting each other and the hog).
+/// [`Server::run`]); a bigger one is written by the request thread alone, unless the
+/// job before it is not all taken when it comes (the server is behind: the writer
+/// threads then help with both). **Unit:** sockets. **Why:** a small job (W5: 100
+/// subscribers of 8 KiB events) finishes sooner on every core; a big one costs more
+/// CPU that way: W3 (10,000 subscribers) on two cores beside its load tool and a CPU
+/// hog cost 1.03-1.18x the floor's CPU per event written by two threads, 0.97-1.01x by
+/// the request thread alone (likely the sockets and the shared descriptor table moving
+/// between cores, and the two threads preempting each other and the hog). But alone,
+/// one late job (the load tool or the hog held the thread) made the next overlap it:
+/// frames queued for every socket still lent, p99 up to 1.20x the floor in W3 quiet
+/// and 1.38x beside the hog. Helping only then: p99 0.80-1.05x quiet, 0.90-1.09x
+/// beside the hog, CPU 0.87-1.06x (BENCHMARKS.md).
 const SHARE_UP_TO: usize = 1024;
 
 /// Helps write the direct jobs sent to `jobs`, in the order they come, one chunk of
@@ -535,11 +541,28 @@ impl Server {
         let _helping: Vec<_> = (0..helpers)
             .map(|_| streams.spawn(help_with(helps.clone())))
             .collect();
+        // The job the request thread was given last: while it is not all taken when
+        // the next one comes, the server is behind, and the writer threads help with
+        // both (see `SHARE_UP_TO`).
+        let last = std::sync::Mutex::new(std::sync::Weak::<SharedJob>::new());
         ctx.hub.set_direct_runner(move |job| {
-            let shared = if job.len() <= SHARE_UP_TO { helpers } else { 0 };
+            let small = job.len() <= SHARE_UP_TO;
             let job = Arc::new(job.shared());
-            for _ in 0..shared {
-                let _ = to_help.try_send(job.clone());
+            let behind = {
+                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                let before = last.upgrade().filter(|j| !j.all_taken());
+                *last = Arc::downgrade(&job);
+                before
+            };
+            if let Some(before) = &behind {
+                for _ in 0..helpers {
+                    let _ = to_help.try_send(before.clone());
+                }
+            }
+            if small || behind.is_some() {
+                for _ in 0..helpers {
+                    let _ = to_help.try_send(job.clone());
+                }
             }
             // Closed only once the server has returned: then write it here.
             if let Err(e) = to_write.try_send(job) {

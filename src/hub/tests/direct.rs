@@ -286,6 +286,12 @@ fn a_shared_job_writes_every_socket_once_whichever_threads_help() {
     }
     h.publish(&Topic::default_topic(), &ev("a"));
     let job = Arc::new(jobs.lock().unwrap().pop().unwrap().shared());
+    // Not all taken until the last chunk is (what tells the server it is behind).
+    assert!(!job.all_taken());
+    for _ in 0..5 {
+        assert!(job.help_once());
+        assert!(!job.all_taken());
+    }
     // Four threads help at once; a fifth comes when all is taken and finds nothing.
     std::thread::scope(|scope| {
         for _ in 0..4 {
@@ -294,6 +300,7 @@ fn a_shared_job_writes_every_socket_once_whichever_threads_help() {
         }
     });
     job.help_all();
+    assert!(job.all_taken());
     assert_eq!(h.stats().snapshot().direct_writes, SUBS as u64);
     for sink in &sinks {
         assert_eq!(
@@ -313,6 +320,7 @@ fn a_shared_job_writes_every_socket_once_whichever_threads_help() {
         stats: h.stats().clone(),
     }
     .shared();
+    assert!(empty.all_taken());
     empty.help_all();
     assert_eq!(h.stats().snapshot().direct_writes, SUBS as u64);
 }
