@@ -83,7 +83,6 @@ use async_channel::{Receiver, TryRecvError};
 
 use crate::sse::Frame;
 
-/// Mode: the writer runs, or will run.
 /// How long a subscriber's socket must stay full before publish pacing takes the client
 /// for one that stopped reading (and stops waiting for it). **Unit:** ms. **Why:** a
 /// client that reads, but slower than a burst comes (a publisher catching up after a
@@ -93,10 +92,9 @@ use crate::sse::Frame;
 /// soak: 3–93 in some runs; `a_reader_slower_than_a_burst_is_waited_for_not_evicted`:
 /// cut off after 149–203 of 1,500 events). At about 4 MB/s, a third of a 4 MiB buffer
 /// takes over 300 ms to drain, so 100 ms would still take such a reader for stopped.
-/// A client that stopped reading stays full for good:
-/// it holds a publisher only while its queue is half full and this has not passed (each
-/// paced wait also ends after 5 ms without any drain), then fills its queue and is
-/// evicted as before.
+/// A client that stopped reading stays full for good: it holds a publisher only while
+/// its queue is half full and this has not passed (each paced wait also ends after 5 ms
+/// without any drain), then fills its queue and is evicted as before.
 pub(crate) const STOPPED_READING_AFTER: u32 = 1000;
 
 /// Milliseconds since the process first asked (never 0: 0 marks "not full"), wrapping
@@ -106,6 +104,7 @@ fn now_ms() -> u32 {
     (EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u32).max(1)
 }
 
+/// Mode: the writer runs, or will run.
 const RUNNING: u8 = 0;
 /// Mode: the writer is parked; its queue was empty.
 const WAITING: u8 = 1;

@@ -554,14 +554,10 @@ impl Server {
                 *last = Arc::downgrade(&job);
                 before
             };
-            if let Some(before) = &behind {
+            let this = (small || behind.is_some()).then_some(&job);
+            for shared in behind.iter().chain(this) {
                 for _ in 0..helpers {
-                    let _ = to_help.try_send(before.clone());
-                }
-            }
-            if small || behind.is_some() {
-                for _ in 0..helpers {
-                    let _ = to_help.try_send(job.clone());
+                    let _ = to_help.try_send(shared.clone());
                 }
             }
             // Closed only once the server has returned: then write it here.

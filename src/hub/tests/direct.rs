@@ -37,10 +37,14 @@ impl DirectSink for FakeSink {
         Ok(n)
     }
     fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
-        self.try_write(&all)
+        self.try_write(&joined(bufs))
     }
     fn shut_down(&self) {}
+}
+
+/// The bytes of a gathered write, in order (what a test sink takes a part of).
+fn joined(bufs: &[io::IoSlice<'_>]) -> Vec<u8> {
+    bufs.iter().flat_map(|b| b.iter().copied()).collect()
 }
 
 /// A hub whose direct jobs are kept for the test to run.
@@ -346,8 +350,7 @@ impl DirectSink for RandomSink {
 
     /// Takes a random part of all of them, across the frames' boundaries.
     fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
-        self.try_write(&all)
+        self.try_write(&joined(bufs))
     }
 
     fn shut_down(&self) {}
